@@ -1,0 +1,72 @@
+# The two commands of the README: `make demo` and `make test`. Everything they need is installed here,
+# into virtualenvs this Makefile creates, pinned by the constraints file of each tested Airflow version.
+
+PYTHON ?= python3
+AIRFLOW3 := 3.3.2
+AIRFLOW2 := 2.11.2
+VENV := .venv
+VENV2 := .venv-airflow2
+CONSTRAINTS3 := constraints/airflow-$(AIRFLOW3).txt
+CONSTRAINTS2 := constraints/airflow-$(AIRFLOW2).txt
+SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed)
+PYTEST_ARGS ?=
+export CONFLUENCE_TEST_PG_URL ?= postgresql://confluence_test:confluence_test@127.0.0.1:5432/postgres
+
+.PHONY: demo test test-airflow3 test-airflow2 install install2 postgres clean constraints
+
+# A virtualenv with Airflow and the test tools, built once per constraints file.
+$(VENV)/.deps: $(CONSTRAINTS3)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -qq --upgrade pip
+	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+	touch $@
+
+$(VENV2)/.deps: $(CONSTRAINTS2)
+	$(PYTHON) -m venv $(VENV2)
+	$(VENV2)/bin/pip install -qq --upgrade pip
+	$(VENV2)/bin/pip install -qq -c $(CONSTRAINTS2) "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+	touch $@
+
+# The provider itself is installed as a built wheel (not editable), so the tests see what users get.
+$(VENV)/.pkg: $(VENV)/.deps $(SOURCES)
+	$(VENV)/bin/pip install -qq --no-deps --force-reinstall -c $(CONSTRAINTS3) .
+	rm -rf build *.egg-info
+	touch $@
+
+$(VENV2)/.pkg: $(VENV2)/.deps $(SOURCES)
+	$(VENV2)/bin/pip install -qq --no-deps --force-reinstall -c $(CONSTRAINTS2) .
+	rm -rf build *.egg-info
+	touch $@
+
+install: $(VENV)/.pkg
+install2: $(VENV2)/.pkg
+
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+demo: install
+	$(VENV)/bin/python scripts/demo.py
+
+test: test-airflow3 test-airflow2
+
+test-airflow3: install postgres
+	cd tests && ../$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-airflow2: install2 postgres
+	cd tests && ../$(VENV2)/bin/pytest -m airflow2 $(PYTEST_ARGS)
+
+# Regenerate the pins from a fresh resolution (needs the package index).
+constraints:
+	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
+	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
+	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
+	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS2)
+
+clean:
+	rm -rf $(VENV) $(VENV2) build *.egg-info

@@ -1,0 +1,85 @@
+"""Every difference between Airflow 2.11 and 3.x, in one place.
+
+Nothing else in the provider branches on the Airflow version. Built on
+``airflow.providers.common.compat.sdk``, which resolves each name to the Task SDK on Airflow 3 and to the
+core module on Airflow 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink, mask_secret
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "BaseHook",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "create_session",
+    "get_variable",
+    "mask_secret",
+    "orm_available",
+    "set_variable",
+]
+
+
+def _in_task_sdk_process() -> bool:
+    """True inside an Airflow 3 task (or ``dag.test()``) that talks to a supervisor."""
+    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
+
+
+def orm_available() -> bool:
+    """True when this process may use the metadata database through the ORM.
+
+    Airflow 3 replaces ``settings.Session`` with a blocker in forked task workers ("Direct database access
+    via the ORM is not allowed"); Airflow 2 workers, the scheduler, the API server, the CLI and the
+    in-process ``dag.test()`` may use it.
+    """
+    from airflow import settings
+
+    session_class = getattr(settings, "Session", None)
+    if session_class is None:
+        return False
+    return getattr(session_class, "__name__", "") != "BlockedDBSession"
+
+
+@contextmanager
+def create_session() -> Iterator[Session]:
+    """A metadata-database session that commits on success and rolls back on error."""
+    from airflow.utils.session import create_session as airflow_create_session
+
+    with airflow_create_session() as session:
+        yield session
+
+
+def get_variable(key: str) -> str | None:
+    """Read a Variable's raw value, through the Task SDK in a task and through the ORM elsewhere."""
+    if _in_task_sdk_process():
+        from airflow.sdk import Variable as SdkVariable
+
+        value: Any = SdkVariable.get(key, default=None)
+    else:
+        from airflow.models.variable import Variable
+
+        value = Variable.get(key, default_var=None)
+    return None if value is None else str(value)
+
+
+def set_variable(key: str, value: str, description: str) -> None:
+    """Write a Variable, through the Task SDK in a task and through the ORM elsewhere."""
+    if _in_task_sdk_process():
+        from airflow.sdk import Variable as SdkVariable
+
+        SdkVariable.set(key, value, description=description)
+    else:
+        from airflow.models.variable import Variable
+
+        Variable.set(key, value, description=description)

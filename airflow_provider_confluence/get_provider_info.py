@@ -1,0 +1,106 @@
+"""Provider metadata for Airflow's ``apache_airflow_provider`` entry point.
+
+Airflow calls :func:`get_provider_info` while it lists providers, so this module imports nothing from
+Airflow and nothing heavy. ``conn-fields`` and ``ui-field-behaviour`` describe the connection form for the
+Airflow 3 UI without importing the hook; Airflow 2 reads the hook's ``get_connection_form_widgets``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_confluence import __version__
+
+HOOK_CLASS = "airflow_provider_confluence.hooks.confluence.ConfluenceOAuthHook"
+CONN_TYPE = "confluence_oauth"
+
+#: The extras of the connection form: (name, label, placeholder, description, secret).
+CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("refresh_token", "Refresh token", "", "From the first authorization; rotated and saved by the provider.", True),
+    (
+        "scopes",
+        "Scopes",
+        "offline_access read:space:confluence read:page:confluence write:page:confluence",
+        "Space- or comma-separated; must include offline_access and match the app's scopes.",
+        False,
+    ),
+    ("auth_url", "Authorization URL", "https://auth.atlassian.com/authorize", "Leave empty for Atlassian's.", False),
+    ("token_url", "Token URL", "https://auth.atlassian.com/oauth/token", "Leave empty for Atlassian's.", False),
+    ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's.", False),
+    (
+        "redirect_uri",
+        "Callback URL",
+        "https://airflow.example.com/confluence-oauth/callback",
+        "Must equal the callback URL registered in the developer console.",
+        False,
+    ),
+    ("cloud_id", "Cloud ID", "found from the site URL when empty", "Leave empty; it is looked up and cached.", False),
+    (
+        "token_store",
+        "Token store",
+        "auto",
+        "Where rotated tokens are kept: auto, connection, variable or memory.",
+        False,
+    ),
+    ("timeout", "Timeout (seconds)", "30", "Per HTTP request.", False),
+)
+
+HIDDEN_FIELDS = ["schema", "port"]
+RELABELING = {"host": "Confluence site URL", "login": "Client ID", "password": "Client secret"}
+PLACEHOLDERS = {
+    "host": "https://your-site.atlassian.net",
+    "login": "client ID from developer.atlassian.com -> your app -> Settings",
+    "password": "client secret from the same page",
+}
+
+
+def _conn_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
+        schema: dict[str, Any] = {"type": ["string", "null"]}
+        if secret:
+            schema["format"] = "password"
+        fields[name] = {"label": label, "schema": schema, "description": description}
+    return fields
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider to Airflow's providers manager."""
+    return {
+        "package-name": "airflow-provider-confluence",
+        "name": "Confluence Cloud (OAuth 2.0)",
+        "description": "Confluence Cloud over Atlassian OAuth 2.0 (3LO), with rotated refresh tokens kept safe.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Confluence Cloud",
+                "external-doc-url": "https://developer.atlassian.com/cloud/confluence/rest/v2/",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "Confluence Cloud", "python-modules": ["airflow_provider_confluence.hooks.confluence"]}
+        ],
+        "operators": [
+            {
+                "integration-name": "Confluence Cloud",
+                "python-modules": ["airflow_provider_confluence.operators.confluence"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": HOOK_CLASS,
+                "hook-name": "Confluence Cloud (OAuth 2.0)",
+                "conn-fields": _conn_fields(),
+                "ui-field-behaviour": {
+                    "hidden-fields": HIDDEN_FIELDS,
+                    "relabeling": RELABELING,
+                    "placeholders": {
+                        **PLACEHOLDERS,
+                        **{name: placeholder for name, _l, placeholder, _d, _s in CONNECTION_EXTRAS if placeholder},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,223 @@
+"""``ConfluenceOAuthHook``: a ``confluence_oauth`` connection turned into a token manager and a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property, partial
+from typing import Any
+
+import requests
+
+from airflow_provider_confluence import oauth
+from airflow_provider_confluence._compat import BaseHook, mask_secret
+from airflow_provider_confluence.client import ConfluenceClient
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
+from airflow_provider_confluence.get_provider_info import (
+    CONNECTION_EXTRAS,
+    HIDDEN_FIELDS,
+    PLACEHOLDERS,
+    RELABELING,
+)
+from airflow_provider_confluence.publish import publish_page
+from airflow_provider_confluence.settings import ConnectionSettings
+from airflow_provider_confluence.stores import choose_token_store
+from airflow_provider_confluence.tokens import TokenManager, TokenState
+
+
+class ConfluenceOAuthHook(BaseHook):
+    """Talk to Confluence Cloud with an Atlassian OAuth 2.0 (3LO) connection.
+
+    Access tokens are refreshed before they expire, and every rotated refresh token is saved (in the
+    connection, or where ``token_store`` says) before the new access token is used.
+
+    :param confluence_conn_id: the ``confluence_oauth`` connection to use.
+    """
+
+    conn_name_attr = "confluence_conn_id"
+    default_conn_name = "confluence_default"
+    conn_type = "confluence_oauth"
+    hook_name = "Confluence Cloud (OAuth 2.0)"
+
+    def __init__(self, confluence_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.confluence_conn_id = confluence_conn_id
+
+    # -- from connection to client --------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """The connection's settings, checked (:class:`ConfluenceConfigError` when unusable)."""
+        conn = self.get_connection(self.confluence_conn_id)
+        settings = ConnectionSettings.from_connection_fields(
+            self.confluence_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
+        )
+        mask_secret(settings.client_secret)
+        for warning in settings.warnings:
+            self.log.warning("%s", warning)
+        return settings
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """One HTTP session (connection pool) for the token endpoint and Confluence."""
+        session = requests.Session()
+        session.headers["User-Agent"] = "airflow-provider-confluence"
+        return session
+
+    @cached_property
+    def token_manager(self) -> TokenManager:
+        """The rotation protocol over the store that ``token_store`` selects."""
+        settings = self.settings
+        store = choose_token_store(settings)
+        self.log.info("Connection %r keeps its rotated tokens in the %s store.", settings.conn_id, store.name)
+        refresh = partial(
+            oauth.refresh,
+            self.session,
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            timeout=settings.timeout,
+        )
+        return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
+
+    def get_access_token(self) -> str:
+        """A valid access token (masked in logs), refreshed and saved first when it is about to expire."""
+        return self.token_manager.get_access_token()
+
+    def get_conn(self) -> ConfluenceClient:
+        """The Confluence v2 client of this connection."""
+        return self._client
+
+    @cached_property
+    def _client(self) -> ConfluenceClient:
+        settings = self.settings
+        return ConfluenceClient(
+            api_url=settings.api_url,
+            cloud_id=settings.cloud_id or self._discover_cloud_id,
+            tokens=self.token_manager,
+            site_url=settings.site_url,
+            session=self.session,
+            timeout=settings.timeout,
+        )
+
+    def _discover_cloud_id(self) -> str:
+        settings = self.settings
+
+        def from_accessible_resources(access_token: str) -> str:
+            resources = oauth.accessible_resources(
+                self.session, api_url=settings.api_url, access_token=access_token, timeout=settings.timeout
+            )
+            return oauth.find_cloud_id(resources, settings.site_host)
+
+        return self.token_manager.get_cloud_id(from_accessible_resources)
+
+    # -- typed API ------------------------------------------------------------------------------------
+
+    def get_space_id(self, space_key: str) -> str:
+        """The numeric id of the space with this key (:class:`ConfluenceNotFound` when there is none)."""
+        return self.get_conn().get_space_id(space_key)
+
+    def iter_spaces(
+        self,
+        keys: list[str] | None = None,
+        space_type: str | None = None,
+        status: str | None = None,
+        labels: list[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every space matching the filters, page after page, as a generator."""
+        return self.get_conn().iter_spaces(keys=keys, space_type=space_type, status=status, labels=labels)
+
+    def get_page(self, page_id: str) -> dict[str, Any]:
+        """The page with this id, its body in storage format (:class:`ConfluenceNotFound` when missing)."""
+        return self.get_conn().get_page(page_id, body_format="storage")
+
+    def create_page(
+        self,
+        *,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        title: str,
+        body: str,
+        parent_id: str | None = None,
+        representation: str = "storage",
+        status: str = "current",
+        if_exists: str = "fail",
+    ) -> dict[str, Any]:
+        """Create a page, or deal with an existing page of the same title as ``if_exists`` says.
+
+        :param space_key: the space's key; give it or ``space_id``.
+        :param space_id: the space's numeric id.
+        :param if_exists: ``fail`` (raise :class:`ConfluenceConflict` naming the page), ``skip`` (return it)
+            or ``update`` (a new version with this body, unless the body is unchanged).
+        """
+        client = self.get_conn()
+        return publish_page(
+            client,
+            space_id=self._space_id(space_key, space_id),
+            title=title,
+            body=body,
+            parent_id=parent_id,
+            representation=representation,
+            status=status,
+            if_exists=if_exists,
+        )
+
+    def _space_id(self, space_key: str | None, space_id: str | None) -> str:
+        if bool(space_key) == bool(space_id):
+            raise ConfluenceConfigError("Give exactly one of space_key and space_id.")
+        return str(space_id) if space_id else self.get_space_id(str(space_key))
+
+    # -- Airflow UI -----------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the settings, and the site with a still-valid access token; never redeem the refresh token.
+
+        Airflow tests a connection under a temporary id, where a rotated refresh token could not be saved:
+        redeeming it there would lose the grant.
+        """
+        try:
+            settings = self.settings
+            conn = self.get_connection(self.confluence_conn_id)
+            state = TokenState.from_mapping(conn.extra_dejson)
+            if not state.access_token_valid(_now()):
+                if not (settings.refresh_token or state.refresh_token):
+                    return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
+                return True, (
+                    "Settings are valid. A live check needs a valid access token, and testing never redeems the "
+                    "refresh token (Airflow tests under a temporary connection where a rotated token would be "
+                    "lost); run a task that uses the connection, then test again."
+                )
+            assert state.access_token is not None
+            resources = oauth.accessible_resources(
+                self.session, api_url=settings.api_url, access_token=state.access_token, timeout=settings.timeout
+            )
+            cloud_id = oauth.find_cloud_id(resources, settings.site_host)
+        except ConfluenceError as exc:
+            return False, exc.message
+        return True, f"Connected to {settings.site_url} (cloud id {cloud_id})."
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extra fields of the Airflow 2 connection form (Airflow 3 reads ``conn-fields``)."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import PasswordField, StringField
+
+        widgets: dict[str, Any] = {}
+        for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
+            if secret:
+                widgets[name] = PasswordField(lazy_gettext(label), widget=BS3PasswordFieldWidget(), description=description)
+            else:
+                widgets[name] = StringField(lazy_gettext(label), widget=BS3TextFieldWidget(), description=description)
+        return widgets
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabelled, hidden and placeholder fields of the Airflow 2 connection form."""
+        placeholders = {**PLACEHOLDERS, **{n: p for n, _l, p, _d, _s in CONNECTION_EXTRAS if p}}
+        return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": placeholders}
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

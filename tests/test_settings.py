@@ -1,0 +1,116 @@
+"""Parsing and checking a confluence_oauth connection's fields (no Airflow, no sockets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.settings import DEFAULT_SCOPES, ConnectionSettings
+
+SECRET = "planted-client-secret-123"
+
+
+def parse(host="https://Example.atlassian.net", login="cid", password=SECRET, extra=None):
+    return ConnectionSettings.from_connection_fields("c1", host=host, login=login, password=password, extra=extra)
+
+
+def test_defaults_are_atlassians():
+    s = parse(extra={"refresh_token": "rt"})
+    assert s.site_url == "https://Example.atlassian.net"
+    assert s.site_host == "example.atlassian.net"
+    assert s.scope == DEFAULT_SCOPES
+    assert s.token_url == "https://auth.atlassian.com/oauth/token"
+    assert s.auth_url == "https://auth.atlassian.com/authorize"
+    assert s.api_url == "https://api.atlassian.com"
+    assert s.token_store == "auto"
+    assert s.timeout == 30.0
+    assert s.refresh_token == "rt"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "offline_access,read:space:confluence, write:page:confluence",
+        "offline_access read:space:confluence\nwrite:page:confluence",
+        " offline_access ,, read:space:confluence write:page:confluence read:space:confluence",
+    ],
+)
+def test_scopes_are_normalised_to_space_separated(raw):
+    assert parse(extra={"scopes": raw}).scope == "offline_access read:space:confluence write:page:confluence"
+
+
+def test_scopes_without_offline_access_are_refused():
+    with pytest.raises(ConfluenceConfigError, match="offline_access"):
+        parse(extra={"scopes": "read:space:confluence write:page:confluence"})
+
+
+def test_only_classic_scopes_warn_with_the_granular_names():
+    s = parse(extra={"scopes": "offline_access write:confluence-content read:confluence-space.summary"})
+    assert len(s.warnings) == 1
+    assert "write:page:confluence" in s.warnings[0] and "read:space:confluence" in s.warnings[0]
+
+
+def test_granular_scopes_do_not_warn():
+    assert parse(extra={"scopes": DEFAULT_SCOPES}).warnings == ()
+
+
+@pytest.mark.parametrize("name", ["token_url", "auth_url", "api_url"])
+def test_https_is_required_for_atlassian_urls(name):
+    with pytest.raises(ConfluenceConfigError, match="https"):
+        parse(extra={name: "http://auth.example.com/oauth/token"})
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:1", "[::1]:9"])
+def test_loopback_may_use_http(host):
+    s = parse(extra={"token_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
+    assert s.token_url.startswith("http://")
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("", "no Confluence site URL"),
+        ("example.atlassian.net", "no scheme"),
+        ("https://example.atlassian.net/wiki/spaces/ENG", "has a path"),
+        ("http://example.atlassian.net", "https"),
+    ],
+)
+def test_bad_site_urls(host, message):
+    with pytest.raises(ConfluenceConfigError, match=message):
+        parse(host=host)
+
+
+def test_site_url_with_wiki_suffix_is_accepted():
+    assert parse(host="https://example.atlassian.net/wiki/").site_url == "https://example.atlassian.net"
+
+
+@pytest.mark.parametrize(("login", "password", "field"), [("", SECRET, "Client ID"), ("cid", " ", "Client secret")])
+def test_missing_credentials(login, password, field):
+    with pytest.raises(ConfluenceConfigError, match=field):
+        parse(login=login, password=password)
+
+
+def test_malformed_extra_json_is_refused_without_echoing_it():
+    with pytest.raises(ConfluenceConfigError, match="not valid JSON") as info:
+        parse(extra='{"refresh_token": "planted-rt-999", ')
+    assert "planted-rt-999" not in str(info.value)
+
+
+def test_extra_must_be_an_object():
+    with pytest.raises(ConfluenceConfigError, match="not an object"):
+        parse(extra=json.dumps(["a"]))
+
+
+def test_unknown_token_store_and_bad_timeout():
+    with pytest.raises(ConfluenceConfigError, match="token_store"):
+        parse(extra={"token_store": "redis"})
+    with pytest.raises(ConfluenceConfigError, match="timeout"):
+        parse(extra={"timeout": "soon"})
+    assert parse(extra={"timeout": "12.5"}).timeout == 12.5
+
+
+def test_the_secret_is_not_in_repr():
+    s = parse(extra={"refresh_token": "planted-rt-1"})
+    assert SECRET not in repr(s) and "planted-rt-1" not in repr(s)
