@@ -1,0 +1,157 @@
+"""The retry policy of the provider, in one place.
+
+The Confluence client uses it for 429/5xx answers and connection errors; the token manager reuses it for
+refresh calls whose answer was lost. It only computes delays: who sleeps, and whether a request is safe to
+repeat, is the caller's business.
+
+Atlassian's advice (FACTS.md section 7): honour ``Retry-After``; otherwise back off exponentially with jitter up
+to a cap; cap every sleep (a ``Retry-After: 9223372036854775807`` has been seen in the wild).
+
+This module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+__all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
+
+_DEFAULT_RNG = random.Random()
+_DELTA_SECONDS = re.compile(r"^\+?\d+(?:\.\d+)?$")
+_MAX_EXPONENT = 62  # 2**62 is far beyond any cap; keeps ``base * 2**n`` a finite float
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry one call.
+
+    :param max_attempts: total tries including the first.
+    :param max_total_wait: seconds of sleeping allowed across all retries of one call.
+    :param base_delay: the first exponential backoff step, in seconds.
+    :param max_delay: cap of one exponential backoff step, in seconds.
+    :param retry_after_cap: cap applied to a server's ``Retry-After``, in seconds.
+    :param jitter: ``"equal"`` (half the step fixed, half random; the default) or ``"full"`` (0 to the step).
+    :param rng: the source of randomness; inject a seeded :class:`random.Random` for deterministic tests.
+    """
+
+    max_attempts: int = 6
+    max_total_wait: float = 180.0
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    retry_after_cap: float = 60.0
+    jitter: Literal["equal", "full"] = "equal"
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        for name in ("max_total_wait", "base_delay", "max_delay", "retry_after_cap"):
+            value = getattr(self, name)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+        if self.jitter not in ("equal", "full"):
+            raise ValueError(f"jitter must be 'equal' or 'full', not {self.jitter!r}")
+
+    def _uniform(self, low: float, high: float) -> float:
+        return (self.rng or _DEFAULT_RNG).uniform(low, high)
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter after the ``attempt``-th failed try (1-based).
+
+        The step is ``base_delay * 2 ** (attempt - 1)`` capped at ``max_delay``; equal jitter returns a value in
+        ``[step / 2, step]``, full jitter one in ``[0, step]``.
+
+        :param attempt: how many tries have failed so far (1 after the first failure).
+        """
+        exponent = min(max(attempt, 1) - 1, _MAX_EXPONENT)
+        step = min(self.max_delay, self.base_delay * (2.0**exponent))
+        if self.jitter == "full":
+            return self._uniform(0.0, step)
+        return step / 2 + self._uniform(0.0, step / 2)
+
+    def delay_after(self, attempt: int, retry_after: float | None) -> float:
+        """The delay before the next try.
+
+        With a ``Retry-After`` the delay is never shorter than ``min(retry_after, retry_after_cap)``; a jitter of
+        up to 10 % of it (at least 0.1 s, at most 1 s) is ADDED on top, so that many clients told the same
+        moment do not all come back at once. Without one, :meth:`backoff` applies.
+
+        :param attempt: how many tries have failed so far (1 after the first failure).
+        :param retry_after: the server's ``Retry-After`` in seconds (see :func:`parse_retry_after`), or None.
+        """
+        if retry_after is None or math.isnan(retry_after):
+            return self.backoff(attempt)
+        floor = min(max(retry_after, 0.0), self.retry_after_cap)
+        spread = min(1.0, max(0.1, 0.1 * floor))
+        return floor + self._uniform(0.0, spread)
+
+    def next_delay(self, attempt: int, waited: float, retry_after: float | None = None) -> float | None:
+        """The delay before another try, or None when the policy says to give up.
+
+        Gives up when ``attempt`` tries were already made (``max_attempts``) or when sleeping the delay would
+        take the call's total sleep past ``max_total_wait``.
+
+        :param attempt: how many tries have failed so far (1 after the first failure).
+        :param waited: seconds already slept for this call.
+        :param retry_after: the server's ``Retry-After`` in seconds, or None.
+        """
+        if attempt >= self.max_attempts:
+            return None
+        delay = self.delay_after(attempt, retry_after)
+        if waited + delay > self.max_total_wait:
+            return None
+        return delay
+
+
+@dataclass
+class RetryState:
+    """What happened so far during one call, kept by the caller's retry loop.
+
+    :param failures: tries that failed and counted against ``max_attempts``.
+    :param waited: seconds slept so far.
+    :param resent_after_uncertain: True once the request was sent again after a failure that may have been
+        processed by the server (a 5xx other than 429, a read timeout): the last answer may then reflect the
+        earlier try (for example a 409 for a PUT whose first try landed).
+    """
+
+    failures: int = 0
+    waited: float = 0.0
+    resent_after_uncertain: bool = False
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse an HTTP ``Retry-After`` header into seconds from now.
+
+    Accepts delta-seconds (``"120"``, also ``"1.5"``) and an HTTP-date (``"Wed, 21 Oct 2015 07:28:00 GMT"``; a
+    date in the past gives 0). A huge value such as ``9223372036854775807`` is returned as a large finite
+    float: :class:`RetryPolicy` caps it. Garbage, an empty or a negative value gives None.
+
+    :param value: the header's value, or None when it was absent.
+    :param now: the current epoch time, for HTTP-dates (default: :func:`time.time`).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _DELTA_SECONDS.match(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else sys.float_info.max
+    if text[0] in "+-" or text[0].isdigit():
+        return None  # a negative or malformed number, not a date
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
