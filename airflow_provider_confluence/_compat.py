@@ -24,6 +24,7 @@ __all__ = [
     "BaseOperator",
     "BaseOperatorLink",
     "create_session",
+    "get_connection",
     "get_variable",
     "mask_secret",
     "orm_available",
@@ -58,6 +59,20 @@ def create_session() -> Iterator[Session]:
 
     with airflow_create_session() as session:
         yield session
+
+
+def get_connection(conn_id: str) -> Any:
+    """Look a connection up the way this process can.
+
+    In a task, through the Task SDK. Elsewhere on Airflow 3 (scripts, the CLI, the API server), the Task SDK
+    only consults environment variables and external backends, so the core lookup, which includes the
+    metadata database, is used wherever the ORM is available.
+    """
+    if AIRFLOW_V_3_0_PLUS and not _in_task_sdk_process() and orm_available():
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+    return BaseHook.get_connection(conn_id)
 
 
 def get_variable(key: str) -> str | None:

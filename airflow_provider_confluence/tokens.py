@@ -193,8 +193,15 @@ class TokenManager:
         return self._refresh_under_lock(rejected=rejected_token)
 
     def access_token_expired(self) -> bool:
-        """True when the stored expiry of the access token has passed (FACTS.md section 3)."""
+        """True when the token last handed out may be dead, so that a 403/404 is worth one refresh.
+
+        That is when the stored expiry has passed (the gateway answers 404 on v2 for an expired token;
+        FACTS.md section 3), or when another process has stored a newer token: Atlassian revokes the old
+        access token 10 minutes after a refresh, whatever its own expiry said.
+        """
         state = self.store.load()
+        if state.access_token and self._cached.access_token and state.access_token != self._cached.access_token:
+            return True
         return state.expires_at is None or self._clock() >= state.expires_at
 
     # -- cloud id -------------------------------------------------------------------------------------

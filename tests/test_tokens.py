@@ -333,3 +333,13 @@ def test_state_round_trips_through_a_dict():
     assert TokenState.from_mapping({"expires_at": "garbage", "refresh_token": ""}) == TokenState()
     secret = replace(state, refresh_token="SECRET-RT", access_token="SECRET-AT")
     assert "SECRET" not in repr(secret)
+
+
+def test_a_token_superseded_by_another_process_counts_as_expired():
+    clock = Clock()
+    store = MemoryTokenStore(TokenState(refresh_token="rt-0"))
+    first = manager(store, FakeTokenEndpoint(), clock)
+    first.get_access_token()
+    assert first.access_token_expired() is False
+    store.state = replace(store.state, access_token="at-from-elsewhere")
+    assert first.access_token_expired() is True

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 import requests
 
 from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import BaseHook, mask_secret
+from airflow_provider_confluence._compat import BaseHook, get_connection, mask_secret
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
@@ -47,7 +47,7 @@ class ConfluenceOAuthHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's settings, checked (:class:`ConfluenceConfigError` when unusable)."""
-        conn = self.get_connection(self.confluence_conn_id)
+        conn = get_connection(self.confluence_conn_id)
         settings = ConnectionSettings.from_connection_fields(
             self.confluence_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
         )
@@ -69,14 +69,17 @@ class ConfluenceOAuthHook(BaseHook):
         settings = self.settings
         store = choose_token_store(settings)
         self.log.info("Connection %r keeps its rotated tokens in the %s store.", settings.conn_id, store.name)
-        refresh = partial(
-            oauth.refresh,
-            self.session,
-            token_url=settings.token_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            timeout=settings.timeout,
-        )
+
+        def refresh(refresh_token: str) -> oauth.TokenResponse:
+            return oauth.refresh(
+                self.session,
+                token_url=settings.token_url,
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                refresh_token=refresh_token,
+                timeout=settings.timeout,
+            )
+
         return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
 
     def get_access_token(self) -> str:
@@ -176,7 +179,7 @@ class ConfluenceOAuthHook(BaseHook):
         """
         try:
             settings = self.settings
-            conn = self.get_connection(self.confluence_conn_id)
+            conn = get_connection(self.confluence_conn_id)
             state = TokenState.from_mapping(conn.extra_dejson)
             if not state.access_token_valid(_now()):
                 if not (settings.refresh_token or state.refresh_token):

@@ -1,0 +1,79 @@
+"""An offline emulator of Atlassian's OAuth 2.0 (3LO) service and Confluence Cloud REST v2, for tests.
+
+``FakeAtlassian`` serves on loopback what Atlassian spreads over three hosts: ``auth.atlassian.com``
+(``/authorize``, ``/oauth/token``), ``api.atlassian.com`` (``/oauth/token/accessible-resources`` and the gateway
+``/ex/confluence/{cloudId}/...``) and the Confluence v2 API behind the gateway. It follows the facts the provider
+is built on: rotating refresh tokens with a 10-minute reuse leeway and family revocation, 90-day inactivity and
+365-day absolute expiry, 404-for-expired on v2 paths (403 on v1), 401 "scope does not match", 410 on the
+removed v1 endpoints, cursor pagination with a site-relative ``next`` link, the duplicate-title 400, the
+stale-version 409, 429 with ``Retry-After``. Standard library only; nothing listens until ``start()``.
+
+Example::
+
+    import requests
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    with FakeAtlassian() as fake:
+        space = fake.add_space("DEMO", "Demo")
+        refresh_token = fake.issue_grant()
+        tokens = requests.post(fake.token_url, json={
+            "grant_type": "refresh_token", "client_id": fake.client_id,
+            "client_secret": fake.client_secret, "refresh_token": refresh_token}).json()
+        spaces = requests.get(
+            f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki/api/v2/spaces",
+            params={"keys": "DEMO"}, headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        ).json()["results"]
+        assert spaces[0]["id"] == space["id"]
+        fake.advance(3601)               # the access token is now expired: v2 answers 404
+        assert fake.counters["refreshes"] == 1
+
+``fake.connection()`` returns an Airflow connection dict (``conn_type`` ``confluence_oauth``) pointing at the
+emulator. Other processes can read ``GET /_emulator/state`` (counters, refresh log, a hash of the latest
+refresh token) and move time with ``POST /_emulator/advance`` ``{"seconds": n}``; ``POST /_emulator/throttle``,
+``/_emulator/fail_next`` and ``/_emulator/reset_counters`` take the keyword arguments of those methods.
+
+Counters (``fake.counters``): ``token_requests`` (``_json``/``_form``: how the body was encoded), ``refreshes``
+(successful), ``code_exchanges`` (successful), ``invalid_grants`` (every ``invalid_grant`` answer),
+``stale_refresh_reuses`` (refreshes with a token that was not the latest of its grant, inside or outside the
+leeway), ``grant_revocations`` (families killed by a reuse outside the leeway), ``refresh_with_extra_params``
+(refreshes sending ``scope`` or ``redirect_uri``), ``client_auth_failures``, ``accessible_resources_calls``,
+``api_calls`` and ``api_calls_by_route`` (gateway calls only), ``throttled``, ``injected_failures``.
+
+The module ``airflow_provider_confluence.testing.pytest_plugin`` provides a ``fake_atlassian`` fixture; ``python
+-m airflow_provider_confluence.testing --port 8765`` runs the emulator standalone.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from .emulator import FakeAtlassian
+
+__all__ = ["DEFAULT_SCOPES", "FakeAtlassian", "fake_atlassian"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: importing this package must stay cheap (http.server is only loaded when the emulator is used)
+    if name == "FakeAtlassian":
+        from .emulator import FakeAtlassian
+
+        return FakeAtlassian
+    if name == "DEFAULT_SCOPES":
+        from .auth import DEFAULT_SCOPES
+
+        return DEFAULT_SCOPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@contextmanager
+def fake_atlassian(**kwargs: Any) -> Iterator[FakeAtlassian]:
+    """Run a :class:`FakeAtlassian` for the duration of a ``with`` block.
+
+    :param kwargs: the arguments of :class:`FakeAtlassian`.
+    """
+    from .emulator import FakeAtlassian
+
+    with FakeAtlassian(**kwargs) as fake:
+        yield fake

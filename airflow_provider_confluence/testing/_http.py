@@ -1,0 +1,126 @@
+"""Small HTTP-level building blocks shared by the emulator's modules: replies and error bodies.
+
+Each error form is the one Atlassian uses for that layer (FACTS.md §6): Confluence v2
+``{"errors": [{"status", "code", "title", "detail"}]}``, Confluence v1 ``{"statusCode", "message"}``, the
+API gateway ``{"code", "message"}`` and the token endpoint ``{"error", "error_description"}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+#: the answer of every removed v1 endpoint behind the OAuth gateway (FACTS.md §5)
+V1_GONE_BODY: dict[str, Any] = {
+    "statusCode": 410,
+    "data": {"authorized": True, "valid": True, "errors": [], "successful": True},
+    "message": "com.atlassian.confluence.api.service.exceptions.pagesmodes.GoneException: "
+    "This deprecated endpoint has been removed.",
+}
+
+#: the title of the duplicate-title error of Confluence v2 (FACTS.md §6)
+DUPLICATE_TITLE = (
+    "A page with this title already exists: A page already exists with the same TITLE in this space"
+)
+
+
+@dataclass
+class Reply:
+    """One HTTP answer of the emulator.
+
+    :param status: the HTTP status code.
+    :param body: a JSON-able value (sent as JSON), ``str``/``bytes`` (sent as is) or None (no body).
+    :param headers: extra response headers.
+    :param content_type: the ``Content-Type`` for ``str``/``bytes`` bodies.
+    """
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+    def encode(self) -> bytes:
+        """Return the body as bytes (JSON-encoded unless it already is text or bytes)."""
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode("utf-8")
+        return json.dumps(self.body).encode("utf-8")
+
+
+class ReplyError(Exception):
+    """Raised by the models to answer a request with an error :class:`Reply`.
+
+    :param reply: the answer to send.
+    """
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(f"{reply.status}: {reply.body!r}")
+        self.reply = reply
+
+
+def reason(status: int) -> str:
+    """Return the standard reason phrase of ``status`` ("Error" when unknown)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def v2_error(status: int, code: str | None = None, title: str | None = None, detail: str | None = None) -> Reply:
+    """Build a Confluence v2 error answer.
+
+    :param status: the HTTP status.
+    :param code: the error code (default: the upper-cased reason phrase, ``NOT_FOUND``).
+    :param title: the human title (default: the reason phrase).
+    :param detail: the detail (JSON null when None).
+    """
+    phrase = reason(status)
+    body = {
+        "errors": [
+            {
+                "status": status,
+                "code": code or phrase.upper().replace(" ", "_").replace("-", "_"),
+                "title": title or phrase,
+                "detail": detail,
+            }
+        ]
+    }
+    return Reply(status, body)
+
+
+def bad_param(title: str) -> ReplyError:
+    """Return a 400 ``INVALID_REQUEST_PARAMETER`` error to raise for a bad query parameter."""
+    return ReplyError(v2_error(400, "INVALID_REQUEST_PARAMETER", title))
+
+
+def bad_request(title: str) -> ReplyError:
+    """Return a 400 ``BAD_REQUEST`` error to raise for a bad request body."""
+    return ReplyError(v2_error(400, "BAD_REQUEST", title))
+
+
+def gateway_error(status: int, message: str | None = None) -> Reply:
+    """Build an Atlassian API gateway error answer ``{"code", "message"}``."""
+    return Reply(status, {"code": status, "message": message or reason(status)})
+
+
+def v1_error(status: int, message: str) -> Reply:
+    """Build a Confluence v1 error answer ``{"statusCode", "data", "message"}``."""
+    data = {"authorized": False, "valid": True, "errors": [], "successful": False}
+    return Reply(status, {"statusCode": status, "data": data, "message": message})
+
+
+def oauth_error(status: int, error: str, description: str) -> Reply:
+    """Build a token endpoint error answer ``{"error", "error_description"}``."""
+    return Reply(status, {"error": error, "error_description": description}, {"Cache-Control": "no-store"})
+
+
+def iso(epoch: float) -> str:
+    """Format epoch seconds the way Confluence does: ``YYYY-MM-DDTHH:mm:ss.sssZ``."""
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

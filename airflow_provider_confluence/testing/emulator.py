@@ -1,0 +1,273 @@
+"""``FakeAtlassian``: the emulator's public face (lifecycle, seeding, knobs, observation).
+
+Every public method is thread-safe: all state sits behind one re-entrant lock shared with the models.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import uuid
+from typing import Any
+
+from .auth import DEFAULT_SCOPES, AuthModel
+from .clock import Clock
+from .confluence import ConfluenceModel
+from .knobs import Injector
+from .server import EmulatorServer, Router
+from .v2 import ConfluenceApi
+
+DEFAULT_SITE = "https://fake-site.atlassian.net"
+_COUNTERS = ("token_requests", "token_requests_json", "token_requests_form", "refreshes", "code_exchanges",
+             "invalid_grants", "stale_refresh_reuses", "grant_revocations", "refresh_with_extra_params",
+             "client_auth_failures", "accessible_resources_calls", "api_calls", "throttled", "injected_failures")
+
+
+class FakeAtlassian:
+    """An offline auth.atlassian.com + api.atlassian.com + Confluence Cloud REST v2, on loopback.
+
+    :param site_url: the emulated site (``host`` of the connection; ``url`` of accessible-resources).
+    :param access_token_lifetime: seconds an access token lives (``expires_in``).
+    :param rotation_leeway: seconds a superseded refresh token keeps working (Atlassian: 600).
+    :param host: the interface to listen on.
+    :param port: the port; 0 picks a free one (read :attr:`url` after :meth:`start`).
+    """
+
+    def __init__(self, site_url: str = DEFAULT_SITE, access_token_lifetime: float = 3600.0,
+                 rotation_leeway: float = 600.0, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._lock = threading.RLock()
+        self.clock = Clock()
+        self.site_url = site_url.rstrip("/")
+        self.client_id = secrets.token_urlsafe(24)
+        self.client_secret = secrets.token_urlsafe(48)
+        self.cloud_id = str(uuid.uuid4())
+        self.latency = 0.0
+        self.extra_sites: list[tuple[str, str]] = []
+        self._counters: dict[str, Any] = {**dict.fromkeys(_COUNTERS, 0), "api_calls_by_route": {}}
+        self._requests: list[dict[str, Any]] = []
+        self._injector = Injector(self._lock, self._counters, self.clock.now)
+        self._auth = AuthModel(clock=self.clock, lock=self._lock, counters=self._counters, client_id=self.client_id,
+                               client_secret=self.client_secret, access_token_lifetime=access_token_lifetime,
+                               rotation_leeway=rotation_leeway)
+        author = f"557058:{uuid.uuid4()}"
+        self._model = ConfluenceModel(clock=self.clock, lock=self._lock, site_url=self.site_url, author_id=author)
+        self._api = ConfluenceApi(self._model, secrets.token_bytes(16))
+        self._address = (host, port)
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> FakeAtlassian:
+        """Start serving in a daemon thread; return self."""
+        if self._server is None:
+            self._server = EmulatorServer(self._address, Router(self).dispatch)
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="FakeAtlassian", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close open connections (idempotent)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeAtlassian:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` of the running emulator."""
+        if self._server is None:
+            raise RuntimeError("FakeAtlassian is not started; call start() or use it as a context manager")
+        host, port = self._server.server_address[:2]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else str(host)
+        return f"http://{host}:{port}"
+
+    @property
+    def token_url(self) -> str:
+        """The token endpoint (``auth.atlassian.com/oauth/token``)."""
+        return self.url + "/oauth/token"
+
+    @property
+    def auth_url(self) -> str:
+        """The consent endpoint (``auth.atlassian.com/authorize``)."""
+        return self.url + "/authorize"
+
+    @property
+    def api_url(self) -> str:
+        """The API host (``api.atlassian.com``): gateway and accessible-resources."""
+        return self.url
+
+    # ----------------------------------------------------------------- clock and auth knobs
+    def now(self) -> float:
+        """The emulated time (epoch seconds)."""
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> float:
+        """Move the emulated time forward; return the new time."""
+        return self.clock.advance(seconds)
+
+    access_token_lifetime = property(lambda self: self._auth.access_token_lifetime,
+                                     lambda self, value: setattr(self._auth, "access_token_lifetime", value),
+                                     doc="Seconds an access token lives; settable.")
+    rotation_leeway = property(lambda self: self._auth.rotation_leeway,
+                               lambda self, value: setattr(self._auth, "rotation_leeway", value),
+                               doc="Seconds a superseded refresh token keeps working; settable.")
+    deny_consent = property(lambda self: self._auth.deny_consent,
+                            lambda self, value: setattr(self._auth, "deny_consent", bool(value)),
+                            doc="When True, /authorize redirects with error=access_denied.")
+    registered_redirect_uris = property(
+        lambda self: self._auth.registered_redirect_uris,
+        lambda self, value: setattr(self._auth, "registered_redirect_uris", value),
+        doc="None (default) accepts any http(s) redirect_uri; a list restricts /authorize to these.")
+
+    def issue_grant(self, scopes: str = DEFAULT_SCOPES, *, label: str = "") -> str:
+        """Simulate a completed consent: a new grant family; return its first refresh token."""
+        return self._auth.issue_grant(scopes, label)
+
+    def issue_access_token(self, scopes: str = DEFAULT_SCOPES) -> str:
+        """A new grant family and one access token of it (handy for scope tests)."""
+        return self._auth.issue_access_token(scopes)
+
+    @property
+    def latest_refresh_token(self) -> str | None:
+        """The refresh token issued last, of any grant."""
+        with self._lock:
+            return self._auth.latest_refresh_token
+
+    def omit_refresh_token_once(self) -> None:
+        """The next successful refresh answers without ``refresh_token``; the one sent stays valid."""
+        with self._lock:
+            self._auth.omit_refresh_token_pending = True
+
+    def connection(self, conn_id: str = "confluence_default", refresh_token: str | None = None,
+                   **extra_overrides: Any) -> dict[str, Any]:
+        """An Airflow connection dict for this emulator (``Connection(conn_id=..., **d)`` or ``json.dumps(d)``).
+
+        :param conn_id: labels the grant in :attr:`refresh_log` (not part of the dict: ``from_json`` rejects it).
+        :param refresh_token: the token to use; None issues a grant (with ``extra_overrides["scopes"]`` if given).
+        :param extra_overrides: extra fields to set; a None value removes the field.
+        """
+        scopes = str(extra_overrides.get("scopes") or DEFAULT_SCOPES)
+        extra: dict[str, Any] = {
+            "refresh_token": refresh_token or self._auth.issue_grant(scopes, conn_id), "scopes": scopes,
+            "auth_url": self.auth_url, "token_url": self.token_url, "api_url": self.api_url,
+            "redirect_uri": self.url + "/callback-not-used", "token_store": "auto",
+        }
+        for name, value in extra_overrides.items():
+            if value is None:
+                extra.pop(name, None)
+            else:
+                extra[name] = value
+        return {"conn_type": "confluence_oauth", "host": self.site_url, "login": self.client_id,
+                "password": self.client_secret, "extra": extra}
+
+    # ----------------------------------------------------------------- content
+    def add_space(self, key: str, name: str | None = None, *, type: str = "global", status: str = "current",
+                  labels: tuple[str, ...] | list[str] = (), homepage: bool = True) -> dict[str, Any]:
+        """Create a space (with a homepage unless ``homepage=False``); return it as the API shows it."""
+        with self._lock:
+            return self._model.space_json(self._model.add_space(key, name, type=type, status=status, labels=labels,
+                                                                homepage=homepage))
+
+    def add_spaces(self, n: int, prefix: str = "S") -> list[dict[str, Any]]:
+        """Create ``n`` spaces keyed ``<prefix>1``, ``<prefix>2``, ... (skipping keys in use)."""
+        with self._lock:
+            taken = {space.key for space in self._model.all_spaces()}
+            keys = (f"{prefix}{index}" for index in range(1, n + len(taken) + 1) if f"{prefix}{index}" not in taken)
+            return [self.add_space(key, f"Space {key}") for _, key in zip(range(n), keys)]
+
+    def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>",
+                 parent_id: str | int | None = None) -> dict[str, Any]:
+        """Create a current page (same checks as POST /pages); return it with its storage body."""
+        with self._lock:
+            page = self._model.add_page(space_key_or_id, title, body, parent_id)
+            return self._model.page_json(page, body_format=page.representation, single=True)
+
+    @property
+    def spaces(self) -> list[dict[str, Any]]:
+        """Every space, as the API shows it, by id."""
+        with self._lock:
+            return [self._model.space_json(space) for space in self._model.all_spaces()]
+
+    @property
+    def pages(self) -> list[dict[str, Any]]:
+        """Every page (homepages and trashed ones included), with its stored body, by id."""
+        with self._lock:
+            return [self._model.page_json(page, body_format=page.representation, single=True)
+                    for page in self._model.all_pages()]
+
+    # ----------------------------------------------------------------- failure knobs
+    def throttle(self, times: int = 1, retry_after: str | int | float | None = "2", status: int = 429) -> None:
+        """Answer the next ``times`` Confluence API calls with 429 (or 503) and ``Retry-After`` (None: omitted).
+
+        429s also carry ``X-RateLimit-NearLimit: true``, ``Beta-Retry-After`` and ``X-RateLimit-Reset``. The token
+        endpoint and accessible-resources are never throttled. Replaces any pending throttling.
+        """
+        self._injector.throttle(times, retry_after, status)
+
+    def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
+                  headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
+        """Answer the next ``times`` matching calls with ``status``.
+
+        :param route: ``"POST /oauth/token"``, ``"GET /oauth/token/accessible-resources"``, a route template
+            (``"GET /wiki/api/v2/pages/{id}"``) or a concrete ``"METHOD /wiki/..."``; None matches any Confluence
+            API call (never the token endpoint).
+        :param body: JSON-able or text; default: the error form of that layer.
+        :param headers: extra response headers.
+        :param landed: process the request first (its effects happen: a refresh rotates), then answer with the
+            failure: an answer lost on the way back. Not applied to accessible-resources.
+        """
+        self._injector.fail_next(status, times, route, body, headers, landed=landed)
+
+    # ----------------------------------------------------------------- observation
+    @property
+    def counters(self) -> dict[str, Any]:
+        """A snapshot of the counters (see the package docstring)."""
+        with self._lock:
+            return copy.deepcopy(self._counters)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """A copy of the recorded requests (never an Authorization header nor a token)."""
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    @property
+    def refresh_log(self) -> list[dict[str, Any]]:
+        """One entry per refresh attempt (never a token)."""
+        with self._lock:
+            return copy.deepcopy(self._auth.refresh_log)
+
+    def reset_counters(self) -> None:
+        """Zero the counters and clear the recorded requests and the refresh log."""
+        with self._lock:
+            self._counters.clear()
+            self._counters.update(dict.fromkeys(_COUNTERS, 0), api_calls_by_route={})
+            self._requests.clear()
+            self._auth.refresh_log.clear()
+
+    # ----------------------------------------------------------------- used by the router
+    def _bump(self, name: str) -> None:
+        with self._lock:
+            self._counters[name] = self._counters.get(name, 0) + 1
+
+    def _count_api(self, route: str) -> None:
+        with self._lock:
+            self._counters["api_calls"] += 1
+            by_route = self._counters["api_calls_by_route"]
+            by_route[route] = by_route.get(route, 0) + 1
+
+    def _record(self, entry: dict[str, Any], status: int) -> None:
+        with self._lock:
+            self._requests.append({**entry, "status": status, "at": self.clock.now()})

@@ -1,0 +1,97 @@
+"""Injected failures: throttling (429/503 with ``Retry-After``) and arbitrary failures on chosen routes.
+
+Atlassian's rate-limit answers (FACTS.md §7): 429 with ``Retry-After`` (seconds) and a v2 error body, plus the
+warning headers ``X-RateLimit-NearLimit: true`` and ``Beta-Retry-After`` (a future limit, not a limit: a
+client must not sleep on it) and ``X-RateLimit-Reset``. Some 503s carry ``Retry-After`` too.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._http import Reply, iso, reason, v2_error
+
+#: what a 429 carries in ``Beta-Retry-After``: far longer than any sane test wait
+BETA_RETRY_AFTER = "120"
+
+
+@dataclass
+class Failure:
+    """A pending injected failure; ``landed``: the request is processed before the failure is answered."""
+
+    remaining: int
+    route: str | None
+    reply: Reply = field(repr=False)
+    landed: bool = False
+
+
+class Injector:
+    """The pending failures and throttling of one emulator.
+
+    :param lock: the emulator's one lock.
+    :param counters: the emulator's counters (``throttled``, ``injected_failures``).
+    :param now: the emulator's clock.
+    """
+
+    def __init__(self, lock: threading.RLock, counters: dict[str, Any], now: Callable[[], float]) -> None:
+        self._lock = lock
+        self._counters = counters
+        self._now = now
+        self._failures: list[Failure] = []
+        self._throttle: tuple[int, str | None, int] = (0, None, 429)
+
+    def throttle(self, times: int = 1, retry_after: str | int | float | None = "2", status: int = 429) -> None:
+        """Throttle the next ``times`` Confluence API calls (replaces any pending throttling)."""
+        if status not in (429, 503):
+            raise ValueError("throttle status must be 429 or 503; use fail_next() for others")
+        with self._lock:
+            self._throttle = (int(times), None if retry_after is None else str(retry_after), status)
+
+    def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
+                  headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
+        """Queue a failure for the next ``times`` calls matching ``route`` (see ``FakeAtlassian.fail_next``)."""
+        if body is None:
+            token = route is not None and route.split(" ", 1)[-1] == "/oauth/token"
+            body = {"error": "server_error", "error_description": reason(status)} if token else v2_error(status).body
+        json_body = isinstance(body, (dict, list))
+        reply = Reply(int(status), body, dict(headers or {}),
+                      "application/json" if json_body else "text/plain; charset=utf-8")
+        with self._lock:
+            self._failures.append(Failure(int(times), route, reply, landed))
+
+    def take_failure(self, route: str, concrete: str, *, api: bool) -> Failure | None:
+        """Consume and return the first failure matching this call, if any.
+
+        :param route: the route template of the call; :param concrete: ``"METHOD /path"`` of the call.
+        :param api: True for Confluence API calls, which a failure without route matches.
+        """
+        with self._lock:
+            for failure in self._failures:
+                if (failure.route is None and api) or failure.route in (route, concrete):
+                    failure.remaining -= 1
+                    if failure.remaining <= 0:
+                        self._failures.remove(failure)
+                    self._counters["injected_failures"] += 1
+                    return failure
+        return None
+
+    def take_throttle(self) -> Reply | None:
+        """Consume one throttled answer, if any is pending."""
+        with self._lock:
+            times, retry_after, status = self._throttle
+            if times <= 0:
+                return None
+            self._throttle = (times - 1, retry_after, status)
+            self._counters["throttled"] += 1
+        headers: dict[str, str] = {} if retry_after is None else {"Retry-After": retry_after}
+        if status == 503:
+            return Reply(503, v2_error(503, "SERVICE_UNAVAILABLE").body, headers)
+        headers.update({"X-RateLimit-NearLimit": "true", "Beta-Retry-After": BETA_RETRY_AFTER})
+        try:
+            headers["X-RateLimit-Reset"] = iso(self._now() + float(retry_after or 0))
+        except (ValueError, OverflowError, OSError):
+            pass
+        body = {"errors": [{"status": 429, "code": "TOO_MANY_REQUESTS", "title": "Rate limit exceeded", "detail": None}]}
+        return Reply(429, body, headers)
