@@ -19,7 +19,7 @@ $(VENV)/.deps: $(CONSTRAINTS3)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -qq --upgrade pip
 	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg
 	touch $@
 
 $(VENV2)/.deps: $(CONSTRAINTS2)
@@ -61,7 +61,7 @@ test-airflow2: install2 postgres
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
