@@ -174,7 +174,7 @@ def test_test_connection_reports_bad_settings(fake_atlassian, airflow_db):
     assert not ok and "offline_access" in message
 
 
-def test_no_secret_reaches_logs_or_errors(fake_atlassian, confluence_conn, caplog):
+def test_no_secret_reaches_logs_or_errors(fake_atlassian, confluence_conn, caplog, capsys):
     fake_atlassian.add_spaces(300)
     planted = fake_atlassian.latest_refresh_token
     texts: list[str] = []
@@ -190,7 +190,9 @@ def test_no_secret_reaches_logs_or_errors(fake_atlassian, confluence_conn, caplo
                 texts.append(f"{exc!r} {exc}")
     extra = read_connection_extra(confluence_conn)
     secrets = [fake_atlassian.client_secret, planted, extra["refresh_token"], extra["access_token"]]
-    texts.append(caplog.text)
-    assert len(texts) == 3
+    captured = capsys.readouterr()
+    texts += [caplog.text, captured.out, captured.err]
+    assert len(texts) == 5
     assert "Created page" in caplog.text and "Refreshed the Confluence access token" in caplog.text
+    assert "keeps its rotated tokens in the connection store" in captured.out + caplog.text
     assert scan_for_secrets("\n".join(texts), secrets) == []

@@ -210,9 +210,13 @@ class AuthModel:
                 return oauth_error(400, "invalid_request", "Missing grant_type.")
             if grant_type not in ("authorization_code", "refresh_token"):
                 return oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
-            if not (same(params.get("client_id"), self.client_id) and same(params.get("client_secret"), self.client_secret)):
+            client_ok = same(params.get("client_id"), self.client_id)
+            if not (client_ok and same(params.get("client_secret"), self.client_secret)):
                 self._count("client_auth_failures")
                 return oauth_error(401, "access_denied", "Unauthorized")
+            needed = "code" if grant_type == "authorization_code" else "refresh_token"
+            if not params.get(needed):
+                return oauth_error(400, "invalid_request", f"Missing {needed}.")
             if grant_type == "authorization_code":
                 return self._exchange_code(params)
             return self._refresh_grant(params)

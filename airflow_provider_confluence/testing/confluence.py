@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from ._http import DUPLICATE_TITLE, ReplyError, bad_param, bad_request, iso, v2_error
-from .clock import Clock
 from .bodies import normalize_body, render_body
+from .clock import Clock
 
 SPACE_TYPES = ("global", "collaboration", "knowledge_base", "personal")
 SPACE_STATUSES = ("current", "archived")
@@ -103,7 +103,8 @@ class ConfluenceModel:
                 space.homepage_id = home.id
             return space
 
-    def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>", parent_id: str | int | None = None) -> Page:
+    def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>",
+                 parent_id: str | int | None = None) -> Page:
         """Create a current page through the same checks as ``POST /pages``; raise ValueError if refused."""
         with self.lock:
             space = self.find_space(space_key_or_id)
@@ -154,7 +155,8 @@ class ConfluenceModel:
             "homepageId": str(space.homepage_id) if space.homepage_id is not None else None,
         }
         if include_labels:
-            labels = [{"id": str(1000 + index), "name": label, "prefix": "global"} for index, label in enumerate(space.labels)]
+            labels = [{"id": str(1000 + index), "name": label, "prefix": "global"}
+                      for index, label in enumerate(space.labels)]
             out["labels"] = {"results": labels, "meta": {"hasMore": False}}
         out["_links"] = {"webui": f"/spaces/{space.key}"}
         if single:
@@ -215,9 +217,11 @@ class ConfluenceModel:
         return found
 
     # ----------------------------------------------------------------- writes (raise ReplyError)
-    def _insert(self, space: Space, title: str, representation: str, value: str, parent: Page | None, status: str) -> Page:
+    def _insert(self, space: Space, title: str, representation: str, value: str, parent: Page | None,
+                status: str) -> Page:
         now = self._clock.now()
-        siblings = sum(1 for page in self._pages.values() if page.space_id == space.id and page.parent_id == (parent.id if parent else None))
+        parent_id = parent.id if parent else None
+        siblings = sum(1 for page in self._pages.values() if page.space_id == space.id and page.parent_id == parent_id)
         page = Page(self._next_page, space.id, title, status, parent.id if parent else None, siblings, now,
                     representation, value, version_at=now)
         self._next_page += 1

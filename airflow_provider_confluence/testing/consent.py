@@ -47,7 +47,8 @@ def authorize(auth: AuthModel, query: dict[str, list[str]]) -> Reply:
     redirect = params["redirect_uri"]
     parts = urlsplit(redirect)
     registered = auth.registered_redirect_uris
-    if parts.scheme not in ("http", "https") or not parts.netloc or (registered is not None and redirect not in registered):
+    unregistered = registered is not None and redirect not in registered
+    if parts.scheme not in ("http", "https") or not parts.netloc or unregistered:
         return _consent_error("Invalid parameter: redirect_uri does not match the app's callback URL")
     scopes = split_scopes(params["scope"], strict=True)
     if not scopes or not all(_SCOPE_RE.match(scope) for scope in scopes):
@@ -67,7 +68,8 @@ def accessible_resources(auth: AuthModel, token: str | None, site_url: str, clou
         return gateway_error(401, "Unauthorized")
     scopes = [scope for scope in check.scopes if scope != "offline_access"]
     resources = [
-        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, url)), "name": name, "url": url, "scopes": scopes, "avatarUrl": _AVATAR}
+        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, url)), "name": name, "url": url, "scopes": scopes,
+         "avatarUrl": _AVATAR}
         for name, url in extra_sites
     ]
     name = (urlsplit(site_url).hostname or site_url).split(".")[0]

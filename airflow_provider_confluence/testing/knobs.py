@@ -93,5 +93,6 @@ class Injector:
             headers["X-RateLimit-Reset"] = iso(self._now() + float(retry_after or 0))
         except (ValueError, OverflowError, OSError):
             pass
-        body = {"errors": [{"status": 429, "code": "TOO_MANY_REQUESTS", "title": "Rate limit exceeded", "detail": None}]}
+        error = {"status": 429, "code": "TOO_MANY_REQUESTS", "title": "Rate limit exceeded", "detail": None}
+        body = {"errors": [error]}
         return Reply(429, body, headers)

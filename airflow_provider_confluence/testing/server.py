@@ -67,7 +67,7 @@ class Router:
             return self._admin(req)
         query: dict[str, list[str]] = {}
         for name, value in req.pairs:
-            query.setdefault(name, []).append(value)
+            query.setdefault(name, []).append("***" if name in _SECRET_FIELDS else value)
         if req.path.startswith("/ex/confluence/"):
             return self._gateway(req)
         route = f"{req.method} {req.path}"
@@ -89,7 +89,8 @@ class Router:
     def _resources(self, req: Incoming) -> Reply:
         fake = self._fake
         fake._bump("accessible_resources_calls")
-        return accessible_resources(fake._auth, _bearer(req.headers), fake.site_url, fake.cloud_id, list(fake.extra_sites))
+        token = _bearer(req.headers)
+        return accessible_resources(fake._auth, token, fake.site_url, fake.cloud_id, list(fake.extra_sites))
 
     def _injected(self, route: str, *, api: bool) -> Reply | None:
         failure = self._fake._injector.take_failure(route, route, api=api)
@@ -106,8 +107,10 @@ class Router:
                                    "refresh_log": fake.refresh_log, "now": fake.now()})
             if (req.method, req.path) == ("POST", "/_emulator/advance"):
                 return Reply(200, {"now": fake.advance(float(payload.get("seconds", 0)))})
-            actions = {"/_emulator/throttle": fake.throttle, "/_emulator/fail_next": fake.fail_next,
-                       "/_emulator/reset_counters": fake.reset_counters}
+            actions: dict[str, Callable[..., None]] = {
+                "/_emulator/throttle": fake.throttle, "/_emulator/fail_next": fake.fail_next,
+                "/_emulator/reset_counters": fake.reset_counters,
+            }
             if req.method == "POST" and req.path in actions:
                 actions[req.path](**payload)
                 return Reply(200, {"ok": True})
@@ -145,7 +148,9 @@ class Router:
             parsed_json = json.loads(req.body) if req.body else None
         except ValueError:
             parsed_json = None
-        entry: dict[str, Any] = {"method": req.method, "path": path, "route": route, "query": api_req.query,
+        query = {name: ["***"] * len(values) if name in _SECRET_FIELDS else list(values)
+                 for name, values in api_req.query.items()}
+        entry: dict[str, Any] = {"method": req.method, "path": path, "route": route, "query": query,
                                  "json": parsed_json, "form": None, "content_type": req.headers.get("content-type")}
         fake._count_api(route)
         if fake.latency > 0:
@@ -154,7 +159,8 @@ class Router:
         fake._record(entry, reply.status)
         return reply
 
-    def _gateway_reply(self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str, cloud_id: str) -> Reply:
+    def _gateway_reply(self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str,
+                       cloud_id: str) -> Reply:
         fake = self._fake
         v1 = api_req.path.startswith("/wiki/rest/")
         if cloud_id != fake.cloud_id:
@@ -206,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -269,6 +275,10 @@ class EmulatorServer(ThreadingHTTPServer):
         """Remember (or forget) an open connection."""
         with self._open_lock:
             (self._open.add if add else self._open.discard)(sock)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a broken connection quietly (a client gone, or ``stop()`` closing it) instead of printing it."""
+        log.debug("FakeAtlassian: connection from %s failed", client_address, exc_info=True)
 
     def close_connections(self) -> None:
         """Shut down every open connection, so no keep-alive client is served after stop."""
