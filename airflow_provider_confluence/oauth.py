@@ -44,13 +44,24 @@ class TokenResponse:
 def authorization_url(*, auth_url: str, client_id: str, scope: str, redirect_uri: str, state: str) -> str:
     """Build the consent URL a person opens in a browser (FACTS.md section 1).
 
+    :param scope: the scopes, space-separated (sent as ``%20``-separated, as Atlassian documents).
     :param state: an unguessable value bound to the person, checked again on the callback.
     """
-    from requests_oauthlib import OAuth2Session
+    from urllib.parse import quote, urlencode
 
-    session = OAuth2Session(client_id=client_id, redirect_uri=redirect_uri, scope=scope.split(), state=state)
-    url, _ = session.authorization_url(auth_url, audience=AUDIENCE, prompt="consent")
-    return str(url)
+    query = urlencode(
+        {
+            "audience": AUDIENCE,
+            "client_id": client_id,
+            "scope": " ".join(scope.split()),
+            "redirect_uri": redirect_uri,
+            "state": state,
+            "response_type": "code",
+            "prompt": "consent",
+        },
+        quote_via=quote,
+    )
+    return f"{auth_url}?{query}"
 
 
 def refresh(

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence._compat import (
+    AIRFLOW_V_3_0_PLUS,
     create_session,
     get_variable,
     orm_available,
@@ -235,33 +236,43 @@ class VariableTokenStore:
 
 
 def choose_token_store(settings: ConnectionSettings) -> TokenStore:
-    """Turn the ``token_store`` setting into a store; ``auto`` picks connection, else variable.
+    """Turn the ``token_store`` setting into a store.
+
+    ``auto`` must pick the SAME store in every process that uses a connection (workers, scheduler, CLI,
+    ``dag.test()``): two stores would each hold a different refresh token, and the stale one revokes the
+    grant when it is used after Atlassian's 10-minute leeway. So ``auto`` is:
+
+    * Airflow 2: the connection row when the connection is in the metadata database, else the Variable;
+    * Airflow 3: the Variable, because task workers cannot write connections.
 
     :raises ConfluenceConfigError: ``connection`` was asked for where it cannot work.
     """
     conn_id = settings.conn_id
     wanted = settings.token_store
+    variable = VARIABLE_PREFIX + conn_id
     if wanted == "memory":
         return MemoryTokenStore(TokenState(refresh_token=settings.refresh_token))
     if wanted == "variable":
         return VariableTokenStore(conn_id, settings.refresh_token)
-    if not orm_available():
-        if wanted == "connection":
+    if wanted == "connection":
+        if not orm_available():
             raise ConfluenceConfigError(
                 f"Connection {conn_id!r} asks for token_store=connection, but Airflow 3 tasks cannot write "
                 "connections (the ORM is blocked in task workers). Set token_store to auto or variable."
             )
-        log.info("Airflow 3 task worker: the rotated tokens of %r are kept in Variable %r (safe on one host).",
-                 conn_id, VARIABLE_PREFIX + conn_id)
+        if not connection_row_exists(conn_id):
+            raise ConfluenceConfigError(
+                f"Connection {conn_id!r} comes from an environment variable or a secrets backend, so it has no row "
+                "in the metadata database to write rotated tokens into (a row would be shadowed by the backend). "
+                "Set token_store to auto or variable, or create the connection in Admin -> Connections."
+            )
+        return ConnectionTokenStore(conn_id)
+    if AIRFLOW_V_3_0_PLUS:
+        log.info("Airflow 3: tasks cannot write connections, so every process keeps the rotated tokens of %r in "
+                 "Variable %r (safe while they all run on one host).", conn_id, variable)
         return VariableTokenStore(conn_id, settings.refresh_token)
     if connection_row_exists(conn_id):
         return ConnectionTokenStore(conn_id)
-    if wanted == "connection":
-        raise ConfluenceConfigError(
-            f"Connection {conn_id!r} comes from an environment variable or a secrets backend, so it has no row "
-            "in the metadata database to write rotated tokens into (a row would be shadowed by the backend). "
-            "Set token_store to auto or variable, or create the connection in Admin -> Connections."
-        )
     log.info("Connection %r is not in the metadata database (env var or secrets backend): its rotated tokens are "
-             "kept in Variable %r.", conn_id, VARIABLE_PREFIX + conn_id)
+             "kept in Variable %r.", conn_id, variable)
     return VariableTokenStore(conn_id, settings.refresh_token)

@@ -116,9 +116,13 @@ def read_variable(key: str) -> str | None:
 
 @pytest.fixture
 def confluence_conn(fake_atlassian: Any, airflow_db: Path) -> Iterator[str]:
-    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant."""
+    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant.
+
+    It asks for the connection store explicitly, which every process may use in these tests (``auto`` picks
+    the Variable on Airflow 3; see test_stores.py).
+    """
     conn_id = "confluence_default"
-    put_connection(conn_id, fake_atlassian.connection(conn_id))
+    put_connection(conn_id, fake_atlassian.connection(conn_id, token_store="connection"))
     yield conn_id
 
 

@@ -117,7 +117,7 @@ def test_an_env_var_connection_keeps_its_state_in_a_variable(fake_atlassian, air
         hook = ConfluenceOAuthHook("from_env")
         hook.get_access_token()
     assert hook.token_manager.store.name == "variable"
-    assert "is not in the metadata database" in caplog.text
+    assert "Variable 'confluence_oauth__from_env'" in caplog.text
     state = json.loads(read_variable("confluence_oauth__from_env"))
     assert state["refresh_token"] == fake_atlassian.latest_refresh_token
     # A second hook (a later task) uses the rotated token from the Variable, not the stale one in the env var.

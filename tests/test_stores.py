@@ -1,0 +1,62 @@
+"""Which store ``token_store`` selects, and the Variable store's own rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.stores import VariableTokenStore, fingerprint
+from conftest import airflow_major, put_connection
+
+pytestmark = pytest.mark.airflow2
+
+
+@pytest.mark.parametrize(
+    ("token_store", "expected"),
+    [("connection", "connection"), ("variable", "variable"), ("memory", "memory")],
+)
+def test_explicit_stores(fake_atlassian, airflow_db, token_store, expected):
+    put_connection("explicit", fake_atlassian.connection("explicit", token_store=token_store))
+    assert ConfluenceOAuthHook("explicit").token_manager.store.name == expected
+
+
+def test_auto_is_the_same_store_in_every_process(fake_atlassian, airflow_db):
+    """Airflow 3 workers cannot write connections, so on 3 every process uses the Variable; on 2 the row."""
+    put_connection("auto_conn", fake_atlassian.connection("auto_conn"))
+    expected = "variable" if airflow_major() >= 3 else "connection"
+    assert ConfluenceOAuthHook("auto_conn").token_manager.store.name == expected
+
+
+def test_the_variable_store_refuses_state_it_does_not_understand(fake_atlassian, airflow_db):
+    from airflow.models.variable import Variable
+
+    put_connection("garbled", fake_atlassian.connection("garbled", token_store="variable"))
+    Variable.set("confluence_oauth__garbled", "not json at all")
+    with pytest.raises(ConfluenceTokenStoreError, match="left alone"):
+        ConfluenceOAuthHook("garbled").get_access_token()
+    assert Variable.get("confluence_oauth__garbled") == "not json at all"
+    assert fake_atlassian.counters["token_requests"] == 0
+
+
+def test_the_variable_remembers_which_consent_it_descends_from(fake_atlassian, airflow_db):
+    conn = fake_atlassian.connection("seeded", token_store="variable")
+    put_connection("seeded", conn)
+    ConfluenceOAuthHook("seeded").get_access_token()
+    store = VariableTokenStore("seeded", conn["extra"]["refresh_token"])
+    from airflow.models.variable import Variable
+
+    data = json.loads(Variable.get("confluence_oauth__seeded"))
+    assert data["seed_fingerprint"] == fingerprint(conn["extra"]["refresh_token"])
+    assert store.load().refresh_token == fake_atlassian.latest_refresh_token
+
+
+def test_token_store_connection_in_a_blocked_worker_is_refused(fake_atlassian, airflow_db, monkeypatch):
+    from airflow_provider_confluence import stores
+
+    monkeypatch.setattr(stores, "orm_available", lambda: False)
+    put_connection("blocked", fake_atlassian.connection("blocked", token_store="connection"))
+    with pytest.raises(ConfluenceConfigError, match="cannot write connections"):
+        ConfluenceOAuthHook("blocked").get_access_token()
