@@ -73,8 +73,8 @@ def test_the_hook_form_for_airflow_2():
         widgets = ConfluenceOAuthHook.get_connection_form_widgets()
     except ImportError:
         pytest.skip("no Flask AppBuilder here (the Airflow 2 web UI)")
-    assert type(widgets["refresh_token"]).__name__ == "PasswordField"
-    assert type(widgets["scopes"]).__name__ == "StringField"
+    assert widgets["refresh_token"].field_class.__name__ == "PasswordField"
+    assert widgets["scopes"].field_class.__name__ == "StringField"
 
 
 def test_the_wheel_holds_every_module(tmp_path):
