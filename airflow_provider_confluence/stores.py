@@ -78,19 +78,37 @@ def connection_row_exists(conn_id: str) -> bool:
         return session.query(connection.id).filter(connection.conn_id == conn_id).first() is not None
 
 
+WRITTEN_FINGERPRINT = "refresh_token_fingerprint"
+
+
+def _state_of(extra: dict[str, Any]) -> TokenState:
+    """The token state in a connection's extra.
+
+    The store writes a fingerprint of each refresh token it saves. A refresh token that does not match it was
+    pasted by a person after a new consent: the access token and grant times beside it belong to the old grant,
+    so only the new refresh token (and the site's cloud id) are kept.
+    """
+    state = TokenState.from_mapping(extra)
+    written = extra.get(WRITTEN_FINGERPRINT)
+    if written and written != fingerprint(state.refresh_token):
+        return TokenState(refresh_token=state.refresh_token, cloud_id=state.cloud_id)
+    return state
+
+
 class _ConnectionTransaction:
     def __init__(self, conn_id: str, session: Session, row: Any) -> None:
         self._conn_id = conn_id
         self._session = session
         self._row = row
-        self.state = TokenState.from_mapping(_extra_of(row))
+        self.state = _state_of(_extra_of(row))
 
     def save(self, state: TokenState) -> None:
         try:
             extra = _extra_of(self._row)
-            for key in STATE_KEYS:
+            for key in (*STATE_KEYS, WRITTEN_FINGERPRINT):
                 extra.pop(key, None)
             extra.update(state.to_dict())
+            extra[WRITTEN_FINGERPRINT] = fingerprint(state.refresh_token)
             self._row.set_extra(json.dumps(extra))
             self._session.commit()
         except Exception as exc:
@@ -129,7 +147,7 @@ class ConnectionTokenStore:
     def load(self) -> TokenState:
         with create_session() as session:
             row = self._query(session).one_or_none()
-            return TokenState.from_mapping(_extra_of(row)) if row is not None else TokenState()
+            return _state_of(_extra_of(row)) if row is not None else TokenState()
 
     @contextmanager
     def transaction(self) -> Iterator[_ConnectionTransaction]:

@@ -60,3 +60,26 @@ def test_token_store_connection_in_a_blocked_worker_is_refused(fake_atlassian, a
     put_connection("blocked", fake_atlassian.connection("blocked", token_store="connection"))
     with pytest.raises(ConfluenceConfigError, match="cannot write connections"):
         ConfluenceOAuthHook("blocked").get_access_token()
+
+
+def test_a_new_consent_pasted_into_the_connection_restarts_the_grant(fake_atlassian, confluence_conn):
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    from conftest import read_connection_extra
+
+    ConfluenceOAuthHook(confluence_conn).get_access_token()
+    old = read_connection_extra(confluence_conn)
+    fake_atlassian.advance(200 * 86400)  # long after: the old grant's count is 200 days in
+    new_grant = fake_atlassian.issue_grant()
+    with create_session() as session:  # a person pastes the new refresh token in the UI, leaving the rest
+        row = session.query(Connection).filter(Connection.conn_id == confluence_conn).one()
+        row.set_extra(json.dumps({**old, "refresh_token": new_grant}))
+    hook = ConfluenceOAuthHook(confluence_conn)
+    hook.token_manager._clock = fake_atlassian.now
+    hook.get_access_token()
+    new = read_connection_extra(confluence_conn)
+    assert new["refresh_token"] == fake_atlassian.latest_refresh_token
+    assert new["access_token"] != old["access_token"]
+    assert new["grant_issued_at"] >= old["grant_issued_at"] + 199 * 86400
+    assert fake_atlassian.counters["invalid_grants"] == 0
