@@ -66,6 +66,11 @@ class AccessTokenSource(Protocol):
         """Return True when the STORED expiry of the access token has passed."""
 
 
+def _sleep(seconds: float) -> None:
+    """The default wait between retries, looked up at call time so tests can replace it."""
+    time.sleep(seconds)
+
+
 def _uncertain(exc: BaseException) -> bool:
     """True for a failure after which the server may have processed the request."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -86,7 +91,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
     :param session: a ``requests.Session`` to use (default: a new one).
     :param timeout: connect and read timeout of every request, in seconds.
     :param retry: the retry policy.
-    :param sleep: how to sleep between retries (inject a recorder in tests).
+    :param sleep: how to sleep between retries (default :func:`time.sleep`; inject a recorder in tests).
     """
 
     def __init__(
@@ -99,7 +104,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
         session: requests.Session | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         if not api_url or not api_url.strip().lower().startswith(("https://", "http://")):
             raise ConfluenceConfigError(
@@ -114,7 +119,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
         self._session = session if session is not None else requests.Session()
         self._timeout = timeout
         self._retry = retry
-        self._sleep = sleep
+        self._sleep = sleep or _sleep
         #: HTTP requests sent to Confluence so far (retries included), for progress logs and benchmarks.
         self.request_count = 0
 

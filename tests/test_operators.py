@@ -119,3 +119,23 @@ def test_get_spaces_filters_and_max_results(fake_atlassian, confluence_conn):
     assert [s["key"] for s in current] == ["ENG"]
     fake_atlassian.add_spaces(600)
     assert len(ConfluenceGetSpacesOperator(task_id="s", max_results=300).execute(context={})) == 300
+
+
+def test_a_create_whose_answer_was_lost_is_not_sent_twice(fake_atlassian, confluence_conn):
+    """The POST landed but a 502 came back: the page is found, not created a second time."""
+    fake_atlassian.add_space("DEMO")
+    fake_atlassian.fail_next(502, route="POST /wiki/api/v2/pages", landed=True)
+    result = create(space_key="DEMO", title="Once", body="<p>x</p>")
+    assert [p["id"] for p in fake_atlassian.pages if p["title"] == "Once"] == [result["id"]]
+    assert fake_atlassian.counters["api_calls_by_route"]["POST /wiki/api/v2/pages"] == 1
+
+
+def test_rate_limits_are_waited_out(fake_atlassian, confluence_conn, monkeypatch):
+    """A 429 with Retry-After is honoured (the wait is recorded, not slept) and the page is created once."""
+    slept: list[float] = []
+    monkeypatch.setattr("airflow_provider_confluence.client._sleep", slept.append)
+    fake_atlassian.add_space("DEMO")
+    fake_atlassian.throttle(times=2, retry_after="3")
+    create(space_key="DEMO", title="Throttled", body="<p>x</p>")
+    assert len(slept) == 2 and all(3 <= s <= 4 for s in slept)
+    assert len([p for p in fake_atlassian.pages if p["title"] == "Throttled"]) == 1

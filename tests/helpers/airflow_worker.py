@@ -4,6 +4,7 @@ Usage (the metadata DB comes from the environment, like any Airflow process):
     python airflow_worker.py put-connection CONN_ID JSON
     python airflow_worker.py read-extra CONN_ID
     python airflow_worker.py read-variable KEY
+    python airflow_worker.py refresh CONN_ID
     python airflow_worker.py hammer CONN_ID MIN_CALLS READY_FILE GO_FILE EMULATOR_URL MIN_REFRESHES
 """
 
@@ -48,6 +49,15 @@ def read_variable(key: str) -> None:
         print(row.get_val())
 
 
+def refresh(conn_id: str) -> None:
+    """One run of a task that needs a fresh access token: the stored one is refused once, as after a 401."""
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+
+    hook = ConfluenceOAuthHook(conn_id)
+    hook.token_manager.refresh_rejected(hook.get_access_token())
+    print(json.dumps({"store": hook.token_manager.store.name}))
+
+
 def hammer(conn_id: str, min_calls: int, ready_file: str, go_file: str, emulator_url: str, min_refreshes: int) -> None:
     """Make at least MIN_CALLS API calls, and go on (up to 20x) until the grant was refreshed MIN_REFRESHES times."""
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -79,6 +89,8 @@ if __name__ == "__main__":
         read_extra(args[0])
     elif command == "read-variable":
         read_variable(args[0])
+    elif command == "refresh":
+        refresh(args[0])
     elif command == "hammer":
         hammer(args[0], int(args[1]), args[2], args[3], args[4], int(args[5]))
     else:
