@@ -8,14 +8,16 @@ between our check and our create) is resolved by reading the page again, not by 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
     ConfluenceConflict,
 )
+
+if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
+    from airflow_provider_confluence.client import ConfluenceClient
 
 log = logging.getLogger(__name__)
 

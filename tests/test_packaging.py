@@ -116,3 +116,17 @@ def test_importing_the_operators_opens_no_socket():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
+
+
+def test_dag_parsing_does_not_load_the_http_stack():
+    """DAG files import the operators constantly; the client and requests load only when a task runs."""
+    code = (
+        "import sys, airflow\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_confluence.operators.confluence\n"
+        "new = set(sys.modules) - before\n"
+        "print(sorted(m for m in new if m.split('.')[0] == 'requests' or m.endswith(('.client', '.oauth', '.tokens'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
