@@ -28,6 +28,7 @@ import requests
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
+    ConfluenceConnectionError,
     ConfluenceError,
     ConfluenceScopeError,
 )
@@ -240,7 +241,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
                         else "failed before an answer arrived; it may or may not have been processed, and was "
                         "not re-sent"
                     )
-                    raise ConfluenceError(f"{method} {url} {what} ({reason}).") from exc
+                    raise ConfluenceConnectionError(f"{method} {url} {what} ({reason}).") from exc
                 self._wait(method, url, type(exc).__name__, delay, state)
                 state.resent_after_uncertain |= _uncertain(exc)
                 continue

@@ -9,6 +9,7 @@ contain a token, a client secret or a request body.
     ConfluenceError
     ├── ConfluenceConfigError          bad connection settings, found before any request is sent
     ├── ConfluenceTokenStoreError      token state could not be read or saved
+    ├── ConfluenceConnectionError      no answer arrived (connection error, timeout) after the retries
     ├── ConfluenceAuthError            the token endpoint or accessible-resources refused or failed
     │   ├── ConfluenceInvalidGrant     the token endpoint answered ``invalid_grant``
     │   └── ConfluenceReauthorizationRequired   the grant is dead: a person must consent again
@@ -47,6 +48,13 @@ class ConfluenceTokenStoreError(ConfluenceError):
 
     Raised, for example, when a refresh succeeded but the rotated refresh token could not be saved: the token
     is then not used, so that no process ever works with a refresh token that only it knows.
+    """
+
+
+class ConfluenceConnectionError(ConfluenceError):
+    """No answer arrived from Confluence (connection refused or reset, timeout), after any retries.
+
+    For a write, the request may or may not have been processed.
     """
 
 

@@ -19,9 +19,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConflict, ConfluenceError
+from airflow_provider_confluence.exceptions import (
+    ConfluenceApiError,
+    ConfluenceConflict,
+    ConfluenceConnectionError,
+    ConfluenceError,
+)
 from airflow_provider_confluence.retry import RetryState
 
 __all__ = ["PAGES_PATH", "PagesMixin"]
@@ -35,7 +38,7 @@ def _may_have_landed(exc: ConfluenceError) -> bool:
     """True when a failed write may still have been processed by Confluence."""
     if isinstance(exc, ConfluenceApiError):
         return (exc.status_code or 0) >= 500
-    return isinstance(exc.__cause__, requests.exceptions.RequestException)  # no answer arrived
+    return isinstance(exc, ConfluenceConnectionError)  # no answer arrived
 
 
 def _page_path(page_id: str) -> str:
@@ -105,7 +108,7 @@ class PagesMixin:
         listing = self.request("GET", PAGES_PATH, params=params)
         results = listing.get("results") if isinstance(listing, dict) else None
         pages = [p for p in results or [] if isinstance(p, dict)]
-        page = next((p for p in pages if p.get("title") == title), pages[0] if pages else None)
+        page = next((p for p in pages if p.get("title") == title), None)  # exact title only: never another page
         return None if page is None else self._single(page, listing)
 
     def create_page(
@@ -163,7 +166,7 @@ class PagesMixin:
         if isinstance(exc, ConfluenceApiError):
             answered = exc.status_code or 0
             raise ConfluenceApiError(answered, exc.method, exc.url, exc.code, f"{exc.detail} {note}") from exc
-        raise ConfluenceError(f"{exc.message} {note}") from exc
+        raise ConfluenceConnectionError(f"{exc.message} {note}") from exc
 
     def update_page(
         self,

@@ -659,3 +659,20 @@ class TestNoSecretsLeak:
             for secret in (TOKEN_1, TOKEN_2, REFRESHED, "secret body", "Authorization"):
                 assert secret not in text, (secret, text)
         assert "you sent Bearer [redacted]" in str(errors[0])  # the echoed text is there, redacted
+
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ReadTimeout])
+def test_no_answer_is_its_own_error_type(h: Harness, exc: type[Exception]) -> None:
+    from airflow_provider_confluence.exceptions import ConfluenceConnectionError
+
+    with rm.Mocker() as m:
+        m.get(SPACES, exc=exc)
+        with pytest.raises(ConfluenceConnectionError):
+            h.client.request("GET", "/wiki/api/v2/spaces")
+    assert len(sent(m)) == RetryPolicy().max_attempts
+
+
+def test_find_page_ignores_a_title_that_only_looks_alike(h: Harness) -> None:
+    with rm.Mocker() as m:
+        m.get(PAGES, json={"results": [{**PAGE, "title": "weekly REPORT"}], "_links": {}})
+        assert h.client.find_page(space_id="42", title="Weekly report") is None
