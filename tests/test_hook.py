@@ -196,3 +196,18 @@ def test_no_secret_reaches_logs_or_errors(fake_atlassian, confluence_conn, caplo
     assert "Created page" in caplog.text and "Refreshed the Confluence access token" in caplog.text
     assert "keeps its rotated tokens in the connection store" in captured.out + caplog.text
     assert scan_for_secrets("\n".join(texts), secrets) == []
+
+
+def test_every_token_handed_out_is_masked(fake_atlassian, confluence_conn):
+    """Airflow's secrets masker hides the access and refresh tokens wherever they would be logged."""
+    from airflow.providers.common.compat.sdk import redact
+
+    hook = ConfluenceOAuthHook(confluence_conn)
+    token = hook.get_access_token()
+    rotated = read_connection_extra(confluence_conn)["refresh_token"]
+    text = f"Authorization: Bearer {token} refresh={rotated} secret={fake_atlassian.client_secret}"
+    assert scan_for_secrets(str(redact(text)), [token, rotated, fake_atlassian.client_secret]) == []
+    # A token read back from the store (another task, another hook) is masked too.
+    second = ConfluenceOAuthHook(confluence_conn)
+    assert second.get_access_token() == token
+    assert token not in str(redact(f"again {token}"))
