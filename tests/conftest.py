@@ -129,3 +129,54 @@ def confluence_conn(fake_atlassian: Any, airflow_db: Path) -> Iterator[str]:
 def scan_for_secrets(text: str, secrets: list[str]) -> list[str]:
     """The planted secrets that appear in ``text`` (an empty list is the only good answer)."""
     return [s for s in secrets if s and s in text]
+
+
+# -- the secret-leak audit of the whole run ------------------------------------------------------------
+# Every secret the emulator mints (client secrets, refresh and access tokens, authorization codes) is a
+# canary. Everything a test printed or logged, and every failure text, is kept; at the end of the run it is
+# scanned, together with the task log files of this process's AIRFLOW_HOME, and any canary found fails the run.
+
+_AUDITED: list[tuple[str, str]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report = outcome.get_result()
+    texts = [content for _name, content in report.sections]
+    if report.longrepr is not None:
+        texts.append(report.longreprtext)
+    if texts:
+        _AUDITED.append((report.nodeid, "\n".join(texts)))
+
+
+def audit_for_leaks() -> list[str]:
+    """Where canaries were found: ``nodeid: n secret(s)`` lines (never the secrets themselves)."""
+    from airflow_provider_confluence.testing import find_leaks, issued_secrets
+
+    canaries = issued_secrets()
+    places = [(nodeid, find_leaks(text, canaries)) for nodeid, text in _AUDITED]
+    logs = AIRFLOW_HOME / "logs"
+    if logs.exists():
+        places += [(str(p), find_leaks(p.read_text(errors="replace"), canaries)) for p in logs.rglob("*") if p.is_file()]
+    return [f"{where}: {len(found)} emulator-issued secret(s)" for where, found in places if found]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = audit_for_leaks()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"secret-leak audit: {len(_AUDITED)} captured outputs and the task logs scanned for "
+            f"{_issued_count()} emulator-issued secrets; {len(leaks)} leak(s)"
+        )
+        for leak in leaks:
+            reporter.write_line(f"  LEAK {leak}", red=True)
+    if leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _issued_count() -> int:
+    from airflow_provider_confluence.testing import issued_secrets
+
+    return len(issued_secrets())

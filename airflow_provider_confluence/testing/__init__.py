@@ -48,10 +48,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .canaries import find_leaks, issued_secrets
+
 if TYPE_CHECKING:
     from .emulator import FakeAtlassian
 
-__all__ = ["DEFAULT_SCOPES", "FakeAtlassian", "fake_atlassian"]
+__all__ = ["DEFAULT_SCOPES", "FakeAtlassian", "fake_atlassian", "find_leaks", "issued_secrets"]
 
 
 def __getattr__(name: str) -> Any:

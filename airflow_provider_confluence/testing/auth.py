@@ -21,13 +21,13 @@ token answers ``403 {"error": "invalid_grant", "error_description": "Unknown or 
 from __future__ import annotations
 
 import hmac
-import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._http import Reply, oauth_error
+from .canaries import new_secret
 from .clock import Clock
 
 DEFAULT_SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
@@ -155,7 +155,7 @@ class AuthModel:
 
     def _new_refresh_token(self, grant: _Grant) -> str:
         now = self._clock.now()
-        token = secrets.token_urlsafe(48)
+        token = new_secret(48)
         if grant.latest_refresh is not None:
             self._refresh[grant.latest_refresh].superseded_at = now
         self._refresh[token] = _RefreshToken(grant.grant_id, now, now)
@@ -171,7 +171,7 @@ class AuthModel:
             record.expires_at = min(record.expires_at, grace_end)
         grant.graced_upto = len(grant.access_tokens)
         lifetime = int(self.access_token_lifetime)
-        token = secrets.token_urlsafe(48)
+        token = new_secret(48)
         self._access[token] = _AccessToken(grant.grant_id, now + lifetime)
         grant.access_tokens.append(token)
         return token, lifetime
@@ -285,7 +285,7 @@ class AuthModel:
     # ----------------------------------------------------------------- authorization codes
     def new_code(self, redirect_uri: str, scopes: tuple[str, ...]) -> str:
         """Record a single-use authorization code, valid 10 minutes, for this redirect URI and these scopes."""
-        code = secrets.token_urlsafe(32)
+        code = new_secret(32)
         with self._lock:
             self._codes[code] = _Code(redirect_uri, scopes, self._clock.now() + CODE_LIFETIME)
         return code

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from .auth import DEFAULT_SCOPES, AuthModel
+from .canaries import new_secret
 from .clock import Clock
 from .confluence import ConfluenceModel
 from .knobs import Injector
@@ -40,7 +41,7 @@ class FakeAtlassian:
         self.clock = Clock()
         self.site_url = site_url.rstrip("/")
         self.client_id = secrets.token_urlsafe(24)
-        self.client_secret = secrets.token_urlsafe(48)
+        self.client_secret = new_secret(48)
         self.cloud_id = str(uuid.uuid4())
         self.latency = 0.0
         self.extra_sites: list[tuple[str, str]] = []

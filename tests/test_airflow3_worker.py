@@ -1,0 +1,486 @@
+"""The example DAGs on the real Airflow 3 worker path: ``airflow api-server`` + forked, supervised task workers.
+
+``dag.test()`` runs tasks in-process, where the ORM is not blocked and logs are not masked, so it hides the
+path production takes on Airflow 3. Here (Airflow 3.3 source, read for this test):
+
+* ``DAG.test(use_executor=True)`` (``airflow/sdk/definitions/dag.py``) starts the default executor
+  (``LocalExecutor`` on PostgreSQL), turns each schedulable task instance into an ``ExecuteTask`` workload
+  signed by ``executor.jwt_generator`` (``[api_auth] jwt_secret``), and queues it;
+* ``LocalExecutor`` (``airflow/executors/local_executor.py``) hands the workload, in a forked worker, to
+  ``BaseExecutor.run_workload`` -> ``supervise_task(server=get_execution_api_server_url())``, i.e. ``[core]
+  execution_api_server_url``;
+* the supervisor (``airflow/sdk/execution_time/supervisor.py``) forks the task process, whose ``_fork_main``
+  calls ``block_orm_access()`` (``settings.Session = BlockedDBSession``) before running the task; every
+  connection and Variable read or write then goes task -> supervisor -> execution API of the api-server,
+  which checks the JWT with the same ``[api_auth] jwt_secret``;
+* the supervisor writes the task log file under ``[logging] base_log_folder``, masking what the task
+  registered with ``mask_secret`` (``airflow.sdk.log.mask_secret`` forwards ``MaskSecret`` to it). The
+  LocalExecutor also relays the task's log lines to its own stdout (``subprocess_logs_to_stdout=True``), through
+  the core structlog chain, which has no secrets masker: there only "never log a token" protects.
+
+So this module starts a real ``airflow api-server`` on a fresh, migrated PostgreSQL metadata database, runs
+each example DAG with ``dag.test(use_executor=True)`` in a subprocess pointed at the same database and server,
+against the emulator in this process, and checks the run, the Variable store and that no token leaked.
+
+Since ``token_store=auto`` picks the Variable in every Airflow 3 process (not only in workers), the hook's log
+cannot tell a blocked ORM from an open one. So a listener plugin (written into the private AIRFLOW_HOME's
+plugins folder; the Task SDK's task runner calls plugin listeners inside the task process) reports from inside
+each task that the ORM really was blocked, and logs the tokens the hook stored, which must come out masked in
+the task log file. A third test shows the provider's own ``orm_available()`` refusing ``token_store=connection``
+there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+
+from conftest import EXAMPLE_DAGS, IN_CI, airflow_major, run_airflow, scan_for_secrets
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.airflow_server,
+    pytest.mark.skipif(
+        airflow_major() < 3,
+        reason="Airflow 2 has no api-server, execution API or ORM-blocked task workers (Airflow 3 only)",
+    ),
+]
+
+WORKER = Path(__file__).parent / "helpers" / "airflow_worker.py"
+CONN_ID = "confluence_default"
+VARIABLE = f"confluence_oauth__{CONN_ID}"
+SERVER_START_TIMEOUT = 120.0
+DAG_RUN_TIMEOUT = 150.0
+
+PROBE = "APC-WORKER-PROBE"
+# Probes run inside each task process: ``on_task_instance_running`` (before ``execute``) reports the ORM;
+# ``on_task_instance_success`` of a task that used the hook logs the tokens it stored (they must be masked).
+PROBE_PLUGIN = r"""
+import json, logging, os
+
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+
+log = logging.getLogger("apc_worker_probe")
+
+
+class WorkerProbe:
+    @hookimpl
+    def on_task_instance_running(self, previous_state, task_instance):
+        from airflow import settings
+        from airflow_provider_confluence._compat import orm_available
+
+        session_class = getattr(settings, "Session", None)
+        try:
+            session = session_class()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            session.close()
+            error = None
+        log.info("%s running %s", "APC-WORKER-PROBE", json.dumps({
+            "task_id": task_instance.task_id, "pid": os.getpid(),
+            "session_class": getattr(session_class, "__name__", repr(session_class)),
+            "session_error": error, "orm_available": orm_available(),
+            "sql_alchemy_conn": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"),
+        }))
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        if task_instance.task_id not in os.environ.get("APC_PROBE_TOKEN_TASKS", "").split(","):
+            return
+        from airflow.sdk import Variable
+
+        state = json.loads(Variable.get("confluence_oauth__confluence_default"))
+        log.info("%s tokens access=%s refresh=%s", "APC-WORKER-PROBE", state["access_token"], state["refresh_token"])
+
+
+class ApcWorkerProbePlugin(AirflowPlugin):
+    name = "apc_worker_probe"
+    listeners = [WorkerProbe()]
+"""
+
+# Runs one DAG with ``dag.test(use_executor=True)`` in a process of its own (it plays the scheduler: the ORM is
+# open here, and its LocalExecutor forks the workers); prints the run's state, its task states and the return
+# values (XComs) of its tasks on the last line.
+RUNNER = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+
+dag_folder, dag_id = sys.argv[1:3]
+bag = DagBag(dag_folder=dag_folder)
+if bag.import_errors:
+    raise SystemExit(f"import errors: {bag.import_errors}")
+run = bag.get_dag(dag_id).test(use_executor=True)
+with create_session() as session:
+    tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
+    tasks = {ti.task_id: str(ti.state) for ti in tis}
+    rows = session.query(XComModel).filter(
+        XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"
+    )
+    xcoms = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+print("DAG-RUN-RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": tasks,
+                                      "xcoms": xcoms}, default=str))
+"""
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    """Stop a process this module started in its own session, with every child it forked."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    # The group may outlive its leader (forked workers): make sure none is left.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def worker(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    result = subprocess.run([sys.executable, str(WORKER), *args], env=env, capture_output=True, text=True,
+                            timeout=timeout, cwd=str(WORKER.parent))
+    assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def airflow3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A private AIRFLOW_HOME and a fresh, migrated PostgreSQL metadata database (as test_concurrency.py)."""
+    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
+    if not url:
+        if IN_CI:
+            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
+        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
+    import psycopg2
+
+    home = tmp_path_factory.mktemp("airflow3-worker-home")
+    port = _free_port()
+    name = f"apc_worker_af{airflow_major()}_{os.getpid()}"
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    (home / "plugins").mkdir()
+    (home / "plugins" / "apc_worker_probe.py").write_text(PROBE_PLUGIN)
+    parts = urlsplit(url)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", "")),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor forks `parallelism` workers up front; two are plenty on a 2-core machine.
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        # Where the supervisors of the forked tasks reach the execution API (base_executor.py).
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        # One shared secret: the executor signs the workload JWTs with it, the API server checks them with it
+        # (tokens.get_signing_args / get_sig_validation_args; the executor never generates one).
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "APC_PROBE_TOKEN_TASKS": "publish_report,list_spaces",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    try:
+        run_airflow("db", "migrate", env=env, timeout=300)
+        yield env
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A real ``airflow api-server`` on a free loopback port; stopped with its children after the module."""
+    env = airflow3_env
+    home = Path(env["AIRFLOW_HOME"])
+    port = env["AIRFLOW__API__PORT"]
+    log_path = home / "api-server.out"
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+        )
+    try:
+        health = f"http://127.0.0.1:{port}/execution/health"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if requests.get(health, timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n"
+                            f"{log_path.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield {"env": env, "port": int(port), "proc": proc, "log": log_path}
+    finally:
+        _stop_group(proc)
+
+
+def run_dag_in_worker(api_server: dict[str, Any], dag_id: str) -> tuple[dict[str, Any], str, str]:
+    """Run ``dag_id`` with ``dag.test(use_executor=True)`` in a subprocess.
+
+    :returns: the run's result, the runner's output, and what the api-server wrote meanwhile.
+
+    The output also stays in ``AIRFLOW_HOME/runner-<dag_id>-<n>.out`` for a post-mortem.
+    """
+    env = api_server["env"]
+    server_log: Path = api_server["log"]
+    server_offset = server_log.stat().st_size
+    home = Path(env["AIRFLOW_HOME"])
+    out_path = home / f"runner-{dag_id}-{len(list(home.glob(f'runner-{dag_id}-*.out')))}.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RUNNER, str(EXAMPLE_DAGS), dag_id],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+        )
+    try:
+        proc.wait(timeout=DAG_RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"dag.test(use_executor=True) of {dag_id} did not finish in {DAG_RUN_TIMEOUT:.0f} s:\n"
+                    f"{out_path.read_text(errors='replace')[-6000:]}")
+    finally:
+        _stop_group(proc, timeout=5)  # and any LocalExecutor worker or supervisor it left behind
+    output = out_path.read_text(errors="replace")
+    lines = [line for line in output.splitlines() if line.startswith("DAG-RUN-RESULT ")]
+    assert proc.returncode == 0 and lines, f"the DAG runner of {dag_id} failed ({proc.returncode}):\n{output[-6000:]}"
+    with open(server_log, "rb") as handle:
+        handle.seek(server_offset)
+        server_output = handle.read().decode(errors="replace")
+    return json.loads(lines[-1].split(" ", 1)[1]), output, server_output
+
+
+def task_logs(env: dict[str, str], dag_id: str, run_id: str) -> dict[str, str]:
+    """The task log files of one run under the home's logs folder, by task id."""
+    logs: dict[str, str] = {}
+    for path in sorted(Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]).rglob("*.log")):
+        parts = path.parts
+        if f"dag_id={dag_id}" in parts and f"run_id={run_id}" in parts:
+            task = next(p.split("=", 1)[1] for p in parts if p.startswith("task_id="))
+            logs[task] = logs.get(task, "") + path.read_text(errors="replace")
+    return logs
+
+
+def every_token(fake: Any, *stored: dict[str, Any]) -> list[str]:
+    """The client secret, every token the emulator issued, and every token-like value stored."""
+    tokens = [fake.client_secret]
+    auth = getattr(fake, "_auth", None)  # the emulator's own records: every refresh and access token it issued
+    tokens += list(getattr(auth, "_refresh", {})) + list(getattr(auth, "_access", {}))
+    for state in stored:
+        tokens += [str(state[key]) for key in ("refresh_token", "access_token") if state.get(key)]
+    return sorted(set(tokens))
+
+
+def assert_no_token_leaked(texts: dict[str, str], tokens: list[str]) -> None:
+    for where, text in texts.items():
+        leaked = scan_for_secrets(text, tokens)
+        # Say where, never what: the failure message must not leak the token either.
+        assert not leaked, f"{len(leaked)} token(s) in clear text in {where}"
+
+
+def events(log_text: str) -> list[dict[str, Any]]:
+    """The structured lines of a task log file (the supervisor writes one JSON object per line)."""
+    found = []
+    for line in log_text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            found.append(event)
+    return found
+
+
+def probe(log_text: str, kind: str) -> list[str]:
+    return [str(e.get("event")) for e in events(log_text) if str(e.get("event", "")).startswith(f"{PROBE} {kind} ")]
+
+
+def assert_orm_blocked(task: str, log_text: str) -> None:
+    """The probe inside the task process found the ORM blocked, and the provider saw it so too."""
+    reports = probe(log_text, "running")
+    assert len(reports) == 1, f"no ORM probe in the log of {task} (listener plugin not loaded?):\n{log_text[-3000:]}"
+    report = json.loads(reports[0].split(" ", 2)[2])
+    assert report["task_id"] == task
+    assert report["session_class"] == "BlockedDBSession", report
+    assert "Direct database access via the ORM is not allowed" in str(report["session_error"]), report
+    assert report["orm_available"] is False, report
+    assert report["sql_alchemy_conn"] == "airflow-db-not-allowed:///", report
+
+
+def _prepare(api_server: dict[str, Any], fake: Any, **extra: Any) -> tuple[dict[str, str], str]:
+    env = api_server["env"]
+    connection = fake.connection(CONN_ID, **extra)
+    worker(env, "put-connection", CONN_ID, json.dumps(connection))
+    return env, connection["extra"]["refresh_token"]
+
+
+def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, planted: str, output: str,
+                       server_output: str, result: dict[str, Any], client_task: str) -> dict[str, str]:
+    env = api_server["env"]
+    assert result["state"].endswith("success"), f"{result}\n{output[-6000:]}"
+    assert all(state.endswith("success") for state in result["tasks"].values()), result["tasks"]
+
+    # Every task ran in a supervised process with the ORM blocked.
+    logs = task_logs(env, dag_id, result["run_id"])
+    assert set(logs) == set(result["tasks"]), f"task logs found for {sorted(logs)}, tasks {sorted(result['tasks'])}"
+    for task, text in logs.items():
+        assert_orm_blocked(task, text)
+
+    # There, the hook kept the rotated tokens in the Variable (through the execution API; the connection row
+    # is untouched), and the Variable holds the refresh token the emulator issued last.
+    client_events = events(logs[client_task])
+    lines = [str(e.get("event")) for e in client_events]
+    assert f"Connection {CONN_ID!r} keeps its rotated tokens in the variable store." in lines, lines
+    assert any(e.get("logger") == "airflow_provider_confluence.stores" and repr(VARIABLE) in str(e.get("event"))
+               for e in client_events), lines
+    assert any(line.startswith(f"Refreshed the Confluence access token of connection {CONN_ID!r}") and
+               "variable store" in line for line in lines), lines
+    state = json.loads(worker(env, "read-variable", VARIABLE))
+    assert fake.counters["refreshes"] == 1
+    assert fake.counters["invalid_grants"] == 0
+    assert state["refresh_token"] == fake.latest_refresh_token != planted
+    extra = json.loads(worker(env, "read-extra", CONN_ID))
+    assert extra["refresh_token"] == planted
+    assert "access_token" not in extra, "a task wrote token state into the connection row"
+
+    # The worker reached the connection and the Variable through the api-server's execution API.
+    assert f"method=GET path=/execution/connections/{CONN_ID} " in server_output, server_output[-3000:]
+    assert f"method=PUT path=/execution/variables/{VARIABLE} " in server_output, server_output[-3000:]
+
+    # The scan below is not vacuous: the task log holds the hook's lines, and the probe logged the stored tokens
+    # on purpose, which the supervisor masked in the task log file with what the hook gave to mask_secret.
+    assert probe(logs[client_task], "tokens") == [f"{PROBE} tokens access=*** refresh=***"]
+    assert f"Connection {CONN_ID!r} keeps its rotated tokens in the variable store." in output
+
+    # No token in clear text anywhere: the client secret, the planted refresh token, every token the emulator
+    # issued and every one stored, in the task logs, the runner's output and the api-server's output.
+    # The probe's own line is left out of the runner's output: Airflow 3.3's LocalExecutor relays task logs to
+    # the executor's stdout (run_workload(subprocess_logs_to_stdout=True)) through the process's core structlog
+    # chain, which has no secrets masker, so a token a task logs shows there in clear text even though it was
+    # given to mask_secret. That stream is protected only by the provider never logging a token.
+    tokens = every_token(fake, state, extra)
+    assert planted in tokens and state["access_token"] in tokens and state["refresh_token"] in tokens
+    texts = {f"task log of {task}": text for task, text in logs.items()}
+    texts["dag.test(use_executor=True) output"] = "\n".join(
+        line for line in output.splitlines() if f"{PROBE} tokens " not in line
+    )
+    texts["api-server output"] = server_output
+    assert_no_token_leaked(texts, tokens)
+    return logs
+
+
+# -- the tests ----------------------------------------------------------------------------------------
+
+
+def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    _, planted = _prepare(api_server, fake)
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_publish_report")
+
+    logs = _check_worker_path(api_server, fake, "confluence_publish_report", planted, output, server_output,
+                              result, "publish_report")
+    pages = [p for p in fake.pages if p["title"].startswith("Pipeline report ")]
+    assert len(pages) == 1
+    assert "<td>1234</td>" in pages[0]["body"]["storage"]["value"]
+    summary = result["xcoms"]["publish_report"]
+    assert summary["id"] == str(pages[0]["id"]) and summary["title"] == pages[0]["title"]
+    assert any(str(e.get("event")).startswith(f"Page {summary['id']} ") for e in events(logs["publish_report"]))
+
+
+def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
+    fake = fake_atlassian
+    fake.add_spaces(260)
+    _, planted = _prepare(api_server, fake)
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
+
+    logs = _check_worker_path(api_server, fake, "confluence_list_spaces", planted, output, server_output, result,
+                              "list_spaces")
+    assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces"] == 2
+    spaces = result["xcoms"]["list_spaces"]
+    assert len(spaces) == 260 and {s["key"] for s in spaces} == {s["key"] for s in fake.spaces}
+    assert result["xcoms"]["summarize"]["total"] == 260
+    assert "Fetched 260 spaces in 2 requests." in [str(e.get("event")) for e in events(logs["list_spaces"])]
+    assert "260 spaces: {'global': 260}" in logs["summarize"]
+
+
+def test_token_store_connection_is_refused_in_a_forked_worker(api_server, fake_atlassian):
+    """The provider itself sees the blocked ORM: ``token_store=connection`` fails before any token is used."""
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    env, planted = _prepare(api_server, fake, token_store="connection")
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
+
+    assert result["state"].endswith("failed"), result
+    assert result["tasks"]["list_spaces"].endswith("failed"), result["tasks"]
+    logs = task_logs(env, "confluence_list_spaces", result["run_id"])
+    assert_orm_blocked("list_spaces", logs["list_spaces"])
+    failures = [e for e in events(logs["list_spaces"]) if e.get("event") == "Task failed with exception"]
+    assert len(failures) == 1, logs["list_spaces"][-3000:]
+    error = failures[0]["error_detail"][0]
+    assert error["exc_type"] == "ConfluenceConfigError", error
+    # (Airflow masks the values of extras whose names contain "token", so the word "connection" itself may show
+    # as *** here: the extra is token_store=connection.)
+    assert "Airflow 3 tasks cannot write" in error["exc_value"], error
+    assert "(the ORM is blocked in task workers)" in error["exc_value"], error
+    assert fake.counters["token_requests"] == 0 and fake.counters["api_calls"] == 0
+    assert json.loads(worker(env, "read-extra", CONN_ID))["refresh_token"] == planted
+    texts = {f"task log of {task}": text for task, text in logs.items()}
+    texts["dag.test(use_executor=True) output"] = output
+    texts["api-server output"] = server_output
+    assert_no_token_leaked(texts, every_token(fake))
