@@ -166,6 +166,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks = audit_for_leaks()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line(
             f"secret-leak audit: {len(_AUDITED)} captured outputs and the task logs scanned for "
             f"{_issued_count()} emulator-issued secrets; {len(leaks)} leak(s)"
