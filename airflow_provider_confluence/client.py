@@ -293,7 +293,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
             return None
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
             kind = response.headers.get("Content-Type") or "no content type"
             raise ConfluenceApiError(
                 response.status_code, method, url, None,

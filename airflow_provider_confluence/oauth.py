@@ -169,7 +169,7 @@ def _parse_success(token_url: str, payload: dict[str, Any]) -> TokenResponse:
 def _json_or_none(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
         return None
 
 

@@ -142,7 +142,7 @@ def _describe_body(status: int, raw: str, size: int) -> tuple[str | None, str]:
     if stripped:
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
             data = None
         else:
             code, text = _from_json(data)
@@ -288,7 +288,12 @@ def join_next_link(gateway_base: str, next_link: str) -> str:
     link = next_link.strip()
     if not link:
         raise ConfluenceError("Confluence sent an empty next link.")
-    parts = urlsplit(link)
+    try:
+        parts = urlsplit(link)
+    except ValueError:  # "http://[" and the like: not a URL at all
+        raise ConfluenceError(
+            f"Cannot resolve the link {_cap(redact(link), 100)!r}: it is not a valid URL."
+        ) from None
     if parts.scheme or parts.netloc:
         try:
             same = _origin(parts.scheme or base.scheme, parts.hostname, parts.port) == _origin(
@@ -315,6 +320,11 @@ def join_next_link(gateway_base: str, next_link: str) -> str:
         path = path[len("/wiki") :]
     if not (path == "/wiki" or path.startswith("/wiki/")):
         path = "/wiki" + (path if path.startswith("/") else "/" + path)
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise ConfluenceError(
+            f"Refusing to follow the link {_cap(redact(link), 100)!r}: dot segments could leave this site's "
+            "gateway path."
+        )
     return urlunsplit((base.scheme, base.netloc, root + path, parts.query, ""))
 
 

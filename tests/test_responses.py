@@ -301,3 +301,12 @@ class TestNextLink:
         assert next_link({"results": [], "_links": {"next": ""}}, None) is None
         assert next_link(None, None) is None
         assert next_link([1, 2], {}) is None
+
+
+@pytest.mark.parametrize("link", ["/wiki/../../ex/confluence/other-cloud/wiki/api/v2/spaces", "/wiki/./api/v2/pages"])
+def test_next_links_with_dot_segments_are_refused(link: str) -> None:
+    from airflow_provider_confluence.exceptions import ConfluenceError
+    from airflow_provider_confluence.responses import join_next_link
+
+    with pytest.raises(ConfluenceError, match="dot segments"):
+        join_next_link("https://api.atlassian.com/ex/confluence/cloud-1", link)

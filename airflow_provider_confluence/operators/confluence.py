@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.publish import check_page_options
 
 if TYPE_CHECKING:
@@ -123,7 +124,9 @@ class ConfluenceGetSpacesOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if max_results is not None and max_results < 1:
-            raise ValueError(f"max_results={max_results!r} must be a positive number, or None for all spaces.")
+            raise ConfluenceConfigError(
+                f"max_results={max_results!r} must be a positive number, or None for all spaces."
+            )
         self.keys = keys
         self.space_type = space_type
         self.status = status

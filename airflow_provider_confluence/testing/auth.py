@@ -305,4 +305,5 @@ class AuthModel:
 
 def same(given: object, expected: str) -> bool:
     """Compare a secret in constant time; False when ``given`` is not a string."""
-    return isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())
+    # surrogatepass: a JSON body may carry a lone surrogate (\ud800), to be refused rather than crash on
+    return isinstance(given, str) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())

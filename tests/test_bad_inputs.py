@@ -1,0 +1,472 @@
+"""The catalogue of bad inputs: what a user gets wrong, and the exact error they see.
+
+``BAD_INPUTS`` is the ONE list: each row runs its scenario against the emulator and a real connection (a row of
+the session's SQLite metadata database unless it says otherwise), checks that nothing was lost (the stored
+token untouched, or the rotated one saved; no page created or overwritten; no request sent when the input is
+refused up front), and returns the error. The generic test checks the exception class and that the message
+says both what is wrong and what to do. The README's "Bad inputs" table is rendered from this list, and a
+test fails when the two differ (``python tests/test_bad_inputs.py`` prints the table).
+
+A token broker that answers 401 is not here: it comes with the broker issue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_confluence.exceptions import (
+    ConfluenceApiError,
+    ConfluenceAuthError,
+    ConfluenceConfigError,
+    ConfluenceConflict,
+    ConfluenceNotFound,
+    ConfluenceReauthorizationRequired,
+    ConfluenceScopeError,
+)
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.operators.confluence import (
+    ConfluenceCreatePageOperator,
+    ConfluenceGetSpacesOperator,
+)
+from airflow_provider_confluence.testing import DEFAULT_SCOPES
+from conftest import AIRFLOW_HOME, airflow_major, put_connection, read_connection_extra, read_variable
+
+pytestmark = pytest.mark.airflow2
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+WARNING = "warning in the task log"
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a row's scenario works with."""
+
+    fake: Any
+    monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture
+    capsys: pytest.CaptureFixture[str]
+
+    def put(self, conn_id: str = "bad_input", *, fields: dict[str, Any] | None = None, drop: tuple[str, ...] = (),
+            grant: str = DEFAULT_SCOPES, **extra: Any) -> str:
+        """A connection row for the emulator (connection store) with these fields and extras changed.
+
+        :param grant: the scopes the person consented to (the grant's, whatever the ``scopes`` extra says).
+        """
+        refresh_token = self.fake.issue_grant(grant, label=conn_id)
+        conn = self.fake.connection(conn_id, refresh_token, **{"token_store": "connection", **extra})
+        conn.update(fields or {})
+        for name in drop:
+            del conn["extra"][name]
+        put_connection(conn_id, conn)
+        return conn_id
+
+    def put_raw_extra(self, conn_id: str, text: str) -> str:
+        """A connection whose Extra is ``text`` verbatim (not JSON, or not an object).
+
+        Airflow 2 stores it as it is. Airflow 3 refuses to save such a row, but a task still gets it from a
+        secrets backend, through the Task SDK's ``Connection``: that is what the hook is given here.
+        """
+        conn = self.fake.connection(conn_id)
+        if airflow_major() >= 3:
+            from airflow.sdk import Connection
+
+            sdk_conn = Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
+                                  login=conn["login"], password=conn["password"], extra=text)
+            self.monkeypatch.setattr("airflow_provider_confluence.hooks.confluence.get_connection",
+                                     lambda wanted: sdk_conn)
+            return conn_id
+        from airflow.models.connection import Connection
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+            session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"],
+                                   login=conn["login"], password=conn["password"], extra=text))
+        return conn_id
+
+    @contextmanager
+    def nothing_sent(self, conn_id: str | None = None) -> Iterator[None]:
+        """Refused before any request: no token request, no API call, and the stored extra byte-identical."""
+        before = raw_extra(conn_id) if conn_id else None
+        counters = self.fake.counters
+        yield
+        after = self.fake.counters
+        assert after["token_requests"] == counters["token_requests"]
+        assert after["api_calls"] == counters["api_calls"]
+        if conn_id:
+            assert raw_extra(conn_id) == before
+
+    @contextmanager
+    def token_untouched(self, conn_id: str) -> Iterator[None]:
+        """The grant failed: the stored extra is byte-identical afterwards (nothing deleted or rewritten)."""
+        before = raw_extra(conn_id)
+        yield
+        assert raw_extra(conn_id) == before
+
+    @contextmanager
+    def no_page_written(self, conn_id: str) -> Iterator[None]:
+        """No page created or changed, and the rotated token (if any) saved: the store holds the newest one."""
+        pages = [(p["id"], p["title"], p["version"]["number"]) for p in self.fake.pages]
+        yield
+        assert [(p["id"], p["title"], p["version"]["number"]) for p in self.fake.pages] == pages
+        assert read_connection_extra(conn_id)["refresh_token"] == self.fake.latest_refresh_token
+        assert self.fake.counters["invalid_grants"] == 0
+
+
+def raw_extra(conn_id: str) -> str | None:
+    """The stored extra as it is in the database (ciphertext: it changes on any write)."""
+    with sqlite3.connect(AIRFLOW_HOME / "airflow.db") as db:
+        row = db.execute("SELECT extra FROM connection WHERE conn_id = ?", (conn_id,)).fetchone()
+    return row[0] if row else None
+
+
+def raises(kind: type[Exception], call: Callable[[], Any]) -> Exception:
+    with pytest.raises(kind) as info:
+        call()
+    return info.value
+
+
+def token_of(conn_id: str) -> Callable[[], str]:
+    return lambda: ConfluenceOAuthHook(conn_id).get_access_token()
+
+
+def create_page(conn_id: str, **kwargs: Any) -> Callable[[], Any]:
+    kwargs = {"space_key": "DEMO", "title": "Report", "body": "<p>x</p>", **kwargs}
+    return lambda: ConfluenceOAuthHook(conn_id).create_page(**kwargs)
+
+
+# -- the scenarios ------------------------------------------------------------------------------------
+
+
+def refused_settings(fields: dict[str, Any] | None = None, **extra: Any) -> Callable[[Env], Exception]:
+    """A connection refused when its settings are read: nothing is sent, nothing is written."""
+
+    def run(env: Env) -> Exception:
+        conn_id = env.put(fields=fields, **extra)
+        with env.nothing_sent(conn_id):
+            return raises(ConfluenceConfigError, token_of(conn_id))
+
+    return run
+
+
+def raw_extra_refused(text: str) -> Callable[[Env], Exception]:
+    def run(env: Env) -> Exception:
+        conn_id = env.put_raw_extra("raw_extra", text)
+        with env.nothing_sent():
+            return raises(ConfluenceConfigError, token_of(conn_id))
+
+    return run
+
+
+def another_site(env: Env) -> Exception:
+    env.fake.add_space("DEMO")
+    conn_id = env.put(fields={"host": "https://other-site.atlassian.net"})
+    with env.no_page_written(conn_id):
+        return raises(ConfluenceAuthError, lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO"))
+
+
+def classic_scopes_warning(env: Env) -> str:
+    conn_id = env.put(scopes="offline_access read:confluence-space.summary write:confluence-content")
+    with env.nothing_sent(conn_id), env.caplog.at_level(logging.WARNING):
+        ConfluenceOAuthHook(conn_id).settings  # noqa: B018 - reading the settings logs the advice
+    captured = env.capsys.readouterr()  # Airflow 3 logs through structlog, to stdout
+    return "\n".join((env.caplog.text, captured.out, captured.err))
+
+
+def classic_scopes_call(env: Env) -> Exception:
+    env.fake.add_space("DEMO")
+    classic = "offline_access read:confluence-space.summary"
+    conn_id = env.put(grant=classic, scopes=classic)
+    with env.no_page_written(conn_id):
+        return raises(ConfluenceScopeError, lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO"))
+
+
+def env_var_with_connection_store(env: Env) -> Exception:
+    conn = env.fake.connection("from_env_var", token_store="connection")
+    env.monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
+    with env.nothing_sent():
+        error = raises(ConfluenceConfigError, token_of("from_env_var"))
+    assert read_variable("confluence_oauth__from_env_var") is None and raw_extra("from_env_var") is None
+    return error
+
+
+def wrong_client_secret(env: Env) -> Exception:
+    conn_id = env.put(fields={"password": "not-the-client-secret"})
+    with env.token_untouched(conn_id):
+        error = raises(ConfluenceAuthError, token_of(conn_id))
+    assert env.fake.counters["client_auth_failures"] == 1 and env.fake.counters["refreshes"] == 0
+    return error
+
+
+def no_refresh_token(env: Env) -> Exception:
+    conn_id = env.put(drop=("refresh_token",))
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceReauthorizationRequired, token_of(conn_id))
+
+
+def dead_grant(reason: str) -> Callable[[Env], Exception]:
+    """The grant died (``reason`` in the emulator's refresh log); the next refresh asks for a new consent."""
+
+    def run(env: Env) -> Exception:
+        fake = env.fake
+        conn_id = env.put()
+        hook = ConfluenceOAuthHook(conn_id)
+        token = hook.get_access_token()
+        if reason == "absolute_expiry":  # used every 80 days, so never idle for 90: only the 365 days end it
+            for _ in range(4):
+                fake.advance(80 * DAY)
+                token = hook.token_manager.refresh_rejected(token)
+            fake.advance(46 * DAY)
+        elif reason == "inactivity_expiry":
+            fake.advance(91 * DAY)
+        else:  # a copy of the refresh token was redeemed elsewhere, then reused after the 10-minute leeway
+            copy = read_connection_extra(conn_id)["refresh_token"]
+            body = {"grant_type": "refresh_token", "client_id": fake.client_id,
+                    "client_secret": fake.client_secret, "refresh_token": copy}
+            assert requests.post(fake.token_url, json=body, timeout=10).status_code == 200
+            fake.advance(601)
+            assert requests.post(fake.token_url, json=body, timeout=10).status_code == 403
+        later = ConfluenceOAuthHook(conn_id)  # the next task; the access token was refused (401), so it refreshes
+        with env.token_untouched(conn_id):
+            error = raises(ConfluenceReauthorizationRequired, lambda: later.token_manager.refresh_rejected(token))
+        assert fake.refresh_log[-1]["reason"] == reason
+        return error
+
+    return run
+
+
+def unknown_space_key(env: Env) -> Exception:
+    env.fake.add_space("DEMO")
+    conn_id = env.put()
+    with env.no_page_written(conn_id):
+        return raises(ConfluenceNotFound, create_page(conn_id, space_key="NOPE"))
+
+
+def refused_page(kind: type[Exception], prepare: Callable[[Any], dict[str, Any]]) -> Callable[[Env], Exception]:
+    """Confluence refuses the page: the error names why; no page is created or changed."""
+
+    def run(env: Env) -> Exception:
+        env.fake.add_space("DEMO")
+        kwargs = prepare(env.fake)
+        conn_id = env.put()
+        with env.no_page_written(conn_id):
+            return raises(kind, create_page(conn_id, **kwargs))
+
+    return run
+
+
+def parent_in_other_space(fake: Any) -> dict[str, Any]:
+    fake.add_space("OTHER")
+    return {"parent_id": fake.add_page("OTHER", "Elsewhere")["id"]}
+
+
+def duplicate_title(fake: Any) -> dict[str, Any]:
+    fake.add_page("DEMO", "Report", "<p>old</p>")
+    return {"body": "<p>new</p>"}
+
+
+def operator_refused(make: Callable[[], Any]) -> Callable[[Env], Exception]:
+    def run(env: Env) -> Exception:
+        with env.nothing_sent():
+            return raises(ConfluenceConfigError, make)
+
+    return run
+
+
+def both_space_key_and_id(env: Env) -> Exception:
+    space = env.fake.add_space("DEMO")
+    conn_id = env.put()
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceConfigError, create_page(conn_id, space_id=space["id"]))
+
+
+@dataclass(frozen=True)
+class BadInput:
+    """One row of the README table: the input, the error class, what the message says is wrong, what to do."""
+
+    what: str
+    error: str
+    says: str
+    fix: str
+    run: Callable[[Env], Exception | str]
+    id: str
+
+
+BAD_INPUTS: list[BadInput] = [
+    BadInput("Client ID (Login) missing", "ConfluenceConfigError",
+             "has no Client ID (the Login field)", "Copy it from the Atlassian developer console",
+             refused_settings({"login": ""}), "no-client-id"),
+    BadInput("Client secret (Password) empty or blank", "ConfluenceConfigError",
+             "has no Client secret (the Password field)", "Copy it from the Atlassian developer console",
+             refused_settings({"password": "   "}), "blank-client-secret"),
+    BadInput("Site URL (Host) missing", "ConfluenceConfigError",
+             "has no Confluence site URL (the Host field)", "set it to https://your-site.atlassian.net",
+             refused_settings({"host": ""}), "no-host"),
+    BadInput("Site URL without a scheme (`fake-site.atlassian.net`)", "ConfluenceConfigError",
+             "has no scheme", "write it as https://fake-site.atlassian.net",
+             refused_settings({"host": "fake-site.atlassian.net"}), "host-without-scheme"),
+    BadInput("Site URL with a path (`https://fake-site.atlassian.net/wiki/spaces/ENG`)", "ConfluenceConfigError",
+             "has a path", "use only the site, such as https://fake-site.atlassian.net",
+             refused_settings({"host": "https://fake-site.atlassian.net/wiki/spaces/ENG"}), "host-with-path"),
+    BadInput("Site URL over plain http", "ConfluenceConfigError",
+             "got http://fake-site.atlassian.net", "the site URL (Host) must use https://",
+             refused_settings({"host": "http://fake-site.atlassian.net"}), "host-over-http"),
+    BadInput("Site URL of a site the grant does not cover", "ConfluenceAuthError",
+             "The grant does not cover the site other-site.atlassian.net",
+             "authorize the app again and pick that site on the consent screen", another_site, "another-site"),
+    BadInput("`token_url` over plain http", "ConfluenceConfigError",
+             "got http://auth.example.com", "token_url must use https://",
+             refused_settings(token_url="http://auth.example.com/oauth/token"), "token-url-over-http"),
+    BadInput("`token_url` that is not a URL (`auth.atlassian.com/oauth/token`)", "ConfluenceConfigError",
+             "is not an absolute http(s) URL", "leave it empty for Atlassian's default",
+             refused_settings(token_url="auth.atlassian.com/oauth/token"), "token-url-not-a-url"),
+    BadInput("`api_url` over plain http", "ConfluenceConfigError",
+             "got http://api.example.com", "api_url must use https://",
+             refused_settings(api_url="http://api.example.com"), "api-url-over-http"),
+    BadInput("`scopes` without `offline_access`", "ConfluenceConfigError",
+             "does not request the offline_access scope", "Add offline_access to the scopes extra",
+             refused_settings(scopes="read:space:confluence read:page:confluence"), "no-offline-access"),
+    BadInput("`scopes` with only classic scopes (`read:confluence-space.summary`, ...)", WARNING,
+             "only has classic Confluence scopes", "Add the granular scopes read:space:confluence, "
+             "write:page:confluence", classic_scopes_warning, "classic-scopes-warning"),
+    BadInput("A grant with only classic scopes, used on the v2 API", "ConfluenceScopeError",
+             "scope does not match", "add the granular scope read:space:confluence", classic_scopes_call,
+             "classic-scopes-call"),
+    BadInput("Extra that is not valid JSON", "ConfluenceConfigError",
+             "has an Extra field that is not valid JSON", "Fix it in Admin -> Connections",
+             raw_extra_refused('{"refresh_token": "x",'), "extra-not-json"),
+    BadInput("Extra that is JSON but not an object (`[\"...\"]`)", "ConfluenceConfigError",
+             "has an Extra field that is JSON but not an object", 'it must look like {"refresh_token"',
+             raw_extra_refused('["offline_access"]'), "extra-not-an-object"),
+    BadInput("Unknown `token_store` (`rows`)", "ConfluenceConfigError",
+             "has token_store='rows'", "use one of auto, connection, broker, variable, memory",
+             refused_settings(token_store="rows"), "unknown-token-store"),
+    BadInput("`token_store=connection` on a connection from an environment variable", "ConfluenceConfigError",
+             "comes from an environment variable or a secrets backend", "Set token_store to auto or variable",
+             env_var_with_connection_store, "env-var-connection-store"),
+    BadInput("`timeout` that is not a number (`fast`)", "ConfluenceConfigError",
+             "timeout 'fast' must be a number of seconds", "between 0 and 600",
+             refused_settings(timeout="fast"), "timeout-not-a-number"),
+    BadInput("`timeout` of 0", "ConfluenceConfigError",
+             "timeout 0 must be a number of seconds", "between 0 and 600",
+             refused_settings(timeout=0), "timeout-zero"),
+    BadInput("Wrong client secret", "ConfluenceAuthError",
+             "The token endpoint rejected the client credentials",
+             "Check the Client ID (Login) and Client secret (Password) against the developer console",
+             wrong_client_secret, "wrong-client-secret"),
+    BadInput("No `refresh_token` in the extra", "ConfluenceReauthorizationRequired",
+             "has no refresh token", "A person must authorize the app again", no_refresh_token, "no-refresh-token"),
+    BadInput("A grant older than 365 days", "ConfluenceReauthorizationRequired",
+             "Atlassian no longer accepts the refresh token", "A person must authorize the app again",
+             dead_grant("absolute_expiry"), "grant-365-days"),
+    BadInput("A grant unused for 90 days", "ConfluenceReauthorizationRequired",
+             "Atlassian no longer accepts the refresh token", "A person must authorize the app again",
+             dead_grant("inactivity_expiry"), "grant-90-days-unused"),
+    BadInput("A revoked grant (a copy of the token was used after the 10-minute leeway)",
+             "ConfluenceReauthorizationRequired", "the grant was revoked, expired",
+             "put the new refresh token into the refresh_token extra", dead_grant("revoked"), "grant-revoked"),
+    BadInput("Unknown space key", "ConfluenceNotFound",
+             "No space with key 'NOPE'", "Check the key (keys are case-sensitive", unknown_space_key,
+             "unknown-space-key"),
+    BadInput("Page title over 255 characters", "ConfluenceApiError",
+             "Title must not be longer than 255 characters", "Check the request's parameters and body",
+             refused_page(ConfluenceApiError, lambda fake: {"title": "T" * 256}), "title-over-255"),
+    BadInput("Page body over 5 MB", "ConfluenceApiError",
+             "The request body is too large", "Confluence accepts up to 5 MB",
+             refused_page(ConfluenceApiError, lambda fake: {"body": "<p>" + "x" * (5 * 1024 * 1024) + "</p>"}),
+             "body-over-5mb"),
+    BadInput("Malformed storage XHTML (`<p>unclosed`)", "ConfluenceApiError",
+             "The storage format of the body is invalid", "Check the request's parameters and body",
+             refused_page(ConfluenceApiError, lambda fake: {"body": "<p>unclosed"}), "malformed-xhtml"),
+    BadInput("A parent page in another space", "ConfluenceApiError",
+             "is not in space", "Check the request's parameters and body",
+             refused_page(ConfluenceApiError, parent_in_other_space), "parent-in-another-space"),
+    BadInput("A parent page that does not exist", "ConfluenceNotFound",
+             "Parent page 999999 was not found", "No such object, or the app's user cannot see it",
+             refused_page(ConfluenceNotFound, lambda fake: {"parent_id": "999999"}), "parent-missing"),
+    BadInput("A title that exists, with `if_exists=\"fail\"` (the default)", "ConfluenceConflict",
+             "already exists in space", "Use if_exists='skip' to keep it or if_exists='update'",
+             refused_page(ConfluenceConflict, duplicate_title), "title-exists"),
+    BadInput("Both `space_key` and `space_id`", "ConfluenceConfigError",
+             "Give exactly one of space_key and space_id", "Give exactly one", both_space_key_and_id,
+             "space-key-and-id"),
+    BadInput("`if_exists` typo (`overwrite`)", "ConfluenceConfigError",
+             "if_exists='overwrite' is not one of", "fail, skip, update",
+             operator_refused(lambda: ConfluenceCreatePageOperator(task_id="t", space_key="DEMO", title="T",
+                                                                   body="<p>x</p>", if_exists="overwrite")),
+             "if-exists-typo"),
+    BadInput("`representation` typo (`html`)", "ConfluenceConfigError",
+             "representation='html' is not one of", "storage, atlas_doc_format, wiki",
+             operator_refused(lambda: ConfluenceCreatePageOperator(task_id="t", space_key="DEMO", title="T",
+                                                                   body="<p>x</p>", representation="html")),
+             "representation-typo"),
+    BadInput("`max_results=0`", "ConfluenceConfigError",
+             "max_results=0 must be a positive number", "or None for all spaces",
+             operator_refused(lambda: ConfluenceGetSpacesOperator(task_id="t", max_results=0)), "max-results-zero"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[case.id for case in BAD_INPUTS])
+def test_bad_input(case: BadInput, fake_atlassian, airflow_db, monkeypatch, caplog, capsys) -> None:
+    outcome = case.run(Env(fake_atlassian, monkeypatch, caplog, capsys))
+    if case.error == WARNING:
+        assert isinstance(outcome, str)
+        text = outcome
+    else:
+        assert type(outcome).__name__ == case.error, f"{type(outcome).__name__}: {outcome}"
+        text = str(outcome)
+    assert case.says in text, text
+    assert case.fix in text, text
+
+
+# -- the README table ---------------------------------------------------------------------------------
+
+HEADER = ("| Bad input | Error | The message says | What to do, as the message says it |\n"
+          "|---|---|---|---|")
+
+
+def table_row(case: BadInput) -> str:
+    error = case.error if case.error == WARNING else f"`{case.error}`"
+    return f"| {case.what} | {error} | {case.says} | {case.fix} |"
+
+
+def readme_table() -> list[str]:
+    """The table rows of the README's "## Bad inputs" section (header excluded)."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n## Bad inputs\n")
+    end = text.index("\n## ", start + 1)
+    rows = [line for line in text[start:end].splitlines() if line.startswith("|")]
+    assert "\n".join(rows[:2]) == HEADER
+    return rows[2:]
+
+
+def test_the_list_is_long_enough_and_the_ids_unique() -> None:
+    assert len(BAD_INPUTS) >= 25
+    assert len({case.id for case in BAD_INPUTS}) == len(BAD_INPUTS)
+    for case in BAD_INPUTS:
+        assert not any("|" in cell for cell in (case.what, case.error, case.says, case.fix)), case.id  # table-safe
+
+
+def test_the_readme_table_is_this_list() -> None:
+    assert readme_table() == [table_row(case) for case in BAD_INPUTS]
+
+
+def test_the_readme_section_follows_troubleshooting() -> None:
+    headings = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
+    assert headings[headings.index("## Troubleshooting") + 1] == "## Bad inputs"
+
+
+if __name__ == "__main__":  # print the README table
+    sys.stdout.write("\n".join([HEADER, *(table_row(case) for case in BAD_INPUTS)]) + "\n")
