@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink
+from airflow.providers.common.compat.sdk import mask_secret as _sdk_mask_secret
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
@@ -30,6 +31,22 @@ __all__ = [
     "orm_available",
     "set_variable",
 ]
+
+
+def mask_secret(secret: str, name: str | None = None) -> None:
+    """Hide ``secret`` in every log this process writes.
+
+    Airflow 3 has two secrets maskers: the Task SDK's (task logs) and the core one, which the API server's
+    own logs use (its HTTP access log, for example, which prints query strings such as a consent callback's
+    ``code``). A secret is registered with both where both exist.
+    """
+    _sdk_mask_secret(secret, name)
+    if AIRFLOW_V_3_0_PLUS and not _in_task_sdk_process():
+        try:
+            from airflow._shared.secrets_masker import mask_secret as core_mask_secret
+        except ImportError:
+            return
+        core_mask_secret(secret, name)
 
 
 def _in_task_sdk_process() -> bool:

@@ -10,6 +10,7 @@ contain a token, a client secret or a request body.
     ├── ConfluenceConfigError          bad connection settings, found before any request is sent
     ├── ConfluenceTokenStoreError      token state could not be read or saved
     ├── ConfluenceConnectionError      no answer arrived (connection error, timeout) after the retries
+    ├── ConfluenceBrokerError          the token broker in the Airflow 3 API server was unreachable or refused
     ├── ConfluenceAuthError            the token endpoint or accessible-resources refused or failed
     │   ├── ConfluenceInvalidGrant     the token endpoint answered ``invalid_grant``
     │   └── ConfluenceReauthorizationRequired   the grant is dead: a person must consent again
@@ -56,6 +57,25 @@ class ConfluenceConnectionError(ConfluenceError):
 
     For a write, the request may or may not have been processed.
     """
+
+
+class ConfluenceBrokerError(ConfluenceError):
+    """The token broker (``POST /confluence-oauth/token`` in the Airflow 3 API server) gave no access token.
+
+    :param url: the broker's URL.
+    :param reason: the broker's machine-readable refusal (``invalid_signature``, ``stale_timestamp``, ...), or
+        ``unreachable`` when no broker answered (connection error, timeout, no plugin at that address).
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.url = url
+        self.reason = reason
+
+    @property
+    def unreachable(self) -> bool:
+        """True when no broker answered, so that a configured fallback store may be used."""
+        return self.reason == "unreachable"
 
 
 class ConfluenceAuthError(ConfluenceError):

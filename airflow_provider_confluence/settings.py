@@ -22,7 +22,8 @@ DEFAULT_AUTH_URL = "https://auth.atlassian.com/authorize"
 DEFAULT_TOKEN_URL = "https://auth.atlassian.com/oauth/token"
 DEFAULT_API_URL = "https://api.atlassian.com"
 DEFAULT_TIMEOUT = 30.0
-TOKEN_STORES = ("auto", "connection", "variable", "memory")
+TOKEN_STORES = ("auto", "connection", "broker", "variable", "memory")
+BROKER_FALLBACKS = ("variable",)
 
 #: Classic (v1) scopes and the granular scopes that the v2 endpoints need instead (FACTS.md section 4).
 CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
@@ -50,6 +51,9 @@ class ConnectionSettings:
     :param client_secret: the OAuth app's client secret.
     :param refresh_token: the refresh token held in the connection (may be stale once a store has rotated it).
     :param scopes: the granted scopes, normalised and de-duplicated.
+    :param broker_url: the Airflow API server that runs the token broker, when not the one Airflow's
+        ``[core] execution_api_server_url`` points at.
+    :param broker_fallback: ``variable`` lets a task use the Variable store when no broker answers; None fails.
     :param warnings: advice found while parsing (classic scopes); the hook logs it.
     """
 
@@ -66,6 +70,8 @@ class ConnectionSettings:
     cloud_id: str | None = None
     token_store: str = "auto"
     timeout: float = DEFAULT_TIMEOUT
+    broker_url: str | None = None
+    broker_fallback: str | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -117,6 +123,18 @@ class ConnectionSettings:
                 f"Connection {conn_id!r} has token_store={token_store!r}; use one of {', '.join(TOKEN_STORES)} "
                 "(auto picks the right one and logs which)."
             )
+        broker_fallback = (_text(extras.get("broker_fallback")) or "").lower() or None
+        if broker_fallback not in (None, *BROKER_FALLBACKS):
+            raise ConfluenceConfigError(
+                f"Connection {conn_id!r} has broker_fallback={broker_fallback!r}; leave it empty (a task fails when "
+                "the token broker cannot be reached) or set it to variable."
+            )
+        broker_url = _text(extras.get("broker_url"))
+        if broker_url and (urlsplit(broker_url).scheme not in ("http", "https") or not urlsplit(broker_url).hostname):
+            raise ConfluenceConfigError(
+                f"Connection {conn_id!r}: broker_url {broker_url!r} is not an absolute http(s) URL; give the Airflow "
+                "API server's base URL, or leave it empty to use [core] execution_api_server_url."
+            )
         return cls(
             conn_id=conn_id,
             site_url=parse_site_url(conn_id, host),
@@ -131,6 +149,8 @@ class ConnectionSettings:
             cloud_id=_text(extras.get("cloud_id")),
             token_store=token_store,
             timeout=parse_timeout(conn_id, extras.get("timeout")),
+            broker_url=broker_url,
+            broker_fallback=broker_fallback,
             warnings=warnings,
         )
 

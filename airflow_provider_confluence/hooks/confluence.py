@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import requests
 
 from airflow_provider_confluence import oauth
 from airflow_provider_confluence._compat import BaseHook, get_connection, mask_secret
+from airflow_provider_confluence.broker import BrokerTokenSource
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
@@ -20,8 +21,32 @@ from airflow_provider_confluence.get_provider_info import (
 )
 from airflow_provider_confluence.publish import publish_page
 from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.stores import choose_token_store
-from airflow_provider_confluence.tokens import TokenManager, TokenState
+from airflow_provider_confluence.stores import VariableTokenStore, broker_endpoint, choose_token_store, uses_broker
+from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
+
+
+def token_manager_for(settings: ConnectionSettings, store: TokenStore, *, session: requests.Session) -> TokenManager:
+    """The rotation protocol of a connection over ``store``; every token it hands out is masked."""
+
+    def refresh(refresh_token: str) -> oauth.TokenResponse:
+        return oauth.refresh(
+            session,
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            refresh_token=refresh_token,
+            timeout=settings.timeout,
+        )
+
+    return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
+
+
+def find_cloud_id(settings: ConnectionSettings, session: requests.Session, access_token: str) -> str:
+    """The cloud id of the connection's site, from accessible-resources (FACTS.md section 3)."""
+    resources = oauth.accessible_resources(
+        session, api_url=settings.api_url, access_token=access_token, timeout=settings.timeout
+    )
+    return oauth.find_cloud_id(resources, settings.site_host)
 
 
 class ConfluenceOAuthHook(BaseHook):
@@ -64,23 +89,35 @@ class ConfluenceOAuthHook(BaseHook):
         return session
 
     @cached_property
-    def token_manager(self) -> TokenManager:
-        """The rotation protocol over the store that ``token_store`` selects."""
+    def token_manager(self) -> TokenManager | BrokerTokenSource:
+        """Where access tokens come from: the rotation protocol over the store that ``token_store`` selects, or,
+        in an Airflow 3 task worker when the token broker is enabled, the broker in the API server."""
         settings = self.settings
+        if uses_broker(settings):
+            return self._broker_source(settings)
         store = choose_token_store(settings)
         self.log.info("Connection %r keeps its rotated tokens in the %s store.", settings.conn_id, store.name)
+        return token_manager_for(settings, store, session=self.session)
 
-        def refresh(refresh_token: str) -> oauth.TokenResponse:
-            return oauth.refresh(
-                self.session,
-                token_url=settings.token_url,
-                client_id=settings.client_id,
-                client_secret=settings.client_secret,
-                refresh_token=refresh_token,
-                timeout=settings.timeout,
-            )
+    def _broker_source(self, settings: ConnectionSettings) -> BrokerTokenSource:
+        url = broker_endpoint(settings)
+        self.log.info("Connection %r gets its access tokens from the token broker at %s: this task cannot write "
+                      "connections, and the API server keeps the rotated tokens.", settings.conn_id, url)
+        fallback = partial(self._variable_fallback, settings) if settings.broker_fallback == "variable" else None
+        return BrokerTokenSource(
+            conn_id=settings.conn_id,
+            client_secret=settings.client_secret,
+            url=url,
+            session=self.session,
+            # the broker may itself wait for the token endpoint (with retries) before it answers
+            timeout=(settings.timeout, max(60.0, 4 * settings.timeout)),
+            on_secret=mask_secret,
+            fallback=fallback,
+        )
 
-        return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
+    def _variable_fallback(self, settings: ConnectionSettings) -> TokenManager:
+        store = VariableTokenStore(settings.conn_id, settings.refresh_token)
+        return token_manager_for(settings, store, session=self.session)
 
     def get_access_token(self) -> str:
         """A valid access token (masked in logs), refreshed and saved first when it is about to expire."""
@@ -103,15 +140,7 @@ class ConfluenceOAuthHook(BaseHook):
         )
 
     def _discover_cloud_id(self) -> str:
-        settings = self.settings
-
-        def from_accessible_resources(access_token: str) -> str:
-            resources = oauth.accessible_resources(
-                self.session, api_url=settings.api_url, access_token=access_token, timeout=settings.timeout
-            )
-            return oauth.find_cloud_id(resources, settings.site_host)
-
-        return self.token_manager.get_cloud_id(from_accessible_resources)
+        return self.token_manager.get_cloud_id(partial(find_cloud_id, self.settings, self.session))
 
     # -- typed API ------------------------------------------------------------------------------------
 

@@ -1,0 +1,419 @@
+"""The token broker's wire protocol: HMAC-signed requests, their verification, and the worker-side client.
+
+An Airflow 3 task cannot write a connection, so every refresh of a connection's grant happens in ONE place:
+``POST /confluence-oauth/token`` in the API server (:mod:`airflow_provider_confluence.plugins.broker`), which
+runs :class:`~airflow_provider_confluence.tokens.TokenManager` over the connection row under
+``SELECT ... FOR UPDATE``. A worker asks it for an access token with :class:`BrokerTokenSource`.
+
+The request is JSON ``{"conn_id", "timestamp", "nonce", "signature"}`` (and optionally ``"rejected_token"``,
+the :func:`token_fingerprint` of an access token Confluence refused, which makes the broker refresh unless it
+already holds a newer token; the token itself is never sent). ``signature`` is the hex HMAC-SHA256, keyed by
+the connection's client secret, of :func:`canonical_message`: whoever may read the connection (and so knows
+its client secret) may obtain its access token, nobody else. The broker refuses, with 401 and a JSON body
+``{"error", "detail"}``, a timestamp older than :data:`MAX_AGE` seconds or more than :data:`MAX_FUTURE`
+seconds ahead, a bad signature and a nonce it has seen. It answers ``{"access_token", "expires_at",
+"cloud_id"}``, never the refresh token. This module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from airflow_provider_confluence.exceptions import (
+    ConfluenceAuthError,
+    ConfluenceBrokerError,
+    ConfluenceConfigError,
+    ConfluenceReauthorizationRequired,
+    ConfluenceTokenStoreError,
+)
+from airflow_provider_confluence.tokens import MAX_LEEWAY, TokenManager
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/confluence-oauth"
+TOKEN_PATH = URL_PREFIX + "/token"
+PROTOCOL = "confluence-oauth-broker/1"
+MAX_AGE = 120
+MAX_FUTURE = 30
+NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
+HEX_SHA256_PATTERN = r"^[0-9a-f]{64}$"
+_NONCE = re.compile(NONCE_PATTERN)
+_MAX_ECHO = 500
+_RETRY_DELAYS = (0.5, 1.0)
+
+
+def endpoint_url(*, override: str | None, execution_api_server_url: str | None, api_base_url: str | None) -> str:
+    """The broker's URL, on the API server that serves the execution API to the workers.
+
+    :param override: the connection's ``broker_url`` extra: the API server's base URL (or the full endpoint).
+    :param execution_api_server_url: Airflow's ``[core] execution_api_server_url`` (``.../execution/``).
+    :param api_base_url: Airflow's ``[api] base_url``, from which Airflow derives the former when it is unset.
+    """
+    if override:
+        base = override.strip().rstrip("/")
+    elif execution_api_server_url:
+        base = execution_api_server_url.strip().rstrip("/").removesuffix("/execution")
+    else:  # the same default as airflow.executors.base_executor.get_execution_api_server_url
+        base = (api_base_url or "/").strip()
+        base = f"http://localhost:8080{base}" if base.startswith("/") else base
+        base = base.rstrip("/")
+    return base if base.endswith(TOKEN_PATH) else base + TOKEN_PATH
+
+
+def token_fingerprint(token: str) -> str:
+    """The hex SHA-256 of a token: names it to the broker without revealing it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def canonical_message(conn_id: str, timestamp: int, nonce: str, rejected_token: str | None = None) -> bytes:
+    """The bytes that are signed: a compact JSON array, so that no field can bleed into another."""
+    fields = [PROTOCOL, conn_id, int(timestamp), nonce, rejected_token or ""]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sign(secret: str, conn_id: str, timestamp: int, nonce: str, rejected_token: str | None = None) -> str:
+    """The hex HMAC-SHA256 of :func:`canonical_message`, keyed by the connection's client secret."""
+    message = canonical_message(conn_id, timestamp, nonce, rejected_token)
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_request(
+    secret: str, conn_id: str, *, timestamp: int, rejected_token: str | None = None, nonce: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of one token request, with a fresh random nonce unless one is given."""
+    nonce = nonce or secrets.token_urlsafe(24)
+    body: dict[str, Any] = {
+        "conn_id": conn_id,
+        "timestamp": int(timestamp),
+        "nonce": nonce,
+        "signature": sign(secret, conn_id, timestamp, nonce, rejected_token),
+    }
+    if rejected_token:
+        body["rejected_token"] = rejected_token
+    return body
+
+
+# -- the broker's side ----------------------------------------------------------------------------------
+
+
+class BrokerRefusal(Exception):
+    """Why the broker refuses a request; answered as ``401 {"error": error, "detail": detail}``."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+
+
+class NonceCache:
+    """Nonces seen recently, each kept until its request's timestamp can no longer pass the age check.
+
+    Thread-safe. Only requests with a valid signature reach it, so its size is bounded by real traffic.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._next_prune = 0.0
+
+    def add(self, key: str, keep_until: float, now: float) -> bool:
+        """Record ``key``; False when it was already there (a replay)."""
+        with self._lock:
+            if now >= self._next_prune:
+                self._seen = {k: until for k, until in self._seen.items() if until > now}
+                self._next_prune = now + 10.0
+            if key in self._seen:
+                return False
+            self._seen[key] = keep_until
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class RequestVerifier:
+    """Checks a token request's timestamp, signature and nonce, in that order.
+
+    :param clock: current epoch seconds.
+    :param max_age: seconds a signed request stays acceptable.
+    :param max_future: seconds a timestamp may be ahead of this clock (clock skew between hosts).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_age: float = MAX_AGE,
+        max_future: float = MAX_FUTURE,
+        nonces: NonceCache | None = None,
+    ) -> None:
+        self._clock = clock
+        self.max_age = max_age
+        self.max_future = max_future
+        self.nonces = nonces if nonces is not None else NonceCache()
+
+    def check_fresh(self, timestamp: int) -> None:
+        """Refuse a timestamp outside ``[now - max_age, now + max_future]``."""
+        now = self._clock()
+        if timestamp < now - self.max_age:
+            raise BrokerRefusal(
+                "stale_timestamp",
+                f"The request was signed {now - timestamp:.0f} s ago; the broker accepts requests signed within "
+                f"the last {self.max_age:.0f} s. Sign each request just before sending it, and check that the "
+                "worker's clock is synchronised with the API server's (NTP).",
+            )
+        if timestamp > now + self.max_future:
+            raise BrokerRefusal(
+                "future_timestamp",
+                f"The request's timestamp is {timestamp - now:.0f} s ahead of the API server's clock (at most "
+                f"{self.max_future:.0f} s are tolerated). Synchronise the worker's clock (NTP).",
+            )
+
+    def verify(
+        self,
+        *,
+        conn_id: str,
+        timestamp: int,
+        nonce: str,
+        signature: str,
+        secret: str | None,
+        rejected_token: str | None = None,
+    ) -> None:
+        """Raise :class:`BrokerRefusal` unless the request is fresh, signed with ``secret`` and not a replay.
+
+        :param secret: the connection's client secret; None when there is no such usable connection, which is
+            refused exactly like a bad signature, so that callers cannot learn which connections exist.
+        """
+        self.check_fresh(timestamp)
+        if not _NONCE.match(nonce):
+            raise BrokerRefusal("invalid_nonce", f"The nonce must match {NONCE_PATTERN}.")
+        expected = sign(secret or "no such connection", conn_id, timestamp, nonce, rejected_token)
+        if not hmac.compare_digest(expected, signature.lower()) or secret is None:
+            raise BrokerRefusal(
+                "invalid_signature",
+                "The signature does not match: there is no confluence_oauth connection with this id here, or the "
+                "request was not signed with its client secret (the Password field). Check that the worker and "
+                "the API server see the same connection (not an env var or secrets backend only one of them has).",
+            )
+        if not self.nonces.add(f"{conn_id}\n{nonce}", timestamp + self.max_age + 1, self._clock()):
+            raise BrokerRefusal(
+                "replayed_nonce", "This nonce was used before: a replayed request is refused. Sign each request anew."
+            )
+
+
+# -- the worker's side ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokerAnswer:
+    """An access token from the broker; ``expires_at`` is absolute epoch seconds."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    cloud_id: str | None
+    received_at: float
+
+    def valid(self, now: float) -> bool:
+        """True until the leeway before expiry: 60 s, or a quarter of the lifetime it had left when it arrived."""
+        leeway = min(MAX_LEEWAY, max(0.0, self.expires_at - self.received_at) / 4)
+        return now < self.expires_at - leeway
+
+
+class BrokerTokenSource:
+    """Access tokens of one connection from the token broker; the client's ``AccessTokenSource``.
+
+    The token is cached until the leeway before its expiry; every request is signed anew with the connection's
+    client secret; every token received is given to ``on_secret`` (``mask_secret``) before it is returned.
+
+    :param conn_id: the connection's id.
+    :param client_secret: its client secret, the signing key.
+    :param url: the broker's endpoint, ``.../confluence-oauth/token``.
+    :param session: the HTTP session to use.
+    :param timeout: seconds to wait for the broker (which may itself wait for the token endpoint), or a
+        ``(connect, read)`` pair.
+    :param on_secret: called once with every token received.
+    :param fallback: makes the store to use when NO broker answers (never when one refuses); None: fail.
+    """
+
+    name = "broker"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        client_secret: str,
+        url: str,
+        session: requests.Session | None = None,
+        timeout: float | tuple[float, float] = 30.0,
+        on_secret: Callable[[str], None] = lambda secret: None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        fallback: Callable[[], TokenManager] | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self._secret = client_secret
+        self.url = url
+        self._session = session if session is not None else requests.Session()
+        self._timeout = timeout
+        self._on_secret = on_secret
+        self._clock = clock
+        self._sleep = sleep
+        self._make_fallback = fallback
+        self._fallback: TokenManager | None = None
+        self._answer: BrokerAnswer | None = None
+        self._seen: set[str] = set()
+        self.requests_sent = 0
+
+    @property
+    def store(self) -> Any:
+        """Where the tokens come from (``.name``), like ``TokenManager.store``: this broker, or the fallback."""
+        return self._fallback.store if self._fallback is not None else self
+
+    # -- the AccessTokenSource protocol of the client ------------------------------------------------
+
+    def get_access_token(self) -> str:
+        """A valid access token: the cached one, or a fresh answer of the broker."""
+        if self._fallback is not None:
+            return self._fallback.get_access_token()
+        if self._answer is not None and self._answer.valid(self._clock()):
+            return self._answer.access_token
+        try:
+            return self._ask(None).access_token
+        except ConfluenceBrokerError as exc:
+            return self._fall_back(exc).get_access_token()
+
+    def refresh_rejected(self, rejected_token: str) -> str:
+        """Confluence refused ``rejected_token`` (401): the broker refreshes unless it holds a newer token."""
+        if self._fallback is not None:
+            return self._fallback.refresh_rejected(rejected_token)
+        try:
+            return self._ask(token_fingerprint(rejected_token)).access_token
+        except ConfluenceBrokerError as exc:
+            return self._fall_back(exc).refresh_rejected(rejected_token)
+
+    def access_token_expired(self) -> bool:
+        """True when the token handed out may be dead: past its expiry, or the broker holds another one."""
+        if self._fallback is not None:
+            return self._fallback.access_token_expired()
+        answer = self._answer
+        if answer is None or self._clock() >= answer.expires_at:
+            return True
+        try:
+            return self._ask(None).access_token != answer.access_token
+        except ConfluenceBrokerError as exc:
+            return self._fall_back(exc).access_token_expired()
+
+    def get_cloud_id(self, discover: Callable[[str], str] | None = None) -> str:
+        """The site's cloud id, which the broker finds once and keeps in the token state."""
+        if self._fallback is not None and discover is not None:
+            return self._fallback.get_cloud_id(discover)
+        token = self.get_access_token()
+        if self._answer is not None and self._answer.cloud_id:
+            return self._answer.cloud_id
+        if discover is None:
+            raise ConfluenceBrokerError(f"The token broker at {self.url} sent no cloud id.", url=self.url,
+                                        reason="no_cloud_id")
+        return discover(token)
+
+    # -- HTTP -----------------------------------------------------------------------------------------
+
+    def _fall_back(self, exc: ConfluenceBrokerError) -> TokenManager:
+        if not exc.unreachable or self._make_fallback is None:
+            raise exc
+        log.warning(
+            "%s Connection %r allows broker_fallback=variable, so this task keeps the rotated tokens in the "
+            "Variable store instead (safe only while every worker runs on one host; the broker adopts them later).",
+            exc.message, self.conn_id,
+        )
+        self._fallback = self._make_fallback()
+        return self._fallback
+
+    def _ask(self, rejected: str | None) -> BrokerAnswer:
+        """One signed request (a new nonce per attempt); transport failures are tried again twice."""
+        delays = iter(_RETRY_DELAYS)
+        while True:
+            body = signed_request(self._secret, self.conn_id, timestamp=int(self._clock()), rejected_token=rejected)
+            self.requests_sent += 1
+            try:
+                response = self._session.post(self.url, json=body, timeout=self._timeout, allow_redirects=False)
+            except requests.ConnectionError as exc:  # refused, reset, DNS, connect timeout: nobody answered
+                error = self._unreachable(f"could not be reached ({type(exc).__name__})")
+            except requests.RequestException as exc:  # it was reached but did not answer in time: no fallback
+                error = ConfluenceBrokerError(
+                    f"The token broker at {self.url} did not answer in time ({type(exc).__name__}); it may be waiting "
+                    "for Atlassian's token endpoint.", url=self.url, reason="timeout",
+                )
+            else:
+                payload = _json_or_none(response)
+                if response.status_code == 200 and isinstance(payload, dict):
+                    return self._accept(payload)
+                if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+                    raise self._refused(response.status_code, payload)
+                error = self._unreachable(
+                    f"answered {response.status_code} without a broker's answer (is airflow-provider-confluence "
+                    "installed in the API server? Its plugin serves /confluence-oauth/token)",
+                    response.status_code,
+                )
+                if response.status_code not in (502, 503, 504):
+                    raise error
+            delay = next(delays, None)
+            if delay is None:
+                raise error
+            log.warning("%s Trying again in %.1f s.", error.message, delay)
+            self._sleep(delay)
+
+    def _accept(self, payload: dict[str, Any]) -> BrokerAnswer:
+        token, expires_at = payload.get("access_token"), payload.get("expires_at")
+        if not isinstance(token, str) or not token or not isinstance(expires_at, (int, float)):
+            raise ConfluenceBrokerError(f"The token broker at {self.url} sent an unusable answer.", url=self.url,
+                                        reason="bad_answer", status_code=200)
+        if token not in self._seen:
+            self._on_secret(token)
+            self._seen.add(token)
+        cloud_id = payload.get("cloud_id")
+        self._answer = BrokerAnswer(token, float(expires_at), str(cloud_id) if cloud_id else None, self._clock())
+        return self._answer
+
+    def _unreachable(self, what: str, status_code: int | None = None) -> ConfluenceBrokerError:
+        return ConfluenceBrokerError(
+            f"The token broker at {self.url} {what}. Tasks of connection {self.conn_id!r} get their tokens from the "
+            "Airflow API server: check that it runs this provider, and [core] execution_api_server_url or the "
+            "connection's broker_url extra.",
+            url=self.url, reason="unreachable", status_code=status_code,
+        )
+
+    def _refused(self, status: int, payload: dict[str, Any]) -> Exception:
+        error = str(payload["error"])
+        detail = str(payload.get("detail") or "")[:_MAX_ECHO]
+        if error == "reauthorization_required":
+            return ConfluenceReauthorizationRequired(detail, conn_id=self.conn_id, status_code=status)
+        if error == "auth_error":
+            return ConfluenceAuthError(detail, status_code=status, transient=bool(payload.get("transient")))
+        if error == "config_error":
+            return ConfluenceConfigError(detail)
+        if error == "store_error":
+            return ConfluenceTokenStoreError(detail, status_code=status)
+        return ConfluenceBrokerError(
+            f"The token broker at {self.url} refused the token request of connection {self.conn_id!r} "
+            f"({status} {error}): {detail}",
+            url=self.url, reason=error, status_code=status,
+        )
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
