@@ -19,14 +19,16 @@ $(VENV)/.deps: $(CONSTRAINTS3)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -qq --upgrade pip
 	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg \
+		hypothesis
 	touch $@
 
 $(VENV2)/.deps: $(CONSTRAINTS2)
 	$(PYTHON) -m venv $(VENV2)
 	$(VENV2)/bin/pip install -qq --upgrade pip
 	$(VENV2)/bin/pip install -qq -c $(CONSTRAINTS2) "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary \
+		hypothesis
 	touch $@
 
 # The provider itself is installed as a built wheel (not editable), so the tests see what users get.
@@ -61,12 +63,34 @@ test-airflow2: install2 postgres
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary hypothesis
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS2)
 
 clean:
-	rm -rf $(VENV) $(VENV2) build *.egg-info
+	rm -rf $(VENV) $(VENV2) $(VENV_BENCH) build *.egg-info
+
+# `make bench`: the figures of the README's "Benchmarks" section (bench/run.py prints them and writes
+# bench/results/). A script, not a test, and not part of `make test`. It has its own virtualenv, so that its
+# packages (atlassian-python-api, the Jira provider, matplotlib; pinned in bench/requirements.txt under the same
+# constraints) never reach the one the tests run in.
+VENV_BENCH := .venv-bench
+
+$(VENV_BENCH)/.deps: $(CONSTRAINTS3) bench/requirements.txt
+	$(PYTHON) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/pip install -qq --upgrade pip
+	$(VENV_BENCH)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" \
+		apache-airflow-providers-common-compat requests requests-oauthlib psycopg2-binary asyncpg -r bench/requirements.txt
+	touch $@
+
+$(VENV_BENCH)/.pkg: $(VENV_BENCH)/.deps $(SOURCES)
+	$(VENV_BENCH)/bin/pip install -qq --no-deps --force-reinstall -c $(CONSTRAINTS3) .
+	rm -rf build *.egg-info
+	touch $@
+
+.PHONY: bench
+bench: postgres $(VENV_BENCH)/.pkg
+	$(VENV_BENCH)/bin/python bench/run.py

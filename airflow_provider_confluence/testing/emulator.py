@@ -217,6 +217,21 @@ class FakeAtlassian:
         """
         self._injector.throttle(times, retry_after, status)
 
+    def rate_limit(self, per_second: float | None, burst: float | None = None,
+                   retry_after: str | int | float | None = None) -> None:
+        """Enforce at most ``per_second`` Confluence API calls per second (a token bucket on the emulated clock).
+
+        A call over the limit answers 429 like :meth:`throttle` (counted in ``throttled``), is not processed and
+        spends nothing. The token endpoint and accessible-resources are never limited; pending :meth:`throttle`
+        answers come first.
+
+        :param per_second: the sustained rate; None or 0 removes the limit.
+        :param burst: calls allowed at once (the bucket's size, which starts full); default one second's worth.
+        :param retry_after: the ``Retry-After`` sent; default: the seconds until a call is allowed, rounded up
+            (at least 1).
+        """
+        self._injector.rate_limit(per_second, burst, retry_after)
+
     def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
                   headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
         """Answer the next ``times`` matching calls with ``status``.

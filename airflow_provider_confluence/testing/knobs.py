@@ -1,4 +1,4 @@
-"""Injected failures: throttling (429/503 with ``Retry-After``) and arbitrary failures on chosen routes.
+"""Injected failures: throttling (429/503 with ``Retry-After``), a rate limit, and failures on chosen routes.
 
 Atlassian's rate-limit answers (FACTS.md §7): 429 with ``Retry-After`` (seconds) and a v2 error body, plus the
 warning headers ``X-RateLimit-NearLimit: true`` and ``Beta-Retry-After`` (a future limit, not a limit: a
@@ -7,6 +7,7 @@ client must not sleep on it) and ``X-RateLimit-Reset``. Some 503s carry ``Retry-
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -27,6 +28,34 @@ class Failure:
     landed: bool = False
 
 
+class TokenBucket:
+    """A rate limit: ``per_second`` calls per second on average, up to ``burst`` at once; on the given clock.
+
+    :param per_second: the refill rate (calls per second, > 0).
+    :param burst: the bucket's size (at least 1); it starts full.
+    :param now: the clock, in seconds.
+    """
+
+    def __init__(self, per_second: float, burst: float, now: Callable[[], float]) -> None:
+        if not per_second > 0 or not burst >= 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+        self.per_second = float(per_second)
+        self.burst = float(burst)
+        self._now = now
+        self._tokens = self.burst
+        self._at = now()
+
+    def take(self) -> float | None:
+        """Spend one call: None when allowed, else the seconds until the next call will be."""
+        now = self._now()
+        self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.per_second)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return None
+        return (1 - self._tokens) / self.per_second
+
+
 class Injector:
     """The pending failures and throttling of one emulator.
 
@@ -41,6 +70,8 @@ class Injector:
         self._now = now
         self._failures: list[Failure] = []
         self._throttle: tuple[int, str | None, int] = (0, None, 429)
+        self._bucket: TokenBucket | None = None
+        self._bucket_retry_after: str | None = None
 
     def throttle(self, times: int = 1, retry_after: str | int | float | None = "2", status: int = 429) -> None:
         """Throttle the next ``times`` Confluence API calls (replaces any pending throttling)."""
@@ -48,6 +79,17 @@ class Injector:
             raise ValueError("throttle status must be 429 or 503; use fail_next() for others")
         with self._lock:
             self._throttle = (int(times), None if retry_after is None else str(retry_after), status)
+
+    def rate_limit(self, per_second: float | None, burst: float | None = None,
+                   retry_after: str | int | float | None = None) -> None:
+        """Limit Confluence API calls to ``per_second`` (None or 0: no limit); see ``FakeAtlassian.rate_limit``."""
+        with self._lock:
+            if not per_second:
+                self._bucket = None
+                return
+            size = burst if burst is not None else max(1.0, float(per_second))
+            self._bucket = TokenBucket(float(per_second), float(size), self._now)
+            self._bucket_retry_after = None if retry_after is None else str(retry_after)
 
     def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
                   headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
@@ -78,12 +120,19 @@ class Injector:
         return None
 
     def take_throttle(self) -> Reply | None:
-        """Consume one throttled answer, if any is pending."""
+        """Consume one throttled answer, if any is pending; else answer 429 when over the rate limit."""
         with self._lock:
             times, retry_after, status = self._throttle
-            if times <= 0:
+            if times > 0:
+                self._throttle = (times - 1, retry_after, status)
+            elif self._bucket is not None:
+                wait = self._bucket.take()
+                if wait is None:
+                    return None
+                status = 429
+                retry_after = self._bucket_retry_after or str(max(1, math.ceil(wait)))
+            else:
                 return None
-            self._throttle = (times - 1, retry_after, status)
             self._counters["throttled"] += 1
         headers: dict[str, str] = {} if retry_after is None else {"Retry-After": retry_after}
         if status == 503:
