@@ -12,7 +12,7 @@ SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' 
 PYTEST_ARGS ?=
 export CONFLUENCE_TEST_PG_URL ?= postgresql://confluence_test:confluence_test@127.0.0.1:5432/postgres
 
-.PHONY: demo test test-airflow3 test-airflow2 install install2 postgres clean constraints
+.PHONY: demo test test-airflow3 test-airflow2 install install2 postgres chromium clean constraints
 
 # A virtualenv with Airflow and the test tools, built once per constraints file.
 $(VENV)/.deps: $(CONSTRAINTS3)
@@ -20,7 +20,7 @@ $(VENV)/.deps: $(CONSTRAINTS3)
 	$(VENV)/bin/pip install -qq --upgrade pip
 	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
 		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg \
-		hypothesis
+		hypothesis selenium
 	touch $@
 
 $(VENV2)/.deps: $(CONSTRAINTS2)
@@ -48,12 +48,16 @@ install2: $(VENV2)/.pkg
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+# Debian's chromium and chromedriver, for the connection-form test in a real browser.
+chromium:
+	@bash scripts/ensure-chromium.sh
+
 demo: install
 	$(VENV)/bin/python scripts/demo.py
 
 test: test-airflow3 test-airflow2
 
-test-airflow3: install postgres
+test-airflow3: install postgres chromium
 	cd tests && ../$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-airflow2: install2 postgres
@@ -63,7 +67,8 @@ test-airflow2: install2 postgres
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis \
+		selenium
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \

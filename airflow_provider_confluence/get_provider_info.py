@@ -24,9 +24,21 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "Space- or comma-separated; must include offline_access and match the app's scopes.",
         False,
     ),
-    ("auth_url", "Authorization URL", "https://auth.atlassian.com/authorize", "Leave empty for Atlassian's.", False),
-    ("token_url", "Token URL", "https://auth.atlassian.com/oauth/token", "Leave empty for Atlassian's.", False),
-    ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's.", False),
+    (
+        "auth_url",
+        "Authorization URL",
+        "https://auth.atlassian.com/authorize",
+        "Leave empty for Atlassian's: https://auth.atlassian.com/authorize",
+        False,
+    ),
+    (
+        "token_url",
+        "Token URL",
+        "https://auth.atlassian.com/oauth/token",
+        "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token",
+        False,
+    ),
+    ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's: https://api.atlassian.com", False),
     (
         "redirect_uri",
         "Callback URL",
@@ -39,7 +51,7 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "token_store",
         "Token store",
         "auto",
-        "Where rotated tokens are kept: auto, connection, broker, variable or memory.",
+        "Where rotated tokens are kept: auto (default), connection, broker, variable or memory.",
         False,
     ),
     ("broker_url", "Broker URL", "derived from the execution API URL", "Airflow 3 token broker; leave empty.", False),
@@ -50,7 +62,7 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "Empty (fail when the broker is unreachable) or variable.",
         False,
     ),
-    ("timeout", "Timeout (seconds)", "30", "Per HTTP request.", False),
+    ("timeout", "Timeout (seconds)", "30", "Per HTTP request; default 30.", False),
 )
 
 HIDDEN_FIELDS = ["schema", "port"]
@@ -64,7 +76,7 @@ PLACEHOLDERS = {
 
 def _conn_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
+    for name, label, placeholder, description, secret in CONNECTION_EXTRAS:
         schema: dict[str, Any] = {"type": ["string", "null"]}
         if secret:
             schema["format"] = "password"

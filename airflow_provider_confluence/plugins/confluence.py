@@ -37,7 +37,11 @@ class ConfluencePlugin(AirflowPlugin):
 
     @property
     def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        """The status page of every ``confluence_oauth`` connection, under Admin in the Airflow 3 UI."""
+        """The status page of every ``confluence_oauth`` connection, under Admin in the Airflow 3 UI.
+
+        It opens as its own page, not in the UI's frame (no ``url_route``): the frame's sandbox forbids the
+        top-level navigation that the Connect button starts towards Atlassian's consent screen.
+        """
         if not AIRFLOW_V_3_0_PLUS:
             return []
         return [
@@ -46,6 +50,5 @@ class ConfluencePlugin(AirflowPlugin):
                 "href": f"{URL_PREFIX}/status",
                 "destination": "nav",
                 "category": "admin",
-                "url_route": "confluence-oauth",
             }
         ]
