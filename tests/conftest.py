@@ -159,16 +159,37 @@ def audit_for_leaks() -> list[str]:
     logs = AIRFLOW_HOME / "logs"
     if logs.exists():
         places += [(str(p), find_leaks(p.read_text(errors="replace"), canaries)) for p in logs.rglob("*") if p.is_file()]
+    places += [(where, find_leaks(text, canaries)) for where, text in _stored_task_outputs()]
     return [f"{where}: {len(found)} emulator-issued secret(s)" for where, found in places if found]
+
+
+def _stored_task_outputs() -> list[tuple[str, str]]:
+    """XCom values and rendered template fields that the in-process DAG runs stored in the session's database."""
+    import sqlite3
+
+    database = AIRFLOW_HOME / "airflow.db"
+    if not database.exists():
+        return []
+    found: list[tuple[str, str]] = []
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column in (("xcom", "value"), ("rendered_task_instance_fields", "rendered_fields")):
+            if table in tables:
+                for (value,) in db.execute(f"SELECT {column} FROM {table}"):  # noqa: S608 - fixed names
+                    text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+                    found.append((f"{table}.{column}", text))
+    return found
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaks = audit_for_leaks()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write("\n")
+        reporter.write_sep("-", "secret-leak audit")
         reporter.write_line(
-            f"secret-leak audit: {len(_AUDITED)} captured outputs and the task logs scanned for "
+            f"{len(_AUDITED)} captured outputs, the task logs, XCom values and rendered "
+            "template fields scanned for "
             f"{_issued_count()} emulator-issued secrets; {len(leaks)} leak(s)"
         )
         for leak in leaks:

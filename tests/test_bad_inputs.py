@@ -7,7 +7,7 @@ refused up front), and returns the error. The generic test checks the exception 
 says both what is wrong and what to do. The README's "Bad inputs" table is rendered from this list, and a
 test fails when the two differ (``python tests/test_bad_inputs.py`` prints the table).
 
-A token broker that answers 401 is not here: it comes with the broker issue.
+The token broker's row runs on Airflow 3 only (the broker lives in the Airflow 3 API server).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import requests
 
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
+    ConfluenceBrokerError,
     ConfluenceAuthError,
     ConfluenceConfigError,
     ConfluenceConflict,
@@ -175,6 +176,27 @@ def another_site(env: Env) -> Exception:
     conn_id = env.put(fields={"host": "https://other-site.atlassian.net"})
     with env.no_page_written(conn_id):
         return raises(ConfluenceAuthError, lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO"))
+
+
+def broker_refuses_the_signature(env: Env) -> Exception:
+    """A worker whose connection has another client secret than the API server's: the broker answers 401."""
+    if airflow_major() < 3:
+        pytest.skip("the token broker runs in the Airflow 3 API server")
+    from airflow.models.connection import Connection
+
+    from airflow_provider_confluence import stores
+    from test_broker import running_broker
+
+    with running_broker() as url:
+        conn_id = env.put("bad_broker", token_store="broker", broker_url=url)
+        seen_by_worker = env.fake.connection(conn_id, token_store="broker", broker_url=url)
+        worker_conn = Connection(conn_id=conn_id, conn_type=seen_by_worker["conn_type"], host=seen_by_worker["host"],
+                                 login=seen_by_worker["login"], password="a-different-client-secret-0123456789",
+                                 extra=json.dumps(seen_by_worker["extra"]))
+        env.monkeypatch.setattr(stores, "orm_available", lambda: False)  # this process plays a task worker
+        env.monkeypatch.setattr("airflow_provider_confluence.hooks.confluence.get_connection", lambda wanted: worker_conn)
+        with env.nothing_sent(conn_id):
+            return raises(ConfluenceBrokerError, token_of(conn_id))
 
 
 def classic_scopes_warning(env: Env) -> str:
@@ -412,6 +434,10 @@ BAD_INPUTS: list[BadInput] = [
              operator_refused(lambda: ConfluenceCreatePageOperator(task_id="t", space_key="DEMO", title="T",
                                                                    body="<p>x</p>", representation="html")),
              "representation-typo"),
+    BadInput("A token broker that answers 401 (the worker signs with another client secret)", "ConfluenceBrokerError",
+             "(401 invalid_signature): The signature does not match",
+             "Check that the worker and the API server see the same connection", broker_refuses_the_signature,
+             "broker-401"),
     BadInput("`max_results=0`", "ConfluenceConfigError",
              "max_results=0 must be a positive number", "or None for all spaces",
              operator_refused(lambda: ConfluenceGetSpacesOperator(task_id="t", max_results=0)), "max-results-zero"),

@@ -11,6 +11,8 @@ The real ``airflow api-server`` on PostgreSQL, with worker processes racing, is 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import logging
 import socket
@@ -480,10 +482,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def broker_server(airflow_db: Any) -> Iterator[str]:
-    """The plugin's app behind uvicorn on loopback, in a thread; its base URL."""
-    pytest.importorskip("fastapi")
+@contextmanager
+def running_broker() -> Iterator[str]:
+    """The plugin's app behind uvicorn on loopback, in a thread, for as long as the block runs; its base URL."""
     import uvicorn
     from fastapi import FastAPI
 
@@ -504,6 +505,14 @@ def broker_server(airflow_db: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def broker_server(airflow_db: Any) -> Iterator[str]:
+    """The plugin's app behind uvicorn on loopback, in a thread; its base URL."""
+    pytest.importorskip("fastapi")
+    with running_broker() as url:
+        yield url
 
 
 @pytest.fixture

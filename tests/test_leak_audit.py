@@ -31,3 +31,17 @@ def test_captured_logs_are_audited(fake_atlassian, caplog):
     with caplog.at_level(logging.INFO):
         logging.getLogger("audit-probe").info("a harmless line")
     assert "a harmless line" in caplog.text
+
+
+def test_xcom_values_and_rendered_fields_of_dag_runs_are_audited(fake_atlassian, confluence_conn):
+    """The audit reads what DAG runs stored: after a run, its XCom (the spaces) is among the scanned texts."""
+    from conftest import _stored_task_outputs
+    from test_example_dags import dagbag
+
+    fake_atlassian.add_space("AUDITKEY")
+    run = dagbag().get_dag("confluence_list_spaces").test()
+    assert str(run.state).endswith("success")
+    stored = _stored_task_outputs()
+    assert any(where == "xcom.value" and "AUDITKEY" in text for where, text in stored)
+    assert any(where == "rendered_task_instance_fields.rendered_fields" for where, _text in stored)
+    assert find_leaks("\n".join(text for _where, text in stored)) == []
