@@ -18,24 +18,20 @@ with ``SELECT ... FOR UPDATE`` and created by whichever request came first). The
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
 from airflow_provider_confluence.broker import signed_request
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
-from conftest import IN_CI, airflow_major, run_airflow
+from conftest import airflow_major
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group
 
 pytestmark = [
     pytest.mark.postgres,
@@ -89,23 +85,6 @@ print("WORKER-RESULT " + json.dumps({"calls": calls, "orm": orm_available(), "st
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Stop a process started in its own session, with every child it forked."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _env_connection(fake: FakeAtlassian, conn_id: str) -> str:
@@ -126,74 +105,46 @@ def fake() -> Iterator[FakeAtlassian]:
 @pytest.fixture(scope="module")
 def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A fresh PostgreSQL metadata DB and a real ``airflow api-server`` on it; stopped after the module."""
-    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
-    if not url:
-        if IN_CI:
-            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
-    import psycopg2
-
     home = tmp_path_factory.mktemp("broker-server-home")
     (home / "plugins").mkdir()
-    port = _free_port()
-    name = f"apc_broker_af{airflow_major()}_{os.getpid()}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
+    port = free_port()
     env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", "")),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **api_server_env(home, port),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
     }
     env.pop(f"AIRFLOW_CONN_{ROW_CONN.upper()}", None)
-    # The API server alone sees this one with its grant (a secrets backend in real life).
-    server_env = {**env, f"AIRFLOW_CONN_{ENV_CONN.upper()}": json.dumps(fake.connection(ENV_CONN))}
-    log_path = home / "api-server.out"
-    proc = None
-    try:
-        run_airflow("db", "migrate", env=env, timeout=300)
-        with open(log_path, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", "1"],
-                env=server_env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
-            )
-        broker = f"http://127.0.0.1:{port}/confluence-oauth/token"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:  # healthy, and the plugin's broker answers (an unsigned request gets a JSON 422)
-            if proc.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.post(broker, json={}, timeout=2).status_code == 422:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no token broker after {SERVER_START_TIMEOUT:.0f} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
-        yield {"env": env, "broker": broker, "log": log_path, "home": home}
-    finally:
-        if proc is not None:
-            _stop_group(proc)
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    with fresh_postgres_database(f"apc_broker_af{airflow_major()}", env) as database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        # The API server alone sees this one with its grant (a secrets backend in real life).
+        server_env = {**env, f"AIRFLOW_CONN_{ENV_CONN.upper()}": json.dumps(fake.connection(ENV_CONN))}
+        log_path = home / "api-server.out"
+        proc = None
+        try:
+            with open(log_path, "w") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                     "--workers", "1"],
+                    env=server_env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+                )
+            broker = f"http://127.0.0.1:{port}/confluence-oauth/token"
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while True:  # healthy, and the plugin's broker answers (an unsigned request gets a JSON 422)
+                if proc.poll() is not None:
+                    pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+                try:
+                    if requests.post(broker, json={}, timeout=2).status_code == 422:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no token broker after {SERVER_START_TIMEOUT:.0f} s:\n{log_path.read_text()[-4000:]}")
+                time.sleep(0.5)
+            yield {"env": env, "broker": broker, "log": log_path, "home": home}
+        finally:
+            if proc is not None:
+                stop_group(proc)
 
 
 def helper(env: dict[str, str], *args: str) -> str:
@@ -230,7 +181,7 @@ def race(server: dict[str, Any], fake: FakeAtlassian, conn_id: str, tmp_path: Pa
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         for proc in procs:
-            _stop_group(proc, timeout=5)
+            stop_group(proc, timeout=5)
     texts = [o.read_text(errors="replace") for o in outputs]
     for proc, text in zip(procs, texts):
         assert proc.returncode == 0, text[-3000:]

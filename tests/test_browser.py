@@ -34,23 +34,21 @@ the README's (copied by hand into docs/images/).
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from conftest import FERNET_KEY, IN_CI, airflow_major, run_airflow
+from conftest import FERNET_KEY, IN_CI, airflow_major
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, libpq_url, stop_group
 
 pytestmark = [
     pytest.mark.postgres,
@@ -98,36 +96,6 @@ def declared_extras() -> dict[str, dict[str, Any]]:
             for key, field in conn_type["conn-fields"].items()}
 
 
-# -- processes ----------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Stop a process started in its own session, with every child it forked."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 # -- fixtures -----------------------------------------------------------------------------------------
 
 
@@ -145,58 +113,27 @@ def browser_parts() -> None:
 @pytest.fixture(scope="module")
 def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A private AIRFLOW_HOME, the admin's password, and a fresh, migrated PostgreSQL metadata database."""
-    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
-    if not url:
-        if IN_CI:
-            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
-    import psycopg2
-
     home = tmp_path_factory.mktemp("airflow3-ui-home")
     (home / "dags").mkdir()
-    port = _free_port()
+    port = free_port()
     password = secrets.token_urlsafe(18)
     passwords_file = home / "simple_auth_manager_passwords.json"
     passwords_file.write_text(json.dumps({ADMIN: password}))
-    name = f"apc_browser_{os.getpid()}"
-    admin_db = psycopg2.connect(url)
-    admin_db.autocommit = True
-    with admin_db.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
-    database_url = urlunsplit(("postgresql", parts.netloc, f"/{name}", "", ""))
     base_url = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", "")),
+        **api_server_env(home, port),
         "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-        "AIRFLOW__API__BASE_URL": f"{base_url}/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
     }
-    try:
-        run_airflow("db", "migrate", env=env, timeout=300)
+    with fresh_postgres_database("apc_browser", env) as sqlalchemy_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlalchemy_url
         yield {"env": env, "home": home, "port": port, "base_url": base_url, "password": password,
-               "database_url": database_url}
-    finally:
-        with admin_db.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin_db.close()
+               "database_url": libpq_url(sqlalchemy_url)}
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +164,7 @@ def ui_server(ui_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
             time.sleep(0.5)
         yield {**ui_env, "proc": proc, "log": log_path}
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
 @pytest.fixture

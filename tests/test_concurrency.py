@@ -16,11 +16,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from conftest import IN_CI, run_airflow
+from helpers.processes import fresh_postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow2]
 
@@ -35,30 +34,10 @@ MIN_REFRESHES = 4
 @pytest.fixture(scope="module")
 def postgres_env():
     """A fresh, migrated Airflow metadata database in PostgreSQL; the env vars that point Airflow at it."""
-    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
-    if not url:
-        if IN_CI:
-            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
-    import psycopg2
-
     from conftest import airflow_major
 
-    name = f"apc_concurrency_af{airflow_major()}_{os.getpid()}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
-    database_url = urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", ""))
-    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url}
-    run_airflow("db", "migrate", env=env)
-    yield env
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    with fresh_postgres_database(f"apc_concurrency_af{airflow_major()}", timeout=600) as database_url:
+        yield {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url}
 
 
 def worker(env: dict[str, str], *args: str, timeout: float = 300) -> str:

@@ -31,10 +31,6 @@ every refusal must leave it byte-identical. The decrypted extra is read through 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +43,8 @@ import pytest
 import requests
 
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
-from conftest import IN_CI, airflow_major, run_airflow
+from conftest import airflow_major
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, libpq_url, stop_group
 
 pytestmark = [
     pytest.mark.postgres,
@@ -62,25 +59,6 @@ HTTP_TIMEOUT = 30.0
 CONFIG_KEYS = ("scopes", "redirect_uri", "token_url", "auth_url", "api_url", "token_store")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    """Stop a process started in its own session, with every child it forked."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -92,30 +70,13 @@ def fake() -> Iterator[FakeAtlassian]:
 @pytest.fixture(scope="module")
 def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A fresh PostgreSQL metadata DB and a real ``airflow api-server`` with two users; stopped after the module."""
-    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
-    if not url:
-        if IN_CI:
-            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
-    import psycopg2
-
     home = tmp_path_factory.mktemp("consent-server-home")
     (home / "plugins").mkdir()
     passwords_file = home / "simple_auth_manager_passwords.json"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    name = f"apc_consent_af{airflow_major()}_{os.getpid()}"
-    admin_db = psycopg2.connect(url)
-    admin_db.autocommit = True
-    with admin_db.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
     env = {
-        **os.environ,  # conftest's FERNET_KEY: the helper processes decrypt what the server encrypts
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", "")),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **api_server_env(home, port),  # conftest's FERNET_KEY: the helper processes decrypt what the server encrypts
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__AUTH_MANAGER":
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
@@ -123,59 +84,50 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        "AIRFLOW__API__BASE_URL": f"{base}/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
     }
-    log_path = home / "api-server.out"
-    proc = None
-    db = None
-    try:
-        run_airflow("db", "migrate", env=env, timeout=300)
-        with open(log_path, "w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                 "--workers", "1"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
-            )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:  # the plugin is mounted (its status page wants a login) and the passwords are written
-            if proc.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                mounted = requests.get(f"{base}/confluence-oauth/status", timeout=5).status_code == 401
-            except requests.RequestException:
-                mounted = False
-            if mounted and passwords_file.exists():
+    with fresh_postgres_database(f"apc_consent_af{airflow_major()}", env) as database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        import psycopg2
+
+        log_path = home / "api-server.out"
+        proc = None
+        db = None
+        try:
+            with open(log_path, "w") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                     "--workers", "1"],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+                )
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while True:  # the plugin is mounted (its status page wants a login) and the passwords are written
+                if proc.poll() is not None:
+                    pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
                 try:
-                    passwords = json.loads(passwords_file.read_text() or "{}")
-                except ValueError:
-                    passwords = {}
-                if set(USERS) <= set(passwords):
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"the api-server did not serve the plugin within {SERVER_START_TIMEOUT:.0f} s:\n"
-                            f"{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
-        db = psycopg2.connect(urlunsplit(("postgresql", parts.netloc, f"/{name}", "", "")))
-        db.autocommit = True
-        callback = f"{base}/confluence-oauth/callback"
-        fake.registered_redirect_uris = [callback]  # the app's Callback URL in the developer console
-        yield {"env": env, "base": base, "callback": callback, "passwords": passwords, "log": log_path, "db": db}
-    finally:
-        if db is not None:
-            db.close()
-        if proc is not None:
-            _stop_group(proc)
-        with admin_db.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin_db.close()
+                    mounted = requests.get(f"{base}/confluence-oauth/status", timeout=5).status_code == 401
+                except requests.RequestException:
+                    mounted = False
+                if mounted and passwords_file.exists():
+                    try:
+                        passwords = json.loads(passwords_file.read_text() or "{}")
+                    except ValueError:
+                        passwords = {}
+                    if set(USERS) <= set(passwords):
+                        break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the api-server did not serve the plugin within {SERVER_START_TIMEOUT:.0f} s:\n"
+                                f"{log_path.read_text()[-4000:]}")
+                time.sleep(0.5)
+            db = psycopg2.connect(libpq_url(database_url))
+            db.autocommit = True
+            callback = f"{base}/confluence-oauth/callback"
+            fake.registered_redirect_uris = [callback]  # the app's Callback URL in the developer console
+            yield {"env": env, "base": base, "callback": callback, "passwords": passwords, "log": log_path, "db": db}
+        finally:
+            if db is not None:
+                db.close()
+            if proc is not None:
+                stop_group(proc)
 
 
 def helper(server: dict[str, Any], *args: str) -> str:

@@ -27,22 +27,18 @@ output of the three servers.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
-from conftest import IN_CI, airflow_major, run_airflow
+from conftest import airflow_major
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group
 
 pytestmark = [
     pytest.mark.postgres,
@@ -129,33 +125,6 @@ confluence_deployment_broker()
 # -- processes ----------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop_group(proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
-    """Stop a process started in its own session, then kill whatever of its group is left (forked workers)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 def helper(env: dict[str, str], *args: str) -> str:
     result = subprocess.run([sys.executable, str(HELPER), *args], env=env, capture_output=True, text=True,
                             timeout=180, cwd=str(HELPER.parent))
@@ -198,7 +167,7 @@ class Deployment:
         # The scheduler first (no new task starts), the API server last (running tasks still need it).
         for name in ("scheduler", "dag-processor", "api-server"):
             if name in self.procs:
-                _stop_group(self.procs[name])
+                stop_group(self.procs[name], timeout=30.0, kill_wait=10.0)
 
     def wait_for_api_server(self) -> None:
         """Until the plugin's broker answers (an unsigned request gets a JSON 422) and a REST token is issued."""
@@ -229,69 +198,42 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """A fresh PostgreSQL metadata DB and a running api-server, scheduler and dag-processor; all gone after."""
-    url = os.environ.get("CONFLUENCE_TEST_PG_URL")
-    if not url:
-        if IN_CI:
-            pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
-    import psycopg2
-
     home = tmp_path_factory.mktemp("deployment-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
     (home / "dags" / f"{DAG_ID}.py").write_text(DAG_FILE.format(
         dag_id=DAG_ID, tasks=TASKS, min_calls=MIN_CALLS, task_seconds=TASK_SECONDS, result=RESULT))
-    port = _free_port()
-    name = f"apc_deployment_af{airflow_major()}_{os.getpid()}"
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(url)
+    port = free_port()
     env = {
-        **os.environ,  # with conftest's fixed Fernet key: the helper processes decrypt what the servers wrote
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(("postgresql+psycopg2", parts.netloc, f"/{name}", "", "")),
+        # os.environ with conftest's fixed Fernet key: the helper processes decrypt what the servers wrote
+        **api_server_env(home, port),
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(TASKS),
         # Where the supervisors of the forked tasks reach the execution API, and where the hook finds the broker.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        # One shared secret: the scheduler's executor signs the workload JWTs, the API server checks them.
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         # The REST API without a login (GET /auth/token answers an admin token): unpause, trigger, poll.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once; no re-parsing during the run
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",  # every component: the broker's way
-        "PYTHONUNBUFFERED": "1",
     }
     env.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
-    deployment = Deployment(env, home, port)
-    try:
-        run_airflow("db", "migrate", env=env, timeout=300)
-        deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
-        deployment.start("scheduler", "scheduler")
-        deployment.start("dag-processor", "dag-processor")
-        deployment.wait_for_api_server()
-        yield deployment
-    finally:
-        deployment.stop()
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+    with fresh_postgres_database(f"apc_deployment_af{airflow_major()}", env) as database_url:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        deployment = Deployment(env, home, port)
+        try:
+            deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1")
+            deployment.start("scheduler", "scheduler")
+            deployment.start("dag-processor", "dag-processor")
+            deployment.wait_for_api_server()
+            yield deployment
+        finally:
+            deployment.stop()
 
 
 # -- reading the run ----------------------------------------------------------------------------------
