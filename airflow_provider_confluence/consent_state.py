@@ -155,7 +155,9 @@ class ConsentStates:
             signature = b""
         if not body or not signature:
             raise _refused("malformed_state", "The state parameter is missing or malformed; start the consent again.")
-        if not hmac.compare_digest(signature, self._mac(body)):
+        # Compared as canonical text: base64's unused low bits would let a changed last character decode to the
+        # same bytes, so a state that is not exactly what was issued is refused.
+        if not hmac.compare_digest(mac, _b64(self._mac(body))):
             raise _refused("forged_state", "The state parameter was not issued by this Airflow (forged, damaged, or "
                            "from another server or run); nothing was changed. Start the consent again.")
         try:

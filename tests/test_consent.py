@@ -414,3 +414,23 @@ def test_the_status_page_shows_only_what_the_user_may_see(api, conn):
     assert "consent_conn" not in api.browser("viewer").get("/confluence-oauth/status").text
     page = api.browser("alice").get("/confluence-oauth/status")
     assert "consent_conn" in page.text and "Connect<" in page.text
+
+
+def test_a_state_whose_last_character_changed_is_refused_even_when_it_decodes_to_the_same_bytes():
+    """The HMAC's base64 text has unused low bits in its last character: every textual change must count."""
+    import base64
+
+    from airflow_provider_confluence.consent_state import ConsentStates
+    from airflow_provider_confluence.exceptions import ConfluenceAuthError
+
+    def decode(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    states = ConsentStates(b"k" * 32, clock=lambda: 1_000_000.0)
+    body, mac = states.issue(conn_id="c", user="u", binding="b").split(".")
+    alike = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+             if c != mac[-1] and decode(mac[:-1] + c) == decode(mac)]
+    assert alike, "the last character carries unused bits"
+    with pytest.raises(ConfluenceAuthError) as info:
+        states.verify(f"{body}.{mac[:-1]}{alike[0]}", user="u")
+    assert info.value.error == "forged_state"
