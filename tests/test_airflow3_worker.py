@@ -35,16 +35,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from conftest import EXAMPLE_DAGS, airflow_major, scan_for_secrets
-from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group, wait_until_healthy
 
 pytestmark = [
     pytest.mark.postgres,
@@ -209,19 +207,7 @@ def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
         )
     try:
         health = f"http://127.0.0.1:{port}/execution/health"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.get(health, timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n"
-                            f"{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(proc, health, log_path, SERVER_START_TIMEOUT)
         yield {"env": env, "port": int(port), "proc": proc, "log": log_path}
     finally:
         stop_group(proc)

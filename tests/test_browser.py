@@ -37,7 +37,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,14 @@ import requests
 
 from conftest import FERNET_KEY, IN_CI, airflow_major
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
-from helpers.processes import api_server_env, free_port, fresh_postgres_database, libpq_url, stop_group
+from helpers.processes import (
+    api_server_env,
+    free_port,
+    fresh_postgres_database,
+    libpq_url,
+    stop_group,
+    wait_until_healthy,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -149,19 +155,7 @@ def ui_server(ui_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
         )
     try:
         health = f"{ui_env['base_url']}/api/v2/monitor/health"
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if requests.get(health, timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT:.0f} s:\n"
-                            f"{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
+        wait_until_healthy(proc, health, log_path, SERVER_START_TIMEOUT)
         yield {**ui_env, "proc": proc, "log": log_path}
     finally:
         stop_group(proc)

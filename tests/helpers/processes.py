@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import requests
 
 from conftest import IN_CI, run_airflow
 
@@ -107,3 +109,19 @@ def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None,
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+def wait_until_healthy(proc: subprocess.Popen[Any], url: str, log_path: Path, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log when it exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"airflow api-server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.5)
