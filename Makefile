@@ -20,7 +20,7 @@ $(VENV)/.deps: $(CONSTRAINTS3)
 	$(VENV)/bin/pip install -qq --upgrade pip
 	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
 		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg \
-		hypothesis selenium
+		hypothesis selenium pandas
 	touch $@
 
 $(VENV2)/.deps: $(CONSTRAINTS2)
@@ -28,7 +28,7 @@ $(VENV2)/.deps: $(CONSTRAINTS2)
 	$(VENV2)/bin/pip install -qq --upgrade pip
 	$(VENV2)/bin/pip install -qq -c $(CONSTRAINTS2) "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
 		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary \
-		hypothesis
+		hypothesis pandas
 	touch $@
 
 # The provider itself is installed as a built wheel (not editable), so the tests see what users get.
@@ -67,12 +67,12 @@ test-airflow2: install2 postgres
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis \
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis pandas \
 		selenium
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary hypothesis
+		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary hypothesis pandas
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS2)
 
 clean:
