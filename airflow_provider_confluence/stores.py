@@ -18,16 +18,11 @@ says when a process must ask the broker instead.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence._compat import (
@@ -38,221 +33,37 @@ from airflow_provider_confluence._compat import (
     set_variable,
 )
 from airflow_provider_confluence.broker import endpoint_url
+from airflow_provider_confluence.connection_store import (
+    WRITTEN_FINGERPRINT,
+    ConnectionTokenStore,
+    _ConnectionTransaction,
+    adopt_variable_state,
+    connection_row_exists,
+)
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
 from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.tokens import STATE_KEYS, MemoryTokenStore, TokenState, TokenStore
+from airflow_provider_confluence.store_support import (
+    VARIABLE_PREFIX,
+    fingerprint,
+    host_lock,
+    private_session,
+    row_lock_or_host_lock,
+)
+from airflow_provider_confluence.tokens import MemoryTokenStore, TokenState, TokenStore
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-VARIABLE_PREFIX = "confluence_oauth__"
+__all__ = [
+    "BROKER_OPTION", "BROKER_SECTION", "VARIABLE_PREFIX", "WRITTEN_FINGERPRINT", "ConnectionTokenStore",
+    "VariableRowTokenStore", "VariableTokenStore", "_ConnectionTransaction", "adopt_variable_state",
+    "broker_enabled", "broker_endpoint", "broker_side_store", "choose_token_store", "connection_row_exists",
+    "fingerprint", "host_lock", "uses_broker",
+]
 #: ``[confluence] token_broker`` (``AIRFLOW__CONFLUENCE__TOKEN_BROKER``): the deployment runs the token broker.
 BROKER_SECTION, BROKER_OPTION = "confluence", "token_broker"
-
-
-def fingerprint(secret: str | None) -> str | None:
-    """A short, one-way fingerprint of a token, safe to log and store beside it."""
-    if not secret:
-        return None
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
-@contextmanager
-def host_lock(name: str) -> Iterator[None]:
-    """An exclusive lock shared by every process on this host (``flock`` on a file in the temp folder)."""
-    folder = os.path.join(tempfile.gettempdir(), "airflow-provider-confluence")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, hashlib.sha256(name.encode()).hexdigest()[:24] + ".lock")
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _private_session() -> Iterator[Session]:
-    """A session of its own (not the thread's scoped one) for a locked transaction.
-
-    Any ``create_session()`` run meanwhile in the same thread would otherwise get the SAME scoped session, and
-    commit and close it on exit: releasing the row lock and detaching the row, so that the save that follows
-    would write nothing.
-    """
-    from airflow import settings
-
-    factory = getattr(getattr(settings, "Session", None), "session_factory", None)
-    if factory is None:
-        with create_session() as session:
-            yield session
-        return
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-# -- connection ---------------------------------------------------------------------------------------
-
-
-def _connection_model() -> Any:
-    from airflow.models.connection import Connection
-
-    return Connection
-
-
-def connection_row_exists(conn_id: str) -> bool:
-    """True when the connection is a row of the metadata database (not an env var or secrets backend)."""
-    connection = _connection_model()
-    with create_session() as session:
-        return session.query(connection.id).filter(connection.conn_id == conn_id).first() is not None
-
-
-WRITTEN_FINGERPRINT = "refresh_token_fingerprint"
-
-
-def _state_of(extra: dict[str, Any]) -> TokenState:
-    """The token state in a connection's extra.
-
-    The store writes a fingerprint of each refresh token it saves. A refresh token that does not match it was
-    pasted by a person after a new consent: the access token and grant times beside it belong to the old grant,
-    so only the new refresh token (and the site's cloud id) are kept.
-    """
-    state = TokenState.from_mapping(extra)
-    written = extra.get(WRITTEN_FINGERPRINT)
-    if written and written != fingerprint(state.refresh_token):
-        return TokenState(refresh_token=state.refresh_token, cloud_id=state.cloud_id)
-    return state
-
-
-class _ConnectionTransaction:
-    def __init__(self, conn_id: str, session: Session, row: Any) -> None:
-        self._conn_id = conn_id
-        self._session = session
-        self._row = row
-        self.state = _state_of(_extra_of(row))
-
-    def save(self, state: TokenState) -> None:
-        try:
-            extra = _extra_of(self._row)
-            for key in (*STATE_KEYS, WRITTEN_FINGERPRINT):
-                extra.pop(key, None)
-            extra.update(state.to_dict())
-            extra[WRITTEN_FINGERPRINT] = fingerprint(state.refresh_token)
-            self._row.set_extra(json.dumps(extra))
-            self._session.commit()
-        except Exception as exc:
-            self._session.rollback()
-            raise ConfluenceTokenStoreError(
-                f"Could not save the rotated token state into connection {self._conn_id!r} "
-                f"({type(exc).__name__}); the new token was not used. Check the metadata database, then run the "
-                "task again within 10 minutes so that Atlassian still accepts the previous refresh token."
-            ) from None
-        self.state = state
-
-
-def _extra_of(row: Any) -> dict[str, Any]:
-    raw = row.get_extra()
-    if not raw:
-        return {}
-    data = json.loads(raw)
-    return data if isinstance(data, dict) else {}
-
-
-class ConnectionTokenStore:
-    """Token state in the connection's extra, locked with ``SELECT ... FOR UPDATE`` on its row.
-
-    On SQLite, which has no row locks, a host file lock is taken as well. A :meth:`load` inside a
-    :meth:`transaction` of the same thread reads through the transaction's session (no second connection).
-
-    Tokens that the variable store rotated from the refresh token in the extra (seeded from it, and ahead of
-    it) are adopted: switching a connection from the Variable to the row (enabling the broker on Airflow 3, or a
-    worker's ``broker_fallback``) must continue the newest token, never redeem the superseded one in the row.
-    """
-
-    name = "connection"
-
-    def __init__(self, conn_id: str) -> None:
-        self.conn_id = conn_id
-        self._local = threading.local()
-
-    def _query(self, session: Session) -> Any:
-        connection = _connection_model()
-        return session.query(connection).filter(connection.conn_id == self.conn_id)
-
-    def load(self) -> TokenState:
-        active = getattr(self._local, "session", None)
-        if active is not None:
-            row = self._query(active).populate_existing().one_or_none()
-            return self._state(active, row)
-        with create_session() as session:
-            return self._state(session, self._query(session).one_or_none())
-
-    def _state(self, session: Session, row: Any) -> TokenState:
-        if row is None:
-            return TokenState()
-        return adopt_variable_state(session, self.conn_id, _state_of(_extra_of(row)))
-
-    @contextmanager
-    def transaction(self) -> Iterator[_ConnectionTransaction]:
-        with _private_session() as session:
-            lock = host_lock(f"connection:{self.conn_id}") if _is_sqlite(session) else _no_lock()
-            with lock:
-                row = self._query(session).with_for_update().one_or_none()
-                if row is None:
-                    raise ConfluenceTokenStoreError(
-                        f"Connection {self.conn_id!r} is no longer in the metadata database; nothing was changed."
-                    )
-                tx = _ConnectionTransaction(self.conn_id, session, row)
-                tx.state = self._state(session, row)
-                self._local.session = session
-                try:
-                    yield tx
-                finally:
-                    self._local.session = None
-
-
-def adopt_variable_state(session: Session, conn_id: str, state: TokenState) -> TokenState:
-    """``state`` (from the connection), or the Variable's newer state when it descends from ``state``'s token.
-
-    The variable store records the fingerprint of the connection's refresh token it was seeded from; when that
-    is the token in the connection and the Variable holds another one, the Variable rotated further.
-    """
-    from airflow.models.variable import Variable
-
-    if not state.refresh_token:
-        return state
-    key = VARIABLE_PREFIX + conn_id
-    row = session.query(Variable).filter(Variable.key == key).one_or_none()
-    try:
-        data = json.loads(row.get_val() or "") if row is not None else None
-    except (TypeError, ValueError):
-        data = None
-    if not isinstance(data, dict) or data.get("seed_fingerprint") != fingerprint(state.refresh_token):
-        return state
-    newer = TokenState.from_mapping(data)
-    if not newer.refresh_token or newer.refresh_token == state.refresh_token:
-        return state
-    log.info("Variable %r holds tokens rotated from the refresh token of connection %r (fingerprint %s); "
-             "continuing from them.", key, conn_id, fingerprint(newer.refresh_token))
-    return replace(newer, cloud_id=newer.cloud_id or state.cloud_id)
-
-
-def _is_sqlite(session: Session) -> bool:
-    bind = session.get_bind()
-    return bind is not None and bind.dialect.name == "sqlite"
-
-
-@contextmanager
-def _no_lock() -> Iterator[None]:
-    yield
 
 
 # -- variable -----------------------------------------------------------------------------------------
@@ -410,15 +221,13 @@ class VariableRowTokenStore(VariableTokenStore):
 
     @contextmanager
     def transaction(self) -> Iterator[_VariableRowTransaction]:  # type: ignore[override]
-        with _private_session() as session:
-            lock = host_lock(f"variable:{self.key}") if _is_sqlite(session) else _no_lock()
-            with lock:
-                tx = _VariableRowTransaction(self, session, self._locked_row(session))
-                self._local.session = session
-                try:
-                    yield tx
-                finally:
-                    self._local.session = None
+        with private_session() as session, row_lock_or_host_lock(session, f"variable:{self.key}"):
+            tx = _VariableRowTransaction(self, session, self._locked_row(session))
+            self._local.session = session
+            try:
+                yield tx
+            finally:
+                self._local.session = None
 
 
 # -- choosing -----------------------------------------------------------------------------------------

@@ -142,6 +142,11 @@ class MemoryTokenStore:
 RefreshCall = Callable[[str], TokenResponse]
 
 
+def wall_clock() -> float:
+    """The default clock of every :class:`TokenManager`: ``time.time()`` (tests may replace this function)."""
+    return time.time()
+
+
 class TokenManager:
     """Hands out valid access tokens for one connection and keeps its rotated refresh token safe.
 
@@ -150,7 +155,7 @@ class TokenManager:
     :param conn_id: the connection's id, named in re-authorization errors.
     :param on_secret: called once per process with every token this manager returns or stores
         (``mask_secret`` in Airflow), so that logs never show them.
-    :param clock: current epoch seconds.
+    :param clock: current epoch seconds (default :func:`wall_clock`, looked up at call time).
     :param sleep: used between retries of a refresh whose answer was lost.
     :param retry: the backoff policy for those retries; its total wait is kept well under the reuse leeway.
     """
@@ -162,7 +167,7 @@ class TokenManager:
         refresh: RefreshCall,
         conn_id: str | None = None,
         on_secret: Callable[[str], None] = lambda secret: None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -170,7 +175,7 @@ class TokenManager:
         self._refresh = refresh
         self.conn_id = conn_id
         self._on_secret = on_secret
-        self._clock = clock
+        self._clock = clock or (lambda: wall_clock())
         self._sleep = sleep
         self._retry = retry or RetryPolicy(max_attempts=4, max_total_wait=ROTATION_LEEWAY / 4)
         self._cached = TokenState()

@@ -75,14 +75,15 @@ def airflow_db() -> Path:
 
 
 def put_connection(conn_id: str, conn: dict[str, Any]) -> None:
-    """Create (or replace) a connection row in the metadata database, and drop its Variable state."""
+    """Create (or replace) a connection row in the metadata database, and drop its Variable state and journal."""
     from airflow.models.connection import Connection
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-        session.query(Variable).filter(Variable.key == f"confluence_oauth__{conn_id}").delete()
+        state_keys = (f"confluence_oauth__{conn_id}", f"confluence_oauth_journal__{conn_id}")
+        session.query(Variable).filter(Variable.key.in_(state_keys)).delete(synchronize_session=False)
         session.add(
             Connection(
                 conn_id=conn_id,
