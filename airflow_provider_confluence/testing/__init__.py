@@ -1,12 +1,22 @@
-"""An offline emulator of Atlassian's OAuth 2.0 (3LO) service and Confluence Cloud REST v2, for tests.
+"""An offline emulator of Atlassian's OAuth 2.0 (3LO) service and Confluence Cloud REST, for tests.
 
 ``FakeAtlassian`` serves on loopback what Atlassian spreads over three hosts: ``auth.atlassian.com``
 (``/authorize``, ``/oauth/token``), ``api.atlassian.com`` (``/oauth/token/accessible-resources`` and the gateway
-``/ex/confluence/{cloudId}/...``) and the Confluence v2 API behind the gateway. It follows the facts the provider
+``/ex/confluence/{cloudId}/...``) and the Confluence API behind the gateway. It follows the facts the provider
 is built on: rotating refresh tokens with a 10-minute reuse leeway and family revocation, 90-day inactivity and
 365-day absolute expiry, 404-for-expired on v2 paths (403 on v1), 401 "scope does not match", 410 on the
 removed v1 endpoints, cursor pagination with a site-relative ``next`` link, the duplicate-title 400, the
 stale-version 409, 429 with ``Retry-After``. Standard library only; nothing listens until ``start()``.
+
+What it emulates behind the gateway:
+
+* v2 spaces (``/spaces``, ``/spaces/{id}``, ``/spaces/{id}/pages``) and pages (list, create, read, update, delete);
+* v2 page labels (``GET /pages/{id}/labels``) and attachments (``GET /pages/{id}/attachments``);
+* the three v1 endpoints that have no v2 equivalent: ``POST /wiki/rest/api/content/{id}/label`` (add labels),
+  ``PUT``/``POST /wiki/rest/api/content/{id}/child/attachment`` (upload, multipart, ``X-Atlassian-Token:
+  no-check`` required) and ``GET /wiki/rest/api/search`` (a strict CQL subset, see ``cql.py``; the ``next`` link
+  is relative to ``/wiki``). Every other ``/wiki/rest/api/space...`` or ``/wiki/rest/api/content...`` path
+  answers 410.
 
 Example::
 
@@ -27,6 +37,12 @@ Example::
         fake.advance(3601)               # the access token is now expired: v2 answers 404
         assert fake.counters["refreshes"] == 1
 
+Seeding and reading content: ``fake.add_space(key)``, ``fake.add_page(space, title, body, parent_id,
+labels=[...])``, ``fake.pages``, ``fake.page_labels(page_id)``, ``fake.attachments(page_id)`` and
+``fake.attachment_data(page_id, filename)`` (the bytes a DAG uploaded). Grants and connections default to
+:data:`DEFAULT_SCOPES`: the provider's scopes plus those of labels, attachments and search (never
+``delete:page:confluence``).
+
 ``fake.connection()`` returns an Airflow connection dict (``conn_type`` ``confluence_oauth``) pointing at the
 emulator. Other processes can read ``GET /_emulator/state`` (counters, refresh log, a hash of the latest
 refresh token) and move time with ``POST /_emulator/advance`` ``{"seconds": n}``; ``POST /_emulator/throttle``,
@@ -37,7 +53,8 @@ Counters (``fake.counters``): ``token_requests`` (``_json``/``_form``: how the b
 ``stale_refresh_reuses`` (refreshes with a token that was not the latest of its grant, inside or outside the
 leeway), ``grant_revocations`` (families killed by a reuse outside the leeway), ``refresh_with_extra_params``
 (refreshes sending ``scope`` or ``redirect_uri``), ``client_auth_failures``, ``accessible_resources_calls``,
-``api_calls`` and ``api_calls_by_route`` (gateway calls only), ``throttled``, ``injected_failures``.
+``api_calls`` and ``api_calls_by_route`` (gateway calls only, keyed by route template such as
+``"POST /wiki/rest/api/content/{id}/label"``), ``throttled``, ``injected_failures``.
 
 The module ``airflow_provider_confluence.testing.pytest_plugin`` provides a ``fake_atlassian`` fixture; ``python
 -m airflow_provider_confluence.testing --port 8765`` runs the emulator standalone.

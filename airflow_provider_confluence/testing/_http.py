@@ -53,6 +53,46 @@ class Reply:
         return json.dumps(self.body).encode("utf-8")
 
 
+@dataclass
+class ApiRequest:
+    """A request to a Confluence route.
+
+    :param method: the HTTP method.
+    :param path: the path without the gateway prefix, e.g. ``/wiki/api/v2/spaces``.
+    :param pairs: the query parameters in their order.
+    :param body: the raw body.
+    :param headers: the request headers, names lower-cased.
+    """
+
+    method: str
+    path: str
+    pairs: list[tuple[str, str]]
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.query = {}
+        for name, value in self.pairs:
+            self.query.setdefault(name, []).append(value)
+
+    def one(self, name: str) -> str | None:
+        """The last value of a query parameter, or None when absent or empty."""
+        values = self.query.get(name)
+        return values[-1] if values and values[-1] != "" else None
+
+    def many(self, name: str) -> list[str]:
+        """Every value of an array parameter, repeated and/or comma-separated."""
+        return [part.strip() for value in self.query.get(name, []) for part in value.split(",") if part.strip()]
+
+    def json(self) -> Any:
+        """The body parsed as JSON; a 400 v2 error when it is not JSON."""
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            raise bad_request("The request body is not valid JSON") from None
+
+
 class ReplyError(Exception):
     """Raised by the models to answer a request with an error :class:`Reply`.
 
@@ -109,10 +149,23 @@ def gateway_error(status: int, message: str | None = None) -> Reply:
     return Reply(status, {"code": status, "message": message or reason(status)})
 
 
-def v1_error(status: int, message: str) -> Reply:
+def v1_error(status: int, message: str, *, authorized: bool = False, valid: bool = True) -> Reply:
     """Build a Confluence v1 error answer ``{"statusCode", "data", "message"}``."""
-    data = {"authorized": False, "valid": True, "errors": [], "successful": False}
+    data = {"authorized": authorized, "valid": valid, "errors": [], "successful": False}
     return Reply(status, {"statusCode": status, "data": data, "message": message})
+
+
+def v1_bad_request(message: str) -> ReplyError:
+    """Return a 400 Confluence v1 error to raise, its message prefixed like Confluence's."""
+    text = f"com.atlassian.confluence.api.service.exceptions.BadRequestException: {message}"
+    return ReplyError(v1_error(400, text, authorized=True, valid=False))
+
+
+def v1_not_found(content_id: str) -> ReplyError:
+    """Return the 404 Confluence v1 error to raise for content that does not exist (or is trashed)."""
+    text = ("com.atlassian.confluence.api.service.exceptions.NotFoundException: "
+            f"No content found with id: ContentId{{id={content_id}}}")
+    return ReplyError(v1_error(404, text, authorized=True))
 
 
 def oauth_error(status: int, error: str, description: str) -> Reply:

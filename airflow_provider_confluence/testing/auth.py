@@ -30,7 +30,13 @@ from ._http import Reply, oauth_error
 from .canaries import new_secret
 from .clock import Clock
 
-DEFAULT_SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
+#: the scopes of a grant the emulator issues by default: the provider's own defaults plus what the DAG-author
+#: toolkit needs (labels, attachments, CQL search); never ``delete:page:confluence``
+DEFAULT_SCOPES = (
+    "offline_access read:space:confluence read:page:confluence write:page:confluence "
+    "read:label:confluence write:label:confluence read:attachment:confluence read:content-details:confluence "
+    "write:attachment:confluence search:confluence"
+)
 DAY = 86400.0
 INACTIVITY_LIFETIME = 90 * DAY
 ABSOLUTE_LIFETIME = 365 * DAY

@@ -97,6 +97,16 @@ def _adf_text(node: Any) -> str:
     return ""
 
 
+def plain_text(representation: str, value: str) -> str:
+    """The text of a stored body, without markup (what a search looks into)."""
+    if representation == "atlas_doc_format":
+        try:
+            return _adf_text(json.loads(value))
+        except ValueError:
+            return value
+    return _storage_text(value)
+
+
 def render_body(representation: str, value: str, body_format: str) -> dict[str, dict[str, str]]:
     """Return the ``body`` field of a page in ``body_format``: ``{body_format: {"representation", "value"}}``."""
     if body_format == representation:

@@ -4,6 +4,8 @@ Objects are stored as small records and rendered into the shapes of Atlassian's 
 Confluence v2 (``SpaceBulk``/``SpaceSingle``, ``PageBulk``/``PageSingle``). Ids are increasing numeric strings.
 Every space gets a homepage (``"<name> Home"``) like a real space, and a page created without ``parentId``
 goes under it. Deleting a page moves it to the trash (status ``trashed``); ``purge`` removes a trashed page.
+Page labels (:attr:`ConfluenceModel.labels`) and attachments (:attr:`ConfluenceModel.attachments`) live in their
+own stores.
 Callers hold :attr:`ConfluenceModel.lock` around reads that span several calls; every method takes it too.
 """
 
@@ -17,8 +19,10 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from ._http import DUPLICATE_TITLE, ReplyError, bad_param, bad_request, iso, v2_error
+from .attachments import AttachmentStore
 from .bodies import normalize_body, render_body
 from .clock import Clock
+from .labels import LabelStore
 
 SPACE_TYPES = ("global", "collaboration", "knowledge_base", "personal")
 SPACE_STATUSES = ("current", "archived")
@@ -79,6 +83,8 @@ class ConfluenceModel:
         self._clock = clock
         self.base = site_url.rstrip("/") + "/wiki"
         self.author_id = author_id
+        self.labels = LabelStore(lock)
+        self.attachments = AttachmentStore(clock=clock, lock=lock, base=self.base)
         self._spaces: dict[int, Space] = {}
         self._pages: dict[int, Page] = {}
         self._next_space = 98305

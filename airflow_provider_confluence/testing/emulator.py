@@ -9,13 +9,15 @@ import copy
 import secrets
 import threading
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
+from ._http import ReplyError
 from .auth import DEFAULT_SCOPES, AuthModel
 from .canaries import new_secret
 from .clock import Clock
 from .confluence import ConfluenceModel
 from .knobs import Injector
+from .labels import check_name
 from .server import EmulatorServer, Router
 from .v2 import ConfluenceApi
 
@@ -26,7 +28,7 @@ _COUNTERS = ("token_requests", "token_requests_json", "token_requests_form", "re
 
 
 class FakeAtlassian:
-    """An offline auth.atlassian.com + api.atlassian.com + Confluence Cloud REST v2, on loopback.
+    """An offline auth.atlassian.com + api.atlassian.com + Confluence Cloud REST (v2, and what v1 keeps), on loopback.
 
     :param site_url: the emulated site (``host`` of the connection; ``url`` of accessible-resources).
     :param access_token_lifetime: seconds an access token lives (``expires_in``).
@@ -189,11 +191,36 @@ class FakeAtlassian:
             return [self.add_space(key, f"Space {key}") for _, key in zip(range(n), keys)]
 
     def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>",
-                 parent_id: str | int | None = None) -> dict[str, Any]:
-        """Create a current page (same checks as POST /pages); return it with its storage body."""
+                 parent_id: str | int | None = None, *, labels: Iterable[str] = ()) -> dict[str, Any]:
+        """Create a current page (same checks as POST /pages), with ``labels``; return it with its storage body.
+
+        Raise ValueError when Confluence would refuse the page or a label name.
+        """
         with self._lock:
+            try:
+                pairs = [("global", check_name(name)) for name in labels]
+            except ReplyError as exc:
+                raise ValueError(f"label refused: {exc.reply.body}") from None
             page = self._model.add_page(space_key_or_id, title, body, parent_id)
+            self._model.labels.add(page.id, pairs)
             return self._model.page_json(page, body_format=page.representation, single=True)
+
+    def page_labels(self, page_id: str | int) -> list[str]:
+        """The label names of a page, in the order they were added."""
+        return self._model.labels.names(int(page_id))
+
+    def attachments(self, page_id: str | int) -> list[dict[str, Any]]:
+        """The attachments of a page, oldest first, as ``GET /pages/{id}/attachments`` shows them."""
+        with self._lock:
+            store = self._model.attachments
+            return [store.v2_json(att, self._model.author_id) for att in store.of(int(page_id))]
+
+    def attachment_data(self, page_id: str | int, filename: str) -> bytes:
+        """The bytes of the latest version of a page's attachment; KeyError when the page has none of that name."""
+        found = self._model.attachments.find(int(page_id), filename)
+        if found is None:
+            raise KeyError(f"page {page_id} has no attachment named {filename!r}")
+        return found.data
 
     @property
     def spaces(self) -> list[dict[str, Any]]:

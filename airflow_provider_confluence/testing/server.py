@@ -6,7 +6,8 @@ One port serves what Atlassian spreads over three hosts: ``auth.atlassian.com`` 
 
 Gateway checks run in this order: cloud id (404 gateway body), bearer token (unknown: 401; expired, cut short
 or revoked: 404 with a v2 body on v2 paths, 403 with a v1 body on v1 paths, FACTS.md §3), injected failures and
-throttling, the route (404 when unknown), the OAuth scope (401 "scope does not match"), then the handler.
+throttling, the route (404 when unknown), the OAuth scopes (401 "scope does not match"; a route may need several,
+or accept a classic scope instead), then the handler.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
-from ._http import Reply, ReplyError, gateway_error, oauth_error, v1_error, v2_error
+from ._http import ApiRequest, Reply, ReplyError, gateway_error, oauth_error, v1_error, v2_error
 from .consent import accessible_resources, authorize
-from .v2 import ApiRequest
 
 if TYPE_CHECKING:
     from .emulator import FakeAtlassian
@@ -140,7 +140,7 @@ class Router:
         fake = self._fake
         found = _GATEWAY.match(req.path)
         cloud_id, path = (found.group(1), found.group(2) or "/") if found else ("", req.path)
-        api_req = ApiRequest(req.method, path, req.pairs, req.body)
+        api_req = ApiRequest(req.method, path, req.pairs, req.body, req.headers)
         matched = fake._api.match(req.method, path)
         concrete = f"{req.method} {path}"
         route = matched[0].template if matched else concrete
@@ -181,7 +181,7 @@ class Router:
                 return v1_error(404, f"No service found for {api_req.path}")
             return v2_error(404) if api_req.path.startswith("/wiki/api/v2/") else gateway_error(404, "Not Found")
         route_obj, args = matched
-        if route_obj.scope is not None and route_obj.scope not in check.scopes:
+        if not route_obj.allows(check.scopes):
             return gateway_error(401, "Unauthorized; scope does not match")
         try:
             reply: Reply = route_obj.handler(api_req, args)

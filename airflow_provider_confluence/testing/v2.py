@@ -1,84 +1,61 @@
-"""The Confluence REST routes behind the gateway: v2 spaces and pages, and the removed v1 endpoints.
+"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels and attachments; v1 routing.
 
 :class:`ConfluenceApi` maps ``(method, path)`` (the path without the ``/ex/confluence/{cloudId}`` prefix) to a
-:class:`Route` carrying the OAuth scope the operation needs (FACTS.md §4, from ``x-atlassian-oauth2-scopes``) and
-its handler. Lists are paginated with opaque cursors: URL-safe base64 of ``"<offset>:<hash>"`` where the hash
-covers the endpoint, the filters and a per-emulator secret, so a tampered or foreign cursor answers 400. The
-``next`` link is relative to the site root (``/wiki/api/v2/...``) and its cursor is never the last parameter.
+:class:`Route` carrying the OAuth scopes the operation accepts (FACTS.md §4, from ``x-atlassian-oauth2-scopes``)
+and its handler. Lists are paginated with opaque signed cursors (``paging.py``): a tampered or foreign cursor
+answers 400; the ``next`` link is relative to the site root (``/wiki/api/v2/...``) and its cursor is never the
+last parameter. Of v1, only label add, attachment upload and CQL search are served (``v1.py``); every other
+``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path answers 410 (FACTS.md §5).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable
-from urllib.parse import urlencode
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
-from ._http import V1_GONE_BODY, Reply, ReplyError, bad_param, bad_request, v2_error
+from ._http import V1_GONE_BODY, ApiRequest, Reply, ReplyError, bad_param, v2_error
 from .bodies import READ_FORMATS
 from .confluence import SPACE_STATUSES, SPACE_TYPES, ConfluenceModel
+from .labels import PREFIXES
+from .paging import DEFAULT_LIMIT, MAX_LIMIT, Cursors, paginate_v2
+from .v1 import V1Api
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ApiRequest", "ConfluenceApi", "Route"]
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-DEFAULT_LIMIT = 25
-MAX_LIMIT = 250
+ATTACHMENT_DEFAULT_LIMIT = 50
 SPACE_SORTS = ("id", "-id", "key", "-key", "name", "-name")
 PAGE_SORTS = ("id", "-id", "created-date", "-created-date", "modified-date", "-modified-date", "title", "-title")
 PAGE_STATUSES = ("current", "archived", "deleted", "trashed")
-
-
-@dataclass
-class ApiRequest:
-    """A request to a Confluence route.
-
-    :param method: the HTTP method.
-    :param path: the path without the gateway prefix, e.g. ``/wiki/api/v2/spaces``.
-    :param pairs: the query parameters in their order.
-    :param body: the raw body.
-    """
-
-    method: str
-    path: str
-    pairs: list[tuple[str, str]]
-    body: bytes = b""
-    query: dict[str, list[str]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.query = {}
-        for name, value in self.pairs:
-            self.query.setdefault(name, []).append(value)
-
-    def one(self, name: str) -> str | None:
-        """The last value of a query parameter, or None when absent or empty."""
-        values = self.query.get(name)
-        return values[-1] if values and values[-1] != "" else None
-
-    def many(self, name: str) -> list[str]:
-        """Every value of an array parameter, repeated and/or comma-separated."""
-        return [part.strip() for value in self.query.get(name, []) for part in value.split(",") if part.strip()]
-
-    def json(self) -> Any:
-        """The body parsed as JSON; a 400 v2 error when it is not JSON."""
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            raise bad_request("The request body is not valid JSON") from None
-
+LABEL_SORTS = ("created-date", "-created-date", "id", "-id", "name", "-name")
+ATTACHMENT_SORTS = ("created-date", "-created-date", "modified-date", "-modified-date")
+ATTACHMENT_STATUSES = ("current", "archived", "trashed")
 
 Handler = Callable[[ApiRequest, tuple[str, ...]], Reply]
+Scopes = tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
 class Route:
-    """One route: ``template`` like ``"GET /wiki/api/v2/pages/{id}"``; ``scope`` None when none is checked."""
+    """One route: ``template`` like ``"GET /wiki/api/v2/pages/{id}"``.
+
+    :param scopes: the accepted scope sets: a token passes with ALL the scopes of ANY one set; empty: unchecked.
+    """
 
     template: str
-    scope: str | None
+    scopes: Scopes
     handler: Handler
+
+    @property
+    def scope(self) -> str | None:
+        """The first scope of the first accepted set (None when no scope is checked)."""
+        return self.scopes[0][0] if self.scopes and self.scopes[0] else None
+
+    def allows(self, granted: Iterable[str]) -> bool:
+        """Whether a token with the ``granted`` scopes may call this route."""
+        have = set(granted)
+        return not self.scopes or any(set(needed) <= have for needed in self.scopes)
 
 
 def _enum(req: ApiRequest, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -103,19 +80,6 @@ def _bool(req: ApiRequest, name: str) -> bool:
     return value == "true"
 
 
-def _limit(req: ApiRequest) -> int:
-    raw = req.one("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise bad_param(f"Provided value {{{raw}}} for 'limit' is not the correct type. Expected type is int") from None
-    if limit < 1:
-        raise bad_param(f"'limit' must be between 1 and {MAX_LIMIT}, got {limit}")
-    return min(limit, MAX_LIMIT)
-
-
 def _path_id(value: str) -> int:
     if not value.isdigit():
         raise bad_param(f"Provided value {{{value}}} for 'id' is not the correct type. Expected type is long")
@@ -129,15 +93,15 @@ def _gone(req: ApiRequest, args: tuple[str, ...]) -> Reply:
 class ConfluenceApi:
     """The Confluence routes of one emulated site.
 
-    :param model: the spaces and pages.
+    :param model: the spaces and pages (with their labels and attachments).
     :param cursor_secret: bytes mixed into every cursor hash.
     """
 
     def __init__(self, model: ConfluenceModel, cursor_secret: bytes) -> None:
         self.model = model
-        self._secret = cursor_secret
+        self._cursors = Cursors(cursor_secret)
         v2 = "/wiki/api/v2"
-        table: list[tuple[str, str, str, str | None, Handler]] = [
+        table: list[tuple[str, str, str, str, Handler]] = [
             ("GET", r"/spaces", "/spaces", "read:space:confluence", self._list_spaces),
             ("GET", r"/spaces/([^/]+)", "/spaces/{id}", "read:space:confluence", self._get_space),
             ("GET", r"/spaces/([^/]+)/pages", "/spaces/{id}/pages", "read:page:confluence", self._space_pages),
@@ -146,57 +110,39 @@ class ConfluenceApi:
             ("GET", r"/pages/([^/]+)", "/pages/{id}", "read:page:confluence", self._get_page),
             ("PUT", r"/pages/([^/]+)", "/pages/{id}", "write:page:confluence", self._update_page),
             ("DELETE", r"/pages/([^/]+)", "/pages/{id}", "delete:page:confluence", self._delete_page),
+            ("GET", r"/pages/([^/]+)/labels", "/pages/{id}/labels", "read:page:confluence", self._page_labels),
+            ("GET", r"/pages/([^/]+)/attachments", "/pages/{id}/attachments", "read:attachment:confluence",
+             self._page_attachments),
         ]
         self._routes = [
-            (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", scope, handler))
+            (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", ((scope,),), handler))
             for method, pattern, template, scope, handler in table
+        ]
+        v1 = "/wiki/rest/api"
+        self._routes += [
+            (method, re.compile(f"^{v1}{pattern}/?$"), Route(f"{method} {v1}{template}", scopes, handler))
+            for method, pattern, template, scopes, handler in V1Api(model, self._cursors).routes()
         ]
         self._v1_gone = re.compile(r"^/wiki/rest/api/(space|content)(/.*)?$")
 
     def match(self, method: str, path: str) -> tuple[Route, tuple[str, ...]] | None:
-        """Return the route for ``method path`` and the path's captured ids, or None when there is none."""
-        if self._v1_gone.match(path):
-            return Route(f"{method} {path}", None, _gone), ()
+        """Return the route for ``method path`` and the path's captured ids, or None when there is none.
+
+        The served v1 routes come first; any other method or path under ``/wiki/rest/api/space`` or
+        ``/wiki/rest/api/content`` is the removed v1 API (410).
+        """
         for route_method, pattern, route in self._routes:
             found = pattern.match(path)
             if found and route_method == method:
                 return route, found.groups()
+        if self._v1_gone.match(path):
+            return Route(f"{method} {path}", (), _gone), ()
         return None
 
-    # ----------------------------------------------------------------- pagination
-    def _signature(self, req: ApiRequest) -> str:
-        filters = sorted((name, value) for name, value in req.pairs if name not in ("cursor", "limit"))
-        material = json.dumps([req.method, req.path, filters]).encode()
-        return hmac.new(self._secret, material, hashlib.sha256).hexdigest()[:16]
-
-    def _offset(self, req: ApiRequest, signature: str) -> int:
-        cursor = req.one("cursor")
-        if cursor is None:
-            return 0
-        try:
-            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-            offset, given = text.split(":")
-            if offset.isdigit() and hmac.compare_digest(given, signature):
-                return int(offset)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            pass
-        raise bad_param("Invalid cursor: use the next link of the previous page unchanged")
-
-    def _paginate(self, req: ApiRequest, items: list[Any], render: Callable[[Any], dict[str, Any]]) -> Reply:
-        limit = _limit(req)
-        signature = self._signature(req)
-        offset = self._offset(req, signature)
-        links: dict[str, str] = {}
-        headers = {"Link": f'<{self.model.base}>; rel="base"'}
-        if offset + limit < len(items):
-            cursor = base64.urlsafe_b64encode(f"{offset + limit}:{signature}".encode()).decode().rstrip("=")
-            rest = [(name, value) for name, value in req.pairs if name not in ("cursor", "limit")]
-            links["next"] = f"{req.path}?{urlencode([('cursor', cursor), ('limit', str(limit)), *rest])}"
-            headers["Link"] = f'<{links["next"]}>; rel="next", ' + headers["Link"]
-        links["base"] = self.model.base
-        with self.model.lock:
-            results = [render(item) for item in items[offset : offset + limit]]
-        return Reply(200, {"results": results, "_links": links}, headers)
+    def _paginate(self, req: ApiRequest, items: list[Any], render: Callable[[Any], dict[str, Any]],
+                  default_limit: int = DEFAULT_LIMIT) -> Reply:
+        return paginate_v2(req, items, render, cursors=self._cursors, base=self.model.base, lock=self.model.lock,
+                           default_limit=default_limit)
 
     # ----------------------------------------------------------------- spaces
     def _list_spaces(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
@@ -267,3 +213,42 @@ class ConfluenceApi:
     def _delete_page(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
         self.model.delete_page(_path_id(args[0]), purge=_bool(req, "purge"), draft=_bool(req, "draft"))
         return Reply(204)
+
+    # ----------------------------------------------------------------- labels and attachments
+    def _live_page(self, value: str) -> int:
+        page_id = _path_id(value)
+        page = self.model.page(page_id)
+        if page is None or page.status in ("trashed", "deleted"):
+            raise ReplyError(v2_error(404, "NOT_FOUND", f"Page {value} was not found"))
+        return page_id
+
+    def _page_labels(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
+        page_id = self._live_page(args[0])
+        labels = self.model.labels.of(page_id, _enum(req, "prefix", (*PREFIXES, "system")))
+        sort = _enum(req, "sort", LABEL_SORTS)
+        if sort is not None and sort.lstrip("-") != "created-date":
+            field = sort.lstrip("-")
+            labels.sort(key=lambda label: getattr(label, field))
+        if sort is not None and sort.startswith("-"):
+            labels.reverse()
+        return self._paginate(req, labels, lambda label: label.v2_json())
+
+    def _page_attachments(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
+        page_id = self._live_page(args[0])
+        statuses = req.many("status") or ["current", "archived"]
+        for status in statuses:
+            if status not in ATTACHMENT_STATUSES:
+                raise bad_param(f"Provided value {{{status}}} for 'status' is not valid")
+        filename, media_type = req.one("filename"), req.one("mediaType")
+        found = [
+            att for att in self.model.attachments.of(page_id)
+            if att.status in statuses and (filename is None or att.title == filename)
+            and (media_type is None or att.media_type == media_type)
+        ]
+        sort = _enum(req, "sort", ATTACHMENT_SORTS)
+        if sort is not None:
+            field = "created_at" if sort.lstrip("-") == "created-date" else "version_at"
+            found.sort(key=lambda att: (getattr(att, field), att.id), reverse=sort.startswith("-"))
+        author = self.model.author_id
+        return self._paginate(req, found, lambda att: self.model.attachments.v2_json(att, author),
+                              default_limit=ATTACHMENT_DEFAULT_LIMIT)
