@@ -1,16 +1,19 @@
-"""Confluence Cloud REST v2 over ``requests``, through the Atlassian OAuth gateway.
+"""Confluence Cloud REST v2 (and the few v1 endpoints v2 lacks) over ``requests``, through the OAuth gateway.
 
-:class:`ConfluenceClient` sends every call to ``{api_url}/ex/confluence/{cloudId}/wiki/api/v2/...`` with a
-bearer token fetched from an :class:`AccessTokenSource` for EACH request, and owns the provider's retries:
+:class:`ConfluenceClient` sends every call to ``{api_url}/ex/confluence/{cloudId}/wiki/...`` with a bearer
+token fetched from an :class:`AccessTokenSource` for EACH request, and owns the provider's retries:
 
 * 401 (not "scope does not match"): the token source refreshes, and the request is sent once more;
   403/404: the same, but only when the stored expiry has passed (the gateway answers 404 on v2 paths for an
   expired token; FACTS.md section 3). A real 404 costs no refresh.
 * 429 (any method; it means "not processed") and 503 honour ``Retry-After`` through :class:`RetryPolicy`;
   502, 504, 503 without it, timeouts and connection errors back off exponentially, for idempotent methods only.
-  A POST is never re-sent after a failure that may have landed; ``create_page`` checks instead.
+  A POST is never re-sent after a failure that may have landed; ``create_page`` checks instead. A call marked
+  ``idempotent=False`` (the attachment upload, which makes a new version each time) is treated like a POST; a
+  file object is rewound before every re-send.
 
-The typed page and space methods live in :mod:`.pages` and :mod:`.spaces` (mixins) to keep this module small.
+The typed methods live in mixins (:mod:`.pages`, :mod:`.spaces`, :mod:`.labels`, :mod:`.attachments`,
+:mod:`.search`) to keep this module small.
 This module imports nothing from Airflow.
 """
 
@@ -32,9 +35,20 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceError,
     ConfluenceScopeError,
 )
+from airflow_provider_confluence.attachments import AttachmentsMixin
+from airflow_provider_confluence.labels import LabelsMixin
 from airflow_provider_confluence.pages import PagesMixin
-from airflow_provider_confluence.responses import error_from_response, join_next_link, next_link, redact
-from airflow_provider_confluence.retry import RetryPolicy, RetryState, parse_retry_after
+from airflow_provider_confluence.responses import (
+    error_from_response,
+    join_next_link,
+    join_v1_next_link,
+    next_link,
+    parse_json_body,
+    rate_limit_warnings,
+    redact,
+)
+from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
+from airflow_provider_confluence.search import SearchMixin
 from airflow_provider_confluence.spaces import SpacesMixin
 
 __all__ = ["AccessTokenSource", "ConfluenceClient", "IDEMPOTENT_METHODS", "DEFAULT_PAGE_LIMIT"]
@@ -79,7 +93,7 @@ def _uncertain(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSPORT_ERRORS)
 
 
-class ConfluenceClient(PagesMixin, SpacesMixin):
+class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, SearchMixin):
     """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
 
     No network in ``__init__``: the cloud id (when given as a callable) is resolved on first use, once.
@@ -156,7 +170,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
         return join_next_link(self.gateway_base, path)
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
     ) -> Any:
         """Send one call with the client's auth handling and retries; return the parsed JSON (None for 204).
 
@@ -164,21 +179,40 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
         :param path: ``/wiki/api/v2/...`` (or ``/wiki/rest/api/...``), or an absolute gateway URL.
         :param params: query parameters.
         :param json: a JSON-able request body.
+        :param files: multipart parts, as ``requests`` takes them (``[("file", (name, data, type)), ...]``); a
+            file object is rewound to where it stood before every re-send.
+        :param headers: extra request headers (``X-Atlassian-Token: no-check``); they cannot replace
+            ``Authorization``.
+        :param idempotent: whether the call may be re-sent after a failure that may have landed (default: by
+            method; GET/PUT/DELETE yes, POST no). ``False`` still waits out a 429 ("not processed") and re-sends.
         :raises ConfluenceApiError: (or a subclass) for a non-2xx answer after retries.
         :raises ConfluenceError: when no answer arrived (connection error, timeout).
         """
-        return self._send(method, self.url(path), params=params, json_body=json)[0]
+        url = self.url(path)
+        return self._send(method, url, params=params, json_body=json, files=files, headers=headers,
+                          idempotent=idempotent)[0]
 
-    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+    ) -> Iterator[dict[str, Any]]:
         """Yield the ``results`` of a cursor-paginated listing one by one, following ``next`` links.
 
-        Sends ``limit=250`` unless ``params`` has a limit. Memory stays constant whatever the number of items
-        (only the visited page URLs are remembered, to refuse a looping cursor).
+        Sends ``limit=250`` unless ``params`` has a limit. Memory stays constant (only the visited page URLs are
+        remembered, to refuse a looping cursor).
 
         :param path: the listing's path, such as ``/wiki/api/v2/spaces``.
         :param params: query parameters of the first request (next links carry their own).
+        :param api: ``v2`` (next links relative to the site root) or ``v1`` (relative to ``/wiki``).
         :raises ConfluenceError: when a next link repeats an earlier one, or points to another host.
         """
+        for results, _ in self.iter_pages(path, params, api=api):
+            yield from results
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+    ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+        """Yield ``(results, body)`` for each page of a listing; see :meth:`paginate`."""
+        join = join_v1_next_link if api == "v1" else join_next_link
         query: dict[str, Any] = dict(params or {})
         query.setdefault("limit", DEFAULT_PAGE_LIMIT)
         prepared = requests.PreparedRequest()
@@ -190,12 +224,11 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
             results = body.get("results") if isinstance(body, dict) else None
             if not isinstance(results, list):
                 raise ConfluenceApiError(200, "GET", url, None, "The answer has no 'results' list; is this a listing?")
-            for item in results:
-                yield item
+            yield results, body
             link = next_link(body, headers)
             if link is None:
                 return
-            url = join_next_link(self.gateway_base, link)
+            url = join(self.gateway_base, link)
             if url in seen:
                 raise ConfluenceError(
                     f"Confluence sent a next link that was already followed ({url}); stopping instead of looping."
@@ -203,31 +236,40 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
             seen.add(url)
 
     def _send(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
+        self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
         state: RetryState | None = None,
     ) -> tuple[Any, Mapping[str, str]]:
         """The retry loop; returns (parsed JSON, response headers)."""
         method = method.upper()
-        idempotent = method in IDEMPOTENT_METHODS
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        if files is not None and json_body is not None:
+            raise ConfluenceConfigError("A request has either a JSON body or multipart files, not both.")
+        marks = file_marks(files)
+        extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
         state = state if state is not None else RetryState()
         auth_retried = False
         token: str | None = None
         used: list[str] = []  # every token sent during this call: none may appear in an error message
+        tries = 0
         while True:
+            if tries and not rewind(marks):
+                raise ConfluenceError(
+                    f"{method} {url} had to be sent again, but its file cannot be rewound and was not re-sent; "
+                    "pass bytes or a seekable file."
+                )
+            tries += 1
             sent = token if token is not None else self._tokens.get_access_token()
             token = None
             if sent not in used:
                 used.append(sent)
-            headers = {"Authorization": f"Bearer {sent}", "Accept": "application/json", "User-Agent": _USER_AGENT}
+            request_headers = {**extra, "Authorization": f"Bearer {sent}", "Accept": "application/json",
+                               "User-Agent": _USER_AGENT}
             self.request_count += 1
             try:
                 response = self._session.request(
-                    method, url, params=params, json=json_body, headers=headers, timeout=self._timeout
+                    method, url, params=params, json=json_body, files=files, headers=request_headers,
+                    timeout=self._timeout,
                 )
             except _TRANSPORT_ERRORS as exc:
                 state.failures += 1
@@ -235,20 +277,17 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
                 reason = redact(f"{type(exc).__name__}: {exc}", used)[:300]
                 if delay is None:
                     log.warning("%s %s failed with no answer (%s); not retrying", method, url, type(exc).__name__)
-                    what = (
-                        f"failed after {state.failures} tries"
-                        if idempotent
-                        else "failed before an answer arrived; it may or may not have been processed, and was "
-                        "not re-sent"
-                    )
+                    what = (f"failed after {state.failures} tries" if idempotent else "failed before an answer "
+                            "arrived; it may or may not have been processed, and was not re-sent")
                     raise ConfluenceConnectionError(f"{method} {url} {what} ({reason}).") from exc
                 self._wait(method, url, type(exc).__name__, delay, state)
                 state.resent_after_uncertain |= _uncertain(exc)
                 continue
             status = response.status_code
-            self._note_rate_headers(response)
+            if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
+                log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
             if 200 <= status < 300:
-                return self._parse(method, url, response), response.headers
+                return parse_json_body(method, url, status, response.content, response.headers), response.headers
             error = error_from_response(method, url, status, response.content, response.headers, secrets=used)
             if isinstance(error, ConfluenceScopeError):
                 raise error
@@ -274,29 +313,3 @@ class ConfluenceClient(PagesMixin, SpacesMixin):
         )
         self._sleep(delay)
         state.waited += delay
-
-    @staticmethod
-    def _note_rate_headers(response: requests.Response) -> None:
-        """Rate-limit warnings are logged, never slept on (they are not limits)."""
-        if log.isEnabledFor(logging.DEBUG):
-            near = response.headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true"
-            beta = sorted(h for h in response.headers if h.lower().startswith(("beta-", "x-beta-")))
-            if near or beta:
-                log.debug(
-                    "Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", response.url, near, beta
-                )
-
-    @staticmethod
-    def _parse(method: str, url: str, response: requests.Response) -> Any:
-        content = response.content
-        if response.status_code == 204 or not content.strip():
-            return None
-        try:
-            return response.json()
-        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
-            kind = response.headers.get("Content-Type") or "no content type"
-            raise ConfluenceApiError(
-                response.status_code, method, url, None,
-                f"The answer is not JSON ({kind[:60]}, {len(content)} bytes); check that api_url is the "
-                "Atlassian API.",
-            ) from None

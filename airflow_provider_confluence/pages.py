@@ -52,18 +52,15 @@ class PagesMixin:
         _site_url: str | None
 
         def request(
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+            files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
         ) -> Any: ...
 
         def url(self, path: str) -> str: ...
 
         def _send(
-            self,
-            method: str,
-            url: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json_body: Any = None,
+            self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+            files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
             state: RetryState | None = None,
         ) -> tuple[Any, Mapping[str, str]]: ...
 

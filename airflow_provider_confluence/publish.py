@@ -1,29 +1,56 @@
-"""Create a page, or decide what to do with an existing page of the same title (``if_exists``).
+"""Create or update a page without ever overwriting anything silently.
 
-Nothing is overwritten silently: ``fail`` names the existing page, ``update`` writes a new version (never
-touching the old ones) and skips it when the body is unchanged, and a lost race (a sibling created the page
-between our check and our create) is resolved by reading the page again, not by creating a second one.
+* :func:`publish_page`: create the page, or apply ``if_exists`` to the existing page of the same title: ``fail``
+  names it, ``skip`` keeps it, ``update`` writes a new version. A lost race (a sibling created the page between
+  our check and our create) is resolved by reading the page again, not by creating a second one.
+* :func:`update_page_body`: write a new version of a page by id, ``replace`` or ``append``; an unchanged page
+  makes no new version, and a 409 (someone wrote a version meanwhile) re-reads the page and tries once more.
+* :func:`resolve_parent_id`: the parent page by id or by title.
+
+Labels (``labels=``) are added after the page is written, and only those it lacks. Their names are checked
+before anything is written, so a bad label never leaves a half-done page behind.
+
+This module imports nothing from Airflow and nothing heavy (operators import it at DAG parse time).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
     ConfluenceConflict,
+    ConfluenceNotFound,
 )
+from airflow_provider_confluence.labels import normalize_labels
+from airflow_provider_confluence.summaries import page_summary, page_url
 
 if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
     from airflow_provider_confluence.client import ConfluenceClient
 
+__all__ = [
+    "IF_EXISTS",
+    "REPRESENTATIONS",
+    "STATUSES",
+    "UPDATE_MODES",
+    "check_page_options",
+    "page_summary",
+    "page_url",
+    "publish_page",
+    "resolve_parent_id",
+    "update_page_body",
+]
+
 log = logging.getLogger(__name__)
 
 IF_EXISTS = ("fail", "skip", "update")
+#: The representations Confluence takes on the wire (``markdown`` and ``table`` are converted to storage first).
 REPRESENTATIONS = ("storage", "atlas_doc_format", "wiki")
 STATUSES = ("current", "draft")
+UPDATE_MODES = ("replace", "append")
 
 
 def check_page_options(*, if_exists: str, representation: str, status: str) -> None:
@@ -37,29 +64,13 @@ def check_page_options(*, if_exists: str, representation: str, status: str) -> N
             raise ConfluenceConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}.")
 
 
-def page_url(page: dict[str, Any], site_url: str | None = None) -> str | None:
-    """The address people open: ``_links.base + _links.webui`` (FACTS.md section 6)."""
-    links = page.get("_links") or {}
-    webui = links.get("webui")
-    if not webui:
-        return None
-    base = links.get("base") or (f"{site_url.rstrip('/')}/wiki" if site_url else "")
-    return f"{base}{webui}"
-
-
-def page_summary(page: dict[str, Any], site_url: str | None = None) -> dict[str, Any]:
-    """The JSON-able result operators return for a page."""
-    return {
-        "id": str(page.get("id")),
-        "title": page.get("title"),
-        "space_id": str(page.get("spaceId")) if page.get("spaceId") is not None else None,
-        "version": (page.get("version") or {}).get("number"),
-        "url": page_url(page, site_url),
-    }
-
-
 def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
     return exc.status_code == 400 and "already exists" in exc.detail.lower()
+
+
+def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str]) -> None:
+    if labels:
+        client.add_page_labels(str(page["id"]), labels)
 
 
 def publish_page(
@@ -72,13 +83,18 @@ def publish_page(
     representation: str = "storage",
     status: str = "current",
     if_exists: str = "fail",
+    labels: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Create the page, or apply ``if_exists`` to the existing page with this title in the space.
 
+    :param labels: labels the page must have afterwards (created, updated or skipped); only missing ones are
+        added. Checked before anything is written.
     :returns: the page as Confluence answered it (created, existing or updated).
-    :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail``.
+    :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
+    :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     """
     check_page_options(if_exists=if_exists, representation=representation, status=status)
+    wanted = normalize_labels(labels)
     existing = client.find_page(space_id=space_id, title=title)
     if existing is None:
         try:
@@ -90,8 +106,6 @@ def publish_page(
                 representation=representation,
                 status=status,
             )
-            log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
-            return page
         except ConfluenceApiError as exc:
             if not _is_duplicate_title(exc):
                 raise
@@ -99,6 +113,10 @@ def publish_page(
             if existing is None:
                 raise
             log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, if_exists)
+        else:
+            log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
+            _add_labels(client, page, wanted)
+            return page
     if if_exists == "fail":
         raise ConfluenceConflict(
             409,
@@ -111,43 +129,119 @@ def publish_page(
         )
     if if_exists == "skip":
         log.info("Page %r exists (id %s); if_exists=skip leaves it as it is.", title, existing.get("id"))
-        return client.get_page(str(existing["id"]))
+        page = client.get_page(str(existing["id"]))
+        _add_labels(client, page, wanted)
+        return page
     return update_page_body(client, page_id=str(existing["id"]), title=title, body=body,
-                            representation=representation, status=status)
+                            representation=representation, status=status, labels=wanted)
 
 
 def update_page_body(
     client: ConfluenceClient,
     *,
     page_id: str,
-    title: str,
     body: str,
+    title: str | None = None,
     representation: str = "storage",
     status: str = "current",
+    mode: str = "replace",
+    message: str | None = None,
+    labels: Iterable[str] | None = None,
 ) -> dict[str, Any]:
-    """Write ``body`` as a new version of the page, unless it is already the page's body.
+    """Write a new version of a page, unless it would be the same as the current one.
 
-    A 409 (someone else wrote a version meanwhile) re-reads the page and tries once more.
+    ``replace`` writes ``body`` as the page's body; no new version is made when the body and title are already
+    the page's. ``append`` (storage only) writes the current storage body followed by ``body``; no new version
+    is made when the current body already ends with ``body``, so a retried task appends once. A 409 (someone else
+    wrote a version meanwhile) re-reads the page and tries once more.
+
+    :param page_id: the page's id.
+    :param body: the new body, or the part to append, in ``representation``.
+    :param title: the new title (default: keep the current one).
+    :param representation: ``storage`` (default), ``atlas_doc_format`` or ``wiki`` (``replace`` only for the
+        last two).
+    :param status: ``current`` (default) or ``draft``.
+    :param mode: ``replace`` (default) or ``append``.
+    :param message: the version comment.
+    :param labels: labels the page must have afterwards; only missing ones are added.
+    :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
+    :raises ConfluenceConflict: when the page changed again during the retry.
     """
+    check_page_options(if_exists="update", representation=representation, status=status)
+    if mode not in UPDATE_MODES:
+        raise ConfluenceConfigError(f"mode={mode!r} is not one of {', '.join(UPDATE_MODES)}.")
+    if mode == "append" and representation != "storage":
+        raise ConfluenceConfigError(
+            f"mode='append' needs representation='storage' (Markdown and tables are converted to storage), not "
+            f"{representation!r}: a {representation} body cannot be appended to the page's storage body."
+        )
+    wanted = normalize_labels(labels)
+    read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
     for attempt in (1, 2):
-        current = client.get_page(page_id, body_format=representation if representation != "wiki" else "storage")
-        if _current_body(current, representation) == body and current.get("title") == title:
-            log.info("Page %s already has this body; no new version was made.", page_id)
+        current = client.get_page(page_id, body_format=read_format)
+        new_title = current.get("title") if title is None else title
+        stored = _current_body(current, read_format)
+        if mode == "append":
+            new_body = stored or ""
+            if not new_body.endswith(body):
+                new_body += body
+        else:
+            new_body = body
+        if new_body == stored and new_title == current.get("title"):
+            log.info("Page %s already has this body and title; no new version was made.", page_id)
+            _add_labels(client, current, wanted)
             return current
         version = int((current.get("version") or {}).get("number") or 0) + 1
         try:
             page = client.update_page(
-                page_id=page_id, title=title, body=body, version=version,
-                representation=representation, status=status,
+                page_id=page_id, title=str(new_title), body=new_body, version=version,
+                representation=representation, status=status, message=message,
             )
         except ConfluenceConflict:
             if attempt == 2:
                 raise
             log.info("Page %s changed while we wrote it (409); reading it again.", page_id)
             continue
-        log.info("Updated page %s to version %s.", page_id, version)
+        log.info("Updated page %s to version %s (%s).", page_id, version, mode)
+        _add_labels(client, page, wanted)
         return page
     raise AssertionError("unreachable")
+
+
+def resolve_parent_id(
+    client: ConfluenceClient, *, space_id: str, parent_id: str | None = None, parent_title: str | None = None
+) -> str | None:
+    """The id of the parent page: ``parent_id`` as given, or the page titled ``parent_title`` in the space.
+
+    Titles are unique within a space, so a title names at most one page; only an exact title matches.
+
+    :param space_id: the space's numeric id.
+    :param parent_id: the parent's id.
+    :param parent_title: the parent's exact title.
+    :returns: the parent's id, or None when neither is given (the page goes under the space's home page).
+    :raises ConfluenceConfigError: when both are given.
+    :raises ConfluenceNotFound: when no page in the space has this title.
+    """
+    parent_id = str(parent_id).strip() if parent_id is not None and str(parent_id).strip() else None
+    parent_title = parent_title if parent_title and parent_title.strip() else None
+    if parent_id and parent_title:
+        raise ConfluenceConfigError(
+            f"Give either parent_id ({parent_id!r}) or parent_title ({parent_title!r}), not both."
+        )
+    if parent_title is None:
+        return parent_id
+    parent = client.find_page(space_id=space_id, title=parent_title)
+    if parent is None or parent.get("id") is None:
+        raise ConfluenceNotFound(
+            404,
+            "GET",
+            client.url("/wiki/api/v2/pages"),
+            None,
+            f"No page titled {parent_title!r} in space {space_id} to use as the parent. Check the title (it must "
+            "match exactly, including case), create the parent page first, or pass parent_id instead.",
+        )
+    log.info("Parent page %r in space %s is page %s.", parent_title, space_id, parent["id"])
+    return str(parent["id"])
 
 
 def _current_body(page: dict[str, Any], representation: str) -> str | None:

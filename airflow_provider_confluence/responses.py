@@ -35,7 +35,20 @@ from airflow_provider_confluence.exceptions import (
 )
 from airflow_provider_confluence.retry import parse_retry_after
 
-__all__ = ["MAX_ECHO", "error_from_response", "join_next_link", "next_link", "required_scope"]
+__all__ = [
+    "MAX_ECHO",
+    "V1_CONTEXT",
+    "error_from_response",
+    "join_next_link",
+    "join_v1_next_link",
+    "next_link",
+    "parse_json_body",
+    "rate_limit_warnings",
+    "required_scope",
+]
+
+#: The ``_links.context`` of every Confluence Cloud v1 answer: v1 ``next`` links are relative to it.
+V1_CONTEXT = "/wiki"
 
 #: At most this many characters of a response body are echoed in an error message.
 MAX_ECHO = 300
@@ -60,7 +73,14 @@ _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/wiki/api/v2/pages/?$"), "write:page:confluence"),
     ("PUT", re.compile(r"^/wiki/api/v2/pages/[^/]+/?$"), "write:page:confluence"),
     ("DELETE", re.compile(r"^/wiki/api/v2/pages/[^/]+/?$"), "delete:page:confluence"),
+    ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/labels/?$"), "read:page:confluence"),
+    ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/attachments/?$"), "read:attachment:confluence"),
     ("*", re.compile(r"^/wiki/rest/api/search(/.*)?$"), "search:confluence"),
+    # v1 endpoints that v2 lacks; their granular scopes (the classic one in parentheses works too).
+    ("POST", re.compile(r"^/wiki/rest/api/content/[^/]+/label/?$"),
+     "write:label:confluence (with read:label:confluence; classic: write:confluence-content)"),
+    ("*", re.compile(r"^/wiki/rest/api/content/[^/]+/child/attachment/?$"),
+     "write:attachment:confluence (with read:content-details:confluence; classic: write:confluence-file)"),
 )
 
 
@@ -196,6 +216,13 @@ def _advice(status: int, method: str, url: str, code: str | None, text: str, ret
         return "The refresh token is dead: a person must authorize the app again."
     if status == 400 and "already exists" in lowered:
         return "Use another title, or update the existing page."
+    if status == 400 and "cql" in lowered:
+        return (
+            "Check the CQL query's syntax and field names "
+            "(https://developer.atlassian.com/cloud/confluence/advanced-searching-using-cql/)."
+        )
+    if status == 403 and "xsrf" in lowered:
+        return "The request lacked the header X-Atlassian-Token: no-check (a client bug; please report it)."
     advice = {
         400: "Check the request's parameters and body against the Confluence v2 API.",
         401: "The access token was refused. If this persists after a refresh, re-authorize the app.",
@@ -352,3 +379,45 @@ def next_link(body: Any, headers: Mapping[str, str] | None = None) -> str | None
                 if target:
                     return target
     return None
+
+
+def join_v1_next_link(gateway_base: str, next_link: str) -> str:
+    """Join the ``next`` link of a v1 listing (``/wiki/rest/api/search``) onto the gateway base.
+
+    v1 links are relative to ``_links.context`` (``/wiki``), not to the site root as v2 links are: the
+    ``next`` of a search is ``/rest/api/search?cql=...&cursor=...`` and must become
+    ``{gateway}/wiki/rest/api/search?...``. The result is checked like :func:`join_next_link` (same host only,
+    no dot segments, never ``/wiki/wiki``).
+
+    :param gateway_base: ``{api_url}/ex/confluence/{cloudId}``.
+    :param next_link: the v1 ``next`` link, relative to ``/wiki`` or absolute.
+    :raises ConfluenceError: for another host, an unsupported scheme, or a link that is not a path.
+    """
+    link = next_link.strip()
+    if link.startswith("/") and not link.startswith("//"):
+        link = V1_CONTEXT + link
+    return join_next_link(gateway_base, link)
+
+
+def parse_json_body(method: str, url: str, status: int, content: bytes, headers: Mapping[str, str]) -> Any:
+    """The parsed JSON of a 2xx answer; None for 204 or an empty body.
+
+    :raises ConfluenceApiError: when the body is not JSON (a login page, a proxy's HTML, ...).
+    """
+    if status == 204 or not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
+        kind = _header(headers, "Content-Type") or "no content type"
+        raise ConfluenceApiError(
+            status, method, url, None,
+            f"The answer is not JSON ({kind[:60]}, {len(content)} bytes); check that api_url is the Atlassian API.",
+        ) from None
+
+
+def rate_limit_warnings(headers: Mapping[str, str]) -> tuple[bool, list[str]]:
+    """(``X-RateLimit-NearLimit`` is true, the ``Beta-``/``X-Beta-`` header names): warnings, never limits."""
+    near = (_header(headers, "X-RateLimit-NearLimit") or "").strip().lower() == "true"
+    beta = sorted(h for h in headers if h.lower().startswith(("beta-", "x-beta-")))
+    return near, beta

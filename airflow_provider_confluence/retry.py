@@ -7,6 +7,9 @@ repeat, is the caller's business.
 Atlassian's advice (FACTS.md section 7): honour ``Retry-After``; otherwise back off exponentially with jitter up
 to a cap; cap every sleep (a ``Retry-After: 9223372036854775807`` has been seen in the wild).
 
+:func:`file_marks` and :func:`rewind` make a multipart upload safe to send again: a file object is put back
+where it stood before the first try (a re-send from its end would upload an empty file).
+
 This module imports nothing from Airflow.
 """
 
@@ -20,9 +23,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import timezone
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-__all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
+__all__ = ["RetryPolicy", "RetryState", "file_marks", "parse_retry_after", "rewind"]
 
 _DEFAULT_RNG = random.Random()
 _DELTA_SECONDS = re.compile(r"^\+?\d+(?:\.\d+)?$")
@@ -155,3 +159,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=timezone.utc)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+def file_marks(files: Any) -> list[tuple[Any, int | None]]:
+    """Each file object among multipart ``files`` with its position (None when it cannot tell)."""
+    parts = files.values() if isinstance(files, Mapping) else (files or ())
+    marks: list[tuple[Any, int | None]] = []
+    for part in parts:
+        value = part[1] if isinstance(part, tuple) and len(part) == 2 else part
+        fileobj = value[1] if isinstance(value, tuple) and len(value) >= 2 else value
+        if hasattr(fileobj, "read"):
+            try:
+                marks.append((fileobj, fileobj.tell() if fileobj.seekable() else None))
+            except (AttributeError, OSError, ValueError):
+                marks.append((fileobj, None))
+    return marks
+
+
+def rewind(marks: list[tuple[Any, int | None]]) -> bool:
+    """Put every file object back where it stood before the first try; False when one cannot be."""
+    for fileobj, position in marks:
+        if position is None:
+            return False
+        try:
+            fileobj.seek(position)
+        except (OSError, ValueError):
+            return False
+    return True

@@ -2,6 +2,13 @@
 
 The document is read from ``../shared/atlassian/confluence-v2.openapi.json`` (never copied into the project);
 where it is absent, as on a user's machine, the test is skipped and says why.
+
+Every v2 request is checked against it, including the toolkit's label and attachment listings
+(``GET /pages/{id}/labels``, ``GET /pages/{id}/attachments``). The three v1 calls the toolkit makes, CQL search
+(``GET /wiki/rest/api/search``), adding labels (``POST /wiki/rest/api/content/{id}/label``) and uploading an
+attachment (``PUT /wiki/rest/api/content/{id}/child/attachment``), are outside the v2 document: they are checked
+against the FACTS-style notes of the v1 reference instead (``V1_NOTES`` below: body shape, multipart, query
+parameters).
 """
 
 from __future__ import annotations
@@ -17,6 +24,15 @@ from airflow_provider_confluence.publish import update_page_body
 from conftest import require_shared
 
 V2_PREFIX = "/wiki/api/v2"
+V1_PREFIX = "/wiki/rest/api"
+#: What the v1 reference says each v1 call takes (https://developer.atlassian.com/cloud/confluence/rest/v1/).
+V1_NOTES = {
+    "GET /wiki/rest/api/search": "query: cql (required), limit (default 25), cursor from the next link; no body",
+    "POST /wiki/rest/api/content/{id}/label": "JSON array of {prefix, name}; names lower-case, no space or "
+    "!#&()*,.:;<>?@[]^, at most 255 characters",
+    "PUT /wiki/rest/api/content/{id}/child/attachment": "multipart/form-data with a 'file' part (filename), "
+    "optional 'comment' and 'minorEdit'; header X-Atlassian-Token: no-check",
+}
 
 
 @lru_cache(maxsize=1)
@@ -106,16 +122,85 @@ def exercised(fake_atlassian, confluence_conn):
     hook.create_page(space_key="DEMO", title="Draft", body="<p>d</p>", status="draft")
     update_page_body(hook.get_conn(), page_id=created["id"], title="Contract renamed", body="<p>three</p>")
     hook.get_page(created["id"])
+    client = hook.get_conn()
+    client.add_page_labels(created["id"], ["Contract", "daily-report"])
+    assert client.get_page_labels(created["id"]) == ["contract", "daily-report"]
+    client.upload_attachment(created["id"], filename="chart.png", data=b"\x89PNG", comment="c")
+    assert [a["title"] for a in client.list_attachments(created["id"], filename="chart.png")] == ["chart.png"]
+    for n in range(3):
+        fake_atlassian.add_page("DEMO", f"Labelled {n}", labels=["contract"])
+    assert len(list(client.search("label = contract", limit=2))) == 4  # two pages: the second through a cursor
     return [r for r in fake_atlassian.requests if r["route"].startswith(("GET /wiki", "POST /wiki", "PUT /wiki"))]
 
 
+def v2_requests(exercised: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in exercised if r["path"].startswith(V2_PREFIX)]
+
+
+def v1_violations(recorded: dict[str, Any]) -> list[str]:
+    """Problems of a v1 request against :data:`V1_NOTES`."""
+    route, query, body = recorded["route"], recorded["query"], recorded["json"]
+    problems: list[str] = [] if recorded.get("status", 200) < 400 else [f"{route}: answered {recorded['status']}"]
+    if route not in V1_NOTES:
+        return problems + [f"{route}: not a v1 call the toolkit is known to make"]
+    if route == "GET /wiki/rest/api/search":
+        if len(query.get("cql", [])) != 1 or not query["cql"][0].strip():
+            problems.append(f"{route}: needs exactly one non-empty cql")
+        if not all(v.isdigit() and 1 <= int(v) <= 250 for v in query.get("limit", [])):
+            problems.append(f"{route}: limit must be 1..250")
+        problems += [f"{route}: unknown parameter {k!r}" for k in query if k not in ("cql", "limit", "cursor", "next")]
+    elif route == "POST /wiki/rest/api/content/{id}/label":
+        if not isinstance(body, list) or not body:
+            return problems + [f"{route}: the body must be a non-empty JSON array"]
+        for item in body:
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(item, dict) or set(item) != {"prefix", "name"} or item["prefix"] != "global":
+                problems.append(f"{route}: {item!r} is not {{prefix: global, name}}")
+            elif not isinstance(name, str) or name != name.lower() or not 0 < len(name) <= 255 or any(
+                ch.isspace() or ch in "!#&()*,.:;<>?@[]^" for ch in name
+            ):
+                problems.append(f"{route}: bad label name {name!r}")
+    elif not (recorded.get("content_type") or "").startswith("multipart/form-data; boundary="):
+        problems.append(f"{route}: must be multipart/form-data")
+    return problems
+
+
 def test_every_request_matches_the_openapi_document(exercised):
-    routes = {r["route"] for r in exercised}
+    v2 = v2_requests(exercised)
+    routes = {r["route"] for r in v2}
     assert {"POST /wiki/api/v2/pages", "PUT /wiki/api/v2/pages/{id}", "GET /wiki/api/v2/spaces",
-            "GET /wiki/api/v2/pages"} <= routes
-    assert any("cursor" in r["query"] for r in exercised)
-    problems = [p for r in exercised for p in contract_violations(r)]
+            "GET /wiki/api/v2/pages", "GET /wiki/api/v2/pages/{id}/labels",
+            "GET /wiki/api/v2/pages/{id}/attachments"} <= routes
+    assert any("cursor" in r["query"] for r in v2)
+    assert any(r["query"].get("filename") == ["chart.png"] for r in v2)
+    problems = [p for r in v2 for p in contract_violations(r)]
     assert problems == []
+
+
+def test_the_v1_requests_match_the_v1_notes(exercised):
+    """v1 search, label add and upload are not in the v2 document: checked against the v1 reference's notes."""
+    v1 = [r for r in exercised if r["path"].startswith(V1_PREFIX)]
+    assert {r["route"] for r in v1} == set(V1_NOTES)
+    assert any("cursor" in r["query"] for r in v1 if r["route"] == "GET /wiki/rest/api/search")
+    problems = [p for r in v1 for p in v1_violations(r)]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        {"route": "POST /wiki/rest/api/content/{id}/label", "query": {}, "json": [{"name": "Upper"}]},
+        {"route": "POST /wiki/rest/api/content/{id}/label", "query": {}, "json": [{"prefix": "global", "name": "a b"}]},
+        {"route": "POST /wiki/rest/api/content/{id}/label", "query": {}, "json": {"prefix": "global", "name": "a"}},
+        {"route": "GET /wiki/rest/api/search", "query": {"cql": ["x"], "limit": ["1000"]}, "json": None},
+        {"route": "GET /wiki/rest/api/search", "query": {"limit": ["10"]}, "json": None},
+        {"route": "PUT /wiki/rest/api/content/{id}/child/attachment", "query": {}, "json": None,
+         "content_type": "application/json"},
+        {"route": "GET /wiki/rest/api/space", "query": {}, "json": None},
+    ],
+)
+def test_the_v1_check_catches_bad_requests(recorded):
+    assert v1_violations(recorded) != []
 
 
 def test_the_create_and_update_bodies_carry_what_confluence_requires(exercised):
