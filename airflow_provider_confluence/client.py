@@ -38,15 +38,8 @@ from airflow_provider_confluence.exceptions import (
 from airflow_provider_confluence.attachments import AttachmentsMixin
 from airflow_provider_confluence.labels import LabelsMixin
 from airflow_provider_confluence.pages import PagesMixin
-from airflow_provider_confluence.responses import (
-    error_from_response,
-    join_next_link,
-    join_v1_next_link,
-    next_link,
-    parse_json_body,
-    rate_limit_warnings,
-    redact,
-)
+from airflow_provider_confluence.next_links import join_next_link, join_v1_next_link, next_link
+from airflow_provider_confluence.responses import error_from_response, parse_json_body, rate_limit_warnings, redact
 from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
 from airflow_provider_confluence.search import SearchMixin
 from airflow_provider_confluence.spaces import SpacesMixin

@@ -1,4 +1,6 @@
-"""Pure functions over Confluence and gateway answers: error mapping and next-link handling.
+"""Pure functions over Confluence and gateway answers: error mapping, JSON bodies, rate-limit headers.
+
+Next links are joined in :mod:`.next_links`.
 
 Error bodies come in four shapes (FACTS.md section 6), plus whatever a proxy puts in front of them::
 
@@ -22,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
@@ -37,18 +39,11 @@ from airflow_provider_confluence.retry import parse_retry_after
 
 __all__ = [
     "MAX_ECHO",
-    "V1_CONTEXT",
     "error_from_response",
-    "join_next_link",
-    "join_v1_next_link",
-    "next_link",
     "parse_json_body",
     "rate_limit_warnings",
     "required_scope",
 ]
-
-#: The ``_links.context`` of every Confluence Cloud v1 answer: v1 ``next`` links are relative to it.
-V1_CONTEXT = "/wiki"
 
 #: At most this many characters of a response body are echoed in an error message.
 MAX_ECHO = 300
@@ -63,7 +58,6 @@ _HTML_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 _HTML_DROP = re.compile(r"(?is)<(script|style)[^>]*>.*?</\1\s*>")
 _HTML_TAG = re.compile(r"(?s)<[^>]*>")
 _SPACES = re.compile(r"\s+")
-_LINK_ITEM = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
 
 # (method, path pattern relative to the gateway, granular scope) from FACTS.md section 4 and SPEC-V2.
 _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -290,113 +284,6 @@ def error_from_response(
         return ConfluenceRateLimited(status, method, safe_url, code, message, retry_after=retry_after)
     cls = {404: ConfluenceNotFound, 409: ConfluenceConflict, 410: ConfluenceGone}.get(status, ConfluenceApiError)
     return cls(status, method, safe_url, code, message)
-
-
-def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
-    scheme = scheme.lower()
-    return scheme, (host or "").lower(), port or (443 if scheme == "https" else 80)
-
-
-def join_next_link(gateway_base: str, next_link: str) -> str:
-    """Join a pagination ``next`` link onto the gateway base (FACTS.md section 6).
-
-    ``next`` is relative to the site root (``/wiki/api/v2/...?cursor=...``) and is joined onto
-    ``{api_url}/ex/confluence/{cloudId}``; the query string is kept verbatim (the cursor is not always last).
-    An absolute URL is accepted only on the gateway's own scheme, host and port; another host is refused so
-    that the access token is never sent elsewhere. ``/wiki/wiki`` is never produced.
-
-    :param gateway_base: ``{api_url}/ex/confluence/{cloudId}`` (a trailing slash or ``/wiki`` is tolerated).
-    :param next_link: the ``next`` link, relative (``/wiki/...``) or absolute.
-    :raises ConfluenceError: for another host, an unsupported scheme, or a link that is not a path.
-    """
-    base = urlsplit(gateway_base.strip().rstrip("/"))
-    if base.scheme.lower() not in ("http", "https") or not base.netloc:
-        raise ConfluenceError(f"The gateway base {gateway_base!r} is not an http(s) URL; check api_url.")
-    link = next_link.strip()
-    if not link:
-        raise ConfluenceError("Confluence sent an empty next link.")
-    try:
-        parts = urlsplit(link)
-    except ValueError:  # "http://[" and the like: not a URL at all
-        raise ConfluenceError(
-            f"Cannot resolve the link {_cap(redact(link), 100)!r}: it is not a valid URL."
-        ) from None
-    if parts.scheme or parts.netloc:
-        try:
-            same = _origin(parts.scheme or base.scheme, parts.hostname, parts.port) == _origin(
-                base.scheme, base.hostname, base.port
-            )
-        except ValueError:
-            same = False
-        if not same:
-            raise ConfluenceError(
-                f"Refusing to follow a link to {_cap(redact(f'{parts.scheme}://{parts.netloc}'), 100)}: it is not "
-                f"the Atlassian gateway ({base.scheme}://{base.netloc}), and the access token is only sent there."
-            )
-    elif not link.startswith("/"):
-        raise ConfluenceError(
-            f"Cannot resolve the link {_cap(redact(link), 100)!r}: expected a path starting with /wiki."
-        )
-    root = base.path.rstrip("/")
-    if root.endswith("/wiki"):
-        root = root[: -len("/wiki")]
-    path = parts.path
-    if root and (path == root or path.startswith(root + "/")):
-        path = path[len(root) :]
-    while path == "/wiki/wiki" or path.startswith("/wiki/wiki/"):
-        path = path[len("/wiki") :]
-    if not (path == "/wiki" or path.startswith("/wiki/")):
-        path = "/wiki" + (path if path.startswith("/") else "/" + path)
-    if any(segment in (".", "..") for segment in path.split("/")):
-        raise ConfluenceError(
-            f"Refusing to follow the link {_cap(redact(link), 100)!r}: dot segments could leave this site's "
-            "gateway path."
-        )
-    return urlunsplit((base.scheme, base.netloc, root + path, parts.query, ""))
-
-
-def next_link(body: Any, headers: Mapping[str, str] | None = None) -> str | None:
-    """The ``next`` link of a page of results: ``_links.next`` in the body, else ``Link: <...>; rel="next"``.
-
-    :param body: the parsed JSON body.
-    :param headers: the response headers.
-    :return: the link as sent (join it with :func:`join_next_link`), or None on the last page.
-    """
-    if isinstance(body, dict):
-        links = body.get("_links")
-        if isinstance(links, dict):
-            value = links.get("next")
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-    header = _header(headers, "Link")
-    if not header:
-        return None
-    for match in _LINK_ITEM.finditer(header):
-        for param in match.group(2).split(";"):
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
-                target = match.group(1).strip()
-                if target:
-                    return target
-    return None
-
-
-def join_v1_next_link(gateway_base: str, next_link: str) -> str:
-    """Join the ``next`` link of a v1 listing (``/wiki/rest/api/search``) onto the gateway base.
-
-    v1 links are relative to ``_links.context`` (``/wiki``), not to the site root as v2 links are: the
-    ``next`` of a search is ``/rest/api/search?cql=...&cursor=...`` and must become
-    ``{gateway}/wiki/rest/api/search?...``. The result is checked like :func:`join_next_link` (same host only,
-    no dot segments, never ``/wiki/wiki``).
-
-    :param gateway_base: ``{api_url}/ex/confluence/{cloudId}``.
-    :param next_link: the v1 ``next`` link, relative to ``/wiki`` or absolute.
-    :raises ConfluenceError: for another host, an unsupported scheme, or a link that is not a path.
-    """
-    link = next_link.strip()
-    if link.startswith("/") and not link.startswith("//"):
-        link = V1_CONTEXT + link
-    return join_next_link(gateway_base, link)
 
 
 def parse_json_body(method: str, url: str, status: int, content: bytes, headers: Mapping[str, str]) -> Any:

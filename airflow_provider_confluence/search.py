@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
-from airflow_provider_confluence.responses import next_link
+from airflow_provider_confluence.next_links import next_link
 
 __all__ = ["DEFAULT_SEARCH_LIMIT", "MAX_SEARCH_LIMIT", "MAX_STALLED_PAGES", "SEARCH_PATH", "SearchMixin"]
 

@@ -29,7 +29,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.labels import normalize_labels
-from airflow_provider_confluence.responses import join_v1_next_link
+from airflow_provider_confluence.next_links import join_v1_next_link
 from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.summaries import attachment_summary, page_summary, page_url, search_result_summary
 

@@ -1,6 +1,6 @@
 """Property tests (hypothesis) of the pure parsers, and bounded fuzz runs of the emulator and the client.
 
-* ``responses.join_next_link``: never ``/wiki/wiki``, never another host, the query kept verbatim; any other
+* ``next_links.join_next_link``: never ``/wiki/wiki``, never another host, the query kept verbatim; any other
   link is a ``ConfluenceError``, never another exception.
 * ``settings.parse_scopes``: order-preserving de-duplication over any mix of separators, idempotent.
 * ``responses.error_from_response``: any status, bytes and headers give a ``ConfluenceApiError`` whose message
@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceError
-from airflow_provider_confluence.responses import MAX_ECHO, error_from_response, join_next_link
+from airflow_provider_confluence.next_links import join_next_link
+from airflow_provider_confluence.responses import MAX_ECHO, error_from_response
 from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.settings import parse_scopes
 from airflow_provider_confluence.testing import FakeAtlassian

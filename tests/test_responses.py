@@ -15,13 +15,8 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceRateLimited,
     ConfluenceScopeError,
 )
-from airflow_provider_confluence.responses import (
-    MAX_ECHO,
-    error_from_response,
-    join_next_link,
-    next_link,
-    required_scope,
-)
+from airflow_provider_confluence.next_links import join_next_link, next_link
+from airflow_provider_confluence.responses import MAX_ECHO, error_from_response, required_scope
 
 GW = "https://api.atlassian.com/ex/confluence/abc-123"
 PAGES = f"{GW}/wiki/api/v2/pages"
@@ -306,7 +301,7 @@ class TestNextLink:
 @pytest.mark.parametrize("link", ["/wiki/../../ex/confluence/other-cloud/wiki/api/v2/spaces", "/wiki/./api/v2/pages"])
 def test_next_links_with_dot_segments_are_refused(link: str) -> None:
     from airflow_provider_confluence.exceptions import ConfluenceError
-    from airflow_provider_confluence.responses import join_next_link
+    from airflow_provider_confluence.next_links import join_next_link
 
     with pytest.raises(ConfluenceError, match="dot segments"):
         join_next_link("https://api.atlassian.com/ex/confluence/cloud-1", link)
