@@ -13,6 +13,7 @@ from airflow_provider_confluence import __version__
 
 HOOK_CLASS = "airflow_provider_confluence.hooks.confluence.ConfluenceOAuthHook"
 CONN_TYPE = "confluence_oauth"
+LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
 
 #: The extras of the connection form: (name, label, placeholder, description, secret).
 CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
@@ -107,6 +108,19 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_confluence.operators.confluence"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Confluence Cloud",
+                "python-modules": ["airflow_provider_confluence.sensors.confluence"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Confluence Cloud",
+                "python-modules": ["airflow_provider_confluence.triggers.confluence"],
+            }
+        ],
+        "extra-links": [LINK_CLASS],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -175,6 +175,7 @@ class PagesMixin:
         representation: str = "storage",
         status: str = "current",
         message: str | None = None,
+        parent_id: str | None = None,
     ) -> dict[str, Any]:
         """Update a page (``PUT /wiki/api/v2/pages/{id}``) and return it.
 
@@ -185,6 +186,7 @@ class PagesMixin:
         :param representation: ``storage`` (default), ``atlas_doc_format`` or ``wiki``.
         :param status: ``current`` (default) or ``draft``.
         :param message: a version comment.
+        :param parent_id: move the page under this parent (same space; default: keep its parent).
         :raises ConfluenceConflict: 409, the version is stale (someone else updated the page): re-read it.
         """
         version_info: dict[str, Any] = {"number": int(version)}
@@ -197,6 +199,8 @@ class PagesMixin:
             "body": {"representation": representation, "value": body},
             "version": version_info,
         }
+        if parent_id:
+            payload["parentId"] = str(parent_id)
         state = RetryState()
         path = _page_path(page_id)
         try:

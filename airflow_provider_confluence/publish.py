@@ -147,6 +147,7 @@ def update_page_body(
     mode: str = "replace",
     message: str | None = None,
     labels: Iterable[str] | None = None,
+    parent_id: str | None = None,
 ) -> dict[str, Any]:
     """Write a new version of a page, unless it would be the same as the current one.
 
@@ -164,6 +165,7 @@ def update_page_body(
     :param mode: ``replace`` (default) or ``append``.
     :param message: the version comment.
     :param labels: labels the page must have afterwards; only missing ones are added.
+    :param parent_id: move the page under this parent (same space); a different parent is a change.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -187,7 +189,8 @@ def update_page_body(
                 new_body += body
         else:
             new_body = body
-        if new_body == stored and new_title == current.get("title"):
+        same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
+        if new_body == stored and new_title == current.get("title") and same_parent:
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -195,7 +198,7 @@ def update_page_body(
         try:
             page = client.update_page(
                 page_id=page_id, title=str(new_title), body=new_body, version=version,
-                representation=representation, status=status, message=message,
+                representation=representation, status=status, message=message, parent_id=parent_id,
             )
         except ConfluenceConflict:
             if attempt == 2:

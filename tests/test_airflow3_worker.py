@@ -28,6 +28,12 @@ plugins folder; the Task SDK's task runner calls plugin listeners inside the tas
 each task that the ORM really was blocked, and logs the tokens the hook stored, which must come out masked in
 the task log file. A third test shows the provider's own ``orm_available()`` refusing ``token_store=connection``
 there.
+
+Issue 4 adds: the "Confluence page" extra link read from the REST API (``/api/v2/.../links``) after the worker
+ran the task; the ``macros.confluence.access_token`` macro rendered in the worker, its token masked by value in
+the task log file and hidden in the rendered fields; and the deferrable page sensor resumed by a real ``airflow
+triggerer``, whose trigger reads the connection and the Variable store from a thread through the triggerer's
+supervisor.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from conftest import EXAMPLE_DAGS, airflow_major, scan_for_secrets
 from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group, wait_until_healthy
@@ -94,6 +101,8 @@ class WorkerProbe:
 
     @hookimpl
     def on_task_instance_success(self, previous_state, task_instance):
+        if task_instance.task_id == "recent_pages":  # the HTTP example: the header the macro rendered
+            log.info("%s header %s", "APC-WORKER-PROBE", task_instance.task.headers["Authorization"])
         if task_instance.task_id not in os.environ.get("APC_PROBE_TOKEN_TASKS", "").split(","):
             return
         from airflow.sdk import Variable
@@ -140,10 +149,11 @@ def end_without_hanging(self):
 local_executor.LocalExecutor.end = end_without_hanging
 
 dag_folder, dag_id = sys.argv[1:3]
+run_conf = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
 bag = DagBag(dag_folder=dag_folder)
 if bag.import_errors:
     raise SystemExit(f"import errors: {bag.import_errors}")
-run = bag.get_dag(dag_id).test(use_executor=True)
+run = bag.get_dag(dag_id).test(use_executor=True, run_conf=run_conf)
 with create_session() as session:
     tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
     tasks = {ti.task_id: str(ti.state) for ti in tis}
@@ -186,7 +196,9 @@ def airflow3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-        "APC_PROBE_TOKEN_TASKS": "publish_report,list_spaces",
+        "APC_PROBE_TOKEN_TASKS": "publish_report,list_spaces,recent_pages",
+        # The REST API without a login (GET /auth/token answers an admin token): links, rendered fields.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
     }
     with fresh_postgres_database(f"apc_worker_af{airflow_major()}", env) as database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
@@ -213,8 +225,9 @@ def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
         stop_group(proc)
 
 
-def run_dag_in_worker(api_server: dict[str, Any], dag_id: str) -> tuple[dict[str, Any], str, str]:
-    """Run ``dag_id`` with ``dag.test(use_executor=True)`` in a subprocess.
+def run_dag_in_worker(api_server: dict[str, Any], dag_id: str,
+                      run_conf: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, str]:
+    """Run ``dag_id`` with ``dag.test(use_executor=True)`` (and ``run_conf``) in a subprocess.
 
     :returns: the run's result, the runner's output, and what the api-server wrote meanwhile.
 
@@ -227,7 +240,7 @@ def run_dag_in_worker(api_server: dict[str, Any], dag_id: str) -> tuple[dict[str
     out_path = home / f"runner-{dag_id}-{len(list(home.glob(f'runner-{dag_id}-*.out')))}.out"
     with open(out_path, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", RUNNER, str(EXAMPLE_DAGS), dag_id],
+            [sys.executable, "-c", RUNNER, str(EXAMPLE_DAGS), dag_id, *([json.dumps(run_conf)] if run_conf else [])],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
         )
     try:
@@ -244,6 +257,15 @@ def run_dag_in_worker(api_server: dict[str, Any], dag_id: str) -> tuple[dict[str
         handle.seek(server_offset)
         server_output = handle.read().decode(errors="replace")
     return json.loads(lines[-1].split(" ", 1)[1]), output, server_output
+
+
+def rest_api(api_server: dict[str, Any], path: str) -> Any:
+    """GET ``/api/v2{path}`` of the api-server as an admin (``simple_auth_manager_all_admins``); the JSON answer."""
+    base = f"http://127.0.0.1:{api_server['port']}"
+    token = requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
+    response = requests.get(f"{base}/api/v2{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert response.status_code == 200, f"GET /api/v2{path} answered {response.status_code}: {response.text[:2000]}"
+    return response.json()
 
 
 def task_logs(env: dict[str, str], dag_id: str, run_id: str) -> dict[str, str]:
@@ -350,7 +372,8 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
 
     # No token in clear text anywhere: the client secret, the planted refresh token, every token the emulator
     # issued and every one stored, in the task logs, the runner's output and the api-server's output.
-    # The probe's own line is left out of the runner's output: Airflow 3.3's LocalExecutor relays task logs to
+    # The probe's own lines (tokens, and the rendered header of the HTTP example) are left out of the runner's
+    # output: Airflow 3.3's LocalExecutor relays task logs to
     # the executor's stdout (run_workload(subprocess_logs_to_stdout=True)) through the process's core structlog
     # chain, which has no secrets masker, so a token a task logs shows there in clear text even though it was
     # given to mask_secret. That stream is protected only by the provider never logging a token.
@@ -358,7 +381,7 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     assert planted in tokens and state["access_token"] in tokens and state["refresh_token"] in tokens
     texts = {f"task log of {task}": text for task, text in logs.items()}
     texts["dag.test(use_executor=True) output"] = "\n".join(
-        line for line in output.splitlines() if f"{PROBE} tokens " not in line
+        line for line in output.splitlines() if f"{PROBE} tokens " not in line and f"{PROBE} header " not in line
     )
     texts["api-server output"] = server_output
     assert_no_token_leaked(texts, tokens)
@@ -383,6 +406,14 @@ def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
     summary = result["xcoms"]["publish_report"]
     assert summary["id"] == str(pages[0]["id"]) and summary["title"] == pages[0]["title"]
     assert any(str(e.get("event")).startswith(f"Page {summary['id']} ") for e in events(logs["publish_report"]))
+
+    # The "Confluence page" extra link, as the UI reads it from the REST API: the worker's task runner stored
+    # ConfluencePageLink.get_link's answer in XCom, and the api-server's XComOperatorLink reads it back.
+    url = f"{fake.site_url}/wiki{pages[0]['_links']['webui']}"
+    assert summary["url"] == url
+    links = rest_api(api_server, f"/dags/confluence_publish_report/dagRuns/{result['run_id']}/taskInstances/"
+                                 "publish_report/links")
+    assert links == {"extra_links": {"Confluence page": url}, "total_entries": 1}
 
 
 def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
@@ -427,4 +458,82 @@ def test_token_store_connection_is_refused_in_a_forked_worker(api_server, fake_a
     texts = {f"task log of {task}": text for task, text in logs.items()}
     texts["dag.test(use_executor=True) output"] = output
     texts["api-server output"] = server_output
+    assert_no_token_leaked(texts, every_token(fake))
+
+
+def test_http_example_with_the_token_macro_in_a_forked_worker(api_server, fake_atlassian):
+    """``{{ macros.confluence.access_token(...) }}`` renders in the worker (plugin macros are integrated by the
+    Task SDK's task runner), the token works, and the supervisor masks it in the task log by value (the probe
+    logs the rendered header, whose key name would not help there); the rendered fields hide it too."""
+    fake = fake_atlassian
+    space = fake.add_space("DEMO")
+    for title in ("Alpha", "Beta"):
+        fake.add_page("DEMO", title)
+    env, planted = _prepare(api_server, fake)
+    gateway = {"conn_type": "http", "host": f"{fake.api_url}/ex/confluence/{fake.cloud_id}", "login": None,
+               "password": None, "extra": {}}
+    worker(env, "put-connection", "confluence_gateway", json.dumps(gateway))
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_http_with_token",
+                                                      {"space_id": space["id"]})
+
+    logs = _check_worker_path(api_server, fake, "confluence_http_with_token", planted, output, server_output,
+                              result, "recent_pages")
+    assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces/{id}/pages"] == 1
+    assert [page["title"] for page in result["xcoms"]["recent_pages"]][:2] == ["Beta", "Alpha"]
+    assert result["xcoms"]["show"] == 3
+    assert probe(logs["recent_pages"], "header") == [f"{PROBE} header Bearer ***"]
+    ti = rest_api(api_server, f"/dags/confluence_http_with_token/dagRuns/{result['run_id']}/taskInstances/"
+                              "recent_pages")
+    assert ti["rendered_fields"]["headers"]["Authorization"] in ("***", "Bearer ***"), ti["rendered_fields"]
+    assert_no_token_leaked({"rendered fields (REST API)": json.dumps(ti)}, every_token(fake))
+
+
+@pytest.fixture
+def triggerer(api_server: dict[str, Any]) -> Iterator[Path]:
+    """A real ``airflow triggerer`` beside the api-server (its trigger runner is a forked child with the ORM
+    blocked, reaching connections and Variables through the triggerer's supervisor); stopped after the test."""
+    env = api_server["env"]
+    log_path = Path(env["AIRFLOW_HOME"]) / "triggerer.out"
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "triggerer"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=env["AIRFLOW_HOME"], start_new_session=True)
+    try:
+        yield log_path
+    finally:
+        stop_group(proc)
+
+
+def test_deferrable_sensor_in_a_real_triggerer(api_server, fake_atlassian, triggerer):
+    """The example's deferrable sensor defers (its own check misses once), the real triggerer runs
+    ``ConfluencePageTrigger``, whose check runs in a thread and reads the connection and the Variable store
+    through the triggerer's supervisor (sync SDK calls from a non-loop thread), and the task resumes with the page."""
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    page = fake.add_page("DEMO", "Release checklist", labels=["approved"])
+    _prepare(api_server, fake)
+    fake.fail_next(404, times=1, route="GET /wiki/api/v2/pages/{id}")  # wait_for_approval's own check: not yet
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_wait_for_page")
+
+    assert result["state"].endswith("success"), f"{result}\n{output[-4000:]}\n{triggerer.read_text()[-4000:]}"
+    assert all(state.endswith("success") for state in result["tasks"].values()), result["tasks"]
+    url = f"{fake.site_url}/wiki{page['_links']['webui']}"
+    assert result["xcoms"]["wait_for_approval"]["url"] == url
+    assert result["xcoms"]["announce"] == f"Release checklist approved at version 1: {url}"
+    # the task's own check missed, the trigger's first check found it
+    assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/pages/{id}"] == 2
+    triggerer_output = triggerer.read_text(errors="replace")
+    # The triggerer writes the trigger's lines into the task's log file: it deferred, the trigger found the page.
+    logs = task_logs(api_server["env"], "confluence_wait_for_page", result["run_id"])
+    lines = [str(e.get("event")) for e in events(logs["wait_for_approval"])]
+    assert "Deferring: the triggerer checks every 120.0 s." in lines, lines
+    assert f"page {page['id']} is there (version 1)" in lines, lines
+    assert "Trigger fired event" in lines and "trigger completed" in lines, lines
+    links = rest_api(api_server, f"/dags/confluence_wait_for_page/dagRuns/{result['run_id']}/taskInstances/"
+                                 "wait_for_approval/links")
+    assert links["extra_links"] == {"Confluence page": url}
+    texts = {f"task log of {task}": text for task, text in logs.items()}
+    texts.update({"dag.test(use_executor=True) output": output, "api-server output": server_output,
+                  "triggerer output": triggerer_output})
     assert_no_token_leaked(texts, every_token(fake))

@@ -23,7 +23,12 @@ def dagbag():
 def test_example_dags_load_without_import_errors(airflow_db):
     bag = dagbag()
     assert bag.import_errors == {}
-    assert {"confluence_publish_report", "confluence_list_spaces"} <= set(bag.dag_ids)
+    assert {
+        "confluence_publish_report",
+        "confluence_list_spaces",
+        "confluence_daily_report",
+        "confluence_search_pages",
+    } <= set(bag.dag_ids)
 
 
 def test_publish_report_runs_and_updates_in_place(fake_atlassian, confluence_conn):
@@ -44,3 +49,49 @@ def test_list_spaces_hands_the_spaces_downstream(fake_atlassian, confluence_conn
     run = dag.test()
     assert str(run.state).endswith("success")
     assert fake_atlassian.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces"] == 2
+
+
+def test_daily_report_publishes_attaches_and_reads_back(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    dag = dagbag().get_dag("confluence_daily_report")
+    run = dag.test()
+    assert str(run.state).endswith("success")
+    (page,) = [p for p in fake_atlassian.pages if p["title"].startswith("Daily metrics ")]
+    body = page["body"]["storage"]["value"]
+    assert "<th>table</th>" in body and "<td>refunds &amp; returns</td>" in body
+    assert fake_atlassian.page_labels(page["id"]) == ["daily-report", "metrics"]
+    (attachment,) = fake_atlassian.attachments(page["id"])
+    csv = fake_atlassian.attachment_data(page["id"], attachment["title"]).decode()
+    assert csv.splitlines()[0] == "table,rows_loaded,failed_checks" and "customers,56,1" in csv
+
+    again = dag.test()  # a re-run of the same day: no new page version, a new version of the same CSV
+    assert str(again.state).endswith("success")
+    if run_day(again) != run_day(run):
+        pytest.skip("the two runs straddled midnight UTC: the second one is another day's report")
+    (page_after,) = [p for p in fake_atlassian.pages if p["title"].startswith("Daily metrics ")]
+    assert (page_after["id"], page_after["version"]["number"]) == (page["id"], 1)
+    assert [(a["title"], a["version"]["number"]) for a in fake_atlassian.attachments(page["id"])] == [
+        (attachment["title"], 2)
+    ]
+    assert fake_atlassian.counters["api_calls_by_route"]["POST /wiki/rest/api/content/{id}/label"] == 1
+
+
+def run_day(run) -> str:
+    logical = getattr(run, "logical_date", None) or run.execution_date
+    return logical.strftime("%Y-%m-%d")
+
+
+def test_search_pages_keeps_an_index_of_the_reports(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    for day in ("2026-05-01", "2026-05-02"):
+        fake_atlassian.add_page("DEMO", f"Daily metrics {day}", labels=["daily-report"])
+    fake_atlassian.add_page("DEMO", "Not a report")
+    dag = dagbag().get_dag("confluence_search_pages")
+    run = dag.test()
+    assert str(run.state).endswith("success")
+    (index,) = [p for p in fake_atlassian.pages if p["title"] == "Daily report index"]
+    body = index["body"]["storage"]["value"]
+    assert "Daily reports (2)" in body
+    assert body.index("Daily metrics 2026-05-02") < body.index("Daily metrics 2026-05-01")
+    assert "Not a report" not in body
+    assert f'href="{fake_atlassian.site_url}/wiki/' in body

@@ -34,9 +34,33 @@ def test_provider_info_validates_against_the_installed_airflow_schema():
     assert {"scopes", "auth_url", "token_url", "api_url", "redirect_uri", "cloud_id", "token_store", "timeout"} <= set(
         fields
     )
+    integration = info["integrations"][0]["integration-name"]
+    assert info["sensors"] == [
+        {"integration-name": integration, "python-modules": ["airflow_provider_confluence.sensors.confluence"]}
+    ]
+    assert info["triggers"] == [
+        {"integration-name": integration, "python-modules": ["airflow_provider_confluence.triggers.confluence"]}
+    ]
+    assert info["extra-links"] == ["airflow_provider_confluence.links.confluence.ConfluencePageLink"]
     behaviour = conn_type["ui-field-behaviour"]
     assert behaviour["relabeling"] == {"host": "Confluence site URL", "login": "Client ID", "password": "Client secret"}
     assert set(behaviour["hidden-fields"]) == {"schema", "port"}
+
+
+def test_every_module_the_provider_info_names_imports():
+    """A name in the provider info that does not import would be a broken entry in `airflow providers`."""
+    import importlib
+
+    from airflow_provider_confluence.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in info["extra-links"] + [info["connection-types"][0]["hook-class-name"]]:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)
 
 
 def test_get_provider_info_imports_nothing_from_airflow():
@@ -61,6 +85,8 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db):
     assert "airflow-provider-confluence" in names
     hooks = run_airflow("providers", "hooks", "--output", "json").stdout
     assert "confluence_oauth" in hooks and "ConfluenceOAuthHook" in hooks
+    links = run_airflow("providers", "links", "--output", "json").stdout
+    assert "airflow_provider_confluence.links.confluence.ConfluencePageLink" in links
 
 
 def test_the_hook_form_for_airflow_2():
@@ -119,13 +145,15 @@ def test_importing_the_operators_opens_no_socket():
 
 
 def test_dag_parsing_does_not_load_the_http_stack():
-    """DAG files import the operators constantly; the client and requests load only when a task runs."""
+    """DAG files import the operators constantly; the client, requests, Markdown and pandas load only when a
+    task runs."""
     code = (
         "import sys, airflow\n"
         "before = set(sys.modules)\n"
         "import airflow_provider_confluence.operators.confluence\n"
         "new = set(sys.modules) - before\n"
-        "print(sorted(m for m in new if m.split('.')[0] == 'requests' or m.endswith(('.client', '.oauth', '.tokens'))))\n"
+        "heavy = ('requests', 'markdown_it', 'pandas', 'numpy')\n"
+        "print(sorted(m for m in new if m.split('.')[0] in heavy or m.endswith(('.client', '.oauth', '.tokens'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property, partial
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 
@@ -19,8 +19,9 @@ from airflow_provider_confluence.get_provider_info import (
     PLACEHOLDERS,
     RELABELING,
 )
-from airflow_provider_confluence.publish import publish_page
+from airflow_provider_confluence.publish import publish_page, resolve_parent_id, update_page_body
 from airflow_provider_confluence.settings import ConnectionSettings
+from airflow_provider_confluence.storage import to_storage
 from airflow_provider_confluence.stores import VariableTokenStore, broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
 
@@ -158,9 +159,33 @@ class ConfluenceOAuthHook(BaseHook):
         """Every space matching the filters, page after page, as a generator."""
         return self.get_conn().iter_spaces(keys=keys, space_type=space_type, status=status, labels=labels)
 
-    def get_page(self, page_id: str) -> dict[str, Any]:
-        """The page with this id, its body in storage format (:class:`ConfluenceNotFound` when missing)."""
-        return self.get_conn().get_page(page_id, body_format="storage")
+    def resolve_space_id(self, space_key: str | None = None, space_id: str | None = None) -> str:
+        """The numeric id of a space given by key or id (exactly one of them)."""
+        if bool(space_key) == bool(space_id):
+            raise ConfluenceConfigError("Give exactly one of space_key and space_id.")
+        return str(space_id) if space_id else self.get_space_id(str(space_key))
+
+    def get_page(self, page_id: str, *, body_format: str | None = "storage") -> dict[str, Any]:
+        """The page with this id, with its body in ``body_format`` (:class:`ConfluenceNotFound` when missing)."""
+        return self.get_conn().get_page(str(page_id), body_format=body_format)
+
+    def find_page(
+        self, *, title: str, space_key: str | None = None, space_id: str | None = None,
+        body_format: str | None = None, status: str = "current",
+    ) -> dict[str, Any] | None:
+        """The page with exactly this title in the space (by key or id), or None."""
+        return self.get_conn().find_page(space_id=self.resolve_space_id(space_key, space_id), title=title,
+                                         body_format=body_format, status=status)
+
+    def resolve_parent_id(
+        self, *, space_key: str | None = None, space_id: str | None = None,
+        parent_id: str | None = None, parent_title: str | None = None,
+    ) -> str | None:
+        """``parent_id``, or the id of the page titled ``parent_title`` in the space (None when neither)."""
+        if not parent_title:
+            return str(parent_id) if parent_id else None
+        return resolve_parent_id(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id),
+                                 parent_id=parent_id, parent_title=parent_title)
 
     def create_page(
         self,
@@ -168,35 +193,81 @@ class ConfluenceOAuthHook(BaseHook):
         space_key: str | None = None,
         space_id: str | None = None,
         title: str,
-        body: str,
+        body: Any,
         parent_id: str | None = None,
+        parent_title: str | None = None,
         representation: str = "storage",
         status: str = "current",
         if_exists: str = "fail",
+        labels: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Create a page, or deal with an existing page of the same title as ``if_exists`` says.
 
         :param space_key: the space's key; give it or ``space_id``.
         :param space_id: the space's numeric id.
+        :param parent_title: the parent page's title in the space, instead of ``parent_id``.
+        :param representation: a wire format, or ``markdown``/``table`` (converted to storage format).
         :param if_exists: ``fail`` (raise :class:`ConfluenceConflict` naming the page), ``skip`` (return it)
             or ``update`` (a new version with this body, unless the body is unchanged).
+        :param labels: labels the page should carry; only the missing ones are added.
         """
-        client = self.get_conn()
-        return publish_page(
-            client,
-            space_id=self._space_id(space_key, space_id),
-            title=title,
-            body=body,
-            parent_id=parent_id,
-            representation=representation,
-            status=status,
-            if_exists=if_exists,
-        )
+        wire, value = to_storage(body, representation)
+        space = self.resolve_space_id(space_key, space_id)
+        parent = self.resolve_parent_id(space_id=space, parent_id=parent_id, parent_title=parent_title)
+        return publish_page(self.get_conn(), space_id=space, title=title, body=value, parent_id=parent,
+                            representation=wire, status=status, if_exists=if_exists,
+                            labels=list(labels) if labels else None)
 
-    def _space_id(self, space_key: str | None, space_id: str | None) -> str:
-        if bool(space_key) == bool(space_id):
-            raise ConfluenceConfigError("Give exactly one of space_key and space_id.")
-        return str(space_id) if space_id else self.get_space_id(str(space_key))
+    def update_page(
+        self,
+        *,
+        page_id: str,
+        body: Any,
+        title: str | None = None,
+        representation: str = "storage",
+        status: str = "current",
+        mode: str = "replace",
+        message: str | None = None,
+        labels: Iterable[str] | None = None,
+        parent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Write ``body`` as a new version of the page (``mode`` ``replace`` or ``append``), unless unchanged.
+
+        :param title: the new title; None keeps the current one.
+        :param representation: a wire format, or ``markdown``/``table`` (converted to storage format).
+        :param message: the version comment.
+        :param labels: labels the page should carry; only the missing ones are added.
+        :param parent_id: move the page under this parent (same space).
+        """
+        wire, value = to_storage(body, representation)
+        moved = {"parent_id": str(parent_id)} if parent_id else {}
+        return update_page_body(self.get_conn(), page_id=str(page_id), body=value, title=title,
+                                representation=wire, status=status, mode=mode, message=message,
+                                labels=list(labels) if labels else None, **moved)
+
+    def get_page_labels(self, page_id: str) -> list[str]:
+        """The names of the page's labels."""
+        return self.get_conn().get_page_labels(str(page_id))
+
+    def add_labels(self, page_id: str, labels: Iterable[str]) -> list[str]:
+        """Add the labels the page lacks (names checked and lower-cased); return the page's labels after."""
+        return self.get_conn().add_page_labels(str(page_id), labels)
+
+    def search(self, cql: str, *, max_results: int | None = None, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Raw CQL search results (v1), page after page, as a generator."""
+        return self.get_conn().search(cql, max_results=max_results, limit=limit)
+
+    def list_attachments(self, page_id: str, *, filename: str | None = None) -> Iterator[dict[str, Any]]:
+        """The page's attachments (v2 objects), optionally only the one with this file name."""
+        return self.get_conn().list_attachments(str(page_id), filename=filename)
+
+    def upload_attachment(
+        self, page_id: str, *, filename: str, data: bytes | BinaryIO, media_type: str | None = None,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach ``data`` to the page as ``filename`` (a new version when that name exists); the v1 object."""
+        return self.get_conn().upload_attachment(str(page_id), filename=filename, data=data, media_type=media_type,
+                                                 comment=comment)
 
     # -- Airflow UI -----------------------------------------------------------------------------------
 

@@ -1,34 +1,47 @@
-"""Operators that publish to and read from Confluence Cloud."""
+"""Operators that publish to and read from Confluence Cloud.
+
+Every operator is keyword-only, takes ``confluence_conn_id`` (templated) and returns a JSON-able result
+(pushed to XCom). Option values are checked when the DAG is parsed; nothing here touches the network or
+imports ``requests`` until a task runs. Reading a page, search and attachment upload live in :mod:`._get`,
+:mod:`._search` and :mod:`._attachments`, and are importable from here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_confluence._compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
-from airflow_provider_confluence.publish import check_page_options
+from airflow_provider_confluence.links.confluence import ConfluencePageLink
+from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
+from airflow_provider_confluence.operators._common import (
+    PROGRESS_EVERY,
+    UPSERT_HINT,
+    as_list,
+    changed_version,
+    check_body_representation,
+    check_choice,
+    check_page_target,
+    check_parent,
+    find_target_page,
+    given,
+    hook_for,
+    persist_link,
+    text_or_none,
+)
+from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
+from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
+from airflow_provider_confluence.publish import UPDATE_MODES, check_page_options
 
-if TYPE_CHECKING:
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-PROGRESS_EVERY = 1000
-
-
-def _hook(conn_id: str) -> ConfluenceOAuthHook:
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-    return ConfluenceOAuthHook(confluence_conn_id=conn_id)
-
-
-def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
-    """Accept a list, or a comma-separated string (what a template renders to)."""
-    if value is None:
-        return None
-    items = value.split(",") if isinstance(value, str) else list(value)
-    cleaned = [str(item).strip() for item in items if str(item).strip()]
-    return cleaned or None
-
+__all__ = [
+    "ConfluenceCreatePageOperator",
+    "ConfluenceGetPageOperator",
+    "ConfluenceGetSpacesOperator",
+    "ConfluenceSearchOperator",
+    "ConfluenceUpdatePageOperator",
+    "ConfluenceUploadAttachmentOperator",
+]
 
 class ConfluenceCreatePageOperator(BaseOperator):
     """Create a Confluence page, or handle an existing page of the same title as ``if_exists`` says.
@@ -36,18 +49,26 @@ class ConfluenceCreatePageOperator(BaseOperator):
     :param space_key: the space's key, such as ``ENG`` (templated); give it or ``space_id``.
     :param space_id: the space's numeric id (templated).
     :param title: the page title (templated).
-    :param body: the page body in ``representation`` format (templated).
+    :param body: the page body in ``representation`` format (templated); for ``table``, a list of dicts, a
+        pandas DataFrame or a JSON string of a list of objects.
     :param parent_id: the parent page's id (templated); by default the page goes under the space's home page.
-    :param representation: ``storage`` (XHTML, default), ``atlas_doc_format`` or ``wiki``.
+    :param parent_title: the parent page's title in the same space (templated); instead of ``parent_id``.
+    :param representation: ``storage`` (XHTML, default), ``atlas_doc_format``, ``wiki``, ``markdown`` or
+        ``table`` (the last two are converted to storage format).
     :param status: ``current`` (published) or ``draft``.
     :param if_exists: ``fail`` (an error naming the existing page), ``skip`` (return it unchanged) or
         ``update`` (a new version with this body; none when the body is unchanged).
+    :param labels: labels the page should carry (templated; a list or a comma-separated string); only the
+        missing ones are added, also when the page is skipped or unchanged.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :returns: ``{"id", "title", "space_id", "version", "url"}``.
     """
 
-    template_fields: Sequence[str] = ("space_key", "space_id", "title", "body", "parent_id", "confluence_conn_id")
+    template_fields: Sequence[str] = (
+        "space_key", "space_id", "title", "body", "parent_id", "parent_title", "labels", "confluence_conn_id",
+    )
     template_fields_renderers = {"body": "html"}
+    operator_extra_links = (ConfluencePageLink(),)
     ui_color = "#deebff"
 
     def __init__(
@@ -56,43 +77,161 @@ class ConfluenceCreatePageOperator(BaseOperator):
         space_key: str | None = None,
         space_id: str | None = None,
         title: str,
-        body: str,
+        body: Any,
         parent_id: str | None = None,
+        parent_title: str | None = None,
         representation: str = "storage",
         status: str = "current",
         if_exists: str = "fail",
+        labels: str | Sequence[str] | None = None,
         confluence_conn_id: str = "confluence_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_page_options(if_exists=if_exists, representation=representation, status=status)
+        wire = check_body_representation(representation)
+        check_page_options(if_exists=if_exists, representation=wire, status=status)
+        check_parent(parent_id, parent_title)
         self.space_key = space_key
         self.space_id = space_id
         self.title = title
         self.body = body
         self.parent_id = parent_id
+        self.parent_title = parent_title
         self.representation = representation
         self.status = status
         self.if_exists = if_exists
+        self.labels = labels
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.publish import page_summary
+        from airflow_provider_confluence.summaries import page_summary
 
-        hook = _hook(self.confluence_conn_id)
+        check_parent(self.parent_id, self.parent_title)
+        hook = hook_for(self.confluence_conn_id)
         page = hook.create_page(
-            space_key=self.space_key or None,
-            space_id=str(self.space_id) if self.space_id else None,
+            space_key=text_or_none(self.space_key),
+            space_id=text_or_none(self.space_id),
             title=self.title,
             body=self.body,
-            parent_id=str(self.parent_id) if self.parent_id else None,
+            parent_id=text_or_none(self.parent_id),
+            parent_title=text_or_none(self.parent_title),
             representation=self.representation,
             status=self.status,
             if_exists=self.if_exists,
+            labels=as_list(self.labels),
         )
         summary = page_summary(page, hook.settings.site_url)
         self.log.info("Page %s %r is at version %s: %s", summary["id"], summary["title"], summary["version"],
                       summary["url"])
+        persist_link(context, summary["url"])
+        return summary
+
+
+class ConfluenceUpdatePageOperator(BaseOperator):
+    """Write a new version of an existing page: replace its body, or append to it.
+
+    No new version is made when nothing would change (a re-run is safe); a version written by someone else
+    between our read and our write (409) is read again and the update tried once more.
+
+    :param page_id: the page's id (templated); or name the page by ``title`` and a space.
+    :param space_key: the space's key (templated), with ``title``.
+    :param space_id: the space's numeric id (templated), with ``title``.
+    :param title: the page's current title (templated), with ``space_key`` or ``space_id``.
+    :param body: the new body, or the part to append, in ``representation`` format (templated).
+    :param representation: ``storage`` (default), ``atlas_doc_format``, ``wiki``, ``markdown`` or ``table``.
+    :param mode: ``replace`` (default) or ``append`` (the current storage body followed by ``body``; nothing is
+        written when the page already ends with it).
+    :param new_title: rename the page to this (templated); by default the title is kept.
+    :param labels: labels the page should carry (templated; a list or a comma-separated string).
+    :param parent_id: move the page under this parent (templated; same space).
+    :param parent_title: move the page under the page with this title in its space (templated).
+    :param version_message: the version comment (templated).
+    :param status: ``current`` (default) or ``draft``.
+    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :returns: ``{"id", "title", "space_id", "version", "url", "changed"}``; ``changed`` is True when a new
+        version was written.
+    """
+
+    template_fields: Sequence[str] = (
+        "page_id", "space_key", "space_id", "title", "body", "new_title", "labels", "parent_id", "parent_title",
+        "version_message", "confluence_conn_id",
+    )
+    template_fields_renderers = {"body": "html"}
+    operator_extra_links = (ConfluencePageLink(),)
+    ui_color = "#deebff"
+
+    def __init__(
+        self,
+        *,
+        page_id: str | None = None,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        title: str | None = None,
+        body: Any,
+        representation: str = "storage",
+        mode: str = "replace",
+        new_title: str | None = None,
+        labels: str | Sequence[str] | None = None,
+        parent_id: str | None = None,
+        parent_title: str | None = None,
+        version_message: str | None = None,
+        status: str = "current",
+        confluence_conn_id: str = "confluence_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        wire = check_body_representation(representation)
+        check_page_options(if_exists="update", representation=wire, status=status)
+        check_choice("mode", mode, UPDATE_MODES)
+        if mode == "append" and wire != "storage":
+            raise ConfluenceConfigError(
+                f"mode='append' works on storage format only; representation={representation!r} cannot be "
+                "appended. Use storage, markdown or table, or mode='replace'."
+            )
+        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        check_parent(parent_id, parent_title)
+        self.page_id = page_id
+        self.space_key = space_key
+        self.space_id = space_id
+        self.title = title
+        self.body = body
+        self.representation = representation
+        self.mode = mode
+        self.new_title = new_title
+        self.labels = labels
+        self.parent_id = parent_id
+        self.parent_title = parent_title
+        self.version_message = version_message
+        self.status = status
+        self.confluence_conn_id = confluence_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_confluence.summaries import page_summary
+
+        check_parent(self.parent_id, self.parent_title)
+        hook = hook_for(self.confluence_conn_id)
+        current = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
+                                   title=self.title, hint=UPSERT_HINT)
+        parent = None
+        if given(self.parent_id) or given(self.parent_title):
+            parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")),
+                                            parent_id=text_or_none(self.parent_id),
+                                            parent_title=text_or_none(self.parent_title))
+        page = hook.update_page(
+            page_id=str(current["id"]),
+            body=self.body,
+            title=text_or_none(self.new_title),
+            representation=self.representation,
+            status=self.status,
+            mode=self.mode,
+            message=text_or_none(self.version_message),
+            labels=as_list(self.labels),
+            parent_id=parent,
+        )
+        summary = {**page_summary(page, hook.settings.site_url), "changed": changed_version(current, page)}
+        self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
+                      "new version" if summary["changed"] else "unchanged", summary["url"])
+        persist_link(context, summary["url"])
         return summary
 
 
@@ -135,13 +274,13 @@ class ConfluenceGetSpacesOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        hook = _hook(self.confluence_conn_id)
+        hook = hook_for(self.confluence_conn_id)
         client = hook.get_conn()
         wiki = f"{hook.settings.site_url}/wiki"
         requests_before = client.request_count
         spaces: list[dict[str, Any]] = []
         for space in hook.iter_spaces(
-            keys=_as_list(self.keys), space_type=self.space_type, status=self.status, labels=_as_list(self.labels)
+            keys=as_list(self.keys), space_type=self.space_type, status=self.status, labels=as_list(self.labels)
         ):
             webui = (space.get("_links") or {}).get("webui")
             spaces.append(
@@ -160,3 +299,4 @@ class ConfluenceGetSpacesOperator(BaseOperator):
                 break
         self.log.info("Fetched %d spaces in %d requests.", len(spaces), client.request_count - requests_before)
         return spaces
+

@@ -5,6 +5,9 @@ and the routers added beside it). Every Airflow process loads plugins, task work
 built only when Airflow asks for ``fastapi_apps`` (the API server, ``airflow plugins``): importing this module
 imports neither FastAPI nor the provider's HTTP stack.
 
+Its ``macros`` (:mod:`airflow_provider_confluence.macros`) work in the templates of every task, on both Airflow
+versions: ``{{ macros.confluence.access_token('confluence_default') }}``.
+
 On Airflow 2.11, which has no API server, ``fastapi_apps`` is empty and Airflow 2 never reads it: the plugin
 registers nothing there (its import needs nothing that Airflow 2 lacks).
 """
@@ -16,6 +19,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
 from airflow_provider_confluence._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_confluence.macros import access_token
 
 URL_PREFIX = "/confluence-oauth"  # the same as airflow_provider_confluence.broker.URL_PREFIX (not imported: cheap)
 
@@ -25,6 +29,8 @@ class ConfluencePlugin(AirflowPlugin):
     status page in the UI's Admin menu."""
 
     name = "confluence"
+    #: ``{{ macros.confluence.access_token('confluence_default') }}`` in templates (Airflow 2.11 and 3).
+    macros = [access_token]
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]  # lazy: see the module docstring

@@ -1,0 +1,121 @@
+"""``ConfluenceUploadAttachmentOperator`` (import it from :mod:`airflow_provider_confluence.operators.confluence`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.links.confluence import ConfluencePageLink
+from airflow_provider_confluence.operators._common import (
+    check_page_target,
+    find_target_page,
+    given,
+    hook_for,
+    persist_link,
+    text_or_none,
+)
+
+
+class ConfluenceUploadAttachmentOperator(BaseOperator):
+    """Attach a file to a page; a file of the same name becomes a new version of that attachment.
+
+    Needs the ``read:content-details:confluence`` and ``write:attachment:confluence`` scopes.
+
+    :param page_id: the page's id (templated); or name the page by ``title`` and a space.
+    :param space_key: the space's key (templated), with ``title``.
+    :param space_id: the space's numeric id (templated), with ``title``.
+    :param title: the page title (templated), with ``space_key`` or ``space_id``.
+    :param file_path: a local file to upload (templated); give it or ``data``.
+    :param data: the content itself (templated; bytes, or a string that is sent UTF-8 encoded), such as an
+        upstream task's ``.output``.
+    :param filename: the attachment's name (templated); required with ``data``, by default the file's name.
+    :param media_type: the content type, such as ``text/csv`` (default: guessed from the file name).
+    :param comment: the attachment's comment (templated).
+    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "page_id", "space_key", "space_id", "title", "file_path", "data", "filename", "comment", "confluence_conn_id",
+    )
+    operator_extra_links = (ConfluencePageLink(),)
+    ui_color = "#deebff"
+
+    def __init__(
+        self,
+        *,
+        page_id: str | None = None,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        title: str | None = None,
+        file_path: str | None = None,
+        data: bytes | str | None = None,
+        filename: str | None = None,
+        media_type: str | None = None,
+        comment: str | None = None,
+        confluence_conn_id: str = "confluence_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        if (file_path is None) == (data is None):
+            raise ConfluenceConfigError("Give exactly one of file_path (a local file) and data (the content).")
+        if data is not None and not given(filename):
+            raise ConfluenceConfigError("filename is required with data: say what to call the attachment.")
+        self.page_id = page_id
+        self.space_key = space_key
+        self.space_id = space_id
+        self.title = title
+        self.file_path = file_path
+        self.data = data
+        self.filename = filename
+        self.media_type = media_type
+        self.comment = comment
+        self.confluence_conn_id = confluence_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_confluence.summaries import attachment_summary, page_summary
+
+        content, filename = self._content()  # before any network call: a missing file fails here
+        hook = hook_for(self.confluence_conn_id)
+        page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
+                                title=self.title)
+        try:
+            attachment = hook.upload_attachment(str(page["id"]), filename=filename, data=content,
+                                                media_type=text_or_none(self.media_type),
+                                                comment=text_or_none(self.comment))
+        finally:
+            if hasattr(content, "close"):
+                content.close()
+        summary = attachment_summary(attachment, hook.settings.site_url)
+        if summary.get("page_id") is None:
+            summary["page_id"] = str(page["id"])
+        self.log.info("Attachment %s %r is at version %s on page %s (%s bytes).", summary["id"], summary["title"],
+                      summary["version"], page["id"], summary["file_size"])
+        persist_link(context, page_summary(page, hook.settings.site_url)["url"])
+        return summary
+
+    def _content(self) -> tuple[Any, str]:
+        """The bytes (or an open binary file) to send, and the attachment's name."""
+        name = text_or_none(self.filename)
+        if self.file_path is not None:
+            path = os.path.expanduser(str(self.file_path).strip())
+            if not os.path.isfile(path):
+                raise ConfluenceConfigError(
+                    f"file_path {path!r} is not a file: nothing was uploaded. Check the path (it is read on the "
+                    "worker that runs the task), or pass the content as data."
+                )
+            return open(path, "rb"), name or os.path.basename(path)  # noqa: SIM115 - closed in execute
+        if name is None:
+            raise ConfluenceConfigError("filename rendered empty: say what to call the attachment.")
+        if isinstance(self.data, str):
+            return self.data.encode("utf-8"), name
+        if isinstance(self.data, (bytes, bytearray, memoryview)):
+            return bytes(self.data), name
+        raise ConfluenceConfigError(
+            f"data is a {type(self.data).__name__}; give bytes or a string (build the file's content in the upstream "
+            "task, such as a CSV text)."
+        )

@@ -1,0 +1,69 @@
+"""``ConfluenceSearchOperator`` (import it from :mod:`airflow_provider_confluence.operators.confluence`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.operators._common import PROGRESS_EVERY, check_positive, given, hook_for
+
+#: The most results Confluence returns per request for a plain CQL search.
+MAX_SEARCH_LIMIT = 250
+
+
+class ConfluenceSearchOperator(BaseOperator):
+    """Search Confluence with CQL, following every page of results (v1 ``/wiki/rest/api/search``).
+
+    Needs the ``search:confluence`` scope.
+
+    :param cql: the CQL query (templated), such as ``type = page AND space = ENG AND label = "daily-report"``.
+    :param max_results: stop after this many results (default: all).
+    :param limit: results per request, 1 to 250 (default 100).
+    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :returns: a list of ``{"id", "type", "title", "space", "url", "excerpt", "last_modified"}``.
+    """
+
+    template_fields: Sequence[str] = ("cql", "confluence_conn_id")
+    ui_color = "#deebff"
+
+    def __init__(
+        self,
+        *,
+        cql: str,
+        max_results: int | None = None,
+        limit: int = 100,
+        confluence_conn_id: str = "confluence_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not given(cql):
+            raise ConfluenceConfigError("cql is empty: give a CQL query, such as \"type = page AND space = ENG\".")
+        check_positive("max_results", max_results, none_means="all results")
+        check_positive("limit", limit, maximum=MAX_SEARCH_LIMIT)
+        self.cql = cql
+        self.max_results = max_results
+        self.limit = limit
+        self.confluence_conn_id = confluence_conn_id
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_provider_confluence.summaries import search_result_summary
+
+        cql = str(self.cql).strip() if given(self.cql) else ""
+        if not cql:
+            raise ConfluenceConfigError("cql rendered to an empty query: check the template that builds it.")
+        hook = hook_for(self.confluence_conn_id)
+        client = hook.get_conn()
+        base_url = f"{hook.settings.site_url}/wiki"
+        requests_before = client.request_count
+        self.log.info("Searching with CQL %r (%s per request, %s).", cql, self.limit,
+                      f"at most {self.max_results}" if self.max_results else "all results")
+        results: list[dict[str, Any]] = []
+        for result in hook.search(cql, max_results=self.max_results, limit=self.limit):
+            results.append(search_result_summary(result, base_url))
+            if len(results) % PROGRESS_EVERY == 0:
+                self.log.info("Fetched %d search results so far.", len(results))
+        self.log.info("Fetched %d search results in %d requests.", len(results),
+                      client.request_count - requests_before)
+        return results

@@ -1,0 +1,1 @@
+"""Triggers of the Confluence provider (run by the triggerer for deferrable sensors)."""
