@@ -1,7 +1,8 @@
 """``make demo``: the provider's main job, end to end, against the offline Atlassian emulator.
 
-Starts the emulator, prepares a temporary AIRFLOW_HOME with a ``confluence_default`` connection, runs both
-example DAGs with ``airflow dags test``, and prints the page URL, the number of spaces read, and the
+Starts the emulator, prepares a temporary AIRFLOW_HOME with a ``confluence_default`` connection, runs the
+example DAGs with ``airflow dags test`` (publish a report, list spaces, publish a metrics table with labels and an
+attached CSV, index the reports found by CQL), and prints the page URLs, the number of spaces read, and the
 fingerprints that show the refresh token was rotated and written back. Tokens are never printed.
 """
 
@@ -88,6 +89,8 @@ def main() -> None:
         space_requests_before = fake.counters["api_calls_by_route"].get("GET /wiki/api/v2/spaces", 0)
         airflow(env, "dags", "test", "confluence_list_spaces", LOGICAL_DATE)
         space_requests = fake.counters["api_calls_by_route"].get("GET /wiki/api/v2/spaces", 0) - space_requests_before
+        airflow(env, "dags", "test", "confluence_daily_report", LOGICAL_DATE)
+        airflow(env, "dags", "test", "confluence_search_pages", LOGICAL_DATE)
 
         state = json.loads(subprocess.run([sys.executable, "-c", READ_STATE], env=env, capture_output=True,
                                           text=True, check=True, cwd=home).stdout)
@@ -99,6 +102,14 @@ def main() -> None:
         print("\nResults")
         for page in pages:
             print(f"  page:          {fake.site_url}/wiki{page['_links']['webui']} (version {page['version']['number']})")
+        metrics = [p for p in fake.pages if p["title"].startswith("Daily metrics")]
+        index = [p for p in fake.pages if p["title"] == "Daily report index"]
+        for page in metrics:
+            files = ", ".join(f"{a['title']} ({a['fileSize']} bytes)" for a in fake.attachments(page["id"]))
+            print(f"  metrics page:  {fake.site_url}/wiki{page['_links']['webui']}")
+            print(f"                 labels {fake.page_labels(page['id'])}, attached {files or 'nothing'}")
+        for page in index:
+            print(f"  report index:  {fake.site_url}/wiki{page['_links']['webui']} (found by CQL search)")
         summary: dict[str, Any] = state["summary"] or {}
         print(f"  spaces read:   {summary.get('total')} in {space_requests} requests")
         print(f"  token refreshes: {counters['refreshes']}, invalid_grant: {counters['invalid_grants']}")
@@ -106,7 +117,8 @@ def main() -> None:
               f"(saved in {where}); emulator's latest: {fingerprint(fake.latest_refresh_token)}")
         rotated = stored.get("refresh_token") == fake.latest_refresh_token != planted
         print(f"  rotated and written back: {'yes' if rotated else 'NO'}")
-        if not (pages and rotated and summary.get("total") == len(fake.spaces)):
+        toolkit = bool(metrics and index and fake.attachments(metrics[0]["id"]) and fake.page_labels(metrics[0]["id"]))
+        if not (pages and rotated and toolkit and summary.get("total") == len(fake.spaces)):
             raise SystemExit("The demo did not reach its end state; see the output above.")
 
 

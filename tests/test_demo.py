@@ -21,3 +21,6 @@ def test_the_demo_reaches_its_end_state():
     assert "spaces read:   600 in 3 requests" in out
     assert "rotated and written back: yes" in out
     assert "invalid_grant: 0" in out
+    assert re.search(r"metrics page: +https://fake-site\.atlassian\.net/wiki/spaces/DEMO/pages/\d+/Daily\+metrics", out)
+    assert "labels ['daily-report', 'metrics'], attached metrics-2026-11-29.csv (" in out
+    assert re.search(r"report index: +https://fake-site\.atlassian\.net/wiki/spaces/DEMO/pages/\d+/", out)
