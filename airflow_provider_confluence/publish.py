@@ -148,13 +148,16 @@ def update_page_body(
     message: str | None = None,
     labels: Iterable[str] | None = None,
     parent_id: str | None = None,
+    append_key: str | None = None,
 ) -> dict[str, Any]:
     """Write a new version of a page, unless it would be the same as the current one.
 
-    ``replace`` writes ``body`` as the page's body; no new version is made when the body and title are already
-    the page's. ``append`` (storage only) writes the current storage body followed by ``body``; no new version
-    is made when the current body already ends with ``body``, so a retried task appends once. A 409 (someone else
-    wrote a version meanwhile) re-reads the page and tries once more.
+    ``replace`` writes ``body`` as the page's body; no new version is made when the body, title, status and
+    parent are already the page's. ``append`` (storage only) writes the current storage body followed by
+    ``body``. With an ``append_key`` (the operator passes one per task run), the appended part starts with an
+    invisible anchor naming the key, and nothing is written when the page already holds that anchor: a retried
+    or re-run task appends once, while another run appends the same text again. Without a key, every call
+    appends. A 409 (someone else wrote a version meanwhile) re-reads the page and tries once more.
 
     :param page_id: the page's id.
     :param body: the new body, or the part to append, in ``representation``.
@@ -166,6 +169,7 @@ def update_page_body(
     :param message: the version comment.
     :param labels: labels the page must have afterwards; only missing ones are added.
     :param parent_id: move the page under this parent (same space); a different parent is a change.
+    :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -184,13 +188,15 @@ def update_page_body(
         new_title = current.get("title") if title is None else title
         stored = _current_body(current, read_format)
         if mode == "append":
+            marker = append_marker(append_key) if append_key else ""
             new_body = stored or ""
-            if not new_body.endswith(body):
-                new_body += body
+            if not (marker and marker in new_body):
+                new_body += marker + body
         else:
             new_body = body
         same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
-        if new_body == stored and new_title == current.get("title") and same_parent:
+        unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
+        if new_body == stored and unchanged:
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -203,12 +209,21 @@ def update_page_body(
         except ConfluenceConflict:
             if attempt == 2:
                 raise
-            log.info("Page %s changed while we wrote it (409); reading it again.", page_id)
+            log.warning("Page %s got version %s from someone else while we wrote it (409); reading it again and "
+                        "writing over it (mode=%s).", page_id, version, mode)
             continue
         log.info("Updated page %s to version %s (%s).", page_id, version, mode)
         _add_labels(client, page, wanted)
         return page
     raise AssertionError("unreachable")
+
+
+def append_marker(key: str) -> str:
+    """The invisible anchor that starts an appended part: Confluence's anchor macro, named after ``key``."""
+    from airflow_provider_confluence.storage import escape_text
+
+    name = escape_text(f"airflow-append:{key}")
+    return f'<ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">{name}</ac:parameter></ac:structured-macro>'
 
 
 def resolve_parent_id(

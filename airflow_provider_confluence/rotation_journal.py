@@ -4,9 +4,10 @@ Airflow saves a connection as a whole. An edit form opened before a rotation (or
 restored from a backup, or an export re-imported, writes back a refresh token that Atlassian has already
 rotated away; redeeming it after the 10-minute reuse interval revokes the whole grant. So every save of the
 connection store also records, in the same database transaction, the state it saved and the fingerprints of the
-refresh tokens it retired, in the Variable ``confluence_oauth_journal__<conn_id>`` (encrypted like every
-Variable). Before redeeming, the store reads the journal: a connection holding a retired token, or none at all
-while the journal holds one, continues from the journal's state instead. A token the journal has never seen
+refresh tokens it retired, in the Variable ``confluence_oauth_token_journal__<conn_id>`` (encrypted like every
+Variable, and masked by Airflow because its name contains "token"; it keeps no access token). Before redeeming,
+the store reads the journal: a connection holding a retired token, or none at all while the journal holds one,
+continues from the journal's state instead. A token the journal has never seen
 (a new consent pasted by a person) always wins.
 """
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOURNAL_PREFIX = "confluence_oauth_journal__"
+#: The word "token" in the key makes Airflow mask the value (Variables list, CLI, task logs).
+JOURNAL_PREFIX = "confluence_oauth_token_journal__"
 #: How many retired refresh-token fingerprints are remembered (a few days of hourly rotations).
 KEEP_RETIRED = 128
 
@@ -88,7 +90,8 @@ def record_rotation(
             retired.append(str(fingerprint(token)))
     kept = fingerprint(saved.refresh_token)
     retired = [item for item in retired if item != kept][-KEEP_RETIRED:]
-    value = json.dumps({"latest": saved.to_dict(), "retired": retired, "client": fingerprint(client_id)})
+    latest = replace(saved, access_token=None, expires_at=None).to_dict()  # a recovery refreshes: no access token
+    value = json.dumps({"latest": latest, "retired": retired, "client": fingerprint(client_id)})
     if row is None:
         description = (f"Rotation journal of connection {conn_id!r}, kept by airflow-provider-confluence: it "
                        "protects the grant from a stale copy of the connection. Do not edit.")

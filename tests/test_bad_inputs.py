@@ -38,8 +38,13 @@ from airflow_provider_confluence.exceptions import (
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
+    ConfluenceGetPageOperator,
     ConfluenceGetSpacesOperator,
+    ConfluenceSearchOperator,
+    ConfluenceUpdatePageOperator,
+    ConfluenceUploadAttachmentOperator,
 )
+from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from conftest import AIRFLOW_HOME, airflow_major, put_connection, read_connection_extra, read_variable
 
@@ -124,6 +129,26 @@ class Env:
         assert [(p["id"], p["title"], p["version"]["number"]) for p in self.fake.pages] == pages
         assert read_connection_extra(conn_id)["refresh_token"] == self.fake.latest_refresh_token
         assert self.fake.counters["invalid_grants"] == 0
+
+    @contextmanager
+    def no_label_added(self) -> Iterator[None]:
+        """Every page carries the same labels afterwards, and no label was sent (no v1 label POST)."""
+        before = {page["id"]: self.fake.page_labels(page["id"]) for page in self.fake.pages}
+        yield
+        assert {page["id"]: self.fake.page_labels(page["id"]) for page in self.fake.pages} == before
+        assert not [r for r in self.fake.requests if r.get("method") == "POST" and "/label" in str(r.get("path"))]
+
+    @contextmanager
+    def nothing_attached(self) -> Iterator[None]:
+        """No attachment created or given a new version on any page."""
+
+        def attachments() -> dict[str, list[tuple[str, int]]]:
+            return {page["id"]: [(att["id"], att["version"]["number"]) for att in self.fake.attachments(page["id"])]
+                    for page in self.fake.pages}
+
+        before = attachments()
+        yield
+        assert attachments() == before
 
 
 def raw_extra(conn_id: str) -> str | None:
@@ -314,6 +339,71 @@ def both_space_key_and_id(env: Env) -> Exception:
         return raises(ConfluenceConfigError, create_page(conn_id, space_id=space["id"]))
 
 
+# -- the DAG-author toolkit: operators and the sensor, run as a task runs them (execute) --------------------
+
+#: the emulator's search route also takes read:content-details:confluence (Atlassian's granular scope for it)
+WITHOUT_SEARCH = " ".join(scope for scope in DEFAULT_SCOPES.split()
+                          if scope not in ("search:confluence", "read:content-details:confluence"))
+WITHOUT_WRITE_ATTACHMENT = " ".join(scope for scope in DEFAULT_SCOPES.split()
+                                    if scope != "write:attachment:confluence")
+
+
+def demo_page(env: Env, grant: str = DEFAULT_SCOPES) -> tuple[str, dict[str, Any]]:
+    """Space DEMO with a page "Report" labelled "existing", and a connection (of ``grant``) to the emulator."""
+    env.fake.add_space("DEMO")
+    page = env.fake.add_page("DEMO", "Report", "<p>old</p>", labels=["existing"])
+    return env.put(grant=grant, scopes=grant), page
+
+
+def page_untouched(make: Callable[[str, dict[str, Any]], Any], kind: type[Exception] = ConfluenceConfigError,
+                   grant: str = DEFAULT_SCOPES) -> Callable[[Env], Exception]:
+    """The task runs against a space with one labelled page: no page, label or attachment is written."""
+
+    def run(env: Env) -> Exception:
+        conn_id, page = demo_page(env, grant)
+        with env.no_page_written(conn_id), env.no_label_added(), env.nothing_attached():
+            return raises(kind, lambda: make(conn_id, page).execute({}))
+
+    return run
+
+
+def refused_at_run_start(make: Callable[[str], Any]) -> Callable[[Env], Exception]:
+    """The task's input is refused before any request: not even a token refresh."""
+
+    def run(env: Env) -> Exception:
+        env.fake.add_space("DEMO")
+        conn_id = env.put()
+        with env.nothing_sent(conn_id), env.no_label_added(), env.nothing_attached():
+            return raises(ConfluenceConfigError, lambda: make(conn_id).execute({}))
+
+    return run
+
+
+def missing_upload_file(env: Env) -> Exception:
+    conn_id, page = demo_page(env)
+    missing = AIRFLOW_HOME / "no-such-dir" / "report.csv"
+    with env.nothing_sent(conn_id), env.nothing_attached():
+        return raises(ConfluenceConfigError, lambda: ConfluenceUploadAttachmentOperator(
+            task_id="t", page_id=page["id"], file_path=str(missing), confluence_conn_id=conn_id).execute({}))
+
+
+def sensor_in_missing_space(env: Env) -> Exception:
+    """A title in a space that does not exist: the first poke fails the task, it does not poke until timeout."""
+    env.fake.add_space("DEMO")
+    conn_id = env.put()
+    sensor = ConfluencePageSensor(task_id="t", space_key="NOPE", title="Report", poke_interval=1, timeout=3600,
+                                  mode="poke", confluence_conn_id=conn_id)
+    with env.no_page_written(conn_id):
+        error = raises(ConfluenceNotFound, lambda: sensor.execute({}))
+    space_lookups = [r for r in env.fake.requests if "/spaces" in str(r.get("path"))]
+    assert len(space_lookups) == 1, space_lookups  # one look, not a poke loop
+    return error
+
+
+def update_operator(**kwargs: Any) -> Callable[[], Any]:
+    return lambda: ConfluenceUpdatePageOperator(task_id="t", **{"body": "<p>x</p>", **kwargs})
+
+
 @dataclass(frozen=True)
 class BadInput:
     """One row of the README table: the input, the error class, what the message says is wrong, what to do."""
@@ -441,6 +531,110 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("`max_results=0`", "ConfluenceConfigError",
              "max_results=0 must be a positive number", "or None for all spaces",
              operator_refused(lambda: ConfluenceGetSpacesOperator(task_id="t", max_results=0)), "max-results-zero"),
+    # -- the DAG-author toolkit
+    BadInput("Update with neither `page_id` nor `title`", "ConfluenceConfigError",
+             "Say which page", "give page_id, or title together with space_key or space_id",
+             operator_refused(update_operator(space_key="DEMO")), "update-no-page"),
+    BadInput("Update with both `page_id` and `title`", "ConfluenceConfigError",
+             "not both: they could name different pages", "Give page_id, or a space (space_key or space_id) and title",
+             operator_refused(update_operator(page_id="123", space_key="DEMO", title="Report")),
+             "update-page-id-and-title"),
+    BadInput("Update of a title that does not exist", "ConfluenceNotFound",
+             "There is no current page titled 'Daily report' in space DEMO",
+             "Use ConfluenceCreatePageOperator with if_exists='update' for an upsert",
+             page_untouched(lambda conn_id, page: update_operator(space_key="DEMO", title="Daily report",
+                                                                  confluence_conn_id=conn_id)(), ConfluenceNotFound),
+             "update-missing-title"),
+    BadInput("`mode` typo (`add`)", "ConfluenceConfigError",
+             "mode='add' is not one of", "replace, append",
+             operator_refused(update_operator(page_id="123", mode="add")), "mode-typo"),
+    BadInput("`mode=\"append\"` with `representation=\"wiki\"` (or `atlas_doc_format`)", "ConfluenceConfigError",
+             "mode='append' works on storage format only", "Use storage, markdown or table, or mode='replace'",
+             operator_refused(update_operator(page_id="123", mode="append", representation="wiki")),
+             "append-wiki"),
+    BadInput("Both `parent_id` and `parent_title`", "ConfluenceConfigError",
+             "Give parent_id or parent_title, not both", "drop one of them",
+             operator_refused(lambda: ConfluenceCreatePageOperator(task_id="t", space_key="DEMO", title="T",
+                                                                   body="<p>x</p>", parent_id="1",
+                                                                   parent_title="Reports")),
+             "parent-id-and-title"),
+    BadInput("A `parent_title` that does not exist", "ConfluenceNotFound",
+             "No page titled 'Reports' in space", "create the parent page first, or pass parent_id instead",
+             page_untouched(lambda conn_id, page: ConfluenceCreatePageOperator(
+                 task_id="t", space_key="DEMO", title="Daily", body="<p>x</p>", parent_title="Reports",
+                 confluence_conn_id=conn_id), ConfluenceNotFound),
+             "parent-title-missing"),
+    BadInput("A label with a space (`daily report`)", "ConfluenceConfigError",
+             "The label 'daily report' contains a space", "use '-' or '_' instead",
+             page_untouched(lambda conn_id, page: ConfluenceCreatePageOperator(
+                 task_id="t", space_key="DEMO", title="Daily", body="<p>x</p>", labels=["daily report"],
+                 confluence_conn_id=conn_id)),
+             "label-with-space"),
+    BadInput("A label with a forbidden character (`q1:2024`)", "ConfluenceConfigError",
+             "The label 'q1:2024' contains ':'", "use '-' or '_' instead",
+             page_untouched(lambda conn_id, page: ConfluenceUpdatePageOperator(
+                 task_id="t", page_id=page["id"], body="<p>new</p>", labels="q1:2024", confluence_conn_id=conn_id)),
+             "label-forbidden-character"),
+    BadInput("A `table` body that is a rendered template string (`[{'a': 1}]`)", "ConfluenceConfigError",
+             "A table body must be a list of dicts", "set render_template_as_native_obj=True on the DAG",
+             refused_at_run_start(lambda conn_id: ConfluenceCreatePageOperator(
+                 task_id="t", space_key="DEMO", title="T", body="[{'a': 1}]", representation="table",
+                 confluence_conn_id=conn_id)),
+             "table-not-tabular"),
+    BadInput("An empty `table` body (`[]`)", "ConfluenceConfigError",
+             "has no rows", "pass at least one row",
+             refused_at_run_start(lambda conn_id: ConfluenceCreatePageOperator(
+                 task_id="t", space_key="DEMO", title="T", body=[], representation="table",
+                 confluence_conn_id=conn_id)),
+             "table-empty"),
+    BadInput("Get a page id that does not exist", "ConfluenceNotFound",
+             "There is no page with id 999999", "check page_id",
+             page_untouched(lambda conn_id, page: ConfluenceGetPageOperator(
+                 task_id="t", page_id="999999", confluence_conn_id=conn_id), ConfluenceNotFound),
+             "get-missing-page"),
+    BadInput("CQL the server cannot parse (`type === page`)", "ConfluenceApiError",
+             "Could not parse cql", "Check the CQL query's syntax and field names",
+             page_untouched(lambda conn_id, page: ConfluenceSearchOperator(
+                 task_id="t", cql="type === page", confluence_conn_id=conn_id), ConfluenceApiError),
+             "cql-unparsable"),
+    BadInput("Search with a grant that lacks `search:confluence`", "ConfluenceScopeError",
+             "scope does not match", "add the granular scope search:confluence",
+             page_untouched(lambda conn_id, page: ConfluenceSearchOperator(
+                 task_id="t", cql="type = page", confluence_conn_id=conn_id), ConfluenceScopeError, WITHOUT_SEARCH),
+             "search-without-scope"),
+    BadInput("Search `limit=0`", "ConfluenceConfigError",
+             "limit=0 must be a whole number", "between 1 and 250",
+             operator_refused(lambda: ConfluenceSearchOperator(task_id="t", cql="type = page", limit=0)),
+             "search-limit-zero"),
+    BadInput("Search `limit=500`", "ConfluenceConfigError",
+             "limit=500 must be a whole number", "between 1 and 250",
+             operator_refused(lambda: ConfluenceSearchOperator(task_id="t", cql="type = page", limit=500)),
+             "search-limit-500"),
+    BadInput("Upload a `file_path` that does not exist", "ConfluenceConfigError",
+             "is not a file: nothing was uploaded", "Check the path (it is read on the worker that runs the task)",
+             missing_upload_file, "upload-missing-file"),
+    BadInput("Upload with neither `file_path` nor `data`", "ConfluenceConfigError",
+             "Say what to upload", "give exactly one of file_path (a local file) and data",
+             operator_refused(lambda: ConfluenceUploadAttachmentOperator(task_id="t", page_id="123")),
+             "upload-no-content"),
+    BadInput("Upload `data` without `filename`", "ConfluenceConfigError",
+             "filename is required with data", "say what to call the attachment",
+             operator_refused(lambda: ConfluenceUploadAttachmentOperator(task_id="t", page_id="123", data=b"a,b")),
+             "upload-data-no-filename"),
+    BadInput("Upload with a grant that lacks `write:attachment:confluence`", "ConfluenceScopeError",
+             "scope does not match", "add the granular scope write:attachment:confluence",
+             page_untouched(lambda conn_id, page: ConfluenceUploadAttachmentOperator(
+                 task_id="t", page_id=page["id"], data=b"a,b\n1,2\n", filename="report.csv",
+                 confluence_conn_id=conn_id), ConfluenceScopeError, WITHOUT_WRITE_ATTACHMENT),
+             "upload-without-scope"),
+    BadInput("Sensor with neither `page_id` nor `title`", "ConfluenceConfigError",
+             "Give ConfluencePageSensor either page_id", "or title with space_key or space_id",
+             operator_refused(lambda: ConfluencePageSensor(task_id="t")), "sensor-no-page"),
+    BadInput("Sensor `title` without a space", "ConfluenceConfigError",
+             "A title needs its space", "give exactly one of space_key and space_id",
+             operator_refused(lambda: ConfluencePageSensor(task_id="t", title="Report")), "sensor-title-no-space"),
+    BadInput("Sensor on a space key that does not exist (fails at the first poke)", "ConfluenceNotFound",
+             "Space 'NOPE' does not exist", "check space_key", sensor_in_missing_space, "sensor-missing-space"),
 ]
 
 

@@ -161,13 +161,30 @@ def test_update_replace_makes_no_new_version_on_a_rerun(fake_atlassian, confluen
     assert first["title"] == "Status"  # new_title=None keeps the title
 
 
-def test_update_append_appends_once(fake_atlassian, confluence_conn):
+def in_run(run_id: str) -> dict[str, Any]:
+    """The part of a task's context the update operator reads: which run this try belongs to."""
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id="log", task_id="update", run_id=run_id, map_index=-1,
+                         xcom_push=lambda **kwargs: None)
+    return {"ti": ti}
+
+
+def test_update_append_appends_once_per_run(fake_atlassian, confluence_conn):
+    from airflow_provider_confluence.publish import append_marker
+
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Log", "<p>day 1</p>")
-    first = update(space_key="DEMO", title="Log", body="<p>day 2</p>", mode="append")
-    again = update(space_key="DEMO", title="Log", body="<p>day 2</p>", mode="append")
-    assert (first["changed"], again["changed"], again["version"]) == (True, False, 2)
-    assert page_of(fake_atlassian, page["id"])["body"]["storage"]["value"] == "<p>day 1</p><p>day 2</p>"
+    op = ConfluenceUpdatePageOperator(task_id="update", space_key="DEMO", title="Log", body="<p>ok</p>",
+                                      mode="append")
+    first = op.execute(context=in_run("scheduled__2026-05-02"))
+    retried = op.execute(context=in_run("scheduled__2026-05-02"))  # a retry of the same run
+    next_day = op.execute(context=in_run("scheduled__2026-05-03"))  # the same text, the next day
+    assert (first["changed"], retried["changed"], next_day["changed"]) == (True, False, True)
+    assert page_of(fake_atlassian, page["id"])["body"]["storage"]["value"] == (
+        "<p>day 1</p>" + append_marker("log/update/scheduled__2026-05-02") + "<p>ok</p>"
+        + append_marker("log/update/scheduled__2026-05-03") + "<p>ok</p>"
+    )
 
 
 def test_update_renames_and_adds_only_missing_labels(fake_atlassian, confluence_conn):

@@ -14,7 +14,13 @@ import pytest
 
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceConflict, ConfluenceNotFound
-from airflow_provider_confluence.publish import UPDATE_MODES, publish_page, resolve_parent_id, update_page_body
+from airflow_provider_confluence.publish import (
+    UPDATE_MODES,
+    append_marker,
+    publish_page,
+    resolve_parent_id,
+    update_page_body,
+)
 from airflow_provider_confluence.testing import FakeAtlassian
 
 pytestmark = pytest.mark.airflow2
@@ -104,20 +110,38 @@ class TestReplace:
 
 
 class TestAppend:
-    def test_append_writes_current_plus_body_once(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
+    def test_a_keyed_append_is_written_once_per_key(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
         page = fake.add_page("DEMO", "Log", "<p>day 1</p>")
-        update_page_body(client, page_id=page["id"], body="<p>day 2</p>", mode="append")
-        assert stored(client, page["id"]) == ("Log", "<p>day 1</p><p>day 2</p>", 2)
-        again = update_page_body(client, page_id=page["id"], body="<p>day 2</p>", mode="append")  # a retried task
+        update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append", append_key="run-1")
+        assert stored(client, page["id"]) == ("Log", "<p>day 1</p>" + append_marker("run-1") + "<p>ok</p>", 2)
+        again = update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append",
+                                 append_key="run-1")  # a retried task of the same run
         assert again["version"]["number"] == 2
         assert len(sent(fake, PUT)) == 1
-        update_page_body(client, page_id=page["id"], body="<p>day 3</p>", mode="append")
-        assert stored(client, page["id"])[1:] == ("<p>day 1</p><p>day 2</p><p>day 3</p>", 3)
+        update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append", append_key="run-2")
+        assert stored(client, page["id"])[1:] == (
+            "<p>day 1</p>" + append_marker("run-1") + "<p>ok</p>" + append_marker("run-2") + "<p>ok</p>", 3
+        )  # the next run appends the same text again: repeated content is never dropped
+
+    def test_without_a_key_every_call_appends(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
+        page = fake.add_page("DEMO", "Log", "<p>a</p>")
+        for _ in range(2):
+            update_page_body(client, page_id=page["id"], body="<p>a</p>", mode="append")
+        assert stored(client, page["id"])[1:] == ("<p>a</p><p>a</p><p>a</p>", 3)
+
+    def test_the_marker_is_invisible_storage_and_escapes_the_key(self) -> None:
+        from airflow_provider_confluence.testing.bodies import check_storage
+
+        marker = append_marker('dag/task/manual__<2026>&"x"]]>')
+        check_storage(marker)
+        assert marker.startswith('<ac:structured-macro ac:name="anchor">') and "<2026>" not in marker
 
     def test_append_with_a_new_title_keeps_the_body(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
-        page = fake.add_page("DEMO", "Log", "<p>a</p><p>b</p>")
-        update_page_body(client, page_id=page["id"], body="<p>b</p>", mode="append", title="Log 2026")
-        assert stored(client, page["id"]) == ("Log 2026", "<p>a</p><p>b</p>", 2)
+        body = "<p>a</p>" + append_marker("k") + "<p>b</p>"
+        page = fake.add_page("DEMO", "Log", body)
+        update_page_body(client, page_id=page["id"], body="<p>b</p>", mode="append", append_key="k",
+                         title="Log 2026")
+        assert stored(client, page["id"]) == ("Log 2026", body, 2)
 
     def test_append_after_a_409_appends_to_the_newer_body(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
         page = fake.add_page("DEMO", "Log", "<p>a</p>")

@@ -119,9 +119,11 @@ def test_the_journal_is_encrypted_bounded_and_holds_fingerprints_only(fake_atlas
         tokens.append(fake_atlassian.latest_refresh_token)
     journal = json.loads(read_variable(journal_key(confluence_conn)))
     assert journal["latest"]["refresh_token"] == tokens[-1]
+    assert "access_token" not in journal["latest"]  # a recovery refreshes; no live access token lies around
     assert journal["retired"] == [fingerprint(token) for token in tokens[:-1]]
     assert not any(token in json.dumps(journal["retired"]) for token in tokens)
     with create_session() as session:
         row = session.query(Variable).filter(Variable.key == journal_key(confluence_conn)).one()
         assert row.is_encrypted and tokens[-1] not in row._val
     assert KEEP_RETIRED >= 24  # a day of hourly rotations at least
+    assert "token" in journal_key(confluence_conn)  # Airflow masks the values of Variables named so

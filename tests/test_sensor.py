@@ -21,8 +21,11 @@ import pytest
 
 from conftest import airflow_major, put_connection
 from airflow_provider_confluence.exceptions import (
+    ConfluenceAuthError,
+    ConfluenceBrokerError,
     ConfluenceConfigError,
     ConfluenceNotFound,
+    ConfluenceReauthorizationRequired,
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.sensors.page_check import PageWait, error_event, error_from_event
@@ -318,6 +321,45 @@ def test_the_trigger_reports_a_fatal_error_as_a_json_event(fake_atlassian, airfl
     with pytest.raises(ConfluenceScopeError) as failure:
         sensor.execute_complete(context={}, event=event.payload)
     assert failure.value.status_code == 401 and failure.value.detail == event.payload["message"]
+
+
+class FailingHook:
+    """A hook whose first step (getting a token) fails as given: what the check does with each failure."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_conn(self):
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "waits"), [
+    (ConfluenceAuthError("The token endpoint timed out.", transient=True), True),
+    (ConfluenceBrokerError("No broker answered.", url="http://api:8080/x", reason="unreachable"), True),
+    (ConfluenceBrokerError("The broker failed.", url="http://api:8080/x", reason="error", status_code=502), True),
+    (ConfluenceAuthError("The client credentials were refused.", error="invalid_client"), False),
+    (ConfluenceBrokerError("Bad signature.", url="http://api:8080/x", reason="invalid_signature", status_code=401),
+     False),
+    (ConfluenceReauthorizationRequired("Authorize again.", conn_id="confluence_default"), False),
+])
+def test_a_passing_token_failure_means_not_yet_and_a_lasting_one_fails(error, waits):
+    wait = PageWait.build(page_id="42")
+    if waits:
+        summary, reason = wait.check(FailingHook(error))
+        assert summary is None and "trying again later" in reason
+    else:
+        with pytest.raises(type(error)):
+            wait.check(FailingHook(error))
+
+
+def test_error_events_keep_the_connection_and_the_auth_facts():
+    dead = error_from_event(error_event(ConfluenceReauthorizationRequired("Authorize again.", conn_id="wiki")))
+    assert type(dead) is ConfluenceReauthorizationRequired and dead.conn_id == "wiki"
+    flaky = error_from_event(error_event(ConfluenceAuthError("Timed out.", error="temporarily_unavailable",
+                                                             transient=True)))
+    assert type(flaky) is ConfluenceAuthError and flaky.transient and flaky.error == "temporarily_unavailable"
+    broker = error_from_event(error_event(ConfluenceBrokerError("x", url="u", reason="stale_timestamp")))
+    assert broker.reason == "stale_timestamp"
 
 
 def test_error_events_rebuild_the_error_class():

@@ -230,6 +230,7 @@ class ConfluenceOAuthHook(BaseHook):
         message: str | None = None,
         labels: Iterable[str] | None = None,
         parent_id: str | None = None,
+        append_key: str | None = None,
     ) -> dict[str, Any]:
         """Write ``body`` as a new version of the page (``mode`` ``replace`` or ``append``), unless unchanged.
 
@@ -238,12 +239,14 @@ class ConfluenceOAuthHook(BaseHook):
         :param message: the version comment.
         :param labels: labels the page should carry; only the missing ones are added.
         :param parent_id: move the page under this parent (same space).
+        :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
+            left alone (see :func:`~airflow_provider_confluence.publish.update_page_body`).
         """
         wire, value = to_storage(body, representation)
-        moved = {"parent_id": str(parent_id)} if parent_id else {}
         return update_page_body(self.get_conn(), page_id=str(page_id), body=value, title=title,
                                 representation=wire, status=status, mode=mode, message=message,
-                                labels=list(labels) if labels else None, **moved)
+                                labels=list(labels) if labels else None,
+                                parent_id=str(parent_id) if parent_id else None, append_key=append_key)
 
     def get_page_labels(self, page_id: str) -> list[str]:
         """The names of the page's labels."""

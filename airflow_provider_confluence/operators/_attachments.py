@@ -62,7 +62,7 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         super().__init__(**kwargs)
         check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         if (file_path is None) == (data is None):
-            raise ConfluenceConfigError("Give exactly one of file_path (a local file) and data (the content).")
+            raise ConfluenceConfigError("Say what to upload: give exactly one of file_path (a local file) and data.")
         if data is not None and not given(filename):
             raise ConfluenceConfigError("filename is required with data: say what to call the attachment.")
         self.page_id = page_id

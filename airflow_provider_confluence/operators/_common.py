@@ -46,6 +46,14 @@ def as_list(value: str | Iterable[Any] | None) -> list[str] | None:
     return cleaned or None
 
 
+def checked_labels(value: str | Iterable[Any] | None) -> list[str] | None:
+    """Label names from an operator argument (a list, or a comma-separated string), checked as Confluence would:
+    :class:`ConfluenceConfigError` for a bad name, before any request."""
+    from airflow_provider_confluence.labels import normalize_labels
+
+    return normalize_labels(as_list(value)) or None
+
+
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
     """Refuse an option value that is not one of ``allowed``."""
     if value not in allowed:
@@ -94,7 +102,7 @@ def check_page_target(*, page_id: object, space_key: object, space_id: object, t
 def check_parent(parent_id: object, parent_title: object) -> None:
     """At most one of ``parent_id`` and ``parent_title``."""
     if given(parent_id) and given(parent_title):
-        raise ConfluenceConfigError("Give parent_id or parent_title, not both.")
+        raise ConfluenceConfigError("Give parent_id or parent_title, not both: drop one of them.")
 
 
 def find_target_page(
@@ -120,7 +128,8 @@ def find_target_page(
         except ConfluenceNotFound as exc:
             raise ConfluenceNotFound(
                 exc.status_code or 404, exc.method, exc.url, exc.code,
-                f"There is no page with id {pid}, or the connection's user may not see it. {hint}".strip(),
+                f"There is no page with id {pid}, or the connection's user may not see it: check page_id (the "
+                f"number after /pages/ in the page's URL). {hint}".strip(),
             ) from exc
     key, sid, name = text_or_none(space_key), text_or_none(space_id), str(title)
     page = hook.find_page(space_key=key, space_id=sid, title=name, body_format=body_format)
@@ -140,6 +149,17 @@ def persist_link(context: Any, url: str | None) -> None:
 
     if context is not None and hasattr(context, "get") and context.get("ti") is not None:
         ConfluencePageLink.persist(context, url)
+
+
+def run_key(context: Any) -> str | None:
+    """What names this task run (``dag/task/run_id``, plus the map index of a mapped task): the same for every
+    try of the run, different for the next run. None outside a task run."""
+    ti = context.get("ti") if context is not None and hasattr(context, "get") else None
+    if ti is None:
+        return None
+    key = f"{ti.dag_id}/{ti.task_id}/{ti.run_id}"
+    map_index = getattr(ti, "map_index", -1)
+    return key if map_index is None or map_index < 0 else f"{key}/{map_index}"
 
 
 def changed_version(before: dict[str, Any], after: dict[str, Any]) -> bool:

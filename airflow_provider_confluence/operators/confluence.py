@@ -20,6 +20,7 @@ from airflow_provider_confluence.operators._common import (
     UPSERT_HINT,
     as_list,
     changed_version,
+    checked_labels,
     check_body_representation,
     check_choice,
     check_page_target,
@@ -28,6 +29,7 @@ from airflow_provider_confluence.operators._common import (
     given,
     hook_for,
     persist_link,
+    run_key,
     text_or_none,
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
@@ -107,18 +109,19 @@ class ConfluenceCreatePageOperator(BaseOperator):
         from airflow_provider_confluence.summaries import page_summary
 
         check_parent(self.parent_id, self.parent_title)
+        labels = checked_labels(self.labels)  # refused before any request
         hook = hook_for(self.confluence_conn_id)
         page = hook.create_page(
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
-            title=self.title,
+            title=str(self.title).strip(),
             body=self.body,
             parent_id=text_or_none(self.parent_id),
             parent_title=text_or_none(self.parent_title),
             representation=self.representation,
             status=self.status,
             if_exists=self.if_exists,
-            labels=as_list(self.labels),
+            labels=labels,
         )
         summary = page_summary(page, hook.settings.site_url)
         self.log.info("Page %s %r is at version %s: %s", summary["id"], summary["title"], summary["version"],
@@ -139,8 +142,8 @@ class ConfluenceUpdatePageOperator(BaseOperator):
     :param title: the page's current title (templated), with ``space_key`` or ``space_id``.
     :param body: the new body, or the part to append, in ``representation`` format (templated).
     :param representation: ``storage`` (default), ``atlas_doc_format``, ``wiki``, ``markdown`` or ``table``.
-    :param mode: ``replace`` (default) or ``append`` (the current storage body followed by ``body``; nothing is
-        written when the page already ends with it).
+    :param mode: ``replace`` (default) or ``append`` (the current storage body followed by ``body``, marked with
+        an invisible anchor naming this task run: a retry or re-run of the same run appends once).
     :param new_title: rename the page to this (templated); by default the title is kept.
     :param labels: labels the page should carry (templated; a list or a comma-separated string).
     :param parent_id: move the page under this parent (templated; same space).
@@ -209,6 +212,7 @@ class ConfluenceUpdatePageOperator(BaseOperator):
         from airflow_provider_confluence.summaries import page_summary
 
         check_parent(self.parent_id, self.parent_title)
+        labels = checked_labels(self.labels)  # refused before any request
         hook = hook_for(self.confluence_conn_id)
         current = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
                                    title=self.title, hint=UPSERT_HINT)
@@ -225,8 +229,9 @@ class ConfluenceUpdatePageOperator(BaseOperator):
             status=self.status,
             mode=self.mode,
             message=text_or_none(self.version_message),
-            labels=as_list(self.labels),
+            labels=labels,
             parent_id=parent,
+            append_key=run_key(context) if self.mode == "append" else None,
         )
         summary = {**page_summary(page, hook.settings.site_url), "changed": changed_version(current, page)}
         self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
@@ -262,7 +267,8 @@ class ConfluenceGetSpacesOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_results is not None and max_results < 1:
+        if max_results is not None and (isinstance(max_results, bool) or not isinstance(max_results, int)
+                                        or max_results < 1):
             raise ConfluenceConfigError(
                 f"max_results={max_results!r} must be a positive number, or None for all spaces."
             )

@@ -63,7 +63,7 @@ class ConfluencePageSensor(BaseSensorOperator):
                 "Give ConfluencePageSensor either page_id, or title with space_key or space_id."
             )
         if title and bool(space_key) == bool(space_id):
-            raise ConfluenceConfigError("A title needs exactly one of space_key and space_id.")
+            raise ConfluenceConfigError("A title needs its space: give exactly one of space_key and space_id.")
         if page_id and (space_key or space_id):
             raise ConfluenceConfigError("page_id identifies the page on its own: drop space_key/space_id.")
         self.page_id = page_id
@@ -82,9 +82,14 @@ class ConfluencePageSensor(BaseSensorOperator):
                               title=self.title, min_version=self.min_version, label=self.page_label)
 
     def _hook(self) -> ConfluenceOAuthHook:
+        """One hook per try: pokes reuse its HTTP session and the access token it holds."""
         from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
-        return ConfluenceOAuthHook(confluence_conn_id=self.confluence_conn_id)
+        hook = getattr(self, "_confluence_hook", None)
+        if hook is None or hook.confluence_conn_id != self.confluence_conn_id:
+            hook = ConfluenceOAuthHook(confluence_conn_id=self.confluence_conn_id)
+            self._confluence_hook = hook
+        return hook
 
     def _done(self, context: Any, summary: dict[str, Any]) -> dict[str, Any]:
         ConfluencePageLink.persist(context, summary.get("url"))

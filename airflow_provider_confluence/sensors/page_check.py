@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
+    ConfluenceAuthError,
+    ConfluenceBrokerError,
     ConfluenceConfigError,
     ConfluenceConnectionError,
     ConfluenceError,
@@ -108,6 +110,14 @@ class PageWait:
             if (exc.status_code or 0) >= 500:
                 return None, f"Confluence answered {exc.status_code} this time; trying again later"
             raise
+        except ConfluenceAuthError as exc:
+            if exc.transient:  # the token endpoint timed out or answered 5xx: the grant itself is fine
+                return None, "Atlassian's token endpoint did not answer this time; trying again later"
+            raise
+        except ConfluenceBrokerError as exc:
+            if exc.unreachable or (exc.status_code or 0) >= 500:  # the API server restarting, say
+                return None, "The token broker did not answer this time; trying again later"
+            raise
 
     def _check(self, hook: ConfluenceOAuthHook) -> tuple[dict[str, Any] | None, str]:
         client = hook.get_conn()
@@ -160,6 +170,10 @@ def error_event(exc: ConfluenceError) -> dict[str, Any]:
         event["message"] = exc.detail
     elif exc.status_code is not None:
         event["status_code"] = exc.status_code
+    for name in ("conn_id", "error", "transient", "reason"):  # the facts of auth and broker errors
+        value = getattr(exc, name, None)
+        if isinstance(value, (str, bool)):
+            event[name] = value
     return event
 
 
@@ -177,7 +191,10 @@ def error_from_event(event: dict[str, Any]) -> ConfluenceError:
         return cls(int(status or 0), str(event.get("method") or "GET"), str(event.get("url") or ""),
                    event.get("code"), message)
     if issubclass(cls, errors.ConfluenceReauthorizationRequired):
-        return cls(message, status_code=status)
+        return cls(message, conn_id=event.get("conn_id"), status_code=status)
     if issubclass(cls, errors.ConfluenceBrokerError):
-        return cls(message, url=str(event.get("url") or ""), reason="trigger", status_code=status)
+        return cls(message, url=str(event.get("url") or ""), reason=str(event.get("reason") or "trigger"),
+                   status_code=status)
+    if issubclass(cls, errors.ConfluenceAuthError):
+        return cls(message, status_code=status, error=event.get("error"), transient=bool(event.get("transient")))
     return cls(message, status_code=status)

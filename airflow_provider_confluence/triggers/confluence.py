@@ -2,7 +2,7 @@
 ConfluencePageSensor`, run by the triggerer.
 
 Every ``poke_interval`` seconds it runs the sensor's own check (:class:`~airflow_provider_confluence.sensors.
-page_check.PageWait`) in a worker thread, because the hook and its HTTP client are synchronous. The hook
+page_check.PageWait`) in a thread of its own small pool, because the hook and its HTTP client are synchronous. The hook
 resolves tokens exactly as in a task (``token_store`` rules, ``stores.choose_token_store``):
 
 * Airflow 3: the triggerer runs triggers in a forked child whose ORM is blocked, like a task worker. Its
@@ -21,7 +21,9 @@ The event is JSON only: ``{"status": "found", "page": summary}`` or ``{"status":
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -31,6 +33,21 @@ from airflow_provider_confluence.exceptions import ConfluenceError
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
     from airflow_provider_confluence.sensors.page_check import PageWait
+
+
+#: Checks run in a pool of their own, so that slow answers (retries wait out Retry-After) never hold the event
+#: loop's default executor, which every trigger of the triggerer shares.
+CHECK_THREADS = 4
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _check_threads() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="confluence-page-check")
+        return _pool
 
 
 class ConfluencePageTrigger(BaseTrigger):
@@ -103,7 +120,8 @@ class ConfluencePageTrigger(BaseTrigger):
             wait = self._wait()
             hook = self._hook()
             while True:
-                summary, reason = await asyncio.to_thread(wait.check, hook)
+                loop = asyncio.get_running_loop()
+                summary, reason = await loop.run_in_executor(_check_threads(), wait.check, hook)
                 if summary is not None:
                     self.log.info("%s", reason)
                     yield TriggerEvent({"status": "found", "page": summary})
