@@ -403,6 +403,38 @@ def test_upload_by_path_by_text_from_xcom_and_by_bytes(fake_atlassian, confluenc
     assert stored[LINK_KEY]["upload_png"] == f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}"
 
 
+def test_binary_content_travels_through_xcom_as_base64(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    page = fake_atlassian.add_page("DEMO", "Charts")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    task = task_decorator()
+    with new_dag("upload_base64") as dag:
+
+        @task
+        def render_chart() -> str:
+            import base64
+
+            return base64.b64encode(png).decode()
+
+        ConfluenceUploadAttachmentOperator(task_id="upload_chart", page_id=page["id"], data=render_chart(),
+                                           data_encoding="base64", filename="chart.png")
+    stored = run_dag(dag)
+    assert fake_atlassian.attachment_data(page["id"], "chart.png") == png
+    assert stored["return_value"]["upload_chart"]["media_type"] == "image/png"
+
+
+def test_data_that_is_not_base64_uploads_nothing(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    page = fake_atlassian.add_page("DEMO", "Charts")
+    with pytest.raises(ConfluenceConfigError, match="not valid base64.*data_encoding='utf-8'"):
+        ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], data="not base64!",
+                                           data_encoding="base64", filename="x.png").execute({})
+    assert fake_atlassian.attachments(page["id"]) == []
+    with pytest.raises(ConfluenceConfigError, match="data_encoding='gzip' is not one of utf-8, base64"):
+        ConfluenceUploadAttachmentOperator(task_id="u", page_id="1", data="x", data_encoding="gzip",
+                                           filename="x.bin")
+
+
 def test_uploading_the_same_name_again_makes_a_new_version_not_a_new_page_version(
     fake_atlassian, confluence_conn, tmp_path
 ):

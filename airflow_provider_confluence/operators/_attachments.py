@@ -10,6 +10,7 @@ from airflow_provider_confluence._compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
+    check_choice,
     check_page_target,
     find_target_page,
     given,
@@ -17,6 +18,23 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     text_or_none,
 )
+
+
+DATA_ENCODINGS = ("utf-8", "base64")
+
+
+def _from_base64(text: str) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfluenceConfigError(
+            f"data is not valid base64 ({len(text)} characters), as data_encoding='base64' says: nothing was "
+            "uploaded. Return base64.b64encode(content).decode() from the upstream task, or use "
+            "data_encoding='utf-8' for text."
+        ) from None
 
 
 class ConfluenceUploadAttachmentOperator(BaseOperator):
@@ -29,8 +47,10 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
     :param space_id: the space's numeric id (templated), with ``title``.
     :param title: the page title (templated), with ``space_key`` or ``space_id``.
     :param file_path: a local file to upload (templated); give it or ``data``.
-    :param data: the content itself (templated; bytes, or a string that is sent UTF-8 encoded), such as an
-        upstream task's ``.output``.
+    :param data: the content itself (templated; bytes, or a string), such as an upstream task's ``.output``.
+    :param data_encoding: how a string ``data`` becomes bytes: ``utf-8`` (default; text such as CSV) or
+        ``base64`` (binary content such as a PNG, which XCom cannot carry as bytes: return
+        ``base64.b64encode(content).decode()`` upstream).
     :param filename: the attachment's name (templated); required with ``data``, by default the file's name.
     :param media_type: the content type, such as ``text/csv`` (default: guessed from the file name).
     :param comment: the attachment's comment (templated).
@@ -53,6 +73,7 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         title: str | None = None,
         file_path: str | None = None,
         data: bytes | str | None = None,
+        data_encoding: str = "utf-8",
         filename: str | None = None,
         media_type: str | None = None,
         comment: str | None = None,
@@ -65,12 +86,14 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
             raise ConfluenceConfigError("Say what to upload: give exactly one of file_path (a local file) and data.")
         if data is not None and not given(filename):
             raise ConfluenceConfigError("filename is required with data: say what to call the attachment.")
+        check_choice("data_encoding", data_encoding, DATA_ENCODINGS)
         self.page_id = page_id
         self.space_key = space_key
         self.space_id = space_id
         self.title = title
         self.file_path = file_path
         self.data = data
+        self.data_encoding = data_encoding
         self.filename = filename
         self.media_type = media_type
         self.comment = comment
@@ -111,6 +134,8 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
             return open(path, "rb"), name or os.path.basename(path)  # noqa: SIM115 - closed in execute
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say what to call the attachment.")
+        if isinstance(self.data, str) and self.data_encoding == "base64":
+            return _from_base64(self.data), name
         if isinstance(self.data, str):
             return self.data.encode("utf-8"), name
         if isinstance(self.data, (bytes, bytearray, memoryview)):
