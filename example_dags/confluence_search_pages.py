@@ -36,9 +36,16 @@ with DAG(
 
     @task
     def index_markdown(results: list[dict]) -> str:
-        """A Markdown list of links to the reports found (titles are escaped on conversion)."""
-        lines = [f"# Daily reports ({len(results)})", ""]
-        lines += [f"- [{result['title']}]({result['url']})" for result in results]
+        """A Markdown list of links to the reports found. Markdown's own characters in a title are escaped, so
+        that a title like ``Q3 [draft] *final*`` shows as written (the HTML escaping happens on conversion)."""
+        import re
+
+        def text(title: str) -> str:
+            return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>])", r"\\\1", title)
+
+        linked = [result for result in results if result.get("url")]
+        lines = [f"# Daily reports ({len(linked)})", ""]
+        lines += [f"- [{text(result['title'] or '')}]({result['url']})" for result in linked]
         return "\n".join(lines) + "\n"
 
     ConfluenceCreatePageOperator(

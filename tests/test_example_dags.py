@@ -86,12 +86,14 @@ def test_search_pages_keeps_an_index_of_the_reports(fake_atlassian, confluence_c
     for day in ("2026-05-01", "2026-05-02"):
         fake_atlassian.add_page("DEMO", f"Daily metrics {day}", labels=["daily-report"])
     fake_atlassian.add_page("DEMO", "Not a report")
+    fake_atlassian.add_page("DEMO", "Daily metrics [draft] *v2* <b>", labels=["daily-report"])
     dag = dagbag().get_dag("confluence_search_pages")
     run = dag.test()
     assert str(run.state).endswith("success")
     (index,) = [p for p in fake_atlassian.pages if p["title"] == "Daily report index"]
     body = index["body"]["storage"]["value"]
-    assert "Daily reports (2)" in body
+    assert "Daily reports (3)" in body
+    assert ">Daily metrics [draft] *v2* &lt;b&gt;</a>" in body  # Markdown characters in a title shown as written
     assert body.index("Daily metrics 2026-05-02") < body.index("Daily metrics 2026-05-01")
     assert "Not a report" not in body
     assert f'href="{fake_atlassian.site_url}/wiki/' in body
