@@ -28,6 +28,7 @@ def test_example_dags_load_without_import_errors(airflow_db):
         "confluence_list_spaces",
         "confluence_daily_report",
         "confluence_search_pages",
+        "confluence_run_log",
     } <= set(bag.dag_ids)
 
 
@@ -97,3 +98,17 @@ def test_search_pages_keeps_an_index_of_the_reports(fake_atlassian, confluence_c
     assert body.index("Daily metrics 2026-05-02") < body.index("Daily metrics 2026-05-01")
     assert "Not a report" not in body
     assert f'href="{fake_atlassian.site_url}/wiki/' in body
+
+
+def test_run_log_appends_one_line_per_run(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    dag = dagbag().get_dag("confluence_run_log")
+    runs = [dag.test(), dag.test()]
+    assert all(str(run.state).endswith("success") for run in runs)
+    (page,) = [p for p in fake_atlassian.pages if p["title"] == "Pipeline run log"]
+    body = page["body"]["storage"]["value"]
+    assert body.startswith("<h1>Pipeline run log</h1>")
+    for run in runs:  # each run's line once, after its invisible anchor
+        assert body.count(f"airflow-append:confluence_run_log/append_run_line/{run.run_id}") == 1
+        assert body.count(f"<code>{run.run_id}</code>") == 1
+    assert page["version"]["number"] == 3  # created, then one version per run
