@@ -26,6 +26,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceNotFound,
 )
 from airflow_provider_confluence.labels import normalize_labels
+from airflow_provider_confluence.storage import escape_text, to_storage
 from airflow_provider_confluence.summaries import page_summary, page_url
 
 if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
@@ -78,8 +79,9 @@ def publish_page(
     *,
     space_id: str,
     title: str,
-    body: str,
+    body: Any,
     parent_id: str | None = None,
+    parent_title: str | None = None,
     representation: str = "storage",
     status: str = "current",
     if_exists: str = "fail",
@@ -87,14 +89,20 @@ def publish_page(
 ) -> dict[str, Any]:
     """Create the page, or apply ``if_exists`` to the existing page with this title in the space.
 
+    :param body: the body in ``representation``; ``markdown`` and ``table`` bodies are converted to storage
+        format first (:func:`~airflow_provider_confluence.storage.to_storage`).
+    :param parent_id: the parent page's id; or ``parent_title``, its exact title in the space.
     :param labels: labels the page must have afterwards (created, updated or skipped); only missing ones are
         added. Checked before anything is written.
     :returns: the page as Confluence answered it (created, existing or updated).
     :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
-    :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
+    :raises ConfluenceConfigError: for a bad option, body or label name, before anything is sent.
+    :raises ConfluenceNotFound: no page titled ``parent_title`` in the space (nothing is created).
     """
+    representation, body = to_storage(body, representation)
     check_page_options(if_exists=if_exists, representation=representation, status=status)
     wanted = normalize_labels(labels)
+    parent_id = resolve_parent_id(client, space_id=space_id, parent_id=parent_id, parent_title=parent_title)
     existing = client.find_page(space_id=space_id, title=title)
     if existing is None:
         try:
@@ -140,7 +148,7 @@ def update_page_body(
     client: ConfluenceClient,
     *,
     page_id: str,
-    body: str,
+    body: Any,
     title: str | None = None,
     representation: str = "storage",
     status: str = "current",
@@ -160,7 +168,8 @@ def update_page_body(
     appends. A 409 (someone else wrote a version meanwhile) re-reads the page and tries once more.
 
     :param page_id: the page's id.
-    :param body: the new body, or the part to append, in ``representation``.
+    :param body: the new body, or the part to append, in ``representation`` (``markdown`` and ``table`` bodies
+        are converted to storage format first).
     :param title: the new title (default: keep the current one).
     :param representation: ``storage`` (default), ``atlas_doc_format`` or ``wiki`` (``replace`` only for the
         last two).
@@ -173,6 +182,7 @@ def update_page_body(
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
+    representation, body = to_storage(body, representation)
     check_page_options(if_exists="update", representation=representation, status=status)
     if mode not in UPDATE_MODES:
         raise ConfluenceConfigError(f"mode={mode!r} is not one of {', '.join(UPDATE_MODES)}.")
@@ -220,8 +230,6 @@ def update_page_body(
 
 def append_marker(key: str) -> str:
     """The invisible anchor that starts an appended part: Confluence's anchor macro, named after ``key``."""
-    from airflow_provider_confluence.storage import escape_text
-
     name = escape_text(f"airflow-append:{key}")
     return f'<ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">{name}</ac:parameter></ac:structured-macro>'
 

@@ -143,6 +143,11 @@ class TestAppend:
                          title="Log 2026")
         assert stored(client, page["id"]) == ("Log 2026", body, 2)
 
+    def test_markdown_is_converted_before_it_is_appended(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
+        page = fake.add_page("DEMO", "Log", "<p>a</p>")
+        update_page_body(client, page_id=page["id"], body="**b** <i>", mode="append", representation="markdown")
+        assert stored(client, page["id"])[1] == "<p>a</p><p><strong>b</strong> &lt;i&gt;</p>\n"
+
     def test_append_after_a_409_appends_to_the_newer_body(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
         page = fake.add_page("DEMO", "Log", "<p>a</p>")
         fake.fail_next(409, route=PUT)
@@ -153,7 +158,8 @@ class TestAppend:
         ("kwargs", "match"),
         [({"mode": "prepend"}, "replace, append"), ({"mode": "append", "representation": "wiki"}, "storage"),
          ({"mode": "append", "representation": "atlas_doc_format"}, "storage"),
-         ({"representation": "markdown"}, "representation"), ({"labels": ["a b"]}, "a space")],
+         ({"representation": "html"}, "representation"), ({"labels": ["a b"]}, "a space"),
+         ({"representation": "table"}, "table")],
     )
     def test_bad_options_are_refused_before_anything_is_sent(
         self, fake: FakeAtlassian, client: ConfluenceClient, kwargs: dict[str, Any], match: str

@@ -211,12 +211,10 @@ class ConfluenceOAuthHook(BaseHook):
             or ``update`` (a new version with this body, unless the body is unchanged).
         :param labels: labels the page should carry; only the missing ones are added.
         """
-        wire, value = to_storage(body, representation)
-        space = self.resolve_space_id(space_key, space_id)
-        parent = self.resolve_parent_id(space_id=space, parent_id=parent_id, parent_title=parent_title)
-        return publish_page(self.get_conn(), space_id=space, title=title, body=value, parent_id=parent,
-                            representation=wire, status=status, if_exists=if_exists,
-                            labels=list(labels) if labels else None)
+        representation, body = to_storage(body, representation)  # a body that cannot convert sends no request
+        return publish_page(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id), title=title,
+                            body=body, parent_id=parent_id, parent_title=parent_title,
+                            representation=representation, status=status, if_exists=if_exists, labels=labels)
 
     def update_page(
         self,
@@ -242,11 +240,10 @@ class ConfluenceOAuthHook(BaseHook):
         :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
             left alone (see :func:`~airflow_provider_confluence.publish.update_page_body`).
         """
-        wire, value = to_storage(body, representation)
-        return update_page_body(self.get_conn(), page_id=str(page_id), body=value, title=title,
-                                representation=wire, status=status, mode=mode, message=message,
-                                labels=list(labels) if labels else None,
-                                parent_id=str(parent_id) if parent_id else None, append_key=append_key)
+        return update_page_body(self.get_conn(), page_id=str(page_id), body=body, title=title,
+                                representation=representation, status=status, mode=mode, message=message,
+                                labels=labels, parent_id=str(parent_id) if parent_id else None,
+                                append_key=append_key)
 
     def get_page_labels(self, page_id: str) -> list[str]:
         """The names of the page's labels."""
