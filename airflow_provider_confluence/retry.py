@@ -38,6 +38,10 @@ class RetryPolicy:
     """How often and how long to retry one call.
 
     :param max_attempts: total tries including the first.
+    :param max_attempts_with_retry_after: the same, while the server says when to come back (``Retry-After``
+        on a 429 or 503: the request was not processed, and waiting as told is what Atlassian asks). Under a
+        busy rate limit several clients compete for each slot, so a call may lose a few rounds in a row;
+        ``max_total_wait`` still bounds it.
     :param max_total_wait: seconds of sleeping allowed across all retries of one call.
     :param base_delay: the first exponential backoff step, in seconds.
     :param max_delay: cap of one exponential backoff step, in seconds.
@@ -47,6 +51,7 @@ class RetryPolicy:
     """
 
     max_attempts: int = 6
+    max_attempts_with_retry_after: int = 30
     max_total_wait: float = 180.0
     base_delay: float = 0.5
     max_delay: float = 30.0
@@ -55,8 +60,8 @@ class RetryPolicy:
     rng: random.Random | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        if self.max_attempts < 1 or self.max_attempts_with_retry_after < 1:
+            raise ValueError("max_attempts and max_attempts_with_retry_after must be at least 1")
         for name in ("max_total_wait", "base_delay", "max_delay", "retry_after_cap"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
@@ -100,14 +105,16 @@ class RetryPolicy:
     def next_delay(self, attempt: int, waited: float, retry_after: float | None = None) -> float | None:
         """The delay before another try, or None when the policy says to give up.
 
-        Gives up when ``attempt`` tries were already made (``max_attempts``) or when sleeping the delay would
-        take the call's total sleep past ``max_total_wait``.
+        Gives up when ``attempt`` tries were already made (``max_attempts``, or ``max_attempts_with_retry_after``
+        when the server gave a ``Retry-After``) or when sleeping the delay would take the call's total sleep past
+        ``max_total_wait``.
 
         :param attempt: how many tries have failed so far (1 after the first failure).
         :param waited: seconds already slept for this call.
         :param retry_after: the server's ``Retry-After`` in seconds, or None.
         """
-        if attempt >= self.max_attempts:
+        told = retry_after is not None and not math.isnan(retry_after)
+        if attempt >= (self.max_attempts_with_retry_after if told else self.max_attempts):
             return None
         delay = self.delay_after(attempt, retry_after)
         if waited + delay > self.max_total_wait:

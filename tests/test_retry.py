@@ -88,6 +88,13 @@ class TestNextDelay:
         assert p.next_delay(2, 0.0) is not None
         assert p.next_delay(3, 0.0) is None
 
+    def test_a_server_that_says_when_to_come_back_gets_more_tries(self) -> None:
+        p = policy(max_attempts=3, max_attempts_with_retry_after=5)
+        assert p.next_delay(3, 0.0) is None  # backoff: 3 tries
+        assert p.next_delay(3, 0.0, retry_after=1.0) is not None  # Retry-After: up to 5
+        assert p.next_delay(5, 0.0, retry_after=1.0) is None
+        assert p.next_delay(3, 0.0, retry_after=float("nan")) is None  # an unparsable header counts as none
+
     def test_gives_up_when_the_total_wait_would_be_exceeded(self) -> None:
         p = policy(max_attempts=100, max_total_wait=100.0)
         assert p.next_delay(1, 39.0, retry_after=60.0) is not None  # 39 + at most 61 = 100
