@@ -122,6 +122,14 @@ def exercised(fake_atlassian, confluence_conn):
     hook.create_page(space_key="DEMO", title="Draft", body="<p>d</p>", status="draft")
     update_page_body(hook.get_conn(), page_id=created["id"], title="Contract renamed", body="<p>three</p>")
     hook.get_page(created["id"])
+    elsewhere = fake_atlassian.add_page("DEMO", "Elsewhere")  # the toolkit's updates: a move, a keyed append
+    update_page_body(hook.get_conn(), page_id=created["id"], body="<p>four</p>", parent_id=elsewhere["id"],
+                     message="moved")
+    update_page_body(hook.get_conn(), page_id=created["id"], body="**five**", representation="markdown",
+                     mode="append", append_key="run-1")
+    hook.create_page(space_key="DEMO", title="Child", body="- a <b>", representation="markdown",
+                     parent_title="Parent", labels=["x"])
+    hook.get_page(created["id"], body_format="atlas_doc_format")
     client = hook.get_conn()
     client.add_page_labels(created["id"], ["Contract", "daily-report"])
     assert client.get_page_labels(created["id"]) == ["contract", "daily-report"]
@@ -209,7 +217,10 @@ def test_the_create_and_update_bodies_carry_what_confluence_requires(exercised):
     assert posts and puts
     assert all(isinstance(b["spaceId"], str) and b["spaceId"].isdigit() for b in posts)
     assert all(b["body"]["representation"] == "storage" for b in posts + puts)
-    assert [b["version"]["number"] for b in puts] == [2, 3]
+    assert [b["version"]["number"] for b in puts] == [2, 3, 4, 5]
+    moved, appended = puts[2], puts[3]
+    assert moved["parentId"].isdigit() and moved["version"]["message"] == "moved"
+    assert appended["body"]["value"].endswith("<p><strong>five</strong></p>\n")
 
 
 @pytest.mark.parametrize(
