@@ -534,3 +534,13 @@ def test_operators_that_end_on_a_page_offer_the_page_link():
                      ConfluenceUploadAttachmentOperator):
         assert [type(link) for link in operator.operator_extra_links] == [ConfluencePageLink]
     assert not ConfluenceSearchOperator.operator_extra_links
+
+
+def test_labels_rendered_from_a_list_param_are_the_list(fake_atlassian, confluence_conn):
+    """``labels="{{ params.labels }}"`` renders Python's text of the list, ``['daily', 'kpi']``: read as the list."""
+    fake_atlassian.add_space("DEMO")
+    with new_dag("rendered_labels", params={"labels": ["daily", "KPI"]}) as dag:
+        ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Rendered", body="<p>x</p>",
+                                     labels="{{ params.labels }}")
+    created = run_dag(dag)["return_value"]["create"]
+    assert fake_atlassian.page_labels(created["id"]) == ["daily", "kpi"]

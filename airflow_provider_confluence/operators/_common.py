@@ -38,12 +38,34 @@ def text_or_none(value: object) -> str | None:
 
 
 def as_list(value: str | Iterable[Any] | None) -> list[str] | None:
-    """Accept a list, or a comma-separated string (what a template renders to)."""
+    """Accept a list, a comma-separated string, or a list rendered as text by a template (``['a', 'b']``)."""
     if value is None:
         return None
-    items = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        rendered = _rendered_list(value)
+        items = rendered if rendered is not None else value.split(",")
+    else:
+        items = list(value)
     cleaned = [str(item).strip() for item in items if str(item).strip()]
     return cleaned or None
+
+
+def _rendered_list(text: str) -> list[Any] | None:
+    """The list a template rendered as text (JSON, or Python's ``['a', 'b']``), None when it is not one."""
+    stripped = text.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return None
+    import ast
+    import json
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(stripped)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(parsed, (list, tuple)):
+            return list(parsed)
+    return None
 
 
 def checked_labels(value: str | Iterable[Any] | None) -> list[str] | None:
