@@ -1,29 +1,16 @@
-"""The token broker's wire protocol: HMAC-signed requests, their verification, and the worker-side client.
+"""The token broker's worker side: :class:`BrokerTokenSource` asks the API server for access tokens.
 
 An Airflow 3 task cannot write a connection, so every refresh of a connection's grant happens in ONE place:
 ``POST /confluence-oauth/token`` in the API server (:mod:`airflow_provider_confluence.plugins.broker`), which
 runs :class:`~airflow_provider_confluence.tokens.TokenManager` over the connection row under
-``SELECT ... FOR UPDATE``. A worker asks it for an access token with :class:`BrokerTokenSource`.
-
-The request is JSON ``{"conn_id", "timestamp", "nonce", "signature"}`` (and optionally ``"rejected_token"``,
-the :func:`token_fingerprint` of an access token Confluence refused, which makes the broker refresh unless it
-already holds a newer token; the token itself is never sent). ``signature`` is the hex HMAC-SHA256, keyed by
-the connection's client secret, of :func:`canonical_message`: whoever may read the connection (and so knows
-its client secret) may obtain its access token, nobody else. The broker refuses, with 401 and a JSON body
-``{"error", "detail"}``, a timestamp older than :data:`MAX_AGE` seconds or more than :data:`MAX_FUTURE`
-seconds ahead, a bad signature and a nonce it has seen. It answers ``{"access_token", "expires_at",
-"cloud_id"}``, never the refresh token. This module imports nothing from Airflow.
+``SELECT ... FOR UPDATE``. The signed request and its checks are in :mod:`.broker_protocol`. The broker answers
+``{"access_token", "expires_at", "cloud_id"}``, never the refresh token, and refuses with 401 and
+``{"error", "detail"}``. This module imports nothing from Airflow.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import re
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +18,7 @@ from typing import Any
 
 import requests
 
+from airflow_provider_confluence.broker_protocol import signed_request, token_fingerprint
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceBrokerError,
@@ -44,12 +32,6 @@ log = logging.getLogger(__name__)
 
 URL_PREFIX = "/confluence-oauth"
 TOKEN_PATH = URL_PREFIX + "/token"
-PROTOCOL = "confluence-oauth-broker/1"
-MAX_AGE = 120
-MAX_FUTURE = 30
-NONCE_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
-HEX_SHA256_PATTERN = r"^[0-9a-f]{64}$"
-_NONCE = re.compile(NONCE_PATTERN)
 _MAX_ECHO = 500
 _RETRY_DELAYS = (0.5, 1.0)
 
@@ -70,147 +52,6 @@ def endpoint_url(*, override: str | None, execution_api_server_url: str | None, 
         base = f"http://localhost:8080{base}" if base.startswith("/") else base
         base = base.rstrip("/")
     return base if base.endswith(TOKEN_PATH) else base + TOKEN_PATH
-
-
-def token_fingerprint(token: str) -> str:
-    """The hex SHA-256 of a token: names it to the broker without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def canonical_message(conn_id: str, timestamp: int, nonce: str, rejected_token: str | None = None) -> bytes:
-    """The bytes that are signed: a compact JSON array, so that no field can bleed into another."""
-    fields = [PROTOCOL, conn_id, int(timestamp), nonce, rejected_token or ""]
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def sign(secret: str, conn_id: str, timestamp: int, nonce: str, rejected_token: str | None = None) -> str:
-    """The hex HMAC-SHA256 of :func:`canonical_message`, keyed by the connection's client secret."""
-    message = canonical_message(conn_id, timestamp, nonce, rejected_token)
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def signed_request(
-    secret: str, conn_id: str, *, timestamp: int, rejected_token: str | None = None, nonce: str | None = None
-) -> dict[str, Any]:
-    """The JSON body of one token request, with a fresh random nonce unless one is given."""
-    nonce = nonce or secrets.token_urlsafe(24)
-    body: dict[str, Any] = {
-        "conn_id": conn_id,
-        "timestamp": int(timestamp),
-        "nonce": nonce,
-        "signature": sign(secret, conn_id, timestamp, nonce, rejected_token),
-    }
-    if rejected_token:
-        body["rejected_token"] = rejected_token
-    return body
-
-
-# -- the broker's side ----------------------------------------------------------------------------------
-
-
-class BrokerRefusal(Exception):
-    """Why the broker refuses a request; answered as ``401 {"error": error, "detail": detail}``."""
-
-    def __init__(self, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-
-
-class NonceCache:
-    """Nonces seen recently, each kept until its request's timestamp can no longer pass the age check.
-
-    Thread-safe. Only requests with a valid signature reach it, so its size is bounded by real traffic.
-    """
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._next_prune = 0.0
-
-    def add(self, key: str, keep_until: float, now: float) -> bool:
-        """Record ``key``; False when it was already there (a replay)."""
-        with self._lock:
-            if now >= self._next_prune:
-                self._seen = {k: until for k, until in self._seen.items() if until > now}
-                self._next_prune = now + 10.0
-            if key in self._seen:
-                return False
-            self._seen[key] = keep_until
-            return True
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-
-class RequestVerifier:
-    """Checks a token request's timestamp, signature and nonce, in that order.
-
-    :param clock: current epoch seconds.
-    :param max_age: seconds a signed request stays acceptable.
-    :param max_future: seconds a timestamp may be ahead of this clock (clock skew between hosts).
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.time,
-        max_age: float = MAX_AGE,
-        max_future: float = MAX_FUTURE,
-        nonces: NonceCache | None = None,
-    ) -> None:
-        self._clock = clock
-        self.max_age = max_age
-        self.max_future = max_future
-        self.nonces = nonces if nonces is not None else NonceCache()
-
-    def check_fresh(self, timestamp: int) -> None:
-        """Refuse a timestamp outside ``[now - max_age, now + max_future]``."""
-        now = self._clock()
-        if timestamp < now - self.max_age:
-            raise BrokerRefusal(
-                "stale_timestamp",
-                f"The request was signed {now - timestamp:.0f} s ago; the broker accepts requests signed within "
-                f"the last {self.max_age:.0f} s. Sign each request just before sending it, and check that the "
-                "worker's clock is synchronised with the API server's (NTP).",
-            )
-        if timestamp > now + self.max_future:
-            raise BrokerRefusal(
-                "future_timestamp",
-                f"The request's timestamp is {timestamp - now:.0f} s ahead of the API server's clock (at most "
-                f"{self.max_future:.0f} s are tolerated). Synchronise the worker's clock (NTP).",
-            )
-
-    def verify(
-        self,
-        *,
-        conn_id: str,
-        timestamp: int,
-        nonce: str,
-        signature: str,
-        secret: str | None,
-        rejected_token: str | None = None,
-    ) -> None:
-        """Raise :class:`BrokerRefusal` unless the request is fresh, signed with ``secret`` and not a replay.
-
-        :param secret: the connection's client secret; None when there is no such usable connection, which is
-            refused exactly like a bad signature, so that callers cannot learn which connections exist.
-        """
-        self.check_fresh(timestamp)
-        if not _NONCE.match(nonce):
-            raise BrokerRefusal("invalid_nonce", f"The nonce must match {NONCE_PATTERN}.")
-        expected = sign(secret or "no such connection", conn_id, timestamp, nonce, rejected_token)
-        if not hmac.compare_digest(expected, signature.lower()) or secret is None:
-            raise BrokerRefusal(
-                "invalid_signature",
-                "The signature does not match: there is no confluence_oauth connection with this id here, or the "
-                "request was not signed with its client secret (the Password field). Check that the worker and "
-                "the API server see the same connection (not an env var or secrets backend only one of them has).",
-            )
-        if not self.nonces.add(f"{conn_id}\n{nonce}", timestamp + self.max_age + 1, self._clock()):
-            raise BrokerRefusal(
-                "replayed_nonce", "This nonce was used before: a replayed request is refused. Sign each request anew."
-            )
 
 
 # -- the worker's side ----------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConflict,
-    ConfluenceError,
     ConfluenceGone,
     ConfluenceNotFound,
     ConfluenceRateLimited,

@@ -26,13 +26,12 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.broker import (
+from airflow_provider_confluence.broker import BrokerTokenSource, endpoint_url
+from airflow_provider_confluence.broker_protocol import (
     MAX_AGE,
     BrokerRefusal,
-    BrokerTokenSource,
     NonceCache,
     RequestVerifier,
-    endpoint_url,
     sign,
     signed_request,
     token_fingerprint,
@@ -273,6 +272,51 @@ def ask(client: Any, fake: Any, conn_id: str, *, secret: str | None = None, **kw
 
 def refresh_tokens_of(fake: Any, *planted: str) -> list[str]:
     return [t for t in (*planted, fake.latest_refresh_token, *getattr(fake._auth, "_refresh", {})) if t]
+
+
+def second_worker(airflow_db: Any) -> Any:
+    """Another API-server worker: its own app, hence its own verifier, on the same metadata database."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from airflow_provider_confluence.plugins.app import create_app
+
+    root = FastAPI()
+    root.mount("/confluence-oauth", create_app())
+    return TestClient(root)
+
+
+@needs_airflow3
+def test_a_request_replayed_to_another_api_server_worker_is_refused(fake_atlassian, broker, airflow_db):
+    """Seen nonces live in the metadata database (``revoked_token``), not in one worker's memory."""
+    put_connection("brokered", fake_atlassian.connection("brokered", token_store="broker"))
+    body = signed_request(fake_atlassian.client_secret, "brokered", timestamp=int(time.time()))
+    assert broker.post("/confluence-oauth/token", json=body).status_code == 200
+    with second_worker(airflow_db) as other:
+        replayed = other.post("/confluence-oauth/token", json=body)
+        assert replayed.status_code == 401 and replayed.json()["error"] == "replayed_nonce"
+        fresh = signed_request(fake_atlassian.client_secret, "brokered", timestamp=int(time.time()))
+        assert other.post("/confluence-oauth/token", json=fresh).status_code == 200  # a new nonce is fine
+    assert fake_atlassian.counters["token_requests"] == 1
+
+
+def test_shared_nonces_store_a_fingerprint_that_fits_the_jti_column():
+    from airflow_provider_confluence.plugins.revoked_tokens import JTI_LENGTH, SharedNonces
+
+    claimed: list[str] = []
+
+    class Ledger:
+        def claim(self, jti: str, expires_at: float) -> bool:
+            if jti in claimed:
+                return False
+            claimed.append(jti)
+            return True
+
+    nonces = SharedNonces(Ledger())  # type: ignore[arg-type]
+    key = "conn\n" + "n" * 128
+    assert nonces.add(key, 100.0, 0.0) and not nonces.add(key, 100.0, 0.0)
+    assert nonces.add("conn\nother-nonce-0123456789", 100.0, 0.0)
+    assert all(len(jti) == JTI_LENGTH and jti.startswith("cb") and "n" * 20 not in jti for jti in claimed)
 
 
 @needs_airflow3

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.broker import signed_request
+from airflow_provider_confluence.broker_protocol import signed_request
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
 from conftest import airflow_major
 from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group

@@ -2,7 +2,7 @@
 
 A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.broker.
 BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's client secret
-(:class:`~airflow_provider_confluence.broker.RequestVerifier`: stale or future timestamps, bad signatures and
+(:class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`: stale or future timestamps, bad signatures and
 replayed nonces get 401 and ``{"error", "detail"}``). An unknown connection is refused exactly like a bad
 signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
 ids exist. The server log says which of the two it was.
@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from airflow_provider_confluence._compat import get_connection, mask_secret
-from airflow_provider_confluence.broker import (
+from airflow_provider_confluence.broker_protocol import (
     HEX_SHA256_PATTERN,
     NONCE_PATTERN,
     BrokerRefusal,
@@ -44,6 +44,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
+from airflow_provider_confluence.plugins.revoked_tokens import SharedNonces
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook, find_cloud_id, token_manager_for
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, broker_enabled, broker_side_store
@@ -74,12 +75,12 @@ class TokenAnswer(BaseModel):
 
 
 def get_verifier(request: Request) -> RequestVerifier:
-    """The app's verifier, whose nonce cache lives as long as the app."""
+    """The app's verifier; seen nonces are shared by every API-server worker and host (``revoked_token``)."""
     state = request.app.state
     with _verifier_lock:
         verifier = getattr(state, "confluence_broker_verifier", None)
         if verifier is None:
-            verifier = state.confluence_broker_verifier = RequestVerifier()
+            verifier = state.confluence_broker_verifier = RequestVerifier(nonces=SharedNonces())
     return verifier
 
 

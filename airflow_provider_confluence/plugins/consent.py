@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -29,7 +28,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import create_session, get_connection, mask_secret
+from airflow_provider_confluence._compat import get_connection, mask_secret
 from airflow_provider_confluence.consent_state import ConsentStates, finish_consent, save_grant
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
@@ -39,6 +38,7 @@ from airflow_provider_confluence.plugins.pages import (
     status_page,
     success_page,
 )
+from airflow_provider_confluence.plugins.revoked_tokens import RevokedTokenLedger
 from airflow_provider_confluence.plugins.status import CONN_TYPE, DATABASE, all_statuses, connection_source
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.stores import ConnectionTokenStore, fingerprint
@@ -51,26 +51,6 @@ CALLBACK_SUFFIX = "/confluence-oauth/callback"
 
 #: Current epoch seconds for states and grant times (tests move it forward).
 clock: Callable[[], float] = time.time
-
-
-class RevokedTokenLedger:
-    """Used state nonces as rows of Airflow's ``revoked_token`` table (``jti``, ``exp``).
-
-    A used state is a revoked token: the table is shared by every API-server worker and host, its primary
-    key makes a second claim of the same nonce fail atomically, and Airflow deletes rows once ``exp`` passed.
-    """
-
-    def claim(self, nonce: str, expires_at: float) -> bool:
-        from airflow.models.revoked_token import RevokedToken
-        from sqlalchemy.exc import IntegrityError
-
-        try:
-            with create_session() as session:
-                session.add(RevokedToken(jti=nonce, exp=datetime.fromtimestamp(expires_at, tz=timezone.utc)))
-                session.flush()
-        except IntegrityError:
-            return False
-        return True
 
 
 def consent_states() -> ConsentStates:
