@@ -20,11 +20,11 @@ from airflow_provider_confluence.operators._common import (
     UPSERT_HINT,
     as_list,
     changed_version,
-    checked_labels,
     check_body_representation,
     check_choice,
     check_page_target,
     check_parent,
+    checked_labels,
     find_target_page,
     given,
     hook_for,
@@ -44,6 +44,7 @@ __all__ = [
     "ConfluenceUpdatePageOperator",
     "ConfluenceUploadAttachmentOperator",
 ]
+
 
 class ConfluenceCreatePageOperator(BaseOperator):
     """Create a Confluence page, or handle an existing page of the same title as ``if_exists`` says.
