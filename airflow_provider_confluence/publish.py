@@ -1,6 +1,6 @@
 """Create or update a page without ever overwriting anything silently.
 
-* :func:`publish_page`: create the page, or apply ``if_exists`` to the existing page of the same title: ``fail``
+* :func:`publish` (and :func:`publish_page`, which returns only the page): create the page, or apply ``if_exists`` to the existing page of the same title: ``fail``
   names it, ``skip`` keeps it, ``update`` writes a new version. A lost race (a sibling created the page between
   our check and our create) is resolved by reading the page again, not by creating a second one.
 * :func:`update_page_body`: write a new version of a page by id, ``replace`` or ``append``; an unchanged page
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import (
@@ -34,12 +35,14 @@ if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep re
 
 __all__ = [
     "IF_EXISTS",
+    "Published",
     "REPRESENTATIONS",
     "STATUSES",
     "UPDATE_MODES",
     "check_page_options",
     "page_summary",
     "page_url",
+    "publish",
     "publish_page",
     "resolve_parent_id",
     "update_page_body",
@@ -74,6 +77,20 @@ def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str
         client.add_page_labels(str(page["id"]), labels)
 
 
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish` did: the page as Confluence answered it, and ``action``, one of
+    ``created``, ``updated``, ``unchanged`` (``if_exists="update"`` with nothing to change) or ``skipped``."""
+
+    page: dict[str, Any]
+    action: str
+
+    @property
+    def changed(self) -> bool:
+        """True when a page or a new version was written."""
+        return self.action in ("created", "updated")
+
+
 def publish_page(
     client: ConfluenceClient,
     *,
@@ -87,6 +104,24 @@ def publish_page(
     if_exists: str = "fail",
     labels: Iterable[str] | None = None,
 ) -> dict[str, Any]:
+    """:func:`publish`, returning only the page."""
+    return publish(client, space_id=space_id, title=title, body=body, parent_id=parent_id, parent_title=parent_title,
+                   representation=representation, status=status, if_exists=if_exists, labels=labels).page
+
+
+def publish(
+    client: ConfluenceClient,
+    *,
+    space_id: str,
+    title: str,
+    body: Any,
+    parent_id: str | None = None,
+    parent_title: str | None = None,
+    representation: str = "storage",
+    status: str = "current",
+    if_exists: str = "fail",
+    labels: Iterable[str] | None = None,
+) -> Published:
     """Create the page, or apply ``if_exists`` to the existing page with this title in the space.
 
     :param body: the body in ``representation``; ``markdown`` and ``table`` bodies are converted to storage
@@ -94,7 +129,7 @@ def publish_page(
     :param parent_id: the parent page's id; or ``parent_title``, its exact title in the space.
     :param labels: labels the page must have afterwards (created, updated or skipped); only missing ones are
         added. Checked before anything is written.
-    :returns: the page as Confluence answered it (created, existing or updated).
+    :returns: the page as Confluence answered it (created, existing or updated), and what was done.
     :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
     :raises ConfluenceConfigError: for a bad option, body or label name, before anything is sent.
     :raises ConfluenceNotFound: no page titled ``parent_title`` in the space (nothing is created).
@@ -124,7 +159,7 @@ def publish_page(
         else:
             log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
             _add_labels(client, page, wanted)
-            return page
+            return Published(page, "created")
     if if_exists == "fail":
         raise ConfluenceConflict(
             409,
@@ -139,9 +174,10 @@ def publish_page(
         log.info("Page %r exists (id %s); if_exists=skip leaves it as it is.", title, existing.get("id"))
         page = client.get_page(str(existing["id"]))
         _add_labels(client, page, wanted)
-        return page
-    return update_page_body(client, page_id=str(existing["id"]), title=title, body=body,
+        return Published(page, "skipped")
+    page = update_page_body(client, page_id=str(existing["id"]), title=title, body=body,
                             representation=representation, status=status, labels=wanted)
+    return Published(page, "updated" if _version(page) != _version(existing) else "unchanged")
 
 
 def update_page_body(
@@ -268,6 +304,10 @@ def resolve_parent_id(
         )
     log.info("Parent page %r in space %s is page %s.", parent_title, space_id, parent["id"])
     return str(parent["id"])
+
+
+def _version(page: dict[str, Any]) -> Any:
+    return (page.get("version") or {}).get("number")
 
 
 def _current_body(page: dict[str, Any], representation: str) -> str | None:

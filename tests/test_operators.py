@@ -30,6 +30,8 @@ def test_create_page_returns_a_summary_with_the_page_url(fake_atlassian, conflue
         "space_id": space["id"],
         "version": 1,
         "url": f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}",
+        "changed": True,
+        "action": "created",
     }
 
 
@@ -54,7 +56,8 @@ def test_if_exists_skip_returns_the_existing_page(fake_atlassian, confluence_con
     fake_atlassian.add_space("DEMO")
     existing = fake_atlassian.add_page("DEMO", "Report", "<p>old</p>")
     result = create(space_key="DEMO", title="Report", body="<p>new</p>", if_exists="skip")
-    assert (result["id"], result["version"]) == (existing["id"], 1)
+    assert (result["id"], result["version"], result["action"], result["changed"]) == (existing["id"], 1, "skipped",
+                                                                                      False)
     assert fake_atlassian.counters["api_calls_by_route"].get("PUT /wiki/api/v2/pages/{id}", 0) == 0
 
 
@@ -63,8 +66,8 @@ def test_if_exists_update_writes_a_new_version_only_when_the_body_changed(fake_a
     existing = fake_atlassian.add_page("DEMO", "Report", "<p>old</p>")
     first = create(space_key="DEMO", title="Report", body="<p>new</p>", if_exists="update")
     again = create(space_key="DEMO", title="Report", body="<p>new</p>", if_exists="update")
-    assert (first["id"], first["version"]) == (existing["id"], 2)
-    assert again["version"] == 2
+    assert (first["id"], first["version"], first["action"], first["changed"]) == (existing["id"], 2, "updated", True)
+    assert (again["version"], again["action"], again["changed"]) == (2, "unchanged", False)
 
 
 def test_if_exists_update_survives_a_concurrent_edit(fake_atlassian, confluence_conn, monkeypatch):

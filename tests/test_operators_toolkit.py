@@ -126,8 +126,9 @@ def test_create_update_and_get_in_a_dag_run(fake_atlassian, confluence_conn):
     created, updated, read = results["create"], results["update"], results["get"]
     page = page_of(fake_atlassian, created["id"])
     assert created == {"id": page["id"], "title": "Report 2026-05-01", "space_id": space["id"], "version": 1,
-                       "url": f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}"}
-    assert updated == {**created, "version": 2, "changed": True}
+                       "url": f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}", "changed": True,
+                       "action": "created"}
+    assert updated == {**created, "version": 2, "changed": True, "action": "updated"}
     assert page["parentId"] == parent["id"]
     assert page["version"]["message"] == "checks of 2026-05-01"
     assert read["body"] == page["body"]["storage"]["value"]

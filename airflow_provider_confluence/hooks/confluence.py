@@ -19,7 +19,7 @@ from airflow_provider_confluence.get_provider_info import (
     PLACEHOLDERS,
     RELABELING,
 )
-from airflow_provider_confluence.publish import publish_page, resolve_parent_id, update_page_body
+from airflow_provider_confluence.publish import Published, publish, resolve_parent_id, update_page_body
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.storage import to_storage
 from airflow_provider_confluence.stores import VariableTokenStore, broker_endpoint, choose_token_store, uses_broker
@@ -201,6 +201,28 @@ class ConfluenceOAuthHook(BaseHook):
         if_exists: str = "fail",
         labels: Iterable[str] | None = None,
     ) -> dict[str, Any]:
+        """Create a page, or deal with an existing page of the same title as ``if_exists`` says; the page.
+
+        The arguments are those of :meth:`publish`, which also says what was done.
+        """
+        return self.publish(space_key=space_key, space_id=space_id, title=title, body=body, parent_id=parent_id,
+                            parent_title=parent_title, representation=representation, status=status,
+                            if_exists=if_exists, labels=labels).page
+
+    def publish(
+        self,
+        *,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        title: str,
+        body: Any,
+        parent_id: str | None = None,
+        parent_title: str | None = None,
+        representation: str = "storage",
+        status: str = "current",
+        if_exists: str = "fail",
+        labels: Iterable[str] | None = None,
+    ) -> Published:
         """Create a page, or deal with an existing page of the same title as ``if_exists`` says.
 
         :param space_key: the space's key; give it or ``space_id``.
@@ -210,11 +232,12 @@ class ConfluenceOAuthHook(BaseHook):
         :param if_exists: ``fail`` (raise :class:`ConfluenceConflict` naming the page), ``skip`` (return it)
             or ``update`` (a new version with this body, unless the body is unchanged).
         :param labels: labels the page should carry; only the missing ones are added.
+        :returns: the page, and ``action``: ``created``, ``updated``, ``unchanged`` or ``skipped``.
         """
         representation, body = to_storage(body, representation)  # a body that cannot convert sends no request
-        return publish_page(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id), title=title,
-                            body=body, parent_id=parent_id, parent_title=parent_title,
-                            representation=representation, status=status, if_exists=if_exists, labels=labels)
+        return publish(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id), title=title,
+                       body=body, parent_id=parent_id, parent_title=parent_title,
+                       representation=representation, status=status, if_exists=if_exists, labels=labels)
 
     def update_page(
         self,

@@ -64,7 +64,8 @@ class ConfluenceCreatePageOperator(BaseOperator):
     :param labels: labels the page should carry (templated; a list or a comma-separated string); only the
         missing ones are added, also when the page is skipped or unchanged.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"id", "title", "space_id", "version", "url"}``.
+    :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``action`` is ``created``,
+        ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two.
     """
 
     template_fields: Sequence[str] = (
@@ -112,7 +113,7 @@ class ConfluenceCreatePageOperator(BaseOperator):
         check_parent(self.parent_id, self.parent_title)
         labels = checked_labels(self.labels)  # refused before any request
         hook = hook_for(self.confluence_conn_id)
-        page = hook.create_page(
+        published = hook.publish(
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
             title=str(self.title).strip(),
@@ -124,9 +125,10 @@ class ConfluenceCreatePageOperator(BaseOperator):
             if_exists=self.if_exists,
             labels=labels,
         )
-        summary = page_summary(page, hook.settings.site_url)
-        self.log.info("Page %s %r is at version %s: %s", summary["id"], summary["title"], summary["version"],
-                      summary["url"])
+        summary = {**page_summary(published.page, hook.settings.site_url), "changed": published.changed,
+                   "action": published.action}
+        self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
+                      summary["action"], summary["url"])
         persist_link(context, summary["url"])
         return summary
 
@@ -152,8 +154,8 @@ class ConfluenceUpdatePageOperator(BaseOperator):
     :param version_message: the version comment (templated).
     :param status: ``current`` (default) or ``draft``.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"id", "title", "space_id", "version", "url", "changed"}``; ``changed`` is True when a new
-        version was written.
+    :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``changed`` is True when a
+        new version was written (``action`` ``updated``, else ``unchanged``).
     """
 
     template_fields: Sequence[str] = (
@@ -234,7 +236,9 @@ class ConfluenceUpdatePageOperator(BaseOperator):
             parent_id=parent,
             append_key=run_key(context) if self.mode == "append" else None,
         )
-        summary = {**page_summary(page, hook.settings.site_url), "changed": changed_version(current, page)}
+        changed = changed_version(current, page)
+        summary = {**page_summary(page, hook.settings.site_url), "changed": changed,
+                   "action": "updated" if changed else "unchanged"}
         self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
                       "new version" if summary["changed"] else "unchanged", summary["url"])
         persist_link(context, summary["url"])
