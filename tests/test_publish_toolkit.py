@@ -22,28 +22,13 @@ from airflow_provider_confluence.publish import (
     update_page_body,
 )
 from airflow_provider_confluence.testing import FakeAtlassian
+from helpers.loopback_client import loopback_client, sent
 
 pytestmark = pytest.mark.airflow2
 
 PUT = "PUT /wiki/api/v2/pages/{id}"
 POST_PAGE = "POST /wiki/api/v2/pages"
 POST_LABEL = "POST /wiki/rest/api/content/{id}/label"
-
-
-class StaticTokens:
-    """One access token of an emulator grant (the token manager is tested elsewhere)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_access_token(self) -> str:
-        return self._token
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        raise AssertionError("no 401 expected here")
-
-    def access_token_expired(self) -> bool:
-        return False
 
 
 @pytest.fixture
@@ -54,17 +39,13 @@ def fake(fake_atlassian: FakeAtlassian) -> Iterator[FakeAtlassian]:
 
 @pytest.fixture
 def client(fake: FakeAtlassian) -> ConfluenceClient:
-    return ConfluenceClient(api_url=fake.api_url, cloud_id=fake.cloud_id, tokens=StaticTokens(fake.issue_access_token()),
-                            site_url=fake.site_url, sleep=lambda seconds: None)
+    return loopback_client(fake)
 
 
 @pytest.fixture
 def space_id(client: ConfluenceClient) -> str:
     return client.get_space_id("DEMO")
 
-
-def sent(fake: FakeAtlassian, route: str) -> list[dict[str, Any]]:
-    return [r for r in fake.requests if r["route"] == route]
 
 
 def stored(client: ConfluenceClient, page_id: str) -> tuple[str, str, int]:

@@ -16,6 +16,7 @@ from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceScopeError
 from airflow_provider_confluence.summaries import attachment_summary, search_result_summary
 from airflow_provider_confluence.testing import FakeAtlassian
+from helpers.loopback_client import loopback_client, sent
 
 pytestmark = pytest.mark.airflow2
 
@@ -26,41 +27,16 @@ LABELS_V1 = "POST /wiki/rest/api/content/{id}/label"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
-class StaticTokens:
-    """One access token of an emulator grant (the token manager is tested elsewhere)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def get_access_token(self) -> str:
-        return self._token
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        raise AssertionError("no 401 expected here")
-
-    def access_token_expired(self) -> bool:
-        return False
-
-
 @pytest.fixture
 def fake(fake_atlassian: FakeAtlassian) -> Iterator[FakeAtlassian]:
     fake_atlassian.add_space("DEMO", "Demo")
     yield fake_atlassian
 
 
-def make_client(fake: FakeAtlassian, scopes: str | None = None) -> ConfluenceClient:
-    token = fake.issue_access_token() if scopes is None else fake.issue_access_token(scopes)
-    return ConfluenceClient(api_url=fake.api_url, cloud_id=fake.cloud_id, tokens=StaticTokens(token),
-                            site_url=fake.site_url, sleep=lambda seconds: None)
-
-
 @pytest.fixture
 def client(fake: FakeAtlassian) -> ConfluenceClient:
-    return make_client(fake)
+    return loopback_client(fake)
 
-
-def sent(fake: FakeAtlassian, route: str) -> list[dict]:
-    return [r for r in fake.requests if r["route"] == route]
 
 
 class TestLabels:
@@ -87,7 +63,7 @@ class TestLabels:
 
     def test_a_grant_without_label_scopes_is_told_which_to_add(self, fake: FakeAtlassian) -> None:
         page = fake.add_page("DEMO", "Report")
-        client = make_client(fake, "offline_access read:page:confluence write:page:confluence")
+        client = loopback_client(fake, "offline_access read:page:confluence write:page:confluence")
         with pytest.raises(ConfluenceScopeError, match="write:label:confluence"):
             client.add_page_labels(page["id"], ["kpi"])
 
@@ -163,7 +139,7 @@ class TestSearch:
         assert caught.value.status_code == 400 and "Could not parse cql" in caught.value.detail
 
     def test_a_grant_without_search_scope(self, fake: FakeAtlassian) -> None:
-        client = make_client(fake, "offline_access read:page:confluence")
+        client = loopback_client(fake, "offline_access read:page:confluence")
         with pytest.raises(ConfluenceScopeError, match="search:confluence"):
             list(client.search("type = page"))
 
