@@ -52,17 +52,10 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "token_store",
         "Token store",
         "auto",
-        "Where rotated tokens are kept: auto (default), connection, broker, variable or memory.",
+        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host only.",
         False,
     ),
     ("broker_url", "Broker URL", "derived from the execution API URL", "Airflow 3 token broker; leave empty.", False),
-    (
-        "broker_fallback",
-        "Broker fallback",
-        "",
-        "Empty (fail when the broker is unreachable) or variable.",
-        False,
-    ),
     ("timeout", "Timeout (seconds)", "30", "Per HTTP request; default 30.", False),
 )
 

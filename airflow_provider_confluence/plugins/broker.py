@@ -1,20 +1,21 @@
 """``POST /confluence-oauth/token``: the token broker of Airflow 3 task workers, in the API server.
 
 A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.broker.
-BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's client secret
-(:class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`: stale or future timestamps, bad signatures and
-replayed nonces get 401 and ``{"error", "detail"}``). An unknown connection is refused exactly like a bad
+BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's own broker key
+(:func:`~airflow_provider_confluence.broker_protocol.broker_key`, never the OAuth app's client secret alone, which
+connections of one app share), checked by :class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`:
+stale or future timestamps, bad signatures and replayed nonces get 401 and ``{"error", "detail"}``. A request
+whose timestamp is stale, or whose fields are malformed, is refused before the connection is looked up. An unknown connection is refused exactly like a bad
 signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
 ids exist. The server log says which of the two it was.
 
 Then :class:`~airflow_provider_confluence.tokens.TokenManager` runs the rotation protocol with the broker's
-store (:func:`~airflow_provider_confluence.stores.broker_side_store`: the connection row under ``SELECT ...
-FOR UPDATE``, or, for a connection from an env var or secrets backend, the Variable row locked the same way)
+store (:func:`~airflow_provider_confluence.stores.row_store`: the connection row under ``SELECT ... FOR UPDATE``, or,
+for a connection from an env var or secrets backend, the Variable row locked the same way)
 and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refresh token.
 
-Nonces are remembered per API-server process: with several API-server workers, a replay that reaches another
-worker within the 120 s window is not detected (the answer holds only a short-lived access token, and only a
-caller that saw the original request over the network could replay it).
+Nonces are claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
+and host, so a replayed request is refused wherever it lands.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pydantic import BaseModel, Field
 from airflow_provider_confluence._compat import get_connection, mask_secret
 from airflow_provider_confluence.broker_protocol import (
     HEX_SHA256_PATTERN,
+    broker_key,
     NONCE_PATTERN,
     BrokerRefusal,
     RequestVerifier,
@@ -44,10 +46,10 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.plugins.revoked_tokens import SharedNonces
+from airflow_provider_confluence.plugins.single_use import SharedNonces
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook, find_cloud_id, token_manager_for
 from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, broker_enabled, broker_side_store
+from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
 from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class TokenAnswer(BaseModel):
 
 
 def get_verifier(request: Request) -> RequestVerifier:
-    """The app's verifier; seen nonces are shared by every API-server worker and host (``revoked_token``)."""
+    """The app's verifier; seen nonces are shared by every API-server worker and host (:mod:`.single_use`)."""
     state = request.app.state
     with _verifier_lock:
         verifier = getattr(state, "confluence_broker_verifier", None)
@@ -86,21 +88,20 @@ def get_verifier(request: Request) -> RequestVerifier:
 
 @router.post("/token", response_model=TokenAnswer)
 def token(body: TokenRequest, verifier: RequestVerifier = Depends(get_verifier)) -> JSONResponse:
-    """Answer a valid access token of the connection to a caller who proves it knows the client secret."""
-    conn = None
+    """Answer a valid access token of the connection to a caller who proves it knows the connection's key."""
+    settings = None
     try:
         verifier.check_fresh(body.timestamp)
-        conn = _confluence_connection(body.conn_id)
-        secret = ((conn.password or "").strip() or None) if conn is not None else None
+        settings = _confluence_settings(body.conn_id)
         verifier.verify(conn_id=body.conn_id, timestamp=body.timestamp, nonce=body.nonce, signature=body.signature,
-                        rejected_token=body.rejected_token, secret=secret)
+                        rejected_token=body.rejected_token, secret=broker_key(settings) if settings else None)
     except BrokerRefusal as refusal:
-        unknown = refusal.error == "invalid_signature" and conn is None
+        unknown = refusal.error == "invalid_signature" and settings is None
         log.warning("Refused a token request for connection %r: %s.", body.conn_id,
                     "no such confluence_oauth connection" if unknown else refusal.error)
         return _error(401, refusal.error, refusal.detail)
     try:
-        answer = _serve(body.conn_id, conn, body.rejected_token)
+        answer = _serve(settings, body.rejected_token)  # type: ignore[arg-type]  # verify() refused None
     except ConfluenceReauthorizationRequired as exc:
         return _error(403, "reauthorization_required", exc.message)
     except ConfluenceAuthError as exc:
@@ -114,33 +115,39 @@ def token(body: TokenRequest, verifier: RequestVerifier = Depends(get_verifier))
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
-def _confluence_connection(conn_id: str) -> Any:
-    """The connection, or None when there is no ``confluence_oauth`` connection with this id."""
+def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
+    """The settings of the ``confluence_oauth`` connection with this id; None when there is no usable one."""
     from airflow.exceptions import AirflowNotFoundException
 
     try:
         conn = get_connection(conn_id)
     except AirflowNotFoundException:
         return None
-    return conn if conn.conn_type == ConfluenceOAuthHook.conn_type else None
-
-
-def _serve(conn_id: str, conn: Any, rejected: str | None) -> dict[str, Any]:
-    settings = ConnectionSettings.from_connection_fields(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-    )
+    if conn.conn_type != ConfluenceOAuthHook.conn_type:
+        return None
+    try:
+        settings = ConnectionSettings.from_connection_fields(
+            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
+        )
+    except ConfluenceConfigError:
+        return None
     mask_secret(settings.client_secret)
-    if not broker_enabled(settings):
+    return settings
+
+
+def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]:
+    conn_id = settings.conn_id
+    if not keeps_tokens_in_row(settings):
         raise ConfluenceConfigError(
             f"In the API server, connection {conn_id!r} has token_store={settings.token_store}"
-            + (f" and [{BROKER_SECTION}] {BROKER_OPTION} is off" if settings.token_store == "auto" else "")
-            + ", so its tokens are not kept the broker's way and the broker does not serve it. Give every "
+            + ("" if settings.token_store in ("variable", "memory") else f" and [{BROKER_SECTION}] {BROKER_OPTION} = False")
+            + ", so its tokens are not kept in the connection and the broker does not serve it. Give every "
             f"component (scheduler, API server, workers) the same connection and the same [{BROKER_SECTION}] "
-            f"{BROKER_OPTION}, or set token_store=broker on the connection."
+            f"{BROKER_OPTION}."
         )
     with requests.Session() as http:
         http.headers["User-Agent"] = "airflow-provider-confluence (token broker)"
-        store = broker_side_store(settings)
+        store = row_store(settings)
         manager = token_manager_for(settings, store, session=http)
         access_token = _access_token(manager, rejected)
         state = _handed_out(manager)
