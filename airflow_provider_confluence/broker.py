@@ -66,6 +66,15 @@ def endpoint_url(*, override: str | None, execution_api_server_url: str | None, 
 
 
 @dataclass(frozen=True)
+class BrokerCredentials:
+    """What signs a token request: the connection's key, and the deployment's (None until the API server has
+    created it: the broker then refuses the first request, after creating it)."""
+
+    key: str = field(repr=False)
+    gate_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class BrokerAnswer:
     """An access token from the broker; ``expires_at`` is absolute epoch seconds."""
 
@@ -87,10 +96,10 @@ class BrokerTokenSource:
     broker key; every token received is given to ``on_secret`` (``mask_secret``) before it is returned.
 
     :param conn_id: the connection's id.
-    :param key: the connection's broker key (:func:`~airflow_provider_confluence.broker_protocol.broker_key`).
-    :param reload_key: reads the connection again and returns its broker key: called once when the broker
-        refuses the signature, since the API server may have written a ``broker_secret`` into the connection
-        after this task read it.
+    :param credentials: reads the keys that sign the requests (:class:`BrokerCredentials`): at the first
+        request (``credentials(False)``), and once more, afresh (``credentials(True)``), when the broker refuses
+        them: the API server may have written a ``broker_secret`` into the connection, or created the
+        deployment's key, after they were read.
     :param url: the broker's endpoint, ``.../confluence-oauth/token``.
     :param session: the HTTP session to use.
     :param timeout: seconds to wait for the broker (which may itself wait for the token endpoint), or a
@@ -105,9 +114,8 @@ class BrokerTokenSource:
         self,
         *,
         conn_id: str,
-        key: str,
+        credentials: Callable[[bool], BrokerCredentials],
         url: str,
-        reload_key: Callable[[], str | None] | None = None,
         session: requests.Session | None = None,
         timeout: float | tuple[float, float] = 30.0,
         on_secret: Callable[[str], None] = lambda secret: None,
@@ -116,8 +124,8 @@ class BrokerTokenSource:
         retry: RetryPolicy = BROKER_RETRY,
     ) -> None:
         self.conn_id = conn_id
-        self._key = key
-        self._reload_key = reload_key
+        self._read_credentials = credentials
+        self._credentials: BrokerCredentials | None = None
         self.url = url
         self._session = session if session is not None else requests.Session()
         self._timeout = timeout
@@ -167,19 +175,21 @@ class BrokerTokenSource:
 
     def _ask(self, rejected: str | None) -> BrokerAnswer:
         """One signed request (a new nonce per try). While nobody answers, wait within :attr:`_retry`'s budget;
-        a refused signature is tried once more with the key read again from the connection."""
+        refused keys are read once more, and tried again if they changed."""
         attempt, waited, reloaded = 0, 0.0, False
+        if self._credentials is None:
+            self._credentials = self._read_credentials(False)
         while True:
             try:
-                return self._send(rejected)
+                return self._send(rejected, self._credentials)
             except ConfluenceBrokerError as exc:
-                if exc.reason == "invalid_signature" and not reloaded and self._reload_key is not None:
+                if exc.reason in ("invalid_signature", "invalid_gate") and not reloaded:
                     reloaded = True
-                    key = self._reload_key()
-                    if key and key != self._key:
-                        log.info("The token broker refused the key of connection %r that this task read first; "
-                                 "trying once more with the connection as it is now.", self.conn_id)
-                        self._key = key
+                    fresh = self._read_credentials(True)
+                    if fresh != self._credentials:
+                        log.info("The token broker refused the keys of connection %r read first (%s); trying "
+                                 "once more with the keys as they are now.", self.conn_id, exc.reason)
+                        self._credentials = fresh
                         continue
                 if not exc.unreachable:
                     raise
@@ -196,8 +206,9 @@ class BrokerTokenSource:
                 self._sleep(delay)
                 waited += delay
 
-    def _send(self, rejected: str | None) -> BrokerAnswer:
-        body = signed_request(self._key, self.conn_id, timestamp=int(self._clock()), rejected_token=rejected)
+    def _send(self, rejected: str | None, credentials: BrokerCredentials) -> BrokerAnswer:
+        body = signed_request(credentials.key, self.conn_id, timestamp=int(self._clock()), rejected_token=rejected,
+                              gate_key=credentials.gate_key)
         self.requests_sent += 1
         try:
             response = self._session.post(self.url, json=body, timeout=self._timeout, allow_redirects=False)

@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.broker import BrokerTokenSource, endpoint_url
+from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource, endpoint_url
 from airflow_provider_confluence.broker_protocol import (
+    GATE_VARIABLE,
     MAX_AGE,
     BrokerRefusal,
     broker_key,
@@ -48,6 +49,7 @@ from airflow_provider_confluence.settings import ConnectionSettings
 from conftest import airflow_major, put_connection, read_connection_extra, read_variable, run_airflow
 
 SECRET = "s3cret-of-the-oauth-app-0123456789"
+GATE_KEY = "the-deployments-broker-key-0123456789"
 TOKEN_URL = "http://broker.test/confluence-oauth/token"
 
 
@@ -159,6 +161,14 @@ def test_the_broker_url_comes_from_the_execution_api_or_the_extra(override, exec
 # -- the worker-side client (no Airflow) ----------------------------------------------------------------
 
 
+def verify_both(body: dict[str, Any], key: str) -> None:
+    """What the broker checks of a request: the deployment's gate signature, then the connection's."""
+    verifier = RequestVerifier(clock=lambda: body["timestamp"])
+    fields = {k: v for k, v in body.items() if k != "gate"}
+    verifier.check_gate(gate=body.get("gate"), gate_key=GATE_KEY, **{k: v for k, v in fields.items() if k != "signature"})
+    verifier.verify(secret=key, **fields)
+
+
 def answer(token: str = "tok-1", expires_in: float = 3600, cloud_id: str | None = "cloud-1") -> dict[str, Any]:
     return {"access_token": token, "expires_at": time.time() + expires_in, "cloud_id": cloud_id}
 
@@ -166,7 +176,8 @@ def answer(token: str = "tok-1", expires_in: float = 3600, cloud_id: str | None 
 def broker_source(**kwargs: Any) -> tuple[BrokerTokenSource, list[str]]:
     masked: list[str] = []
     kwargs.setdefault("sleep", lambda seconds: None)
-    return BrokerTokenSource(conn_id="conf", key=SECRET, url=TOKEN_URL, on_secret=masked.append, **kwargs), masked
+    kwargs.setdefault("credentials", lambda fresh: BrokerCredentials(SECRET, GATE_KEY))
+    return BrokerTokenSource(conn_id="conf", url=TOKEN_URL, on_secret=masked.append, **kwargs), masked
 
 
 @pytest.mark.airflow2
@@ -186,7 +197,7 @@ class TestBrokerTokenSource:
         assert requests_mock.call_count == 2 and masked == ["tok-1", "tok-2"]
         bodies = [r.json() for r in requests_mock.request_history]
         for body in bodies:  # each valid when it was sent
-            RequestVerifier(clock=lambda: body["timestamp"]).verify(secret=SECRET, **body)
+            verify_both(body, SECRET)
         assert bodies[0]["nonce"] != bodies[1]["nonce"] and bodies[1]["timestamp"] - bodies[0]["timestamp"] >= 3540
         assert source.get_cloud_id() == "cloud-1" and requests_mock.call_count == 2
 
@@ -248,21 +259,22 @@ class TestBrokerTokenSource:
             {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
             {"json": answer("tok-1")},
         ])
-        source, _ = broker_source(reload_key=lambda: "the-new-broker-secret")
+        source, _ = broker_source(credentials=lambda fresh: BrokerCredentials(
+            "the-new-broker-secret" if fresh else SECRET, GATE_KEY))
         assert source.get_access_token() == "tok-1"
         first, second = (r.json() for r in requests_mock.request_history)
-        RequestVerifier(clock=lambda: second["timestamp"]).verify(secret="the-new-broker-secret", **second)
+        verify_both(second, "the-new-broker-secret")
         with pytest.raises(BrokerRefusal):
-            RequestVerifier(clock=lambda: first["timestamp"]).verify(secret="the-new-broker-secret", **first)
+            verify_both(first, "the-new-broker-secret")
 
     def test_a_refused_key_that_did_not_change_is_not_tried_again(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=401, json={"error": "invalid_signature", "detail": "no"})
-        reads: list[int] = []
-        source, _ = broker_source(reload_key=lambda: reads.append(1) or SECRET)
+        reads: list[bool] = []
+        source, _ = broker_source(credentials=lambda fresh: reads.append(fresh) or BrokerCredentials(SECRET, GATE_KEY))
         with pytest.raises(ConfluenceBrokerError) as info:
             source.get_access_token()
         assert info.value.reason == "invalid_signature" and not info.value.unreachable
-        assert requests_mock.call_count == 1 and reads == [1]
+        assert requests_mock.call_count == 1 and reads == [False, True]
 
     def test_the_brokers_errors_keep_their_types(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=403, json={"error": "reauthorization_required", "detail": "consent"})
@@ -304,7 +316,15 @@ def key_of(conn_id: str) -> str:
     return key
 
 
+def gate_key() -> str:
+    """The deployment's broker key, as a task reads it (created here as the API server would, if missing)."""
+    from airflow_provider_confluence.plugins.broker import DeploymentGate
+
+    return DeploymentGate._read_or_create()
+
+
 def ask(client: Any, fake: Any, conn_id: str, *, secret: str | None = None, **kw: Any) -> Any:
+    kw.setdefault("gate_key", gate_key())
     body = signed_request(secret or key_of(conn_id), conn_id, timestamp=int(time.time()), **kw)
     return client.post("/confluence-oauth/token", json=body)
 
@@ -330,12 +350,12 @@ def test_a_request_replayed_to_another_api_server_worker_is_refused(fake_atlassi
     """Seen nonces live in the metadata database (the single-use table), not in one worker's memory."""
     put_connection("brokered", fake_atlassian.connection("brokered"))
     assert ask(broker, fake_atlassian, "brokered").status_code == 200  # the first save gives it its key
-    body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()))
+    body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
     assert broker.post("/confluence-oauth/token", json=body).status_code == 200
     with second_worker(airflow_db) as other:
         replayed = other.post("/confluence-oauth/token", json=body)
         assert replayed.status_code == 401 and replayed.json()["error"] == "replayed_nonce"
-        fresh = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()))
+        fresh = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
         assert other.post("/confluence-oauth/token", json=fresh).status_code == 200  # a new nonce is fine
     assert fake_atlassian.counters["token_requests"] == 1
 
@@ -402,9 +422,9 @@ class TestRouter:
         unknown = ask(broker, fake, "no_such_connection", secret="not-the-connections-key")
         other_type = ask(broker, fake, "not_confluence", secret="not-the-connections-key")
         stale = broker.post("/confluence-oauth/token", json=signed_request(
-            key_of("brokered"), "brokered", timestamp=int(time.time()) - MAX_AGE - 5))
+            key_of("brokered"), "brokered", timestamp=int(time.time()) - MAX_AGE - 5, gate_key=gate_key()))
         future = broker.post("/confluence-oauth/token", json=signed_request(
-            key_of("brokered"), "brokered", timestamp=int(time.time()) + 300))
+            key_of("brokered"), "brokered", timestamp=int(time.time()) + 300, gate_key=gate_key()))
         for response, error in [(wrong, "invalid_signature"), (unknown, "invalid_signature"),
                                 (other_type, "invalid_signature"), (stale, "stale_timestamp"),
                                 (future, "future_timestamp")]:
@@ -418,7 +438,7 @@ class TestRouter:
         assert fake.counters["token_requests"] == 0
         # A replay of a good request: answered once, refused after.
         assert ask(broker, fake, "brokered").status_code == 200  # the first save gives the connection its key
-        body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()))
+        body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
         assert broker.post("/confluence-oauth/token", json=body).status_code == 200
         replayed = broker.post("/confluence-oauth/token", json=body)
         assert replayed.status_code == 401 and replayed.json()["error"] == "replayed_nonce"
@@ -438,6 +458,36 @@ class TestRouter:
         assert third == second and fake.counters["refreshes"] == 2
         assert read_connection_extra("brokered")["refresh_token"] == fake.latest_refresh_token
         assert fake.counters["invalid_grants"] == 0
+
+    def test_a_request_from_outside_the_deployment_costs_no_lookup(self, fake_atlassian, broker, monkeypatch):
+        """Without the deployment's gate signature, a request is refused before any connection (or secrets
+        backend) is looked up, whatever connection it names."""
+        from airflow_provider_confluence.plugins import broker as plugin
+
+        fake = fake_atlassian
+        put_connection("gated", fake.connection("gated"))
+        lookups: list[str] = []
+        real = plugin.get_connection
+        monkeypatch.setattr(plugin, "get_connection", lambda conn_id: lookups.append(conn_id) or real(conn_id))
+        for gate in (None, "not-the-deployments-key"):
+            refused = ask(broker, fake, "gated", gate_key=gate)
+            assert refused.status_code == 401 and refused.json()["error"] == "invalid_gate", refused.text
+            assert "Nothing was looked up" in refused.json()["detail"]
+        assert lookups == [] and fake.counters["token_requests"] == 0
+        assert ask(broker, fake, "gated").status_code == 200 and lookups == ["gated"]
+
+    def test_the_first_request_creates_the_deployments_key_and_a_task_picks_it_up(self, fake_atlassian, broker):
+        from airflow.models.variable import Variable
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            session.query(Variable).filter(Variable.key == GATE_VARIABLE).delete()
+        fake = fake_atlassian
+        put_connection("first", fake.connection("first"))
+        refused = ask(broker, fake, "first", gate_key=None)  # a task that found no key yet
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_gate"
+        created = read_variable(GATE_VARIABLE)
+        assert created and len(created) >= 40 and ask(broker, fake, "first", gate_key=created).status_code == 200
 
     def test_a_connection_of_the_same_oauth_app_cannot_get_anothers_token(self, fake_atlassian, broker):
         """Team A and team B use one Atlassian app (one client secret) with their own grants. Neither the shared
@@ -660,9 +710,14 @@ def worker_mode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_workers_hook_gets_its_tokens_from_the_broker(fake_atlassian, broker_server, worker_mode, capsys):
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # a new deployment: the broker's key is created by the first request
+        session.query(Variable).filter(Variable.key == GATE_VARIABLE).delete()
     fake = fake_atlassian
     fake.add_space("DEMO")
-    put_connection("worker_conn", fake.connection("worker_conn", token_store="broker", broker_url=broker_server))
+    put_connection("worker_conn", fake.connection("worker_conn", broker_url=broker_server))
     hook = ConfluenceOAuthHook("worker_conn")
     page = hook.create_page(space_key="DEMO", title="From a worker", body="<p>hello</p>")
     assert isinstance(hook.token_manager, BrokerTokenSource) and hook.token_manager.store.name == "broker"
@@ -671,7 +726,7 @@ def test_a_workers_hook_gets_its_tokens_from_the_broker(fake_atlassian, broker_s
     extra = read_connection_extra("worker_conn")
     assert extra["refresh_token"] == fake.latest_refresh_token and extra["cloud_id"] == fake.cloud_id
     assert extra["access_token"] in worker_mode  # masked in the worker before use
-    assert fake.counters["refreshes"] == 1 and hook.token_manager.requests_sent == 1
+    assert fake.counters["refreshes"] == 1 and hook.token_manager.requests_sent == 2  # refused once: no key yet
     # Confluence refuses its token once (401): the worker names it to the broker, which refreshes once.
     fake.fail_next(401, route="GET /wiki/api/v2/spaces")
     assert hook.get_space_id("DEMO")

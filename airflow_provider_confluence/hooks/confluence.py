@@ -9,9 +9,9 @@ from typing import Any, BinaryIO
 import requests
 
 from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import BaseHook, get_connection, mask_secret
-from airflow_provider_confluence.broker import BrokerTokenSource
-from airflow_provider_confluence.broker_protocol import broker_key
+from airflow_provider_confluence._compat import BaseHook, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource
+from airflow_provider_confluence.broker_protocol import GATE_VARIABLE, broker_key
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
@@ -110,22 +110,30 @@ class ConfluenceOAuthHook(BaseHook):
         self.log.info("Connection %r gets its access tokens from the token broker at %s: this process cannot write "
                       "connections, and the API server keeps the rotated tokens in the connection.",
                       settings.conn_id, url)
-        key = broker_key(settings)
-        if key is None:
+        if broker_key(settings) is None:
             raise ConfluenceConfigError(
                 f"Connection {settings.conn_id!r} has no refresh token yet: authorize the app first (the Connect "
                 "button under Admin -> Confluence OAuth, or airflow-confluence authorize)."
             )
         return BrokerTokenSource(
             conn_id=settings.conn_id,
-            key=key,
-            reload_key=lambda: broker_key(self._read_settings()),
+            credentials=self._broker_credentials,
             url=url,
             session=self.session,
             # the broker may itself wait for the token endpoint (with retries) before it answers
             timeout=(settings.timeout, max(60.0, 4 * settings.timeout)),
             on_secret=mask_secret,
         )
+
+    def _broker_credentials(self, fresh: bool) -> BrokerCredentials:
+        """The keys that sign this connection's requests to the broker (see :mod:`.broker_protocol`).
+
+        :param fresh: read the connection again, rather than use the settings this hook read first.
+        """
+        key = broker_key(self._read_settings() if fresh else self.settings)
+        if key is None:
+            raise ConfluenceConfigError(f"Connection {self.confluence_conn_id!r} has no refresh token any more.")
+        return BrokerCredentials(key=key, gate_key=get_variable(GATE_VARIABLE))
 
     def get_access_token(self) -> str:
         """A valid access token (masked in logs), refreshed and saved first when it is about to expire."""

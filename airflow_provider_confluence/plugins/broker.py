@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -30,10 +32,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from airflow_provider_confluence._compat import get_connection, mask_secret
+from airflow_provider_confluence._compat import create_session, get_connection, get_variable, mask_secret
 from airflow_provider_confluence.broker_protocol import (
+    GATE_VARIABLE,
     HEX_SHA256_PATTERN,
     broker_key,
+    new_broker_secret,
     NONCE_PATTERN,
     BrokerRefusal,
     RequestVerifier,
@@ -65,6 +69,7 @@ class TokenRequest(BaseModel):
     timestamp: int
     nonce: str = Field(pattern=NONCE_PATTERN)
     signature: str = Field(pattern=HEX_SHA256_PATTERN)
+    gate: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
     rejected_token: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
 
 
@@ -86,12 +91,95 @@ def get_verifier(request: Request) -> RequestVerifier:
     return verifier
 
 
+class DeploymentGate:
+    """The deployment's broker key: the Variable :data:`GATE_VARIABLE`, created by the first API server that
+    needs it, kept in memory, and read again (at most every :attr:`REREAD_EVERY` seconds) when a request does not
+    match it, so that a stream of forged requests costs no lookup.
+
+    :param clock: monotonic seconds.
+    """
+
+    REREAD_EVERY = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._key: str | None = None
+        self._next_read = 0.0
+        self._lock = threading.Lock()
+
+    def key(self) -> str:
+        """The key, read (or created) on first use."""
+        with self._lock:
+            if self._key is None:
+                self._key = self._read_or_create()
+                self._next_read = self._clock() + self.REREAD_EVERY
+            return self._key
+
+    def reread(self) -> bool:
+        """Read the key again unless that was done less than :attr:`REREAD_EVERY` s ago; True if it changed."""
+        with self._lock:
+            now = self._clock()
+            if self._key is not None and now < self._next_read:
+                return False
+            self._next_read = now + self.REREAD_EVERY
+            key, self._key = self._key, self._read_or_create()
+            return key != self._key
+
+    @staticmethod
+    def _read_or_create() -> str:
+        from airflow.models.variable import Variable
+        from sqlalchemy.exc import IntegrityError
+
+        existing = get_variable(GATE_VARIABLE)  # as the workers read it: secrets backends, then the database
+        if existing:
+            return existing
+        try:
+            with create_session() as session:
+                session.add(Variable(key=GATE_VARIABLE, val=new_broker_secret(), description=(
+                    "The Confluence token broker's key for this Airflow deployment (airflow-provider-confluence): "
+                    "tasks read it to sign their token requests. Deleting it makes the API server create a new one."
+                )))
+        except IntegrityError:  # another API server created it meanwhile
+            pass
+        created = get_variable(GATE_VARIABLE)
+        if not created:
+            raise ConfluenceTokenStoreError(f"Could not create the Variable {GATE_VARIABLE!r}.")
+        log.info("Created the Variable %r: the token broker's key of this deployment.", GATE_VARIABLE)
+        return created
+
+
+def get_gate(request: Request) -> DeploymentGate:
+    """The app's deployment gate."""
+    state = request.app.state
+    with _verifier_lock:
+        gate = getattr(state, "confluence_broker_gate", None)
+        if gate is None:
+            gate = state.confluence_broker_gate = DeploymentGate()
+    return gate
+
+
+def _check_gate(verifier: RequestVerifier, gate: DeploymentGate, body: TokenRequest) -> None:
+    fields = {"conn_id": body.conn_id, "timestamp": body.timestamp, "nonce": body.nonce, "gate": body.gate,
+              "rejected_token": body.rejected_token}
+    try:
+        verifier.check_gate(gate_key=gate.key(), **fields)
+    except BrokerRefusal:
+        if not gate.reread():
+            raise
+        verifier.check_gate(gate_key=gate.key(), **fields)
+
+
 @router.post("/token", response_model=TokenAnswer)
-def token(body: TokenRequest, verifier: RequestVerifier = Depends(get_verifier)) -> JSONResponse:
+def token(
+    body: TokenRequest,
+    verifier: RequestVerifier = Depends(get_verifier),
+    gate: DeploymentGate = Depends(get_gate),
+) -> JSONResponse:
     """Answer a valid access token of the connection to a caller who proves it knows the connection's key."""
     settings = None
     try:
         verifier.check_fresh(body.timestamp)
+        _check_gate(verifier, gate, body)  # before any lookup: a request from outside the deployment costs none
         settings = _confluence_settings(body.conn_id)
         verifier.verify(conn_id=body.conn_id, timestamp=body.timestamp, nonce=body.nonce, signature=body.signature,
                         rejected_token=body.rejected_token, secret=broker_key(settings) if settings else None)
