@@ -234,7 +234,8 @@ class Deployment:
         logs: dict[str, str] = {}
         for path in sorted((self.home / "logs").rglob("*.log")):
             parts = path.parts
-            if f"dag_id={dag_id}" in parts and f"run_id={run_id}" in parts and (triggers or ".trigger." not in path.name):
+            ours = f"dag_id={dag_id}" in parts and f"run_id={run_id}" in parts
+            if ours and (triggers or ".trigger." not in path.name):
                 task = next(p.split("=", 1)[1] for p in parts if p.startswith("task_id="))
                 logs[task] = logs.get(task, "") + path.read_text(errors="replace")
         return logs
