@@ -1,8 +1,8 @@
 """The token broker in a real ``airflow api-server`` on PostgreSQL, asked by worker processes that race.
 
 The API server loads the provider's plugin through the ``airflow.plugins`` entry point of the installed wheel
-(nothing is put in its plugins folder) and mounts it at ``/confluence-oauth``. The deployment enables the
-broker (``AIRFLOW__CONFLUENCE__TOKEN_BROKER=True``) and the connections keep ``token_store=auto``.
+(nothing is put in its plugins folder) and mounts it at ``/confluence-oauth``. No provider setting is made: the
+broker is on by default, and the connections keep ``token_store=auto``.
 
 Each worker is an OS process that plays an Airflow 3 task worker: it blocks its ORM the way the Task SDK's
 supervisor does (``block_orm_access``), sees the connection through an env var (as it would through the
@@ -112,7 +112,6 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         **api_server_env(home, port),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",
     }
     env.pop(f"AIRFLOW_CONN_{ROW_CONN.upper()}", None)
     with fresh_postgres_database(f"apc_broker_af{airflow_major()}", env) as database_url:

@@ -54,9 +54,6 @@ pytestmark = [
     ),
 ]
 
-# remove once auto uses the broker by default
-TOKEN_BROKER_ENV = {"AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True"}
-
 CONN_ID = "confluence_default"
 FANOUT_DAG, FANOUT_RUN = "confluence_celery_fanout", "celery_fanout_run"
 RESTART_DAG, RESTART_RUN = "confluence_celery_restart", "celery_restart_run"
@@ -402,7 +399,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,  # this run's own queue on a Redis others may share
         # Credentials go only to listed hosts (harmless where the setting does not exist yet).
         "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": emulator_host,
-        **TOKEN_BROKER_ENV,
     }
     env.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
     with fresh_postgres_database(f"apc_celery_af{airflow_major()}", env) as database_url:
@@ -578,11 +574,6 @@ def test_api_server_restart_mid_run_keeps_the_grant_safe(deployment, emulator, r
           f"({restart_run['refreshes_before']} before the restart); tasks: {restart_run['tasks']}")
 
 
-@pytest.mark.xfail(
-    reason="the broker client tries a refused connection only twice (0.5 s, 1 s), far less than an API-server "
-           "restart takes, so the tasks fail; remove this mark once BrokerTokenSource waits a bounded time",
-    strict=True,
-)
 def test_api_server_restart_mid_run_run_succeeds(restart_run):
     failed = {task: state for task, state in restart_run["tasks"].items() if state != "success"}
     assert restart_run["state"] == "success" and len(restart_run["tasks"]) == RESTART_TASKS and not failed, (

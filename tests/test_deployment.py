@@ -10,8 +10,8 @@ The deployment, started by this module in a private AIRFLOW_HOME on a fresh, mig
   execution_api_server_url``, with workload JWTs signed with the shared ``[api_auth] jwt_secret``;
 * ``airflow dag-processor``, which parses the DAG generated into the home's own dags folder.
 
-Every component runs with ``[confluence] token_broker = True`` and the connection keeps ``token_store=auto``,
-so the tasks must ask the broker, which rotates the grant in the connection row under ``SELECT ... FOR
+No provider setting is made (the broker is on by default) and the connection keeps ``token_store=auto``, so
+the tasks must ask the broker, which rotates the grant in the connection row under ``SELECT ... FOR
 UPDATE``. The DAG's 16 tasks call Confluence through the hook for several seconds each while the emulator's
 access tokens live 3 s, so the grant is rotated many times under concurrency. The DAG is unpaused and
 triggered through the REST API (``simple_auth_manager_all_admins``), and the run is awaited with bounded polls.
@@ -146,7 +146,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once; no re-parsing during the run
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",  # every component: the broker's way
     }
     env.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
     with fresh_postgres_database(f"apc_deployment_af{airflow_major()}", env) as database_url:
