@@ -626,7 +626,7 @@ def test_connect_from_the_admin_menu_view(ui_server, fake, browser):
     "extras token_store and token_url show as *** in the edit form (and their values are masked in task logs)"))
 def test_edit_form_shows_the_non_secret_token_store_and_token_url(ui_server, fake, browser):
     b, server, conn_id = browser, ui_server, "confluence_token_store"
-    put_connection_row(server["database_url"], conn_id, fake)
+    put_connection_row(server["database_url"], conn_id, fake, token_store="connection")
     log_in(b, server)
     open_admin_item(b, "Connections")
     click(b, by("XPATH", f"//tr[td[normalize-space()={conn_id!r}]]//button[@aria-label='Edit Connection']"),

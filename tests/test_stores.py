@@ -113,3 +113,29 @@ def test_a_new_consent_pasted_into_the_connection_restarts_the_grant(fake_atlass
     assert new["access_token"] != old["access_token"]
     assert new["grant_issued_at"] >= old["grant_issued_at"] + 199 * 86400
     assert fake_atlassian.counters["invalid_grants"] == 0
+
+
+def test_a_variable_planted_by_a_task_is_never_adopted(fake_atlassian, confluence_conn):
+    """Any Airflow 3 task can write a Variable. One planted as the Variable store's state of this connection
+    (its seed fingerprint is readable in the connection's extra) must not hand the hook a token or a site."""
+    from airflow.models.variable import Variable
+
+    from conftest import read_connection_extra
+
+    fake_atlassian.add_space("DEMO")
+    ConfluenceOAuthHook(confluence_conn).get_space_id("DEMO")  # the row holds a token and the site's cloud id
+    extra = read_connection_extra(confluence_conn)
+    planted = {"refresh_token": "planted-refresh-token", "access_token": "planted-access-token",
+               "expires_at": extra["expires_at"] + 86400, "cloud_id": "planted-cloud-id",
+               "seed_fingerprint": extra["refresh_token_fingerprint"]}
+    Variable.set(f"confluence_oauth__{confluence_conn}", json.dumps(planted))
+    hook = ConfluenceOAuthHook(confluence_conn)
+    assert hook.get_access_token() == extra["access_token"]
+    assert hook.get_space_id("DEMO") and hook.get_conn().cloud_id == fake_atlassian.cloud_id
+    fake_atlassian.advance(7200)  # the row's token has expired: the next use must redeem, under the lock
+    later = ConfluenceOAuthHook(confluence_conn)
+    later.token_manager._clock = fake_atlassian.now
+    with pytest.raises(ConfluenceConfigError, match="migrate-store"):
+        later.get_access_token()
+    assert fake_atlassian.counters["refreshes"] == 1  # neither the planted nor the row's token was redeemed
+    assert read_connection_extra(confluence_conn)["refresh_token"] == extra["refresh_token"]
