@@ -175,16 +175,18 @@ class BrokerTokenSource:
 
     def _ask(self, rejected: str | None) -> BrokerAnswer:
         """One signed request (a new nonce per try). While nobody answers, wait within :attr:`_retry`'s budget;
-        refused keys are read once more, and tried again if they changed."""
-        attempt, waited, reloaded = 0, 0.0, False
+        refused keys are read once more per kind of refusal, and tried again if they changed."""
+        attempt, waited, refused = 0, 0.0, set()
         if self._credentials is None:
             self._credentials = self._read_credentials(False)
         while True:
             try:
                 return self._send(rejected, self._credentials)
             except ConfluenceBrokerError as exc:
-                if exc.reason in ("invalid_signature", "invalid_gate") and not reloaded:
-                    reloaded = True
+                # A new deployment may refuse twice: first the deployment's key (not created yet when this task
+                # read it), then the connection's (the first save wrote its broker_secret meanwhile).
+                if exc.reason in ("invalid_signature", "invalid_gate") and exc.reason not in refused:
+                    refused.add(exc.reason)
                     fresh = self._read_credentials(True)
                     if fresh != self._credentials:
                         log.info("The token broker refused the keys of connection %r read first (%s); trying "

@@ -78,6 +78,25 @@ def _conn_fields() -> dict[str, Any]:
     return fields
 
 
+#: The deployment settings of the ``[confluence]`` section (``airflow config list`` shows them with defaults).
+CONFIG: dict[str, Any] = {
+    "confluence": {
+        "description": "Deployment settings of airflow-provider-confluence.",
+        "options": {
+            "token_broker": {
+                "description": "Airflow 3 task workers and the triggerer get their access tokens from the token "
+                "broker in the API server, which keeps the rotated refresh token in the connection. False keeps "
+                "it in a Variable under a host file lock instead: safe only when every process runs on one host.",
+                "version_added": "0.2.0",
+                "type": "boolean",
+                "example": None,
+                "default": "True",
+            },
+        },
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """Describe the provider to Airflow's providers manager."""
     return {
@@ -114,6 +133,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [LINK_CLASS],
+        "config": CONFIG,
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -267,6 +267,20 @@ class TestBrokerTokenSource:
         with pytest.raises(BrokerRefusal):
             verify_both(first, "the-new-broker-secret")
 
+    def test_a_new_deployment_may_refuse_the_gate_then_the_key_and_still_answers(self, requests_mock):
+        """The task read the Variable before the API server created it, and the connection before the first save
+        gave it a broker_secret: each refusal is read again once."""
+        requests_mock.post(TOKEN_URL, [
+            {"status_code": 401, "json": {"error": "invalid_gate", "detail": "no"}},
+            {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
+            {"json": answer("tok-1")},
+        ])
+        reads = iter([BrokerCredentials("derived", None), BrokerCredentials("derived", GATE_KEY),
+                      BrokerCredentials(SECRET, GATE_KEY)])
+        source, _ = broker_source(credentials=lambda fresh: next(reads))
+        assert source.get_access_token() == "tok-1"
+        verify_both(requests_mock.request_history[2].json(), SECRET)
+
     def test_a_refused_key_that_did_not_change_is_not_tried_again(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=401, json={"error": "invalid_signature", "detail": "no"})
         reads: list[bool] = []
