@@ -241,7 +241,7 @@ def classic_scopes_call(env: Env) -> Exception:
 
 
 def env_var_with_connection_store(env: Env) -> Exception:
-    conn = env.fake.connection("from_env_var")
+    conn = env.fake.connection("from_env_var", token_store="connection")
     env.monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
     with env.nothing_sent():
         error = raises(ConfluenceConfigError, token_of("from_env_var"))
@@ -466,7 +466,7 @@ BAD_INPUTS: list[BadInput] = [
              "has token_store='rows'", "use one of auto, connection, broker, variable, memory",
              refused_settings(token_store="rows"), "unknown-token-store"),
     BadInput("`token_store=connection` on a connection from an environment variable", "ConfluenceConfigError",
-             "comes from an environment variable or a secrets backend", "Set token_store to auto or variable",
+             "comes from an environment variable or a secrets backend", "Set token_store to auto",
              env_var_with_connection_store, "env-var-connection-store"),
     BadInput("`timeout` that is not a number (`fast`)", "ConfluenceConfigError",
              "timeout 'fast' must be a number of seconds", "between 0 and 600",
