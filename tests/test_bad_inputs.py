@@ -36,6 +36,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.notifications.confluence import ConfluenceNotifier
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceGetPageOperator,
@@ -635,6 +636,13 @@ BAD_INPUTS: list[BadInput] = [
              operator_refused(lambda: ConfluencePageSensor(task_id="t", title="Report")), "sensor-title-no-space"),
     BadInput("Sensor on a space key that does not exist (fails at the first poke)", "ConfluenceNotFound",
              "Space 'NOPE' does not exist", "check space_key", sensor_in_missing_space, "sensor-missing-space"),
+    BadInput("Notifier with both `page_id` and a parent", "ConfluenceConfigError",
+             "Give page_id (append to an incident-log page) or parent_id/parent_title", "drop one of them",
+             operator_refused(lambda: ConfluenceNotifier(page_id="1", parent_id="2", space_key="OPS")),
+             "notifier-page-and-parent"),
+    BadInput("Notifier page per incident without a space", "ConfluenceConfigError",
+             "A page per incident needs its space", "give space_key or space_id with parent_id or parent_title",
+             operator_refused(lambda: ConfluenceNotifier(parent_title="Incidents")), "notifier-parent-no-space"),
 ]
 
 
