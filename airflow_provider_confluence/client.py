@@ -36,6 +36,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.attachments import AttachmentsMixin
+from airflow_provider_confluence.comments import CommentsMixin
 from airflow_provider_confluence.labels import LabelsMixin
 from airflow_provider_confluence.pages import PagesMixin
 from airflow_provider_confluence.next_links import join_next_link, join_v1_next_link, next_link
@@ -86,7 +87,7 @@ def _uncertain(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSPORT_ERRORS)
 
 
-class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, SearchMixin):
+class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin):
     """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
 
     No network in ``__init__``: the cloud id (when given as a callable) is resolved on first use, once.

@@ -307,6 +307,18 @@ class ConfluenceOAuthHook(BaseHook):
         return self.get_conn().upload_attachment(str(page_id), filename=filename, data=data, media_type=media_type,
                                                  comment=comment)
 
+    def add_footer_comment(self, page_id: str, body: Any, *, representation: str = "storage") -> dict[str, Any]:
+        """Add a footer comment to the page (``markdown``/``table`` bodies converted to storage); the v2 comment.
+
+        Needs the ``write:comment:confluence`` scope.
+        """
+        representation, body = to_storage(body, representation)  # a body that cannot convert sends no request
+        return self.get_conn().add_footer_comment(str(page_id), body, representation=representation)
+
+    def list_footer_comments(self, page_id: str, *, body_format: str | None = "storage") -> Iterator[dict[str, Any]]:
+        """The page's footer comments (v2 objects), page after page; needs ``read:comment:confluence``."""
+        return self.get_conn().list_footer_comments(str(page_id), body_format=body_format)
+
     # -- Airflow UI -----------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:

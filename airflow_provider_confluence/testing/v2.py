@@ -1,4 +1,5 @@
-"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels and attachments; v1 routing.
+"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels, attachments and footer comments
+(``comments.py``); v1 routing.
 
 :class:`ConfluenceApi` maps ``(method, path)`` (the path without the ``/ex/confluence/{cloudId}`` prefix) to a
 :class:`Route` carrying the OAuth scopes the operation accepts (FACTS.md §4, from ``x-atlassian-oauth2-scopes``)
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from ._http import V1_GONE_BODY, ApiRequest, Reply, ReplyError, bad_param, v2_error
 from .bodies import READ_FORMATS
+from .comments import CommentRoutes
 from .confluence import SPACE_STATUSES, SPACE_TYPES, ConfluenceModel
 from .labels import PREFIXES
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, Cursors, paginate_v2
@@ -113,6 +115,7 @@ class ConfluenceApi:
             ("GET", r"/pages/([^/]+)/labels", "/pages/{id}/labels", "read:page:confluence", self._page_labels),
             ("GET", r"/pages/([^/]+)/attachments", "/pages/{id}/attachments", "read:attachment:confluence",
              self._page_attachments),
+            *CommentRoutes(model, self._live_page, self._paginate).table(),
         ]
         self._routes = [
             (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", ((scope,),), handler))
