@@ -39,6 +39,8 @@ from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.notifications.confluence import ConfluenceNotifier
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceAddCommentOperator,
+    ConfluenceDownloadAttachmentOperator,
+    ConfluenceExportPageOperator,
     ConfluenceCreatePageOperator,
     ConfluenceGetPageOperator,
     ConfluenceGetSpacesOperator,
@@ -647,6 +649,14 @@ BAD_INPUTS: list[BadInput] = [
                  task_id="t", page_id=page["id"], body="<p>ok</p>", confluence_conn_id=conn_id),
                  ConfluenceScopeError, f"{DEFAULT_SCOPES} read:comment:confluence"),
              "comment-without-scope"),
+    BadInput("Download with an empty `filename`", "ConfluenceConfigError",
+             "filename is empty", "say which attachment to download",
+             operator_refused(lambda: ConfluenceDownloadAttachmentOperator(task_id="t", page_id="123", filename="")),
+             "download-no-filename"),
+    BadInput("Export `body_format=\"view\"`", "ConfluenceConfigError",
+             "body_format='view' is not one of", "storage, atlas_doc_format",
+             operator_refused(lambda: ConfluenceExportPageOperator(task_id="t", page_id="123", body_format="view")),
+             "export-body-format"),
     BadInput("Notifier with both `page_id` and a parent", "ConfluenceConfigError",
              "Give page_id (append to an incident-log page) or parent_id/parent_title", "drop one of them",
              operator_refused(lambda: ConfluenceNotifier(page_id="1", parent_id="2", space_key="OPS")),

@@ -2,8 +2,9 @@
 
 Every operator is keyword-only, takes ``confluence_conn_id`` (templated) and returns a JSON-able result
 (pushed to XCom). Option values are checked when the DAG is parsed; nothing here touches the network or
-imports ``requests`` until a task runs. Reading a page, search, attachment upload and comments live in
-:mod:`._get`, :mod:`._search`, :mod:`._attachments` and :mod:`._comments`, and are importable from here.
+imports ``requests`` until a task runs. Reading a page, search, attachment upload, comments and downloads
+live in :mod:`._get`, :mod:`._search`, :mod:`._attachments`, :mod:`._comments` and :mod:`._downloads`, and are
+importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
+from airflow_provider_confluence.operators._downloads import (
+    ConfluenceDownloadAttachmentOperator,
+    ConfluenceExportPageOperator,
+)
 from airflow_provider_confluence.operators._common import (
     PROGRESS_EVERY,
     UPSERT_HINT,
@@ -40,6 +45,8 @@ from airflow_provider_confluence.publish import UPDATE_MODES, check_page_options
 __all__ = [
     "ConfluenceAddCommentOperator",
     "ConfluenceCreatePageOperator",
+    "ConfluenceDownloadAttachmentOperator",
+    "ConfluenceExportPageOperator",
     "ConfluenceGetPageOperator",
     "ConfluenceGetSpacesOperator",
     "ConfluenceSearchOperator",

@@ -12,6 +12,7 @@ last parameter. Of v1, only label add, attachment upload and CQL search are serv
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -121,6 +122,9 @@ class ConfluenceApi:
             (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", ((scope,),), handler))
             for method, pattern, template, scope, handler in table
         ]
+        # an attachment's downloadLink, relative to the site's /wiki, served behind the gateway (never the site)
+        self._routes.append(("GET", re.compile(r"^/wiki/download/attachments/([^/]+)/([^/]+)$"), Route(
+            "GET /wiki/download/attachments/{id}/{filename}", (("read:attachment:confluence",),), self._download)))
         v1 = "/wiki/rest/api"
         self._routes += [
             (method, re.compile(f"^{v1}{pattern}/?$"), Route(f"{method} {v1}{template}", scopes, handler))
@@ -255,3 +259,12 @@ class ConfluenceApi:
         author = self.model.author_id
         return self._paginate(req, found, lambda att: self.model.attachments.v2_json(att, author),
                               default_limit=ATTACHMENT_DEFAULT_LIMIT)
+
+    def _download(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
+        """The content of the page's attachment (its current version; an older ``version`` answers 404)."""
+        page_id = self._live_page(args[0])
+        found = self.model.attachments.find(page_id, unquote(args[1]))
+        version = req.one("version")
+        if found is None or found.status != "current" or (version is not None and version != str(found.version)):
+            return v2_error(404, "NOT_FOUND", "The attachment was not found")
+        return Reply(200, found.data, content_type=found.media_type)
