@@ -151,3 +151,35 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, words):
 def test_the_notifier_is_templated_with_the_connection_and_async_on_airflow_3():
     assert {"confluence_conn_id", "message", "title"} <= set(ConfluenceNotifier.template_fields)
     assert hasattr(ConfluenceNotifier, "async_notify")
+
+
+def test_async_notify_writes_once_too(fake_atlassian, confluence_conn):
+    """``async_notify`` (the triggerer's way on Airflow 3) runs the same write, in a thread."""
+    import asyncio
+
+    fake_atlassian.add_space("OPS")
+    log_page = fake_atlassian.add_page("OPS", "Incident log", "<h1>Incidents</h1>")
+    notifier = ConfluenceNotifier(page_id=log_page["id"], message="<p>{{ ti.task_id }} retried</p>",
+                                  representation="storage")
+    context = {"ti": _Ti(), "run_id": "r1", "dag": new_dag("async")}
+    notifier.render_template_fields(context)
+    for _ in range(2):
+        asyncio.run(notifier.async_notify(context))
+    body, version = body_of(fake_atlassian, log_page["id"])
+    assert body.count("airflow-append:d/r1/t/3/2") == 1 and body.endswith("<p>t retried</p>")
+    assert version == 2
+
+
+def test_every_call_renders_its_own_context(fake_atlassian, confluence_conn):
+    """BaseNotifier renders in place; one notifier shared by several tasks still writes each task's entry."""
+    fake_atlassian.add_space("OPS")
+    log_page = fake_atlassian.add_page("OPS", "Incident log", "<h1>Incidents</h1>")
+    notifier = ConfluenceNotifier(page_id=log_page["id"], message="<p>{{ ti.task_id }} ok</p>",
+                                  representation="storage")
+    dag = new_dag("shared")
+    for task_id in ("first", "second"):
+        ti = _Ti()
+        ti.task_id = task_id
+        notifier({"ti": ti, "run_id": "r1", "dag": dag})
+    body, _ = body_of(fake_atlassian, log_page["id"])
+    assert "<p>first ok</p>" in body and "<p>second ok</p>" in body
