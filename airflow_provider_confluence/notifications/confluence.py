@@ -180,7 +180,12 @@ class ConfluenceNotifier(BaseNotifier):
         return updated
 
     def _log_failure(self, exc: BaseException) -> None:
-        # a ConfluenceError's message is written to carry no secret; other errors are named by type only
-        detail = exc.message if isinstance(exc, ConfluenceError) else "see the type"
+        # a ConfluenceError's message is written to carry no secret; any other text is cleaned of token-like parts
+        if isinstance(exc, ConfluenceError):
+            detail = exc.message
+        else:
+            from airflow_provider_confluence.responses import redact
+
+            detail = redact(str(exc))[:300]
         self.log.error("The Confluence notification was not written (%s: %s). The task's own outcome is unchanged.",
                        type(exc).__name__, detail)
