@@ -387,6 +387,7 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
 # -- the tests ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.every_line
 def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
     fake = fake_atlassian
     fake.add_space("DEMO")

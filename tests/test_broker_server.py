@@ -229,6 +229,7 @@ def race_emulator(fake: FakeAtlassian) -> FakeAtlassian:
     return fake
 
 
+@pytest.mark.every_line
 def test_workers_share_one_rotation_per_expiry_through_the_connection_row(server, race_emulator, tmp_path):
     fake = race_emulator
     connection = fake.connection(ROW_CONN, broker_secret="the-connections-own-broker-key")  # token_store=auto

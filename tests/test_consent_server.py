@@ -365,6 +365,7 @@ def _moved(state: str, conn_id: str) -> str:
     return f"{moved}.{mac}"
 
 
+@pytest.mark.every_line
 def test_a_forged_or_replayed_state_is_refused_and_changes_nothing(server, fake, admin):
     conn_id, other = "consent_e2e_forged", "consent_e2e_other"
     put_connection(server, fake, conn_id)

@@ -19,7 +19,7 @@ from conftest import EXAMPLE_DAGS, airflow_major, put_connection
 from test_sensor import load_dag, xcom
 from airflow_provider_confluence.testing import issued_secrets
 
-pytestmark = pytest.mark.airflow2
+pytestmark = [pytest.mark.airflow2, pytest.mark.every_line]
 
 DAG_ID = "confluence_http_with_token"
 

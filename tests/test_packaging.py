@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, run_airflow
 
-pytestmark = pytest.mark.airflow2
+pytestmark = [pytest.mark.airflow2, pytest.mark.every_line]
 
 
 def test_provider_info_validates_against_the_installed_airflow_schema():
