@@ -32,6 +32,7 @@ __all__ = [
     "get_connection",
     "get_variable",
     "mask_secret",
+    "masking_stays_in_process",
     "orm_available",
     "set_variable",
 ]
@@ -43,7 +44,14 @@ def mask_secret(secret: str, name: str | None = None) -> None:
     Airflow 3 has two secrets maskers: the Task SDK's (task logs) and the core one, which the API server's
     own logs use (its HTTP access log, for example, which prints query strings such as a consent callback's
     ``code``). A secret is registered with both where both exist.
+
+    Under ``dag.test()`` the task's supervisor runs in this process, so its masker is the one the value is
+    registered with here; sending it as a ``MaskSecret`` message would add nothing but a debug line of Airflow's
+    in-process channel that prints the value in clear (``InProcessSupervisorComms.send``, Airflow 3.0 to 3.3).
     """
+    if _supervisor_in_this_process():
+        _mask_without_sending(secret, name)
+        return
     _sdk_mask_secret(secret, name)
     if AIRFLOW_V_3_0_PLUS and not _in_task_sdk_process():
         try:
@@ -51,6 +59,39 @@ def mask_secret(secret: str, name: str | None = None) -> None:
         except ImportError:
             return
         core_mask_secret(secret, name)
+
+
+def _supervisor_in_this_process() -> bool:
+    """True inside a task that ``dag.test()`` runs in-process: its supervisor channel is a method call."""
+    comms = getattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS", None)
+    in_process = getattr(sys.modules.get("airflow.sdk.execution_time.supervisor"), "InProcessSupervisorComms", None)
+    return in_process is not None and isinstance(comms, in_process)
+
+
+def _mask_without_sending(secret: str, name: str | None) -> None:
+    """Register ``secret`` with the Task SDK's masker as the in-process supervisor itself would: no channel."""
+    with masking_stays_in_process():
+        _sdk_mask_secret(secret, name)
+
+
+@contextmanager
+def masking_stays_in_process() -> Iterator[None]:
+    """While open, values masked in this process are not sent over an in-process supervisor channel.
+
+    Under ``dag.test()`` (the supervisor runs in this process) Airflow's own models mask what they load (a
+    connection's password and extra, a sensitive Variable's value: ``on_db_load``) through the same channel,
+    whose debug line would print the rotated tokens the stores read back; without the channel they are
+    registered with this process's masker directly, as the in-process supervisor itself does. Elsewhere (a
+    forked task, whose supervisor omits a ``MaskSecret``'s body from its log; the API server; Airflow 2) this
+    does nothing.
+    """
+    if not _supervisor_in_this_process():
+        yield
+        return
+    from airflow.sdk.execution_time.supervisor import set_supervisor_comms
+
+    with set_supervisor_comms(None):
+        yield
 
 
 def _in_task_sdk_process() -> bool:
@@ -78,7 +119,7 @@ def create_session() -> Iterator[Session]:
     """A metadata-database session that commits on success and rolls back on error."""
     from airflow.utils.session import create_session as airflow_create_session
 
-    with airflow_create_session() as session:
+    with masking_stays_in_process(), airflow_create_session() as session:
         yield session
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from airflow_provider_confluence._compat import create_session
+from airflow_provider_confluence._compat import create_session, masking_stays_in_process
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -56,15 +56,16 @@ def private_session() -> Iterator[Session]:
         with create_session() as session:
             yield session
         return
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with masking_stays_in_process():
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 def row_lock_or_host_lock(session: Session, name: str) -> contextlib.AbstractContextManager[None]:
