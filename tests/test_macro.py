@@ -75,7 +75,11 @@ def test_the_macro_is_registered_under_the_plugin_name(fake_atlassian, confluenc
 
     if airflow_major() >= 3:
         from airflow.sdk.execution_time import macros
-        from airflow.sdk.plugins_manager import integrate_macros_plugins
+
+        try:  # Airflow 3.2+: the Task SDK's own plugins manager
+            from airflow.sdk.plugins_manager import integrate_macros_plugins
+        except ImportError:  # 3.0 and 3.1: the task runner integrates them with the core one
+            integrate_macros_plugins = plugins_manager.integrate_macros_plugins
     else:
         from airflow import macros
 
