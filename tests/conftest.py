@@ -42,6 +42,33 @@ def airflow_major() -> int:
     return int(version("apache-airflow").split(".")[0])
 
 
+def airflow_version() -> tuple[int, int]:
+    """The installed Airflow's major and minor version."""
+    from importlib.metadata import version
+
+    major, minor = version("apache-airflow").split(".")[:2]
+    return int(major), int(minor)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On Airflow 3.0, log the Task SDK at the configured level, as Airflow 3.1 and later do.
+
+    Airflow 3.0 leaves structlog unconfigured in a process that runs ``dag.test()`` (only the forked task
+    process and its supervisor call ``airflow.sdk.log.configure_logging``), so structlog's defaults print every
+    debug line of the in-process Task SDK whatever ``[logging] logging_level`` says; 3.1 configures it when
+    Airflow is imported. test_debug_logging.py shows what those debug lines hold on each line.
+    """
+    if airflow_version() >= (3, 1) or airflow_major() < 3:
+        return
+    import logging
+
+    import structlog
+
+    if not structlog.is_configured():
+        level = logging.getLevelName(AIRFLOW_ENV["AIRFLOW__LOGGING__LOGGING_LEVEL"])
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+
+
 def require_shared(relative: str) -> Path:
     """A file of ../shared, or a skip that says why (it is absent on a user's machine)."""
     path = SHARED / relative
