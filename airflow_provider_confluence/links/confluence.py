@@ -59,8 +59,11 @@ class ConfluencePageLink(BaseOperatorLink):
             log.warning("Not linking to %r: a Confluence page link must be an http(s) URL", url)
             return
         context["ti"].xcom_push(key=XCOM_KEY, value=url)
-        task = context.get("task")
-        if task is not None:
+        # On the operator that runs: the task instance's. Airflow 3.0's task runner builds the context before it
+        # swaps ``ti.task`` for the copy that executes (``prepare_for_execution``), and asks that copy for the
+        # link at the end of the try, so ``context["task"]`` alone left the link empty there.
+        tasks = (context.get("task"), getattr(context["ti"], "task", None))
+        for task in {id(task): task for task in tasks if task is not None}.values():
             setattr(task, _ON_TASK, url)
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
