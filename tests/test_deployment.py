@@ -251,7 +251,8 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     assert sum(name.endswith(".log") and f"dag_id={DAG_ID}" in name for name in texts) >= TASKS
     for where, text in texts.items():
         leaked = find_leaks(text, canaries)
-        assert not leaked, f"{len(leaked)} token(s) in clear text in {where}"  # say where, never what
+        clean = not leaked  # a bool: pytest would print the list itself
+        assert clean, f"{len(leaked)} token(s) in clear text in {where}"  # say where, never what
     print(f"\n{TASKS} tasks, {sum(r['calls'] for r in results)} hook calls, "
           f"{sum(r['broker_requests'] for r in results)} broker requests, {counters['refreshes']} refreshes "
           f"(access tokens living {LIFETIME:.0f} s); at most {peak} tasks calling Confluence at once")

@@ -91,6 +91,15 @@ def api_server_env(home: Path, port: int) -> dict[str, str]:
     }
 
 
+def served(server_output: str, method: str, path: str) -> int:
+    """How many ``method path`` requests an API server's access log shows (a path without its query string).
+
+    Airflow 3.1 and later log ``method=GET path=/x ...`` (their own access-log middleware); 3.0 leaves it to
+    uvicorn: ``"GET /x HTTP/1.1" 200``.
+    """
+    return server_output.count(f"method={method} path={path} ") + server_output.count(f'"{method} {path} HTTP/')
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
     """``postgresql://...`` for psycopg2.connect from the ``postgresql+psycopg2://...`` URL Airflow is given."""
     parts = urlsplit(sqlalchemy_url)
