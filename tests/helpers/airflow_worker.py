@@ -17,6 +17,13 @@ import time
 
 import requests
 
+#: Where results go: this process's stdout. Everything else printed (Airflow 3.2 logs to stdout) goes to stderr.
+RESULTS = sys.stdout
+
+
+def emit(text: str) -> None:
+    print(text, file=RESULTS, flush=True)
+
 
 def put_connection(conn_id: str, raw: str) -> None:
     from airflow.models.connection import Connection
@@ -37,7 +44,7 @@ def read_extra(conn_id: str) -> None:
 
     with create_session() as session:
         row = session.query(Connection).filter(Connection.conn_id == conn_id).one()
-        print(row.get_extra())
+        emit(row.get_extra())
 
 
 def read_variable(key: str) -> None:
@@ -46,7 +53,7 @@ def read_variable(key: str) -> None:
 
     with create_session() as session:
         row = session.query(Variable).filter(Variable.key == key).one()
-        print(row.get_val())
+        emit(row.get_val())
 
 
 def refresh(conn_id: str) -> None:
@@ -55,7 +62,7 @@ def refresh(conn_id: str) -> None:
 
     hook = ConfluenceOAuthHook(conn_id)
     hook.token_manager.refresh_rejected(hook.get_access_token())
-    print(json.dumps({"store": hook.token_manager.store.name}))
+    emit(json.dumps({"store": hook.token_manager.store.name}))
 
 
 def hammer(conn_id: str, min_calls: int, ready_file: str, go_file: str, emulator_url: str, min_refreshes: int) -> None:
@@ -78,10 +85,11 @@ def hammer(conn_id: str, min_calls: int, ready_file: str, go_file: str, emulator
             state = requests.get(f"{emulator_url}/_emulator/state", timeout=5).json()
             if state["counters"]["refreshes"] >= min_refreshes:
                 break
-    print(json.dumps({"calls": calls, "requests": hook.get_conn().request_count}))
+    emit(json.dumps({"calls": calls, "requests": hook.get_conn().request_count}))
 
 
 if __name__ == "__main__":
+    sys.stdout = sys.stderr  # before Airflow is imported: its loggers bind the stream they find
     command, *args = sys.argv[1:]
     if command == "put-connection":
         put_connection(args[0], args[1])
