@@ -28,6 +28,7 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
+    "connection_details",
     "create_session",
     "get_connection",
     "get_variable",
@@ -135,6 +136,26 @@ def get_connection(conn_id: str) -> Any:
 
         return Connection.get_connection_from_secrets(conn_id)
     return BaseHook.get_connection(conn_id)
+
+
+def connection_details(conn_id: str) -> Any:
+    """The auth manager's ``ConnectionDetails`` of ``conn_id``, with its team where Airflow has teams.
+
+    ``team_name`` came with Airflow 3.1 (``[core] multi_team``); 3.0's ``ConnectionDetails`` takes only
+    ``conn_id`` (a ``team_name`` argument raised ``TypeError``).
+    """
+    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
+    from airflow.configuration import conf
+
+    if "team_name" not in getattr(ConnectionDetails, "__dataclass_fields__", {}):
+        return ConnectionDetails(conn_id=conn_id)
+    team_name = None
+    if conf.getboolean("core", "multi_team", fallback=False):
+        from airflow.models.connection import Connection
+
+        getter = getattr(Connection, "get_team_name", None)
+        team_name = getter(conn_id) if getter else None
+    return ConnectionDetails(conn_id=conn_id, team_name=team_name)
 
 
 def get_variable(key: str) -> str | None:

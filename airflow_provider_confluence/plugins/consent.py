@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import get_connection, mask_secret
+from airflow_provider_confluence._compat import connection_details, get_connection, mask_secret
 from airflow_provider_confluence.consent_state import ConsentStates, finish_consent, save_grant
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
@@ -68,23 +68,11 @@ def _page(html: str, status_code: int) -> HTMLResponse:
     return HTMLResponse(html, status_code=status_code, headers=HEADERS)
 
 
-def _team_name(conn_id: str) -> str | None:
-    from airflow.configuration import conf
-
-    if not conf.getboolean("core", "multi_team", fallback=False):
-        return None
-    from airflow.models.connection import Connection
-
-    getter = getattr(Connection, "get_team_name", None)
-    return getter(conn_id) if getter else None
-
-
 def may(user: BaseUser, conn_id: str, method: Literal["GET", "PUT"]) -> bool:
     """Whether the auth manager lets ``user`` do ``method`` (``GET``, ``PUT``) on the connection."""
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import ConnectionDetails
 
-    details = ConnectionDetails(conn_id=conn_id, team_name=_team_name(conn_id))
+    details = connection_details(conn_id)
     return bool(get_auth_manager().is_authorized_connection(method=method, details=details, user=user))
 
 
