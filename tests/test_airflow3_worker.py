@@ -48,7 +48,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import EXAMPLE_DAGS, airflow_major, airflow_version, scan_for_secrets
+from conftest import EXAMPLE_DAGS, airflow_major, scan_for_secrets
 from helpers.processes import (
     api_server_env,
     free_port,
@@ -410,17 +410,9 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     tokens = every_token(fake, extra)
     assert planted in tokens and extra["access_token"] in tokens and extra["refresh_token"] in tokens
     texts = {f"task log of {task}": text for task, text in logs.items()}
-    runner_lines = [l for l in output.splitlines() if f"{PROBE} tokens " not in l and f"{PROBE} header " not in l]
-    if airflow_version() < (3, 1):
-        # Airflow 3.0 leaves structlog unconfigured in the executor's process (3.1 configures it on import), so the
-        # supervisors it forks print their debug lines there, whatever [logging] logging_level says; among them
-        # "Received message from task runner" with the whole message (supervisor.py omits only a MaskSecret's
-        # body): every PutVariable a task sends, the variable store's token state included. Those lines are
-        # Airflow 3.0's, shown in docs/compatibility.md; they are counted, and every other line is checked.
-        supervisor_lines = [l for l in runner_lines if "Received message from task runner" in l and "PutVariable(" in l]
-        assert supervisor_lines, "no supervisor debug line: the exemption below is stale"
-        runner_lines = [l for l in runner_lines if l not in supervisor_lines]
-    texts["dag.test(use_executor=True) output"] = "\n".join(runner_lines)
+    texts["dag.test(use_executor=True) output"] = "\n".join(
+        line for line in output.splitlines() if f"{PROBE} tokens " not in line and f"{PROBE} header " not in line
+    )
     texts["api-server output"] = server_output
     assert_no_token_leaked(texts, tokens)
     return logs
