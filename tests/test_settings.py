@@ -9,6 +9,8 @@ import pytest
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.settings import DEFAULT_SCOPES, ConnectionSettings
 
+pytestmark = pytest.mark.airflow2
+
 SECRET = "planted-client-secret-123"
 
 
@@ -114,3 +116,39 @@ def test_unknown_token_store_and_bad_timeout():
 def test_the_secret_is_not_in_repr():
     s = parse(extra={"refresh_token": "planted-rt-1"})
     assert SECRET not in repr(s) and "planted-rt-1" not in repr(s)
+
+
+# -- every URL setting: one reading of scheme, host and port (the security review's attack 1) -----------
+
+#: Each is refused in every URL setting; the message names the setting and says what is wrong.
+MALFORMED_URLS = {
+    "backslash": ("https://attacker.example:443\\@auth.atlassian.com/oauth/token", "backslash"),
+    "userinfo": ("https://someone:planted-url-password@auth.atlassian.com/oauth/token", "'@'"),
+    "space": ("https://auth.atlassian.com/oauth /token", "whitespace or a control character"),
+    "tab": ("https://auth.atlassian.com\t/oauth/token", "whitespace or a control character"),
+    "newline": ("https://auth.atlassian.com/oauth\n/token", "whitespace or a control character"),
+    "nul": ("https://auth.atlassian.com\x00.attacker.example/oauth/token", "whitespace or a control character"),
+    "zero-width": ("https://auth.atlassian\u200b.com/oauth/token", "whitespace or a control character"),
+    "read-differently": ("https://\uff41uth.atlassian.com/oauth/token", "urllib3"),
+}
+URL_FIELDS = ("auth_url", "token_url", "api_url", "redirect_uri", "broker_url")
+
+
+@pytest.mark.parametrize("field", URL_FIELDS)
+@pytest.mark.parametrize("kind", sorted(MALFORMED_URLS))
+def test_every_url_setting_refuses_what_urllib3_could_read_differently(field, kind):
+    url, words = MALFORMED_URLS[kind]
+    with pytest.raises(ConfluenceConfigError) as info:
+        parse(extra={field: url})
+    message = info.value.message
+    assert field in message and words in message, message
+    assert "planted-url-password" not in message
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_URLS))
+def test_the_site_url_refuses_the_same(kind):
+    url, words = MALFORMED_URLS[kind]
+    with pytest.raises(ConfluenceConfigError) as info:
+        parse(host=url.replace("/oauth/token", "").replace("auth.atlassian.com", "example.atlassian.net"))
+    assert "site URL" in info.value.message
+    assert "planted-url-password" not in info.value.message
