@@ -7,7 +7,6 @@ wrong and what to do. Error messages name fields, never their secret values.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_confluence.endpoints import is_loopback, parse_url, refused_character
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 DEFAULT_SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
@@ -38,7 +38,6 @@ CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
 }
 
 _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,13 @@ class ConnectionSettings:
                 "the token broker cannot be reached) or set it to variable."
             )
         broker_url = _text(extras.get("broker_url"))
-        if broker_url and (urlsplit(broker_url).scheme not in ("http", "https") or not urlsplit(broker_url).hostname):
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r}: broker_url {broker_url!r} is not an absolute http(s) URL; give the Airflow "
-                "API server's base URL, or leave it empty to use [core] execution_api_server_url."
-            )
+        if broker_url:
+            parse_url(f"Connection {conn_id!r}: broker_url", broker_url, fix="give the Airflow API server's base "
+                      "URL, or leave it empty to use [core] execution_api_server_url.")
+        redirect_uri = _text(extras.get("redirect_uri"))
+        if redirect_uri:
+            parse_url(f"Connection {conn_id!r}: redirect_uri", redirect_uri, fix="set it to the Callback URL "
+                      "registered in the Atlassian developer console.")
         return cls(
             conn_id=conn_id,
             site_url=parse_site_url(conn_id, host),
@@ -145,7 +146,7 @@ class ConnectionSettings:
             auth_url=require_https(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL),
             token_url=require_https(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL),
             api_url=require_https(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL).rstrip("/"),
-            redirect_uri=_text(extras.get("redirect_uri")),
+            redirect_uri=redirect_uri,
             cloud_id=_text(extras.get("cloud_id")),
             token_store=token_store,
             timeout=parse_timeout(conn_id, extras.get("timeout")),
@@ -215,29 +216,16 @@ def parse_scopes(conn_id: str, raw: str) -> tuple[tuple[str, ...], tuple[str, ..
     return scopes, warnings
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def require_https(conn_id: str, name: str, url: str, *, fix: str = "leave it empty for Atlassian's default.") -> str:
+    """Refuse a URL that would send the client secret or a token in clear text, or elsewhere than it reads.
 
-
-def require_https(conn_id: str, name: str, url: str) -> str:
-    """Refuse a URL that would send the client secret or a token in clear text.
-
-    Loopback hosts (``127.0.0.1``, ``::1``, ``localhost``), where the offline emulator runs, may use http.
+    The URL must read the same to ``urlsplit`` and urllib3 (:func:`~.endpoints.parse_url`). Loopback hosts
+    (``127.0.0.1``, ``::1``, ``localhost``), where the offline emulator runs, may use http.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    where = parse_url(f"Connection {conn_id!r}: {name}", url, fix=fix)
+    if where.scheme != "https" and not is_loopback(where.host):
         raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: {name} {url!r} is not an absolute http(s) URL; leave it empty for "
-            "Atlassian's default."
-        )
-    if parts.scheme != "https" and not _is_loopback(parts.hostname):
-        raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: {name} must use https:// (got {parts.scheme}://{parts.hostname}); "
+            f"Connection {conn_id!r}: {name} must use https:// (got {where.scheme}://{where.host}); "
             "the client secret and tokens are never sent in clear text."
         )
     return url
@@ -246,15 +234,23 @@ def require_https(conn_id: str, name: str, url: str) -> str:
 def parse_site_url(conn_id: str, host: str | None) -> str:
     """Check the Confluence site URL and return it as ``scheme://host[:port]``.
 
-    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused.
+    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused. No
+    credential is ever sent to the site: it only makes the links to pages.
     """
     raw = (host or "").strip()
+    what = f"Connection {conn_id!r}: the site URL (Host)"
     if not raw:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} has no Confluence site URL (the Host field); set it to "
             "https://your-site.atlassian.net."
         )
-    parts = urlsplit(raw)
+    problem = refused_character(raw)
+    if problem:
+        raise ConfluenceConfigError(f"{what} {problem}; write it as https://your-site.atlassian.net.")
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        parts = urlsplit("")
     if not parts.scheme or not parts.hostname:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r}: the Confluence site URL {raw!r} has no scheme; write it as https://{raw}."
@@ -264,7 +260,7 @@ def parse_site_url(conn_id: str, host: str | None) -> str:
             f"Connection {conn_id!r}: the Confluence site URL {raw!r} has a path; use only the site, such as "
             f"{parts.scheme}://{parts.netloc}."
         )
-    require_https(conn_id, "the site URL (Host)", raw)
+    require_https(conn_id, "the site URL (Host)", raw, fix="write it as https://your-site.atlassian.net.")
     return f"{parts.scheme}://{parts.netloc}"
 
 

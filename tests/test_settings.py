@@ -125,7 +125,7 @@ MALFORMED_URLS = {
     "backslash": ("https://attacker.example:443\\@auth.atlassian.com/oauth/token", "backslash"),
     "userinfo": ("https://someone:planted-url-password@auth.atlassian.com/oauth/token", "'@'"),
     "space": ("https://auth.atlassian.com/oauth /token", "whitespace or a control character"),
-    "tab": ("https://auth.atlassian.com\t/oauth/token", "whitespace or a control character"),
+    "tab": ("https://auth.atlassian.com\t.attacker.example/oauth/token", "whitespace or a control character"),
     "newline": ("https://auth.atlassian.com/oauth\n/token", "whitespace or a control character"),
     "nul": ("https://auth.atlassian.com\x00.attacker.example/oauth/token", "whitespace or a control character"),
     "zero-width": ("https://auth.atlassian\u200b.com/oauth/token", "whitespace or a control character"),
