@@ -384,6 +384,31 @@ def test_a_grant_for_another_site_changes_nothing(api):
     assert raw_extra("elsewhere") == before
 
 
+def test_a_connection_editor_cannot_make_the_api_server_post_the_secret_elsewhere_nor_echo_the_answer(api, conn):
+    """The security review's attack 3: an editor points ``token_url`` at a host of their own, then Connect and
+    ``/callback?code=x`` made the API server POST the client secret there, and up to 200 characters of the
+    answer's ``error_description`` came back on the page."""
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    marker = "internal-detail-of-the-attackers-host"
+    with FakeAtlassian() as attacker:  # a loopback port of the editor's choosing
+        attacker.fail_next(400, route="POST /oauth/token",
+                           body={"error": "invalid_request", "error_description": marker})
+        edited = api.fake.connection(conn, token_store="connection", redirect_uri=CALLBACK,
+                                     token_url=attacker.token_url)
+        put_connection(conn, edited)
+        editor = api.browser("alice")  # may edit connections; sees *** for the secret
+        page = editor.get(f"/confluence-oauth/connect/{conn}")
+        if page.status_code == 302:
+            state = parse_qs(urlsplit(page.headers["location"]).query)["state"][0]
+            page = editor.get(f"/confluence-oauth/callback?code=x&state={state}")
+        reached = attacker.counters["token_requests"]
+    assert reached == 0, "the API server posted the client secret to the editor's host"
+    assert marker not in page.text
+    assert page.status_code == 400
+    assert "[confluence] allowed_endpoint_hosts" in page.text
+
+
 # -- the status page ------------------------------------------------------------------------------
 
 

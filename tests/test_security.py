@@ -47,3 +47,105 @@ def test_a_url_that_urlsplit_and_urllib3_read_differently_sends_nothing(fake_atl
     assert isinstance(error, ConfluenceConfigError), repr(error)
     assert "token_url" in error.message and "backslash" in error.message
     assert fake_atlassian.counters["token_requests"] == 0
+
+
+# -- 2. a connection editor points an endpoint at a host of their own ---------------------------------------
+
+
+def edit_connection(conn_id: str, *, host: str | None = None, login: str | None = None,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Save fields of the connection row the way the edit form does: in place (its journal stays)."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(Connection).filter(Connection.conn_id == conn_id).one()
+        if host is not None:
+            row.host = host
+        if login is not None:
+            row.login = login
+        if extra is not None:
+            row.set_extra(json.dumps(extra))
+
+
+def without_token_state(conn: dict[str, Any]) -> dict[str, Any]:
+    """The connection's Extra with its token state cleared, as an editor who clears the secret fields leaves it."""
+    return {k: v for k, v in conn["extra"].items() if k not in ("refresh_token", "access_token", "expires_at")}
+
+
+@pytest.mark.parametrize("field", ["token_url", "api_url"])
+def test_a_connection_editor_cannot_send_the_connections_tokens_to_a_host_of_their_own(
+        field, fake_atlassian, airflow_db):
+    """The editor sees ``***`` for the client secret and the refresh token, but may point ``token_url`` (or
+    ``api_url``) at a host of their own and clear the Extra's token state: the rotation journal restored the newest
+    rotated token and the provider sent it there, with the client secret (or the access token to ``api_url``)."""
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    fake_atlassian.add_space("DEMO")
+    conn = fake_atlassian.connection("edited", token_store="connection")
+    put_connection("edited", conn)
+    ConfluenceOAuthHook("edited").get_conn().get_space_id("DEMO")  # a rotation, and the cloud id, on record
+    with FakeAtlassian() as attacker:  # another loopback port: plain http to it passed the old check
+        edit_connection("edited", extra={**without_token_state(conn), field: getattr(attacker, field)})
+        error = _attempt(lambda: ConfluenceOAuthHook("edited").get_conn().get_space_id("DEMO"))
+        reached = attacker.counters
+    assert (reached["token_requests"], reached["api_calls"], reached["accessible_resources_calls"]) == (0, 0, 0), \
+        f"the attacker's host received {reached['token_requests']} token request(s) and {reached['api_calls']} API call(s)"
+    assert isinstance(error, ConfluenceConfigError), repr(error)
+    assert f"{field} points at 127.0.0.1:{attacker.url.rsplit(':', 1)[1]}" in error.message
+    assert "[confluence] allowed_endpoint_hosts" in error.message and "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS" \
+        in error.message
+
+
+@pytest.mark.parametrize("changed", ["token_url", "api_url", "site", "client_id"])
+def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connection(
+        changed, fake_atlassian, airflow_db, monkeypatch):
+    """Even between two endpoints the deployment allows, a connection whose client ID, token URL, API URL or
+    site changed and whose token state was cleared must not inherit the journal's rotated token."""
+    from airflow_provider_confluence.exceptions import ConfluenceReauthorizationRequired
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    conn = fake_atlassian.connection("rebound", token_store="connection")
+    put_connection("rebound", conn)
+    ConfluenceOAuthHook("rebound").get_access_token()  # a rotation on record in the journal
+    with FakeAtlassian() as other:
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+                           f"{fake_atlassian.url.split('//')[1]},{other.url.split('//')[1]}")
+        extra = without_token_state(conn)
+        if changed in ("token_url", "api_url"):
+            extra[changed] = getattr(other, changed)
+        edit_connection("rebound", extra=extra, host="https://other-site.atlassian.net" if changed == "site" else None,
+                        login="another-client-id" if changed == "client_id" else None)
+        before = fake_atlassian.counters["token_requests"]
+        error = _attempt(lambda: ConfluenceOAuthHook("rebound").get_access_token())
+        sent = (other.counters["token_requests"], other.counters["api_calls"],
+                fake_atlassian.counters["token_requests"] - before)
+    assert sent == (0, 0, 0), f"the changed connection redeemed the journal's rotated token {sent}"
+    assert isinstance(error, ConfluenceReauthorizationRequired), repr(error)
+    assert "has no refresh token" in error.message
+
+
+def test_no_credential_is_ever_sent_to_the_site_url(airflow_db, monkeypatch):
+    """The site URL may be any https host: it only makes links. A site on a capture server sees no connection
+    at all (not even a TLS handshake) while the provider refreshes, reads, writes, uploads, searches and tests."""
+    from airflow_provider_confluence.operators.confluence import (
+        ConfluenceCreatePageOperator,
+        ConfluenceSearchOperator,
+        ConfluenceUploadAttachmentOperator,
+    )
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    with CaptureServer() as site, FakeAtlassian(site_url=f"https://127.0.0.1:{site.port}") as fake:
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS", fake.url.split("//")[1])
+        fake.add_space("DEMO")
+        put_connection("links_only", fake.connection("links_only", token_store="connection"))
+        hook = ConfluenceOAuthHook("links_only")
+        page = ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Report", body="<p>x</p>",
+                                            labels=["report"], confluence_conn_id="links_only").execute({})
+        ConfluenceUploadAttachmentOperator(task_id="upload", page_id=page["id"], data="a,b\n", filename="a.csv",
+                                           confluence_conn_id="links_only").execute({})
+        ConfluenceSearchOperator(task_id="search", cql="type = page", confluence_conn_id="links_only").execute({})
+        hook.token_manager.refresh_rejected(hook.get_access_token())
+        assert hook.test_connection()[0]
+        assert page["url"].startswith(f"https://127.0.0.1:{site.port}/wiki/")
+    assert (site.connections, site.requests) == (0, [])
