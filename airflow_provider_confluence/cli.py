@@ -54,7 +54,7 @@ def _result(text: str) -> None:
 def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
     """The connection and its checked settings; ConfluenceConfigError (exit 2) when unknown or unusable."""
     from airflow_provider_confluence._compat import get_connection
-    from airflow_provider_confluence.settings import ConnectionSettings
+    from airflow_provider_confluence.deployment import connection_settings
 
     try:
         conn = get_connection(conn_id)
@@ -62,10 +62,7 @@ def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
         raise ConfluenceConfigError(f"Airflow has no connection {conn_id!r} ({type(exc).__name__}).") from None
     if conn.conn_type != "confluence_oauth":
         raise ConfluenceConfigError(f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not confluence_oauth.")
-    settings = ConnectionSettings.from_connection_fields(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-    )
-    return settings, conn
+    return connection_settings(conn_id, conn), conn
 
 
 def _local_user() -> str:

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence._compat import create_session
 from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
-from airflow_provider_confluence.rotation_journal import read_journal, record_rotation, recover_from_stale_copy
+from airflow_provider_confluence.rotation_journal import (
+    connection_binding,
+    read_journal,
+    record_rotation,
+    recover_from_stale_copy,
+)
 from airflow_provider_confluence.store_support import (
     VARIABLE_PREFIX,
     fingerprint,
@@ -85,7 +90,7 @@ class _ConnectionTransaction:
             extra.update(state.to_dict())
             extra[WRITTEN_FINGERPRINT] = fingerprint(state.refresh_token)
             self._row.set_extra(json.dumps(extra))
-            record_rotation(self._session, self._conn_id, self.state, state, self._row.login)
+            record_rotation(self._session, self._conn_id, self.state, state, connection_binding(self._row))
             self._session.commit()
         except Exception as exc:
             self._session.rollback()
@@ -134,7 +139,8 @@ class ConnectionTokenStore:
             return TokenState()
         state = _state_of(_extra_of(row))
         if before_redeeming:
-            state = recover_from_stale_copy(read_journal(session, self.conn_id), state, self.conn_id, row.login)
+            state = recover_from_stale_copy(read_journal(session, self.conn_id), state, self.conn_id,
+                                            connection_binding(row))
         return adopt_variable_state(session, self.conn_id, state)
 
     @contextmanager

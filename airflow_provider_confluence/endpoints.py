@@ -1,4 +1,4 @@
-"""Where a request really goes: the one check of every URL setting.
+"""Where a request really goes, and where credentials may go: the one check of every URL setting.
 
 ``requests`` hands a URL to urllib3, which finds the host to connect to with its own parser
 (``urllib3.util.parse_url``, which follows the WHATWG URL standard and ends the authority at a backslash), while
@@ -6,6 +6,13 @@ Python's ``urllib.parse.urlsplit`` (RFC 3986) ends it at the last ``@``. ``http:
 is loopback to one and ``a.example`` to the other. :func:`parse_url` accepts a URL only when both read the same
 scheme, host and port, and refuses outright what parsers disagree on: backslashes, userinfo (``@``),
 whitespace and control characters. Every URL setting of a connection goes through it.
+
+:func:`check_endpoint` then pins the URLs that receive credentials (``auth_url``, ``token_url``, ``api_url``)
+to Atlassian's hosts, ``https://auth.atlassian.com`` and ``https://api.atlassian.com``, or to a host the
+deployment lists in ``[confluence] allowed_endpoint_hosts`` (:class:`AllowedHosts`): a comma-separated list of
+``host`` (any port) or ``host:port``. Plain http goes only to a loopback host the list names. The list comes
+from Airflow's configuration, read by :mod:`airflow_provider_confluence.deployment`; no connection field can
+widen it, so whoever may edit a connection cannot choose where its secrets are sent.
 
 References: urllib3's ``parse_url`` (https://urllib3.readthedocs.io/en/stable/reference/urllib3.util.html),
 Python's ``urlsplit`` (https://docs.python.org/3/library/urllib.parse.html#url-parsing-security).
@@ -20,12 +27,21 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url as urllib3_parse_url
-
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
-__all__ = ["Origin", "is_loopback", "origin", "parse_url", "refused_character"]
+__all__ = [
+    "ALLOWED_HOSTS_ENV", "ALLOWED_HOSTS_OPTION", "ALLOWED_HOSTS_SETTING", "ATLASSIAN_HOSTS", "SECTION", "AllowedHosts",
+    "Origin", "check_endpoint", "is_loopback", "origin", "parse_url", "refused_character",
+]
+
+#: Airflow's configuration section of the provider's deployment-level settings.
+SECTION = "confluence"
+#: ``[confluence] allowed_endpoint_hosts``: hosts other than Atlassian's that may receive credentials.
+ALLOWED_HOSTS_OPTION = "allowed_endpoint_hosts"
+ALLOWED_HOSTS_SETTING = f"[{SECTION}] {ALLOWED_HOSTS_OPTION}"
+ALLOWED_HOSTS_ENV = f"AIRFLOW__{SECTION.upper()}__{ALLOWED_HOSTS_OPTION.upper()}"
+#: Atlassian's OAuth and API hosts (https, port 443): the only endpoints allowed without the setting.
+ATLASSIAN_HOSTS = ("auth.atlassian.com", "api.atlassian.com")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -104,6 +120,9 @@ def parse_url(what: str, url: str, *, fix: str) -> Origin:
         whitespace or a control character, or the two parsers disagree. The message never quotes a URL that
         holds ``@`` (it may carry a password).
     """
+    from urllib3.exceptions import LocationParseError  # the HTTP stack loads when a connection is read, not at import
+    from urllib3.util import parse_url as urllib3_parse_url
+
     problem = refused_character(url)
     if problem:
         raise ConfluenceConfigError(f"{what} {problem}; {fix}")
@@ -126,3 +145,70 @@ def parse_url(what: str, url: str, *, fix: str) -> Origin:
             f"{fix}"
         )
     return split
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The hosts besides Atlassian's that may receive credentials: ``(host, port)`` pairs, port None for any.
+
+    :param entries: the parsed entries; build it with :meth:`parse`.
+    """
+
+    entries: tuple[tuple[str, int | None], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> AllowedHosts:
+        """Parse ``[confluence] allowed_endpoint_hosts``: ``host`` or ``host:port`` entries, separated by commas.
+
+        :raises ConfluenceConfigError: an entry is not a host or ``host:port`` (the message names the setting).
+        """
+        entries: list[tuple[str, int | None]] = []
+        for raw in (text or "").split(","):
+            entry = raw.strip()
+            if not entry:
+                continue
+            try:
+                parts = urlsplit("//" + entry)
+                host, port = parts.hostname, parts.port
+            except ValueError:
+                host, port = None, None
+            if not host or refused_character(entry) or parts.netloc != entry or any(c in entry for c in "/?#"):
+                shown = repr(entry) if refused_character(entry) is None else "an entry with '@', a backslash or whitespace"
+                raise ConfluenceConfigError(
+                    f"{ALLOWED_HOSTS_SETTING} ({ALLOWED_HOSTS_ENV}) has {shown}, which is not a host or host:port; "
+                    "list entries such as api.example.com or 127.0.0.1:8765, separated by commas."
+                )
+            entries.append((host.lower(), port))
+        return cls(tuple(entries))
+
+    def permits(self, where: Origin) -> bool:
+        """True when an entry names ``where``'s host (and its port, when the entry has one)."""
+        return any(host == where.host and port in (None, where.port) for host, port in self.entries)
+
+
+def check_endpoint(conn_id: str, name: str, url: str, allowed: AllowedHosts) -> str:
+    """Accept ``url`` for a connection's ``name`` setting only where credentials may be sent.
+
+    :param conn_id: the connection, for messages.
+    :param name: ``auth_url``, ``token_url`` or ``api_url``.
+    :param url: the URL, stripped.
+    :param allowed: the deployment's :class:`AllowedHosts`.
+    :returns: ``url``, unchanged.
+    :raises ConfluenceConfigError: the URL is malformed (:func:`parse_url`), uses plain http to a host that is not
+        loopback, or its host is neither Atlassian's nor listed; the message names the setting to change.
+    """
+    fix = f"leave {name} empty for Atlassian's default."
+    where = parse_url(f"Connection {conn_id!r}: {name}", url, fix=fix)
+    if where.scheme != "https" and not is_loopback(where.host):
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r}: {name} must use https:// (got {where.scheme}://{where.host}); "
+            "the client secret and tokens are never sent in clear text."
+        )
+    if (where.scheme == "https" and where.host in ATLASSIAN_HOSTS and where.port == 443) or allowed.permits(where):
+        return url
+    raise ConfluenceConfigError(
+        f"Connection {conn_id!r}: {name} points at {where.netloc}, which is neither Atlassian's "
+        f"({', '.join(ATLASSIAN_HOSTS)}) nor listed in {ALLOWED_HOSTS_SETTING} ({ALLOWED_HOSTS_ENV}): the client "
+        f"secret and tokens are only sent to those hosts. Leave {name} empty for Atlassian's default, or ask the "
+        f"administrator of this Airflow deployment to add {where.netloc} to {ALLOWED_HOSTS_SETTING}."
+    )

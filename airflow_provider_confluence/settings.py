@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_confluence.endpoints import is_loopback, parse_url, refused_character
+from airflow_provider_confluence.endpoints import (
+    AllowedHosts,
+    check_endpoint,
+    is_loopback,
+    parse_url,
+    refused_character,
+)
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 DEFAULT_SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
@@ -92,6 +98,7 @@ class ConnectionSettings:
         login: str | None,
         password: str | None,
         extra: str | Mapping[str, Any] | None,
+        allowed_endpoint_hosts: str | None = None,
     ) -> ConnectionSettings:
         """Parse and check a connection's fields.
 
@@ -100,8 +107,12 @@ class ConnectionSettings:
         :param login: the client ID.
         :param password: the client secret.
         :param extra: the extra field, as the JSON text Airflow stores or an already parsed mapping.
-        :raises ConfluenceConfigError: when a field is missing or unusable.
+        :param allowed_endpoint_hosts: the deployment's ``[confluence] allowed_endpoint_hosts``, read from
+            Airflow's configuration by the caller (:func:`airflow_provider_confluence.deployment.connection_settings`);
+            without it only Atlassian's hosts may be endpoints.
+        :raises ConfluenceConfigError: when a field is missing or unusable, or an endpoint is not allowed.
         """
+        allowed = AllowedHosts.parse(allowed_endpoint_hosts)
         extras = parse_extra(conn_id, extra)
         client_id = (login or "").strip()
         client_secret = (password or "").strip()
@@ -143,9 +154,9 @@ class ConnectionSettings:
             client_secret=client_secret,
             refresh_token=_text(extras.get("refresh_token")),
             scopes=scopes,
-            auth_url=require_https(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL),
-            token_url=require_https(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL),
-            api_url=require_https(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL).rstrip("/"),
+            auth_url=check_endpoint(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL, allowed),
+            token_url=check_endpoint(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL, allowed),
+            api_url=check_endpoint(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL, allowed).rstrip("/"),
             redirect_uri=redirect_uri,
             cloud_id=_text(extras.get("cloud_id")),
             token_store=token_store,
@@ -216,26 +227,12 @@ def parse_scopes(conn_id: str, raw: str) -> tuple[tuple[str, ...], tuple[str, ..
     return scopes, warnings
 
 
-def require_https(conn_id: str, name: str, url: str, *, fix: str = "leave it empty for Atlassian's default.") -> str:
-    """Refuse a URL that would send the client secret or a token in clear text, or elsewhere than it reads.
-
-    The URL must read the same to ``urlsplit`` and urllib3 (:func:`~.endpoints.parse_url`). Loopback hosts
-    (``127.0.0.1``, ``::1``, ``localhost``), where the offline emulator runs, may use http.
-    """
-    where = parse_url(f"Connection {conn_id!r}: {name}", url, fix=fix)
-    if where.scheme != "https" and not is_loopback(where.host):
-        raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: {name} must use https:// (got {where.scheme}://{where.host}); "
-            "the client secret and tokens are never sent in clear text."
-        )
-    return url
-
-
 def parse_site_url(conn_id: str, host: str | None) -> str:
     """Check the Confluence site URL and return it as ``scheme://host[:port]``.
 
-    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused. No
-    credential is ever sent to the site: it only makes the links to pages.
+    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused. Any https
+    host is accepted (http on loopback): no credential is ever sent to the site, which only makes the links to
+    pages and picks the cloud id among the sites a grant covers.
     """
     raw = (host or "").strip()
     what = f"Connection {conn_id!r}: the site URL (Host)"
@@ -244,9 +241,10 @@ def parse_site_url(conn_id: str, host: str | None) -> str:
             f"Connection {conn_id!r} has no Confluence site URL (the Host field); set it to "
             "https://your-site.atlassian.net."
         )
+    fix = "write it as https://your-site.atlassian.net."
     problem = refused_character(raw)
     if problem:
-        raise ConfluenceConfigError(f"{what} {problem}; write it as https://your-site.atlassian.net.")
+        raise ConfluenceConfigError(f"{what} {problem}; {fix}")
     try:
         parts = urlsplit(raw)
     except ValueError:
@@ -260,7 +258,9 @@ def parse_site_url(conn_id: str, host: str | None) -> str:
             f"Connection {conn_id!r}: the Confluence site URL {raw!r} has a path; use only the site, such as "
             f"{parts.scheme}://{parts.netloc}."
         )
-    require_https(conn_id, "the site URL (Host)", raw, fix="write it as https://your-site.atlassian.net.")
+    where = parse_url(what, raw, fix=fix)
+    if where.scheme != "https" and not is_loopback(where.host):
+        raise ConfluenceConfigError(f"{what} must use https:// (got {where.scheme}://{where.host}).")
     return f"{parts.scheme}://{parts.netloc}"
 
 

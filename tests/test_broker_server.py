@@ -113,6 +113,7 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
     }
     env.pop(f"AIRFLOW_CONN_{ROW_CONN.upper()}", None)
     with fresh_postgres_database(f"apc_broker_af{airflow_major()}", env) as database_url:

@@ -65,8 +65,10 @@ def test_https_is_required_for_atlassian_urls(name):
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:1", "[::1]:9"])
-def test_loopback_may_use_http(host):
-    s = parse(extra={"token_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
+def test_loopback_may_use_http_when_the_deployment_lists_it(host):
+    s = ConnectionSettings.from_connection_fields(
+        "c1", host="https://example.atlassian.net", login="cid", password=SECRET, allowed_endpoint_hosts=host,
+        extra={"token_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
     assert s.token_url.startswith("http://")
 
 
@@ -170,7 +172,7 @@ def test_endpoints_are_pinned_to_atlassians_hosts(field):
     assert f"{field} points at attacker.example:443" in message
     assert "auth.atlassian.com, api.atlassian.com" in message
     assert "[confluence] allowed_endpoint_hosts" in message and "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS" in message
-    assert f"leave {field} empty" in message
+    assert f"Leave {field} empty for Atlassian's default" in message
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from airflow_provider_confluence import oauth
 from airflow_provider_confluence._compat import BaseHook, get_connection, mask_secret
 from airflow_provider_confluence.broker import BrokerTokenSource
 from airflow_provider_confluence.client import ConfluenceClient
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
     CONNECTION_EXTRAS,
@@ -73,10 +74,7 @@ class ConfluenceOAuthHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's settings, checked (:class:`ConfluenceConfigError` when unusable)."""
-        conn = get_connection(self.confluence_conn_id)
-        settings = ConnectionSettings.from_connection_fields(
-            self.confluence_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-        )
+        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
         mask_secret(settings.client_secret)
         for warning in settings.warnings:
             self.log.warning("%s", warning)

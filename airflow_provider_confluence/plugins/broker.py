@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from airflow_provider_confluence._compat import get_connection, mask_secret
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.broker_protocol import (
     HEX_SHA256_PATTERN,
     NONCE_PATTERN,
@@ -126,9 +127,7 @@ def _confluence_connection(conn_id: str) -> Any:
 
 
 def _serve(conn_id: str, conn: Any, rejected: str | None) -> dict[str, Any]:
-    settings = ConnectionSettings.from_connection_fields(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-    )
+    settings = connection_settings(conn_id, conn)
     mask_secret(settings.client_secret)
     if not broker_enabled(settings):
         raise ConfluenceConfigError(
