@@ -9,6 +9,8 @@ every request and connection), not by the error text alone.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from typing import Any
 
 import pytest
@@ -149,3 +151,30 @@ def test_no_credential_is_ever_sent_to_the_site_url(airflow_db, monkeypatch):
         assert hook.test_connection()[0]
         assert page["url"].startswith(f"https://127.0.0.1:{site.port}/wiki/")
     assert (site.connections, site.requests) == (0, [])
+
+
+# -- 4. a local process and the loopback server of ``airflow-confluence authorize`` ---------------------------
+
+
+def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlassian, airflow_db):
+    """A local process opens a TCP connection to the command's loopback callback and sends nothing: the server,
+    one request at a time, waited for it, and ``--timeout 2`` returned only when the client went away. The
+    command must return while the silent client still holds its socket open (bounded: 60 s)."""
+    from test_cli import Cli, free_port, raw_extra
+
+    port = free_port()
+    put_connection("silent", fake_atlassian.connection("silent", token_store="connection",
+                                                       redirect_uri=f"http://127.0.0.1:{port}/callback"))
+    before = raw_extra("silent")
+    cli = Cli("authorize", "--conn-id", "silent", "--timeout", "2")
+    cli.wait_for("Waiting up to")  # printed once the server listens
+    with socket.create_connection(("127.0.0.1", port), timeout=10):  # connected, silent, held open
+        try:
+            code, _out, err = cli.finish(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("authorize --timeout 2 was still waiting on the silent client after 60 s")
+    assert code == 1, err
+    assert "No answer from the browser within 2 s; nothing was changed." in err
+    assert "Run the command again" in err
+    assert raw_extra("silent") == before
+    assert fake_atlassian.counters["token_requests"] == 0
