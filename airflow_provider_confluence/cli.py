@@ -25,9 +25,10 @@ import json
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
@@ -85,7 +86,17 @@ def _query(text: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(query.strip()).items() if values}
 
 
-class _Server(HTTPServer):
+#: Seconds a connection to the loopback callback may stay silent before it is dropped.
+_CONNECTION_TIMEOUT = 10.0
+
+
+class _Server(ThreadingHTTPServer):
+    """The one-shot callback server: each connection in a daemon thread, so that a local process that connects
+    and sends nothing never holds the command past ``--timeout`` (nor keeps it from exiting)."""
+
+    daemon_threads = True
+    block_on_close = False
+
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), handler)
@@ -99,9 +110,12 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
     """
     host, port, path = where
     answer: dict[str, str] = {}
+    answered = threading.Event()
     refused: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = _CONNECTION_TIMEOUT  # a silent connection's thread ends; the wait below never depends on it
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             parts = urlsplit(self.path)
             if parts.path != path:
@@ -112,6 +126,7 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
                 refused.append(problem)
                 return self._reply(400, problem)
             answer.update(query)
+            answered.set()
             return self._reply(200, "airflow-confluence received Atlassian's answer: return to the terminal.")
 
         def _reply(self, status: int, text: str) -> None:
@@ -133,16 +148,18 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
     except OSError as exc:
         raise ConfluenceConfigError(f"Cannot listen on {host}:{port} for the callback ({exc.strerror}). Use a free "
                                     "port in redirect_uri and register that URL in the developer console.") from None
-    server.timeout = 0.25
     deadline = time.monotonic() + timeout
     with server:
         _say(f"Waiting up to {timeout:.0f} s for the browser at http://{host}:{port}{path} ...")
-        while not answer and time.monotonic() < deadline:
-            server.handle_request()
-    if not answer:
+        while not answered.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            server.timeout = min(0.25, remaining)
+            server.handle_request()  # accepts one connection and hands it to a thread; never reads it here
+    if not answered.is_set():
         last = f" The last request was refused: {refused[-1]}" if refused else ""
-        raise ConfluenceError(f"No answer from the browser within {timeout:.0f} s; nothing was changed.{last}")
-    return answer
+        raise ConfluenceError(f"No answer from the browser within {timeout:.0f} s; nothing was changed. Run the "
+                              "command again and approve the consent within --timeout seconds (default 300)."
+                              f"{last}")
+    return dict(answer)
 
 
 def _authorize(args: argparse.Namespace) -> int:

@@ -53,7 +53,8 @@ pytestmark = pytest.mark.airflow2
 README = Path(__file__).resolve().parents[1] / "README.md"
 WARNING = "warning in the task log"
 PAGE = "page in the browser (400)"
-TEXT_OUTCOMES = (WARNING, PAGE)  # rows whose outcome is a text someone reads, not an exception
+COMMAND = "airflow-confluence exits 1"
+TEXT_OUTCOMES = (WARNING, PAGE, COMMAND)  # rows whose outcome is a text someone reads, not an exception
 DAY = 86400
 
 
@@ -249,6 +250,39 @@ def connect_to_unlisted_token_url(env: Env) -> str:
         purge_cached_app()
     assert page.status_code == 400 and "location" not in page.headers
     return page.text
+
+
+def silent_callback_client(env: Env) -> str:
+    """``authorize --timeout 1`` while a local process holds a silent connection to its callback port."""
+    import socket
+    import threading
+
+    from airflow_provider_confluence.cli import main
+    from test_cli import free_port
+
+    port = free_port()
+    conn_id = env.put("cli_silent", redirect_uri=f"http://127.0.0.1:{port}/callback")
+    done = threading.Event()
+
+    def hold_a_silent_connection() -> None:
+        while not done.is_set():  # until the command listens; then connected, silent, until it has returned
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    done.wait(60)  # bounded, so that a regression cannot hang the run (test_security.py times it)
+                return
+            except OSError:
+                done.wait(0.05)
+
+    client = threading.Thread(target=hold_a_silent_connection, daemon=True)
+    client.start()
+    try:
+        with env.nothing_sent(conn_id):
+            code = main(["authorize", "--conn-id", conn_id, "--timeout", "1"])
+    finally:
+        done.set()
+        client.join(timeout=10)
+    assert code == 1
+    return env.capsys.readouterr().err
 
 
 def another_site(env: Env) -> Exception:
@@ -536,6 +570,10 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("The site, client ID, `token_url` or `api_url` edited and the token state cleared, after rotations",
              "ConfluenceReauthorizationRequired", "has no refresh token", "A person must authorize the app again",
              edited_after_rotations, "edited-after-rotations"),
+    BadInput("`airflow-confluence authorize` while a local process holds its callback port silent", COMMAND,
+             "No answer from the browser within 1 s; nothing was changed",
+             "Run the command again and approve the consent within --timeout seconds", silent_callback_client,
+             "authorize-silent-client"),
     BadInput("`scopes` without `offline_access`", "ConfluenceConfigError",
              "does not request the offline_access scope", "Add offline_access to the scopes extra",
              refused_settings(scopes="read:space:confluence read:page:confluence"), "no-offline-access"),
