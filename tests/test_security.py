@@ -178,3 +178,74 @@ def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlas
     assert "Run the command again" in err
     assert raw_extra("silent") == before
     assert fake_atlassian.counters["token_requests"] == 0
+
+
+# -- 5. redirects ---------------------------------------------------------------------------------------------
+
+#: (route the redirect answers, status, the call) for every kind of write the client makes.
+WRITES = {
+    "create-page": ("POST /wiki/api/v2/pages", 307,
+                    lambda hook, page: hook.create_page(space_key="DEMO", title="New", body="<p>the body</p>")),
+    "update-page": ("PUT /wiki/api/v2/pages/{id}", 308,
+                    lambda hook, page: hook.update_page(page_id=page["id"], body="<p>the new body</p>")),
+    "upload-attachment": ("PUT /wiki/rest/api/content/{id}/child/attachment", 307,
+                          lambda hook, page: hook.upload_attachment(page["id"], filename="a.csv", data=b"a,b\n")),
+    "add-label": ("POST /wiki/rest/api/content/{id}/label", 308,
+                  lambda hook, page: hook.add_labels(page["id"], ["reviewed"])),
+}
+
+
+def _demo(fake: Any, conn_id: str) -> tuple[ConfluenceOAuthHook, dict[str, Any]]:
+    fake.add_space("DEMO")
+    page = fake.add_page("DEMO", "Report", "<p>old</p>")
+    put_connection(conn_id, fake.connection(conn_id, token_store="connection"))
+    return ConfluenceOAuthHook(conn_id), page
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_a_write_never_follows_a_redirect(write, fake_atlassian, airflow_db):
+    """A 307 or 308 answer to a POST or PUT made requests send the body again, to the new location."""
+    from airflow_provider_confluence.exceptions import ConfluenceApiError
+
+    route, status, call = WRITES[write]
+    hook, page = _demo(fake_atlassian, "redirected_write")
+    with CaptureServer(status=200, body={"id": "1"}) as elsewhere:
+        fake_atlassian.fail_next(status, route=route, headers={"Location": f"{elsewhere.url}/wiki/captured"})
+        error = _attempt(lambda: call(hook, page))
+    assert elsewhere.requests == [], f"the {write} body was sent again to the redirect's host"
+    assert isinstance(error, ConfluenceApiError) and error.status_code == status, repr(error)
+    assert "writes never follow redirects" in error.message and "127.0.0.1" in error.message
+    assert [p["version"]["number"] for p in fake_atlassian.pages if p["id"] == page["id"]] == [1]
+
+
+def test_a_write_does_not_follow_a_redirect_even_to_the_same_host(fake_atlassian, airflow_db):
+    hook, _page = _demo(fake_atlassian, "redirected_same_host")
+    gateway = f"{fake_atlassian.api_url}/ex/confluence/{fake_atlassian.cloud_id}"
+    fake_atlassian.fail_next(307, route="POST /wiki/api/v2/pages", headers={"Location": f"{gateway}/wiki/api/v2/pages"})
+    error = _attempt(lambda: hook.create_page(space_key="DEMO", title="New", body="<p>x</p>"))
+    assert error is not None and "writes never follow redirects" in error.message
+    assert [p for p in fake_atlassian.pages if p["title"] == "New"] == []
+    assert len([r for r in fake_atlassian.requests if r["route"] == "POST /wiki/api/v2/pages"]) == 1
+
+
+@pytest.mark.parametrize("route", ["GET /wiki/api/v2/spaces", "GET /oauth/token/accessible-resources"])
+def test_a_read_follows_a_redirect_only_on_the_same_host(route, fake_atlassian, airflow_db):
+    """A read redirected to another host was followed there; on the gateway's own host it still is."""
+    from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceAuthError
+
+    hook, _page = _demo(fake_atlassian, "redirected_read")
+    if route.endswith("accessible-resources"):
+        read = lambda: hook.get_conn().get_space_id("DEMO")  # noqa: E731 - the cloud id is looked up first
+    else:
+        hook.get_conn().get_space_id("DEMO")
+        read = lambda: hook.get_conn().get_space_id("DEMO")  # noqa: E731
+    with CaptureServer(status=200, body={"results": [{"id": "666", "key": "DEMO"}]}) as elsewhere:
+        fake_atlassian.fail_next(302, route=route, headers={"Location": f"{elsewhere.url}/captured?keys=DEMO"})
+        error = _attempt(read)
+    assert elsewhere.requests == [], "a read followed a redirect to another host"
+    assert isinstance(error, (ConfluenceApiError, ConfluenceAuthError)) and error.status_code == 302, repr(error)
+
+    gateway = f"{fake_atlassian.api_url}/ex/confluence/{fake_atlassian.cloud_id}"
+    fake_atlassian.fail_next(302, route="GET /wiki/api/v2/spaces",
+                             headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"})
+    assert hook.get_conn().get_space_id("DEMO") == next(s["id"] for s in fake_atlassian.spaces if s["key"] == "DEMO")
