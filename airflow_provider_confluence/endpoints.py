@@ -14,6 +14,9 @@ deployment lists in ``[confluence] allowed_endpoint_hosts`` (:class:`AllowedHost
 from Airflow's configuration, read by :mod:`airflow_provider_confluence.deployment`; no connection field can
 widen it, so whoever may edit a connection cannot choose where its secrets are sent.
 
+:func:`redirect_target` is the rule for redirects: a write (POST, PUT, DELETE, ...) never follows one (requests
+would send its body again, to the new location); a read follows one only on its own scheme, host and port.
+
 References: urllib3's ``parse_url`` (https://urllib3.readthedocs.io/en/stable/reference/urllib3.util.html),
 Python's ``urlsplit`` (https://docs.python.org/3/library/urllib.parse.html#url-parsing-security).
 
@@ -27,11 +30,12 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
 __all__ = [
     "ALLOWED_HOSTS_ENV", "ALLOWED_HOSTS_OPTION", "ALLOWED_HOSTS_SETTING", "ATLASSIAN_HOSTS", "SECTION", "AllowedHosts",
-    "Origin", "check_endpoint", "is_loopback", "origin", "parse_url", "refused_character",
+    "MAX_REDIRECTS", "Origin", "check_endpoint", "is_loopback", "origin", "parse_url", "redirect_origin",
+    "redirect_target", "refused_character",
 ]
 
 #: Airflow's configuration section of the provider's deployment-level settings.
@@ -43,6 +47,9 @@ ALLOWED_HOSTS_ENV = f"AIRFLOW__{SECTION.upper()}__{ALLOWED_HOSTS_OPTION.upper()}
 #: Atlassian's OAuth and API hosts (https, port 443): the only endpoints allowed without the setting.
 ATLASSIAN_HOSTS = ("auth.atlassian.com", "api.atlassian.com")
 
+#: Redirects a read follows, one after the other, before it gives up.
+MAX_REDIRECTS = 5
+_READS = frozenset({"GET", "HEAD"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -212,3 +219,38 @@ def check_endpoint(conn_id: str, name: str, url: str, allowed: AllowedHosts) -> 
         f"secret and tokens are only sent to those hosts. Leave {name} empty for Atlassian's default, or ask the "
         f"administrator of this Airflow deployment to add {where.netloc} to {ALLOWED_HOSTS_SETTING}."
     )
+
+
+def redirect_origin(url: str, location: str | None) -> str:
+    """Where a redirect from ``url`` to ``location`` leads, for a message: its origin, never its path or query."""
+    from urllib.parse import urljoin
+
+    there = origin(urljoin(url, location or ""))
+    return str(there) if there is not None else "a location that is not an http(s) URL"
+
+
+def redirect_target(method: str, url: str, status: int, location: str | None, hops: int) -> str:
+    """Where a redirect answer to ``method url`` may be followed: the absolute target, or an error.
+
+    :param hops: redirects already followed for this request.
+    :raises ConfluenceApiError: ``method`` is a write, the target is on another scheme, host or port than ``url``,
+        or more than :data:`MAX_REDIRECTS` were followed. The message shows the target's origin, never its path
+        or query (which may carry a token).
+    """
+    from urllib.parse import urljoin
+
+    here = origin(url)
+    there = origin(urljoin(url, location or ""))
+    said = f"Confluence answered {status}, a redirect to {redirect_origin(url, location)}"
+    if method.upper() not in _READS:
+        raise ConfluenceApiError(status, method, url, "redirect", f"{said}; writes never follow redirects (the body "
+                                 "would be sent again, there), so nothing was sent again. Check api_url; if it is "
+                                 "Atlassian's, report the answer to the provider's maintainers.")
+    if there is None or there != here:
+        raise ConfluenceApiError(status, method, url, "redirect", f"{said}; reads follow redirects only on their own "
+                                 f"host ({here}), the one the access token is meant for, so it was not followed. "
+                                 "Check api_url.")
+    if hops >= MAX_REDIRECTS:
+        raise ConfluenceApiError(status, method, url, "redirect", f"{said}, after {hops} redirects already; "
+                                 "stopping instead of looping. Check api_url.")
+    return urljoin(url, location or "")

@@ -285,6 +285,24 @@ def silent_callback_client(env: Env) -> str:
     return env.capsys.readouterr().err
 
 
+def redirected(route: str, status: int, call: Callable[[str], Callable[[], Any]]) -> Callable[[Env], Exception]:
+    """Confluence (or something in between) answers with a redirect to another host: nothing is sent there."""
+
+    def run(env: Env) -> Exception:
+        from helpers.capture import CaptureServer
+
+        env.fake.add_space("DEMO")
+        conn_id = env.put()
+        ConfluenceOAuthHook(conn_id).get_space_id("DEMO")  # the cloud id and a token, on record
+        with CaptureServer(status=200, body={"results": []}) as elsewhere, env.no_page_written(conn_id):
+            env.fake.fail_next(status, route=route, headers={"Location": f"{elsewhere.url}/wiki/moved"})
+            error = raises(ConfluenceApiError, call(conn_id))
+        assert elsewhere.requests == []
+        return error
+
+    return run
+
+
 def another_site(env: Env) -> Exception:
     env.fake.add_space("DEMO")
     conn_id = env.put(fields={"host": "https://other-site.atlassian.net"})
@@ -574,6 +592,13 @@ BAD_INPUTS: list[BadInput] = [
              "No answer from the browser within 1 s; nothing was changed",
              "Run the command again and approve the consent within --timeout seconds", silent_callback_client,
              "authorize-silent-client"),
+    BadInput("A write answered with a redirect (307 or 308) by Confluence or something in between",
+             "ConfluenceApiError", "writes never follow redirects", "Check api_url",
+             redirected("POST /wiki/api/v2/pages", 307, create_page), "write-redirected"),
+    BadInput("A read redirected to another host", "ConfluenceApiError",
+             "reads follow redirects only on their own host", "Check api_url",
+             redirected("GET /wiki/api/v2/spaces", 302, lambda conn_id: lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO")),
+             "read-redirected-elsewhere"),
     BadInput("`scopes` without `offline_access`", "ConfluenceConfigError",
              "does not request the offline_access scope", "Add offline_access to the scopes extra",
              refused_settings(scopes="read:space:confluence read:page:confluence"), "no-offline-access"),

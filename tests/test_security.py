@@ -249,3 +249,18 @@ def test_a_read_follows_a_redirect_only_on_the_same_host(route, fake_atlassian, 
     fake_atlassian.fail_next(302, route="GET /wiki/api/v2/spaces",
                              headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"})
     assert hook.get_conn().get_space_id("DEMO") == next(s["id"] for s in fake_atlassian.spaces if s["key"] == "DEMO")
+
+
+def test_a_redirect_loop_on_the_same_host_ends(fake_atlassian, airflow_db):
+    from airflow_provider_confluence.endpoints import MAX_REDIRECTS
+    from airflow_provider_confluence.exceptions import ConfluenceApiError
+
+    hook, _page = _demo(fake_atlassian, "redirect_loop")
+    hook.get_conn().get_space_id("DEMO")
+    gateway = f"{fake_atlassian.api_url}/ex/confluence/{fake_atlassian.cloud_id}"
+    fake_atlassian.fail_next(302, times=MAX_REDIRECTS + 3, route="GET /wiki/api/v2/spaces",
+                             headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"})
+    before = fake_atlassian.counters["api_calls"]
+    error = _attempt(lambda: hook.get_conn().get_space_id("DEMO"))
+    assert isinstance(error, ConfluenceApiError) and "stopping instead of looping" in error.message
+    assert fake_atlassian.counters["api_calls"] - before == MAX_REDIRECTS + 1
