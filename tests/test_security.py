@@ -264,3 +264,54 @@ def test_a_redirect_loop_on_the_same_host_ends(fake_atlassian, airflow_db):
     error = _attempt(lambda: hook.get_conn().get_space_id("DEMO"))
     assert isinstance(error, ConfluenceApiError) and "stopping instead of looping" in error.message
     assert fake_atlassian.counters["api_calls"] - before == MAX_REDIRECTS + 1
+
+
+# -- file_path: which of the worker's files a task may upload ----------------------------------------------------
+
+
+def test_file_path_outside_attachment_roots_is_refused(fake_atlassian, airflow_db, monkeypatch, tmp_path):
+    """``file_path`` is templated: whoever sets it (a DAG author, or a ``dag_run.conf`` value a DAG passes on)
+    could upload any file the worker can read, such as ``/proc/self/environ`` (the worker's environment, with
+    Airflow's secrets). With ``[confluence] attachment_roots`` set, only files under those folders go, after
+    symlinks and ``..`` are resolved."""
+    from airflow_provider_confluence.operators.confluence import ConfluenceUploadAttachmentOperator
+
+    reports, private = tmp_path / "reports", tmp_path / "private"
+    reports.mkdir()
+    private.mkdir()
+    (reports / "metrics.csv").write_bytes(b"a,b\n1,2\n")
+    (private / "secret.txt").write_bytes(b"not for Confluence\n")
+    (reports / "innocent.csv").symlink_to(private / "secret.txt")
+    (reports / "also-metrics.csv").symlink_to(reports / "metrics.csv")
+    monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", f"{reports}, /nonexistent-root")
+    _hook, page = _demo(fake_atlassian, "uploads")
+
+    def upload(path: str) -> ConfluenceError | None:
+        return _attempt(lambda: ConfluenceUploadAttachmentOperator(
+            task_id="upload", page_id=page["id"], file_path=path, confluence_conn_id="uploads").execute({}))
+
+    for path in ("/proc/self/environ", f"{reports}/../private/secret.txt", f"{reports}/innocent.csv"):
+        error = upload(path)
+        assert fake_atlassian.attachments(page["id"]) == [], f"{path} was uploaded"
+        assert isinstance(error, ConfluenceConfigError), repr(error)
+        assert "outside [confluence] attachment_roots" in error.message and "nothing was uploaded" in error.message
+
+    assert upload(f"{reports}/metrics.csv") is None
+    assert upload(f"{reports}/also-metrics.csv") is None  # a symlink that stays under the root
+    assert [a["title"] for a in fake_atlassian.attachments(page["id"])] == ["metrics.csv", "also-metrics.csv"]
+    assert fake_atlassian.attachment_data(page["id"], "metrics.csv") == b"a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("roots", ["reports", "/srv/reports, ./tmp"])
+def test_a_relative_attachment_root_is_refused_and_named(roots, fake_atlassian, airflow_db, monkeypatch, tmp_path):
+    from airflow_provider_confluence.operators.confluence import ConfluenceUploadAttachmentOperator
+
+    (tmp_path / "a.csv").write_bytes(b"a\n")
+    monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", roots)
+    _hook, page = _demo(fake_atlassian, "uploads_relative")
+    error = _attempt(lambda: ConfluenceUploadAttachmentOperator(
+        task_id="upload", page_id=page["id"], file_path=str(tmp_path / "a.csv"),
+        confluence_conn_id="uploads_relative").execute({}))
+    assert isinstance(error, ConfluenceConfigError), repr(error)
+    assert "[confluence] attachment_roots" in error.message and "not an absolute path" in error.message
+    assert fake_atlassian.attachments(page["id"]) == []
