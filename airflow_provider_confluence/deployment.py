@@ -8,6 +8,8 @@ a connection field. The Airflow-free modules (:mod:`.settings`, :mod:`.endpoints
 * ``[confluence] allowed_endpoint_hosts`` (``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS``): hosts besides
   ``auth.atlassian.com`` and ``api.atlassian.com`` that a connection's ``auth_url``, ``token_url`` and
   ``api_url`` may name (see :mod:`.endpoints`).
+* ``[confluence] attachment_roots`` (``AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS``): the folders whose files
+  ``ConfluenceUploadAttachmentOperator(file_path=...)`` may upload (see :mod:`.local_files`).
 
 See Airflow's "Setting Configuration Options"
 (https://airflow.apache.org/docs/apache-airflow/stable/howto/set-config.html).
@@ -20,7 +22,7 @@ from typing import Any
 from airflow_provider_confluence.endpoints import ALLOWED_HOSTS_OPTION, SECTION
 from airflow_provider_confluence.settings import ConnectionSettings
 
-__all__ = ["allowed_endpoint_hosts", "config_value", "connection_settings"]
+__all__ = ["allowed_endpoint_hosts", "attachment_roots", "config_value", "connection_settings"]
 
 
 def config_value(option: str) -> str:
@@ -33,6 +35,13 @@ def config_value(option: str) -> str:
 def allowed_endpoint_hosts() -> str:
     """``[confluence] allowed_endpoint_hosts``, as configured (parsed by :class:`.endpoints.AllowedHosts`)."""
     return config_value(ALLOWED_HOSTS_OPTION)
+
+
+def attachment_roots() -> str:
+    """``[confluence] attachment_roots``, as configured (parsed by :func:`.local_files.parse_roots`)."""
+    from airflow_provider_confluence.local_files import ATTACHMENT_ROOTS_OPTION
+
+    return config_value(ATTACHMENT_ROOTS_OPTION)
 
 
 def connection_settings(conn_id: str, conn: Any) -> ConnectionSettings:

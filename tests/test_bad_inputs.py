@@ -494,6 +494,19 @@ def missing_upload_file(env: Env) -> Exception:
             task_id="t", page_id=page["id"], file_path=str(missing), confluence_conn_id=conn_id).execute({}))
 
 
+def upload_under_roots(file_path: str, roots: str) -> Callable[[Env], Exception]:
+    """``[confluence] attachment_roots`` is ``roots``: the upload of ``file_path`` is refused before any request."""
+
+    def run(env: Env) -> Exception:
+        env.monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", roots)
+        conn_id, page = demo_page(env)
+        with env.nothing_sent(conn_id), env.nothing_attached():
+            return raises(ConfluenceConfigError, lambda: ConfluenceUploadAttachmentOperator(
+                task_id="t", page_id=page["id"], file_path=file_path, confluence_conn_id=conn_id).execute({}))
+
+    return run
+
+
 def sensor_in_missing_space(env: Env) -> Exception:
     """A title in a space that does not exist: the first poke fails the task, it does not poke until timeout."""
     env.fake.add_space("DEMO")
@@ -765,6 +778,14 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Upload a `file_path` that does not exist", "ConfluenceConfigError",
              "is not a file: nothing was uploaded", "Check the path (it is read on the worker that runs the task)",
              missing_upload_file, "upload-missing-file"),
+    BadInput("Upload a `file_path` outside `[confluence] attachment_roots` (`/proc/self/environ`)",
+             "ConfluenceConfigError", "is outside [confluence] attachment_roots",
+             "Write the file under one of those folders, or ask the administrator of this Airflow deployment to "
+             "add its folder", upload_under_roots("/proc/self/environ", str(AIRFLOW_HOME / "reports")),
+             "upload-outside-roots"),
+    BadInput("`[confluence] attachment_roots` with a relative folder (`reports`)", "ConfluenceConfigError",
+             "has 'reports', which is not an absolute path", "List absolute folders",
+             upload_under_roots("/proc/self/environ", "reports"), "attachment-root-relative"),
     BadInput("Upload with neither `file_path` nor `data`", "ConfluenceConfigError",
              "Say what to upload", "give exactly one of file_path (a local file) and data",
              operator_refused(lambda: ConfluenceUploadAttachmentOperator(task_id="t", page_id="123")),
