@@ -435,6 +435,39 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
     assert scan_for_secrets(text, secrets) == []
 
 
+def test_another_team_can_neither_connect_nor_see_a_teams_connection(api, conn, monkeypatch):
+    """Multi-team mode: the plugin asks Airflow's auth manager about the connection's own team, for Connect and
+    the status page; a user the auth manager does not authorize for that team sees and changes nothing.
+
+    (The plugin's own connection lookups pass no team yet, so a team's connection cannot be connected here even
+    by its team: it fails closed. SECURITY.md says so.)"""
+    from airflow.models.connection import Connection
+    from airflow.models.team import Team
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    with create_session() as session:
+        if session.get(Team, "team_a") is None:
+            session.add(Team(name="team_a"))
+            session.flush()
+        session.query(Connection).filter(Connection.conn_id == conn).one().team_name = "team_a"
+    team_of = {"admin": "team_a", "alice": "team_b"}
+    asked: list[str | None] = []
+
+    def is_authorized_connection(*, method: str, details: Any, user: Any, **_: Any) -> bool:
+        asked.append(details.team_name)
+        return details.team_name == team_of.get(user.get_name())
+
+    monkeypatch.setattr(api._manager, "is_authorized_connection", is_authorized_connection)
+    before = raw_extra(conn)
+    other_team = api.browser("alice")
+    refused = other_team.get(f"/confluence-oauth/connect/{conn}")
+    assert refused.status_code == 403 and "location" not in refused.headers
+    assert f"<code>{conn}</code>" not in other_team.get("/confluence-oauth/status").text
+    assert raw_extra(conn) == before and api.fake.counters["token_requests"] == 0
+    assert asked and set(asked) == {"team_a"}
+
+
 def test_the_status_page_shows_only_what_the_user_may_see(api, conn):
     assert "consent_conn" not in api.browser("viewer").get("/confluence-oauth/status").text
     page = api.browser("alice").get("/confluence-oauth/status")

@@ -112,7 +112,7 @@ def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connectio
     ConfluenceOAuthHook("rebound").get_access_token()  # a rotation on record in the journal
     with FakeAtlassian() as other:
         monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
-                           f"{fake_atlassian.url.split('//')[1]},{other.url.split('//')[1]}")
+                           f"{fake_atlassian.allowed_endpoint_hosts},{other.allowed_endpoint_hosts}")
         extra = without_token_state(conn)
         if changed in ("token_url", "api_url"):
             extra[changed] = getattr(other, changed)
@@ -138,7 +138,7 @@ def test_no_credential_is_ever_sent_to_the_site_url(airflow_db, monkeypatch):
     from airflow_provider_confluence.testing import FakeAtlassian
 
     with CaptureServer() as site, FakeAtlassian(site_url=f"https://127.0.0.1:{site.port}") as fake:
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS", fake.url.split("//")[1])
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS", fake.allowed_endpoint_hosts)
         fake.add_space("DEMO")
         put_connection("links_only", fake.connection("links_only", token_store="connection"))
         hook = ConfluenceOAuthHook("links_only")
@@ -315,3 +315,22 @@ def test_a_relative_attachment_root_is_refused_and_named(roots, fake_atlassian, 
     assert isinstance(error, ConfluenceConfigError), repr(error)
     assert "[confluence] attachment_roots" in error.message and "not an absolute path" in error.message
     assert fake_atlassian.attachments(page["id"]) == []
+
+
+# -- the network: a host that is not who it claims to be ----------------------------------------------------------
+
+
+def test_a_listed_endpoint_with_an_untrusted_certificate_receives_no_request(fake_atlassian, airflow_db, monkeypatch):
+    """Listing a host lets credentials go to it over verified TLS only: a self-signed certificate (a host in the
+    middle) fails the handshake, and no request, so no secret, is sent. Nothing in the provider turns requests'
+    certificate verification off."""
+    from airflow_provider_confluence.exceptions import ConfluenceAuthError
+
+    with CaptureServer(status=200, body={"access_token": "x", "expires_in": 3600}, tls=True) as impostor:
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+                           f"{fake_atlassian.allowed_endpoint_hosts},127.0.0.1:{impostor.port}")
+        put_connection("impostor", fake_atlassian.connection("impostor", token_store="connection",
+                                                             token_url=f"{impostor.url}/oauth/token"))
+        error = _attempt(lambda: ConfluenceOAuthHook("impostor").get_access_token())
+    assert impostor.requests == []
+    assert isinstance(error, ConfluenceAuthError) and "could not be reached (SSLError)" in error.message, repr(error)

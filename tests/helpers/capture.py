@@ -42,14 +42,45 @@ class Captured:
         return f"<{self.method} {self.path.split('?')[0]} fields={self.fields} authorization={'authorization' in self.headers}>"
 
 
+def _self_signed_context() -> Any:
+    """A server TLS context with a new self-signed certificate for 127.0.0.1 (which no client trusts)."""
+    import datetime
+    import ipaddress
+    import ssl
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
+        pem.write(cert.public_bytes(serialization.Encoding.PEM))
+        pem.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+        pem.flush()
+        context.load_cert_chain(pem.name)
+    return context
+
+
 class CaptureServer:
     """A loopback HTTP server that records every request and answers ``status`` with ``body`` (JSON).
 
     :param status: the status of every answer.
     :param body: the JSON body of every answer.
+    :param tls: serve https with a self-signed certificate (a host on the network that is not who it claims).
     """
 
-    def __init__(self, status: int = 400, body: Any = None) -> None:
+    def __init__(self, status: int = 400, body: Any = None, *, tls: bool = False) -> None:
         self.requests: list[Captured] = []
         self.connections = 0
         self._lock = threading.Lock()
@@ -86,6 +117,9 @@ class CaptureServer:
                 pass  # a TLS handshake or a half-closed socket: counted, not printed
 
         self._server = Server(("127.0.0.1", 0), Handler)
+        self.scheme = "https" if tls else "http"
+        if tls:
+            self._server.socket = _self_signed_context().wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
@@ -95,7 +129,7 @@ class CaptureServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def __enter__(self) -> CaptureServer:
         self._thread.start()
