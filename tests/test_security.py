@@ -334,3 +334,28 @@ def test_a_listed_endpoint_with_an_untrusted_certificate_receives_no_request(fak
         error = _attempt(lambda: ConfluenceOAuthHook("impostor").get_access_token())
     assert impostor.requests == []
     assert isinstance(error, ConfluenceAuthError) and "could not be reached (SSLError)" in error.message, repr(error)
+
+
+# -- SECURITY.md ------------------------------------------------------------------------------------------------
+
+
+def test_every_test_security_md_cites_exists():
+    """SECURITY.md names, for each promise, the test that shows it: each name must be a test of that file."""
+    import ast
+    import re
+
+    from conftest import REPO
+
+    text = (REPO / "SECURITY.md").read_text(encoding="utf-8")
+    cited = re.findall(r"`tests/(test_\w+\.py)::([\w:]+)`", text)
+    assert len(cited) >= 40, len(cited)
+    for filename, name in cited:
+        tree = ast.parse((REPO / "tests" / filename).read_text(encoding="utf-8"))
+        *classes, function = name.split("::")
+        scope: list[ast.stmt] = tree.body
+        for cls in classes:
+            scope = next(n.body for n in scope if isinstance(n, ast.ClassDef) and n.name == cls)
+        assert function.startswith("test_") and any(
+            isinstance(n, ast.FunctionDef) and n.name == function for n in scope), f"{filename}::{name}"
+    for path in re.findall(r"`(tests/[\w/]+\.py)`", text):
+        assert (REPO / path).is_file(), path
