@@ -11,16 +11,17 @@ CONSTRAINTS2 := constraints/airflow-$(AIRFLOW2).txt
 SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed)
 PYTEST_ARGS ?=
 export CONFLUENCE_TEST_PG_URL ?= postgresql://confluence_test:confluence_test@127.0.0.1:5432/postgres
+export CONFLUENCE_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: demo test test-airflow3 test-airflow2 install install2 postgres chromium clean constraints
+.PHONY: demo test test-airflow3 test-airflow2 install install2 services postgres chromium clean constraints
 
 # A virtualenv with Airflow and the test tools, built once per constraints file.
 $(VENV)/.deps: $(CONSTRAINTS3)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -qq --upgrade pip
 	$(VENV)/bin/pip install -qq -c $(CONSTRAINTS3) "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg \
-		hypothesis selenium pandas
+		apache-airflow-providers-http apache-airflow-providers-celery celery kombu redis \
+		requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis selenium pandas
 	touch $@
 
 $(VENV2)/.deps: $(CONSTRAINTS2)
@@ -45,8 +46,11 @@ $(VENV2)/.pkg: $(VENV2)/.deps $(SOURCES)
 install: $(VENV)/.pkg
 install2: $(VENV2)/.pkg
 
-postgres:
-	@bash scripts/ensure-postgres.sh
+# PostgreSQL (the deployment and concurrency tests) and Redis (the Celery broker of the CeleryExecutor test).
+services:
+	@bash scripts/ensure-services.sh
+
+postgres: services
 
 # Debian's chromium and chromedriver, for the connection-form test in a real browser.
 chromium:
@@ -57,18 +61,18 @@ demo: install
 
 test: test-airflow3 test-airflow2
 
-test-airflow3: install postgres chromium
+test-airflow3: install services chromium
 	cd tests && ../$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-airflow2: install2 postgres
+test-airflow2: install2 services
 	cd tests && ../$(VENV2)/bin/pytest -m airflow2 $(PYTEST_ARGS)
 
 # Regenerate the pins from a fresh resolution (needs the package index).
 constraints:
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW3)" apache-airflow-providers-common-compat \
-		apache-airflow-providers-http requests requests-oauthlib pytest requests-mock psycopg2-binary asyncpg hypothesis pandas \
-		selenium
+		apache-airflow-providers-http apache-airflow-providers-celery celery kombu redis requests requests-oauthlib \
+		pytest requests-mock psycopg2-binary asyncpg hypothesis pandas selenium
 	/tmp/constraints-venv/bin/pip freeze > $(CONSTRAINTS3)
 	rm -rf /tmp/constraints-venv && $(PYTHON) -m venv /tmp/constraints-venv
 	/tmp/constraints-venv/bin/pip install -qq "apache-airflow==$(AIRFLOW2)" apache-airflow-providers-common-compat \

@@ -6,4 +6,4 @@ live in their own modules.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -19,8 +19,12 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+#: Airflow 2 task workers may use the metadata database; Airflow 3 blocks the ORM in task workers and triggers.
+TASKS_MAY_USE_ORM = not AIRFLOW_V_3_0_PLUS
+
 __all__ = [
     "AIRFLOW_V_3_0_PLUS",
+    "TASKS_MAY_USE_ORM",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",

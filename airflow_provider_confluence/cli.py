@@ -9,6 +9,8 @@
 * ``status [--conn-id ID]``: the facts of the status page, as a table (or ``--json``).
 * ``refresh --conn-id ID``: one refresh now, through the hook's token manager and store (keeps an idle grant
   alive past Atlassian's 90-day inactivity expiry). Prints fingerprints, never tokens.
+* ``migrate-store ID [--dry-run]``: move the state that the Variable store rotated (Airflow 3's default before
+  this version) into the connection, once, and say what it did.
 
 Messages go to stderr, results to stdout; so does anything else (Airflow's own logging is sent to stderr), so
 that ``airflow-confluence authorize ... > extra.json`` captures only the JSON. Exit codes: 0 done, 1 the operation failed (consent declined,
@@ -288,11 +290,34 @@ def _refresh(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate_store(args: argparse.Namespace) -> int:
+    from airflow_provider_confluence.connection_store import migrate_variable_state
+    from airflow_provider_confluence.plugins.status import format_time
+    from airflow_provider_confluence.store_support import VARIABLE_PREFIX
+
+    _settings(args.conn_id)
+    variable = VARIABLE_PREFIX + args.conn_id
+    found = migrate_variable_state(args.conn_id, dry_run=args.dry_run)
+    if found.action == "nothing":
+        _result(f"Connection {args.conn_id!r} has no Variable {variable!r}: nothing to move; the connection keeps "
+                f"its tokens (refresh token {found.before or 'none'}).")
+    elif found.action == "kept":
+        _result(f"Variable {variable!r} does not descend from the refresh token in connection {args.conn_id!r} "
+                f"({found.before or 'none'}): the connection holds a newer consent, or the Variable is not this "
+                "provider's state. Nothing was changed; delete the Variable once you have checked it.")
+    else:
+        done = "Would move" if args.dry_run else "Moved"
+        _result(f"{done} the token state of Variable {variable!r} into connection {args.conn_id!r}: refresh token "
+                f"{found.before} -> {found.after}, cloud id {found.cloud_id or 'none'}, last rotated "
+                f"{format_time(found.rotated_at)}." + ("" if args.dry_run else f" Variable {variable!r} was deleted."))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="airflow-confluence",
         description="Authorize a confluence_oauth connection (Atlassian OAuth 2.0 consent), show the status of "
-        "its grant, or refresh it now. Exit codes: 0 done, 1 failed, 2 bad input.",
+        "its grant, refresh it now, or move its tokens out of the Variable store. Exit codes: 0 done, 1 failed, 2 bad input.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     authorize = commands.add_parser("authorize", help="run the Atlassian consent and save the new grant")
@@ -307,6 +332,15 @@ def _parser() -> argparse.ArgumentParser:
     refresh = commands.add_parser("refresh", help="refresh the grant now and save the rotated token")
     refresh.add_argument("--conn-id", required=True, help="the confluence_oauth connection")
     refresh.set_defaults(func=_refresh)
+    migrate = commands.add_parser(
+        "migrate-store",
+        help="move the tokens that the Variable store rotated into the connection, once",
+        description="Deployments that kept tokens in the Variable store (Airflow 3's default before 0.2) move them "
+        "into the connection with this command, once. It runs where the metadata database is reachable.",
+    )
+    migrate.add_argument("conn_id", help="the confluence_oauth connection")
+    migrate.add_argument("--dry-run", action="store_true", help="say what would be moved; change nothing")
+    migrate.set_defaults(func=_migrate_store)
     return parser
 
 

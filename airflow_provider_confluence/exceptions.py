@@ -74,7 +74,7 @@ class ConfluenceBrokerError(ConfluenceError):
 
     @property
     def unreachable(self) -> bool:
-        """True when no broker answered, so that a configured fallback store may be used."""
+        """True when no broker answered (refused connection, reset, 502/503/504): a task waits for it."""
         return self.reason == "unreachable"
 
 

@@ -52,17 +52,10 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "token_store",
         "Token store",
         "auto",
-        "Where rotated tokens are kept: auto (default), connection, broker, variable or memory.",
+        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host only.",
         False,
     ),
     ("broker_url", "Broker URL", "derived from the execution API URL", "Airflow 3 token broker; leave empty.", False),
-    (
-        "broker_fallback",
-        "Broker fallback",
-        "",
-        "Empty (fail when the broker is unreachable) or variable.",
-        False,
-    ),
     ("timeout", "Timeout (seconds)", "30", "Per HTTP request; default 30.", False),
 )
 
@@ -83,6 +76,25 @@ def _conn_fields() -> dict[str, Any]:
             schema["format"] = "password"
         fields[name] = {"label": label, "schema": schema, "description": description}
     return fields
+
+
+#: The deployment settings of the ``[confluence]`` section (``airflow config list`` shows them with defaults).
+CONFIG: dict[str, Any] = {
+    "confluence": {
+        "description": "Deployment settings of airflow-provider-confluence.",
+        "options": {
+            "token_broker": {
+                "description": "Airflow 3 task workers and the triggerer get their access tokens from the token "
+                "broker in the API server, which keeps the rotated refresh token in the connection. False keeps "
+                "it in a Variable under a host file lock instead: safe only when every process runs on one host.",
+                "version_added": "0.2.0",
+                "type": "boolean",
+                "example": None,
+                "default": "True",
+            },
+        },
+    },
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -121,6 +133,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [LINK_CLASS],
+        "config": CONFIG,
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -29,7 +29,6 @@ DEFAULT_TOKEN_URL = "https://auth.atlassian.com/oauth/token"
 DEFAULT_API_URL = "https://api.atlassian.com"
 DEFAULT_TIMEOUT = 30.0
 TOKEN_STORES = ("auto", "connection", "broker", "variable", "memory")
-BROKER_FALLBACKS = ("variable",)
 
 #: Classic (v1) scopes and the granular scopes that the v2 endpoints need instead (FACTS.md section 4).
 CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
@@ -58,7 +57,8 @@ class ConnectionSettings:
     :param scopes: the granted scopes, normalised and de-duplicated.
     :param broker_url: the Airflow API server that runs the token broker, when not the one Airflow's
         ``[core] execution_api_server_url`` points at.
-    :param broker_fallback: ``variable`` lets a task use the Variable store when no broker answers; None fails.
+    :param broker_secret: the random key that signs this connection's requests to the token broker; the
+        provider writes it into the extra on the first save of a rotation.
     :param warnings: advice found while parsing (classic scopes); the hook logs it.
     """
 
@@ -76,7 +76,7 @@ class ConnectionSettings:
     token_store: str = "auto"
     timeout: float = DEFAULT_TIMEOUT
     broker_url: str | None = None
-    broker_fallback: str | None = None
+    broker_secret: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -133,11 +133,10 @@ class ConnectionSettings:
                 f"Connection {conn_id!r} has token_store={token_store!r}; use one of {', '.join(TOKEN_STORES)} "
                 "(auto picks the right one and logs which)."
             )
-        broker_fallback = (_text(extras.get("broker_fallback")) or "").lower() or None
-        if broker_fallback not in (None, *BROKER_FALLBACKS):
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} has broker_fallback={broker_fallback!r}; leave it empty (a task fails when "
-                "the token broker cannot be reached) or set it to variable."
+        if _text(extras.get("broker_fallback")):
+            warnings += (
+                f"Connection {conn_id!r} has a broker_fallback extra, which is no longer used: a task waits for the "
+                "token broker (a bounded wait) and never keeps tokens anywhere else. Remove the extra.",
             )
         broker_url = _text(extras.get("broker_url"))
         if broker_url:
@@ -162,7 +161,7 @@ class ConnectionSettings:
             token_store=token_store,
             timeout=parse_timeout(conn_id, extras.get("timeout")),
             broker_url=broker_url,
-            broker_fallback=broker_fallback,
+            broker_secret=_text(extras.get("broker_secret")),
             warnings=warnings,
         )
 

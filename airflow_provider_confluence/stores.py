@@ -1,19 +1,22 @@
-"""Where a connection's token state lives, and the lock that guards it (DESIGN.md, "stores").
+"""Where a connection's token state lives, and the lock that guards it.
 
-* ``connection``: the connection's ``extra`` in the metadata database, locked with ``SELECT ... FOR UPDATE``
-  on its row for the whole refresh. Needs the ORM and a connection that lives in the database.
-* ``variable``: the Variable ``confluence_oauth__<conn_id>``, locked with a host file lock: safe when every
-  process that uses the connection runs on one host. Seeded from the connection's refresh token, whose
-  fingerprint it remembers, so that a new consent written into the connection wins over older state.
-  :class:`VariableRowTokenStore` keeps the same Variable locked with ``SELECT ... FOR UPDATE`` on its row
-  instead, for processes that may use the ORM (the broker, for a connection from an env var or secrets backend).
-* ``broker``: not a store but a way to reach one: Airflow 3 workers ask the API server's token broker
-  (:class:`~airflow_provider_confluence.broker.BrokerTokenSource`), which runs the protocol with
-  :func:`broker_side_store`; processes that may use the ORM use that store directly.
-* ``memory``: :class:`~airflow_provider_confluence.tokens.MemoryTokenStore`, for tests.
+``token_store=auto`` (the default) needs no configuration on either major version, and every process of a
+deployment reaches the SAME state, so there is one current refresh token:
 
-:func:`choose_token_store` turns the connection's ``token_store`` setting into one of them; :func:`uses_broker`
-says when a process must ask the broker instead.
+* **the connection itself**: its ``extra`` in the metadata database, locked with ``SELECT ... FOR UPDATE`` on its
+  row for the whole refresh (:class:`~airflow_provider_confluence.connection_store.ConnectionTokenStore`);
+* for a connection from an environment variable or a secrets backend, which has no row to write: the Variable
+  ``confluence_oauth__<conn_id>``, locked with ``SELECT ... FOR UPDATE`` on the Variable's row
+  (:class:`VariableRowTokenStore`).
+
+Processes that may use the ORM (Airflow 2.11 workers; the Airflow 3 API server, scheduler, CLI and in-process
+``dag.test()``) use that store directly. Airflow 3 task workers and the triggerer, whose ORM is blocked, ask the
+token broker in the API server (:class:`~airflow_provider_confluence.broker.BrokerTokenSource`), which uses the
+same store (:func:`uses_broker`).
+
+Chosen explicitly only: ``token_store=variable`` (or, on Airflow 3, ``[confluence] token_broker = False``) keeps
+the state in the Variable under a HOST file lock: safe only while every process that uses the connection runs on
+one host, and every process that uses it says so in a warning. ``token_store=memory`` is for tests.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence._compat import (
-    AIRFLOW_V_3_0_PLUS,
+    TASKS_MAY_USE_ORM,
     create_session,
     get_variable,
     orm_available,
@@ -37,7 +40,6 @@ from airflow_provider_confluence.connection_store import (
     WRITTEN_FINGERPRINT,
     ConnectionTokenStore,
     _ConnectionTransaction,
-    adopt_variable_state,
     connection_row_exists,
 )
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
@@ -58,11 +60,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BROKER_OPTION", "BROKER_SECTION", "VARIABLE_PREFIX", "WRITTEN_FINGERPRINT", "ConnectionTokenStore",
-    "VariableRowTokenStore", "VariableTokenStore", "_ConnectionTransaction", "adopt_variable_state",
-    "broker_enabled", "broker_endpoint", "broker_side_store", "choose_token_store", "connection_row_exists",
-    "fingerprint", "host_lock", "uses_broker",
+    "VariableRowTokenStore", "VariableTokenStore", "_ConnectionTransaction", "broker_configured",
+    "broker_endpoint", "choose_token_store", "connection_row_exists", "fingerprint", "host_lock",
+    "keeps_tokens_in_row", "row_store", "uses_broker",
 ]
-#: ``[confluence] token_broker`` (``AIRFLOW__CONFLUENCE__TOKEN_BROKER``): the deployment runs the token broker.
+#: ``[confluence] token_broker`` (``AIRFLOW__CONFLUENCE__TOKEN_BROKER``, default True): Airflow 3 task workers
+#: get their tokens from the broker in the API server. False falls back to the host-locked Variable store.
 BROKER_SECTION, BROKER_OPTION = "confluence", "token_broker"
 
 
@@ -176,9 +179,10 @@ class _VariableRowTransaction:
 class VariableRowTokenStore(VariableTokenStore):
     """The same Variable and JSON, locked with ``SELECT ... FOR UPDATE`` on the Variable's row (no host lock).
 
-    For processes that may use the ORM, with a connection that has no row to lock (env var, secrets backend):
-    the token broker in the API server, and the scheduler or CLI when the broker is enabled. The row is created
-    (seeded from the connection's refresh token) on first use, so that there is always something to lock.
+    The store of a connection that has no row to lock (env var, secrets backend), in every process that may use
+    the ORM: Airflow 2.11 workers, and on Airflow 3 the token broker in the API server, the scheduler, the CLI
+    and an in-process ``dag.test()``. The row is created (seeded from the connection's refresh token) on first
+    use, so that there is always something to lock.
     """
 
     def __init__(self, conn_id: str, seed_refresh_token: str | None) -> None:
@@ -234,28 +238,33 @@ class VariableRowTokenStore(VariableTokenStore):
 
 
 def broker_configured() -> bool:
-    """``[confluence] token_broker`` in Airflow's configuration: this deployment runs the token broker."""
+    """``[confluence] token_broker`` in Airflow's configuration (default True)."""
     from airflow.providers.common.compat.sdk import conf
 
-    return bool(conf.getboolean(BROKER_SECTION, BROKER_OPTION, fallback=False))
+    return bool(conf.getboolean(BROKER_SECTION, BROKER_OPTION, fallback=True))
 
 
-def broker_enabled(settings: ConnectionSettings) -> bool:
-    """True when the connection's tokens are kept the broker's way (see :func:`choose_token_store`)."""
-    if settings.token_store == "broker":
-        return True
-    return settings.token_store == "auto" and AIRFLOW_V_3_0_PLUS and broker_configured()
+def keeps_tokens_in_row(settings: ConnectionSettings) -> bool:
+    """True when the connection's state lives in a locked row (:func:`row_store`): the rule for ``auto``,
+    ``connection`` and ``broker``, unless an Airflow 3 deployment turned the broker off. The broker serves
+    exactly these connections."""
+    if settings.token_store in ("variable", "memory"):
+        return False
+    return TASKS_MAY_USE_ORM or broker_configured()
 
 
 def uses_broker(settings: ConnectionSettings) -> bool:
-    """True when this process must ask the API server's broker: the broker applies, and the ORM is blocked."""
-    return broker_enabled(settings) and not orm_available()
+    """True when this process must ask the API server's broker: the state is in a row, and the ORM is blocked."""
+    return keeps_tokens_in_row(settings) and not orm_available()
 
 
-def broker_side_store(settings: ConnectionSettings) -> TokenStore:
-    """The store the broker runs the protocol with: the connection row, else the Variable locked by its row."""
+def row_store(settings: ConnectionSettings) -> TokenStore:
+    """The connection's row, or, for a connection from an env var or secrets backend, its Variable's row."""
     if connection_row_exists(settings.conn_id):
         return ConnectionTokenStore(settings.conn_id)
+    log.info("Connection %r comes from an environment variable or a secrets backend, which the provider cannot "
+             "write: its rotated tokens are kept in Variable %r, locked by its row.",
+             settings.conn_id, VARIABLE_PREFIX + settings.conn_id)
     return VariableRowTokenStore(settings.conn_id, settings.refresh_token)
 
 
@@ -271,61 +280,33 @@ def broker_endpoint(settings: ConnectionSettings) -> str:
 
 
 def choose_token_store(settings: ConnectionSettings) -> TokenStore:
-    """Turn the ``token_store`` setting into a store.
+    """The store of this connection in a process that may use the metadata database (see the module's text).
 
-    ``auto`` must pick the SAME store in every process that uses a connection (workers, scheduler, API server,
-    CLI, ``dag.test()``): two stores would each hold a different refresh token, and the stale one revokes the
-    grant when it is used after Atlassian's 10-minute leeway. So ``auto`` is:
-
-    * Airflow 2: the connection row when the connection is in the metadata database, else the Variable;
-    * Airflow 3 with the token broker enabled (``[confluence] token_broker = True``, set for every component
-      of the deployment), and ``token_store=broker`` on any version: the broker's own store
-      (:func:`broker_side_store`: the connection row, else the Variable locked by its row). Processes that
-      may use the ORM (API server, scheduler, CLI, in-process ``dag.test()``) use it directly; task workers,
-      whose ORM is blocked, ask the broker (:func:`uses_broker`; the hook gives them a
-      :class:`~airflow_provider_confluence.broker.BrokerTokenSource`), which uses that same store. Never a
-      reachability probe: a process that could not reach the broker must fail, not pick another store;
-    * Airflow 3 otherwise: the Variable, because task workers cannot write connections.
-
-    :raises ConfluenceConfigError: ``connection`` was asked for where it cannot work, or this process must
-        ask the broker (:func:`uses_broker`).
+    :raises ConfluenceConfigError: this process must ask the broker (:func:`uses_broker`), or
+        ``token_store=connection`` was asked for a connection that has no row.
     """
     conn_id = settings.conn_id
     wanted = settings.token_store
-    variable = VARIABLE_PREFIX + conn_id
     if wanted == "memory":
         return MemoryTokenStore(TokenState(refresh_token=settings.refresh_token))
-    if wanted == "variable":
+    if not keeps_tokens_in_row(settings):
+        why = "token_store=variable" if wanted == "variable" else f"[{BROKER_SECTION}] {BROKER_OPTION} = False"
+        log.warning(
+            "Connection %r keeps its rotated tokens in Variable %r under a host file lock (%s). That is safe only "
+            "while every process that uses the connection runs on ONE host: two hosts can redeem the same refresh "
+            "token, which revokes the grant. Remove the setting to keep the tokens in the connection.",
+            conn_id, VARIABLE_PREFIX + conn_id, why,
+        )
         return VariableTokenStore(conn_id, settings.refresh_token)
-    if wanted == "connection":
-        if not orm_available():
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} asks for token_store=connection, but Airflow 3 tasks cannot write "
-                "connections (the ORM is blocked in task workers). Set token_store to auto or variable."
-            )
-        if not connection_row_exists(conn_id):
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} comes from an environment variable or a secrets backend, so it has no row "
-                "in the metadata database to write rotated tokens into (a row would be shadowed by the backend). "
-                "Set token_store to auto or variable, or create the connection in Admin -> Connections."
-            )
-        return ConnectionTokenStore(conn_id)
-    if broker_enabled(settings):
-        if not orm_available():
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} keeps its tokens through the token broker, and this process cannot use "
-                "the metadata database: it must ask the broker (BrokerTokenSource, as ConfluenceOAuthHook does)."
-            )
-        store = broker_side_store(settings)
-        log.info("The token broker is enabled: connection %r keeps its rotated tokens in the %s store (the one "
-                 "the broker in the API server uses).", conn_id, store.name)
-        return store
-    if AIRFLOW_V_3_0_PLUS:
-        log.info("Airflow 3: tasks cannot write connections, so every process keeps the rotated tokens of %r in "
-                 "Variable %r (safe while they all run on one host).", conn_id, variable)
-        return VariableTokenStore(conn_id, settings.refresh_token)
-    if connection_row_exists(conn_id):
-        return ConnectionTokenStore(conn_id)
-    log.info("Connection %r is not in the metadata database (env var or secrets backend): its rotated tokens are "
-             "kept in Variable %r.", conn_id, variable)
-    return VariableTokenStore(conn_id, settings.refresh_token)
+    if not orm_available():
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r} keeps its tokens in the metadata database, and this process cannot use it: it "
+            "must ask the token broker (BrokerTokenSource, as ConfluenceOAuthHook does)."
+        )
+    if wanted == "connection" and not connection_row_exists(conn_id):
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r} comes from an environment variable or a secrets backend, so it has no row "
+            "in the metadata database to write rotated tokens into (a row would be shadowed by the backend). "
+            "Set token_store to auto, or create the connection in Admin -> Connections."
+        )
+    return row_store(settings)

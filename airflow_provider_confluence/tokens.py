@@ -249,7 +249,7 @@ class TokenManager:
                 f"{self._name} has no refresh token. {self._how_to_reauthorize}", conn_id=self.conn_id
             )
         try:
-            response = self._refresh_with_retries(state.refresh_token)
+            response, sent_at = self._refresh_with_retries(state.refresh_token)
         except ConfluenceInvalidGrant as exc:
             latest = self.store.load()
             if latest.refresh_token and latest.refresh_token != state.refresh_token:
@@ -271,19 +271,24 @@ class TokenManager:
         return TokenState(
             refresh_token=response.refresh_token or state.refresh_token,
             access_token=response.access_token,
-            expires_at=now + response.expires_in,
+            # expires_in counts from when the server issued the token, which is after the request was sent: counted
+            # from the answer, the expiry would be late by the round trip, and a token already dead would be handed
+            # out as valid (and a 404 on it would not be seen as an expiry).
+            expires_at=sent_at + response.expires_in,
             scope=response.scope or state.scope,
             cloud_id=state.cloud_id,
             grant_issued_at=state.grant_issued_at or now,
             rotated_at=now,
         )
 
-    def _refresh_with_retries(self, refresh_token: str) -> TokenResponse:
+    def _refresh_with_retries(self, refresh_token: str) -> tuple[TokenResponse, float]:
+        """The token endpoint's answer, and the time the request that got it was sent."""
         waited = 0.0
         attempt = 1
         while True:
+            sent_at = self._clock()
             try:
-                return self._refresh(refresh_token)
+                return self._refresh(refresh_token), sent_at
             except ConfluenceAuthError as exc:
                 if not exc.transient or isinstance(exc, ConfluenceInvalidGrant):
                     raise

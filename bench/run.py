@@ -405,7 +405,7 @@ def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
         # this provider: the connection store (a row lock in the shared database)
         conn_id = "confluence_bench"
         run_json(["worker.py", "put-connection", conn_id,
-                  json.dumps(fake.connection(conn_id, token_store="connection"))], db.env, 120)
+                  json.dumps(fake.connection(conn_id))], db.env, 120)
         run_json(["worker.py", "warm", conn_id, "DEMO"], db.env, 120)  # the grant's first token, saved
         since = last_ok_refresh(fake)
         fake.reset_counters()
@@ -485,7 +485,7 @@ def row_6(db: MetadataDb, work: Path) -> dict[str, Any]:
         fake.add_space("BENCH")
         conn_id = "confluence_create"
         run_json(["worker.py", "put-connection", conn_id,
-                  json.dumps(fake.connection(conn_id, token_store="connection"))], db.env, 120)
+                  json.dumps(fake.connection(conn_id))], db.env, 120)
         space_id = run_json(["worker.py", "warm", conn_id, "BENCH"], db.env, 120)["space_id"]
         folder = work / "row6"
         folder.mkdir()

@@ -117,13 +117,10 @@ def read_variable(key: str) -> str | None:
 
 @pytest.fixture
 def confluence_conn(fake_atlassian: Any, airflow_db: Path) -> Iterator[str]:
-    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant.
-
-    It asks for the connection store explicitly, which every process may use in these tests (``auto`` picks
-    the Variable on Airflow 3; see test_stores.py).
-    """
+    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant (``token_store``
+    left to ``auto``: the connection itself)."""
     conn_id = "confluence_default"
-    put_connection(conn_id, fake_atlassian.connection(conn_id, token_store="connection"))
+    put_connection(conn_id, fake_atlassian.connection(conn_id))
     yield conn_id
 
 

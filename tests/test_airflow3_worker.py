@@ -20,14 +20,14 @@ path production takes on Airflow 3. Here (Airflow 3.3 source, read for this test
 
 So this module starts a real ``airflow api-server`` on a fresh, migrated PostgreSQL metadata database, runs
 each example DAG with ``dag.test(use_executor=True)`` in a subprocess pointed at the same database and server,
-against the emulator in this process, and checks the run, the Variable store and that no token leaked.
+against the emulator in this process, and checks the run, where the rotated token landed, and that no token
+leaked. No provider setting is made anywhere: with the defaults, the workers ask the token broker in the
+api-server, which keeps the rotated refresh token in the connection row.
 
-Since ``token_store=auto`` picks the Variable in every Airflow 3 process (not only in workers), the hook's log
-cannot tell a blocked ORM from an open one. So a listener plugin (written into the private AIRFLOW_HOME's
-plugins folder; the Task SDK's task runner calls plugin listeners inside the task process) reports from inside
-each task that the ORM really was blocked, and logs the tokens the hook stored, which must come out masked in
-the task log file. A third test shows the provider's own ``orm_available()`` refusing ``token_store=connection``
-there.
+A listener plugin (written into the private AIRFLOW_HOME's plugins folder; the Task SDK's task runner calls
+plugin listeners inside the task process) reports from inside each task that the ORM really was blocked, and
+logs the access token the hook got, which must come out masked in the task log file. A third test shows the
+explicit opt-in to the host-locked Variable store (``token_store=variable``) working there, with its warning.
 
 Issue 4 adds: the "Confluence page" extra link read from the REST API (``/api/v2/.../links``) after the worker
 ran the task; the ``macros.confluence.access_token`` macro rendered in the worker, its token masked by value in
@@ -113,10 +113,9 @@ class WorkerProbe:
             log.info("%s header %s", "APC-WORKER-PROBE", task_instance.task.headers["Authorization"])
         if task_instance.task_id not in os.environ.get("APC_PROBE_TOKEN_TASKS", "").split(","):
             return
-        from airflow.sdk import Variable
+        from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
-        state = json.loads(Variable.get("confluence_oauth__confluence_default"))
-        log.info("%s tokens access=%s refresh=%s", "APC-WORKER-PROBE", state["access_token"], state["refresh_token"])
+        log.info("%s tokens access=%s", "APC-WORKER-PROBE", ConfluenceOAuthHook("confluence_default").get_access_token())
 
 
 class ApcWorkerProbePlugin(AirflowPlugin):
@@ -353,31 +352,28 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     for task, text in logs.items():
         assert_orm_blocked(task, text)
 
-    # There, the hook kept the rotated tokens in the Variable (through the execution API; the connection row
-    # is untouched), and the Variable holds the refresh token the emulator issued last.
+    # There, the hook asked the token broker in the api-server, which rotated the grant in the connection row
+    # (no Variable involved), and the row holds the refresh token the emulator issued last.
     client_events = events(logs[client_task])
     lines = [str(e.get("event")) for e in client_events]
-    assert f"Connection {CONN_ID!r} keeps its rotated tokens in the variable store." in lines, lines
-    assert any(e.get("logger") == "airflow_provider_confluence.stores" and repr(VARIABLE) in str(e.get("event"))
-               for e in client_events), lines
-    assert any(line.startswith(f"Refreshed the Confluence access token of connection {CONN_ID!r}") and
-               "variable store" in line for line in lines), lines
-    state = json.loads(worker(env, "read-variable", VARIABLE))
+    broker = f"http://127.0.0.1:{api_server['port']}/confluence-oauth/token"
+    assert any(line.startswith(f"Connection {CONN_ID!r} gets its access tokens from the token broker at {broker}")
+               for line in lines), lines
+    assert not any(line.startswith("Refreshed the Confluence access token") for line in lines), lines
     assert fake.counters["refreshes"] == 1
     assert fake.counters["invalid_grants"] == 0
-    assert state["refresh_token"] == fake.latest_refresh_token != planted
     extra = json.loads(worker(env, "read-extra", CONN_ID))
-    assert extra["refresh_token"] == planted
-    assert "access_token" not in extra, "a task wrote token state into the connection row"
+    assert extra["refresh_token"] == fake.latest_refresh_token != planted
+    assert extra["access_token"] and extra["broker_secret"]
 
-    # The worker reached the connection and the Variable through the api-server's execution API.
+    # The worker read the connection through the execution API, and got its token from the broker.
     assert f"method=GET path=/execution/connections/{CONN_ID} " in server_output, server_output[-3000:]
-    assert f"method=PUT path=/execution/variables/{VARIABLE} " in server_output, server_output[-3000:]
+    assert "method=POST path=/confluence-oauth/token " in server_output, server_output[-3000:]
+    assert "path=/execution/variables/" not in server_output, server_output[-3000:]
 
     # The scan below is not vacuous: the task log holds the hook's lines, and the probe logged the stored tokens
     # on purpose, which the supervisor masked in the task log file with what the hook gave to mask_secret.
-    assert probe(logs[client_task], "tokens") == [f"{PROBE} tokens access=*** refresh=***"]
-    assert f"Connection {CONN_ID!r} keeps its rotated tokens in the variable store." in output
+    assert probe(logs[client_task], "tokens") == [f"{PROBE} tokens access=***"]
 
     # No token in clear text anywhere: the client secret, the planted refresh token, every token the emulator
     # issued and every one stored, in the task logs, the runner's output and the api-server's output.
@@ -386,8 +382,8 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     # the executor's stdout (run_workload(subprocess_logs_to_stdout=True)) through the process's core structlog
     # chain, which has no secrets masker, so a token a task logs shows there in clear text even though it was
     # given to mask_secret. That stream is protected only by the provider never logging a token.
-    tokens = every_token(fake, state, extra)
-    assert planted in tokens and state["access_token"] in tokens and state["refresh_token"] in tokens
+    tokens = every_token(fake, extra)
+    assert planted in tokens and extra["access_token"] in tokens and extra["refresh_token"] in tokens
     texts = {f"task log of {task}": text for task, text in logs.items()}
     texts["dag.test(use_executor=True) output"] = "\n".join(
         line for line in output.splitlines() if f"{PROBE} tokens " not in line and f"{PROBE} header " not in line
@@ -442,32 +438,29 @@ def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
     assert "260 spaces: {'global': 260}" in logs["summarize"]
 
 
-def test_token_store_connection_is_refused_in_a_forked_worker(api_server, fake_atlassian):
-    """The provider itself sees the blocked ORM: ``token_store=connection`` fails before any token is used."""
+def test_the_host_locked_variable_store_works_in_a_forked_worker_when_chosen(api_server, fake_atlassian):
+    """The explicit opt-in (``token_store=variable``): the worker rotates in the Variable through the execution
+    API, and says in its log that this is safe only on one host."""
     fake = fake_atlassian
-    fake.add_space("DEMO")
-    env, planted = _prepare(api_server, fake, token_store="connection")
+    env, planted = _prepare(api_server, fake, token_store="variable")
 
     result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
 
-    assert result["state"].endswith("failed"), result
-    assert result["tasks"]["list_spaces"].endswith("failed"), result["tasks"]
+    assert result["state"].endswith("success"), f"{result}\n{output[-6000:]}"
     logs = task_logs(env, "confluence_list_spaces", result["run_id"])
     assert_orm_blocked("list_spaces", logs["list_spaces"])
-    failures = [e for e in events(logs["list_spaces"]) if e.get("event") == "Task failed with exception"]
-    assert len(failures) == 1, logs["list_spaces"][-3000:]
-    error = failures[0]["error_detail"][0]
-    assert error["exc_type"] == "ConfluenceConfigError", error
-    # (Airflow masks the values of extras whose names contain "token", so the word "connection" itself may show
-    # as *** here: the extra is token_store=connection.)
-    assert "Airflow 3 tasks cannot write" in error["exc_value"], error
-    assert "(the ORM is blocked in task workers)" in error["exc_value"], error
-    assert fake.counters["token_requests"] == 0 and fake.counters["api_calls"] == 0
+    lines = [str(e.get("event")) for e in events(logs["list_spaces"])]
+    assert any("under a host file lock" in line and "runs on ONE host" in line for line in lines), lines
+    state = json.loads(worker(env, "read-variable", VARIABLE))
+    assert state["refresh_token"] == fake.latest_refresh_token != planted
     assert json.loads(worker(env, "read-extra", CONN_ID))["refresh_token"] == planted
+    assert f"method=PUT path=/execution/variables/{VARIABLE} " in server_output, server_output[-3000:]
+    assert fake.counters["invalid_grants"] == 0
     texts = {f"task log of {task}": text for task, text in logs.items()}
-    texts["dag.test(use_executor=True) output"] = output
+    texts["dag.test(use_executor=True) output"] = "\n".join(
+        line for line in output.splitlines() if f"{PROBE} tokens " not in line)
     texts["api-server output"] = server_output
-    assert_no_token_leaked(texts, every_token(fake))
+    assert_no_token_leaked(texts, every_token(fake, state))
 
 
 def test_http_example_with_the_token_macro_in_a_forked_worker(api_server, fake_atlassian):
@@ -515,8 +508,8 @@ def triggerer(api_server: dict[str, Any]) -> Iterator[Path]:
 
 def test_deferrable_sensor_in_a_real_triggerer(api_server, fake_atlassian, triggerer):
     """The example's deferrable sensor defers (its own check misses once), the real triggerer runs
-    ``ConfluencePageTrigger``, whose check runs in a thread and reads the connection and the Variable store
-    through the triggerer's supervisor (sync SDK calls from a non-loop thread), and the task resumes with the page."""
+    ``ConfluencePageTrigger``, whose check runs in a thread, reads the connection through the triggerer's supervisor
+    (sync SDK calls from a non-loop thread) and gets its token from the broker, and the task resumes with the page."""
     fake = fake_atlassian
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Release checklist", labels=["approved"])
@@ -539,6 +532,12 @@ def test_deferrable_sensor_in_a_real_triggerer(api_server, fake_atlassian, trigg
     assert "Deferring: the triggerer checks every 120.0 s." in lines, lines
     assert f"page {page['id']} is there (version 1)" in lines, lines
     assert "Trigger fired event" in lines and "trigger completed" in lines, lines
+    # The task's own check (in the worker) and the trigger's (in the triggerer) both asked the token broker.
+    broker = f"Connection {CONN_ID!r} gets its access tokens from the token broker at "
+    triggerer_lines = [line for line in triggerer.read_text(errors="replace").splitlines() if broker in line]
+    assert sum(line.startswith(broker) for line in lines) + len(triggerer_lines) == 2, (lines, triggerer_lines)
+    extra = json.loads(worker(api_server["env"], "read-extra", CONN_ID))
+    assert extra["refresh_token"] == fake.latest_refresh_token and fake.counters["invalid_grants"] == 0
     links = rest_api(api_server, f"/dags/confluence_wait_for_page/dagRuns/{result['run_id']}/taskInstances/"
                                  "wait_for_approval/links")
     assert links["extra_links"] == {"Confluence page": url}

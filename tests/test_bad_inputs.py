@@ -348,7 +348,7 @@ def classic_scopes_call(env: Env) -> Exception:
 
 
 def env_var_with_connection_store(env: Env) -> Exception:
-    conn = env.fake.connection("from_env_var", token_store="connection")
+    conn = env.fake.connection("from_env_var")
     env.monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
     with env.nothing_sent():
         error = raises(ConfluenceConfigError, token_of("from_env_var"))

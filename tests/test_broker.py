@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import hashlib
 import json
 import logging
 import socket
@@ -26,10 +27,12 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.broker import BrokerTokenSource, endpoint_url
+from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource, endpoint_url
 from airflow_provider_confluence.broker_protocol import (
+    GATE_VARIABLE,
     MAX_AGE,
     BrokerRefusal,
+    broker_key,
     NonceCache,
     RequestVerifier,
     sign,
@@ -41,9 +44,12 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceConfigError,
     ConfluenceReauthorizationRequired,
 )
+from airflow_provider_confluence.retry import RetryPolicy
+from airflow_provider_confluence.settings import ConnectionSettings
 from conftest import airflow_major, put_connection, read_connection_extra, read_variable, run_airflow
 
 SECRET = "s3cret-of-the-oauth-app-0123456789"
+GATE_KEY = "the-deployments-broker-key-0123456789"
 TOKEN_URL = "http://broker.test/confluence-oauth/token"
 
 
@@ -155,6 +161,14 @@ def test_the_broker_url_comes_from_the_execution_api_or_the_extra(override, exec
 # -- the worker-side client (no Airflow) ----------------------------------------------------------------
 
 
+def verify_both(body: dict[str, Any], key: str) -> None:
+    """What the broker checks of a request: the deployment's gate signature, then the connection's."""
+    verifier = RequestVerifier(clock=lambda: body["timestamp"])
+    fields = {k: v for k, v in body.items() if k != "gate"}
+    verifier.check_gate(gate=body.get("gate"), gate_key=GATE_KEY, **{k: v for k, v in fields.items() if k != "signature"})
+    verifier.verify(secret=key, **fields)
+
+
 def answer(token: str = "tok-1", expires_in: float = 3600, cloud_id: str | None = "cloud-1") -> dict[str, Any]:
     return {"access_token": token, "expires_at": time.time() + expires_in, "cloud_id": cloud_id}
 
@@ -162,8 +176,8 @@ def answer(token: str = "tok-1", expires_in: float = 3600, cloud_id: str | None 
 def broker_source(**kwargs: Any) -> tuple[BrokerTokenSource, list[str]]:
     masked: list[str] = []
     kwargs.setdefault("sleep", lambda seconds: None)
-    return BrokerTokenSource(conn_id="conf", client_secret=SECRET, url=TOKEN_URL, on_secret=masked.append,
-                             **kwargs), masked
+    kwargs.setdefault("credentials", lambda fresh: BrokerCredentials(SECRET, GATE_KEY))
+    return BrokerTokenSource(conn_id="conf", url=TOKEN_URL, on_secret=masked.append, **kwargs), masked
 
 
 @pytest.mark.airflow2
@@ -183,7 +197,7 @@ class TestBrokerTokenSource:
         assert requests_mock.call_count == 2 and masked == ["tok-1", "tok-2"]
         bodies = [r.json() for r in requests_mock.request_history]
         for body in bodies:  # each valid when it was sent
-            RequestVerifier(clock=lambda: body["timestamp"]).verify(secret=SECRET, **body)
+            verify_both(body, SECRET)
         assert bodies[0]["nonce"] != bodies[1]["nonce"] and bodies[1]["timestamp"] - bodies[0]["timestamp"] >= 3540
         assert source.get_cloud_id() == "cloud-1" and requests_mock.call_count == 2
 
@@ -203,39 +217,78 @@ class TestBrokerTokenSource:
         assert source.access_token_expired() is False  # a real 404: the broker's token is the same
         assert source.access_token_expired() is True  # a sibling's forced refresh replaced it
 
-    def test_an_unreachable_broker_fails_the_task_with_a_clear_error(self, requests_mock):
+    def test_an_unreachable_broker_is_waited_for_within_a_budget_then_fails_clearly(self, requests_mock, caplog):
         requests_mock.post(TOKEN_URL, exc=requests.exceptions.ConnectionError("refused"))
-        source, masked = broker_source()
-        with pytest.raises(ConfluenceBrokerError) as info:
-            source.get_access_token()
+        slept: list[float] = []
+        budget = RetryPolicy(max_attempts=200, base_delay=0.5, max_delay=5.0, max_total_wait=30.0)
+        source, masked = broker_source(sleep=slept.append, retry=budget)
+        with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.broker"):
+            with pytest.raises(ConfluenceBrokerError) as info:
+                source.get_access_token()
         assert info.value.unreachable and info.value.url == TOKEN_URL
         assert "execution_api_server_url" in info.value.message and "broker_url" in info.value.message
-        assert requests_mock.call_count == 3 and masked == []
+        assert "did not refresh anywhere else" in info.value.message
+        assert 20.0 < sum(slept) <= 30.0 and max(slept) <= 5.0  # waited the budget, in bounded steps
+        assert requests_mock.call_count == len(slept) + 1 and masked == []
+        assert caplog.text.count("Waiting up to 30 s for the API server") == 1  # one line, not one per try
+
+    def test_a_restarting_broker_is_waited_for_and_then_answers(self, requests_mock, caplog):
+        requests_mock.post(TOKEN_URL, [
+            {"exc": requests.exceptions.ConnectionError("refused")},
+            {"status_code": 502, "text": "<html>Bad Gateway</html>"},
+            {"status_code": 503, "text": "starting"},
+            {"json": answer("tok-after-restart")},
+        ])
+        slept: list[float] = []
+        source, masked = broker_source(sleep=slept.append)
+        with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.broker"):
+            assert source.get_access_token() == "tok-after-restart"
+        assert len(slept) == 3 and masked == ["tok-after-restart"]
+        assert "could not be reached" in caplog.text and "never refreshes the token anywhere else" in caplog.text
 
     def test_an_answer_without_a_broker_says_the_plugin_may_be_missing(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=404, text="<html>Not Found</html>")
         source, _ = broker_source()
         with pytest.raises(ConfluenceBrokerError, match="is airflow-provider-confluence installed") as info:
             source.get_access_token()
-        assert info.value.unreachable and info.value.status_code == 404 and requests_mock.call_count == 1
+        assert not info.value.unreachable and info.value.status_code == 404 and requests_mock.call_count == 1
 
-    def test_the_variable_fallback_is_used_only_when_no_broker_answers(self, requests_mock, caplog):
-        from airflow_provider_confluence.tokens import MemoryTokenStore, TokenManager, TokenState
+    def test_a_refused_key_is_tried_once_more_with_the_connection_read_again(self, requests_mock):
+        """The API server wrote a broker_secret into the connection after this task read it."""
+        requests_mock.post(TOKEN_URL, [
+            {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
+            {"json": answer("tok-1")},
+        ])
+        source, _ = broker_source(credentials=lambda fresh: BrokerCredentials(
+            "the-new-broker-secret" if fresh else SECRET, GATE_KEY))
+        assert source.get_access_token() == "tok-1"
+        first, second = (r.json() for r in requests_mock.request_history)
+        verify_both(second, "the-new-broker-secret")
+        with pytest.raises(BrokerRefusal):
+            verify_both(first, "the-new-broker-secret")
 
-        fallback = TokenManager(store=MemoryTokenStore(TokenState(access_token="local", expires_at=time.time() + 3600)),
-                                refresh=lambda token: pytest.fail("no refresh expected"))
-        requests_mock.post(TOKEN_URL, exc=requests.exceptions.ConnectTimeout("timeout"))
-        source, _ = broker_source(fallback=lambda: fallback)
-        with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.broker"):
-            assert source.get_access_token() == "local"
-        assert source.store.name == "memory"
-        assert "broker_fallback=variable" in caplog.text
-        # A broker that answers and refuses is never bypassed.
+    def test_a_new_deployment_may_refuse_the_gate_then_the_key_and_still_answers(self, requests_mock):
+        """The task read the Variable before the API server created it, and the connection before the first save
+        gave it a broker_secret: each refusal is read again once."""
+        requests_mock.post(TOKEN_URL, [
+            {"status_code": 401, "json": {"error": "invalid_gate", "detail": "no"}},
+            {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
+            {"json": answer("tok-1")},
+        ])
+        reads = iter([BrokerCredentials("derived", None), BrokerCredentials("derived", GATE_KEY),
+                      BrokerCredentials(SECRET, GATE_KEY)])
+        source, _ = broker_source(credentials=lambda fresh: next(reads))
+        assert source.get_access_token() == "tok-1"
+        verify_both(requests_mock.request_history[2].json(), SECRET)
+
+    def test_a_refused_key_that_did_not_change_is_not_tried_again(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=401, json={"error": "invalid_signature", "detail": "no"})
-        refused, _ = broker_source(fallback=lambda: fallback)
+        reads: list[bool] = []
+        source, _ = broker_source(credentials=lambda fresh: reads.append(fresh) or BrokerCredentials(SECRET, GATE_KEY))
         with pytest.raises(ConfluenceBrokerError) as info:
-            refused.get_access_token()
+            source.get_access_token()
         assert info.value.reason == "invalid_signature" and not info.value.unreachable
+        assert requests_mock.call_count == 1 and reads == [False, True]
 
     def test_the_brokers_errors_keep_their_types(self, requests_mock):
         requests_mock.post(TOKEN_URL, status_code=403, json={"error": "reauthorization_required", "detail": "consent"})
@@ -265,8 +318,28 @@ def broker(airflow_db: Any) -> Iterator[Any]:
         yield client
 
 
+def key_of(conn_id: str) -> str:
+    """The broker key of the connection as Airflow reads it now (its broker_secret, else the derived key)."""
+    from airflow_provider_confluence._compat import get_connection
+
+    conn = get_connection(conn_id)
+    settings = ConnectionSettings.from_connection_fields(conn_id, host=conn.host, login=conn.login,
+                                                         password=conn.password, extra=conn.extra)
+    key = broker_key(settings)
+    assert key
+    return key
+
+
+def gate_key() -> str:
+    """The deployment's broker key, as a task reads it (created here as the API server would, if missing)."""
+    from airflow_provider_confluence.plugins.broker import DeploymentGate
+
+    return DeploymentGate._read_or_create()
+
+
 def ask(client: Any, fake: Any, conn_id: str, *, secret: str | None = None, **kw: Any) -> Any:
-    body = signed_request(secret or fake.client_secret, conn_id, timestamp=int(time.time()), **kw)
+    kw.setdefault("gate_key", gate_key())
+    body = signed_request(secret or key_of(conn_id), conn_id, timestamp=int(time.time()), **kw)
     return client.post("/confluence-oauth/token", json=body)
 
 
@@ -288,35 +361,42 @@ def second_worker(airflow_db: Any) -> Any:
 
 @needs_airflow3
 def test_a_request_replayed_to_another_api_server_worker_is_refused(fake_atlassian, broker, airflow_db):
-    """Seen nonces live in the metadata database (``revoked_token``), not in one worker's memory."""
-    put_connection("brokered", fake_atlassian.connection("brokered", token_store="broker"))
-    body = signed_request(fake_atlassian.client_secret, "brokered", timestamp=int(time.time()))
+    """Seen nonces live in the metadata database (the single-use table), not in one worker's memory."""
+    put_connection("brokered", fake_atlassian.connection("brokered"))
+    assert ask(broker, fake_atlassian, "brokered").status_code == 200  # the first save gives it its key
+    body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
     assert broker.post("/confluence-oauth/token", json=body).status_code == 200
     with second_worker(airflow_db) as other:
         replayed = other.post("/confluence-oauth/token", json=body)
         assert replayed.status_code == 401 and replayed.json()["error"] == "replayed_nonce"
-        fresh = signed_request(fake_atlassian.client_secret, "brokered", timestamp=int(time.time()))
+        fresh = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
         assert other.post("/confluence-oauth/token", json=fresh).status_code == 200  # a new nonce is fine
     assert fake_atlassian.counters["token_requests"] == 1
 
 
-def test_shared_nonces_store_a_fingerprint_that_fits_the_jti_column():
-    from airflow_provider_confluence.plugins.revoked_tokens import JTI_LENGTH, SharedNonces
+@pytest.mark.airflow2
+def test_single_use_values_are_claimed_once_across_processes_and_pruned(airflow_db):
+    """The ledger works on every Airflow line (its own table), and stores fingerprints, not the values."""
+    from airflow_provider_confluence._compat import create_session
+    from airflow_provider_confluence.plugins import single_use
+    from airflow_provider_confluence.plugins.single_use import SingleUseLedger
 
-    claimed: list[str] = []
+    clock = Clock(time.time())
+    value = "nonce-" + "n" * 40
+    first, second = SingleUseLedger("broker-nonce", clock), SingleUseLedger("broker-nonce", clock)
+    assert first.claim(value, clock.now + 120) and not second.claim(value, clock.now + 120)
+    assert SingleUseLedger("consent-state", clock).claim(value, clock.now + 120)  # another namespace
+    ours = {hashlib.sha256(f"{space}\n{value}".encode()).hexdigest() for space in ("broker-nonce", "consent-state")}
 
-    class Ledger:
-        def claim(self, jti: str, expires_at: float) -> bool:
-            if jti in claimed:
-                return False
-            claimed.append(jti)
-            return True
+    def stored() -> set[str]:
+        with create_session() as session:
+            return {row[0] for row in session.execute(single_use._single_use_table().select()).all()}
 
-    nonces = SharedNonces(Ledger())  # type: ignore[arg-type]
-    key = "conn\n" + "n" * 128
-    assert nonces.add(key, 100.0, 0.0) and not nonces.add(key, 100.0, 0.0)
-    assert nonces.add("conn\nother-nonce-0123456789", 100.0, 0.0)
-    assert all(len(jti) == JTI_LENGTH and jti.startswith("cb") and "n" * 20 not in jti for jti in claimed)
+    assert ours <= stored() and not [key for key in stored() if value in key]
+    clock.now += 200  # both claims have expired: the next claim prunes them
+    single_use._next_prune = 0.0
+    assert second.claim("another-" + "x" * 40, clock.now + 120)
+    assert not ours & stored()
 
 
 @needs_airflow3
@@ -338,6 +418,11 @@ class TestRouter:
         assert extra["access_token"] == body["access_token"] and extra["expires_at"] == body["expires_at"]
         assert extra["cloud_id"] == fake.cloud_id
         assert fake.counters["refreshes"] == 1 and fake.counters["accessible_resources_calls"] == 1
+        # The first save gave the connection a random broker key of its own; the derived key is retired.
+        assert len(extra["broker_secret"]) >= 40 and key_of("brokered") == extra["broker_secret"]
+        derived = broker_key(ConnectionSettings.from_connection_fields(
+            "brokered", host=conn["host"], login=conn["login"], password=conn["password"], extra=conn["extra"]))
+        assert ask(broker, fake, "brokered", secret=derived).json()["error"] == "invalid_signature"
         # The next caller gets the same token: no refresh, no second discovery of the cloud id.
         again = ask(broker, fake, "brokered")
         assert again.json() == body
@@ -347,13 +432,13 @@ class TestRouter:
         fake = fake_atlassian
         put_connection("brokered", fake.connection("brokered", token_store="broker"))
         put_connection("not_confluence", {**fake.connection("x"), "conn_type": "http"})
-        wrong = ask(broker, fake, "brokered", secret="not-the-client-secret")
-        unknown = ask(broker, fake, "no_such_connection")
-        other_type = ask(broker, fake, "not_confluence")
+        wrong = ask(broker, fake, "brokered", secret="not-the-connections-key")
+        unknown = ask(broker, fake, "no_such_connection", secret="not-the-connections-key")
+        other_type = ask(broker, fake, "not_confluence", secret="not-the-connections-key")
         stale = broker.post("/confluence-oauth/token", json=signed_request(
-            fake.client_secret, "brokered", timestamp=int(time.time()) - MAX_AGE - 5))
+            key_of("brokered"), "brokered", timestamp=int(time.time()) - MAX_AGE - 5, gate_key=gate_key()))
         future = broker.post("/confluence-oauth/token", json=signed_request(
-            fake.client_secret, "brokered", timestamp=int(time.time()) + 300))
+            key_of("brokered"), "brokered", timestamp=int(time.time()) + 300, gate_key=gate_key()))
         for response, error in [(wrong, "invalid_signature"), (unknown, "invalid_signature"),
                                 (other_type, "invalid_signature"), (stale, "stale_timestamp"),
                                 (future, "future_timestamp")]:
@@ -366,7 +451,8 @@ class TestRouter:
         assert "signed 125 s ago" in stale.json()["detail"] or "signed 126 s ago" in stale.json()["detail"]
         assert fake.counters["token_requests"] == 0
         # A replay of a good request: answered once, refused after.
-        body = signed_request(fake.client_secret, "brokered", timestamp=int(time.time()))
+        assert ask(broker, fake, "brokered").status_code == 200  # the first save gives the connection its key
+        body = signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()), gate_key=gate_key())
         assert broker.post("/confluence-oauth/token", json=body).status_code == 200
         replayed = broker.post("/confluence-oauth/token", json=body)
         assert replayed.status_code == 401 and replayed.json()["error"] == "replayed_nonce"
@@ -387,18 +473,65 @@ class TestRouter:
         assert read_connection_extra("brokered")["refresh_token"] == fake.latest_refresh_token
         assert fake.counters["invalid_grants"] == 0
 
-    def test_auto_is_served_only_where_the_broker_is_enabled(self, fake_atlassian, broker, monkeypatch):
+    def test_a_request_from_outside_the_deployment_costs_no_lookup(self, fake_atlassian, broker, monkeypatch):
+        """Without the deployment's gate signature, a request is refused before any connection (or secrets
+        backend) is looked up, whatever connection it names."""
+        from airflow_provider_confluence.plugins import broker as plugin
+
+        fake = fake_atlassian
+        put_connection("gated", fake.connection("gated"))
+        lookups: list[str] = []
+        real = plugin.get_connection
+        monkeypatch.setattr(plugin, "get_connection", lambda conn_id: lookups.append(conn_id) or real(conn_id))
+        for gate in (None, "not-the-deployments-key"):
+            refused = ask(broker, fake, "gated", gate_key=gate)
+            assert refused.status_code == 401 and refused.json()["error"] == "invalid_gate", refused.text
+            assert "Nothing was looked up" in refused.json()["detail"]
+        assert lookups == [] and fake.counters["token_requests"] == 0
+        assert ask(broker, fake, "gated").status_code == 200 and lookups == ["gated"]
+
+    def test_the_first_request_creates_the_deployments_key_and_a_task_picks_it_up(self, fake_atlassian, broker):
+        from airflow.models.variable import Variable
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            session.query(Variable).filter(Variable.key == GATE_VARIABLE).delete()
+        fake = fake_atlassian
+        put_connection("first", fake.connection("first"))
+        refused = ask(broker, fake, "first", gate_key=None)  # a task that found no key yet
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_gate"
+        created = read_variable(GATE_VARIABLE)
+        assert created and len(created) >= 40 and ask(broker, fake, "first", gate_key=created).status_code == 200
+
+    def test_a_connection_of_the_same_oauth_app_cannot_get_anothers_token(self, fake_atlassian, broker):
+        """Team A and team B use one Atlassian app (one client secret) with their own grants. Neither the shared
+        client secret nor team B's own key gets team A's access token."""
+        fake = fake_atlassian
+        put_connection("team_a", fake.connection("team_a"))
+        put_connection("team_b", fake.connection("team_b", refresh_token=fake.issue_grant()))
+        assert ask(broker, fake, "team_b").status_code == 200  # team B is served with its own key
+        for key in (fake.client_secret, key_of("team_b")):
+            refused = ask(broker, fake, "team_a", secret=key)
+            assert refused.status_code == 401 and refused.json()["error"] == "invalid_signature"
+            assert "access_token" not in refused.json()
+        assert [e["was_latest"] for e in fake.refresh_log] == [True]  # only team B's grant was redeemed
+        assert ask(broker, fake, "team_a").status_code == 200  # team A's own key works
+
+    def test_auto_is_served_by_default_and_not_where_the_deployment_turned_the_broker_off(
+        self, fake_atlassian, broker, monkeypatch
+    ):
         fake = fake_atlassian
         put_connection("auto_conn", fake.connection("auto_conn"))
         put_connection("variable_conn", fake.connection("variable_conn", token_store="variable"))
-        off = ask(broker, fake, "auto_conn")
-        assert off.status_code == 422 and off.json()["error"] == "config_error"
-        assert "[confluence] token_broker is off" in off.json()["detail"]
         variable = ask(broker, fake, "variable_conn")
         assert variable.status_code == 422 and "token_store=variable" in variable.json()["detail"]
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER", "False")
+        off = ask(broker, fake, "auto_conn")
+        assert off.status_code == 422 and off.json()["error"] == "config_error"
+        assert "[confluence] token_broker = False" in off.json()["detail"]
         assert fake.counters["token_requests"] == 0
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER", "True")
-        on = ask(broker, fake, "auto_conn")
+        monkeypatch.delenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER")
+        on = ask(broker, fake, "auto_conn")  # no configuration at all
         assert on.status_code == 200, on.text
         assert read_connection_extra("auto_conn")["access_token"] == on.json()["access_token"]
 
@@ -408,7 +541,7 @@ class TestRouter:
         from airflow.utils.session import create_session
 
         fake = fake_atlassian
-        conn = fake.connection("from_env", token_store="broker")
+        conn = fake.connection("from_env")
         with create_session() as session:
             session.query(Connection).filter(Connection.conn_id == "from_env").delete()
             session.query(Variable).filter(Variable.key == "confluence_oauth__from_env").delete()
@@ -432,31 +565,43 @@ class TestRouter:
         assert "authorize the app again" in response.json()["detail"]
         assert read_connection_extra("dead")["refresh_token"] == "revoked-or-unknown-token"
 
-    def test_enabling_the_broker_continues_the_chain_the_variable_store_rotated(self, fake_atlassian, broker):
-        """Airflow 3 without the broker kept rotations in the Variable; the row still holds the first token.
+    def test_state_left_in_the_variable_store_is_never_adopted_silently_and_moves_once(self, fake_atlassian, broker):
+        """Before this version, Airflow 3 kept rotations in the Variable; the row still holds the first token.
 
-        Enabling the broker must continue from the Variable's newest token: redeeming the superseded token in
-        the row more than 10 minutes later would revoke the whole grant.
+        A normal read must neither adopt the Variable (any Airflow 3 task can write one) nor redeem the retired
+        token in the row (after 10 minutes that revokes the grant): the broker refuses with the command to run,
+        and ``migrate-store`` moves the state once.
         """
         from airflow.models.connection import Connection
         from airflow.utils.session import create_session
 
+        from airflow_provider_confluence.connection_store import migrate_variable_state
         from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
         fake = fake_atlassian
         conn = fake.connection("migrated", token_store="variable")
         put_connection("migrated", conn)
-        variable_token = ConfluenceOAuthHook("migrated").get_access_token()
+        ConfluenceOAuthHook("migrated").get_access_token()
         rotated = fake.latest_refresh_token
-        with create_session() as session:  # the admin enables the broker for this connection
+        with create_session() as session:  # the upgrade: the connection goes back to auto
             row = session.query(Connection).filter(Connection.conn_id == "migrated").one()
-            row.set_extra(json.dumps({**conn["extra"], "token_store": "broker"}))
-        response = ask(broker, fake, "migrated", rejected_token=token_fingerprint(variable_token))
+            row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "token_store"}))
+        refused = ask(broker, fake, "migrated")
+        assert refused.status_code == 422 and "airflow-confluence migrate-store migrated" in refused.json()["detail"]
+        assert fake.counters["token_requests"] == 1  # the Variable store's refresh only
+        assert migrate_variable_state("migrated", dry_run=True).action == "moved"
+        assert read_variable("confluence_oauth__migrated")  # a dry run changes nothing
+        moved = migrate_variable_state("migrated")
+        assert moved.action == "moved" and read_variable("confluence_oauth__migrated") is None
+        assert read_connection_extra("migrated")["refresh_token"] == rotated
+        assert migrate_variable_state("migrated").action == "nothing"
+        response = ask(broker, fake, "migrated")
         assert response.status_code == 200, response.text
+        forced = ask(broker, fake, "migrated", rejected_token=token_fingerprint(response.json()["access_token"]))
+        assert forced.status_code == 200, forced.text
         assert fake.counters["stale_refresh_reuses"] == 0 and fake.counters["invalid_grants"] == 0
         assert [e["was_latest"] for e in fake.refresh_log] == [True, True]
-        extra = read_connection_extra("migrated")
-        assert extra["refresh_token"] == fake.latest_refresh_token not in (rotated, conn["extra"]["refresh_token"])
+        assert read_connection_extra("migrated")["refresh_token"] == fake.latest_refresh_token != rotated
 
 
 # -- which store `auto` picks with the broker --------------------------------------------------------------
@@ -476,25 +621,29 @@ def test_token_store_broker_where_the_orm_may_be_used_is_the_brokers_own_store(f
 
 
 @needs_airflow3
-def test_auto_with_the_broker_enabled_is_one_store_in_every_process(fake_atlassian, airflow_db, monkeypatch):
+def test_auto_is_one_store_in_every_process_with_no_configuration(fake_atlassian, airflow_db, monkeypatch, caplog):
     from airflow_provider_confluence import stores
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     fake = fake_atlassian
     put_connection("auto_rule", fake.connection("auto_rule"))
     monkeypatch.setenv("AIRFLOW_CONN_AUTO_RULE_ENV", json.dumps(fake.connection("auto_rule_env")))
-    # Without [confluence] token_broker: today's rule, the Variable everywhere.
-    assert ConfluenceOAuthHook("auto_rule").token_manager.store.name == "variable"
-    monkeypatch.setenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER", "True")
-    # With it, where the ORM may be used: the broker's own store (row, else the Variable locked by its row).
+    # Where the ORM may be used: the connection row, else the Variable locked by its row.
     assert isinstance(ConfluenceOAuthHook("auto_rule").token_manager.store, stores.ConnectionTokenStore)
     assert isinstance(ConfluenceOAuthHook("auto_rule_env").token_manager.store, stores.VariableRowTokenStore)
-    # And in a task worker (ORM blocked): the broker, which uses that same store.
+    # In a task worker or the triggerer (ORM blocked): the broker, which uses that same store.
     monkeypatch.setattr(stores, "orm_available", lambda: False)
     worker = ConfluenceOAuthHook("auto_rule").token_manager
     assert isinstance(worker, BrokerTokenSource) and worker.store.name == "broker"
-    with pytest.raises(ConfluenceConfigError, match="must ask the broker"):
+    with pytest.raises(ConfluenceConfigError, match="must ask the token broker"):
         stores.choose_token_store(ConfluenceOAuthHook("auto_rule").settings)
+    # Only a deployment that turns the broker off gets the host-locked Variable, in every process, warned.
+    monkeypatch.setenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER", "False")
+    monkeypatch.setattr(stores, "orm_available", lambda: True)
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.stores"):
+        store = ConfluenceOAuthHook("auto_rule").token_manager.store
+    assert type(store) is stores.VariableTokenStore
+    assert "runs on ONE host" in caplog.text and "[confluence] token_broker = False" in caplog.text
     assert fake.counters["token_requests"] == 0
 
 
@@ -575,9 +724,14 @@ def worker_mode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_workers_hook_gets_its_tokens_from_the_broker(fake_atlassian, broker_server, worker_mode, capsys):
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # a new deployment: the broker's key is created by the first request
+        session.query(Variable).filter(Variable.key == GATE_VARIABLE).delete()
     fake = fake_atlassian
     fake.add_space("DEMO")
-    put_connection("worker_conn", fake.connection("worker_conn", token_store="broker", broker_url=broker_server))
+    put_connection("worker_conn", fake.connection("worker_conn", broker_url=broker_server))
     hook = ConfluenceOAuthHook("worker_conn")
     page = hook.create_page(space_key="DEMO", title="From a worker", body="<p>hello</p>")
     assert isinstance(hook.token_manager, BrokerTokenSource) and hook.token_manager.store.name == "broker"
@@ -586,7 +740,7 @@ def test_a_workers_hook_gets_its_tokens_from_the_broker(fake_atlassian, broker_s
     extra = read_connection_extra("worker_conn")
     assert extra["refresh_token"] == fake.latest_refresh_token and extra["cloud_id"] == fake.cloud_id
     assert extra["access_token"] in worker_mode  # masked in the worker before use
-    assert fake.counters["refreshes"] == 1 and hook.token_manager.requests_sent == 1
+    assert fake.counters["refreshes"] == 1 and hook.token_manager.requests_sent == 2  # refused once: no key yet
     # Confluence refuses its token once (401): the worker names it to the broker, which refreshes once.
     fake.fail_next(401, route="GET /wiki/api/v2/spaces")
     assert hook.get_space_id("DEMO")
@@ -607,25 +761,6 @@ def test_an_unreachable_broker_fails_the_task_without_a_local_refresh(fake_atlas
         hook.get_space_id("DEMO")
     assert info.value.unreachable and closed in info.value.message
     assert fake.counters["token_requests"] == 0 and fake.counters["api_calls"] == 0
-
-
-@needs_airflow3
-def test_the_variable_fallback_when_the_connection_allows_it(fake_atlassian, airflow_db, worker_mode, caplog):
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-    fake = fake_atlassian
-    fake.add_space("DEMO")
-    closed = f"http://127.0.0.1:{_free_port()}"
-    put_connection("fallback", fake.connection("fallback", token_store="broker", broker_url=closed,
-                                               broker_fallback="variable"))
-    hook = ConfluenceOAuthHook("fallback")
-    hook.token_manager._sleep = lambda seconds: None
-    with caplog.at_level(logging.WARNING):
-        assert hook.get_space_id("DEMO")
-    assert hook.token_manager.store.name == "variable"
-    assert "broker_fallback=variable" in caplog.text
-    state = json.loads(read_variable("confluence_oauth__fallback") or "{}")
-    assert state["refresh_token"] == fake.latest_refresh_token
 
 
 # -- the plugin ------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The token broker in a real ``airflow api-server`` on PostgreSQL, asked by worker processes that race.
 
 The API server loads the provider's plugin through the ``airflow.plugins`` entry point of the installed wheel
-(nothing is put in its plugins folder) and mounts it at ``/confluence-oauth``. The deployment enables the
-broker (``AIRFLOW__CONFLUENCE__TOKEN_BROKER=True``) and the connections keep ``token_store=auto``.
+(nothing is put in its plugins folder) and mounts it at ``/confluence-oauth``. No provider setting is made: the
+broker is on by default, and the connections keep ``token_store=auto``.
 
 Each worker is an OS process that plays an Airflow 3 task worker: it blocks its ORM the way the Task SDK's
-supervisor does (``block_orm_access``), sees the connection through an env var (as it would through the
-execution API: fields only, no token state), so that ``auto`` must send it to the broker, whose address it
-derives from ``[core] execution_api_server_url``. The emulator's access tokens live one second, so they
+supervisor does (``block_orm_access``), and sees the connection through an env var holding what the execution
+API would give it (the connection's fields and extra, its broker key among them), so that ``auto`` must send it
+to the broker, whose address it derives from ``[core] execution_api_server_url``. (The first-use path, where the
+broker itself writes the connection's key, runs through the real execution API in test_deployment.py.) The emulator's access tokens live one second, so they
 expire several times while the workers call Confluence through the hook. The claims, as in
 test_concurrency.py: one token request per expiry (no refresh while a fresh token was there to adopt), zero
 ``invalid_grant``, no reuse of an older refresh token, and the store holds the refresh token issued last: the
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.broker_protocol import signed_request
+from airflow_provider_confluence.broker_protocol import GATE_VARIABLE, signed_request
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
 from conftest import airflow_major
 from helpers.processes import api_server_env, free_port, fresh_postgres_database, stop_group
@@ -87,13 +88,6 @@ print("WORKER-RESULT " + json.dumps({"calls": calls, "orm": orm_available(), "st
 
 
 
-def _env_connection(fake: FakeAtlassian, conn_id: str) -> str:
-    """The connection as a worker sees it: its fields, without the token state that the API server keeps."""
-    connection = fake.connection(conn_id, refresh_token="kept-by-the-api-server")
-    connection["extra"].pop("refresh_token")
-    return json.dumps(connection)
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeAtlassian]:
     """One emulator for the module: the API server is started with connections that point at it."""
@@ -112,14 +106,14 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         **api_server_env(home, port),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",
         "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
     }
     env.pop(f"AIRFLOW_CONN_{ROW_CONN.upper()}", None)
     with fresh_postgres_database(f"apc_broker_af{airflow_major()}", env) as database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
-        # The API server alone sees this one with its grant (a secrets backend in real life).
-        server_env = {**env, f"AIRFLOW_CONN_{ENV_CONN.upper()}": json.dumps(fake.connection(ENV_CONN))}
+        # Both sides read this one from the environment (a secrets backend in real life).
+        env_connection = json.dumps(fake.connection(ENV_CONN))
+        server_env = {**env, f"AIRFLOW_CONN_{ENV_CONN.upper()}": env_connection}
         log_path = home / "api-server.out"
         proc = None
         try:
@@ -142,7 +136,7 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 if time.monotonic() > deadline:
                     pytest.fail(f"no token broker after {SERVER_START_TIMEOUT:.0f} s:\n{log_path.read_text()[-4000:]}")
                 time.sleep(0.5)
-            yield {"env": env, "broker": broker, "log": log_path, "home": home}
+            yield {"env": env, "broker": broker, "log": log_path, "home": home, "env_connection": env_connection}
         finally:
             if proc is not None:
                 stop_group(proc)
@@ -155,9 +149,21 @@ def helper(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def race(server: dict[str, Any], fake: FakeAtlassian, conn_id: str, tmp_path: Path) -> list[dict[str, Any]]:
-    """Start the worker processes, release them together, and return what each printed."""
-    env = {**server["env"], f"AIRFLOW_CONN_{conn_id.upper()}": _env_connection(fake, conn_id)}
+def deployment_key(server: dict[str, Any]) -> str:
+    """The Variable the API server creates on the first request (an unsigned one is refused, after that)."""
+    requests.post(server["broker"], json=signed_request("x", "x", timestamp=int(time.time())), timeout=30)
+    return helper(server["env"], "read-variable", GATE_VARIABLE).strip()
+
+
+def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: str,
+         tmp_path: Path) -> list[dict[str, Any]]:
+    """Start the worker processes, release them together, and return what each printed.
+
+    :param connection: the connection's JSON as the workers see it.
+    """
+    env = {**server["env"], f"AIRFLOW_CONN_{conn_id.upper()}": connection,
+           # what a task reads through the execution API: the deployment's broker key
+           f"AIRFLOW_VAR_{GATE_VARIABLE.upper()}": deployment_key(server)}
     go = tmp_path / "go"
     ready = [tmp_path / f"ready-{i}" for i in range(WORKERS)]
     outputs = [tmp_path / f"worker-{i}.out" for i in range(WORKERS)]
@@ -226,12 +232,12 @@ def race_emulator(fake: FakeAtlassian) -> FakeAtlassian:
 
 def test_workers_share_one_rotation_per_expiry_through_the_connection_row(server, race_emulator, tmp_path):
     fake = race_emulator
-    connection = fake.connection(ROW_CONN)  # token_store=auto
+    connection = fake.connection(ROW_CONN, broker_secret="the-connections-own-broker-key")  # token_store=auto
     planted = connection["extra"]["refresh_token"]
     helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
     offset = server["log"].stat().st_size
 
-    results = race(server, fake, ROW_CONN, tmp_path)
+    results = race(server, fake, json.dumps(connection), ROW_CONN, tmp_path)
 
     assert_rotation_was_perfect(fake, server, results)
     extra = json.loads(helper(server["env"], "read-extra", ROW_CONN))
@@ -250,7 +256,7 @@ def test_an_env_var_connection_rotates_in_the_variable_row(server, race_emulator
     with pytest.raises(AssertionError):
         helper(server["env"], "read-variable", f"confluence_oauth__{ENV_CONN}")  # not there yet
 
-    results = race(server, fake, ENV_CONN, tmp_path)
+    results = race(server, fake, server["env_connection"], ENV_CONN, tmp_path)
 
     assert_rotation_was_perfect(fake, server, results)
     state = json.loads(helper(server["env"], "read-variable", f"confluence_oauth__{ENV_CONN}"))
@@ -259,23 +265,42 @@ def test_an_env_var_connection_rotates_in_the_variable_row(server, race_emulator
 
 
 def test_the_refusals_over_http(server, fake):
+    from airflow_provider_confluence.broker_protocol import broker_key
+    from airflow_provider_confluence.settings import ConnectionSettings
+
     fake.reset_counters()
-    helper(server["env"], "put-connection", ROW_CONN, json.dumps(fake.connection(ROW_CONN)))
+    fake.access_token_lifetime = 3600  # (the races before made it 1 s)
+    connection = fake.connection(ROW_CONN)
+    helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
+    key = broker_key(ConnectionSettings.from_connection_fields(
+        ROW_CONN, host=connection["host"], login=connection["login"], password=connection["password"],
+        extra=connection["extra"]))
+    assert key
     url, now = server["broker"], int(time.time())
 
     def post(body: dict[str, Any]) -> requests.Response:
         return requests.post(url, json=body, timeout=30)
 
-    wrong = post(signed_request("not-the-client-secret", ROW_CONN, timestamp=now))
-    unknown = post(signed_request(fake.client_secret, "no_such_connection", timestamp=now))
-    stale = post(signed_request(fake.client_secret, ROW_CONN, timestamp=now - 600))
-    good = signed_request(fake.client_secret, ROW_CONN, timestamp=now)
-    first, replayed = post(good), post(good)
-    for response, error in [(wrong, "invalid_signature"), (unknown, "invalid_signature"),
-                            (stale, "stale_timestamp"), (replayed, "replayed_nonce")]:
+    outsider = post(signed_request(key, ROW_CONN, timestamp=now))
+    gate = deployment_key(server)
+    wrong = post(signed_request("not-the-connections-key", ROW_CONN, timestamp=now, gate_key=gate))
+    app_secret = post(signed_request(fake.client_secret, ROW_CONN, timestamp=now, gate_key=gate))
+    unknown = post(signed_request(key, "no_such_connection", timestamp=now, gate_key=gate))
+    stale = post(signed_request(key, ROW_CONN, timestamp=now - 600, gate_key=gate))
+    first = post(signed_request(key, ROW_CONN, timestamp=now, gate_key=gate))
+    # The first save gave the connection its own random key: the derived one is retired, the new one works once.
+    saved = json.loads(helper(server["env"], "read-extra", ROW_CONN))["broker_secret"]
+    retired = post(signed_request(key, ROW_CONN, timestamp=now, gate_key=gate))
+    good = signed_request(saved, ROW_CONN, timestamp=now, gate_key=gate)
+    second, replayed = post(good), post(good)
+    for response, error in [(outsider, "invalid_gate"), (wrong, "invalid_signature"), (app_secret, "invalid_signature"),
+                            (unknown, "invalid_signature"), (stale, "stale_timestamp"), (retired, "invalid_signature"),
+                            (replayed, "replayed_nonce")]:
         assert response.status_code == 401, response.text
         assert response.json()["error"] == error and response.json()["detail"]
         assert "access_token" not in response.text
     assert unknown.json() == wrong.json()
     assert first.status_code == 200 and set(first.json()) == {"access_token", "expires_at", "cloud_id"}
+    same_token = second.status_code == 200 and second.json() == first.json()
+    assert same_token, "the second answer is not the token the first one got"  # never print a token
     assert fake.counters["token_requests"] == 1

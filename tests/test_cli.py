@@ -25,8 +25,9 @@ import pytest
 import requests
 
 from airflow_provider_confluence.cli import main
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.stores import fingerprint
-from conftest import put_connection, read_connection_extra, scan_for_secrets
+from conftest import airflow_major, put_connection, read_connection_extra, read_variable, scan_for_secrets
 
 pytestmark = pytest.mark.airflow2
 
@@ -121,7 +122,7 @@ def test_authorize_in_loopback_mode_end_to_end(fake_atlassian, airflow_db):
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     callback = f"http://127.0.0.1:{free_port()}/callback"
-    put_connection("cli_loop", fake_atlassian.connection("cli_loop", token_store="connection", redirect_uri=callback))
+    put_connection("cli_loop", fake_atlassian.connection("cli_loop", redirect_uri=callback))
     old = read_connection_extra("cli_loop")
     started = time.time()
     cli = Cli("authorize", "--conn-id", "cli_loop", "--timeout", "60")
@@ -150,7 +151,7 @@ def test_authorize_in_loopback_mode_end_to_end(fake_atlassian, airflow_db):
 
 
 def test_authorize_in_paste_mode_refuses_a_forged_state(fake_atlassian, airflow_db):
-    put_connection("cli_paste", fake_atlassian.connection("cli_paste", token_store="connection",
+    put_connection("cli_paste", fake_atlassian.connection("cli_paste",
                                                           redirect_uri=PASTED_CALLBACK))
     before = raw_extra("cli_paste")
     cli = Cli("authorize", "--conn-id", "cli_paste")
@@ -166,7 +167,7 @@ def test_authorize_in_paste_mode_refuses_a_forged_state(fake_atlassian, airflow_
 
 
 def test_authorize_in_paste_mode_saves_the_grant(fake_atlassian, airflow_db):
-    put_connection("cli_paste_ok", fake_atlassian.connection("cli_paste_ok", token_store="connection",
+    put_connection("cli_paste_ok", fake_atlassian.connection("cli_paste_ok",
                                                              redirect_uri=PASTED_CALLBACK))
     cli = Cli("authorize", "--conn-id", "cli_paste_ok")
     location = atlassian(consent_url(cli, fake_atlassian))
@@ -177,7 +178,7 @@ def test_authorize_in_paste_mode_saves_the_grant(fake_atlassian, airflow_db):
 
 
 def test_a_declined_consent_exits_1_and_changes_nothing(fake_atlassian, airflow_db):
-    put_connection("cli_denied", fake_atlassian.connection("cli_denied", token_store="connection",
+    put_connection("cli_denied", fake_atlassian.connection("cli_denied",
                                                            redirect_uri=PASTED_CALLBACK))
     before = raw_extra("cli_denied")
     fake_atlassian.deny_consent = True
@@ -244,7 +245,8 @@ def test_status_shows_the_facts_of_every_connection_and_no_token(fake_atlassian,
 
     assert main(["status", "--conn-id", confluence_conn, "--json"]) == 0
     [facts] = json.loads(capfd.readouterr().out)
-    assert facts["conn_id"] == confluence_conn and facts["store"] == "connection"
+    store = "connection (token broker)" if airflow_major() >= 3 else "connection"  # Airflow 3 tasks ask the broker
+    assert facts["conn_id"] == confluence_conn and facts["store"] == store
     assert facts["access_token_expires_at"] == extra["expires_at"] and 364 < facts["days_left"] <= 365
 
 
@@ -272,3 +274,60 @@ def test_refresh_refuses_the_memory_store_and_reports_a_dead_grant(fake_atlassia
     assert main(["refresh", "--conn-id", "cli_dead"]) == 1
     assert "authorize the app again" in capfd.readouterr().err
     assert read_connection_extra("cli_dead")["refresh_token"] == "not-a-live-token"
+
+
+# -- migrate-store ------------------------------------------------------------------------------------
+
+
+def test_migrate_store_moves_the_variable_stores_state_into_the_connection_once(fake_atlassian, airflow_db, capfd):
+    """A deployment that ran the Variable store (Airflow 3's default before 0.2) moves its state explicitly."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+
+    conn = fake_atlassian.connection("cli_moving", token_store="variable")
+    put_connection("cli_moving", conn)
+    ConfluenceOAuthHook("cli_moving").get_access_token()
+    rotated = fake_atlassian.latest_refresh_token
+    with create_session() as session:  # the upgrade: back to the default store
+        row = session.query(Connection).filter(Connection.conn_id == "cli_moving").one()
+        row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "token_store"}))
+    fake_atlassian.advance(7200)  # the access token has expired: the next use must redeem
+    with pytest.raises(ConfluenceConfigError, match="airflow-confluence migrate-store cli_moving"):
+        ConfluenceOAuthHook("cli_moving").get_access_token()
+    assert fake_atlassian.counters["refreshes"] == 1  # the retired token in the row was not redeemed
+    capfd.readouterr()
+
+    assert main(["migrate-store", "cli_moving", "--dry-run"]) == 0
+    out, _ = capfd.readouterr()
+    assert out.startswith("Would move the token state of Variable 'confluence_oauth__cli_moving'")
+    assert f"{fingerprint(conn['extra']['refresh_token'])} -> {fingerprint(rotated)}" in out
+    assert read_variable("confluence_oauth__cli_moving") is not None
+
+    assert main(["migrate-store", "cli_moving"]) == 0
+    out, err = capfd.readouterr()
+    assert out.startswith("Moved the token state") and "was deleted" in out
+    assert read_variable("confluence_oauth__cli_moving") is None
+    assert read_connection_extra("cli_moving")["refresh_token"] == rotated
+    assert scan_for_secrets(out + err, [rotated, conn["extra"]["refresh_token"], fake_atlassian.client_secret]) == []
+
+    hook = ConfluenceOAuthHook("cli_moving")
+    hook.token_manager._clock = fake_atlassian.now
+    hook.get_access_token()  # continues the chain from the moved token
+    assert fake_atlassian.counters["stale_refresh_reuses"] == 0 and fake_atlassian.counters["invalid_grants"] == 0
+    assert main(["migrate-store", "cli_moving"]) == 0
+    assert "nothing to move" in capfd.readouterr().out
+
+
+def test_migrate_store_leaves_a_variable_that_does_not_descend_from_the_connection(fake_atlassian, airflow_db, capfd):
+    from airflow.models.variable import Variable
+
+    put_connection("cli_foreign", fake_atlassian.connection("cli_foreign"))
+    planted = json.dumps({"refresh_token": "planted-by-a-task", "seed_fingerprint": "0123456789abcdef"})
+    Variable.set("confluence_oauth__cli_foreign", planted)
+    assert main(["migrate-store", "cli_foreign"]) == 0
+    assert "Nothing was changed" in capfd.readouterr().out
+    assert read_variable("confluence_oauth__cli_foreign") == planted
+    assert read_connection_extra("cli_foreign")["refresh_token"] != "planted-by-a-task"
+    assert main(["migrate-store", "no_such_conn"]) == 2

@@ -105,7 +105,7 @@ def race_emulator(fake_atlassian):
 def test_processes_share_rotations_through_the_connection_row(postgres_env, race_emulator, tmp_path):
     fake = race_emulator
     conn_id = "confluence_race"
-    worker(postgres_env, "put-connection", conn_id, json.dumps(fake.connection(conn_id, token_store="connection")))
+    worker(postgres_env, "put-connection", conn_id, json.dumps(fake.connection(conn_id)))
     results = run_race(postgres_env, fake, conn_id, tmp_path)
     assert_rotation_was_perfect(fake, results)
     extra = json.loads(worker(postgres_env, "read-extra", conn_id))

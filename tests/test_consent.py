@@ -103,7 +103,7 @@ def api(fake_atlassian: Any, airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -
 @pytest.fixture
 def conn(api: Api) -> str:
     """A connection row with an old grant, the connection store and this server's callback URL."""
-    put_connection("consent_conn", api.fake.connection("consent_conn", token_store="connection", redirect_uri=CALLBACK))
+    put_connection("consent_conn", api.fake.connection("consent_conn", redirect_uri=CALLBACK))
     return "consent_conn"
 
 
@@ -148,7 +148,7 @@ def test_connect_redirects_to_the_consent_screen_with_every_parameter(api, conn)
 
 @pytest.mark.parametrize("redirect_uri", [None, "http://127.0.0.1:8765/callback"])
 def test_connect_says_which_callback_url_to_set(api, redirect_uri):
-    put_connection("no_cb", api.fake.connection("no_cb", token_store="connection", redirect_uri=redirect_uri))
+    put_connection("no_cb", api.fake.connection("no_cb", redirect_uri=redirect_uri))
     response = api.browser("admin").get("/confluence-oauth/connect/no_cb")
     assert response.status_code == 400
     assert CALLBACK in response.text
@@ -273,7 +273,7 @@ def _signed_elsewhere(state: str) -> str:
     ids=["garbage", "bad-signature", "other-key", "moved-to-another-connection", "missing"],
 )
 def test_a_forged_state_is_refused_and_changes_nothing(api, conn, forge, status, words):
-    put_connection("other_conn", api.fake.connection("other_conn", token_store="connection", redirect_uri=CALLBACK))
+    put_connection("other_conn", api.fake.connection("other_conn", redirect_uri=CALLBACK))
     before, other_before = raw_extra(conn), raw_extra("other_conn")
     back = api.start(api.browser("admin"), conn)
     page = api.browser("admin").get(_with_state(back, forge(_state_of(back))))
@@ -375,7 +375,7 @@ def test_a_grant_without_offline_access_changes_nothing(api, conn):
 
 
 def test_a_grant_for_another_site_changes_nothing(api):
-    conn = api.fake.connection("elsewhere", token_store="connection", redirect_uri=CALLBACK)
+    conn = api.fake.connection("elsewhere", redirect_uri=CALLBACK)
     put_connection("elsewhere", {**conn, "host": "https://not-this-one.atlassian.net"})
     before = raw_extra("elsewhere")
     page = api.browser("admin").get(api.start(api.browser("admin"), "elsewhere"))
@@ -417,7 +417,7 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
 
     assert api.browser("admin").get(api.start(api.browser("admin"), conn)).status_code == 200
     ConfluenceOAuthHook(conn).get_access_token()
-    fresh = api.fake.connection("never_connected", token_store="connection", redirect_uri=CALLBACK)
+    fresh = api.fake.connection("never_connected", redirect_uri=CALLBACK)
     del fresh["extra"]["refresh_token"]
     put_connection("never_connected", fresh)
     put_connection("broken", api.fake.connection("broken", token_store="<script>alert(1)</script>"))
@@ -426,7 +426,7 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
     text = page.text
     row = text[text.index("<code>consent_conn</code>"):]
     row = row[: row.index("</tr>")]
-    assert api.fake.site_url in row and ">connection<" in row and ">database<" in row
+    assert api.fake.site_url in row and ">connection (token broker)<" in row and ">database<" in row
     assert ">364<" in row or ">365<" in row
     assert 'href="connect/consent_conn" target="_top">Reconnect<' in row
     assert 'href="connect/never_connected" target="_top">Connect<' in text

@@ -154,7 +154,7 @@ def raw_extra(server: dict[str, Any], conn_id: str) -> str:
 
 def put_connection(server: dict[str, Any], fake: FakeAtlassian, conn_id: str) -> None:
     """A connection row of a grant made earlier: the connection store and this server's callback URL."""
-    connection = fake.connection(conn_id, token_store="connection", redirect_uri=server["callback"])
+    connection = fake.connection(conn_id, redirect_uri=server["callback"])
     helper(server, "put-connection", conn_id, json.dumps(connection))
 
 

@@ -10,15 +10,17 @@ The deployment, started by this module in a private AIRFLOW_HOME on a fresh, mig
   execution_api_server_url``, with workload JWTs signed with the shared ``[api_auth] jwt_secret``;
 * ``airflow dag-processor``, which parses the DAG generated into the home's own dags folder.
 
-Every component runs with ``[confluence] token_broker = True`` and the connection keeps ``token_store=auto``,
-so the tasks must ask the broker, which rotates the grant in the connection row under ``SELECT ... FOR
+No provider setting is made (the broker is on by default) and the connection keeps ``token_store=auto``, so
+the tasks must ask the broker, which rotates the grant in the connection row under ``SELECT ... FOR
 UPDATE``. The DAG's 16 tasks call Confluence through the hook for several seconds each while the emulator's
 access tokens live 3 s, so the grant is rotated many times under concurrency. The DAG is unpaused and
 triggered through the REST API (``simple_auth_manager_all_admins``), and the run is awaited with bounded polls.
 
 The claims: every task succeeds; each one went through the broker (its result, its log line, the API server's
-access log); one token request per expiry (every refresh happened while the newest access token was inside its
-last leeway window: ``min(60, lifetime / 4)``), and every refresh happened in the API server; zero
+access log); one token request per expiry (every refresh happened while the newest access token was in the second
+half of its life: inside its leeway, ``min(60, lifetime / 4)``, by the refresher's clock, which counts the token's
+life from when the refresh was sent, so the emulator sees up to the request's transit time more left), and every
+refresh happened in the API server; zero
 ``invalid_grant``, zero reuse of an older refresh token; the connection row in PostgreSQL holds the refresh
 token issued last; no secret the emulator issued (nor the client secret) in any task log file or in the
 output of the three servers.
@@ -27,24 +29,18 @@ output of the three servers.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from conftest import airflow_major
+from helpers.deployment import Deployment, events, helper
 from helpers.processes import (  # noqa: F401 - emulator_port and fake_atlassian_port are fixtures
     api_server_env,
     emulator_port,
     fake_atlassian_port,
     free_port,
     fresh_postgres_database,
-    stop_group,
 )
 
 pytestmark = [
@@ -56,7 +52,6 @@ pytestmark = [
     ),
 ]
 
-HELPER = Path(__file__).parent / "helpers" / "airflow_worker.py"
 CONN_ID = "confluence_default"
 DAG_ID = "confluence_deployment_broker"
 RUN_ID = "deployment_test_run"
@@ -64,6 +59,7 @@ TASKS = 16
 PARALLELISM = 16
 LIFETIME = 3.0  # seconds an access token lives: it expires several times during the run
 LEEWAY = min(60.0, LIFETIME / 4)  # the TokenManager's leeway for tokens this short
+EXPIRY_WINDOW = LIFETIME / 2  # a second refresh for one expiry would find the newest token younger than this
 TASK_SECONDS = 5 * LIFETIME  # each task calls Confluence this long, so it spans at least four expiries
 MIN_CALLS = 8  # and at least this many calls
 MIN_REFRESHES = 5
@@ -129,76 +125,6 @@ confluence_deployment_broker()
 '''
 
 
-# -- processes ----------------------------------------------------------------------------------------
-
-
-def helper(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, str(HELPER), *args], env=env, capture_output=True, text=True,
-                            timeout=180, cwd=str(HELPER.parent))
-    assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def _tail(path: Path, size: int = 4000) -> str:
-    return path.read_text(errors="replace")[-size:] if path.exists() else "(no output)"
-
-
-class Deployment:
-    """The three server processes, their outputs, and the REST API of the API server."""
-
-    def __init__(self, env: dict[str, str], home: Path, port: int) -> None:
-        self.env = env
-        self.home = home
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.broker = f"{self.base}/confluence-oauth/token"
-        self.procs: dict[str, subprocess.Popen[Any]] = {}
-        self._api_token: str | None = None
-
-    def output(self, name: str) -> Path:
-        return self.home / f"{name}.out"
-
-    def start(self, name: str, *args: str) -> None:
-        with open(self.output(name), "w") as out:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                cwd=str(self.home), start_new_session=True,
-            )
-
-    def check_alive(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"airflow {name} exited with {proc.returncode}:\n{_tail(self.output(name))}")
-
-    def stop(self) -> None:
-        # The scheduler first (no new task starts), the API server last (running tasks still need it).
-        for name in ("scheduler", "dag-processor", "api-server"):
-            if name in self.procs:
-                stop_group(self.procs[name], timeout=30.0, kill_wait=10.0)
-
-    def wait_for_api_server(self) -> None:
-        """Until the plugin's broker answers (an unsigned request gets a JSON 422) and a REST token is issued."""
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            self.check_alive()
-            try:
-                if requests.post(self.broker, json={}, timeout=5).status_code == 422:
-                    response = requests.get(f"{self.base}/auth/token", timeout=10)
-                    if response.status_code in (200, 201):
-                        self._api_token = response.json()["access_token"]
-                        return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"no API server with the token broker after {SERVER_START_TIMEOUT:.0f} s:\n"
-                            f"{_tail(self.output('api-server'))}")
-            time.sleep(1.0)
-
-    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self._api_token}"}
-        return requests.request(method, f"{self.base}/api/v2{path}", headers=headers, timeout=30, **kwargs)
-
-
 # -- fixtures -----------------------------------------------------------------------------------------
 
 
@@ -226,7 +152,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> 
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once; no re-parsing during the run
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-        "AIRFLOW__CONFLUENCE__TOKEN_BROKER": "True",  # every component: the broker's way
         "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": f"127.0.0.1:{emulator_port}",
     }
     env.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
@@ -238,75 +163,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> 
                              "--workers", "1")
             deployment.start("scheduler", "scheduler")
             deployment.start("dag-processor", "dag-processor")
-            deployment.wait_for_api_server()
+            deployment.wait_for_api_server(SERVER_START_TIMEOUT)
             yield deployment
         finally:
             deployment.stop()
-
-
-# -- reading the run ----------------------------------------------------------------------------------
-
-
-def wait_for_parsed_dag(deployment: Deployment) -> None:
-    """Until the dag-processor has serialized the DAG with all its tasks (bounded)."""
-    deadline = time.monotonic() + PARSE_TIMEOUT
-    while True:
-        deployment.check_alive()
-        response = deployment.api("GET", f"/dags/{DAG_ID}/tasks")
-        if response.status_code == 200 and response.json().get("total_entries") == TASKS:
-            return
-        if time.monotonic() > deadline:
-            errors = deployment.api("GET", "/importErrors").text
-            pytest.fail(f"the dag-processor did not parse {DAG_ID} in {PARSE_TIMEOUT:.0f} s ({response.status_code}); "
-                        f"import errors: {errors[-2000:]}\n{_tail(deployment.output('dag-processor'))}")
-        time.sleep(2.0)
-
-
-def wait_for_run(deployment: Deployment) -> tuple[str, dict[str, str]]:
-    """Until the run is finished (bounded): its state and the state of each task."""
-    deadline = time.monotonic() + RUN_TIMEOUT
-    state = None
-    while True:
-        deployment.check_alive()
-        response = deployment.api("GET", f"/dags/{DAG_ID}/dagRuns/{RUN_ID}")
-        assert response.status_code == 200, response.text
-        state = response.json()["state"]
-        if state in ("success", "failed"):
-            break
-        if time.monotonic() > deadline:
-            break
-        time.sleep(2.0)
-    response = deployment.api("GET", f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances", params={"limit": 100})
-    assert response.status_code == 200, response.text
-    tasks = {ti["task_id"]: str(ti["state"]) for ti in response.json()["task_instances"]}
-    if state not in ("success", "failed"):
-        pytest.fail(f"the run did not finish in {RUN_TIMEOUT:.0f} s (state {state}); tasks: {tasks}\n"
-                    f"{_tail(deployment.output('scheduler'))}")
-    return str(state), tasks
-
-
-def task_logs(home: Path) -> dict[str, str]:
-    """The task log files of the run, by task id."""
-    logs: dict[str, str] = {}
-    for path in sorted((home / "logs").rglob("*.log")):
-        parts = path.parts
-        if f"dag_id={DAG_ID}" in parts and f"run_id={RUN_ID}" in parts:
-            task = next(p.split("=", 1)[1] for p in parts if p.startswith("task_id="))
-            logs[task] = logs.get(task, "") + path.read_text(errors="replace")
-    return logs
-
-
-def events(log_text: str) -> list[dict[str, Any]]:
-    """The structured lines of a task log file (the supervisor writes one JSON object per line)."""
-    found = []
-    for line in log_text.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            found.append(event)
-    return found
 
 
 # -- the test -----------------------------------------------------------------------------------------
@@ -323,16 +183,16 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     helper(deployment.env, "put-connection", CONN_ID, json.dumps(connection))
     fake.reset_counters()
 
-    wait_for_parsed_dag(deployment)
+    deployment.wait_for_parsed_dag(DAG_ID, TASKS, PARSE_TIMEOUT)
     unpaused = deployment.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
     assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
     server_offset = deployment.output("api-server").stat().st_size
     triggered = deployment.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": RUN_ID, "logical_date": None})
     assert triggered.status_code == 200, triggered.text
-    state, tasks = wait_for_run(deployment)
+    state, tasks = deployment.wait_for_run(DAG_ID, RUN_ID, RUN_TIMEOUT)
 
     # Every task succeeded.
-    logs = task_logs(deployment.home)
+    logs = deployment.task_logs(DAG_ID, RUN_ID)
     failed = {task: s for task, s in tasks.items() if s != "success"}
     assert state == "success" and len(tasks) == TASKS and not failed, (
         f"run {state}, tasks {tasks}\n" + "\n".join(f"--- {t}\n{logs.get(t, '(no log)')[-3000:]}" for t in failed))
@@ -375,7 +235,7 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     assert counters["code_exchanges"] == 0
     assert len(log) == counters["refreshes"] == counters["token_requests"] >= MIN_REFRESHES, (len(log), counters)
     assert all(entry["ok"] and entry["was_latest"] for entry in log), log
-    early = [e["latest_access_remaining"] for e in log if (e["latest_access_remaining"] or 0) > LEEWAY + 0.05]
+    early = [e["latest_access_remaining"] for e in log if (e["latest_access_remaining"] or 0) > EXPIRY_WINDOW]
     assert early == [], f"refreshes while the newest token still had {early} s to live"
     refreshed = f"Refreshed the Confluence access token of connection {CONN_ID!r}; the rotated refresh token is " \
                 "saved in the connection store."
@@ -394,9 +254,7 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     from airflow_provider_confluence.testing import find_leaks, issued_secrets
 
     canaries = set(issued_secrets()) | {fake.client_secret, planted, extra["refresh_token"], extra["access_token"]}
-    texts = {str(p.relative_to(deployment.home)): p.read_text(errors="replace")
-             for p in (deployment.home / "logs").rglob("*") if p.is_file()}
-    texts.update({f"{name} output": deployment.output(name).read_text(errors="replace") for name in deployment.procs})
+    texts = deployment.texts_to_scan()
     assert sum(name.endswith(".log") and f"dag_id={DAG_ID}" in name for name in texts) >= TASKS
     for where, text in texts.items():
         leaked = find_leaks(text, canaries)

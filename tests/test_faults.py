@@ -77,7 +77,7 @@ def killed_worker(fake_atlassian, airflow_db, tmp_path, request) -> Iterator[dic
     fake = fake_atlassian
     space = fake.add_space("DEMO")
     conn_id = f"killed_{point}"
-    put_connection(conn_id, fake.connection(conn_id, token_store="connection"))
+    put_connection(conn_id, fake.connection(conn_id))
     planted = fake.latest_refresh_token
     before = raw_extra(conn_id)
     code, _, died_at = run_worker(conn_id, tmp_path, kill_at=point)
@@ -164,7 +164,7 @@ def proxy(fake_atlassian, monkeypatch) -> Iterator[FaultProxy]:
 
 def make_hook(fake, conn_id: str, **extra) -> tuple[ConfluenceOAuthHook, list[float]]:
     """A hook on a fresh connection row (connection store); the token manager's sleeps are recorded."""
-    put_connection(conn_id, fake.connection(conn_id, token_store="connection", **extra))
+    put_connection(conn_id, fake.connection(conn_id, **extra))
     hook = ConfluenceOAuthHook(conn_id)
     slept: list[float] = []
     hook.token_manager._sleep = slept.append
@@ -320,7 +320,7 @@ def many_spaces(fake_atlassian, airflow_db, proxy, client_sleeps) -> tuple[str, 
     """600 spaces (3 pages of 250) behind the proxy; the connection's API calls go through it."""
     spaces = fake_atlassian.add_spaces(600)
     conn_id = "paged"
-    put_connection(conn_id, fake_atlassian.connection(conn_id, token_store="connection", api_url=proxy.url,
+    put_connection(conn_id, fake_atlassian.connection(conn_id, api_url=proxy.url,
                                                       timeout=2))
     return conn_id, {s["id"] for s in spaces}
 

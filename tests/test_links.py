@@ -104,7 +104,7 @@ def test_no_link_when_the_task_ended_on_no_page(fake_atlassian, airflow_db, tmp_
     fake = fake_atlassian
     fake.add_space("DEMO")
     put_connection("confluence_default", fake.connection(
-        "confluence_default", token_store="connection", scopes="offline_access read:space:confluence"))
+        "confluence_default", scopes="offline_access read:space:confluence"))
     run = run_dag_source(tmp_path, monkeypatch, "apc_link_none", """
         ConfluenceCreatePageOperator(task_id="publish", space_key="DEMO", title="Never", body="<p>x</p>")
         PersistOperator(task_id="not_web", url="javascript:alert(1)")

@@ -50,7 +50,7 @@ def test_the_http_example_calls_confluence_with_the_rendered_token(fake_atlassia
     space = fake.add_space("DEMO")
     for title in ("Alpha", "Beta", "Gamma"):
         fake.add_page("DEMO", title)
-    put_connection("confluence_default", fake.connection("confluence_default", token_store="connection"))
+    put_connection("confluence_default", fake.connection("confluence_default"))
     put_gateway_connection(fake)
 
     run = load_dag(EXAMPLE_DAGS, DAG_ID).test(run_conf={"space_id": space["id"]})

@@ -89,6 +89,15 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db):
     assert "airflow_provider_confluence.links.confluence.ConfluencePageLink" in links
 
 
+def test_the_deployment_settings_are_registered_with_their_defaults(airflow_db):
+    """``[confluence]`` comes from the provider info: the broker is on with no configuration at all."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW__CONFLUENCE__")}
+    result = subprocess.run([sys.executable, "-m", "airflow", "config", "get-value", "confluence", "token_broker"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"
+
+
 def test_the_hook_form_for_airflow_2():
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 

@@ -244,7 +244,7 @@ def test_a_missing_scope_fails_the_task_at_once(fake_atlassian, airflow_db, tmp_
     fake = fake_atlassian
     fake.add_space("DEMO")
     put_connection("confluence_default", fake.connection(
-        "confluence_default", token_store="connection", scopes="offline_access read:space:confluence"))
+        "confluence_default", scopes="offline_access read:space:confluence"))
     run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_scope", """
         ConfluencePageSensor(task_id="wait", space_key="DEMO", title="Runbook", poke_interval=1, timeout=60)
         """)
@@ -309,7 +309,7 @@ def test_the_trigger_reports_a_fatal_error_as_a_json_event(fake_atlassian, airfl
     fake = fake_atlassian
     page = fake.add_page(fake.add_space("DEMO")["id"], "Runbook")
     put_connection("confluence_default", fake.connection(
-        "confluence_default", token_store="connection", scopes="offline_access read:space:confluence"))
+        "confluence_default", scopes="offline_access read:space:confluence"))
     event = first_event(ConfluencePageTrigger(page_id=page["id"], poke_interval=0.05))
     assert json.loads(json.dumps(event.payload)) == event.payload
     assert event.payload["status"] == "error"

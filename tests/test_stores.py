@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.stores import VariableTokenStore, fingerprint
-from conftest import airflow_major, put_connection
+from conftest import put_connection
 
 pytestmark = pytest.mark.airflow2
 
@@ -23,11 +23,37 @@ def test_explicit_stores(fake_atlassian, airflow_db, token_store, expected):
     assert ConfluenceOAuthHook("explicit").token_manager.store.name == expected
 
 
-def test_auto_is_the_same_store_in_every_process(fake_atlassian, airflow_db):
-    """Airflow 3 workers cannot write connections, so on 3 every process uses the Variable; on 2 the row."""
+def test_auto_is_the_connection_itself_on_every_version(fake_atlassian, airflow_db):
+    """No configuration: the rotated token lands in the connection (Airflow 3 tasks reach it via the broker)."""
+    from conftest import read_connection_extra
+
     put_connection("auto_conn", fake_atlassian.connection("auto_conn"))
-    expected = "variable" if airflow_major() >= 3 else "connection"
-    assert ConfluenceOAuthHook("auto_conn").token_manager.store.name == expected
+    hook = ConfluenceOAuthHook("auto_conn")
+    hook.get_access_token()
+    assert hook.token_manager.store.name == "connection"
+    assert read_connection_extra("auto_conn")["refresh_token"] == fake_atlassian.latest_refresh_token
+
+
+def test_an_env_var_connection_keeps_its_state_in_a_row_locked_variable(fake_atlassian, airflow_db, monkeypatch):
+    """No row to write: a Variable locked by its own row (not a host file lock), on Airflow 2.11 as on 3."""
+    from airflow_provider_confluence.stores import VariableRowTokenStore
+    from conftest import read_variable
+
+    conn = fake_atlassian.connection("from_env_var")
+    monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
+    hook = ConfluenceOAuthHook("from_env_var")
+    hook.get_access_token()
+    assert type(hook.token_manager.store) is VariableRowTokenStore
+    state = json.loads(read_variable("confluence_oauth__from_env_var") or "{}")
+    assert state["refresh_token"] == fake_atlassian.latest_refresh_token != conn["extra"]["refresh_token"]
+
+
+def test_the_host_locked_variable_store_is_chosen_only_explicitly_and_warns(fake_atlassian, airflow_db, caplog):
+    put_connection("one_host", fake_atlassian.connection("one_host", token_store="variable"))
+    with caplog.at_level("WARNING", logger="airflow_provider_confluence.stores"):
+        store = ConfluenceOAuthHook("one_host").token_manager.store
+    assert type(store) is VariableTokenStore
+    assert "runs on ONE host" in caplog.text and "token_store=variable" in caplog.text
 
 
 def test_the_variable_store_refuses_state_it_does_not_understand(fake_atlassian, airflow_db):
@@ -53,13 +79,17 @@ def test_the_variable_remembers_which_consent_it_descends_from(fake_atlassian, a
     assert store.load().refresh_token == fake_atlassian.latest_refresh_token
 
 
-def test_token_store_connection_in_a_blocked_worker_is_refused(fake_atlassian, airflow_db, monkeypatch):
+@pytest.mark.parametrize("token_store", ["auto", "connection", "broker"])
+def test_a_blocked_process_reaches_the_row_through_the_broker(fake_atlassian, airflow_db, monkeypatch, token_store):
+    """An Airflow 3 task worker or triggerer (ORM blocked) never writes a store itself: it asks the broker."""
     from airflow_provider_confluence import stores
+    from airflow_provider_confluence.broker import BrokerTokenSource
 
     monkeypatch.setattr(stores, "orm_available", lambda: False)
-    put_connection("blocked", fake_atlassian.connection("blocked", token_store="connection"))
-    with pytest.raises(ConfluenceConfigError, match="cannot write connections"):
-        ConfluenceOAuthHook("blocked").get_access_token()
+    put_connection("blocked", fake_atlassian.connection("blocked", token_store=token_store))
+    assert isinstance(ConfluenceOAuthHook("blocked").token_manager, BrokerTokenSource)
+    with pytest.raises(ConfluenceConfigError, match="must ask the token broker"):
+        stores.choose_token_store(ConfluenceOAuthHook("blocked").settings)
 
 
 def test_a_new_consent_pasted_into_the_connection_restarts_the_grant(fake_atlassian, confluence_conn):
@@ -83,3 +113,29 @@ def test_a_new_consent_pasted_into_the_connection_restarts_the_grant(fake_atlass
     assert new["access_token"] != old["access_token"]
     assert new["grant_issued_at"] >= old["grant_issued_at"] + 199 * 86400
     assert fake_atlassian.counters["invalid_grants"] == 0
+
+
+def test_a_variable_planted_by_a_task_is_never_adopted(fake_atlassian, confluence_conn):
+    """Any Airflow 3 task can write a Variable. One planted as the Variable store's state of this connection
+    (its seed fingerprint is readable in the connection's extra) must not hand the hook a token or a site."""
+    from airflow.models.variable import Variable
+
+    from conftest import read_connection_extra
+
+    fake_atlassian.add_space("DEMO")
+    ConfluenceOAuthHook(confluence_conn).get_space_id("DEMO")  # the row holds a token and the site's cloud id
+    extra = read_connection_extra(confluence_conn)
+    planted = {"refresh_token": "planted-refresh-token", "access_token": "planted-access-token",
+               "expires_at": extra["expires_at"] + 86400, "cloud_id": "planted-cloud-id",
+               "seed_fingerprint": extra["refresh_token_fingerprint"]}
+    Variable.set(f"confluence_oauth__{confluence_conn}", json.dumps(planted))
+    hook = ConfluenceOAuthHook(confluence_conn)
+    assert hook.get_access_token() == extra["access_token"]
+    assert hook.get_space_id("DEMO") and hook.get_conn().cloud_id == fake_atlassian.cloud_id
+    fake_atlassian.advance(7200)  # the row's token has expired: the next use must redeem, under the lock
+    later = ConfluenceOAuthHook(confluence_conn)
+    later.token_manager._clock = fake_atlassian.now
+    with pytest.raises(ConfluenceConfigError, match="migrate-store"):
+        later.get_access_token()
+    assert fake_atlassian.counters["refreshes"] == 1  # neither the planted nor the row's token was redeemed
+    assert read_connection_extra(confluence_conn)["refresh_token"] == extra["refresh_token"]

@@ -76,6 +76,25 @@ def test_expired_token_is_refreshed_and_the_rotated_token_saved_before_use():
     assert endpoint.presented == ["rt-0"]
 
 
+def test_expiry_counts_from_when_the_refresh_was_sent_not_from_the_answer():
+    """A slow answer must not stretch the token's life: the server started counting before it answered."""
+    clock = Clock()
+    store = MemoryTokenStore(TokenState(refresh_token="rt-0"))
+    endpoint = FakeTokenEndpoint(lifetime=2.0)
+
+    def slow_endpoint(refresh_token: str) -> TokenResponse:
+        clock.now += 0.7  # the round trip of a busy machine
+        return endpoint(refresh_token)
+
+    sent_at = clock.now
+    tm = manager(store, slow_endpoint, clock)
+    assert tm.get_access_token() == "at-1"
+    assert store.state.expires_at == sent_at + 2.0
+    # Once the server's expiry has passed, a 404 on the token counts as an expiry (not so with answer time + 2 s).
+    clock.now = sent_at + 2.1
+    assert tm.access_token_expired()
+
+
 def test_leeway_is_a_quarter_of_a_short_lifetime():
     clock = Clock()
     store = MemoryTokenStore(TokenState(refresh_token="rt-0"))

@@ -9,8 +9,9 @@ from typing import Any, BinaryIO
 import requests
 
 from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import BaseHook, get_connection, mask_secret
-from airflow_provider_confluence.broker import BrokerTokenSource
+from airflow_provider_confluence._compat import BaseHook, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource
+from airflow_provider_confluence.broker_protocol import GATE_VARIABLE, broker_key
 from airflow_provider_confluence.client import ConfluenceClient
 from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
@@ -23,7 +24,7 @@ from airflow_provider_confluence.get_provider_info import (
 from airflow_provider_confluence.publish import Published, publish, resolve_parent_id, update_page_body
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.storage import to_storage
-from airflow_provider_confluence.stores import VariableTokenStore, broker_endpoint, choose_token_store, uses_broker
+from airflow_provider_confluence.stores import broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
 
 
@@ -74,10 +75,14 @@ class ConfluenceOAuthHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's settings, checked (:class:`ConfluenceConfigError` when unusable)."""
-        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
-        mask_secret(settings.client_secret)
+        settings = self._read_settings()
         for warning in settings.warnings:
             self.log.warning("%s", warning)
+        return settings
+
+    def _read_settings(self) -> ConnectionSettings:
+        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
+        mask_secret(settings.client_secret)
         return settings
 
     @cached_property
@@ -89,8 +94,8 @@ class ConfluenceOAuthHook(BaseHook):
 
     @cached_property
     def token_manager(self) -> TokenManager | BrokerTokenSource:
-        """Where access tokens come from: the rotation protocol over the store that ``token_store`` selects, or,
-        in an Airflow 3 task worker when the token broker is enabled, the broker in the API server."""
+        """Where access tokens come from: the rotation protocol over the connection's store, or, in an Airflow 3
+        task worker or triggerer (which cannot write connections), the token broker in the API server."""
         settings = self.settings
         if uses_broker(settings):
             return self._broker_source(settings)
@@ -100,23 +105,33 @@ class ConfluenceOAuthHook(BaseHook):
 
     def _broker_source(self, settings: ConnectionSettings) -> BrokerTokenSource:
         url = broker_endpoint(settings)
-        self.log.info("Connection %r gets its access tokens from the token broker at %s: this task cannot write "
-                      "connections, and the API server keeps the rotated tokens.", settings.conn_id, url)
-        fallback = partial(self._variable_fallback, settings) if settings.broker_fallback == "variable" else None
+        self.log.info("Connection %r gets its access tokens from the token broker at %s: this process cannot write "
+                      "connections, and the API server keeps the rotated tokens in the connection.",
+                      settings.conn_id, url)
+        if broker_key(settings) is None:
+            raise ConfluenceConfigError(
+                f"Connection {settings.conn_id!r} has no refresh token yet: authorize the app first (the Connect "
+                "button under Admin -> Confluence OAuth, or airflow-confluence authorize)."
+            )
         return BrokerTokenSource(
             conn_id=settings.conn_id,
-            client_secret=settings.client_secret,
+            credentials=self._broker_credentials,
             url=url,
             session=self.session,
             # the broker may itself wait for the token endpoint (with retries) before it answers
             timeout=(settings.timeout, max(60.0, 4 * settings.timeout)),
             on_secret=mask_secret,
-            fallback=fallback,
         )
 
-    def _variable_fallback(self, settings: ConnectionSettings) -> TokenManager:
-        store = VariableTokenStore(settings.conn_id, settings.refresh_token)
-        return token_manager_for(settings, store, session=self.session)
+    def _broker_credentials(self, fresh: bool) -> BrokerCredentials:
+        """The keys that sign this connection's requests to the broker (see :mod:`.broker_protocol`).
+
+        :param fresh: read the connection again, rather than use the settings this hook read first.
+        """
+        key = broker_key(self._read_settings() if fresh else self.settings)
+        if key is None:
+            raise ConfluenceConfigError(f"Connection {self.confluence_conn_id!r} has no refresh token any more.")
+        return BrokerCredentials(key=key, gate_key=get_variable(GATE_VARIABLE))
 
     def get_access_token(self) -> str:
         """A valid access token (masked in logs), refreshed and saved first when it is about to expire."""

@@ -1,26 +1,29 @@
 """``POST /confluence-oauth/token``: the token broker of Airflow 3 task workers, in the API server.
 
 A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.broker.
-BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's client secret
-(:class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`: stale or future timestamps, bad signatures and
-replayed nonces get 401 and ``{"error", "detail"}``). An unknown connection is refused exactly like a bad
+BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's own broker key
+(:func:`~airflow_provider_confluence.broker_protocol.broker_key`, never the OAuth app's client secret alone, which
+connections of one app share), checked by :class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`:
+stale or future timestamps, bad signatures and replayed nonces get 401 and ``{"error", "detail"}``. A request
+whose timestamp is stale, or whose fields are malformed, is refused before the connection is looked up. An unknown connection is refused exactly like a bad
 signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
 ids exist. The server log says which of the two it was.
 
 Then :class:`~airflow_provider_confluence.tokens.TokenManager` runs the rotation protocol with the broker's
-store (:func:`~airflow_provider_confluence.stores.broker_side_store`: the connection row under ``SELECT ...
-FOR UPDATE``, or, for a connection from an env var or secrets backend, the Variable row locked the same way)
+store (:func:`~airflow_provider_confluence.stores.row_store`: the connection row under ``SELECT ... FOR UPDATE``, or,
+for a connection from an env var or secrets backend, the Variable row locked the same way)
 and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refresh token.
 
-Nonces are remembered per API-server process: with several API-server workers, a replay that reaches another
-worker within the 120 s window is not detected (the answer holds only a short-lived access token, and only a
-caller that saw the original request over the network could replay it).
+Nonces are claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
+and host, so a replayed request is refused wherever it lands.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,10 +32,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from airflow_provider_confluence._compat import get_connection, mask_secret
+from airflow_provider_confluence._compat import create_session, get_connection, get_variable, mask_secret
 from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.broker_protocol import (
+    GATE_VARIABLE,
     HEX_SHA256_PATTERN,
+    broker_key,
+    new_broker_secret,
     NONCE_PATTERN,
     BrokerRefusal,
     RequestVerifier,
@@ -45,10 +51,10 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.plugins.revoked_tokens import SharedNonces
+from airflow_provider_confluence.plugins.single_use import SharedNonces
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook, find_cloud_id, token_manager_for
 from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, broker_enabled, broker_side_store
+from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
 from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ class TokenRequest(BaseModel):
     timestamp: int
     nonce: str = Field(pattern=NONCE_PATTERN)
     signature: str = Field(pattern=HEX_SHA256_PATTERN)
+    gate: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
     rejected_token: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
 
 
@@ -76,7 +83,7 @@ class TokenAnswer(BaseModel):
 
 
 def get_verifier(request: Request) -> RequestVerifier:
-    """The app's verifier; seen nonces are shared by every API-server worker and host (``revoked_token``)."""
+    """The app's verifier; seen nonces are shared by every API-server worker and host (:mod:`.single_use`)."""
     state = request.app.state
     with _verifier_lock:
         verifier = getattr(state, "confluence_broker_verifier", None)
@@ -85,23 +92,105 @@ def get_verifier(request: Request) -> RequestVerifier:
     return verifier
 
 
+class DeploymentGate:
+    """The deployment's broker key: the Variable :data:`GATE_VARIABLE`, created by the first API server that
+    needs it, kept in memory, and read again (at most every :attr:`REREAD_EVERY` seconds) when a request does not
+    match it, so that a stream of forged requests costs no lookup.
+
+    :param clock: monotonic seconds.
+    """
+
+    REREAD_EVERY = 10.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._key: str | None = None
+        self._next_read = 0.0
+        self._lock = threading.Lock()
+
+    def key(self) -> str:
+        """The key, read (or created) on first use."""
+        with self._lock:
+            if self._key is None:
+                self._key = self._read_or_create()
+                self._next_read = self._clock() + self.REREAD_EVERY
+            return self._key
+
+    def reread(self) -> bool:
+        """Read the key again unless that was done less than :attr:`REREAD_EVERY` s ago; True if it changed."""
+        with self._lock:
+            now = self._clock()
+            if self._key is not None and now < self._next_read:
+                return False
+            self._next_read = now + self.REREAD_EVERY
+            key, self._key = self._key, self._read_or_create()
+            return key != self._key
+
+    @staticmethod
+    def _read_or_create() -> str:
+        from airflow.models.variable import Variable
+        from sqlalchemy.exc import IntegrityError
+
+        existing = get_variable(GATE_VARIABLE)  # as the workers read it: secrets backends, then the database
+        if existing:
+            return existing
+        try:
+            with create_session() as session:
+                session.add(Variable(key=GATE_VARIABLE, val=new_broker_secret(), description=(
+                    "The Confluence token broker's key for this Airflow deployment (airflow-provider-confluence): "
+                    "tasks read it to sign their token requests. Deleting it makes the API server create a new one."
+                )))
+        except IntegrityError:  # another API server created it meanwhile
+            pass
+        created = get_variable(GATE_VARIABLE)
+        if not created:
+            raise ConfluenceTokenStoreError(f"Could not create the Variable {GATE_VARIABLE!r}.")
+        log.info("Created the Variable %r: the token broker's key of this deployment.", GATE_VARIABLE)
+        return created
+
+
+def get_gate(request: Request) -> DeploymentGate:
+    """The app's deployment gate."""
+    state = request.app.state
+    with _verifier_lock:
+        gate = getattr(state, "confluence_broker_gate", None)
+        if gate is None:
+            gate = state.confluence_broker_gate = DeploymentGate()
+    return gate
+
+
+def _check_gate(verifier: RequestVerifier, gate: DeploymentGate, body: TokenRequest) -> None:
+    fields = {"conn_id": body.conn_id, "timestamp": body.timestamp, "nonce": body.nonce, "gate": body.gate,
+              "rejected_token": body.rejected_token}
+    try:
+        verifier.check_gate(gate_key=gate.key(), **fields)
+    except BrokerRefusal:
+        if not gate.reread():
+            raise
+        verifier.check_gate(gate_key=gate.key(), **fields)
+
+
 @router.post("/token", response_model=TokenAnswer)
-def token(body: TokenRequest, verifier: RequestVerifier = Depends(get_verifier)) -> JSONResponse:
-    """Answer a valid access token of the connection to a caller who proves it knows the client secret."""
-    conn = None
+def token(
+    body: TokenRequest,
+    verifier: RequestVerifier = Depends(get_verifier),
+    gate: DeploymentGate = Depends(get_gate),
+) -> JSONResponse:
+    """Answer a valid access token of the connection to a caller who proves it knows the connection's key."""
+    settings = None
     try:
         verifier.check_fresh(body.timestamp)
-        conn = _confluence_connection(body.conn_id)
-        secret = ((conn.password or "").strip() or None) if conn is not None else None
+        _check_gate(verifier, gate, body)  # before any lookup: a request from outside the deployment costs none
+        settings = _confluence_settings(body.conn_id)
         verifier.verify(conn_id=body.conn_id, timestamp=body.timestamp, nonce=body.nonce, signature=body.signature,
-                        rejected_token=body.rejected_token, secret=secret)
+                        rejected_token=body.rejected_token, secret=broker_key(settings) if settings else None)
     except BrokerRefusal as refusal:
-        unknown = refusal.error == "invalid_signature" and conn is None
+        unknown = refusal.error == "invalid_signature" and settings is None
         log.warning("Refused a token request for connection %r: %s.", body.conn_id,
                     "no such confluence_oauth connection" if unknown else refusal.error)
         return _error(401, refusal.error, refusal.detail)
     try:
-        answer = _serve(body.conn_id, conn, body.rejected_token)
+        answer = _serve(settings, body.rejected_token)  # type: ignore[arg-type]  # verify() refused None
     except ConfluenceReauthorizationRequired as exc:
         return _error(403, "reauthorization_required", exc.message)
     except ConfluenceAuthError as exc:
@@ -115,31 +204,37 @@ def token(body: TokenRequest, verifier: RequestVerifier = Depends(get_verifier))
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
 
 
-def _confluence_connection(conn_id: str) -> Any:
-    """The connection, or None when there is no ``confluence_oauth`` connection with this id."""
+def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
+    """The settings of the ``confluence_oauth`` connection with this id; None when there is no usable one."""
     from airflow.exceptions import AirflowNotFoundException
 
     try:
         conn = get_connection(conn_id)
     except AirflowNotFoundException:
         return None
-    return conn if conn.conn_type == ConfluenceOAuthHook.conn_type else None
-
-
-def _serve(conn_id: str, conn: Any, rejected: str | None) -> dict[str, Any]:
-    settings = connection_settings(conn_id, conn)
+    if conn.conn_type != ConfluenceOAuthHook.conn_type:
+        return None
+    try:
+        settings = connection_settings(conn_id, conn)
+    except ConfluenceConfigError:
+        return None
     mask_secret(settings.client_secret)
-    if not broker_enabled(settings):
+    return settings
+
+
+def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]:
+    conn_id = settings.conn_id
+    if not keeps_tokens_in_row(settings):
         raise ConfluenceConfigError(
             f"In the API server, connection {conn_id!r} has token_store={settings.token_store}"
-            + (f" and [{BROKER_SECTION}] {BROKER_OPTION} is off" if settings.token_store == "auto" else "")
-            + ", so its tokens are not kept the broker's way and the broker does not serve it. Give every "
+            + ("" if settings.token_store in ("variable", "memory") else f" and [{BROKER_SECTION}] {BROKER_OPTION} = False")
+            + ", so its tokens are not kept in the connection and the broker does not serve it. Give every "
             f"component (scheduler, API server, workers) the same connection and the same [{BROKER_SECTION}] "
-            f"{BROKER_OPTION}, or set token_store=broker on the connection."
+            f"{BROKER_OPTION}."
         )
     with requests.Session() as http:
         http.headers["User-Agent"] = "airflow-provider-confluence (token broker)"
-        store = broker_side_store(settings)
+        store = row_store(settings)
         manager = token_manager_for(settings, store, session=http)
         access_token = _access_token(manager, rejected)
         state = _handed_out(manager)

@@ -39,7 +39,7 @@ from airflow_provider_confluence.plugins.pages import (
     status_page,
     success_page,
 )
-from airflow_provider_confluence.plugins.revoked_tokens import RevokedTokenLedger
+from airflow_provider_confluence.plugins.single_use import SingleUseLedger
 from airflow_provider_confluence.plugins.status import CONN_TYPE, DATABASE, all_statuses, connection_source
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.stores import ConnectionTokenStore, fingerprint
@@ -62,7 +62,7 @@ def consent_states() -> ConsentStates:
     """
     from airflow.api_fastapi.auth.tokens import get_signing_key
 
-    return ConsentStates(get_signing_key("api", "secret_key"), ledger=RevokedTokenLedger(), clock=clock)
+    return ConsentStates(get_signing_key("api", "secret_key"), ledger=SingleUseLedger("consent-state", clock), clock=clock)
 
 
 def _page(html: str, status_code: int) -> HTMLResponse:

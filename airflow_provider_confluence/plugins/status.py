@@ -167,10 +167,10 @@ def _stored_state(store: TokenStore, settings: ConnectionSettings, source: str) 
 
 
 def _store_label(store: TokenStore, settings: ConnectionSettings) -> str:
-    from airflow_provider_confluence import stores
+    from airflow_provider_confluence._compat import TASKS_MAY_USE_ORM
+    from airflow_provider_confluence.stores import keeps_tokens_in_row
 
-    broker_enabled = getattr(stores, "broker_enabled", None)
-    if broker_enabled is not None and broker_enabled(settings):
+    if not TASKS_MAY_USE_ORM and keeps_tokens_in_row(settings):
         return f"{store.name} (token broker)"
     return store.name
 

@@ -65,6 +65,25 @@ def stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0, kill_wait: fl
         pass
 
 
+def stop_groups(procs: list[subprocess.Popen[Any]], timeout: float = 20.0, kill_wait: float = 5.0) -> None:
+    """Stop several processes started in sessions of their own, at once: SIGTERM to every group, one shared wait
+    of ``timeout`` seconds, then SIGKILL to whatever is left of each group."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        stop_group(proc, timeout=0.0, kill_wait=kill_wait)
+
+
 def api_server_env(home: Path, port: int) -> dict[str, str]:
     """The environment every module gives its Airflow processes: a private AIRFLOW_HOME and an API server on port.
 
