@@ -274,7 +274,7 @@ def test_the_refusals_over_http(server, fake):
     helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
     key = broker_key(ConnectionSettings.from_connection_fields(
         ROW_CONN, host=connection["host"], login=connection["login"], password=connection["password"],
-        extra=connection["extra"]))
+        extra=connection["extra"], allowed_endpoint_hosts=fake.allowed_endpoint_hosts))
     assert key
     url, now = server["broker"], int(time.time())
 
