@@ -359,3 +359,31 @@ def test_every_test_security_md_cites_exists():
             isinstance(n, ast.FunctionDef) and n.name == function for n in scope), f"{filename}::{name}"
     for path in re.findall(r"`(tests/[\w/]+\.py)`", text):
         assert (REPO / path).is_file(), path
+
+
+def test_a_broker_url_of_the_editors_choosing_receives_no_secret(fake_atlassian, airflow_db, monkeypatch):
+    """``broker_url`` may name any Airflow API server (it is not pinned): an editor may point it at a host of
+    their own. What a worker sends there is a signed request that holds no secret: no client secret, refresh or
+    access token, nor the connection's broker key."""
+    from conftest import airflow_major, read_connection_extra
+
+    if airflow_major() < 3:
+        pytest.skip("task workers ask the token broker on Airflow 3 only")
+    from airflow_provider_confluence import stores
+
+    conn = fake_atlassian.connection("editor_broker")
+    put_connection("editor_broker", conn)
+    ConfluenceOAuthHook("editor_broker").get_access_token()  # a rotation: the row holds every kind of secret
+    extra = read_connection_extra("editor_broker")
+    secrets = [fake_atlassian.client_secret, conn["extra"]["refresh_token"], extra["refresh_token"],
+               extra["access_token"], extra.get("broker_secret") or ""]
+    monkeypatch.setattr(stores, "orm_available", lambda: False)  # this process now plays a task worker
+    with CaptureServer(status=401, body={"error": "invalid_signature", "detail": "not this deployment"}) as editor:
+        edit_connection("editor_broker", extra={**extra, "broker_url": editor.url})
+        hook = ConfluenceOAuthHook("editor_broker")
+        hook.token_manager._sleep = lambda seconds: None
+        _attempt(hook.get_access_token)
+    assert editor.requests, "the worker sent nothing: this test would show nothing"
+    for captured in editor.requests:
+        sent = captured.body.decode(errors="replace") + json.dumps(captured.headers)
+        assert not [secret for secret in secrets if secret and secret in sent], f"{captured} holds a secret"
