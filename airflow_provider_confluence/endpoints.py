@@ -2,8 +2,8 @@
 
 ``requests`` hands a URL to urllib3, which finds the host to connect to with its own parser
 (``urllib3.util.parse_url``, which follows the WHATWG URL standard and ends the authority at a backslash), while
-Python's ``urllib.parse.urlsplit`` (RFC 3986) ends it at the last ``@``. ``http://a.example:80\\@127.0.0.1/``
-is loopback to one and ``a.example`` to the other. :func:`parse_url` accepts a URL only when both read the same
+Python's ``urllib.parse.urlsplit`` (RFC 3986) takes everything up to the first ``/`` as the authority and the host
+after its last ``@``. ``http://a.example:80\\@127.0.0.1/`` is loopback to one and ``a.example`` to the other. :func:`parse_url` accepts a URL only when both read the same
 scheme, host and port, and refuses outright what parsers disagree on: backslashes, userinfo (``@``),
 whitespace and control characters. Every URL setting of a connection goes through it.
 
@@ -34,7 +34,7 @@ from airflow_provider_confluence.exceptions import ConfluenceApiError, Confluenc
 
 __all__ = [
     "ALLOWED_HOSTS_ENV", "ALLOWED_HOSTS_OPTION", "ALLOWED_HOSTS_SETTING", "ATLASSIAN_HOSTS", "SECTION", "AllowedHosts",
-    "MAX_REDIRECTS", "Origin", "check_endpoint", "is_loopback", "origin", "parse_url", "redirect_origin",
+    "MAX_REDIRECTS", "Origin", "check_endpoint", "is_loopback", "make_origin", "origin", "parse_url", "redirect_origin",
     "redirect_target", "refused_character",
 ]
 
@@ -87,6 +87,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def make_origin(scheme: str, host: str | None, port: int | None) -> Origin | None:
+    """The :class:`Origin` of these parts (lower-cased, the default port filled in); None unless http(s) with a host."""
+    scheme = scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return Origin(scheme, host.lower(), port or _DEFAULT_PORTS[scheme])
+
+
 def origin(url: str) -> Origin | None:
     """Where ``url`` is sent, as ``urlsplit`` reads it; None when it is not an absolute http(s) URL.
 
@@ -98,10 +106,7 @@ def origin(url: str) -> Origin | None:
         port = parts.port
     except ValueError:
         return None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    return Origin(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
+    return make_origin(parts.scheme, parts.hostname, port)
 
 
 def refused_character(url: str) -> str | None:
