@@ -89,6 +89,23 @@ class AttachmentsMixin:
 
         def url(self, path: str) -> str: ...
 
+        def download(self, link: str) -> bytes: ...
+
+    def download_attachment(self, attachment: Mapping[str, Any]) -> bytes:
+        """The content of an attachment (a v2 object, as :meth:`list_attachments` yields), from its
+        ``downloadLink`` through the gateway (GET, retried like every read).
+
+        :raises ConfluenceApiError: when the object has no download link.
+        """
+        links = attachment.get("_links") if isinstance(attachment.get("_links"), Mapping) else {}
+        link = attachment.get("downloadLink") or links.get("download")
+        if not isinstance(link, str) or not link.strip():
+            raise ConfluenceApiError(200, "GET", self.url("/wiki/api/v2/attachments"), None,
+                                     f"Attachment {attachment.get('id')} has no download link.")
+        data = self.download(link)
+        log.info("Downloaded attachment %s (%d bytes).", attachment.get("id"), len(data))
+        return data
+
     def list_attachments(self, page_id: str, *, filename: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield a page's attachments (v2 objects: ``id``, ``title``, ``mediaType``, ``fileSize``, ``version``, ...).
 

@@ -176,7 +176,7 @@ class BrokerTokenSource:
     def _ask(self, rejected: str | None) -> BrokerAnswer:
         """One signed request (a new nonce per try). While nobody answers, wait within :attr:`_retry`'s budget;
         refused keys are read once more per kind of refusal, and tried again if they changed."""
-        attempt, waited, refused = 0, 0.0, set()
+        attempt, waited, refused = 0, 0.0, set[str]()
         if self._credentials is None:
             self._credentials = self._read_credentials(False)
         while True:
@@ -226,15 +226,13 @@ class BrokerTokenSource:
             return self._accept(payload)
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
             raise self._refused(response.status_code, payload)
-        error = self._unreachable(
+        # 502/503/504: a proxy or a server that is (re)starting, so wait; anything else answers, but not as a broker
+        reason = "unreachable" if response.status_code in (502, 503, 504) else "not_a_broker"
+        raise self._unreachable(
             f"answered {response.status_code} without a broker's answer (is airflow-provider-confluence installed "
             "in the API server? Its plugin serves /confluence-oauth/token)",
-            response.status_code,
+            response.status_code, reason=reason,
         )
-        if response.status_code not in (502, 503, 504):  # a server that answers, but not as a broker: no waiting
-            raise ConfluenceBrokerError(error.message, url=self.url, reason="not_a_broker",
-                                        status_code=response.status_code)
-        raise error
 
     def _accept(self, payload: dict[str, Any]) -> BrokerAnswer:
         token, expires_at = payload.get("access_token"), payload.get("expires_at")
@@ -248,12 +246,14 @@ class BrokerTokenSource:
         self._answer = BrokerAnswer(token, float(expires_at), str(cloud_id) if cloud_id else None, self._clock())
         return self._answer
 
-    def _unreachable(self, what: str, status_code: int | None = None) -> ConfluenceBrokerError:
+    def _unreachable(
+        self, what: str, status_code: int | None = None, *, reason: str = "unreachable"
+    ) -> ConfluenceBrokerError:
         return ConfluenceBrokerError(
             f"The token broker at {self.url} {what}. Tasks of connection {self.conn_id!r} get their tokens from the "
             "Airflow API server: check that it runs this provider, and [core] execution_api_server_url or the "
             "connection's broker_url extra.",
-            url=self.url, reason="unreachable", status_code=status_code,
+            url=self.url, reason=reason, status_code=status_code,
         )
 
     def _refused(self, status: int, payload: dict[str, Any]) -> Exception:

@@ -38,6 +38,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.attachments import AttachmentsMixin
+from airflow_provider_confluence.comments import CommentsMixin
 from airflow_provider_confluence.endpoints import redirect_target
 from airflow_provider_confluence.labels import LabelsMixin
 from airflow_provider_confluence.pages import PagesMixin
@@ -89,7 +90,7 @@ def _uncertain(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSPORT_ERRORS)
 
 
-class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, SearchMixin):
+class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin):
     """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
 
     No network in ``__init__``: the cloud id (when given as a callable) is resolved on first use, once.
@@ -188,6 +189,17 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, S
         return self._send(method, url, params=params, json_body=json, files=files, headers=headers,
                           idempotent=idempotent)[0]
 
+    def download(self, link: str) -> bytes:
+        """The bytes behind a download link (an attachment's ``downloadLink``, relative to the site's ``/wiki``).
+
+        The link is joined onto the gateway's ``/wiki`` (``{api_url}/ex/confluence/{cloudId}/wiki/download/...``),
+        never onto the site's host, and sent with the OAuth token like every call.
+
+        :raises ConfluenceError: for a link to another host, or one that is not a path.
+        """
+        url = join_v1_next_link(self.gateway_base, link)
+        return bytes(self._send("GET", url, raw=True)[0])
+
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
     ) -> Iterator[dict[str, Any]]:
@@ -234,9 +246,9 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, S
     def _send(
         self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
         files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-        state: RetryState | None = None,
+        state: RetryState | None = None, raw: bool = False,
     ) -> tuple[Any, Mapping[str, str]]:
-        """The retry loop; returns (parsed JSON, response headers)."""
+        """The retry loop; returns (parsed JSON, or with ``raw`` the body's bytes; response headers)."""
         method = method.upper()
         idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
         if files is not None and json_body is not None:
@@ -260,7 +272,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, S
             token = None
             if sent not in used:
                 used.append(sent)
-            request_headers = {**extra, "Authorization": f"Bearer {sent}", "Accept": "application/json",
+            request_headers = {**extra, "Authorization": f"Bearer {sent}",
+                               "Accept": "*/*" if raw else "application/json",
                                "User-Agent": _USER_AGENT}
             self.request_count += 1
             try:
@@ -287,6 +300,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, S
                 continue
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
                 log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
+            if 200 <= status < 300 and raw:
+                return response.content, response.headers
             if 200 <= status < 300:
                 return parse_json_body(method, url, status, response.content, response.headers), response.headers
             error = error_from_response(method, url, status, response.content, response.headers, secrets=used)

@@ -14,6 +14,7 @@ from airflow_provider_confluence import __version__
 HOOK_CLASS = "airflow_provider_confluence.hooks.confluence.ConfluenceOAuthHook"
 CONN_TYPE = "confluence_oauth"
 LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
+NOTIFIER_CLASS = "airflow_provider_confluence.notifications.confluence.ConfluenceNotifier"
 
 #: The extras of the connection form: (name, label, placeholder, description, secret).
 CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
@@ -152,6 +153,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [LINK_CLASS],
+        "notifications": [NOTIFIER_CLASS],
         "config": CONFIG,
         "connection-types": [
             {

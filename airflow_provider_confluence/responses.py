@@ -68,6 +68,8 @@ _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("DELETE", re.compile(r"^/wiki/api/v2/pages/[^/]+/?$"), "delete:page:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/labels/?$"), "read:page:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/attachments/?$"), "read:attachment:confluence"),
+    ("POST", re.compile(r"^/wiki/api/v2/footer-comments/?$"), "write:comment:confluence"),
+    ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/footer-comments/?$"), "read:comment:confluence"),
     ("*", re.compile(r"^/wiki/rest/api/search(/.*)?$"), "search:confluence"),
     # v1 endpoints that v2 lacks; their granular scopes (the classic one in parentheses works too).
     ("POST", re.compile(r"^/wiki/rest/api/content/[^/]+/label/?$"),

@@ -369,7 +369,7 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     # The worker read the connection through the execution API, and got its token from the broker.
     assert f"method=GET path=/execution/connections/{CONN_ID} " in server_output, server_output[-3000:]
     assert "method=POST path=/confluence-oauth/token " in server_output, server_output[-3000:]
-    assert "path=/execution/variables/" not in server_output, server_output[-3000:]
+    assert "method=PUT path=/execution/variables/" not in server_output, server_output[-3000:]  # no Variable store
 
     # The scan below is not vacuous: the task log holds the hook's lines, and the probe logged the stored tokens
     # on purpose, which the supervisor masked in the task log file with what the hook gave to mask_secret.

@@ -36,7 +36,11 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.notifications.confluence import ConfluenceNotifier
 from airflow_provider_confluence.operators.confluence import (
+    ConfluenceAddCommentOperator,
+    ConfluenceDownloadAttachmentOperator,
+    ConfluenceExportPageOperator,
     ConfluenceCreatePageOperator,
     ConfluenceGetPageOperator,
     ConfluenceGetSpacesOperator,
@@ -348,7 +352,7 @@ def classic_scopes_call(env: Env) -> Exception:
 
 
 def env_var_with_connection_store(env: Env) -> Exception:
-    conn = env.fake.connection("from_env_var")
+    conn = env.fake.connection("from_env_var", token_store="connection")
     env.monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
     with env.nothing_sent():
         error = raises(ConfluenceConfigError, token_of("from_env_var"))
@@ -631,7 +635,7 @@ BAD_INPUTS: list[BadInput] = [
              "has token_store='rows'", "use one of auto, connection, broker, variable, memory",
              refused_settings(token_store="rows"), "unknown-token-store"),
     BadInput("`token_store=connection` on a connection from an environment variable", "ConfluenceConfigError",
-             "comes from an environment variable or a secrets backend", "Set token_store to auto or variable",
+             "comes from an environment variable or a secrets backend", "Set token_store to auto",
              env_var_with_connection_store, "env-var-connection-store"),
     BadInput("`timeout` that is not a number (`fast`)", "ConfluenceConfigError",
              "timeout 'fast' must be a number of seconds", "between 0 and 600",
@@ -808,6 +812,31 @@ BAD_INPUTS: list[BadInput] = [
              operator_refused(lambda: ConfluencePageSensor(task_id="t", title="Report")), "sensor-title-no-space"),
     BadInput("Sensor on a space key that does not exist (fails at the first poke)", "ConfluenceNotFound",
              "Space 'NOPE' does not exist", "check space_key", sensor_in_missing_space, "sensor-missing-space"),
+    BadInput("Comment with an empty `body`", "ConfluenceConfigError",
+             "body is empty", "say what the comment should say",
+             operator_refused(lambda: ConfluenceAddCommentOperator(task_id="t", page_id="123", body=" ")),
+             "comment-empty-body"),
+    BadInput("Comment with a grant that lacks `write:comment:confluence`", "ConfluenceScopeError",
+             "scope does not match", "add the granular scope write:comment:confluence",
+             page_untouched(lambda conn_id, page: ConfluenceAddCommentOperator(
+                 task_id="t", page_id=page["id"], body="<p>ok</p>", confluence_conn_id=conn_id),
+                 ConfluenceScopeError, f"{DEFAULT_SCOPES} read:comment:confluence"),
+             "comment-without-scope"),
+    BadInput("Download with an empty `filename`", "ConfluenceConfigError",
+             "filename is empty", "say which attachment to download",
+             operator_refused(lambda: ConfluenceDownloadAttachmentOperator(task_id="t", page_id="123", filename="")),
+             "download-no-filename"),
+    BadInput("Export `body_format=\"view\"`", "ConfluenceConfigError",
+             "body_format='view' is not one of", "storage, atlas_doc_format",
+             operator_refused(lambda: ConfluenceExportPageOperator(task_id="t", page_id="123", body_format="view")),
+             "export-body-format"),
+    BadInput("Notifier with both `page_id` and a parent", "ConfluenceConfigError",
+             "Give page_id (append to an incident-log page) or parent_id/parent_title", "drop one of them",
+             operator_refused(lambda: ConfluenceNotifier(page_id="1", parent_id="2", space_key="OPS")),
+             "notifier-page-and-parent"),
+    BadInput("Notifier page per incident without a space", "ConfluenceConfigError",
+             "A page per incident needs its space", "give space_key or space_id with parent_id or parent_title",
+             operator_refused(lambda: ConfluenceNotifier(parent_title="Incidents")), "notifier-parent-no-space"),
 ]
 
 

@@ -336,7 +336,8 @@ def gate_key() -> str:
 
 
 def ask(client: Any, fake: Any, conn_id: str, *, secret: str | None = None, **kw: Any) -> Any:
-    kw.setdefault("gate_key", gate_key())
+    if "gate_key" not in kw:
+        kw["gate_key"] = gate_key()
     body = signed_request(secret or key_of(conn_id), conn_id, timestamp=int(time.time()), **kw)
     return client.post("/confluence-oauth/token", json=body)
 
@@ -488,6 +489,18 @@ class TestRouter:
             assert "Nothing was looked up" in refused.json()["detail"]
         assert lookups == [] and fake.counters["token_requests"] == 0
         assert ask(broker, fake, "gated").status_code == 200 and lookups == ["gated"]
+
+    def test_forged_requests_do_not_make_the_broker_read_its_key_again_and_again(self, fake_atlassian, broker,
+                                                                                 monkeypatch):
+        from airflow_provider_confluence.plugins.broker import DeploymentGate
+
+        reads: list[int] = []
+        real = DeploymentGate._read_or_create
+        monkeypatch.setattr(DeploymentGate, "_read_or_create", staticmethod(lambda: reads.append(1) or real()))
+        put_connection("gated", fake_atlassian.connection("gated"))
+        for _ in range(20):
+            assert ask(broker, fake_atlassian, "gated", gate_key="forged").json()["error"] == "invalid_gate"
+        assert len(reads) <= 2  # read once, and again at most once per 10 s
 
     def test_the_first_request_creates_the_deployments_key_and_a_task_picks_it_up(self, fake_atlassian, broker):
         from airflow.models.variable import Variable

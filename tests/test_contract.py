@@ -21,7 +21,8 @@ import pytest
 
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.publish import update_page_body
-from conftest import require_shared
+from airflow_provider_confluence.testing import DEFAULT_SCOPES
+from conftest import put_connection, require_shared
 
 V2_PREFIX = "/wiki/api/v2"
 V1_PREFIX = "/wiki/rest/api"
@@ -230,6 +231,8 @@ def test_the_create_and_update_bodies_carry_what_confluence_requires(exercised):
         ("POST /wiki/api/v2/pages", {"spaceId": 123, "title": "numeric id"}),
         ("PUT /wiki/api/v2/pages/{id}", {"id": "1", "status": "current", "title": "t", "body": {}}),
         ("POST /wiki/api/v2/pages", {"spaceId": "1", "status": "published"}),
+        ("POST /wiki/api/v2/footer-comments", {"pageId": 123, "body": {"representation": "storage", "value": "x"}}),
+        ("POST /wiki/api/v2/footer-comments", {"pageId": "1", "body": "<p>a string, not an object</p>"}),
     ],
 )
 def test_the_contract_check_catches_bad_bodies(route, body):
@@ -240,3 +243,29 @@ def test_the_contract_check_catches_bad_bodies(route, body):
 def test_the_contract_check_catches_unknown_query_parameters():
     recorded = {"route": "GET /wiki/api/v2/spaces", "query": {"spaceKey": ["DEMO"]}, "json": None}
     assert contract_violations(recorded) == ["GET /wiki/api/v2/spaces: query parameter 'spaceKey' is not in the document"]
+
+
+COMMENT_SCOPES = f"{DEFAULT_SCOPES} read:comment:confluence write:comment:confluence"
+
+
+def test_the_footer_comment_requests_match_the_openapi_document(fake_atlassian, airflow_db):
+    """Adding and listing footer comments (with a cursor page): bodies and parameters as the v2 document says."""
+    put_connection("contract_comments", fake_atlassian.connection("contract_comments", scopes=COMMENT_SCOPES))
+    fake_atlassian.add_space("DEMO")
+    page = fake_atlassian.add_page("DEMO", "Commented")
+    hook = ConfluenceOAuthHook("contract_comments")
+    for text in ("<p>one</p>", "**two**"):
+        hook.add_footer_comment(page["id"], text, representation="markdown" if "*" in text else "storage")
+    hook.add_footer_comment(page["id"], "h1. three", representation="wiki")
+    assert len(list(hook.list_footer_comments(page["id"]))) == 3
+    listed = hook.get_conn().paginate(f"/wiki/api/v2/pages/{page['id']}/footer-comments",
+                                      {"limit": 2, "body-format": "atlas_doc_format"})
+    assert len(list(listed)) == 3  # two pages: the second through a cursor
+    recorded = [r for r in fake_atlassian.requests if "footer-comments" in r["path"]]
+    assert {r["route"] for r in recorded} == {"POST /wiki/api/v2/footer-comments",
+                                              "GET /wiki/api/v2/pages/{id}/footer-comments"}
+    assert any("cursor" in r["query"] for r in recorded)
+    posts = [r["json"] for r in recorded if r["route"].startswith("POST")]
+    assert [b["body"]["representation"] for b in posts] == ["storage", "storage", "wiki"]
+    assert all(b["pageId"] == page["id"] for b in posts)
+    assert [p for r in recorded for p in contract_violations(r)] == []

@@ -29,6 +29,7 @@ def test_example_dags_load_without_import_errors(airflow_db):
         "confluence_daily_report",
         "confluence_search_pages",
         "confluence_run_log",
+        "confluence_incident_log",
     } <= set(bag.dag_ids)
 
 
@@ -112,3 +113,17 @@ def test_run_log_appends_one_line_per_run(fake_atlassian, confluence_conn):
         assert body.count(f"airflow-append:confluence_run_log/append_run_line/{run.run_id}") == 1
         assert body.count(f"<code>{run.run_id}</code>") == 1
     assert page["version"]["number"] == 3  # created, then one version per run
+
+
+def test_incident_log_gets_one_entry_per_failed_try(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    dag = dagbag().get_dag("confluence_incident_log")
+    assert str(dag.test().state).endswith("success")  # nothing failed: the log page only
+    failed = dag.test(run_conf={"fail": True})
+    assert str(failed.state).endswith("failed")
+    (page,) = [p for p in fake_atlassian.pages if p["title"] == "Incident log"]
+    body = page["body"]["storage"]["value"]
+    assert body.startswith("<h1>Incident log</h1>")
+    assert body.count(f"airflow-append:confluence_incident_log/{failed.run_id}/load/-1/1") == 1
+    assert "the warehouse refused the load" in body
+    assert page["version"]["number"] == 2

@@ -58,7 +58,7 @@ def test_every_module_the_provider_info_names_imports():
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    for path in info["extra-links"] + [info["connection-types"][0]["hook-class-name"]]:
+    for path in info["extra-links"] + info["notifications"] + [info["connection-types"][0]["hook-class-name"]]:
         module, _, name = path.rpartition(".")
         assert getattr(importlib.import_module(module), name)
 
@@ -160,6 +160,7 @@ def test_dag_parsing_does_not_load_the_http_stack():
         "import sys, airflow\n"
         "before = set(sys.modules)\n"
         "import airflow_provider_confluence.operators.confluence\n"
+        "import airflow_provider_confluence.notifications.confluence\n"
         "new = set(sys.modules) - before\n"
         "heavy = ('requests', 'markdown_it', 'pandas', 'numpy')\n"
         "print(sorted(m for m in new if m.split('.')[0] in heavy or m.endswith(('.client', '.oauth', '.tokens'))))\n"

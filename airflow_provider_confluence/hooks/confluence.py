@@ -305,6 +305,39 @@ class ConfluenceOAuthHook(BaseHook):
         return self.get_conn().upload_attachment(str(page_id), filename=filename, data=data, media_type=media_type,
                                                  comment=comment)
 
+    def find_attachment(self, page_id: str, filename: str) -> dict[str, Any]:
+        """The page's attachment with this file name (a v2 object).
+
+        :raises ConfluenceNotFound: when the page has no attachment of that name.
+        """
+        from airflow_provider_confluence.exceptions import ConfluenceNotFound
+
+        client = self.get_conn()
+        found = next(iter(client.list_attachments(str(page_id), filename=filename)), None)
+        if found is None:
+            raise ConfluenceNotFound(
+                404, "GET", client.url(f"/wiki/api/v2/pages/{page_id}/attachments"), "NOT_FOUND",
+                f"Page {page_id} has no attachment named {filename!r}: check filename (it is case-sensitive) and "
+                "the page.",
+            )
+        return found
+
+    def download_attachment(self, attachment: dict[str, Any]) -> bytes:
+        """The content of an attachment (a v2 object), from its ``downloadLink`` through the API gateway."""
+        return self.get_conn().download_attachment(attachment)
+
+    def add_footer_comment(self, page_id: str, body: Any, *, representation: str = "storage") -> dict[str, Any]:
+        """Add a footer comment to the page (``markdown``/``table`` bodies converted to storage); the v2 comment.
+
+        Needs the ``write:comment:confluence`` scope.
+        """
+        representation, body = to_storage(body, representation)  # a body that cannot convert sends no request
+        return self.get_conn().add_footer_comment(str(page_id), body, representation=representation)
+
+    def list_footer_comments(self, page_id: str, *, body_format: str | None = "storage") -> Iterator[dict[str, Any]]:
+        """The page's footer comments (v2 objects), page after page; needs ``read:comment:confluence``."""
+        return self.get_conn().list_footer_comments(str(page_id), body_format=body_format)
+
     # -- Airflow UI -----------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:

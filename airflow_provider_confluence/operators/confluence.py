@@ -2,8 +2,9 @@
 
 Every operator is keyword-only, takes ``confluence_conn_id`` (templated) and returns a JSON-able result
 (pushed to XCom). Option values are checked when the DAG is parsed; nothing here touches the network or
-imports ``requests`` until a task runs. Reading a page, search and attachment upload live in :mod:`._get`,
-:mod:`._search` and :mod:`._attachments`, and are importable from here.
+imports ``requests`` until a task runs. Reading a page, search, attachment upload, comments and downloads
+live in :mod:`._get`, :mod:`._search`, :mod:`._attachments`, :mod:`._comments` and :mod:`._downloads`, and are
+importable from here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from airflow_provider_confluence._compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
+from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
+from airflow_provider_confluence.operators._downloads import (
+    ConfluenceDownloadAttachmentOperator,
+    ConfluenceExportPageOperator,
+)
 from airflow_provider_confluence.operators._common import (
     PROGRESS_EVERY,
     UPSERT_HINT,
@@ -37,7 +43,10 @@ from airflow_provider_confluence.operators._search import ConfluenceSearchOperat
 from airflow_provider_confluence.publish import UPDATE_MODES, check_page_options
 
 __all__ = [
+    "ConfluenceAddCommentOperator",
     "ConfluenceCreatePageOperator",
+    "ConfluenceDownloadAttachmentOperator",
+    "ConfluenceExportPageOperator",
     "ConfluenceGetPageOperator",
     "ConfluenceGetSpacesOperator",
     "ConfluenceSearchOperator",

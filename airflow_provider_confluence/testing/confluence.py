@@ -22,6 +22,7 @@ from ._http import DUPLICATE_TITLE, ReplyError, bad_param, bad_request, iso, v2_
 from .attachments import AttachmentStore
 from .bodies import normalize_body, render_body
 from .clock import Clock
+from .comments import CommentStore
 from .labels import LabelStore
 
 SPACE_TYPES = ("global", "collaboration", "knowledge_base", "personal")
@@ -85,6 +86,7 @@ class ConfluenceModel:
         self.author_id = author_id
         self.labels = LabelStore(lock)
         self.attachments = AttachmentStore(clock=clock, lock=lock, base=self.base)
+        self.comments = CommentStore(clock=clock, lock=lock)
         self._spaces: dict[int, Space] = {}
         self._pages: dict[int, Page] = {}
         self._next_space = 98305

@@ -219,6 +219,16 @@ class FakeAtlassian:
         """The label names of a page, in the order they were added."""
         return self._model.labels.names(int(page_id))
 
+    def footer_comments(self, page_id: str | int) -> list[dict[str, Any]]:
+        """The footer comments of a page, oldest first, with their storage bodies."""
+        from .comments import comment_json
+
+        with self._lock:
+            page = self._model.page(int(page_id))
+            title = page.title if page is not None else ""
+            return [comment_json(c, title=title, author_id=self._model.author_id, body_format="storage")
+                    for c in self._model.comments.of(int(page_id))]
+
     def attachments(self, page_id: str | int) -> list[dict[str, Any]]:
         """The attachments of a page, oldest first, as ``GET /pages/{id}/attachments`` shows them."""
         with self._lock:

@@ -1,4 +1,5 @@
-"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels and attachments; v1 routing.
+"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels, attachments and footer comments
+(``comments.py``); v1 routing.
 
 :class:`ConfluenceApi` maps ``(method, path)`` (the path without the ``/ex/confluence/{cloudId}`` prefix) to a
 :class:`Route` carrying the OAuth scopes the operation accepts (FACTS.md §4, from ``x-atlassian-oauth2-scopes``)
@@ -11,11 +12,13 @@ last parameter. Of v1, only label add, attachment upload and CQL search are serv
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ._http import V1_GONE_BODY, ApiRequest, Reply, ReplyError, bad_param, v2_error
 from .bodies import READ_FORMATS
+from .comments import CommentRoutes
 from .confluence import SPACE_STATUSES, SPACE_TYPES, ConfluenceModel
 from .labels import PREFIXES
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, Cursors, paginate_v2
@@ -113,11 +116,15 @@ class ConfluenceApi:
             ("GET", r"/pages/([^/]+)/labels", "/pages/{id}/labels", "read:page:confluence", self._page_labels),
             ("GET", r"/pages/([^/]+)/attachments", "/pages/{id}/attachments", "read:attachment:confluence",
              self._page_attachments),
+            *CommentRoutes(model, self._live_page, self._paginate).table(),
         ]
         self._routes = [
             (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", ((scope,),), handler))
             for method, pattern, template, scope, handler in table
         ]
+        # an attachment's downloadLink, relative to the site's /wiki, served behind the gateway (never the site)
+        self._routes.append(("GET", re.compile(r"^/wiki/download/attachments/([^/]+)/([^/]+)$"), Route(
+            "GET /wiki/download/attachments/{id}/{filename}", (("read:attachment:confluence",),), self._download)))
         v1 = "/wiki/rest/api"
         self._routes += [
             (method, re.compile(f"^{v1}{pattern}/?$"), Route(f"{method} {v1}{template}", scopes, handler))
@@ -252,3 +259,12 @@ class ConfluenceApi:
         author = self.model.author_id
         return self._paginate(req, found, lambda att: self.model.attachments.v2_json(att, author),
                               default_limit=ATTACHMENT_DEFAULT_LIMIT)
+
+    def _download(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
+        """The content of the page's attachment (its current version; an older ``version`` answers 404)."""
+        page_id = self._live_page(args[0])
+        found = self.model.attachments.find(page_id, unquote(args[1]))
+        version = req.one("version")
+        if found is None or found.status != "current" or (version is not None and version != str(found.version)):
+            return v2_error(404, "NOT_FOUND", "The attachment was not found")
+        return Reply(200, found.data, content_type=found.media_type)

@@ -1,0 +1,1 @@
+"""Notifiers of the Confluence provider (Airflow's folder for notifiers)."""
