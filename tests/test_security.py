@@ -387,3 +387,42 @@ def test_a_broker_url_of_the_editors_choosing_receives_no_secret(fake_atlassian,
     for captured in editor.requests:
         sent = captured.body.decode(errors="replace") + json.dumps(captured.headers)
         assert not [secret for secret in secrets if secret and secret in sent], f"{captured} holds a secret"
+
+
+def test_output_path_outside_attachment_roots_is_refused(fake_atlassian, airflow_db, monkeypatch, tmp_path):
+    """``output_path`` of the download and export operators is templated too: a value from ``dag_run.conf`` could
+    overwrite any file the worker may write (a DAG file, a shell profile), through a symlink as well. With
+    ``[confluence] attachment_roots`` set, only files under those folders are written; nothing outside changes."""
+    from airflow_provider_confluence.operators.confluence import (
+        ConfluenceDownloadAttachmentOperator,
+        ConfluenceExportPageOperator,
+    )
+
+    exports, dags = tmp_path / "exports", tmp_path / "dags"
+    exports.mkdir()
+    dags.mkdir()
+    dag_file = dags / "a_dag.py"
+    dag_file.write_bytes(b"# the original DAG\n")
+    (exports / "innocent.bin").symlink_to(dag_file)
+    monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", str(exports))
+    hook, page = _demo(fake_atlassian, "downloads")
+    hook.upload_attachment(page["id"], filename="a.bin", data=b"downloaded payload")
+
+    def download(path: str) -> ConfluenceError | None:
+        return _attempt(lambda: ConfluenceDownloadAttachmentOperator(
+            task_id="download", page_id=page["id"], filename="a.bin", output_path=path,
+            confluence_conn_id="downloads").execute({}))
+
+    def export(path: str) -> ConfluenceError | None:
+        return _attempt(lambda: ConfluenceExportPageOperator(
+            task_id="export", page_id=page["id"], output_path=path, confluence_conn_id="downloads").execute({}))
+
+    for write in (download, export):
+        for path in (str(dag_file), f"{exports}/../dags/a_dag.py", f"{exports}/innocent.bin"):
+            error = write(path)
+            assert dag_file.read_bytes() == b"# the original DAG\n", f"{write.__name__} to {path} overwrote it"
+            assert isinstance(error, ConfluenceConfigError), repr(error)
+            assert "outside [confluence] attachment_roots" in error.message and "nothing was" in error.message
+
+    assert download(f"{exports}/a.bin") is None and (exports / "a.bin").read_bytes() == b"downloaded payload"
+    assert export(f"{exports}/page.json") is None and json.loads((exports / "page.json").read_text())["id"] == page["id"]
