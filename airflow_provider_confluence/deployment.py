@@ -8,8 +8,8 @@ a connection field. The Airflow-free modules (:mod:`.settings`, :mod:`.endpoints
 * ``[confluence] allowed_endpoint_hosts`` (``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS``): hosts besides
   ``auth.atlassian.com`` and ``api.atlassian.com`` that a connection's ``auth_url``, ``token_url`` and
   ``api_url`` may name (see :mod:`.endpoints`).
-* ``[confluence] attachment_roots`` (``AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS``): the folders whose files
-  ``ConfluenceUploadAttachmentOperator(file_path=...)`` may upload (see :mod:`.local_files`).
+* ``[confluence] attachment_roots`` (``AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS``): the folders whose files the
+  operators may upload (``file_path``) or write (``output_path`` of downloads and exports); see :mod:`.local_files`.
 
 See Airflow's "Setting Configuration Options"
 (https://airflow.apache.org/docs/apache-airflow/stable/howto/set-config.html).

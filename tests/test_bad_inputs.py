@@ -511,6 +511,16 @@ def upload_under_roots(file_path: str, roots: str) -> Callable[[Env], Exception]
     return run
 
 
+def download_under_roots(env: Env) -> Exception:
+    """``[confluence] attachment_roots`` is a reports folder: a download into the DAGs folder is refused up front."""
+    env.monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", str(AIRFLOW_HOME / "reports"))
+    conn_id, page = demo_page(env)
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceConfigError, lambda: ConfluenceDownloadAttachmentOperator(
+            task_id="t", page_id=page["id"], filename="report.csv", output_path=str(AIRFLOW_HOME / "report.csv"),
+            confluence_conn_id=conn_id).execute({}))
+
+
 def sensor_in_missing_space(env: Env) -> Exception:
     """A title in a space that does not exist: the first poke fails the task, it does not poke until timeout."""
     env.fake.add_space("DEMO")
@@ -784,9 +794,12 @@ BAD_INPUTS: list[BadInput] = [
              missing_upload_file, "upload-missing-file"),
     BadInput("Upload a `file_path` outside `[confluence] attachment_roots` (`/proc/self/environ`)",
              "ConfluenceConfigError", "is outside [confluence] attachment_roots",
-             "Write the file under one of those folders, or ask the administrator of this Airflow deployment to "
+             "Use a file under one of those folders, or ask the administrator of this Airflow deployment to "
              "add its folder", upload_under_roots("/proc/self/environ", str(AIRFLOW_HOME / "reports")),
              "upload-outside-roots"),
+    BadInput("Download to an `output_path` outside `[confluence] attachment_roots`", "ConfluenceConfigError",
+             "is outside [confluence] attachment_roots", "Use a file under one of those folders",
+             download_under_roots, "download-outside-roots"),
     BadInput("`[confluence] attachment_roots` with a relative folder (`reports`)", "ConfluenceConfigError",
              "has 'reports', which is not an absolute path", "List absolute folders",
              upload_under_roots("/proc/self/environ", "reports"), "attachment-root-relative"),
