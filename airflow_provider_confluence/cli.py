@@ -27,9 +27,10 @@ import json
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,7 +57,7 @@ def _result(text: str) -> None:
 def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
     """The connection and its checked settings; ConfluenceConfigError (exit 2) when unknown or unusable."""
     from airflow_provider_confluence._compat import get_connection
-    from airflow_provider_confluence.settings import ConnectionSettings
+    from airflow_provider_confluence.deployment import connection_settings
 
     try:
         conn = get_connection(conn_id)
@@ -64,10 +65,7 @@ def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
         raise ConfluenceConfigError(f"Airflow has no connection {conn_id!r} ({type(exc).__name__}).") from None
     if conn.conn_type != "confluence_oauth":
         raise ConfluenceConfigError(f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not confluence_oauth.")
-    settings = ConnectionSettings.from_connection_fields(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-    )
-    return settings, conn
+    return connection_settings(conn_id, conn), conn
 
 
 def _local_user() -> str:
@@ -90,7 +88,17 @@ def _query(text: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(query.strip()).items() if values}
 
 
-class _Server(HTTPServer):
+#: Seconds a connection to the loopback callback may stay silent before it is dropped.
+_CONNECTION_TIMEOUT = 10.0
+
+
+class _Server(ThreadingHTTPServer):
+    """The one-shot callback server: each connection in a daemon thread, so that a local process that connects
+    and sends nothing never holds the command past ``--timeout`` (nor keeps it from exiting)."""
+
+    daemon_threads = True
+    block_on_close = False
+
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), handler)
@@ -104,9 +112,12 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
     """
     host, port, path = where
     answer: dict[str, str] = {}
+    answered = threading.Event()
     refused: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = _CONNECTION_TIMEOUT  # a silent connection's thread ends; the wait below never depends on it
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             parts = urlsplit(self.path)
             if parts.path != path:
@@ -117,6 +128,7 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
                 refused.append(problem)
                 return self._reply(400, problem)
             answer.update(query)
+            answered.set()
             return self._reply(200, "airflow-confluence received Atlassian's answer: return to the terminal.")
 
         def _reply(self, status: int, text: str) -> None:
@@ -138,16 +150,18 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
     except OSError as exc:
         raise ConfluenceConfigError(f"Cannot listen on {host}:{port} for the callback ({exc.strerror}). Use a free "
                                     "port in redirect_uri and register that URL in the developer console.") from None
-    server.timeout = 0.25
     deadline = time.monotonic() + timeout
     with server:
         _say(f"Waiting up to {timeout:.0f} s for the browser at http://{host}:{port}{path} ...")
-        while not answer and time.monotonic() < deadline:
-            server.handle_request()
-    if not answer:
+        while not answered.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            server.timeout = min(0.25, remaining)
+            server.handle_request()  # accepts one connection and hands it to a thread; never reads it here
+    if not answered.is_set():
         last = f" The last request was refused: {refused[-1]}" if refused else ""
-        raise ConfluenceError(f"No answer from the browser within {timeout:.0f} s; nothing was changed.{last}")
-    return answer
+        raise ConfluenceError(f"No answer from the browser within {timeout:.0f} s; nothing was changed. Run the "
+                              "command again and approve the consent within --timeout seconds (default 300)."
+                              f"{last}")
+    return dict(answer)
 
 
 def _authorize(args: argparse.Namespace) -> int:

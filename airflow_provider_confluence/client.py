@@ -6,6 +6,8 @@ token fetched from an :class:`AccessTokenSource` for EACH request, and owns the 
 * 401 (not "scope does not match"): the token source refreshes, and the request is sent once more;
   403/404: the same, but only when the stored expiry has passed (the gateway answers 404 on v2 paths for an
   expired token; FACTS.md section 3). A real 404 costs no refresh.
+* Redirects: a write never follows one; a read follows one on the gateway's own host only
+  (:func:`~.endpoints.redirect_target`).
 * 429 (any method; it means "not processed") and 503 honour ``Retry-After`` through :class:`RetryPolicy`;
   502, 504, 503 without it, timeouts and connection errors back off exponentially, for idempotent methods only.
   A POST is never re-sent after a failure that may have landed; ``create_page`` checks instead. A call marked
@@ -37,6 +39,7 @@ from airflow_provider_confluence.exceptions import (
 )
 from airflow_provider_confluence.attachments import AttachmentsMixin
 from airflow_provider_confluence.comments import CommentsMixin
+from airflow_provider_confluence.endpoints import redirect_target
 from airflow_provider_confluence.labels import LabelsMixin
 from airflow_provider_confluence.pages import PagesMixin
 from airflow_provider_confluence.next_links import join_next_link, join_v1_next_link, next_link
@@ -257,6 +260,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         token: str | None = None
         used: list[str] = []  # every token sent during this call: none may appear in an error message
         tries = 0
+        redirects = 0
         while True:
             if tries and not rewind(marks):
                 raise ConfluenceError(
@@ -275,7 +279,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             try:
                 response = self._session.request(
                     method, url, params=params, json=json_body, files=files, headers=request_headers,
-                    timeout=self._timeout,
+                    timeout=self._timeout, allow_redirects=False,
                 )
             except _TRANSPORT_ERRORS as exc:
                 state.failures += 1
@@ -290,6 +294,10 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
                 state.resent_after_uncertain |= _uncertain(exc)
                 continue
             status = response.status_code
+            if response.is_redirect:
+                url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects)
+                params, redirects, token = None, redirects + 1, sent  # the target carries its own query
+                continue
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
                 log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
             if 200 <= status < 300 and raw:

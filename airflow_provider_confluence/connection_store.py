@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_confluence._compat import create_session
 from airflow_provider_confluence.broker_protocol import BROKER_SECRET, new_broker_secret
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
-from airflow_provider_confluence.rotation_journal import read_journal, record_rotation, recover_from_stale_copy
+from airflow_provider_confluence.rotation_journal import (
+    connection_binding,
+    read_journal,
+    record_rotation,
+    recover_from_stale_copy,
+)
 from airflow_provider_confluence.store_support import (
     VARIABLE_PREFIX,
     fingerprint,
@@ -100,7 +105,7 @@ class _ConnectionTransaction:
             if not extra.get(BROKER_SECRET):
                 extra[BROKER_SECRET] = new_broker_secret()
             self._row.set_extra(json.dumps(extra))
-            record_rotation(self._session, self._conn_id, self._state, state, self._row.login)
+            record_rotation(self._session, self._conn_id, self._state, state, connection_binding(self._row))
             self._session.commit()
         except Exception as exc:
             self._session.rollback()
@@ -154,7 +159,7 @@ class ConnectionTokenStore:
         """The row's state, read under the lock before a redeem: a stale copy is replaced by the journal's
         state, and a token the Variable store rotated away comes with the error that forbids redeeming it."""
         state = recover_from_stale_copy(read_journal(session, self.conn_id), _state_of(_extra_of(row)),
-                                        self.conn_id, row.login)
+                                        self.conn_id, connection_binding(row))
         return state, unmigrated_variable_refusal(session, self.conn_id, state)
 
     @contextmanager

@@ -93,6 +93,25 @@ CONFIG: dict[str, Any] = {
                 "example": None,
                 "default": "True",
             },
+            "allowed_endpoint_hosts": {
+                "description": "Hosts besides auth.atlassian.com and api.atlassian.com that a connection's auth_url, "
+                "token_url and api_url may name, so that the client secret and tokens may be sent there: "
+                "comma-separated host (any port) or host:port entries; plain http only to a listed loopback host. "
+                "No connection field can widen this list. Leave it empty in production.",
+                "version_added": "0.2.0",
+                "type": "string",
+                "example": "auth-proxy.example.com, 127.0.0.1:8765",
+                "default": "",
+            },
+            "attachment_roots": {
+                "description": "Folders whose files ConfluenceUploadAttachmentOperator(file_path=...) may upload: "
+                "comma-separated absolute paths, checked after symlinks and '..' are resolved. Empty: any file the "
+                "worker can read.",
+                "version_added": "0.2.0",
+                "type": "string",
+                "example": "/srv/airflow/reports",
+                "default": "",
+            },
         },
     },
 }

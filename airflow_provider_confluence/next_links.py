@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_confluence.endpoints import make_origin
 from airflow_provider_confluence.exceptions import ConfluenceError
 from airflow_provider_confluence.responses import _cap, _header, redact
 
@@ -21,11 +22,6 @@ __all__ = ["V1_CONTEXT", "join_next_link", "join_v1_next_link", "next_link"]
 V1_CONTEXT = "/wiki"
 
 _LINK_ITEM = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
-
-
-def _origin(scheme: str, host: str | None, port: int | None) -> tuple[str, str, int]:
-    scheme = scheme.lower()
-    return scheme, (host or "").lower(), port or (443 if scheme == "https" else 80)
 
 
 def join_next_link(gateway_base: str, next_link: str) -> str:
@@ -54,9 +50,8 @@ def join_next_link(gateway_base: str, next_link: str) -> str:
         ) from None
     if parts.scheme or parts.netloc:
         try:
-            same = _origin(parts.scheme or base.scheme, parts.hostname, parts.port) == _origin(
-                base.scheme, base.hostname, base.port
-            )
+            there = make_origin(parts.scheme or base.scheme, parts.hostname, parts.port)
+            same = there is not None and there == make_origin(base.scheme, base.hostname, base.port)
         except ValueError:
             same = False
         if not same:

@@ -184,10 +184,19 @@ def accessible_resources(session: requests.Session, *, api_url: str, access_toke
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(
-            url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout=timeout
+            url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout=timeout,
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
         raise ConfluenceAuthError(f"{url} could not be reached ({type(exc).__name__}).", transient=True) from None
+    if response.is_redirect:
+        from airflow_provider_confluence.endpoints import redirect_origin
+
+        raise ConfluenceAuthError(
+            f"{url} answered {response.status_code}, a redirect to {redirect_origin(url, response.headers.get('Location'))}"
+            ", which is not followed: the access token is sent only to api_url. Check api_url.",
+            status_code=response.status_code,
+        )
     payload = _json_or_none(response)
     if response.status_code != 200 or not isinstance(payload, list):
         said = str(payload.get("message"))[:_MAX_ECHO] if isinstance(payload, dict) and payload.get("message") else (

@@ -9,6 +9,11 @@ Variable, and masked by Airflow because its name contains "token"; it keeps no a
 the store reads the journal: a connection holding a retired token, or none at all while the journal holds one,
 continues from the journal's state instead. A token the journal has never seen
 (a new consent pasted by a person) always wins.
+
+The journal's state is bound to what it was redeemed for: the client ID, the token URL, the API URL and the site
+(:func:`connection_binding`). A connection whose binding changed (another app, or endpoints a connection editor
+pointed elsewhere) never inherits it: it starts from its own fields, and a person authorizes it again. A journal
+written before the binding existed binds to nothing, so it is used again only after the connection's next save.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.settings import DEFAULT_API_URL, DEFAULT_TOKEN_URL, parse_extra, parse_site_url
 from airflow_provider_confluence.store_support import fingerprint
 from airflow_provider_confluence.tokens import TokenState
 
@@ -34,11 +41,28 @@ KEEP_RETIRED = 128
 
 @dataclass(frozen=True)
 class Journal:
-    """The last state saved, and the fingerprints of the refresh tokens retired before it (oldest first)."""
+    """The last state saved, the fingerprints of the refresh tokens retired before it (oldest first), and the
+    :func:`connection_binding` of the connection it was saved for."""
 
     latest: TokenState
     retired: tuple[str, ...]
-    client: str | None = None
+    binding: str | None = None
+
+
+def connection_binding(row: Any) -> str | None:
+    """A fingerprint of what the journal's state belongs to: the connection row's client ID, token URL, API URL
+    and site (defaults filled in, as the settings read them); None when the row's fields cannot be read.
+
+    :param row: the connection row (``login``, ``host``, the decrypted extra).
+    """
+    try:
+        extra = parse_extra("", row.get_extra())
+        site = parse_site_url("", row.host)
+    except ConfluenceConfigError:
+        return None
+    token_url = str(extra.get("token_url") or "").strip() or DEFAULT_TOKEN_URL
+    api_url = (str(extra.get("api_url") or "").strip() or DEFAULT_API_URL).rstrip("/")
+    return fingerprint("\0".join(((row.login or "").strip(), token_url, api_url, site.lower())))
 
 
 def journal_key(conn_id: str) -> str:
@@ -66,17 +90,18 @@ def _parse(row: Any) -> Journal | None:
     if not isinstance(data, dict) or not isinstance(data.get("latest"), dict):
         return None
     retired = tuple(str(item) for item in data.get("retired") or () if isinstance(item, str))
-    client = data.get("client") if isinstance(data.get("client"), str) else None
-    return Journal(TokenState.from_mapping(data["latest"]), retired, client)
+    binding = data.get("binding") if isinstance(data.get("binding"), str) else None
+    return Journal(TokenState.from_mapping(data["latest"]), retired, binding)
 
 
 def record_rotation(
-    session: Session, conn_id: str, previous: TokenState, saved: TokenState, client_id: str | None
+    session: Session, conn_id: str, previous: TokenState, saved: TokenState, binding: str | None
 ) -> None:
     """Record ``saved`` as the latest state, retiring ``previous``'s refresh token when it was replaced.
 
-    ``client_id`` (the OAuth app's) is remembered as a fingerprint: the journal only ever speaks for that app,
-    so a connection deleted and created again for another app is never given the old app's tokens.
+    ``binding`` (:func:`connection_binding` of the row) is remembered: the journal only ever speaks for that
+    app, those endpoints and that site, so a connection made for another app, or pointed at other endpoints, is
+    never given these tokens.
 
     Runs in the caller's transaction, so the journal and the connection are committed together or not at all.
     """
@@ -91,7 +116,7 @@ def record_rotation(
     kept = fingerprint(saved.refresh_token)
     retired = [item for item in retired if item != kept][-KEEP_RETIRED:]
     latest = replace(saved, access_token=None, expires_at=None).to_dict()  # a recovery refreshes: no access token
-    value = json.dumps({"latest": latest, "retired": retired, "client": fingerprint(client_id)})
+    value = json.dumps({"latest": latest, "retired": retired, "binding": binding})
     if row is None:
         description = (f"Rotation journal of connection {conn_id!r}, kept by airflow-provider-confluence: it "
                        "protects the grant from a stale copy of the connection. Do not edit.")
@@ -101,14 +126,17 @@ def record_rotation(
 
 
 def recover_from_stale_copy(
-    journal: Journal | None, state: TokenState, conn_id: str, client_id: str | None
+    journal: Journal | None, state: TokenState, conn_id: str, binding: str | None
 ) -> TokenState:
-    """``state`` (read from the connection), or the journal's state when ``state`` is a stale copy."""
+    """``state`` (read from the connection), or the journal's state when ``state`` is a stale copy.
+
+    :param binding: :func:`connection_binding` of the connection row now.
+    """
     latest = journal.latest if journal else None
     if latest is None or not latest.refresh_token or state.refresh_token == latest.refresh_token:
         return state
-    if journal.client != fingerprint(client_id):  # type: ignore[union-attr]
-        return state  # the connection was made for another OAuth app since
+    if binding is None or journal.binding != binding:  # type: ignore[union-attr]
+        return state  # another OAuth app, token URL, API URL or site since: never hand the tokens over
     held = fingerprint(state.refresh_token)
     if held is not None and held not in journal.retired:  # type: ignore[union-attr]
         return state  # a token the journal never saw: a new consent, which wins

@@ -7,7 +7,6 @@ wrong and what to do. Error messages name fields, never their secret values.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -15,6 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_confluence.endpoints import (
+    AllowedHosts,
+    check_endpoint,
+    is_loopback,
+    parse_url,
+    refused_character,
+)
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 DEFAULT_SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
@@ -37,7 +43,6 @@ CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
 }
 
 _SCOPE_SEPARATORS = re.compile(r"[\s,]+")
-_LOOPBACK_NAMES = {"localhost"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class ConnectionSettings:
         login: str | None,
         password: str | None,
         extra: str | Mapping[str, Any] | None,
+        allowed_endpoint_hosts: str | None = None,
     ) -> ConnectionSettings:
         """Parse and check a connection's fields.
 
@@ -101,8 +107,12 @@ class ConnectionSettings:
         :param login: the client ID.
         :param password: the client secret.
         :param extra: the extra field, as the JSON text Airflow stores or an already parsed mapping.
-        :raises ConfluenceConfigError: when a field is missing or unusable.
+        :param allowed_endpoint_hosts: the deployment's ``[confluence] allowed_endpoint_hosts``, read from
+            Airflow's configuration by the caller (:func:`airflow_provider_confluence.deployment.connection_settings`);
+            without it only Atlassian's hosts may be endpoints.
+        :raises ConfluenceConfigError: when a field is missing or unusable, or an endpoint is not allowed.
         """
+        allowed = AllowedHosts.parse(allowed_endpoint_hosts)
         extras = parse_extra(conn_id, extra)
         client_id = (login or "").strip()
         client_secret = (password or "").strip()
@@ -129,11 +139,13 @@ class ConnectionSettings:
                 "token broker (a bounded wait) and never keeps tokens anywhere else. Remove the extra.",
             )
         broker_url = _text(extras.get("broker_url"))
-        if broker_url and (urlsplit(broker_url).scheme not in ("http", "https") or not urlsplit(broker_url).hostname):
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r}: broker_url {broker_url!r} is not an absolute http(s) URL; give the Airflow "
-                "API server's base URL, or leave it empty to use [core] execution_api_server_url."
-            )
+        if broker_url:
+            parse_url(f"Connection {conn_id!r}: broker_url", broker_url, fix="give the Airflow API server's base "
+                      "URL, or leave it empty to use [core] execution_api_server_url.")
+        redirect_uri = _text(extras.get("redirect_uri"))
+        if redirect_uri:
+            parse_url(f"Connection {conn_id!r}: redirect_uri", redirect_uri, fix="set it to the Callback URL "
+                      "registered in the Atlassian developer console.")
         return cls(
             conn_id=conn_id,
             site_url=parse_site_url(conn_id, host),
@@ -141,10 +153,10 @@ class ConnectionSettings:
             client_secret=client_secret,
             refresh_token=_text(extras.get("refresh_token")),
             scopes=scopes,
-            auth_url=require_https(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL),
-            token_url=require_https(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL),
-            api_url=require_https(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL).rstrip("/"),
-            redirect_uri=_text(extras.get("redirect_uri")),
+            auth_url=check_endpoint(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL, allowed),
+            token_url=check_endpoint(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL, allowed),
+            api_url=check_endpoint(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL, allowed).rstrip("/"),
+            redirect_uri=redirect_uri,
             cloud_id=_text(extras.get("cloud_id")),
             token_store=token_store,
             timeout=parse_timeout(conn_id, extras.get("timeout")),
@@ -214,46 +226,28 @@ def parse_scopes(conn_id: str, raw: str) -> tuple[tuple[str, ...], tuple[str, ..
     return scopes, warnings
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def require_https(conn_id: str, name: str, url: str) -> str:
-    """Refuse a URL that would send the client secret or a token in clear text.
-
-    Loopback hosts (``127.0.0.1``, ``::1``, ``localhost``), where the offline emulator runs, may use http.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: {name} {url!r} is not an absolute http(s) URL; leave it empty for "
-            "Atlassian's default."
-        )
-    if parts.scheme != "https" and not _is_loopback(parts.hostname):
-        raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: {name} must use https:// (got {parts.scheme}://{parts.hostname}); "
-            "the client secret and tokens are never sent in clear text."
-        )
-    return url
-
-
 def parse_site_url(conn_id: str, host: str | None) -> str:
     """Check the Confluence site URL and return it as ``scheme://host[:port]``.
 
-    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused.
+    A trailing ``/wiki`` is accepted (people copy it from the browser); any other path is refused. Any https
+    host is accepted (http on loopback): no credential is ever sent to the site, which only makes the links to
+    pages and picks the cloud id among the sites a grant covers.
     """
     raw = (host or "").strip()
+    what = f"Connection {conn_id!r}: the site URL (Host)"
     if not raw:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} has no Confluence site URL (the Host field); set it to "
             "https://your-site.atlassian.net."
         )
-    parts = urlsplit(raw)
+    fix = "write it as https://your-site.atlassian.net."
+    problem = refused_character(raw)
+    if problem:
+        raise ConfluenceConfigError(f"{what} {problem}; {fix}")
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        parts = urlsplit("")
     if not parts.scheme or not parts.hostname:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r}: the Confluence site URL {raw!r} has no scheme; write it as https://{raw}."
@@ -263,7 +257,9 @@ def parse_site_url(conn_id: str, host: str | None) -> str:
             f"Connection {conn_id!r}: the Confluence site URL {raw!r} has a path; use only the site, such as "
             f"{parts.scheme}://{parts.netloc}."
         )
-    require_https(conn_id, "the site URL (Host)", raw)
+    where = parse_url(what, raw, fix=fix)
+    if where.scheme != "https" and not is_loopback(where.host):
+        raise ConfluenceConfigError(f"{what} must use https:// (got {where.scheme}://{where.host}).")
     return f"{parts.scheme}://{parts.netloc}"
 
 

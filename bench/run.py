@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from airflow_provider_confluence.endpoints import ALLOWED_HOSTS_ENV
 from airflow_provider_confluence.testing import FakeAtlassian
 from airflow_provider_confluence.testing.confluence import Space
 
@@ -131,6 +132,19 @@ def seed_spaces(fake: FakeAtlassian, n: int) -> None:
             model._next_space += 1
 
 
+def emulator_port() -> int:
+    """The one port every emulator of the run listens on: the provider sends credentials only to the hosts
+    named in ``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS``, which ``main`` sets to it for every process."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+EMULATOR_PORT = emulator_port()
+
+
 def client_env(airflow_home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         **os.environ,
@@ -155,7 +169,7 @@ def run_json(args: list[str], env: dict[str, str], timeout: float) -> Any:
 
 def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
     log(f"rows 1-2: listing {SPACES:,} spaces, {runs} runs per implementation")
-    with FakeAtlassian() as fake:
+    with FakeAtlassian(port=EMULATOR_PORT) as fake:
         fake.add_spaces(SPACES)  # the public seeding (with home pages), fine at this size
         conn = fake.connection("bench", token_store="memory")
         spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
@@ -219,7 +233,7 @@ def row_3(home: Path, runs: int) -> dict[str, Any]:
     log(f"row 3: streaming {STREAMED:,} spaces ({STREAMED // PAGE_LIMIT} pages of {PAGE_LIMIT}); provider x{runs}, "
         "peer x1")
     measured: dict[str, list[dict[str, Any]]] = {"provider": [], "peer": []}
-    with FakeAtlassian() as fake:
+    with FakeAtlassian(port=EMULATOR_PORT) as fake:
         seed_spaces(fake, STREAMED)
         conn = fake.connection("bench", token_store="memory")
         spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
@@ -386,7 +400,7 @@ def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
         f"(access tokens live {LIFETIME} s, reuse interval {LEEWAY:.0f} s); {db.kind} metadata database")
     results: dict[str, Any] = {"processes": PROCESSES, "calls_per_process": sum(CALLS), "expiries": len(CALLS),
                                "access_token_lifetime_s": LIFETIME, "reuse_interval_s": LEEWAY, "database": db.kind}
-    with FakeAtlassian(access_token_lifetime=LIFETIME, rotation_leeway=LEEWAY) as fake:
+    with FakeAtlassian(access_token_lifetime=LIFETIME, rotation_leeway=LEEWAY, port=EMULATOR_PORT) as fake:
         fake.add_space("DEMO")
         # this provider: the connection store (a row lock in the shared database)
         conn_id = "confluence_bench"
@@ -467,7 +481,7 @@ def row_5(home: Path) -> dict[str, Any]:
 
 def row_6(db: MetadataDb, work: Path) -> dict[str, Any]:
     log(f"row 6: {PAGES} pages from {CREATORS} worker processes under {RATE} calls/s (429 + Retry-After)")
-    with FakeAtlassian() as fake:
+    with FakeAtlassian(port=EMULATOR_PORT) as fake:
         fake.add_space("BENCH")
         conn_id = "confluence_create"
         run_json(["worker.py", "put-connection", conn_id,
@@ -586,6 +600,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(RESULTS), help="folder for results.json and chart.png")
     args = parser.parse_args()
     rows = {int(r) for r in args.rows.split(",") if r.strip()}
+    os.environ[ALLOWED_HOSTS_ENV] = f"127.0.0.1:{EMULATOR_PORT}"  # before any process environment is built
     started = time.monotonic()
     info = machine()
     log(f"machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, Python {info['python']}, "

@@ -81,6 +81,8 @@ def main() -> None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            # The deployment's list of endpoint hosts besides Atlassian's: the emulator, and nothing else.
+            "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
         }
         airflow(env, "db", "migrate")
         airflow(env, "connections", "add", "confluence_default", "--conn-json", json.dumps(conn),

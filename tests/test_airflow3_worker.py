@@ -49,8 +49,10 @@ import pytest
 import requests
 
 from conftest import EXAMPLE_DAGS, airflow_major, scan_for_secrets
-from helpers.processes import (
+from helpers.processes import (  # noqa: F401 - emulator_port and fake_atlassian_port are fixtures
     api_server_env,
+    emulator_port,
+    fake_atlassian_port,
     free_port,
     fresh_postgres_database,
     served,
@@ -210,7 +212,7 @@ def worker(env: dict[str, str], *args: str, timeout: float = 120) -> str:
 
 
 @pytest.fixture(scope="module")
-def airflow3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def airflow3_env(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> Iterator[dict[str, str]]:
     """A private AIRFLOW_HOME and a fresh, migrated PostgreSQL metadata database (as test_concurrency.py)."""
     home = tmp_path_factory.mktemp("airflow3-worker-home")
     port = free_port()
@@ -229,6 +231,7 @@ def airflow3_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         "APC_PROBE_TOKEN_TASKS": "publish_report,list_spaces,recent_pages",
         # The REST API without a login (GET /auth/token answers an admin token): links, rendered fields.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": f"127.0.0.1:{emulator_port}",
     }
     with fresh_postgres_database(f"apc_worker_af{airflow_major()}", env) as database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url

@@ -56,6 +56,9 @@ pytestmark = pytest.mark.airflow2
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 WARNING = "warning in the task log"
+PAGE = "page in the browser (400)"
+COMMAND = "airflow-confluence exits 1"
+TEXT_OUTCOMES = (WARNING, PAGE, COMMAND)  # rows whose outcome is a text someone reads, not an exception
 DAY = 86400
 
 
@@ -196,6 +199,110 @@ def raw_extra_refused(text: str) -> Callable[[Env], Exception]:
         conn_id = env.put_raw_extra("raw_extra", text)
         with env.nothing_sent():
             return raises(ConfluenceConfigError, token_of(conn_id))
+
+    return run
+
+
+def unlisted_allow_list_entry(env: Env) -> Exception:
+    env.monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+                           f"{env.fake.allowed_endpoint_hosts},https://proxy.example")
+    conn_id = env.put()
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceConfigError, token_of(conn_id))
+
+
+def edited_after_rotations(env: Env) -> Exception:
+    """The site (or the client ID, token URL, API URL) was edited and the token state cleared: the rotation
+    journal's newest token belongs to the old settings and is not handed over."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    conn_id = env.put("edited_conn")
+    ConfluenceOAuthHook(conn_id).get_access_token()
+    with create_session() as session:
+        row = session.query(Connection).filter(Connection.conn_id == conn_id).one()
+        row.host = "https://other-site.atlassian.net"
+        row.set_extra(json.dumps({k: v for k, v in json.loads(row.get_extra()).items()
+                                  if k in ("scopes", "auth_url", "token_url", "api_url", "token_store")}))
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceReauthorizationRequired, token_of(conn_id))
+
+
+def connect_to_unlisted_token_url(env: Env) -> str:
+    """Connect in the Airflow 3 UI, on a connection whose token_url the deployment does not list: the page says
+    why, and the API server sends nothing (no consent starts, no code is ever exchanged there)."""
+    if airflow_major() < 3:
+        pytest.skip("Connect is a page of the Airflow 3 API server")
+    from test_consent import BASE, USERS, _app
+
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    env.monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
+                           "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    env.monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
+    conn_id = env.put("connect_unlisted", token_url="https://attacker.example/oauth/token",
+                      redirect_uri=f"{BASE}/confluence-oauth/callback")
+    purge_cached_app()
+    try:
+        jwt = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="alice", role=USERS["alice"]))
+        browser = TestClient(_app(), base_url=BASE, follow_redirects=False, cookies={"_token": jwt})
+        with env.nothing_sent(conn_id):
+            page = browser.get(f"/confluence-oauth/connect/{conn_id}")
+    finally:
+        purge_cached_app()
+    assert page.status_code == 400 and "location" not in page.headers
+    return page.text
+
+
+def silent_callback_client(env: Env) -> str:
+    """``authorize --timeout 1`` while a local process holds a silent connection to its callback port."""
+    import socket
+    import threading
+
+    from airflow_provider_confluence.cli import main
+    from test_cli import free_port
+
+    port = free_port()
+    conn_id = env.put("cli_silent", redirect_uri=f"http://127.0.0.1:{port}/callback")
+    done = threading.Event()
+
+    def hold_a_silent_connection() -> None:
+        while not done.is_set():  # until the command listens; then connected, silent, until it has returned
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    done.wait(60)  # bounded, so that a regression cannot hang the run (test_security.py times it)
+                return
+            except OSError:
+                done.wait(0.05)
+
+    client = threading.Thread(target=hold_a_silent_connection, daemon=True)
+    client.start()
+    try:
+        with env.nothing_sent(conn_id):
+            code = main(["authorize", "--conn-id", conn_id, "--timeout", "1"])
+    finally:
+        done.set()
+        client.join(timeout=10)
+    assert code == 1
+    return env.capsys.readouterr().err
+
+
+def redirected(route: str, status: int, call: Callable[[str], Callable[[], Any]]) -> Callable[[Env], Exception]:
+    """Confluence (or something in between) answers with a redirect to another host: nothing is sent there."""
+
+    def run(env: Env) -> Exception:
+        from helpers.capture import CaptureServer
+
+        env.fake.add_space("DEMO")
+        conn_id = env.put()
+        ConfluenceOAuthHook(conn_id).get_space_id("DEMO")  # the cloud id and a token, on record
+        with CaptureServer(status=200, body={"results": []}) as elsewhere, env.no_page_written(conn_id):
+            env.fake.fail_next(status, route=route, headers={"Location": f"{elsewhere.url}/wiki/moved"})
+            error = raises(ConfluenceApiError, call(conn_id))
+        assert elsewhere.requests == []
+        return error
 
     return run
 
@@ -391,6 +498,29 @@ def missing_upload_file(env: Env) -> Exception:
             task_id="t", page_id=page["id"], file_path=str(missing), confluence_conn_id=conn_id).execute({}))
 
 
+def upload_under_roots(file_path: str, roots: str) -> Callable[[Env], Exception]:
+    """``[confluence] attachment_roots`` is ``roots``: the upload of ``file_path`` is refused before any request."""
+
+    def run(env: Env) -> Exception:
+        env.monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", roots)
+        conn_id, page = demo_page(env)
+        with env.nothing_sent(conn_id), env.nothing_attached():
+            return raises(ConfluenceConfigError, lambda: ConfluenceUploadAttachmentOperator(
+                task_id="t", page_id=page["id"], file_path=file_path, confluence_conn_id=conn_id).execute({}))
+
+    return run
+
+
+def download_under_roots(env: Env) -> Exception:
+    """``[confluence] attachment_roots`` is a reports folder: a download into the DAGs folder is refused up front."""
+    env.monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", str(AIRFLOW_HOME / "reports"))
+    conn_id, page = demo_page(env)
+    with env.nothing_sent(conn_id):
+        return raises(ConfluenceConfigError, lambda: ConfluenceDownloadAttachmentOperator(
+            task_id="t", page_id=page["id"], filename="report.csv", output_path=str(AIRFLOW_HOME / "report.csv"),
+            confluence_conn_id=conn_id).execute({}))
+
+
 def sensor_in_missing_space(env: Env) -> Exception:
     """A title in a space that does not exist: the first poke fails the task, it does not poke until timeout."""
     env.fake.add_space("DEMO")
@@ -446,11 +576,56 @@ BAD_INPUTS: list[BadInput] = [
              "got http://auth.example.com", "token_url must use https://",
              refused_settings(token_url="http://auth.example.com/oauth/token"), "token-url-over-http"),
     BadInput("`token_url` that is not a URL (`auth.atlassian.com/oauth/token`)", "ConfluenceConfigError",
-             "is not an absolute http(s) URL", "leave it empty for Atlassian's default",
+             "is not an absolute http(s) URL", "leave token_url empty for Atlassian's default",
              refused_settings(token_url="auth.atlassian.com/oauth/token"), "token-url-not-a-url"),
     BadInput("`api_url` over plain http", "ConfluenceConfigError",
              "got http://api.example.com", "api_url must use https://",
              refused_settings(api_url="http://api.example.com"), "api-url-over-http"),
+    BadInput("`token_url` with a backslash (`http://attacker.example:8080\\@127.0.0.1/oauth/token`)",
+             "ConfluenceConfigError", "token_url contains a backslash, which urllib3 (sending the request) reads as "
+             "the end of the host", "leave token_url empty for Atlassian's default",
+             refused_settings(token_url="http://attacker.example:8080\\@127.0.0.1/oauth/token"), "token-url-backslash"),
+    BadInput("`api_url` with a user name or password (`https://user:password@api.atlassian.com`)",
+             "ConfluenceConfigError", "api_url contains '@', which puts a user name or password into the URL",
+             "leave api_url empty for Atlassian's default",
+             refused_settings(api_url="https://user:password@api.atlassian.com"), "api-url-userinfo"),
+    BadInput("`auth_url` that urllib3 reads differently (`https://\uff41uth.atlassian.com/authorize`: a full-width a)",
+             "ConfluenceConfigError", "auth_url cannot be read by urllib3, which sends the request",
+             "write the host in ASCII", refused_settings(auth_url="https://\uff41uth.atlassian.com/authorize"),
+             "auth-url-read-differently"),
+    BadInput("`broker_url` with whitespace or a control character", "ConfluenceConfigError",
+             "broker_url contains whitespace or a control character", "give the Airflow API server's base URL",
+             refused_settings(broker_url="http://127.0.0.1:8080/\texecution"), "broker-url-control-character"),
+    BadInput("`token_url` on a host that is not Atlassian's (`https://attacker.example/oauth/token`)",
+             "ConfluenceConfigError", "token_url points at attacker.example:443, which is neither Atlassian's",
+             "ask the administrator of this Airflow deployment to add attacker.example:443 to [confluence] "
+             "allowed_endpoint_hosts",
+             refused_settings(token_url="https://attacker.example/oauth/token"), "token-url-not-atlassian"),
+    BadInput("`api_url` on a loopback port the deployment does not list (`http://127.0.0.1:9`)",
+             "ConfluenceConfigError", "api_url points at 127.0.0.1:9", "Leave api_url empty for Atlassian's default",
+             refused_settings(api_url="http://127.0.0.1:9"), "api-url-unlisted-loopback"),
+    BadInput("`[confluence] allowed_endpoint_hosts` with an entry that is not `host` or `host:port` "
+             "(`https://proxy.example`)", "ConfluenceConfigError",
+             "has 'https://proxy.example', which is not a host or host:port",
+             "list entries such as api.example.com or 127.0.0.1:8765", unlisted_allow_list_entry,
+             "allow-list-entry-not-a-host"),
+    BadInput("Connect (Airflow 3 UI) on a connection whose `token_url` the deployment does not list", PAGE,
+             "token_url points at attacker.example:443", "add attacker.example:443 to [confluence] "
+             "allowed_endpoint_hosts", connect_to_unlisted_token_url, "connect-unlisted-token-url"),
+    BadInput("The site, client ID, `token_url` or `api_url` edited and the token state cleared, after rotations",
+             "ConfluenceReauthorizationRequired", "has no refresh token", "A person must authorize the app again",
+             edited_after_rotations, "edited-after-rotations"),
+    BadInput("`airflow-confluence authorize` while a local process holds its callback port silent", COMMAND,
+             "No answer from the browser within 1 s; nothing was changed",
+             "Run the command again and approve the consent within --timeout seconds", silent_callback_client,
+             "authorize-silent-client"),
+    BadInput("A write answered with a redirect (307 or 308) by Confluence or something in between",
+             "ConfluenceApiError", "writes never follow redirects", "Check api_url",
+             redirected("POST /wiki/api/v2/pages", 307, create_page), "write-redirected"),
+    BadInput("A read redirected to another host", "ConfluenceApiError",
+             "reads follow redirects only on their own host", "Check api_url",
+             redirected("GET /wiki/api/v2/spaces", 302, lambda conn_id: lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO")),
+             "read-redirected-elsewhere"),
     BadInput("`scopes` without `offline_access`", "ConfluenceConfigError",
              "does not request the offline_access scope", "Add offline_access to the scopes extra",
              refused_settings(scopes="read:space:confluence read:page:confluence"), "no-offline-access"),
@@ -617,6 +792,17 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Upload a `file_path` that does not exist", "ConfluenceConfigError",
              "is not a file: nothing was uploaded", "Check the path (it is read on the worker that runs the task)",
              missing_upload_file, "upload-missing-file"),
+    BadInput("Upload a `file_path` outside `[confluence] attachment_roots` (`/proc/self/environ`)",
+             "ConfluenceConfigError", "is outside [confluence] attachment_roots",
+             "Use a file under one of those folders, or ask the administrator of this Airflow deployment to "
+             "add its folder", upload_under_roots("/proc/self/environ", str(AIRFLOW_HOME / "reports")),
+             "upload-outside-roots"),
+    BadInput("Download to an `output_path` outside `[confluence] attachment_roots`", "ConfluenceConfigError",
+             "is outside [confluence] attachment_roots", "Use a file under one of those folders",
+             download_under_roots, "download-outside-roots"),
+    BadInput("`[confluence] attachment_roots` with a relative folder (`reports`)", "ConfluenceConfigError",
+             "has 'reports', which is not an absolute path", "List absolute folders",
+             upload_under_roots("/proc/self/environ", "reports"), "attachment-root-relative"),
     BadInput("Upload with neither `file_path` nor `data`", "ConfluenceConfigError",
              "Say what to upload", "give exactly one of file_path (a local file) and data",
              operator_refused(lambda: ConfluenceUploadAttachmentOperator(task_id="t", page_id="123")),
@@ -670,7 +856,7 @@ BAD_INPUTS: list[BadInput] = [
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=[case.id for case in BAD_INPUTS])
 def test_bad_input(case: BadInput, fake_atlassian, airflow_db, monkeypatch, caplog, capsys) -> None:
     outcome = case.run(Env(fake_atlassian, monkeypatch, caplog, capsys))
-    if case.error == WARNING:
+    if case.error in TEXT_OUTCOMES:
         assert isinstance(outcome, str)
         text = outcome
     else:
@@ -687,7 +873,7 @@ HEADER = ("| Bad input | Error | The message says | What to do, as the message s
 
 
 def table_row(case: BadInput) -> str:
-    error = case.error if case.error == WARNING else f"`{case.error}`"
+    error = case.error if case.error in TEXT_OUTCOMES else f"`{case.error}`"
     return f"| {case.what} | {error} | {case.says} | {case.fix} |"
 
 

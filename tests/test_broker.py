@@ -321,11 +321,9 @@ def broker(airflow_db: Any) -> Iterator[Any]:
 def key_of(conn_id: str) -> str:
     """The broker key of the connection as Airflow reads it now (its broker_secret, else the derived key)."""
     from airflow_provider_confluence._compat import get_connection
+    from airflow_provider_confluence.deployment import connection_settings
 
-    conn = get_connection(conn_id)
-    settings = ConnectionSettings.from_connection_fields(conn_id, host=conn.host, login=conn.login,
-                                                         password=conn.password, extra=conn.extra)
-    key = broker_key(settings)
+    key = broker_key(connection_settings(conn_id, get_connection(conn_id)))
     assert key
     return key
 
@@ -422,7 +420,8 @@ class TestRouter:
         # The first save gave the connection a random broker key of its own; the derived key is retired.
         assert len(extra["broker_secret"]) >= 40 and key_of("brokered") == extra["broker_secret"]
         derived = broker_key(ConnectionSettings.from_connection_fields(
-            "brokered", host=conn["host"], login=conn["login"], password=conn["password"], extra=conn["extra"]))
+            "brokered", host=conn["host"], login=conn["login"], password=conn["password"], extra=conn["extra"],
+            allowed_endpoint_hosts=fake.allowed_endpoint_hosts))
         assert ask(broker, fake, "brokered", secret=derived).json()["error"] == "invalid_signature"
         # The next caller gets the same token: no refresh, no second discovery of the cloud id.
         again = ask(broker, fake, "brokered")

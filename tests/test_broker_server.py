@@ -106,6 +106,7 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         **api_server_env(home, port),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
     }
     env.pop(f"AIRFLOW_CONN_{ROW_CONN.upper()}", None)
     with fresh_postgres_database(f"apc_broker_af{airflow_major()}", env) as database_url:
@@ -275,7 +276,7 @@ def test_the_refusals_over_http(server, fake):
     helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
     key = broker_key(ConnectionSettings.from_connection_fields(
         ROW_CONN, host=connection["host"], login=connection["login"], password=connection["password"],
-        extra=connection["extra"]))
+        extra=connection["extra"], allowed_endpoint_hosts=fake.allowed_endpoint_hosts))
     assert key
     url, now = server["broker"], int(time.time())
 

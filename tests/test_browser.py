@@ -47,8 +47,9 @@ import requests
 
 from conftest import FERNET_KEY, IN_CI, airflow_major
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
-from helpers.processes import (
+from helpers.processes import (  # noqa: F401 - emulator_port is a fixture
     api_server_env,
+    emulator_port,
     free_port,
     fresh_postgres_database,
     libpq_url,
@@ -117,7 +118,7 @@ def browser_parts() -> None:
 
 
 @pytest.fixture(scope="module")
-def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> Iterator[dict[str, Any]]:
     """A private AIRFLOW_HOME, the admin's password, and a fresh, migrated PostgreSQL metadata database."""
     home = tmp_path_factory.mktemp("airflow3-ui-home")
     (home / "dags").mkdir()
@@ -128,6 +129,7 @@ def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     base_url = f"http://127.0.0.1:{port}"
     env = {
         **api_server_env(home, port),
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": f"127.0.0.1:{emulator_port}",
         "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
@@ -162,11 +164,12 @@ def ui_server(ui_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def fake() -> Iterator[Any]:
-    """The Atlassian emulator, for a site whose URL reads well in the screenshots."""
+def fake(emulator_port: int) -> Iterator[Any]:
+    """The Atlassian emulator, for a site whose URL reads well in the screenshots, on the port that the API
+    server's ``[confluence] allowed_endpoint_hosts`` names."""
     from airflow_provider_confluence.testing import FakeAtlassian
 
-    with FakeAtlassian(site_url=SITE) as emulator:
+    with FakeAtlassian(site_url=SITE, port=emulator_port) as emulator:
         yield emulator
 
 

@@ -27,6 +27,8 @@ from airflow_provider_confluence.exceptions import (
 )
 from airflow_provider_confluence.retry import RetryPolicy
 
+pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
+
 API = "https://api.example.test"
 CLOUD = "cloud-1"
 GW = f"{API}/ex/confluence/{CLOUD}"

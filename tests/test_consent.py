@@ -384,6 +384,31 @@ def test_a_grant_for_another_site_changes_nothing(api):
     assert raw_extra("elsewhere") == before
 
 
+def test_a_connection_editor_cannot_make_the_api_server_post_the_secret_elsewhere_nor_echo_the_answer(api, conn):
+    """The security review's attack 3: an editor points ``token_url`` at a host of their own, then Connect and
+    ``/callback?code=x`` made the API server POST the client secret there, and up to 200 characters of the
+    answer's ``error_description`` came back on the page."""
+    from airflow_provider_confluence.testing import FakeAtlassian
+
+    marker = "internal-detail-of-the-attackers-host"
+    with FakeAtlassian() as attacker:  # a loopback port of the editor's choosing
+        attacker.fail_next(400, route="POST /oauth/token",
+                           body={"error": "invalid_request", "error_description": marker})
+        edited = api.fake.connection(conn, token_store="connection", redirect_uri=CALLBACK,
+                                     token_url=attacker.token_url)
+        put_connection(conn, edited)
+        editor = api.browser("alice")  # may edit connections; sees *** for the secret
+        page = editor.get(f"/confluence-oauth/connect/{conn}")
+        if page.status_code == 302:
+            state = parse_qs(urlsplit(page.headers["location"]).query)["state"][0]
+            page = editor.get(f"/confluence-oauth/callback?code=x&state={state}")
+        reached = attacker.counters["token_requests"]
+    assert reached == 0, "the API server posted the client secret to the editor's host"
+    assert marker not in page.text
+    assert page.status_code == 400
+    assert "[confluence] allowed_endpoint_hosts" in page.text
+
+
 # -- the status page ------------------------------------------------------------------------------
 
 
@@ -408,6 +433,40 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     secrets = _secrets(api, read_connection_extra(conn)["access_token"], read_connection_extra(conn)["refresh_token"])
     assert scan_for_secrets(text, secrets) == []
+
+
+def test_another_team_can_neither_connect_nor_see_a_teams_connection(api, conn, monkeypatch):
+    """Multi-team mode: the plugin asks Airflow's auth manager about the connection's own team, for Connect and
+    the status page; a user the auth manager does not authorize for that team sees and changes nothing.
+
+    (The plugin's own connection lookups pass no team yet, so a team's connection cannot be connected here even
+    by its team: it fails closed. SECURITY.md says so.)"""
+    from airflow.models.connection import Connection
+    from airflow.models.team import Team
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("AIRFLOW__CORE__MULTI_TEAM", "True")
+    with create_session() as session:
+        if session.get(Team, "team_a") is None:
+            session.add(Team(name="team_a"))
+            session.flush()
+        session.query(Connection).filter(Connection.conn_id == conn).one().team_name = "team_a"
+    team_of = {"admin": "team_a", "alice": "team_b"}
+    asked: list[str | None] = []  # the team asked about for this connection (the page also lists others)
+
+    def is_authorized_connection(*, method: str, details: Any, user: Any, **_: Any) -> bool:
+        if details.conn_id == conn:
+            asked.append(details.team_name)
+        return details.team_name == team_of.get(user.get_name())
+
+    monkeypatch.setattr(api._manager, "is_authorized_connection", is_authorized_connection)
+    before = raw_extra(conn)
+    other_team = api.browser("alice")
+    refused = other_team.get(f"/confluence-oauth/connect/{conn}")
+    assert refused.status_code == 403 and "location" not in refused.headers
+    assert f"<code>{conn}</code>" not in other_team.get("/confluence-oauth/status").text
+    assert raw_extra(conn) == before and api.fake.counters["token_requests"] == 0
+    assert asked and set(asked) == {"team_a"}
 
 
 def test_the_status_page_shows_only_what_the_user_may_see(api, conn):

@@ -84,6 +84,7 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
     }
     with fresh_postgres_database(f"apc_consent_af{airflow_major()}", env) as database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url

@@ -35,7 +35,13 @@ import pytest
 
 from conftest import airflow_major
 from helpers.deployment import Deployment, events, helper
-from helpers.processes import api_server_env, free_port, fresh_postgres_database
+from helpers.processes import (  # noqa: F401 - emulator_port and fake_atlassian_port are fixtures
+    api_server_env,
+    emulator_port,
+    fake_atlassian_port,
+    free_port,
+    fresh_postgres_database,
+)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -123,7 +129,7 @@ confluence_deployment_broker()
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> Iterator[Deployment]:
     """A fresh PostgreSQL metadata DB and a running api-server, scheduler and dag-processor; all gone after."""
     home = tmp_path_factory.mktemp("deployment-home")
     for folder in ("dags", "plugins", "logs"):
@@ -146,6 +152,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parsed once; no re-parsing during the run
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": f"127.0.0.1:{emulator_port}",
     }
     env.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
     with fresh_postgres_database(f"apc_deployment_af{airflow_major()}", env) as database_url:

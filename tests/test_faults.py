@@ -154,8 +154,11 @@ def client_sleeps(monkeypatch) -> list[float]:
 
 
 @pytest.fixture
-def proxy(fake_atlassian) -> Iterator[FaultProxy]:
+def proxy(fake_atlassian, monkeypatch) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the emulator; the deployment lists both as endpoint hosts."""
     with FaultProxy(fake_atlassian.url) as running:
+        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+                           f"{fake_atlassian.allowed_endpoint_hosts},{running.url.split('//', 1)[1]}")
         yield running
 
 

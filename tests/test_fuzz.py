@@ -38,6 +38,8 @@ from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.settings import parse_scopes
 from airflow_provider_confluence.testing import FakeAtlassian
 
+pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
+
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 FUZZ_HTTP = settings(FUZZ, max_examples=200)

@@ -9,7 +9,7 @@ import pytest
 from airflow_provider_confluence.testing import find_leaks, issued_secrets
 from conftest import _AUDITED, audit_for_leaks
 
-pytestmark = pytest.mark.every_line
+pytestmark = [pytest.mark.every_line, pytest.mark.airflow2]
 
 
 def test_find_leaks_spots_a_canary_in_text_even_when_glued_to_other_characters(fake_atlassian):

@@ -18,6 +18,8 @@ from airflow_provider_confluence.exceptions import (
 from airflow_provider_confluence.next_links import join_next_link, next_link
 from airflow_provider_confluence.responses import MAX_ECHO, error_from_response, required_scope
 
+pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
+
 GW = "https://api.atlassian.com/ex/confluence/abc-123"
 PAGES = f"{GW}/wiki/api/v2/pages"
 SPACES = f"{GW}/wiki/api/v2/spaces"

@@ -10,6 +10,8 @@ import pytest
 
 from airflow_provider_confluence.retry import RetryPolicy, RetryState, parse_retry_after
 
+pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
+
 HUGE = "9223372036854775807"
 
 

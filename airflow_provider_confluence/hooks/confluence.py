@@ -13,6 +13,7 @@ from airflow_provider_confluence._compat import BaseHook, get_connection, get_va
 from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource
 from airflow_provider_confluence.broker_protocol import GATE_VARIABLE, broker_key
 from airflow_provider_confluence.client import ConfluenceClient
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
     CONNECTION_EXTRAS,
@@ -80,10 +81,7 @@ class ConfluenceOAuthHook(BaseHook):
         return settings
 
     def _read_settings(self) -> ConnectionSettings:
-        conn = get_connection(self.confluence_conn_id)
-        settings = ConnectionSettings.from_connection_fields(
-            self.confluence_conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-        )
+        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
         mask_secret(settings.client_secret)
         return settings
 

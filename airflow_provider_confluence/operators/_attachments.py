@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,7 +45,9 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
     :param space_key: the space's key (templated), with ``title``.
     :param space_id: the space's numeric id (templated), with ``title``.
     :param title: the page title (templated), with ``space_key`` or ``space_id``.
-    :param file_path: a local file to upload (templated); give it or ``data``.
+    :param file_path: a local file of the worker to upload (templated); give it or ``data``. Any file the worker
+        can read, unless the deployment sets ``[confluence] attachment_roots``: then only files under those folders
+        (symlinks and ``..`` resolved). Do not pass it a value from ``dag_run.conf`` without that setting.
     :param data: the content itself (templated; bytes, or a string), such as an upstream task's ``.output``.
     :param data_encoding: how a string ``data`` becomes bytes: ``utf-8`` (default; text such as CSV) or
         ``base64`` (binary content such as a PNG, which XCom cannot carry as bytes: return
@@ -125,13 +126,11 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         """The bytes (or an open binary file) to send, and the attachment's name."""
         name = text_or_none(self.filename)
         if self.file_path is not None:
-            path = os.path.expanduser(str(self.file_path).strip())
-            if not os.path.isfile(path):
-                raise ConfluenceConfigError(
-                    f"file_path {path!r} is not a file: nothing was uploaded. Check the path (it is read on the "
-                    "worker that runs the task), or pass the content as data."
-                )
-            return open(path, "rb"), name or os.path.basename(path)  # noqa: SIM115 - closed in execute
+            from airflow_provider_confluence.deployment import attachment_roots
+            from airflow_provider_confluence.local_files import open_for_upload
+
+            handle, basename = open_for_upload(str(self.file_path), attachment_roots())  # closed in execute
+            return handle, name or basename
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say what to call the attachment.")
         if isinstance(self.data, str) and self.data_encoding == "base64":

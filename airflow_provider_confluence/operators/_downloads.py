@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.deployment import attachment_roots
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
+from airflow_provider_confluence.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.operators._common import (
     check_choice,
     check_page_target,
@@ -37,8 +38,9 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
     :param space_id: the space's numeric id (templated), with ``title``.
     :param title: the page title (templated), with ``space_key`` or ``space_id``.
     :param filename: the attachment's file name (templated).
-    :param output_path: write the content to this local file (templated); without it the content is returned
-        base64-encoded (``content_base64``).
+    :param output_path: write the content to this local file of the worker (templated); without it the content is
+        returned base64-encoded (``content_base64``). Any path the worker may write, unless the deployment sets
+        ``[confluence] attachment_roots``: then only under those folders (symlinks and ``..`` resolved).
     :param max_xcom_bytes: the largest attachment returned through XCom (default 1 MiB); a larger one fails
         before it is downloaded: give ``output_path`` instead.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
@@ -88,12 +90,8 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         name = text_or_none(self.filename)
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
-        path = os.path.expanduser(str(self.output_path).strip()) if given(self.output_path) else None
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ConfluenceConfigError(
-                f"output_path {path!r} is in a directory that does not exist: nothing was downloaded. Create the "
-                "directory first (it is on the worker that runs the task)."
-            )
+        path = (check_write_path(self.output_path, attachment_roots(), nothing="downloaded")
+                if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
                                 title=self.title)
@@ -108,7 +106,7 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         data = hook.download_attachment(found)
         summary["sha256"] = hashlib.sha256(data).hexdigest()
         if path is not None:
-            with open(path, "wb") as out:
+            with open_for_write(path, attachment_roots(), nothing="downloaded") as out:
                 out.write(data)
             summary["path"] = path
             self.log.info("Downloaded attachment %r of page %s (%d bytes) to %s.", name, page["id"], len(data), path)
@@ -127,7 +125,8 @@ class ConfluenceExportPageOperator(BaseOperator):
     :param space_id: the space's numeric id (templated), with ``title``.
     :param title: the page title (templated), with ``space_key`` or ``space_id``.
     :param body_format: ``storage`` (default) or ``atlas_doc_format``.
-    :param output_path: also write the export as JSON to this local file (templated).
+    :param output_path: also write the export as JSON to this local file of the worker (templated); only under
+        ``[confluence] attachment_roots`` when the deployment sets it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :returns: ``{"id", "title", "space_id", "version", "url", "status", "parent_id", "created_at",
         "version_created_at", "version_message", "author_id", "labels", "body_format", "body", "sha256"}``
@@ -168,12 +167,8 @@ class ConfluenceExportPageOperator(BaseOperator):
 
         from airflow_provider_confluence.summaries import page_summary
 
-        path = os.path.expanduser(str(self.output_path).strip()) if given(self.output_path) else None
-        if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ConfluenceConfigError(
-                f"output_path {path!r} is in a directory that does not exist: nothing was exported. Create the "
-                "directory first (it is on the worker that runs the task)."
-            )
+        path = (check_write_path(self.output_path, attachment_roots(), nothing="exported")
+                if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         found = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
                                  title=self.title)
@@ -196,7 +191,7 @@ class ConfluenceExportPageOperator(BaseOperator):
             "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest(),
         }
         if path is not None:
-            with open(path, "w", encoding="utf-8") as out:
+            with open_for_write(path, attachment_roots(), nothing="exported", text=True) as out:
                 json.dump(result, out, ensure_ascii=False, indent=2)
             result["path"] = path
         self.log.info("Exported page %s %r (version %s, %d characters of %s)%s.", result["id"], result["title"],

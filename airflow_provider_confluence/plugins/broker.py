@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from airflow_provider_confluence._compat import create_session, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.broker_protocol import (
     GATE_VARIABLE,
     HEX_SHA256_PATTERN,
@@ -214,9 +215,7 @@ def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     if conn.conn_type != ConfluenceOAuthHook.conn_type:
         return None
     try:
-        settings = ConnectionSettings.from_connection_fields(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-        )
+        settings = connection_settings(conn_id, conn)
     except ConfluenceConfigError:
         return None
     mask_secret(settings.client_secret)

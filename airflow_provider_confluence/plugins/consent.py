@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from airflow_provider_confluence import oauth
 from airflow_provider_confluence._compat import connection_details, get_connection, mask_secret
 from airflow_provider_confluence.consent_state import ConsentStates, finish_consent, save_grant
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
     HEADERS,
@@ -99,9 +100,7 @@ def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
         message = f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not {CONN_TYPE!r}."
         return _page(message_page("Not a Confluence connection", message, root=root), 400)
     try:
-        return ConnectionSettings.from_connection_fields(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-        )
+        return connection_settings(conn_id, conn)
     except ConfluenceError as exc:
         return _page(message_page("Fix the connection first", exc.message, root=root), 400)
 

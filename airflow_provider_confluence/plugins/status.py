@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_confluence._compat import create_session, get_connection
+from airflow_provider_confluence.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceError
 from airflow_provider_confluence.settings import ConnectionSettings
 from airflow_provider_confluence.stores import (
@@ -190,9 +191,7 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
         return ConnectionStatus(conn_id, source, problem=f"It is a {conn.conn_type!r} connection, not {CONN_TYPE!r}.")
     extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
     try:
-        settings = ConnectionSettings.from_connection_fields(
-            conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra
-        )
+        settings = connection_settings(conn_id, conn)
         store = choose_token_store(settings)
         label = _store_label(store, settings)
         state = _stored_state(store, settings, source)

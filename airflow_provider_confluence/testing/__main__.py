@@ -1,8 +1,9 @@
 """Run the emulator standalone: ``python -m airflow_provider_confluence.testing --port 8765``.
 
 It seeds one grant and ``--spaces`` demo spaces, prints ONE line of JSON to stdout
-(``{"url", "conn", "cloud_id", "site_url", "state_url"}``; ``conn`` is an Airflow connection dict) and serves
-until SIGINT or SIGTERM, then exits 0.
+(``{"url", "conn", "cloud_id", "site_url", "state_url", "allowed_endpoint_hosts"}``; ``conn`` is an Airflow
+connection dict, and every Airflow process that uses it needs ``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS`` set
+to ``allowed_endpoint_hosts``) and serves until SIGINT or SIGTERM, then exits 0.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             key, name = DEMO_SPACES[index] if index < len(DEMO_SPACES) else (f"S{index + 1}", f"Space {index + 1}")
             fake.add_space(key, name)
         line = {"url": fake.url, "conn": fake.connection(), "cloud_id": fake.cloud_id, "site_url": fake.site_url,
-                "state_url": fake.url + "/_emulator/state"}
+                "state_url": fake.url + "/_emulator/state", "allowed_endpoint_hosts": fake.allowed_endpoint_hosts}
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.2):

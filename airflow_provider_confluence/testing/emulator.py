@@ -97,6 +97,16 @@ class FakeAtlassian:
         return f"http://{host}:{port}"
 
     @property
+    def allowed_endpoint_hosts(self) -> str:
+        """``HOST:PORT`` of the running emulator: the value of ``[confluence] allowed_endpoint_hosts``
+        (``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS``) that lets the provider send credentials to it.
+
+        Set it for every Airflow process that uses the emulator; the ``fake_atlassian`` fixture does it for the
+        test's own process and the processes it starts.
+        """
+        return self.url.split("//", 1)[1]
+
+    @property
     def token_url(self) -> str:
         """The token endpoint (``auth.atlassian.com/oauth/token``)."""
         return self.url + "/oauth/token"
