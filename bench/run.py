@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from airflow_provider_confluence.endpoints import ALLOWED_HOSTS_ENV
+from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_ENV
 from airflow_provider_confluence.testing import FakeAtlassian
 from airflow_provider_confluence.testing.confluence import Space
 

@@ -19,7 +19,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_confluence.storage import markdown_to_storage, table_to_storage
+from airflow_provider_confluence.content.storage_format import markdown_to_storage, table_to_storage
 
 _DAY = dt.date(2024, 1, 1)
 

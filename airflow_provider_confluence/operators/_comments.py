@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
@@ -86,9 +86,9 @@ class ConfluenceAddCommentOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.publish import append_marker
-        from airflow_provider_confluence.storage import to_storage
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.publish import append_marker
+        from airflow_provider_confluence.content.storage_format import to_storage
+        from airflow_provider_confluence.content.summaries import page_summary
 
         if not given(self.body):
             raise ConfluenceConfigError("body rendered empty: say what the comment should say.")

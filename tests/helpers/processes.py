@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from conftest import IN_CI, run_airflow
+from helpers.airflow_env import IN_CI, run_airflow
 
 
 def free_port() -> int:
