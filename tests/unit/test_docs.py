@@ -33,8 +33,10 @@ EXAMPLE_DAGS = REPO / "example_dags"
 INCLUDED = [REPO / "SECURITY.md", REPO / "CHANGELOG.md", REPO / "CONTRIBUTING.md"]
 README_MAX_BYTES = 12 * 1024
 
-FENCE = re.compile(r"^(?P<indent> *)(?P<fence>```+|~~~+)(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
-                   re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent> *)(?P<fence>```+|~~~+)(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
 DEFINES_A_DAG = re.compile(r"\bDAG\s*\(|@dag\b|\bwith\s+DAG\b")
 SNIPPET = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$')
 PACKAGE = "airflow_provider_confluence"
@@ -48,8 +50,9 @@ def code_blocks(path: Path) -> Iterator[tuple[str, str]]:
     """(info string, body) of every fenced code block of a Markdown file, the body dedented by the fence's indent."""
     for match in FENCE.finditer(path.read_text(encoding="utf-8")):
         indent = len(match["indent"])
-        body = "".join(line[indent:] if line[:indent].isspace() else line
-                       for line in match["body"].splitlines(keepends=True))
+        body = "".join(
+            line[indent:] if line[:indent].isspace() else line for line in match["body"].splitlines(keepends=True)
+        )
         yield match["info"].strip(), body
 
 
@@ -103,7 +106,9 @@ def test_the_readme_shows_one_dag_and_it_is_an_example_dag_byte_for_byte() -> No
 
 
 def test_every_example_dag_is_shown_in_the_docs() -> None:
-    included = {name for path in markdown_files() for _, body in code_blocks(path) for name in snippet_paths(body) or []}
+    included = {
+        name for path in markdown_files() for _, body in code_blocks(path) for name in snippet_paths(body) or []
+    }
     missing = {f"example_dags/{p.name}" for p in EXAMPLE_DAGS.glob("*.py")} - included
     assert not missing, f"example DAGs the docs never show: {sorted(missing)}"
 
@@ -126,7 +131,7 @@ def slug(heading: str) -> str:
 
 def anchors(path: Path) -> set[str]:
     text = FENCE.sub("", path.read_text(encoding="utf-8"))
-    return {slug(m[1]) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*$", text, re.M)}
+    return {slug(m[1]) for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*$", text, re.MULTILINE)}
 
 
 def test_slug_matches_mkdocs() -> None:
@@ -160,7 +165,7 @@ def test_every_page_is_in_the_nav() -> None:
 
 def headings(path: Path, level: int) -> set[str]:
     text = FENCE.sub("", path.read_text(encoding="utf-8"))
-    return set(re.findall(rf"^{'#' * level} (.+?)\s*$", text, re.M))
+    return set(re.findall(rf"^{'#' * level} (.+?)\s*$", text, re.MULTILINE))
 
 
 def test_every_operator_has_its_section() -> None:
@@ -170,19 +175,36 @@ def test_every_operator_has_its_section() -> None:
     missing = {*confluence.__all__, "ConfluencePageSensor", "ConfluenceNotifier"} - sections
     assert not missing, f"docs/operators.md has no '## Name' section for {sorted(missing)}"
     readme = README.read_text(encoding="utf-8")
-    count = {1: "One", 2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six", 7: "Seven", 8: "Eight", 9: "Nine",
-             10: "Ten", 11: "Eleven", 12: "Twelve"}[len(confluence.__all__)]
+    count = {
+        1: "One",
+        2: "Two",
+        3: "Three",
+        4: "Four",
+        5: "Five",
+        6: "Six",
+        7: "Seven",
+        8: "Eight",
+        9: "Nine",
+        10: "Ten",
+        11: "Eleven",
+        12: "Twelve",
+    }[len(confluence.__all__)]
     assert f"{count} operators" in readme, f"the README should say how many operators there are: {count}"
 
 
 def test_every_exception_is_in_the_errors_table() -> None:
     from airflow_provider_confluence import exceptions
 
-    classes = {name for name, value in vars(exceptions).items()
-               if isinstance(value, type) and issubclass(value, exceptions.ConfluenceError)
-               and value.__module__ == exceptions.__name__ and not name.startswith("_")}
+    classes = {
+        name
+        for name, value in vars(exceptions).items()
+        if isinstance(value, type)
+        and issubclass(value, exceptions.ConfluenceError)
+        and value.__module__ == exceptions.__name__
+        and not name.startswith("_")
+    }
     text = (DOCS / "errors.md").read_text(encoding="utf-8")
-    rows = set(re.findall(r"^\| `(\w+)`", text, re.M))
+    rows = set(re.findall(r"^\| `(\w+)`", text, re.MULTILINE))
     assert classes - rows == set(), f"docs/errors.md has no row for {sorted(classes - rows)}"
     assert rows - classes == set(), f"docs/errors.md has rows for classes that do not exist: {sorted(rows - classes)}"
 
@@ -192,7 +214,9 @@ def test_every_connection_extra_is_in_the_connection_table() -> None:
 
     text = (DOCS / "connection.md").read_text(encoding="utf-8")
     for name, label, *_ in CONNECTION_EXTRAS:
-        assert f"| {label} | Extra | `{name}` |" in text, f"docs/connection.md has no row for the extra {name} ({label})"
+        assert f"| {label} | Extra | `{name}` |" in text, (
+            f"docs/connection.md has no row for the extra {name} ({label})"
+        )
 
 
 def test_every_token_store_value_is_documented() -> None:
