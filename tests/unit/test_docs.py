@@ -82,7 +82,7 @@ def test_the_fence_parser_sees_blocks() -> None:
 
 @pytest.mark.parametrize("path", [p for p in markdown_files() if p != README], ids=lambda p: p.name)
 def test_no_dag_is_written_inline_in_the_docs(path: Path) -> None:
-    for info, body in code_blocks(path):
+    for _info, body in code_blocks(path):
         included = snippet_paths(body)
         if included is not None:
             for name in included:
@@ -254,7 +254,7 @@ def test_every_python_block_parses() -> None:
 def test_every_import_in_the_docs_works() -> None:
     imports = docs_imports()
     assert len(imports) > 10
-    for page, module, name in imports:
+    for _page, module, name in imports:
         loaded = importlib.import_module(module)
         if name is not None and not hasattr(loaded, name):
             importlib.import_module(f"{module}.{name}")  # a submodule
