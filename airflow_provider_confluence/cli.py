@@ -273,7 +273,10 @@ def _refresh(args: argparse.Namespace) -> int:
 
     from airflow_provider_confluence.auth.tokens import TokenManager
 
-    _settings(args.conn_id)
+    settings, _conn = _settings(args.conn_id)
+    if not settings.uses_refresh_token:
+        raise ConfluenceConfigError(f"Connection {args.conn_id!r} has auth_type={settings.auth_type}, which has no "
+                                    "refresh token: there is nothing to refresh or save.")
     manager = ConfluenceOAuthHook(args.conn_id).token_manager
     if not isinstance(manager, TokenManager):  # a process without the metadata database asks the broker
         raise ConfluenceConfigError("This process cannot use the metadata database; run the command where it can.")

@@ -16,14 +16,41 @@ CONN_TYPE = "confluence_oauth"
 LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
 NOTIFIER_CLASS = "airflow_provider_confluence.notifications.confluence.ConfluenceNotifier"
 
+#: The values of the ``auth_type`` extra and how the form shows them (``config/signin.py`` parses them).
+AUTH_TYPE_CHOICES: dict[str, str] = {
+    "oauth2_3lo": "OAuth 2.0 app (3LO): a person authorizes once; refresh token rotated (default)",
+    "client_credentials": "Service account (OAuth 2.0 client credentials): nobody consents; nothing rotates",
+    "api_token": "Scoped API token with the account's e-mail (HTTP Basic); expires within a year",
+}
+AUTH_TYPE_HELP = (
+    "How to sign in. oauth2_3lo (default): Login/Password are an OAuth app's client ID/secret, plus the "
+    "refresh_token. client_credentials: a service account's OAuth 2.0 credential (client ID/secret); no refresh "
+    "token. api_token: Login is the account's e-mail, Password a scoped API token."
+)
+
 #: The extras of the connection form: (name, label, placeholder, description, secret).
 CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
-    ("refresh_token", "Refresh token", "", "From the first authorization; rotated and saved by the provider.", True),
+    ("auth_type", "Sign-in type", "oauth2_3lo", AUTH_TYPE_HELP, False),
+    (
+        "refresh_token",
+        "Refresh token",
+        "",
+        "oauth2_3lo only: from the first authorization; rotated and saved by the provider.",
+        True,
+    ),
     (
         "scopes",
         "Scopes",
         "offline_access read:space:confluence read:page:confluence write:page:confluence",
-        "Space- or comma-separated; must include offline_access and match the app's scopes.",
+        "oauth2_3lo: space- or comma-separated; must include offline_access and match the app's scopes. "
+        "Service accounts and API tokens have their scopes fixed at creation.",
+        False,
+    ),
+    (
+        "api_token_expires",
+        "API token expiry date",
+        "YYYY-MM-DD",
+        "api_token only: the token's expiry date; the provider warns 30 days ahead.",
         False,
     ),
     (
@@ -48,7 +75,13 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "Must equal the callback URL registered in the developer console.",
         False,
     ),
-    ("cloud_id", "Cloud ID", "found from the site URL when empty", "Leave empty; it is looked up and cached.", False),
+    (
+        "cloud_id",
+        "Cloud ID",
+        "found from the site URL when empty",
+        "Leave empty; it is looked up (accessible-resources, or <site>/_edge/tenant_info for api_token) and cached.",
+        False,
+    ),
     (
         "token_store",
         "Token store",
@@ -61,18 +94,27 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
 )
 
 HIDDEN_FIELDS = ["schema", "port"]
-RELABELING = {"host": "Confluence site URL", "login": "Client ID", "password": "Client secret"}
+RELABELING = {
+    "host": "Confluence site URL",
+    "login": "Client ID (or e-mail for api_token)",
+    "password": "Client secret (or API token for api_token)",
+}
 PLACEHOLDERS = {
     "host": "https://your-site.atlassian.net",
-    "login": "client ID from developer.atlassian.com -> your app -> Settings",
-    "password": "client secret from the same page",
+    "login": "client ID of the app or service account; the account's e-mail for api_token",
+    "password": "client secret; the scoped API token for api_token",
+}
+#: JSON-schema keywords of some extras in the Airflow 3 form: a select for auth_type, a date picker for the expiry.
+FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "auth_type": {"default": "oauth2_3lo", "enum": list(AUTH_TYPE_CHOICES), "values_display": AUTH_TYPE_CHOICES},
+    "api_token_expires": {"format": "date"},
 }
 
 
 def _conn_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
-        schema: dict[str, Any] = {"type": ["string", "null"]}
+        schema: dict[str, Any] = {"type": ["string", "null"], **FIELD_SCHEMAS.get(name, {})}
         if secret:
             schema["format"] = "password"
         fields[name] = {"label": label, "schema": schema, "description": description}
@@ -122,7 +164,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-confluence",
         "name": "Confluence Cloud (OAuth 2.0)",
-        "description": "Confluence Cloud over Atlassian OAuth 2.0 (3LO), with rotated refresh tokens kept safe.",
+        "description": "Confluence Cloud over Atlassian OAuth 2.0 (3LO, with rotated refresh tokens kept safe), "
+        "service accounts (client credentials) or scoped API tokens.",
         "versions": [__version__],
         "integrations": [
             {

@@ -16,7 +16,7 @@ process.
 
 from __future__ import annotations
 
-__all__ = ["access_token"]
+__all__ = ["access_token", "authorization_header"]
 
 
 def access_token(conn_id: str = "confluence_default") -> str:
@@ -24,6 +24,9 @@ def access_token(conn_id: str = "confluence_default") -> str:
 
     Use it as a bearer token against the gateway, ``https://api.atlassian.com/ex/confluence/<cloud id>``:
     ``Authorization: Bearer {{ macros.confluence.access_token('confluence_default') }}``. It is masked in logs.
+    ``oauth2_3lo`` connections get their rotated token; ``client_credentials`` ones this process's service-account
+    token. An ``api_token`` connection has no bearer token: this raises ``ConfluenceConfigError`` pointing to
+    :func:`authorization_header`.
 
     :param conn_id: the ``confluence_oauth`` connection.
     """
@@ -33,3 +36,17 @@ def access_token(conn_id: str = "confluence_default") -> str:
     token = ConfluenceOAuthHook(confluence_conn_id=conn_id).get_access_token()
     mask_secret(token)  # the hook masks every token it hands out; once more costs nothing and is explicit
     return token
+
+
+def authorization_header(conn_id: str = "confluence_default") -> str:
+    """The whole ``Authorization`` header value for the gateway, whatever the connection's ``auth_type``.
+
+    ``Bearer <access token>`` (``oauth2_3lo``, ``client_credentials``) or ``Basic <base64 of e-mail:token>``
+    (``api_token``): ``headers={"Authorization": "{{ macros.confluence.authorization_header('confluence_default') }}"}``.
+    Its secret part is masked in logs and in the rendered fields.
+
+    :param conn_id: the ``confluence_oauth`` connection.
+    """
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+
+    return ConfluenceOAuthHook(confluence_conn_id=conn_id).get_authorization_header()

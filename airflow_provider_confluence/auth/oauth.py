@@ -1,4 +1,4 @@
-"""Atlassian's OAuth 2.0 (3LO) endpoints: consent URL, code exchange, refresh, accessible resources.
+"""Atlassian's OAuth 2.0 endpoints: consent URL, code exchange, refresh, client credentials, accessible resources.
 
 Single requests, no retries and no state: :mod:`airflow_provider_confluence.auth.tokens` decides when to call
 them and what to do with failures. Token requests are JSON, as Atlassian documents (FACTS.md section 1); a
@@ -108,7 +108,39 @@ def exchange_code(
     return _token_request(session, token_url, body, timeout)
 
 
-def _token_request(session: requests.Session, token_url: str, body: dict[str, str], timeout: float) -> TokenResponse:
+def client_credentials(
+    session: requests.Session,
+    *,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    timeout: float,
+) -> TokenResponse:
+    """An access token of an Atlassian service account (OAuth 2.0 client credentials; about 60 minutes, no refresh
+    token).
+
+    No ``scope`` is sent: the credential's scopes are fixed when it is created, and Atlassian refuses the parameter
+    (https://support.atlassian.com/user-management/docs/create-oauth-2-0-credential-for-service-accounts/).
+
+    :raises ConfluenceAuthError: ``invalid_client`` and other refusals (not ``transient``), or a failure that may
+        pass (``transient``).
+    """
+    body = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+    return _token_request(session, token_url, body, timeout, refused_hint=_SERVICE_ACCOUNT_HINT)
+
+
+_APP_HINT = ("Check the Client ID (Login) and Client secret (Password) against the developer console: your app -> "
+             "Settings.")
+_SERVICE_ACCOUNT_HINT = (
+    "Check the Client ID (Login) and Client secret (Password) against the service account's OAuth 2.0 credential "
+    "in Atlassian Administration (Directory -> Service accounts); a deleted credential, or the client ID of an "
+    "OAuth 2.0 (3LO) app, is refused too (for an app use auth_type oauth2_3lo)."
+)
+
+
+def _token_request(
+    session: requests.Session, token_url: str, body: dict[str, str], timeout: float, *, refused_hint: str = _APP_HINT
+) -> TokenResponse:
     try:
         response = session.post(token_url, json=body, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
@@ -138,8 +170,7 @@ def _token_request(session: requests.Session, token_url: str, body: dict[str, st
         )
     if status == 401 or error in ("invalid_client", "access_denied", "unauthorized_client"):
         raise ConfluenceAuthError(
-            f"The token endpoint rejected the client credentials ({said}). Check the Client ID (Login) and "
-            "Client secret (Password) against the developer console: your app -> Settings.",
+            f"The token endpoint rejected the client credentials ({said}). {refused_hint}",
             status_code=status,
             error=error or None,
         )

@@ -192,6 +192,8 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
     extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
     try:
         settings = connection_settings(conn_id, conn)
+        if not settings.uses_refresh_token:  # service accounts and API tokens keep nothing anywhere
+            return ConnectionStatus(conn_id, source, site=settings.site_url, store=f"none ({settings.auth_type})")
         store = choose_token_store(settings)
         label = _store_label(store, settings)
         state = _stored_state(store, settings, source)

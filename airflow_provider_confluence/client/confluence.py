@@ -1,9 +1,11 @@
 """Confluence Cloud REST v2 (and the few v1 endpoints v2 lacks) over ``requests``, through the OAuth gateway.
 
-:class:`ConfluenceClient` sends every call to ``{api_url}/ex/confluence/{cloudId}/wiki/...`` with a bearer
-token fetched from an :class:`AccessTokenSource` for EACH request, and owns the provider's retries:
+:class:`ConfluenceClient` sends every call to ``{api_url}/ex/confluence/{cloudId}/wiki/...`` with an
+``Authorization`` header fetched from an :class:`~.authorization.AuthorizationSource` for EACH request (a bearer
+token from an :class:`AccessTokenSource`, or HTTP Basic for a scoped API token), and owns the provider's retries:
 
-* 401 (not "scope does not match"): the token source refreshes, and the request is sent once more;
+* 401 (not "scope does not match"): the source refreshes, and the request is sent once more (a Basic source has
+  nothing to refresh and raises its own error instead);
   403/404: the same, but only when the stored expiry has passed (the gateway answers 404 on v2 paths for an
   expired token; FACTS.md section 3). A real 404 costs no refresh.
 * Redirects: a write never follows one; a read follows one on the gateway's own host only
@@ -25,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -38,6 +40,11 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.client.attachments import AttachmentsMixin
+from airflow_provider_confluence.client.authorization import (
+    AccessTokenSource,
+    AuthorizationSource,
+    BearerAuthorization,
+)
 from airflow_provider_confluence.client.comments import CommentsMixin
 from airflow_provider_confluence.config.endpoints import redirect_target
 from airflow_provider_confluence.client.labels import LabelsMixin
@@ -48,7 +55,7 @@ from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_mark
 from airflow_provider_confluence.client.search import SearchMixin
 from airflow_provider_confluence.client.spaces import SpacesMixin
 
-__all__ = ["AccessTokenSource", "ConfluenceClient", "IDEMPOTENT_METHODS", "DEFAULT_PAGE_LIMIT"]
+__all__ = ["AccessTokenSource", "AuthorizationSource", "ConfluenceClient", "IDEMPOTENT_METHODS", "DEFAULT_PAGE_LIMIT"]
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +70,6 @@ _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     requests.exceptions.ChunkedEncodingError,
 )
 _USER_AGENT = "airflow-provider-confluence"
-
-
-class AccessTokenSource(Protocol):
-    """Where the client gets bearer tokens; implemented by :class:`~.tokens.TokenManager`."""
-
-    def get_access_token(self) -> str:
-        """Return a valid access token, refreshing it first if needed."""
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        """The token was refused with 401: refresh (or adopt a newer stored one) and return it."""
-
-    def access_token_expired(self) -> bool:
-        """Return True when the STORED expiry of the access token has passed."""
 
 
 def _sleep(seconds: float) -> None:
@@ -97,7 +91,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
 
     :param api_url: the Atlassian API URL, ``https://api.atlassian.com`` in production.
     :param cloud_id: the site's cloud id, or a callable that finds it (called once, lazily).
-    :param tokens: the source of access tokens.
+    :param tokens: the source of bearer tokens; give it or ``authorization``.
+    :param authorization: the source of ``Authorization`` headers (any way of signing in).
     :param site_url: the Confluence site (``https://x.atlassian.net``); used for ``_links.base`` when Confluence
         omits it. Requests are never sent there (an OAuth token is refused by the site itself).
     :param session: a ``requests.Session`` to use (default: a new one).
@@ -111,7 +106,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         *,
         api_url: str,
         cloud_id: str | Callable[[], str],
-        tokens: AccessTokenSource,
+        tokens: AccessTokenSource | None = None,
+        authorization: AuthorizationSource | None = None,
         site_url: str | None = None,
         session: requests.Session | None = None,
         timeout: float = 30.0,
@@ -126,7 +122,11 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         self._cloud_id_source = cloud_id
         self._cloud_id: str | None = None
         self._cloud_id_lock = threading.Lock()
-        self._tokens = tokens
+        if (tokens is None) == (authorization is None):
+            raise ConfluenceConfigError("Give the client exactly one of tokens and authorization.")
+        self._auth: AuthorizationSource = authorization if authorization is not None else BearerAuthorization(
+            tokens  # type: ignore[arg-type]
+        )
         self._site_url = site_url.strip().rstrip("/") if site_url else None
         self._session = session if session is not None else requests.Session()
         self._timeout = timeout
@@ -257,8 +257,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
         state = state if state is not None else RetryState()
         auth_retried = False
-        token: str | None = None
-        used: list[str] = []  # every token sent during this call: none may appear in an error message
+        header: str | None = None
+        used: list[str] = []  # every credential sent during this call: none may appear in an error message
         tries = 0
         redirects = 0
         while True:
@@ -268,11 +268,12 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
                     "pass bytes or a seekable file."
                 )
             tries += 1
-            sent = token if token is not None else self._tokens.get_access_token()
-            token = None
-            if sent not in used:
-                used.append(sent)
-            request_headers = {**extra, "Authorization": f"Bearer {sent}",
+            sent = header if header is not None else self._auth.authorization()
+            header = None
+            secret = self._auth.secret_of(sent)
+            if secret not in used:
+                used.append(secret)
+            request_headers = {**extra, "Authorization": sent,
                                "Accept": "*/*" if raw else "application/json",
                                "User-Agent": _USER_AGENT}
             self.request_count += 1
@@ -296,7 +297,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             status = response.status_code
             if response.is_redirect:
                 url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects)
-                params, redirects, token = None, redirects + 1, sent  # the target carries its own query
+                params, redirects, header = None, redirects + 1, sent  # the target carries its own query
                 continue
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
                 log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
@@ -307,10 +308,13 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             error = error_from_response(method, url, status, response.content, response.headers, secrets=used)
             if isinstance(error, ConfluenceScopeError):
                 raise error
-            if not auth_retried and (status == 401 or (status in (403, 404) and self._tokens.access_token_expired())):
+            if not auth_retried and (status == 401 or (status in (403, 404) and self._auth.expired())):
                 auth_retried = True
-                log.info("%s %s answered %s; refreshing the access token and retrying once", method, url, status)
-                token = self._tokens.refresh_rejected(sent)
+                log.info("%s %s answered %s; renewing the credentials and retrying once", method, url, status)
+                try:
+                    header = self._auth.rejected(sent)
+                except ConfluenceError as refused:
+                    raise refused from error
                 continue
             if status in _RETRIED_STATUSES and (idempotent or status == 429):
                 state.failures += 1

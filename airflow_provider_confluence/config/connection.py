@@ -7,6 +7,7 @@ wrong and what to do. Error messages name fields, never their secret values.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Mapping
@@ -20,6 +21,14 @@ from airflow_provider_confluence.config.endpoints import (
     is_loopback,
     parse_url,
     refused_character,
+)
+from airflow_provider_confluence.config.signin import (
+    API_TOKEN,
+    OAUTH2_3LO,
+    check_credentials,
+    ignored_extras,
+    parse_auth_type,
+    parse_expiry_date,
 )
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
@@ -51,15 +60,18 @@ class ConnectionSettings:
 
     :param conn_id: the Airflow connection id (used in messages and store names).
     :param site_url: the Confluence site, ``https://your-site.atlassian.net``, without a path.
-    :param client_id: the OAuth app's client ID.
-    :param client_secret: the OAuth app's client secret.
+    :param client_id: the Login: the OAuth app's or service account's client ID, or (``api_token``) the e-mail.
+    :param client_secret: the Password: the client secret, or (``api_token``) the API token.
     :param refresh_token: the refresh token held in the connection (may be stale once a store has rotated it).
     :param scopes: the granted scopes, normalised and de-duplicated.
     :param broker_url: the Airflow API server that runs the token broker, when not the one Airflow's
         ``[core] execution_api_server_url`` points at.
     :param broker_secret: the random key that signs this connection's requests to the token broker; the
         provider writes it into the extra on the first save of a rotation.
-    :param warnings: advice found while parsing (classic scopes); the hook logs it.
+    :param auth_type: how the connection signs in: ``oauth2_3lo``, ``client_credentials`` or ``api_token``
+        (:mod:`airflow_provider_confluence.config.signin`).
+    :param api_token_expires: the API token's expiry date (``api_token`` only), for the warning 30 days ahead.
+    :param warnings: advice found while parsing (classic scopes, ignored extras); the hook logs it.
     """
 
     conn_id: str
@@ -77,7 +89,14 @@ class ConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT
     broker_url: str | None = None
     broker_secret: str | None = field(default=None, repr=False)
+    auth_type: str = OAUTH2_3LO
+    api_token_expires: datetime.date | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def uses_refresh_token(self) -> bool:
+        """True for ``oauth2_3lo``: the only type with a refresh token to rotate, stores and the token broker."""
+        return self.auth_type == OAUTH2_3LO
 
     @property
     def scope(self) -> str:
@@ -104,8 +123,8 @@ class ConnectionSettings:
 
         :param conn_id: the connection id, for messages.
         :param host: the Confluence site URL.
-        :param login: the client ID.
-        :param password: the client secret.
+        :param login: the client ID (the e-mail with ``auth_type`` ``api_token``).
+        :param password: the client secret (the API token with ``auth_type`` ``api_token``).
         :param extra: the extra field, as the JSON text Airflow stores or an already parsed mapping.
         :param allowed_endpoint_hosts: the deployment's ``[confluence] allowed_endpoint_hosts``, read from
             Airflow's configuration by the caller (:func:`airflow_provider_confluence.config.deployment.connection_settings`);
@@ -114,19 +133,14 @@ class ConnectionSettings:
         """
         allowed = AllowedHosts.parse(allowed_endpoint_hosts)
         extras = parse_extra(conn_id, extra)
+        auth_type = parse_auth_type(conn_id, extras.get("auth_type"))
         client_id = (login or "").strip()
         client_secret = (password or "").strip()
-        if not client_id:
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} has no Client ID (the Login field). Copy it from the Atlassian "
-                "developer console: your app -> Settings -> Authentication details."
-            )
-        if not client_secret:
-            raise ConfluenceConfigError(
-                f"Connection {conn_id!r} has no Client secret (the Password field). Copy it from the Atlassian "
-                "developer console: your app -> Settings -> Authentication details."
-            )
-        scopes, warnings = parse_scopes(conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES)
+        check_credentials(conn_id, auth_type, client_id, client_secret)
+        scopes, warnings = parse_scopes(conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES,
+                                        needs_offline_access=auth_type == OAUTH2_3LO)
+        warnings += ignored_extras(conn_id, auth_type, extras)
+        api_token_expires = parse_expiry_date(conn_id, extras.get("api_token_expires"))
         token_store = (_text(extras.get("token_store")) or "auto").lower()
         if token_store not in TOKEN_STORES:
             raise ConfluenceConfigError(
@@ -162,6 +176,8 @@ class ConnectionSettings:
             timeout=parse_timeout(conn_id, extras.get("timeout")),
             broker_url=broker_url,
             broker_secret=_text(extras.get("broker_secret")),
+            auth_type=auth_type,
+            api_token_expires=api_token_expires if auth_type == API_TOKEN else None,
             warnings=warnings,
         )
 
@@ -199,14 +215,18 @@ def parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str
     return parsed
 
 
-def parse_scopes(conn_id: str, raw: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def parse_scopes(
+    conn_id: str, raw: str, *, needs_offline_access: bool = True
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Normalise comma- or space-separated scopes and check them.
 
+    :param needs_offline_access: refuse scopes without ``offline_access`` (3LO; service accounts and API tokens
+        have their scopes fixed at creation and no refresh token).
     :returns: the scopes in order without duplicates, and warnings to log.
     :raises ConfluenceConfigError: when ``offline_access`` is missing (no refresh token without it).
     """
     scopes = tuple(dict.fromkeys(s for s in _SCOPE_SEPARATORS.split(raw) if s))
-    if "offline_access" not in scopes:
+    if needs_offline_access and "offline_access" not in scopes:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} does not request the offline_access scope, so Atlassian issues no refresh "
             "token and every run would need a person. Add offline_access to the scopes extra, then authorize "

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any, BinaryIO
 
 import requests
 
-from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
 from airflow_provider_confluence.auth.broker.client import BrokerCredentials, BrokerTokenSource
 from airflow_provider_confluence.auth.broker.protocol import GATE_VARIABLE, broker_key
+from airflow_provider_confluence.auth.service_account import ClientCredentialsTokens
+from airflow_provider_confluence.auth.signin import api_token_authorization, client_credentials_tokens
+from airflow_provider_confluence.client.authorization import AuthorizationSource, BearerAuthorization
 from airflow_provider_confluence.client.confluence import ConfluenceClient
+from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
+from airflow_provider_confluence.hooks import _signin
 from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
+    AUTH_TYPE_CHOICES,
     CONNECTION_EXTRAS,
     HIDDEN_FIELDS,
     PLACEHOLDERS,
@@ -25,15 +30,17 @@ from airflow_provider_confluence.content.publish import Published, publish, reso
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.content.storage_format import to_storage
 from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
-from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.auth.manager import token_manager_for
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenStore
 
 
 class ConfluenceOAuthHook(BaseHook):
-    """Talk to Confluence Cloud with an Atlassian OAuth 2.0 (3LO) connection.
+    """Talk to Confluence Cloud with a ``confluence_oauth`` connection, signed in as its ``auth_type`` says.
 
-    Access tokens are refreshed before they expire, and every rotated refresh token is saved (in the
-    connection, or where ``token_store`` says) before the new access token is used.
+    ``oauth2_3lo`` (default): access tokens are refreshed before they expire, and every rotated refresh token is
+    saved (in the connection, or where ``token_store`` says) before the new access token is used.
+    ``client_credentials`` (an Atlassian service account): access tokens are fetched with the client ID and secret
+    and cached in this process only. ``api_token``: every request carries HTTP Basic with the e-mail and API token.
 
     :param confluence_conn_id: the ``confluence_oauth`` connection to use.
     """
@@ -63,6 +70,14 @@ class ConfluenceOAuthHook(BaseHook):
         return settings
 
     @cached_property
+    def authorization(self) -> AuthorizationSource:
+        """What the client puts in the ``Authorization`` header: a bearer token (3LO, service account) or, for
+        ``api_token``, HTTP Basic with the e-mail and token."""
+        if self.settings.auth_type == API_TOKEN:
+            return api_token_authorization(self.settings, on_secret=mask_secret)
+        return BearerAuthorization(self.token_manager)
+
+    @cached_property
     def session(self) -> requests.Session:
         """One HTTP session (connection pool) for the token endpoint and Confluence."""
         session = requests.Session()
@@ -70,10 +85,18 @@ class ConfluenceOAuthHook(BaseHook):
         return session
 
     @cached_property
-    def token_manager(self) -> TokenManager | BrokerTokenSource:
+    def token_manager(self) -> TokenManager | BrokerTokenSource | ClientCredentialsTokens:
         """Where access tokens come from: the rotation protocol over the connection's store, or, in an Airflow 3
-        task worker or triggerer (which cannot write connections), the token broker in the API server."""
+        task worker or triggerer (which cannot write connections), the token broker in the API server; for a
+        service account (``client_credentials``), this process's cache, never a store nor the broker.
+
+        :raises ConfluenceConfigError: for ``api_token``, which has no access token.
+        """
         settings = self.settings
+        if settings.auth_type == CLIENT_CREDENTIALS:
+            return client_credentials_tokens(settings, session=self.session, on_secret=mask_secret)
+        if settings.auth_type == API_TOKEN:
+            raise _signin.no_bearer_token(settings.conn_id)
         if uses_broker(settings):
             return self._broker_source(settings)
         store = choose_token_store(settings)
@@ -111,8 +134,19 @@ class ConfluenceOAuthHook(BaseHook):
         return BrokerCredentials(key=key, gate_key=get_variable(GATE_VARIABLE))
 
     def get_access_token(self) -> str:
-        """A valid access token (masked in logs), refreshed and saved first when it is about to expire."""
+        """A valid access token (masked in logs), refreshed and saved first when it is about to expire.
+
+        :raises ConfluenceConfigError: for an ``api_token`` connection, which has no bearer token (see
+            :meth:`get_authorization_header`).
+        """
         return self.token_manager.get_access_token()
+
+    def get_authorization_header(self) -> str:
+        """The value of the ``Authorization`` header for the gateway, whatever the ``auth_type`` (masked in logs):
+        ``Bearer <access token>``, or ``Basic <e-mail:token in base64>``."""
+        header = self.authorization.authorization()
+        mask_secret(self.authorization.secret_of(header))
+        return header
 
     def get_conn(self) -> ConfluenceClient:
         """The Confluence v2 client of this connection."""
@@ -124,14 +158,14 @@ class ConfluenceOAuthHook(BaseHook):
         return ConfluenceClient(
             api_url=settings.api_url,
             cloud_id=settings.cloud_id or self._discover_cloud_id,
-            tokens=self.token_manager,
+            authorization=self.authorization,
             site_url=settings.site_url,
             session=self.session,
             timeout=settings.timeout,
         )
 
     def _discover_cloud_id(self) -> str:
-        return self.token_manager.get_cloud_id(partial(find_cloud_id, self.settings, self.session))
+        return _signin.discover_cloud_id(self)
 
     # -- typed API ------------------------------------------------------------------------------------
 
@@ -318,31 +352,14 @@ class ConfluenceOAuthHook(BaseHook):
     # -- Airflow UI -----------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the settings, and the site with a still-valid access token; never redeem the refresh token.
+        """Check the settings, then the site, live where that burns nothing.
 
-        Airflow tests a connection under a temporary id, where a rotated refresh token could not be saved:
-        redeeming it there would lose the grant.
+        ``oauth2_3lo``: only with a still-valid access token; the refresh token is never redeemed, because Airflow
+        tests a connection under a temporary id, where a rotated refresh token could not be saved and the grant
+        would be lost. ``client_credentials``: a new service-account token and accessible-resources.
+        ``api_token``: the cloud id and one read through the gateway with the e-mail and token.
         """
-        try:
-            settings = self.settings
-            conn = get_connection(self.confluence_conn_id)
-            state = TokenState.from_mapping(conn.extra_dejson)
-            if not state.access_token_valid(_now()):
-                if not (settings.refresh_token or state.refresh_token):
-                    return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
-                return True, (
-                    "Settings are valid. A live check needs a valid access token, and testing never redeems the "
-                    "refresh token (Airflow tests under a temporary connection where a rotated token would be "
-                    "lost); run a task that uses the connection, then test again."
-                )
-            assert state.access_token is not None
-            resources = oauth.accessible_resources(
-                self.session, api_url=settings.api_url, access_token=state.access_token, timeout=settings.timeout
-            )
-            cloud_id = oauth.find_cloud_id(resources, settings.site_host)
-        except ConfluenceError as exc:
-            return False, exc.message
-        return True, f"Connected to {settings.site_url} (cloud id {cloud_id})."
+        return _signin.test_connection(self)
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -350,10 +367,14 @@ class ConfluenceOAuthHook(BaseHook):
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import PasswordField, StringField
+        from wtforms.validators import AnyOf, Optional
 
         widgets: dict[str, Any] = {}
         for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
-            if secret:
+            if name == "auth_type":  # a text field that accepts only the three types (empty: oauth2_3lo)
+                widgets[name] = StringField(lazy_gettext(label), widget=BS3TextFieldWidget(), description=description,
+                                            validators=[Optional(), AnyOf(list(AUTH_TYPE_CHOICES))])
+            elif secret:
                 widgets[name] = PasswordField(lazy_gettext(label), widget=BS3PasswordFieldWidget(), description=description)
             else:
                 widgets[name] = StringField(lazy_gettext(label), widget=BS3TextFieldWidget(), description=description)
@@ -365,8 +386,3 @@ class ConfluenceOAuthHook(BaseHook):
         placeholders = {**PLACEHOLDERS, **{n: p for n, _l, p, _d, _s in CONNECTION_EXTRAS if p}}
         return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": placeholders}
 
-
-def _now() -> float:
-    import time
-
-    return time.time()

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
 from airflow_provider_confluence.version_compat import PLUGINS_SERVE_FASTAPI_APPS
-from airflow_provider_confluence.macros import access_token
+from airflow_provider_confluence.macros import access_token, authorization_header
 
 URL_PREFIX = "/confluence-oauth"  # the same as airflow_provider_confluence.auth.broker.client.URL_PREFIX (not imported: cheap)
 
@@ -29,8 +29,9 @@ class ConfluencePlugin(AirflowPlugin):
     status page in the UI's Admin menu."""
 
     name = "confluence"
-    #: ``{{ macros.confluence.access_token('confluence_default') }}`` in templates (Airflow 2.11 and 3).
-    macros = [access_token]
+    #: ``{{ macros.confluence.access_token('confluence_default') }}`` and
+    #: ``{{ macros.confluence.authorization_header('confluence_default') }}`` in templates (Airflow 2.11 and 3).
+    macros = [access_token, authorization_header]
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]  # lazy: see the module docstring

@@ -73,8 +73,10 @@ STEP_TIMEOUT = 30.0
 #: What the docs promise the Airflow 3 form shows (docs/connection.md, "2. Create the Airflow connection").
 STANDARD_FIELDS = {  # input name -> (label, placeholder, input type)
     "host": ("Confluence site URL", "https://your-site.atlassian.net", "text"),
-    "login": ("Client ID", "client ID from developer.atlassian.com -> your app -> Settings", "text"),
-    "password": ("Client secret", "client secret from the same page", "password"),
+    "login": ("Client ID (or e-mail for api_token)",
+              "client ID of the app or service account; the account's e-mail for api_token", "text"),
+    "password": ("Client secret (or API token for api_token)", "client secret; the scoped API token for api_token",
+                 "password"),
 }
 #: Extra key -> label, as the table in docs/connection.md names them; every one a text input but the refresh token.
 README_EXTRAS = {

@@ -43,7 +43,11 @@ def test_provider_info_validates_against_the_installed_airflow_schema():
     ]
     assert info["extra-links"] == ["airflow_provider_confluence.links.confluence.ConfluencePageLink"]
     behaviour = conn_type["ui-field-behaviour"]
-    assert behaviour["relabeling"] == {"host": "Confluence site URL", "login": "Client ID", "password": "Client secret"}
+    assert behaviour["relabeling"] == {
+        "host": "Confluence site URL",
+        "login": "Client ID (or e-mail for api_token)",
+        "password": "Client secret (or API token for api_token)",
+    }
     assert set(behaviour["hidden-fields"]) == {"schema", "port"}
 
 

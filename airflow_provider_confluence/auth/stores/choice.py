@@ -62,8 +62,9 @@ def broker_configured() -> bool:
 def keeps_tokens_in_row(settings: ConnectionSettings) -> bool:
     """True when the connection's state lives in a locked row (:func:`row_store`): the rule for ``auto``,
     ``connection`` and ``broker``, unless an Airflow 3 deployment turned the broker off. The broker serves
-    exactly these connections."""
-    if settings.token_store in ("variable", "memory"):
+    exactly these connections. Only ``oauth2_3lo`` has tokens to keep: service accounts and API tokens never
+    touch a store or the broker."""
+    if not settings.uses_refresh_token or settings.token_store in ("variable", "memory"):
         return False
     return TASKS_MAY_USE_ORM or broker_configured()
 

@@ -1,0 +1,137 @@
+"""The ``auth_type`` extra of a ``confluence_oauth`` connection: which way it signs in, and the fields each way needs.
+
+=========================  ==========================================  ==========================================
+``auth_type``              Login / Password                            how requests are authorized
+=========================  ==========================================  ==========================================
+``oauth2_3lo`` (default)   OAuth app's client ID / client secret       bearer token; refresh token rotated and saved
+``client_credentials``     service account's client ID / secret        bearer token, fetched again when it expires
+``api_token``              account e-mail / scoped API token           HTTP Basic; no token at all
+=========================  ==========================================  ==========================================
+
+Imports nothing from Airflow; :mod:`.connection` calls these while it parses a connection. Messages name fields,
+never their values when they may be secret.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+
+OAUTH2_3LO = "oauth2_3lo"
+CLIENT_CREDENTIALS = "client_credentials"
+API_TOKEN = "api_token"
+AUTH_TYPES = (OAUTH2_3LO, CLIENT_CREDENTIALS, API_TOKEN)
+#: what people type for the same thing; accepted, and the canonical name used from then on
+_ALIASES = {"3lo": OAUTH2_3LO, "oauth2": OAUTH2_3LO, "service_account": CLIENT_CREDENTIALS, "apitoken": API_TOKEN}
+_EMAIL = re.compile(r"^[^@\s:]+@[^@\s:]+\.[^@\s:]+$")
+
+_CREDENTIALS = {
+    OAUTH2_3LO: (
+        "Client ID (the Login field)",
+        "Client secret (the Password field)",
+        "Copy it from the Atlassian developer console: your app -> Settings -> Authentication details.",
+    ),
+    CLIENT_CREDENTIALS: (
+        "Client ID (the Login field)",
+        "Client secret (the Password field)",
+        "Copy it from Atlassian Administration: Directory -> Service accounts -> your service account -> "
+        "its OAuth 2.0 credential.",
+    ),
+    API_TOKEN: (
+        "e-mail address (the Login field)",
+        "API token (the Password field)",
+        "Login is the Atlassian account's e-mail address and Password a scoped API token, created at "
+        "https://id.atlassian.com/manage-profile/security/api-tokens (Create API token with scopes).",
+    ),
+}
+
+
+def parse_auth_type(conn_id: str, value: Any) -> str:
+    """The connection's ``auth_type``: ``oauth2_3lo`` when empty.
+
+    :raises ConfluenceConfigError: for any other value than the three types.
+    """
+    raw = str(value).strip().lower() if value is not None else ""
+    if not raw:
+        return OAUTH2_3LO
+    raw = raw.replace("-", "_")
+    auth_type = _ALIASES.get(raw, raw)
+    if auth_type not in AUTH_TYPES:
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r} has auth_type={str(value)[:40]!r}; use one of {', '.join(AUTH_TYPES)}: "
+            "oauth2_3lo for an OAuth 2.0 (3LO) app a person authorizes, client_credentials for an Atlassian "
+            "service account's OAuth 2.0 credential, api_token for an account's e-mail and scoped API token."
+        )
+    return auth_type
+
+
+def check_credentials(conn_id: str, auth_type: str, login: str, password: str) -> None:
+    """Refuse a missing Login or Password, and an ``api_token`` Login that is not an e-mail address.
+
+    :raises ConfluenceConfigError: saying which field to fill and where to find its value.
+    """
+    login_name, password_name, where = _CREDENTIALS[auth_type]
+    if not login:
+        raise ConfluenceConfigError(f"Connection {conn_id!r} has no {login_name}. {where}")
+    if not password:
+        raise ConfluenceConfigError(f"Connection {conn_id!r} has no {password_name}. {where}")
+    if auth_type == API_TOKEN and not _EMAIL.match(login):
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r} has auth_type=api_token, but its Login is not an e-mail address: an API "
+            "token is sent as HTTP Basic with the e-mail of the Atlassian account that created it. Put that "
+            "e-mail in Login and the token in Password."
+        )
+
+
+def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
+    """The ``api_token_expires`` extra: the API token's expiry date, ``YYYY-MM-DD`` (a full ISO time is cut to
+    its date). None when empty.
+
+    :raises ConfluenceConfigError: for anything that is not a date.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    text = str(value).strip()
+    try:
+        return datetime.date.fromisoformat(text[:10]) if len(text) == 10 else datetime.datetime.fromisoformat(
+            text).date()
+    except ValueError:
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r}: api_token_expires {text[:40]!r} is not a date; write it as YYYY-MM-DD, the "
+            "expiry shown next to the token at https://id.atlassian.com/manage-profile/security/api-tokens "
+            "(or leave it empty)."
+        ) from None
+
+
+def ignored_extras(conn_id: str, auth_type: str, extras: Mapping[str, Any]) -> tuple[str, ...]:
+    """Warnings for extras that the connection's ``auth_type`` does not use (kept, never sent anywhere)."""
+    if auth_type == OAUTH2_3LO:
+        unused = ["api_token_expires"]
+        why = "it belongs to auth_type api_token"
+    else:
+        unused = ["refresh_token", "access_token", "broker_url", "redirect_uri"]
+        if str(extras.get("token_store") or "auto").strip().lower() != "auto":
+            unused.append("token_store")
+        if auth_type == CLIENT_CREDENTIALS:
+            unused.append("api_token_expires")
+        why = (
+            "a service account gets no refresh token: its access tokens are fetched again when they expire and "
+            "kept in memory only"
+            if auth_type == CLIENT_CREDENTIALS
+            else "an API token is sent as it is (HTTP Basic): there is no OAuth token to keep"
+        )
+    found = [name for name in unused if str(extras.get(name) or "").strip()]
+    if not found:
+        return ()
+    return (
+        f"Connection {conn_id!r} has auth_type={auth_type} and the extra(s) {', '.join(found)}, which it ignores: "
+        f"{why}. Remove them to avoid confusion.",
+    )
