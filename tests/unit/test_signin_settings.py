@@ -1,0 +1,118 @@
+"""The ``auth_type`` extra and the fields each way of signing in needs (config/connection.py, config/signin.py)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.signin import AUTH_TYPES
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.get_provider_info import AUTH_TYPE_CHOICES, get_provider_info
+
+pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
+
+SECRET = "s3cret-VALUE-never-shown"
+TOKEN = "ATATT-api-token-never-shown"
+
+
+def parse(login: str = "cid", password: str = SECRET, **extra: object) -> ConnectionSettings:
+    return ConnectionSettings.from_connection_fields(
+        "conf", host="https://acme.atlassian.net", login=login, password=password, extra=extra
+    )
+
+
+def test_the_default_is_3lo_and_keeps_todays_rules():
+    settings = parse()
+    assert settings.auth_type == "oauth2_3lo"
+    assert settings.uses_refresh_token
+    with pytest.raises(ConfluenceConfigError, match="offline_access"):
+        parse(scopes="read:page:confluence")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("oauth2_3lo", "oauth2_3lo"),
+        (" Client_Credentials ", "client_credentials"),
+        ("client-credentials", "client_credentials"),
+        ("service_account", "client_credentials"),
+        ("API_TOKEN", "api_token"),
+        ("", "oauth2_3lo"),
+        (None, "oauth2_3lo"),
+    ],
+)
+def test_auth_type_values(raw, expected):
+    login = "robot@example.com" if expected == "api_token" else "cid"
+    settings = parse(login=login, auth_type=raw)
+    assert settings.auth_type == expected
+    assert settings.uses_refresh_token is (expected == "oauth2_3lo")
+
+
+# (extra, login, password, what the message must say): every refusal names the field and the fix, never a secret
+REFUSED = [
+    ({"auth_type": "saml"}, "cid", SECRET, "use one of oauth2_3lo, client_credentials, api_token"),
+    ({"auth_type": "client_credentials"}, "", SECRET, "no Client ID (the Login field)"),
+    ({"auth_type": "client_credentials"}, "cid", "", "Service accounts"),
+    ({"auth_type": "api_token"}, "", TOKEN, "no e-mail address (the Login field)"),
+    ({"auth_type": "api_token"}, "robot@example.com", " ", "no API token (the Password field)"),
+    ({"auth_type": "api_token"}, "robot", TOKEN, "Login is not an e-mail address"),
+    ({"auth_type": "api_token"}, "cid-1234567890", TOKEN, "Login is not an e-mail address"),
+    ({"auth_type": "api_token", "api_token_expires": "next year"}, "robot@example.com", TOKEN, "YYYY-MM-DD"),
+    ({"auth_type": "api_token", "api_token_expires": "2027-02-30"}, "robot@example.com", TOKEN, "is not a date"),
+    ({"auth_type": "api_token", "api_token_expires": "31/01/2027"}, "robot@example.com", TOKEN, "is not a date"),
+]
+
+
+@pytest.mark.parametrize(("extra", "login", "password", "says"), REFUSED)
+def test_refusals_say_what_to_fix_without_secrets(extra, login, password, says):
+    with pytest.raises(ConfluenceConfigError) as caught:
+        parse(login=login, password=password, **extra)
+    message = caught.value.message
+    assert says in message
+    assert (SECRET in message) is False
+    assert (TOKEN in message) is False
+
+
+def test_service_accounts_need_no_offline_access_and_no_refresh_token():
+    settings = parse(auth_type="client_credentials", scopes="read:page:confluence")
+    assert settings.refresh_token is None
+    assert settings.warnings == ()
+
+
+def test_a_refresh_token_with_client_credentials_is_kept_but_ignored_with_a_warning():
+    settings = parse(auth_type="client_credentials", refresh_token="rt-stale", token_store="variable")
+    assert settings.auth_type == "client_credentials"
+    assert len(settings.warnings) == 1
+    assert "refresh_token, token_store" in settings.warnings[0]
+    assert "ignores" in settings.warnings[0]
+    assert ("rt-stale" in settings.warnings[0]) is False
+
+
+def test_api_token_expires_is_parsed_and_only_kept_for_api_tokens():
+    settings = parse(login="robot@example.com", auth_type="api_token", api_token_expires="2027-01-31")
+    assert settings.api_token_expires == datetime.date(2027, 1, 31)
+    full = parse(login="robot@example.com", auth_type="api_token", api_token_expires="2027-01-31T10:00:00+00:00")
+    assert full.api_token_expires == datetime.date(2027, 1, 31)
+    three_lo = parse(api_token_expires="2027-01-31")
+    assert three_lo.api_token_expires is None
+    assert "api_token_expires" in three_lo.warnings[0]
+
+
+def test_api_token_does_not_warn_when_only_its_fields_are_set():
+    settings = parse(login="Robot@Example.com", auth_type="api_token", api_token_expires="2027-01-31",
+                     cloud_id="abc-123")
+    assert settings.warnings == ()
+    assert settings.cloud_id == "abc-123"
+
+
+def test_the_form_offers_exactly_the_types_the_settings_accept():
+    assert tuple(AUTH_TYPE_CHOICES) == AUTH_TYPES
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    schema = fields["auth_type"]["schema"]
+    assert schema["enum"] == list(AUTH_TYPES)
+    assert schema["default"] == "oauth2_3lo"
+    assert set(schema["values_display"]) == set(AUTH_TYPES)
+    assert fields["api_token_expires"]["schema"]["format"] == "date"
+    assert "format" not in fields["auth_type"]["schema"]  # not a password field
