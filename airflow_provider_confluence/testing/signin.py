@@ -151,7 +151,7 @@ class SignInKnobs:
                 "password": credential.token, "extra": _merge(extra, extra_overrides)}
 
     # ----------------------------------------------------------------- the points quota
-    def enable_quota(self, hourly_points: int | None = 65_000, *, global_hourly_points: int | None = None,
+    def enable_quota(self, hourly_points: int | None, *, global_hourly_points: int | None = None,
                      align_to_hour: bool = True) -> None:
         """Enforce the points-based hourly quota on OAuth traffic (3LO and service accounts; never API tokens).
 
