@@ -75,7 +75,8 @@ class SignInKnobs:
     # ----------------------------------------------------------------- service accounts
     def add_service_account(self, scopes: str = UNATTENDED_SCOPES, *, cloud_ids: list[str] | None = None,
                             client_id: str | None = None, client_secret: str | None = None,
-                            token_lifetime: float = DEFAULT_TOKEN_LIFETIME, label: str = "") -> ServiceAccountCredential:
+                            token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+                            label: str = "") -> ServiceAccountCredential:
         """Register a service account's OAuth 2.0 credential (what an admin creates in Atlassian Administration).
 
         :param scopes: the scopes fixed at creation (space- or comma-separated).
