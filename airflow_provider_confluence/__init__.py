@@ -7,3 +7,7 @@ live in their own modules.
 from __future__ import annotations
 
 __version__ = "0.2.0"
+
+from airflow_provider_confluence._moved import install as _install_moved_modules
+
+_install_moved_modules()

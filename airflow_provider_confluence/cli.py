@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError, ConfluenceError
 
 if TYPE_CHECKING:
-    from airflow_provider_confluence.settings import ConnectionSettings
+    from airflow_provider_confluence.config.connection import ConnectionSettings
 
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _DROP_FROM_PRINTED_EXTRA = ("access_token", "expires_at", "rotated_at", "refresh_token_fingerprint", "client_secret")
@@ -56,8 +56,8 @@ def _result(text: str) -> None:
 
 def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
     """The connection and its checked settings; ConfluenceConfigError (exit 2) when unknown or unusable."""
-    from airflow_provider_confluence._compat import get_connection
-    from airflow_provider_confluence.deployment import connection_settings
+    from airflow_provider_confluence.version_compat import get_connection
+    from airflow_provider_confluence.config.deployment import connection_settings
 
     try:
         conn = get_connection(conn_id)
@@ -165,11 +165,11 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
 
 
 def _authorize(args: argparse.Namespace) -> int:
-    from airflow_provider_confluence import oauth
-    from airflow_provider_confluence._compat import mask_secret
-    from airflow_provider_confluence.consent_state import ConsentStates, finish_consent, save_grant
-    from airflow_provider_confluence.plugins.status import DATABASE, connection_source
-    from airflow_provider_confluence.stores import ConnectionTokenStore, fingerprint
+    from airflow_provider_confluence.auth import oauth
+    from airflow_provider_confluence.version_compat import mask_secret
+    from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
+    from airflow_provider_confluence.auth.status import DATABASE, connection_source
+    from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
 
     import requests
 
@@ -234,7 +234,7 @@ def _authorize(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from airflow_provider_confluence.plugins.status import all_statuses, connection_status, format_days, format_time
+    from airflow_provider_confluence.auth.status import all_statuses, connection_status, format_days, format_time
 
     if args.conn_id:
         found = connection_status(args.conn_id)
@@ -268,10 +268,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _refresh(args: argparse.Namespace) -> int:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-    from airflow_provider_confluence.plugins.status import format_time
-    from airflow_provider_confluence.stores import fingerprint
+    from airflow_provider_confluence.auth.status import format_time
+    from airflow_provider_confluence.auth.stores.choice import fingerprint
 
-    from airflow_provider_confluence.tokens import TokenManager
+    from airflow_provider_confluence.auth.tokens import TokenManager
 
     _settings(args.conn_id)
     manager = ConfluenceOAuthHook(args.conn_id).token_manager
@@ -291,9 +291,9 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _migrate_store(args: argparse.Namespace) -> int:
-    from airflow_provider_confluence.connection_store import migrate_variable_state
-    from airflow_provider_confluence.plugins.status import format_time
-    from airflow_provider_confluence.store_support import VARIABLE_PREFIX
+    from airflow_provider_confluence.auth.stores.connection import migrate_variable_state
+    from airflow_provider_confluence.auth.status import format_time
+    from airflow_provider_confluence.auth.stores.support import VARIABLE_PREFIX
 
     _settings(args.conn_id)
     variable = VARIABLE_PREFIX + args.conn_id

@@ -27,7 +27,7 @@ def access_token(conn_id: str = "confluence_default") -> str:
 
     :param conn_id: the ``confluence_oauth`` connection.
     """
-    from airflow_provider_confluence._compat import mask_secret
+    from airflow_provider_confluence.version_compat import mask_secret
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     token = ConfluenceOAuthHook(confluence_conn_id=conn_id).get_access_token()

@@ -8,12 +8,12 @@ from typing import Any, BinaryIO
 
 import requests
 
-from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import BaseHook, get_connection, get_variable, mask_secret
-from airflow_provider_confluence.broker import BrokerCredentials, BrokerTokenSource
-from airflow_provider_confluence.broker_protocol import GATE_VARIABLE, broker_key
-from airflow_provider_confluence.client import ConfluenceClient
-from airflow_provider_confluence.deployment import connection_settings
+from airflow_provider_confluence.auth import oauth
+from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.auth.broker.client import BrokerCredentials, BrokerTokenSource
+from airflow_provider_confluence.auth.broker.protocol import GATE_VARIABLE, broker_key
+from airflow_provider_confluence.client.confluence import ConfluenceClient
+from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
     CONNECTION_EXTRAS,
@@ -21,35 +21,12 @@ from airflow_provider_confluence.get_provider_info import (
     PLACEHOLDERS,
     RELABELING,
 )
-from airflow_provider_confluence.publish import Published, publish, resolve_parent_id, update_page_body
-from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.storage import to_storage
-from airflow_provider_confluence.stores import broker_endpoint, choose_token_store, uses_broker
-from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
-
-
-def token_manager_for(settings: ConnectionSettings, store: TokenStore, *, session: requests.Session) -> TokenManager:
-    """The rotation protocol of a connection over ``store``; every token it hands out is masked."""
-
-    def refresh(refresh_token: str) -> oauth.TokenResponse:
-        return oauth.refresh(
-            session,
-            token_url=settings.token_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            refresh_token=refresh_token,
-            timeout=settings.timeout,
-        )
-
-    return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
-
-
-def find_cloud_id(settings: ConnectionSettings, session: requests.Session, access_token: str) -> str:
-    """The cloud id of the connection's site, from accessible-resources (FACTS.md section 3)."""
-    resources = oauth.accessible_resources(
-        session, api_url=settings.api_url, access_token=access_token, timeout=settings.timeout
-    )
-    return oauth.find_cloud_id(resources, settings.site_host)
+from airflow_provider_confluence.content.publish import Published, publish, resolve_parent_id, update_page_body
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.content.storage_format import to_storage
+from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
+from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
 
 
 class ConfluenceOAuthHook(BaseHook):
@@ -274,7 +251,7 @@ class ConfluenceOAuthHook(BaseHook):
         :param labels: labels the page should carry; only the missing ones are added.
         :param parent_id: move the page under this parent (same space).
         :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
-            left alone (see :func:`~airflow_provider_confluence.publish.update_page_body`).
+            left alone (see :func:`~airflow_provider_confluence.content.publish.update_page_body`).
         """
         return update_page_body(self.get_conn(), page_id=str(page_id), body=body, title=title,
                                 representation=representation, status=status, mode=mode, message=message,

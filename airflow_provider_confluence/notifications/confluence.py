@@ -184,7 +184,7 @@ class ConfluenceNotifier(BaseNotifier):
         if isinstance(exc, ConfluenceError):
             detail = exc.message
         else:
-            from airflow_provider_confluence.responses import redact
+            from airflow_provider_confluence.client.responses import redact
 
             detail = redact(str(exc))[:300]
         self.log.error("The Confluence notification was not written (%s: %s). The task's own outcome is unchanged.",

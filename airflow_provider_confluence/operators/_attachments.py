@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
@@ -101,7 +101,7 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.summaries import attachment_summary, page_summary
+        from airflow_provider_confluence.content.summaries import attachment_summary, page_summary
 
         content, filename = self._content()  # before any network call: a missing file fails here
         hook = hook_for(self.confluence_conn_id)
@@ -126,8 +126,8 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         """The bytes (or an open binary file) to send, and the attachment's name."""
         name = text_or_none(self.filename)
         if self.file_path is not None:
-            from airflow_provider_confluence.deployment import attachment_roots
-            from airflow_provider_confluence.local_files import open_for_upload
+            from airflow_provider_confluence.config.deployment import attachment_roots
+            from airflow_provider_confluence.config.local_files import open_for_upload
 
             handle, basename = open_for_upload(str(self.file_path), attachment_roots())  # closed in execute
             return handle, name or basename

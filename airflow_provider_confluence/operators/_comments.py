@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
@@ -24,7 +24,8 @@ COMMENT_BODY_FORMATS = ("storage", "markdown", "wiki", "atlas_doc_format")
 
 def comment_summary(comment: dict[str, Any], site_url: str | None) -> dict[str, Any]:
     """The JSON-able summary of a v2 footer comment."""
-    links = comment.get("_links") if isinstance(comment.get("_links"), dict) else {}
+    raw_links = comment.get("_links")
+    links = raw_links if isinstance(raw_links, dict) else {}
     base = str(links.get("base") or (f"{site_url.rstrip('/')}/wiki" if site_url else "")).rstrip("/")
     webui = links.get("webui")
     return {
@@ -86,9 +87,9 @@ class ConfluenceAddCommentOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.publish import append_marker
-        from airflow_provider_confluence.storage import to_storage
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.publish import append_marker
+        from airflow_provider_confluence.content.storage_format import to_storage
+        from airflow_provider_confluence.content.summaries import page_summary
 
         if not given(self.body):
             raise ConfluenceConfigError("body rendered empty: say what the comment should say.")

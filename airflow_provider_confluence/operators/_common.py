@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
-from airflow_provider_confluence.storage import BODY_REPRESENTATIONS
+from airflow_provider_confluence.content.storage_format import BODY_REPRESENTATIONS
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -71,7 +71,7 @@ def _rendered_list(text: str) -> list[Any] | None:
 def checked_labels(value: str | Iterable[Any] | None) -> list[str] | None:
     """Label names from an operator argument (a list, or a comma-separated string), checked as Confluence would:
     :class:`ConfluenceConfigError` for a bad name, before any request."""
-    from airflow_provider_confluence.labels import normalize_labels
+    from airflow_provider_confluence.client.labels import normalize_labels
 
     return normalize_labels(as_list(value)) or None
 

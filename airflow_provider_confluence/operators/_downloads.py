@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
-from airflow_provider_confluence.deployment import attachment_roots
+from airflow_provider_confluence.version_compat import BaseOperator
+from airflow_provider_confluence.config.deployment import attachment_roots
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
-from airflow_provider_confluence.local_files import check_write_path, open_for_write
+from airflow_provider_confluence.config.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.operators._common import (
     check_choice,
     check_page_target,
@@ -85,12 +85,12 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         import base64
         import hashlib
 
-        from airflow_provider_confluence.summaries import attachment_summary, page_summary
+        from airflow_provider_confluence.content.summaries import attachment_summary, page_summary
 
         name = text_or_none(self.filename)
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="downloaded")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
                 if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
@@ -165,9 +165,9 @@ class ConfluenceExportPageOperator(BaseOperator):
         import hashlib
         import json
 
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.summaries import page_summary
 
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="exported")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
                 if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         found = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
     check_choice,
@@ -59,7 +59,7 @@ class ConfluenceGetPageOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.summaries import page_summary
 
         hook = hook_for(self.confluence_conn_id)
         page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,

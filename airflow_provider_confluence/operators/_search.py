@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.operators._common import PROGRESS_EVERY, check_positive, given, hook_for
 
@@ -48,7 +48,7 @@ class ConfluenceSearchOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from airflow_provider_confluence.summaries import search_result_summary
+        from airflow_provider_confluence.content.summaries import search_result_summary
 
         cql = str(self.cql).strip() if given(self.cql) else ""
         if not cql:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence._compat import BaseOperator
+from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
@@ -40,7 +40,7 @@ from airflow_provider_confluence.operators._common import (
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
-from airflow_provider_confluence.publish import UPDATE_MODES, check_page_options
+from airflow_provider_confluence.content.publish import UPDATE_MODES, check_page_options
 
 __all__ = [
     "ConfluenceAddCommentOperator",
@@ -117,7 +117,7 @@ class ConfluenceCreatePageOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.summaries import page_summary
 
         check_parent(self.parent_id, self.parent_title)
         labels = checked_labels(self.labels)  # refused before any request
@@ -221,7 +221,7 @@ class ConfluenceUpdatePageOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_confluence.summaries import page_summary
+        from airflow_provider_confluence.content.summaries import page_summary
 
         check_parent(self.parent_id, self.parent_title)
         labels = checked_labels(self.labels)  # refused before any request

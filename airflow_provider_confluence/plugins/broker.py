@@ -1,16 +1,16 @@
 """``POST /confluence-oauth/token``: the token broker of Airflow 3 task workers, in the API server.
 
-A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.broker.
+A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.auth.broker.client.
 BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's own broker key
-(:func:`~airflow_provider_confluence.broker_protocol.broker_key`, never the OAuth app's client secret alone, which
-connections of one app share), checked by :class:`~airflow_provider_confluence.broker_protocol.RequestVerifier`:
+(:func:`~airflow_provider_confluence.auth.broker.protocol.broker_key`, never the OAuth app's client secret alone, which
+connections of one app share), checked by :class:`~airflow_provider_confluence.auth.broker.protocol.RequestVerifier`:
 stale or future timestamps, bad signatures and replayed nonces get 401 and ``{"error", "detail"}``. A request
 whose timestamp is stale, or whose fields are malformed, is refused before the connection is looked up. An unknown connection is refused exactly like a bad
 signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
 ids exist. The server log says which of the two it was.
 
-Then :class:`~airflow_provider_confluence.tokens.TokenManager` runs the rotation protocol with the broker's
-store (:func:`~airflow_provider_confluence.stores.row_store`: the connection row under ``SELECT ... FOR UPDATE``, or,
+Then :class:`~airflow_provider_confluence.auth.tokens.TokenManager` runs the rotation protocol with the broker's
+store (:func:`~airflow_provider_confluence.auth.stores.choice.row_store`: the connection row under ``SELECT ... FOR UPDATE``, or,
 for a connection from an env var or secrets backend, the Variable row locked the same way)
 and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refresh token.
 
@@ -32,9 +32,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from airflow_provider_confluence._compat import create_session, get_connection, get_variable, mask_secret
-from airflow_provider_confluence.deployment import connection_settings
-from airflow_provider_confluence.broker_protocol import (
+from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.config.deployment import connection_settings
+from airflow_provider_confluence.auth.broker.protocol import (
     GATE_VARIABLE,
     HEX_SHA256_PATTERN,
     broker_key,
@@ -52,10 +52,11 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceTokenStoreError,
 )
 from airflow_provider_confluence.plugins.single_use import SharedNonces
-from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook, find_cloud_id, token_manager_for
-from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.stores import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
-from airflow_provider_confluence.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def token(
 
 def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     """The settings of the ``confluence_oauth`` connection with this id; None when there is no usable one."""
-    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     try:
         conn = get_connection(conn_id)

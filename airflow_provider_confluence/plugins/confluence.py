@@ -18,10 +18,10 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
-from airflow_provider_confluence._compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_confluence.version_compat import PLUGINS_SERVE_FASTAPI_APPS
 from airflow_provider_confluence.macros import access_token
 
-URL_PREFIX = "/confluence-oauth"  # the same as airflow_provider_confluence.broker.URL_PREFIX (not imported: cheap)
+URL_PREFIX = "/confluence-oauth"  # the same as airflow_provider_confluence.auth.broker.client.URL_PREFIX (not imported: cheap)
 
 
 class ConfluencePlugin(AirflowPlugin):
@@ -35,7 +35,7 @@ class ConfluencePlugin(AirflowPlugin):
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]  # lazy: see the module docstring
         """The app mounted at ``/confluence-oauth`` (Airflow 3 only), built on first use."""
-        if not AIRFLOW_V_3_0_PLUS:
+        if not PLUGINS_SERVE_FASTAPI_APPS:
             return []
         from airflow_provider_confluence.plugins.app import get_app
 
@@ -48,7 +48,7 @@ class ConfluencePlugin(AirflowPlugin):
         It opens as its own page, not in the UI's frame (no ``url_route``): the frame's sandbox forbids the
         top-level navigation that the Connect button starts towards Atlassian's consent screen.
         """
-        if not AIRFLOW_V_3_0_PLUS:
+        if not PLUGINS_SERVE_FASTAPI_APPS:
             return []
         return [
             {

@@ -27,10 +27,10 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from airflow_provider_confluence import oauth
-from airflow_provider_confluence._compat import connection_details, get_connection, mask_secret
-from airflow_provider_confluence.consent_state import ConsentStates, finish_consent, save_grant
-from airflow_provider_confluence.deployment import connection_settings
+from airflow_provider_confluence.auth import oauth
+from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
+from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
+from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
     HEADERS,
@@ -40,9 +40,9 @@ from airflow_provider_confluence.plugins.pages import (
     success_page,
 )
 from airflow_provider_confluence.plugins.single_use import SingleUseLedger
-from airflow_provider_confluence.plugins.status import CONN_TYPE, DATABASE, all_statuses, connection_source
-from airflow_provider_confluence.settings import ConnectionSettings
-from airflow_provider_confluence.stores import ConnectionTokenStore, fingerprint
+from airflow_provider_confluence.auth.status import CONN_TYPE, DATABASE, all_statuses, connection_source
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
 
 log = logging.getLogger(__name__)
 

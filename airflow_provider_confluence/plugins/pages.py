@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from html import escape
 from urllib.parse import quote
 
-from airflow_provider_confluence.plugins.status import ConnectionStatus, format_days, format_time
+from airflow_provider_confluence.auth.status import ConnectionStatus, format_days, format_time
 
 #: Response headers of every page: never cached (the callback URL carries a code), never framed by others.
 HEADERS = {

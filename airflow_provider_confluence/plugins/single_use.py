@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_confluence._compat import create_session
+from airflow_provider_confluence.version_compat import create_session
 
 TABLE = "confluence_oauth_single_use"
 #: How often (seconds) a claim also deletes the rows whose time has passed.
@@ -88,7 +88,7 @@ class SingleUseLedger:
 
 
 class SharedNonces:
-    """The token broker's seen nonces (a :class:`~airflow_provider_confluence.broker_protocol.NonceLedger`),
+    """The token broker's seen nonces (a :class:`~airflow_provider_confluence.auth.broker.protocol.NonceLedger`),
     claimed in the single-use table, so that a request replayed to another API-server worker or host is refused."""
 
     def __init__(self, ledger: SingleUseLedger | None = None) -> None:

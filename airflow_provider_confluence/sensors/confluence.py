@@ -13,7 +13,7 @@ from airflow_provider_confluence.links.confluence import ConfluencePageLink
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-    from airflow_provider_confluence.sensors.page_check import PageWait
+    from airflow_provider_confluence.triggers.page_check import PageWait
 
 
 class ConfluencePageSensor(BaseSensorOperator):
@@ -76,7 +76,7 @@ class ConfluencePageSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def _wait(self) -> PageWait:
-        from airflow_provider_confluence.sensors.page_check import PageWait
+        from airflow_provider_confluence.triggers.page_check import PageWait
 
         return PageWait.build(page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
                               title=self.title, min_version=self.min_version, label=self.page_label)
@@ -124,7 +124,7 @@ class ConfluencePageSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the page's summary, or raise the error the trigger met."""
-        from airflow_provider_confluence.sensors.page_check import error_from_event
+        from airflow_provider_confluence.triggers.page_check import error_from_event
 
         if not isinstance(event, dict) or event.get("status") != "found" or not isinstance(event.get("page"), dict):
             raise error_from_event(event if isinstance(event, dict) else {"message": f"Unexpected event {event!r}."})

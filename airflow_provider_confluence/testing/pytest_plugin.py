@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from airflow_provider_confluence.endpoints import ALLOWED_HOSTS_ENV
+from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_ENV
 
 from .emulator import FakeAtlassian
 

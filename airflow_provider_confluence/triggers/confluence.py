@@ -32,7 +32,7 @@ from airflow_provider_confluence.exceptions import ConfluenceError
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-    from airflow_provider_confluence.sensors.page_check import PageWait
+    from airflow_provider_confluence.triggers.page_check import PageWait
 
 
 #: Checks run in a pool of their own, so that slow answers (retries wait out Retry-After) never hold the event
@@ -102,7 +102,7 @@ class ConfluencePageTrigger(BaseTrigger):
         )
 
     def _wait(self) -> PageWait:
-        from airflow_provider_confluence.sensors.page_check import PageWait
+        from airflow_provider_confluence.triggers.page_check import PageWait
 
         return PageWait.build(page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
                               title=self.title, min_version=self.min_version, label=self.label)
@@ -114,7 +114,7 @@ class ConfluencePageTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep ``poke_interval``, check again; yield one event when the page is there or on an error."""
-        from airflow_provider_confluence.sensors.page_check import error_event
+        from airflow_provider_confluence.triggers.page_check import error_event
 
         try:
             wait = self._wait()

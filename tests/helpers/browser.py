@@ -1,4 +1,4 @@
-"""Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium, for tests/test_browser.py.
+"""Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium, for tests/system/test_browser.py.
 
 Nothing is downloaded: the browser is ``/usr/bin/chromium`` and the driver ``/usr/bin/chromedriver``, both from
 Debian (``scripts/ensure-chromium.sh`` installs them). The driver path is given to Selenium explicitly, so

@@ -42,7 +42,8 @@ def stored_extra(session, conn_id: str) -> str:
 
 
 def install_fault(point: str) -> None:
-    from airflow_provider_confluence import oauth, stores
+    from airflow_provider_confluence.auth import oauth
+    from airflow_provider_confluence.auth.stores import choice as stores
 
     if point == "after_response":
         real_refresh = oauth.refresh

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_confluence.client import ConfluenceClient
+from airflow_provider_confluence.client.confluence import ConfluenceClient
 
 
 class StaticTokens:

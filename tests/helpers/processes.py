@@ -20,27 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from conftest import IN_CI, run_airflow
+from helpers.airflow_env import IN_CI, run_airflow
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def emulator_port() -> int:
-    """A port reserved for the emulator of a module whose Airflow processes start before the test's emulator
-    does: they get ``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS=127.0.0.1:<port>``. Import it together with
-    :func:`fake_atlassian_port` into the test module."""
-    return free_port()
-
-
-@pytest.fixture
-def fake_atlassian_port(emulator_port: int) -> int:
-    """Overrides the plugin's fixture: ``fake_atlassian`` listens on the module's :func:`emulator_port`."""
-    return emulator_port
 
 
 def stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0, kill_wait: float = 5.0) -> None:

@@ -1,0 +1,76 @@
+"""What the token stores share: fingerprints, the host file lock, and a database session of their own."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from airflow_provider_confluence.version_compat import create_session, masking_stays_in_process
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+#: The Variable store keeps a connection's state in ``confluence_oauth__<conn_id>``.
+VARIABLE_PREFIX = "confluence_oauth__"
+
+
+def fingerprint(secret: str | None) -> str | None:
+    """A short, one-way fingerprint of a token, safe to log and store beside it."""
+    if not secret:
+        return None
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+@contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """An exclusive lock shared by every process on this host (``flock`` on a file in the temp folder)."""
+    folder = os.path.join(tempfile.gettempdir(), "airflow-provider-confluence")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, hashlib.sha256(name.encode()).hexdigest()[:24] + ".lock")
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def private_session() -> Iterator[Session]:
+    """A session of its own (not the thread's scoped one) for a locked transaction.
+
+    Any ``create_session()`` run meanwhile in the same thread would otherwise get the SAME scoped session, and
+    commit and close it on exit: releasing the row lock and detaching the row, so that the save that follows
+    would write nothing.
+    """
+    from airflow import settings
+
+    factory = getattr(getattr(settings, "Session", None), "session_factory", None)
+    if factory is None:
+        with create_session() as session:
+            yield session
+        return
+    with masking_stays_in_process():
+        session = factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def row_lock_or_host_lock(session: Session, name: str) -> contextlib.AbstractContextManager[None]:
+    """The host file lock ``name`` on SQLite (which has no row locks), else nothing: the row lock does the job."""
+    bind = session.get_bind()
+    if bind is not None and bind.dialect.name == "sqlite":
+        return host_lock(name)
+    return contextlib.nullcontext()

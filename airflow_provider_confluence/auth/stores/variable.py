@@ -1,0 +1,194 @@
+"""The Variable token stores: ``confluence_oauth__<conn_id>`` under a host file lock, or under its row's lock.
+
+:class:`VariableRowTokenStore` keeps the state of a connection from an environment variable or a secrets
+backend (which has no row to write) in a Variable locked with ``SELECT ... FOR UPDATE``. :class:`VariableTokenStore`
+(``token_store=variable``, or ``[confluence] token_broker = False`` on Airflow 3) locks a HOST file: safe only
+while every process that uses the connection runs on one host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confluence.auth.stores.support import (
+    VARIABLE_PREFIX,
+    fingerprint,
+    host_lock,
+    private_session,
+    row_lock_or_host_lock,
+)
+from airflow_provider_confluence.auth.tokens import TokenState
+from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
+from airflow_provider_confluence.version_compat import create_session, get_variable, set_variable
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+
+class _VariableTransaction:
+    def __init__(self, store: VariableTokenStore) -> None:
+        self._store = store
+        self.state = store.load()
+
+    def save(self, state: TokenState) -> None:
+        self._store.write(state)
+        self.state = state
+
+
+class VariableTokenStore:
+    """Token state as JSON in the Variable ``confluence_oauth__<conn_id>``, locked per host.
+
+    :param conn_id: the connection id.
+    :param seed_refresh_token: the refresh token in the connection; when its fingerprint differs from the one
+        the Variable was seeded from (a new consent), the connection's token wins.
+    """
+
+    name = "variable"
+
+    def __init__(self, conn_id: str, seed_refresh_token: str | None) -> None:
+        self.conn_id = conn_id
+        self.key = VARIABLE_PREFIX + conn_id
+        self._seed = seed_refresh_token
+
+    def load(self) -> TokenState:
+        try:
+            raw = get_variable(self.key)
+        except Exception as exc:
+            raise ConfluenceTokenStoreError(
+                f"Could not read Variable {self.key!r} ({type(exc).__name__}); nothing was changed."
+            ) from None
+        return self.parse(raw)
+
+    def parse(self, raw: str | None) -> TokenState:
+        """The state in the Variable's raw value, or the seed when the connection holds a newer consent."""
+        data: dict[str, Any] = {}
+        if raw:
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                data = {}
+            if not isinstance(data, dict) or not data:
+                raise ConfluenceTokenStoreError(
+                    f"Variable {self.key!r} does not hold this provider's JSON token state, so it was left "
+                    "alone. If the connection holds a refresh token from a new consent, delete the Variable."
+                )
+        seed = fingerprint(self._seed)
+        if seed and data.get("seed_fingerprint") != seed:
+            if data:
+                log.info("Connection %r holds a new refresh token (fingerprint %s); it replaces the state in "
+                         "Variable %r.", self.conn_id, seed, self.key)
+            return TokenState(refresh_token=self._seed)
+        return TokenState.from_mapping(data)
+
+    def serialize(self, state: TokenState) -> str:
+        """The Variable's value for ``state``, with the fingerprint of the seed it descends from."""
+        data = state.to_dict()
+        data["seed_fingerprint"] = fingerprint(self._seed)
+        return json.dumps(data)
+
+    @property
+    def description(self) -> str:
+        return (f"Rotated OAuth token state of connection {self.conn_id!r}, kept by airflow-provider-confluence. "
+                "Do not edit.")
+
+    def write(self, state: TokenState) -> None:
+        """Save ``state`` with the fingerprint of the connection's refresh token it descends from."""
+        try:
+            set_variable(self.key, self.serialize(state), description=self.description)
+        except Exception as exc:
+            raise ConfluenceTokenStoreError(
+                f"Could not save the rotated token state into Variable {self.key!r} ({type(exc).__name__}); the "
+                "new token was not used. Run the task again within 10 minutes so that Atlassian still accepts "
+                "the previous refresh token."
+            ) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[_VariableTransaction]:
+        with host_lock(f"variable:{self.key}"):
+            yield _VariableTransaction(self)
+
+
+class _VariableRowTransaction:
+    def __init__(self, store: VariableRowTokenStore, session: Session, row: Any) -> None:
+        self._store = store
+        self._session = session
+        self._row = row
+        self.state = store.parse(row.get_val())
+
+    def save(self, state: TokenState) -> None:
+        try:
+            self._row.set_val(self._store.serialize(state))
+            self._session.commit()
+        except Exception as exc:
+            self._session.rollback()
+            raise ConfluenceTokenStoreError(
+                f"Could not save the rotated token state into Variable {self._store.key!r} ({type(exc).__name__}); "
+                "the new token was not used. Check the metadata database, then run the task again within 10 "
+                "minutes so that Atlassian still accepts the previous refresh token."
+            ) from None
+        self.state = state
+
+
+class VariableRowTokenStore(VariableTokenStore):
+    """The same Variable and JSON, locked with ``SELECT ... FOR UPDATE`` on the Variable's row (no host lock).
+
+    The store of a connection that has no row to lock (env var, secrets backend), in every process that may use
+    the ORM: Airflow 2.11 workers, and on Airflow 3 the token broker in the API server, the scheduler, the CLI
+    and an in-process ``dag.test()``. The row is created (seeded from the connection's refresh token) on first
+    use, so that there is always something to lock.
+    """
+
+    def __init__(self, conn_id: str, seed_refresh_token: str | None) -> None:
+        super().__init__(conn_id, seed_refresh_token)
+        self._local = threading.local()
+
+    def _query(self, session: Session) -> Any:
+        from airflow.models.variable import Variable
+
+        return session.query(Variable).filter(Variable.key == self.key)
+
+    def load(self) -> TokenState:
+        active = getattr(self._local, "session", None)
+        if active is not None:
+            row = self._query(active).populate_existing().one_or_none()
+            return self.parse(row.get_val() if row is not None else None)
+        with create_session() as session:
+            row = self._query(session).one_or_none()
+            return self.parse(row.get_val() if row is not None else None)
+
+    def _locked_row(self, session: Session) -> Any:
+        from sqlalchemy.exc import IntegrityError
+
+        from airflow.models.variable import Variable
+
+        for _ in range(3):
+            row = self._query(session).with_for_update().one_or_none()
+            if row is not None:
+                return row
+            seed = Variable(key=self.key, val=self.serialize(TokenState(refresh_token=self._seed)),
+                            description=self.description)
+            session.add(seed)
+            try:
+                session.flush()
+            except IntegrityError:
+                session.rollback()  # a sibling created it meanwhile: lock theirs
+                continue
+            return seed
+        raise ConfluenceTokenStoreError(f"Could not create or lock Variable {self.key!r}; nothing was changed.")
+
+    @contextmanager
+    def transaction(self) -> Iterator[_VariableRowTransaction]:  # type: ignore[override]
+        with private_session() as session, row_lock_or_host_lock(session, f"variable:{self.key}"):
+            tx = _VariableRowTransaction(self, session, self._locked_row(session))
+            self._local.session = session
+            try:
+                yield tx
+            finally:
+                self._local.session = None

@@ -1,0 +1,177 @@
+"""Page attachments: list them over v2, upload over v1 (a mixin of the client).
+
+v2 lists a page's attachments (``GET /wiki/api/v2/pages/{id}/attachments``, scope
+``read:attachment:confluence``) but has no upload endpoint, so uploading goes through v1
+``PUT /wiki/rest/api/content/{id}/child/attachment`` ("create or update": a file name the page already has
+gets a new version, any other a new attachment). That call needs the header ``X-Atlassian-Token: no-check``
+(without it Confluence answers 403 "XSRF check failed") and the granular scopes
+``read:content-details:confluence`` + ``write:attachment:confluence`` (classic: ``write:confluence-file``).
+
+Every successful upload makes a new version, so the PUT is NOT idempotent here: it is never re-sent after a
+failure that may have landed (a 5xx, a read timeout). A 429 ("not processed") is waited out and re-sent, with
+a file object rewound first.
+
+This module imports nothing from Airflow and nothing heavy (operators import it at DAG parse time).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from collections.abc import Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
+
+__all__ = ["AttachmentsMixin", "DEFAULT_MEDIA_TYPE", "guess_media_type"]
+
+log = logging.getLogger(__name__)
+
+#: The media type sent when none is given and none can be guessed from the file name.
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+def guess_media_type(filename: str) -> str:
+    """The media type of a file name (``chart.png`` -> ``image/png``), else ``application/octet-stream``."""
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or DEFAULT_MEDIA_TYPE
+
+
+def _check_filename(filename: object) -> str:
+    if not isinstance(filename, str) or not filename.strip():
+        raise ConfluenceConfigError(f"An attachment needs a file name such as 'chart.png', not {filename!r}.")
+    name = filename.strip()
+    if "/" in name or "\\" in name or any(ord(ch) < 32 for ch in name):
+        raise ConfluenceConfigError(
+            f"The attachment name {name[:80]!r} must be a bare file name (no directory, no control characters); "
+            "pass os.path.basename(path) as filename."
+        )
+    return name
+
+
+def _check_data(data: object) -> bytes | IO[bytes]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, str):
+        raise ConfluenceConfigError(
+            "Attachment data must be bytes or a binary file object, not str: encode the text first "
+            "(data.encode('utf-8')) or open the file in binary mode ('rb')."
+        )
+    if not hasattr(data, "read"):
+        raise ConfluenceConfigError(
+            f"Attachment data must be bytes or a binary file object, not {type(data).__name__}."
+        )
+    return data  # type: ignore[return-value]
+
+
+class AttachmentsMixin:
+    """Attachment methods; the host class provides ``request``, ``paginate``, ``url`` and ``_site_url``."""
+
+    if TYPE_CHECKING:
+        _site_url: str | None
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
+        ) -> Any: ...
+
+        def paginate(
+            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+        ) -> Iterator[dict[str, Any]]: ...
+
+        def url(self, path: str) -> str: ...
+
+        def download(self, link: str) -> bytes: ...
+
+    def download_attachment(self, attachment: Mapping[str, Any]) -> bytes:
+        """The content of an attachment (a v2 object, as :meth:`list_attachments` yields), from its
+        ``downloadLink`` through the gateway (GET, retried like every read).
+
+        :raises ConfluenceApiError: when the object has no download link.
+        """
+        raw_links = attachment.get("_links")
+        links = raw_links if isinstance(raw_links, Mapping) else {}
+        link = attachment.get("downloadLink") or links.get("download")
+        if not isinstance(link, str) or not link.strip():
+            raise ConfluenceApiError(200, "GET", self.url("/wiki/api/v2/attachments"), None,
+                                     f"Attachment {attachment.get('id')} has no download link.")
+        data = self.download(link)
+        log.info("Downloaded attachment %s (%d bytes).", attachment.get("id"), len(data))
+        return data
+
+    def list_attachments(self, page_id: str, *, filename: str | None = None) -> Iterator[dict[str, Any]]:
+        """Yield a page's attachments (v2 objects: ``id``, ``title``, ``mediaType``, ``fileSize``, ``version``, ...).
+
+        :param page_id: the page's id.
+        :param filename: only the attachment with this exact file name.
+        :raises ConfluenceNotFound: when there is no such page or the app's user cannot see it.
+        """
+        params = {"filename": filename} if filename else None
+        return self.paginate(f"/wiki/api/v2/pages/{quote(str(page_id), safe='')}/attachments", params)
+
+    def upload_attachment(
+        self,
+        page_id: str,
+        *,
+        filename: str,
+        data: bytes | IO[bytes],
+        media_type: str | None = None,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Attach a file to a page, or add a new version of the page's attachment with this file name.
+
+        Sent once, as a minor edit (watchers get no notification). After a failure that may have landed (a 5xx,
+        a timeout) it is NOT re-sent: look at the page's attachments before trying again.
+
+        :param page_id: the page's id.
+        :param filename: the attachment's file name (no directory), such as ``chart.png``.
+        :param data: the content, as bytes or a binary file object (read from where it stands).
+        :param media_type: the content type (default: guessed from ``filename``, else
+            ``application/octet-stream``).
+        :param comment: a comment for this version of the attachment.
+        :return: the v1 attachment object (``id``, ``title``, ``version.number``, ``extensions.mediaType``,
+            ``extensions.fileSize``, ``_links`` with ``base`` filled in).
+        :raises ConfluenceConfigError: for a bad file name or data; nothing is sent then.
+        """
+        name = _check_filename(filename)
+        body = _check_data(data)
+        kind = (media_type or "").strip() or guess_media_type(name)
+        parts: list[tuple[str, tuple[Any, ...]]] = [("file", (name, body, kind)), ("minorEdit", (None, "true"))]
+        if comment:
+            parts.append(("comment", (None, comment, "text/plain; charset=utf-8")))
+        path = f"/wiki/rest/api/content/{quote(str(page_id), safe='')}/child/attachment"
+        try:
+            answer = self.request(
+                "PUT", path, files=parts, headers={"X-Atlassian-Token": "no-check"}, idempotent=False
+            )
+        except ConfluenceApiError as exc:
+            if (exc.status_code or 0) < 500:
+                raise
+            raise ConfluenceApiError(
+                exc.status_code or 0, exc.method, exc.url, exc.code,
+                f"{exc.detail} The upload of {name!r} may have been processed and was not re-sent: check the "
+                "page's attachments before retrying.",
+            ) from exc
+        results = answer.get("results") if isinstance(answer, dict) else None
+        attachment = results[0] if isinstance(results, list) and results and isinstance(results[0], dict) else None
+        if attachment is None:
+            raise ConfluenceApiError(200, "PUT", self.url(path), None, "The answer lists no attachment.")
+        raw_links = attachment.get("_links")
+        links = raw_links if isinstance(raw_links, dict) else {}
+        if not links.get("base"):
+            answer_links = answer.get("_links") if isinstance(answer.get("_links"), dict) else {}
+            base = answer_links.get("base") or (f"{self._site_url}/wiki" if self._site_url else None)
+            if base:
+                attachment["_links"] = {**links, "base": base}
+        version = attachment.get("version")
+        version = version.get("number") if isinstance(version, dict) else None
+        log.info("Uploaded %r to page %s (attachment %s, version %s).", name, page_id, attachment.get("id"), version)
+        return attachment

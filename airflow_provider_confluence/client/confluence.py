@@ -1,0 +1,331 @@
+"""Confluence Cloud REST v2 (and the few v1 endpoints v2 lacks) over ``requests``, through the OAuth gateway.
+
+:class:`ConfluenceClient` sends every call to ``{api_url}/ex/confluence/{cloudId}/wiki/...`` with a bearer
+token fetched from an :class:`AccessTokenSource` for EACH request, and owns the provider's retries:
+
+* 401 (not "scope does not match"): the token source refreshes, and the request is sent once more;
+  403/404: the same, but only when the stored expiry has passed (the gateway answers 404 on v2 paths for an
+  expired token; FACTS.md section 3). A real 404 costs no refresh.
+* Redirects: a write never follows one; a read follows one on the gateway's own host only
+  (:func:`~.endpoints.redirect_target`).
+* 429 (any method; it means "not processed") and 503 honour ``Retry-After`` through :class:`RetryPolicy`;
+  502, 504, 503 without it, timeouts and connection errors back off exponentially, for idempotent methods only.
+  A POST is never re-sent after a failure that may have landed; ``create_page`` checks instead. A call marked
+  ``idempotent=False`` (the attachment upload, which makes a new version each time) is treated like a POST; a
+  file object is rewound before every re-send.
+
+The typed methods live in mixins (:mod:`.pages`, :mod:`.spaces`, :mod:`.labels`, :mod:`.attachments`,
+:mod:`.search`) to keep this module small.
+This module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import requests
+
+from airflow_provider_confluence.exceptions import (
+    ConfluenceApiError,
+    ConfluenceConfigError,
+    ConfluenceConnectionError,
+    ConfluenceError,
+    ConfluenceScopeError,
+)
+from airflow_provider_confluence.client.attachments import AttachmentsMixin
+from airflow_provider_confluence.client.comments import CommentsMixin
+from airflow_provider_confluence.config.endpoints import redirect_target
+from airflow_provider_confluence.client.labels import LabelsMixin
+from airflow_provider_confluence.client.pages import PagesMixin
+from airflow_provider_confluence.client.pagination import join_next_link, join_v1_next_link, next_link
+from airflow_provider_confluence.client.responses import error_from_response, parse_json_body, rate_limit_warnings, redact
+from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
+from airflow_provider_confluence.client.search import SearchMixin
+from airflow_provider_confluence.client.spaces import SpacesMixin
+
+__all__ = ["AccessTokenSource", "ConfluenceClient", "IDEMPOTENT_METHODS", "DEFAULT_PAGE_LIMIT"]
+
+log = logging.getLogger(__name__)
+
+#: Methods that may be sent again after a failure that may have landed.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: ``limit`` sent by :meth:`ConfluenceClient.paginate` unless the caller gives one (the v2 maximum).
+DEFAULT_PAGE_LIMIT = 250
+_RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    requests.exceptions.ConnectionError,  # includes ConnectTimeout, SSLError, ProxyError
+    requests.exceptions.Timeout,  # ReadTimeout
+    requests.exceptions.ChunkedEncodingError,
+)
+_USER_AGENT = "airflow-provider-confluence"
+
+
+class AccessTokenSource(Protocol):
+    """Where the client gets bearer tokens; implemented by :class:`~.tokens.TokenManager`."""
+
+    def get_access_token(self) -> str:
+        """Return a valid access token, refreshing it first if needed."""
+
+    def refresh_rejected(self, rejected_token: str) -> str:
+        """The token was refused with 401: refresh (or adopt a newer stored one) and return it."""
+
+    def access_token_expired(self) -> bool:
+        """Return True when the STORED expiry of the access token has passed."""
+
+
+def _sleep(seconds: float) -> None:
+    """The default wait between retries, looked up at call time so tests can replace it."""
+    time.sleep(seconds)
+
+
+def _uncertain(exc: BaseException) -> bool:
+    """True for a failure after which the server may have processed the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False  # no connection was made
+    return isinstance(exc, _TRANSPORT_ERRORS)
+
+
+class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin):
+    """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
+
+    No network in ``__init__``: the cloud id (when given as a callable) is resolved on first use, once.
+
+    :param api_url: the Atlassian API URL, ``https://api.atlassian.com`` in production.
+    :param cloud_id: the site's cloud id, or a callable that finds it (called once, lazily).
+    :param tokens: the source of access tokens.
+    :param site_url: the Confluence site (``https://x.atlassian.net``); used for ``_links.base`` when Confluence
+        omits it. Requests are never sent there (an OAuth token is refused by the site itself).
+    :param session: a ``requests.Session`` to use (default: a new one).
+    :param timeout: connect and read timeout of every request, in seconds.
+    :param retry: the retry policy.
+    :param sleep: how to sleep between retries (default :func:`time.sleep`; inject a recorder in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        cloud_id: str | Callable[[], str],
+        tokens: AccessTokenSource,
+        site_url: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if not api_url or not api_url.strip().lower().startswith(("https://", "http://")):
+            raise ConfluenceConfigError(
+                f"api_url must be an http(s) URL such as https://api.atlassian.com, not {api_url!r}."
+            )
+        self._api_url = api_url.strip().rstrip("/")
+        self._cloud_id_source = cloud_id
+        self._cloud_id: str | None = None
+        self._cloud_id_lock = threading.Lock()
+        self._tokens = tokens
+        self._site_url = site_url.strip().rstrip("/") if site_url else None
+        self._session = session if session is not None else requests.Session()
+        self._timeout = timeout
+        self._retry = retry
+        self._sleep = sleep or _sleep
+        #: HTTP requests sent to Confluence so far (retries included), for progress logs and benchmarks.
+        self.request_count = 0
+
+    @property
+    def cloud_id(self) -> str:
+        """The site's cloud id (resolved on first use, once)."""
+        if self._cloud_id is None:
+            with self._cloud_id_lock:
+                if self._cloud_id is None:
+                    source = self._cloud_id_source
+                    value = source if isinstance(source, str) else source()
+                    value = (value or "").strip()
+                    if not value or "/" in value:
+                        raise ConfluenceConfigError(
+                            f"The cloud id {value!r} is not usable; check the connection's cloud_id."
+                        )
+                    self._cloud_id = value
+        return self._cloud_id
+
+    @property
+    def gateway_base(self) -> str:
+        """``{api_url}/ex/confluence/{cloudId}``: the root that ``/wiki/...`` paths are joined onto."""
+        return f"{self._api_url}/ex/confluence/{quote(self.cloud_id, safe='')}"
+
+    def url(self, path: str) -> str:
+        """The full gateway URL of ``path`` (``/wiki/api/v2/...`` or an absolute gateway URL).
+
+        :param path: a path starting with ``/wiki`` or an absolute URL on the gateway's host.
+        :raises ConfluenceError: for an absolute URL on another host.
+        """
+        if not path.lower().startswith(("http://", "https://", "/")):
+            path = "/" + path
+        return join_next_link(self.gateway_base, path)
+
+    def request(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+    ) -> Any:
+        """Send one call with the client's auth handling and retries; return the parsed JSON (None for 204).
+
+        :param method: the HTTP method.
+        :param path: ``/wiki/api/v2/...`` (or ``/wiki/rest/api/...``), or an absolute gateway URL.
+        :param params: query parameters.
+        :param json: a JSON-able request body.
+        :param files: multipart parts, as ``requests`` takes them (``[("file", (name, data, type)), ...]``); a
+            file object is rewound to where it stood before every re-send.
+        :param headers: extra request headers (``X-Atlassian-Token: no-check``); they cannot replace
+            ``Authorization``.
+        :param idempotent: whether the call may be re-sent after a failure that may have landed (default: by
+            method; GET/PUT/DELETE yes, POST no). ``False`` still waits out a 429 ("not processed") and re-sends.
+        :raises ConfluenceApiError: (or a subclass) for a non-2xx answer after retries.
+        :raises ConfluenceError: when no answer arrived (connection error, timeout).
+        """
+        url = self.url(path)
+        return self._send(method, url, params=params, json_body=json, files=files, headers=headers,
+                          idempotent=idempotent)[0]
+
+    def download(self, link: str) -> bytes:
+        """The bytes behind a download link (an attachment's ``downloadLink``, relative to the site's ``/wiki``).
+
+        The link is joined onto the gateway's ``/wiki`` (``{api_url}/ex/confluence/{cloudId}/wiki/download/...``),
+        never onto the site's host, and sent with the OAuth token like every call.
+
+        :raises ConfluenceError: for a link to another host, or one that is not a path.
+        """
+        url = join_v1_next_link(self.gateway_base, link)
+        return bytes(self._send("GET", url, raw=True)[0])
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the ``results`` of a cursor-paginated listing one by one, following ``next`` links.
+
+        Sends ``limit=250`` unless ``params`` has a limit. Memory stays constant (only the visited page URLs are
+        remembered, to refuse a looping cursor).
+
+        :param path: the listing's path, such as ``/wiki/api/v2/spaces``.
+        :param params: query parameters of the first request (next links carry their own).
+        :param api: ``v2`` (next links relative to the site root) or ``v1`` (relative to ``/wiki``).
+        :raises ConfluenceError: when a next link repeats an earlier one, or points to another host.
+        """
+        for results, _ in self.iter_pages(path, params, api=api):
+            yield from results
+
+    def iter_pages(
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+    ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+        """Yield ``(results, body)`` for each page of a listing; see :meth:`paginate`."""
+        join = join_v1_next_link if api == "v1" else join_next_link
+        query: dict[str, Any] = dict(params or {})
+        query.setdefault("limit", DEFAULT_PAGE_LIMIT)
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(self.url(path), query)
+        url = str(prepared.url)
+        seen = {url}
+        while True:
+            body, headers = self._send("GET", url)
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                raise ConfluenceApiError(200, "GET", url, None, "The answer has no 'results' list; is this a listing?")
+            yield results, body
+            link = next_link(body, headers)
+            if link is None:
+                return
+            url = join(self.gateway_base, link)
+            if url in seen:
+                raise ConfluenceError(
+                    f"Confluence sent a next link that was already followed ({url}); stopping instead of looping."
+                )
+            seen.add(url)
+
+    def _send(
+        self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+        state: RetryState | None = None, raw: bool = False,
+    ) -> tuple[Any, Mapping[str, str]]:
+        """The retry loop; returns (parsed JSON, or with ``raw`` the body's bytes; response headers)."""
+        method = method.upper()
+        idempotent = method in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        if files is not None and json_body is not None:
+            raise ConfluenceConfigError("A request has either a JSON body or multipart files, not both.")
+        marks = file_marks(files)
+        extra = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        state = state if state is not None else RetryState()
+        auth_retried = False
+        token: str | None = None
+        used: list[str] = []  # every token sent during this call: none may appear in an error message
+        tries = 0
+        redirects = 0
+        while True:
+            if tries and not rewind(marks):
+                raise ConfluenceError(
+                    f"{method} {url} had to be sent again, but its file cannot be rewound and was not re-sent; "
+                    "pass bytes or a seekable file."
+                )
+            tries += 1
+            sent = token if token is not None else self._tokens.get_access_token()
+            token = None
+            if sent not in used:
+                used.append(sent)
+            request_headers = {**extra, "Authorization": f"Bearer {sent}",
+                               "Accept": "*/*" if raw else "application/json",
+                               "User-Agent": _USER_AGENT}
+            self.request_count += 1
+            try:
+                response = self._session.request(
+                    method, url, params=params, json=json_body, files=files, headers=request_headers,
+                    timeout=self._timeout, allow_redirects=False,
+                )
+            except _TRANSPORT_ERRORS as exc:
+                state.failures += 1
+                delay = self._retry.next_delay(state.failures, state.waited) if idempotent else None
+                reason = redact(f"{type(exc).__name__}: {exc}", used)[:300]
+                if delay is None:
+                    log.warning("%s %s failed with no answer (%s); not retrying", method, url, type(exc).__name__)
+                    what = (f"failed after {state.failures} tries" if idempotent else "failed before an answer "
+                            "arrived; it may or may not have been processed, and was not re-sent")
+                    raise ConfluenceConnectionError(f"{method} {url} {what} ({reason}).") from exc
+                self._wait(method, url, type(exc).__name__, delay, state)
+                state.resent_after_uncertain |= _uncertain(exc)
+                continue
+            status = response.status_code
+            if response.is_redirect:
+                url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects)
+                params, redirects, token = None, redirects + 1, sent  # the target carries its own query
+                continue
+            if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
+                log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
+            if 200 <= status < 300 and raw:
+                return response.content, response.headers
+            if 200 <= status < 300:
+                return parse_json_body(method, url, status, response.content, response.headers), response.headers
+            error = error_from_response(method, url, status, response.content, response.headers, secrets=used)
+            if isinstance(error, ConfluenceScopeError):
+                raise error
+            if not auth_retried and (status == 401 or (status in (403, 404) and self._tokens.access_token_expired())):
+                auth_retried = True
+                log.info("%s %s answered %s; refreshing the access token and retrying once", method, url, status)
+                token = self._tokens.refresh_rejected(sent)
+                continue
+            if status in _RETRIED_STATUSES and (idempotent or status == 429):
+                state.failures += 1
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                delay = self._retry.next_delay(state.failures, state.waited, retry_after)
+                if delay is not None:
+                    self._wait(method, url, str(status), delay, state)
+                    state.resent_after_uncertain |= status != 429
+                    continue
+            raise error
+
+    def _wait(self, method: str, url: str, reason: str, delay: float, state: RetryState) -> None:
+        log.warning(
+            "%s %s: %s; retrying in %.1f s (try %d of %d)",
+            method, url, reason, delay, state.failures + 1, self._retry.max_attempts,
+        )
+        self._sleep(delay)
+        state.waited += delay

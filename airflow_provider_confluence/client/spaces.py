@@ -1,0 +1,100 @@
+"""Typed space methods of :class:`~airflow_provider_confluence.client.confluence.ConfluenceClient` (a mixin).
+
+Kept apart from ``client.py`` so that the transport (auth, retries, pagination) stays small and readable.
+This module imports nothing from Airflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceNotFound
+
+__all__ = ["SPACES_PATH", "SpacesMixin", "csv_param"]
+
+SPACES_PATH = "/wiki/api/v2/spaces"
+
+
+def csv_param(value: str | Iterable[str]) -> str:
+    """A v2 array query parameter: ``["A", "B"]`` -> ``"A,B"`` (a string is passed through)."""
+    if isinstance(value, str):
+        return value.strip()
+    return ",".join(str(item).strip() for item in value if str(item).strip())
+
+
+class SpacesMixin:
+    """Space methods; the host class provides ``request``, ``paginate`` and ``url``."""
+
+    if TYPE_CHECKING:
+
+        def request(
+            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+        ) -> Any: ...
+
+        def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]: ...
+
+        def url(self, path: str) -> str: ...
+
+    def iter_spaces(
+        self,
+        *,
+        keys: str | Iterable[str] | None = None,
+        space_type: str | None = None,
+        status: str | None = None,
+        labels: str | Iterable[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the spaces the app's user can see, one by one (250 per request).
+
+        :param keys: only these space keys (a list, or a comma-separated string).
+        :param space_type: ``global``, ``collaboration``, ``knowledge_base`` or ``personal``.
+        :param status: ``current`` or ``archived``.
+        :param labels: only spaces with these labels (a list, or a comma-separated string).
+        """
+        params: dict[str, Any] = {}
+        if keys:
+            params["keys"] = csv_param(keys)
+        if space_type:
+            params["type"] = space_type
+        if status:
+            params["status"] = status
+        if labels:
+            params["labels"] = csv_param(labels)
+        return self.paginate(SPACES_PATH, params)
+
+    def get_space(self, space_id: str) -> dict[str, Any]:
+        """Return one space by its id.
+
+        :param space_id: the space's numeric id (not its key; see :meth:`get_space_id`).
+        :raises ConfluenceNotFound: when there is no such space or the app's user cannot see it.
+        """
+        space = self.request("GET", f"{SPACES_PATH}/{quote(str(space_id), safe='')}")
+        if not isinstance(space, dict):
+            url = self.url(f"{SPACES_PATH}/{space_id}")
+            raise ConfluenceApiError(200, "GET", url, None, "The answer is not a space.")
+        return space
+
+    def get_space_id(self, space_key: str) -> str:
+        """Return the id of the space with this key (``GET /spaces?keys=KEY``).
+
+        :param space_key: the space key, such as ``DOCS`` (personal spaces start with ``~``).
+        :raises ConfluenceNotFound: when no space has this key or the app's user cannot see it.
+        """
+        key = (space_key or "").strip()
+        if not key:
+            raise ConfluenceConfigError("A space key is required.")
+        body = self.request("GET", SPACES_PATH, params={"keys": key})
+        results = body.get("results") if isinstance(body, dict) else None
+        candidates = [r for r in results or [] if isinstance(r, dict) and r.get("id") is not None]
+        match = next((r for r in candidates if r.get("key") == key), candidates[0] if candidates else None)
+        if match is None:
+            raise ConfluenceNotFound(
+                404,
+                "GET",
+                f"{self.url(SPACES_PATH)}?{urlencode({'keys': key})}",
+                None,
+                f"No space with key {key!r}. Check the key (keys are case-sensitive; personal spaces start with ~) "
+                "and that the app's user can see the space.",
+            )
+        return str(match["id"])

@@ -1,0 +1,316 @@
+"""Create or update a page without ever overwriting anything silently.
+
+* :func:`publish` (and :func:`publish_page`, which returns only the page): create the page, or apply ``if_exists`` to the existing page of the same title: ``fail``
+  names it, ``skip`` keeps it, ``update`` writes a new version. A lost race (a sibling created the page between
+  our check and our create) is resolved by reading the page again, not by creating a second one.
+* :func:`update_page_body`: write a new version of a page by id, ``replace`` or ``append``; an unchanged page
+  makes no new version, and a 409 (someone wrote a version meanwhile) re-reads the page and tries once more.
+* :func:`resolve_parent_id`: the parent page by id or by title.
+
+Labels (``labels=``) are added after the page is written, and only those it lacks. Their names are checked
+before anything is written, so a bad label never leaves a half-done page behind.
+
+This module imports nothing from Airflow and nothing heavy (operators import it at DAG parse time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confluence.exceptions import (
+    ConfluenceApiError,
+    ConfluenceConfigError,
+    ConfluenceConflict,
+    ConfluenceNotFound,
+)
+from airflow_provider_confluence.client.labels import normalize_labels
+from airflow_provider_confluence.content.storage_format import escape_text, to_storage
+from airflow_provider_confluence.content.summaries import page_summary, page_url
+
+if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
+    from airflow_provider_confluence.client.confluence import ConfluenceClient
+
+__all__ = [
+    "IF_EXISTS",
+    "Published",
+    "REPRESENTATIONS",
+    "STATUSES",
+    "UPDATE_MODES",
+    "check_page_options",
+    "page_summary",
+    "page_url",
+    "publish",
+    "publish_page",
+    "resolve_parent_id",
+    "update_page_body",
+]
+
+log = logging.getLogger(__name__)
+
+IF_EXISTS = ("fail", "skip", "update")
+#: The representations Confluence takes on the wire (``markdown`` and ``table`` are converted to storage first).
+REPRESENTATIONS = ("storage", "atlas_doc_format", "wiki")
+STATUSES = ("current", "draft")
+UPDATE_MODES = ("replace", "append")
+
+
+def check_page_options(*, if_exists: str, representation: str, status: str) -> None:
+    """Refuse unknown option values early (at DAG parse time when called from an operator's constructor)."""
+    for name, value, allowed in (
+        ("if_exists", if_exists, IF_EXISTS),
+        ("representation", representation, REPRESENTATIONS),
+        ("status", status, STATUSES),
+    ):
+        if value not in allowed:
+            raise ConfluenceConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}.")
+
+
+def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
+    return exc.status_code == 400 and "already exists" in exc.detail.lower()
+
+
+def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str]) -> None:
+    if labels:
+        client.add_page_labels(str(page["id"]), labels)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish` did: the page as Confluence answered it, and ``action``, one of
+    ``created``, ``updated``, ``unchanged`` (``if_exists="update"`` with nothing to change) or ``skipped``."""
+
+    page: dict[str, Any]
+    action: str
+
+    @property
+    def changed(self) -> bool:
+        """True when a page or a new version was written."""
+        return self.action in ("created", "updated")
+
+
+def publish_page(
+    client: ConfluenceClient,
+    *,
+    space_id: str,
+    title: str,
+    body: Any,
+    parent_id: str | None = None,
+    parent_title: str | None = None,
+    representation: str = "storage",
+    status: str = "current",
+    if_exists: str = "fail",
+    labels: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """:func:`publish`, returning only the page."""
+    return publish(client, space_id=space_id, title=title, body=body, parent_id=parent_id, parent_title=parent_title,
+                   representation=representation, status=status, if_exists=if_exists, labels=labels).page
+
+
+def publish(
+    client: ConfluenceClient,
+    *,
+    space_id: str,
+    title: str,
+    body: Any,
+    parent_id: str | None = None,
+    parent_title: str | None = None,
+    representation: str = "storage",
+    status: str = "current",
+    if_exists: str = "fail",
+    labels: Iterable[str] | None = None,
+) -> Published:
+    """Create the page, or apply ``if_exists`` to the existing page with this title in the space.
+
+    :param body: the body in ``representation``; ``markdown`` and ``table`` bodies are converted to storage
+        format first (:func:`~airflow_provider_confluence.content.storage_format.to_storage`).
+    :param parent_id: the parent page's id; or ``parent_title``, its exact title in the space.
+    :param labels: labels the page must have afterwards (created, updated or skipped); only missing ones are
+        added. Checked before anything is written.
+    :returns: the page as Confluence answered it (created, existing or updated), and what was done.
+    :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
+    :raises ConfluenceConfigError: for a bad option, body or label name, before anything is sent.
+    :raises ConfluenceNotFound: no page titled ``parent_title`` in the space (nothing is created).
+    """
+    representation, body = to_storage(body, representation)
+    check_page_options(if_exists=if_exists, representation=representation, status=status)
+    wanted = normalize_labels(labels)
+    parent_id = resolve_parent_id(client, space_id=space_id, parent_id=parent_id, parent_title=parent_title)
+    existing = client.find_page(space_id=space_id, title=title)
+    if existing is None:
+        try:
+            page = client.create_page(
+                space_id=space_id,
+                title=title,
+                body=body,
+                parent_id=parent_id,
+                representation=representation,
+                status=status,
+            )
+        except ConfluenceApiError as exc:
+            if not _is_duplicate_title(exc):
+                raise
+            existing = client.find_page(space_id=space_id, title=title)
+            if existing is None:
+                raise
+            log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, if_exists)
+        else:
+            log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
+            _add_labels(client, page, wanted)
+            return Published(page, "created")
+    if if_exists == "fail":
+        raise ConfluenceConflict(
+            409,
+            "POST",
+            "/wiki/api/v2/pages",
+            "PAGE_EXISTS",
+            f"A page titled {title!r} already exists in space {space_id} (id {existing.get('id')}, "
+            f"{page_url(existing) or 'no URL'}). Nothing was changed. Use if_exists='skip' to keep it or "
+            "if_exists='update' to write a new version.",
+        )
+    if if_exists == "skip":
+        log.info("Page %r exists (id %s); if_exists=skip leaves it as it is.", title, existing.get("id"))
+        page = client.get_page(str(existing["id"]))
+        _add_labels(client, page, wanted)
+        return Published(page, "skipped")
+    page = update_page_body(client, page_id=str(existing["id"]), title=title, body=body,
+                            representation=representation, status=status, labels=wanted)
+    return Published(page, "updated" if _version(page) != _version(existing) else "unchanged")
+
+
+def update_page_body(
+    client: ConfluenceClient,
+    *,
+    page_id: str,
+    body: Any,
+    title: str | None = None,
+    representation: str = "storage",
+    status: str = "current",
+    mode: str = "replace",
+    message: str | None = None,
+    labels: Iterable[str] | None = None,
+    parent_id: str | None = None,
+    append_key: str | None = None,
+) -> dict[str, Any]:
+    """Write a new version of a page, unless it would be the same as the current one.
+
+    ``replace`` writes ``body`` as the page's body; no new version is made when the body, title, status and
+    parent are already the page's. ``append`` (storage only) writes the current storage body followed by
+    ``body``. With an ``append_key`` (the operator passes one per task run), the appended part starts with an
+    invisible anchor naming the key, and nothing is written when the page already holds that anchor: a retried
+    or re-run task appends once, while another run appends the same text again. Without a key, every call
+    appends. A 409 (someone else wrote a version meanwhile) re-reads the page and tries once more.
+
+    :param page_id: the page's id.
+    :param body: the new body, or the part to append, in ``representation`` (``markdown`` and ``table`` bodies
+        are converted to storage format first).
+    :param title: the new title (default: keep the current one).
+    :param representation: ``storage`` (default), ``atlas_doc_format`` or ``wiki`` (``replace`` only for the
+        last two).
+    :param status: ``current`` (default) or ``draft``.
+    :param mode: ``replace`` (default) or ``append``.
+    :param message: the version comment.
+    :param labels: labels the page must have afterwards; only missing ones are added.
+    :param parent_id: move the page under this parent (same space); a different parent is a change.
+    :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
+    :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
+    :raises ConfluenceConflict: when the page changed again during the retry.
+    """
+    representation, body = to_storage(body, representation)
+    check_page_options(if_exists="update", representation=representation, status=status)
+    if mode not in UPDATE_MODES:
+        raise ConfluenceConfigError(f"mode={mode!r} is not one of {', '.join(UPDATE_MODES)}.")
+    if mode == "append" and representation != "storage":
+        raise ConfluenceConfigError(
+            f"mode='append' needs representation='storage' (Markdown and tables are converted to storage), not "
+            f"{representation!r}: a {representation} body cannot be appended to the page's storage body."
+        )
+    wanted = normalize_labels(labels)
+    read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
+    for attempt in (1, 2):
+        current = client.get_page(page_id, body_format=read_format)
+        new_title = current.get("title") if title is None else title
+        stored = _current_body(current, read_format)
+        if mode == "append":
+            marker = append_marker(append_key) if append_key else ""
+            new_body = stored or ""
+            if not (marker and marker in new_body):
+                new_body += marker + body
+        else:
+            new_body = body
+        same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
+        unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
+        if new_body == stored and unchanged:
+            log.info("Page %s already has this body and title; no new version was made.", page_id)
+            _add_labels(client, current, wanted)
+            return current
+        version = int((current.get("version") or {}).get("number") or 0) + 1
+        try:
+            page = client.update_page(
+                page_id=page_id, title=str(new_title), body=new_body, version=version,
+                representation=representation, status=status, message=message, parent_id=parent_id,
+            )
+        except ConfluenceConflict:
+            if attempt == 2:
+                raise
+            log.warning("Page %s got version %s from someone else while we wrote it (409); reading it again and "
+                        "writing over it (mode=%s).", page_id, version, mode)
+            continue
+        log.info("Updated page %s to version %s (%s).", page_id, version, mode)
+        _add_labels(client, page, wanted)
+        return page
+    raise AssertionError("unreachable")
+
+
+def append_marker(key: str) -> str:
+    """The invisible anchor that starts an appended part: Confluence's anchor macro, named after ``key``."""
+    name = escape_text(f"airflow-append:{key}")
+    return f'<ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">{name}</ac:parameter></ac:structured-macro>'
+
+
+def resolve_parent_id(
+    client: ConfluenceClient, *, space_id: str, parent_id: str | None = None, parent_title: str | None = None
+) -> str | None:
+    """The id of the parent page: ``parent_id`` as given, or the page titled ``parent_title`` in the space.
+
+    Titles are unique within a space, so a title names at most one page; only an exact title matches.
+
+    :param space_id: the space's numeric id.
+    :param parent_id: the parent's id.
+    :param parent_title: the parent's exact title.
+    :returns: the parent's id, or None when neither is given (the page goes under the space's home page).
+    :raises ConfluenceConfigError: when both are given.
+    :raises ConfluenceNotFound: when no page in the space has this title.
+    """
+    parent_id = str(parent_id).strip() if parent_id is not None and str(parent_id).strip() else None
+    parent_title = parent_title if parent_title and parent_title.strip() else None
+    if parent_id and parent_title:
+        raise ConfluenceConfigError(
+            f"Give either parent_id ({parent_id!r}) or parent_title ({parent_title!r}), not both."
+        )
+    if parent_title is None:
+        return parent_id
+    parent = client.find_page(space_id=space_id, title=parent_title)
+    if parent is None or parent.get("id") is None:
+        raise ConfluenceNotFound(
+            404,
+            "GET",
+            client.url("/wiki/api/v2/pages"),
+            None,
+            f"No page titled {parent_title!r} in space {space_id} to use as the parent. Check the title (it must "
+            "match exactly, including case), create the parent page first, or pass parent_id instead.",
+        )
+    log.info("Parent page %r in space %s is page %s.", parent_title, space_id, parent["id"])
+    return str(parent["id"])
+
+
+def _version(page: dict[str, Any]) -> Any:
+    return (page.get("version") or {}).get("number")
+
+
+def _current_body(page: dict[str, Any], representation: str) -> str | None:
+    body = (page.get("body") or {}).get(representation) or {}
+    value = body.get("value")
+    return str(value) if value is not None else None
