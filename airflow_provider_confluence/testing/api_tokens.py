@@ -21,14 +21,14 @@ import binascii
 import datetime
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .auth import AccessCheck, same
 from .canaries import new_secret
 from .clock import Clock
 
 MAX_LIFETIME = 365 * 86400.0
-Expiry = Union[datetime.date, datetime.datetime, float, int, None]
+Expiry = datetime.date | datetime.datetime | float | int | None
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class ApiTokenCredential:
     @property
     def expires_on(self) -> datetime.date:
         """The expiry date (UTC): the value of the provider's ``api_token_expires`` extra."""
-        return datetime.datetime.fromtimestamp(self.expires_at, tz=datetime.timezone.utc).date()
+        return datetime.datetime.fromtimestamp(self.expires_at, tz=datetime.UTC).date()
 
     def basic(self) -> str:
         """The ``Authorization`` header value for this token."""
@@ -64,10 +64,10 @@ def expiry_epoch(expires: Expiry, now: float) -> float:
     if expires is None:
         return now + MAX_LIFETIME
     if isinstance(expires, datetime.datetime):
-        moment = expires if expires.tzinfo else expires.replace(tzinfo=datetime.timezone.utc)
+        moment = expires if expires.tzinfo else expires.replace(tzinfo=datetime.UTC)
         return moment.timestamp()
     if isinstance(expires, datetime.date):
-        return datetime.datetime(expires.year, expires.month, expires.day, tzinfo=datetime.timezone.utc).timestamp()
+        return datetime.datetime(expires.year, expires.month, expires.day, tzinfo=datetime.UTC).timestamp()
     return float(expires)
 
 

@@ -12,11 +12,11 @@ import uuid
 from typing import Any, Iterable
 
 from ._http import ReplyError
+from .api_tokens import ApiTokenModel
 from .auth import DEFAULT_SCOPES, AuthModel
 from .canaries import new_secret
 from .clock import Clock
 from .confluence import ConfluenceModel
-from .api_tokens import ApiTokenModel
 from .knobs import Injector
 from .labels import check_name
 from .quota import QuotaModel

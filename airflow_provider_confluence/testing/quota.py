@@ -42,8 +42,9 @@ from __future__ import annotations
 import datetime
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ._http import Reply
 
@@ -192,7 +193,7 @@ class QuotaModel:
                 return None
             self._counters["quota_rejections"] = self._counters.get("quota_rejections", 0) + 1
             wait = max(1, math.ceil(use.resets_at - self._now()))
-        reset = datetime.datetime.fromtimestamp(use.resets_at, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        reset = datetime.datetime.fromtimestamp(use.resets_at, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%MZ")
         headers = {
             "Retry-After": str(wait),
             "Beta-RateLimit": f'"{use.policy}";r=0;t={wait}',

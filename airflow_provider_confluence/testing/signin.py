@@ -136,7 +136,7 @@ class SignInKnobs:
         """``<site>/_edge/tenant_info`` as the emulator serves it: on its own origin, which stands in for the site
         (the origin that already answers the site's ``/wiki/...`` paths). ``GET`` answers ``{"cloudId": ...}``
         without credentials."""
-        return self.url + "/_edge/tenant_info"
+        return f"{self.url}/_edge/tenant_info"
 
     def api_token_connection(self, credential: ApiTokenCredential, **extra_overrides: Any) -> dict[str, Any]:
         """An Airflow connection dict (``auth_type`` ``api_token``) for this token.

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -174,7 +175,7 @@ def test_api_token_refusals(fake: FakeAtlassian, http: requests.Session, which: 
 
 
 def test_expired_api_token(fake: FakeAtlassian, http: requests.Session) -> None:
-    today = datetime.datetime.fromtimestamp(fake.now(), tz=datetime.timezone.utc).date()
+    today = datetime.datetime.fromtimestamp(fake.now(), tz=datetime.UTC).date()
     api = fake.add_api_token(expires=today + datetime.timedelta(days=2))
     assert api.expires_on == today + datetime.timedelta(days=2)
     assert http.get(gateway(fake, "/api/v2/spaces"), headers={"Authorization": api.basic()}).status_code == 200
@@ -185,7 +186,7 @@ def test_expired_api_token(fake: FakeAtlassian, http: requests.Session) -> None:
 
 
 def test_api_tokens_live_at_most_a_year(fake: FakeAtlassian) -> None:
-    today = datetime.datetime.fromtimestamp(fake.now(), tz=datetime.timezone.utc).date()
+    today = datetime.datetime.fromtimestamp(fake.now(), tz=datetime.UTC).date()
     fake.add_api_token(expires=today + datetime.timedelta(days=365))
     with pytest.raises(ValueError):
         fake.add_api_token(expires=today + datetime.timedelta(days=400))
@@ -280,7 +281,7 @@ def test_quota_exhausted_answers_429_until_the_window_resets(fake: FakeAtlassian
     assert refused.headers["Beta-RateLimit"] == f'"tenant-app-quota";r=0;t={wait}'
     assert "Beta-RateLimit-Policy" not in refused.headers
     reset_at = datetime.datetime.strptime(refused.headers["X-Beta-RateLimit-Reset"], "%Y-%m-%dT%H:%MZ")
-    assert abs(reset_at.replace(tzinfo=datetime.timezone.utc).timestamp() - fake.quota_usage().resets_at) < 60
+    assert abs(reset_at.replace(tzinfo=datetime.UTC).timestamp() - fake.quota_usage().resets_at) < 60
     assert len(fake.pages) == before and fake.counters["quota_rejections"] == 1
     fake.advance(wait)
     again = http.get(gateway(fake, "/api/v2/spaces"), headers=bearer(fake.issue_access_token()))  # the old one expired
