@@ -1,0 +1,253 @@
+"""The three ways to sign in (``auth_type``) through Airflow, against the emulator's service accounts and scoped API
+tokens: a publish and the sensor in ``dag.test()`` runs, ``test_connection``'s live checks, the macros, the
+refusals with their messages, and that nothing is stored and no secret is shown.
+
+The emulator mints every client secret and API token as a canary: the session's leak audit (conftest.py) scans
+every captured output, task log, XCom and rendered field for them. The tests below also look for the Basic
+header's base64 form, which is no canary. Secrets are compared as booleans, so that a failure never prints one.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+import sqlite3
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+from airflow_provider_confluence.operators.confluence import ConfluenceCreatePageOperator
+from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
+from helpers.airflow_env import AIRFLOW_HOME, put_connection, read_variable
+from helpers.dags import new_dag, run_dag
+
+pytestmark = pytest.mark.airflow2
+
+TYPES = ("client_credentials", "api_token")
+
+
+def raw_extra(conn_id: str) -> str | None:
+    """The stored extra as it is in the database (ciphertext: it changes on any write)."""
+    with sqlite3.connect(AIRFLOW_HOME / "airflow.db") as db:
+        row = db.execute("SELECT extra FROM connection WHERE conn_id = ?", (conn_id,)).fetchone()
+    return row[0] if row else None
+
+
+def put_signin(fake: Any, auth_type: str, conn_id: str, **extra: Any) -> dict[str, Any]:
+    """A connection row of this ``auth_type`` for a new credential; the credential's secrets for leak checks."""
+    if auth_type == "client_credentials":
+        cred = fake.add_service_account()
+        conn = fake.service_account_connection(cred, **extra)
+        secrets = [cred.client_secret]
+    else:
+        cred = fake.add_api_token("robot@example.com")
+        conn = fake.api_token_connection(cred, **extra)
+        secrets = [cred.token, base64.b64encode(f"{cred.email}:{cred.token}".encode()).decode()]
+    put_connection(conn_id, conn)
+    return {"conn": conn, "cred": cred, "secrets": secrets}
+
+
+def shown(secrets: list[str], *texts: str) -> bool:
+    return any(secret in text for secret in secrets for text in texts)
+
+
+def nothing_stored(conn_id: str, before: str | None) -> bool:
+    """The connection row is byte-identical and no Variable store or journal appeared."""
+    untouched = raw_extra(conn_id) == before
+    no_variables = read_variable(f"confluence_oauth__{conn_id}") is None and read_variable(
+        f"confluence_oauth_token_journal__{conn_id}") is None
+    return untouched and no_variables
+
+
+@pytest.fixture(params=TYPES)
+def signin(request, fake_atlassian, airflow_db) -> dict[str, Any]:
+    conn_id = f"signin_{request.param}"
+    made = put_signin(fake_atlassian, request.param, conn_id)
+    return {"type": request.param, "conn_id": conn_id, **made}
+
+
+# -- through Airflow ----------------------------------------------------------------------------------
+
+
+def test_a_publish_in_a_dag_run(fake_atlassian, signin, caplog):
+    fake, conn_id = fake_atlassian, signin["conn_id"]
+    fake.add_space("DEMO")
+    before = raw_extra(conn_id)
+    dag = new_dag(f"publish_{signin['type']}")
+    ConfluenceCreatePageOperator(task_id="publish", dag=dag, confluence_conn_id=conn_id, space_key="DEMO",
+                                 title="Nightly report", body="# Nightly\n\nAll green.", representation="markdown")
+    stored = run_dag(dag)
+    page = next(p for p in fake.pages if p["title"] == "Nightly report")
+    assert stored["return_value"]["publish"]["id"] == page["id"]
+    assert stored["confluence_page_url"]["publish"] == f"{fake.site_url}/wiki{page['_links']['webui']}"
+    assert nothing_stored(conn_id, before)
+    counters = fake.counters
+    assert counters.get("refreshes", 0) == 0
+    if signin["type"] == "client_credentials":
+        assert counters["client_credentials_grants"] == 1  # one token for the whole run, from this process's cache
+        assert counters["accessible_resources_calls"] == 1
+    else:
+        assert counters["token_requests"] == 0  # HTTP Basic: no token at all
+        assert counters["tenant_info_calls"] == 1
+    assert shown(signin["secrets"], caplog.text) is False
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_the_sensor_in_a_dag_run(fake_atlassian, signin, mode):
+    fake, conn_id = fake_atlassian, signin["conn_id"]
+    fake.add_space("DEMO")
+    page = fake.add_page("DEMO", "Runbook")
+    fake.fail_next(404, times=1, route="GET /wiki/api/v2/pages/{id}")  # the first look: not there yet
+    dag = new_dag(f"sensor_{signin['type']}_{mode}")
+    ConfluencePageSensor(task_id="wait", dag=dag, confluence_conn_id=conn_id, page_id=page["id"], poke_interval=0.1,
+                         timeout=60, deferrable=mode == "deferrable")
+    stored = run_dag(dag)
+    assert stored["return_value"]["wait"]["id"] == page["id"]
+    assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/pages/{id}"] == 2
+
+
+def test_no_store_and_no_broker_even_where_a_3lo_connection_would_need_the_broker(fake_atlassian, signin,
+                                                                                  monkeypatch):
+    """In an Airflow 3 worker (no ORM) a 3LO connection asks the token broker; these two never do."""
+    from airflow_provider_confluence.auth.broker import client as broker_client
+    from airflow_provider_confluence.auth.stores import choice
+
+    monkeypatch.setattr(choice, "orm_available", lambda: False)
+
+    def no_broker(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the token broker was asked")
+
+    monkeypatch.setattr(broker_client.BrokerTokenSource, "get_access_token", no_broker)
+    fake_atlassian.add_space("DEMO")
+    hook = ConfluenceOAuthHook(signin["conn_id"])
+    assert hook.get_space_id("DEMO")
+    assert isinstance(hook.authorization, object)
+    assert choice.uses_broker(hook.settings) is False
+
+
+def test_test_connection_makes_a_live_check(fake_atlassian, signin):
+    fake = fake_atlassian
+    ok, message = ConfluenceOAuthHook(signin["conn_id"]).test_connection()
+    assert ok, message
+    assert f"cloud id {fake.cloud_id}" in message
+    if signin["type"] == "client_credentials":
+        assert fake.counters["client_credentials_grants"] == 1
+        assert "service account" in message
+    else:
+        assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces"] == 1
+        assert signin["cred"].expires_on.isoformat() in message
+    assert shown(signin["secrets"], message) is False
+
+
+def test_the_macros(fake_atlassian, signin):
+    from airflow_provider_confluence import macros
+
+    fake = fake_atlassian
+    header = macros.authorization_header(signin["conn_id"])
+    answer = requests.get(f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki/api/v2/spaces",
+                          headers={"Authorization": header}, timeout=10)
+    assert answer.status_code == 200
+    if signin["type"] == "client_credentials":
+        token = macros.access_token(signin["conn_id"])
+        assert (header == f"Bearer {token}") is True
+    else:
+        with pytest.raises(ConfluenceConfigError, match="authorization_header"):
+            macros.access_token(signin["conn_id"])
+
+
+# -- refusals -----------------------------------------------------------------------------------------
+
+
+def test_a_wrong_client_secret_is_invalid_client_with_what_to_do(fake_atlassian, airflow_db, caplog):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    made = put_signin(fake, "client_credentials", "sa_wrong")
+    conn = dict(made["conn"], password=made["cred"].client_secret[::-1])
+    put_connection("sa_wrong", conn)
+    with pytest.raises(ConfluenceAuthError) as caught:
+        ConfluenceOAuthHook("sa_wrong").get_space_id("DEMO")
+    assert caught.value.error == "invalid_client"
+    assert "Service accounts" in caught.value.message
+    ok, message = ConfluenceOAuthHook("sa_wrong").test_connection()
+    assert ok is False
+    assert "rejected the client credentials" in message
+    assert fake.counters["client_auth_failures"] == 2
+    assert shown(made["secrets"] + [conn["password"]], str(caught.value), message, caplog.text) is False
+
+
+def test_a_failed_service_account_task_fails_the_run(fake_atlassian, airflow_db):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    made = put_signin(fake, "client_credentials", "sa_revoked")
+    fake.revoke_service_account(made["cred"].client_id)
+    dag = new_dag("sa_revoked")
+    ConfluenceCreatePageOperator(task_id="publish", dag=dag, confluence_conn_id="sa_revoked", space_key="DEMO",
+                                 title="Never", body="<p>x</p>")
+    with pytest.raises(AssertionError, match="failed"):
+        run_dag(dag)
+    assert [p for p in fake.pages if p["title"] == "Never"] == []
+
+
+@pytest.mark.parametrize("wrong", ["email", "token"])
+def test_a_wrong_email_or_token_is_a_clear_error(fake_atlassian, airflow_db, caplog, wrong):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    made = put_signin(fake, "api_token", "api_wrong")
+    conn = dict(made["conn"])
+    if wrong == "email":
+        conn["login"] = "someone.else@example.com"
+    else:
+        conn["password"] = made["cred"].token[::-1]
+    put_connection("api_wrong", conn)
+    with pytest.raises(ConfluenceAuthError) as caught:
+        ConfluenceOAuthHook("api_wrong").get_space_id("DEMO")
+    assert caught.value.status_code == 401
+    assert "the e-mail (Login) or the API token (Password) is wrong" in caught.value.message
+    assert "Create a scoped API token" in caught.value.message
+    assert fake.counters["api_token_failures"] == 1  # refused once: no retry with the same credentials
+    ok, message = ConfluenceOAuthHook("api_wrong").test_connection()
+    assert ok is False
+    assert "Atlassian refused the e-mail and API token" in message
+    secrets = made["secrets"] + [conn["password"], base64.b64encode(
+        f"{conn['login']}:{conn['password']}".encode()).decode()]
+    assert shown(secrets, str(caught.value), repr(caught.value.__cause__), message, caplog.text) is False
+
+
+def test_an_expired_api_token_says_so(fake_atlassian, airflow_db, caplog):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    cred = fake.add_api_token("robot@example.com", expires=fake.now() + 60)
+    fake.advance(120)
+    yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).date()
+    put_connection("api_expired", fake.api_token_connection(cred, api_token_expires=yesterday.isoformat()))
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfluenceAuthError) as caught:
+        ConfluenceOAuthHook("api_expired").get_space_id("DEMO")
+    assert f"the token expired on {yesterday.isoformat()}" in caught.value.message
+    assert fake.counters["api_token_expired_uses"] == 1
+    assert any(r.levelno == logging.ERROR and "expired on" in r.getMessage() for r in caplog.records)
+
+
+def test_an_api_token_that_expires_soon_is_warned_about(fake_atlassian, airflow_db, caplog):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=10)).date()
+    cred = fake.add_api_token("robot@example.com", expires=soon)
+    put_connection("api_soon", fake.api_token_connection(cred))
+    with caplog.at_level(logging.WARNING):
+        hook = ConfluenceOAuthHook("api_soon")
+        hook.get_space_id("DEMO")
+        hook.get_space_id("DEMO")
+    warnings = [r for r in caplog.records if f"expires on {soon.isoformat()}" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_cloud_id_extra_spares_the_tenant_info_call(fake_atlassian, airflow_db):
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    put_signin(fake, "api_token", "api_cloud", cloud_id=fake.cloud_id)
+    assert ConfluenceOAuthHook("api_cloud").get_space_id("DEMO")
+    assert fake.counters.get("tenant_info_calls", 0) == 0
