@@ -536,6 +536,92 @@ def sensor_in_missing_space(env: Env) -> Exception:
     return error
 
 
+# -- the other ways to sign in (auth_type) ------------------------------------------------------------
+
+
+def put_service_account(env: Env, conn_id: str, **fields: Any) -> tuple[str, Any]:
+    """A ``client_credentials`` connection row for a new service account, with these fields changed."""
+    cred = env.fake.add_service_account()
+    conn = env.fake.service_account_connection(cred)
+    conn.update(fields)
+    put_connection(conn_id, conn)
+    return conn_id, cred
+
+
+def put_api_token(env: Env, conn_id: str, *, expires: Any = None, fields: dict[str, Any] | None = None,
+                  **extra: Any) -> str:
+    """An ``api_token`` connection row for a new scoped API token, with these fields and extras changed."""
+    cred = env.fake.add_api_token("robot@example.com", expires=expires)
+    conn = env.fake.api_token_connection(cred, **extra)
+    conn.update(fields or {})
+    put_connection(conn_id, conn)
+    return conn_id
+
+
+def refresh_token_with_client_credentials(env: Env) -> str:
+    conn_id = "sa_with_refresh_token"
+    put_connection(conn_id, env.fake.service_account_connection(env.fake.add_service_account(),
+                                                                refresh_token="rt-left-from-3lo"))
+    with env.caplog.at_level(logging.WARNING):
+        ConfluenceOAuthHook(conn_id).settings  # noqa: B018 - reading the settings logs the advice
+    assert env.fake.counters["token_requests"] == 0
+    captured = env.capsys.readouterr()  # Airflow 3 logs through structlog, to stdout
+    return "\n".join((env.caplog.text, captured.out, captured.err))
+
+
+def service_account_wrong_secret(env: Env) -> Exception:
+    env.fake.add_space("DEMO")
+    conn_id, _cred = put_service_account(env, "sa_wrong_secret", password="not-the-client-secret")
+    before = raw_extra(conn_id)
+    error = raises(ConfluenceAuthError, lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO"))
+    assert env.fake.counters["client_auth_failures"] == 1 and env.fake.counters["api_calls"] == 0
+    assert raw_extra(conn_id) == before
+    return error
+
+
+def api_token_refused(**fields: Any) -> Callable[[Env], Exception]:
+    """Atlassian answers 401 to the e-mail and token: one request, no retry, no page written."""
+
+    def run(env: Env) -> Exception:
+        env.fake.add_space("DEMO")
+        conn_id = put_api_token(env, "api_refused", fields=fields)
+        pages = len(env.fake.pages)
+        error = raises(ConfluenceAuthError, create_page(conn_id))
+        assert env.fake.counters["api_token_failures"] == 1 and len(env.fake.pages) == pages
+        return error
+
+    return run
+
+
+def api_token_expired(env: Env) -> Exception:
+    import datetime
+
+    env.fake.add_space("DEMO")
+    yesterday = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
+    conn_id = put_api_token(env, "api_expired", expires=env.fake.now() + 60, api_token_expires=yesterday.isoformat())
+    env.fake.advance(120)
+    error = raises(ConfluenceAuthError, create_page(conn_id))
+    assert env.fake.counters["api_token_expired_uses"] == 1
+    return error
+
+
+def access_token_macro_on_api_token(env: Env) -> Exception:
+    from airflow_provider_confluence.macros import access_token
+
+    conn_id = put_api_token(env, "api_macro")
+    with env.nothing_sent():
+        return raises(ConfluenceConfigError, lambda: access_token(conn_id))
+
+
+def api_token_settings_refused(fields: dict[str, Any] | None = None, **extra: Any) -> Callable[[Env], Exception]:
+    def run(env: Env) -> Exception:
+        conn_id = put_api_token(env, "api_bad_settings", fields=fields, **extra)
+        with env.nothing_sent(conn_id):
+            return raises(ConfluenceConfigError, lambda: ConfluenceOAuthHook(conn_id).get_space_id("DEMO"))
+
+    return run
+
+
 def update_operator(**kwargs: Any) -> Callable[[], Any]:
     return lambda: ConfluenceUpdatePageOperator(task_id="t", **{"body": "<p>x</p>", **kwargs})
 
@@ -655,6 +741,35 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("`timeout` of 0", "ConfluenceConfigError",
              "timeout 0 must be a number of seconds", "between 0 and 600",
              refused_settings(timeout=0), "timeout-zero"),
+    BadInput("Unknown `auth_type` (`saml`)", "ConfluenceConfigError",
+             "has auth_type='saml'; use one of oauth2_3lo, client_credentials, api_token",
+             "client_credentials for an Atlassian service account", refused_settings(auth_type="saml"),
+             "unknown-auth-type"),
+    BadInput("`auth_type=api_token` with a Login that is not an e-mail address", "ConfluenceConfigError",
+             "its Login is not an e-mail address", "Put that e-mail in Login and the token in Password",
+             api_token_settings_refused({"login": "robot"}), "api-token-login-not-email"),
+    BadInput("`api_token_expires` that is not a date (`next month`)", "ConfluenceConfigError",
+             "api_token_expires 'next month' is not a date", "write it as YYYY-MM-DD",
+             api_token_settings_refused(api_token_expires="next month"), "api-token-expires-not-a-date"),
+    BadInput("`refresh_token` left in the extra with `auth_type=client_credentials`", WARNING,
+             "ignores: a service account gets no refresh token", "Remove them to avoid confusion",
+             refresh_token_with_client_credentials, "client-credentials-with-refresh-token"),
+    BadInput("Service account's wrong client secret, or a deleted credential (`invalid_client`)",
+             "ConfluenceAuthError", "The token endpoint rejected the client credentials (invalid_client",
+             "against the service account's OAuth 2.0 credential in Atlassian Administration",
+             service_account_wrong_secret, "service-account-invalid-client"),
+    BadInput("Wrong e-mail (Login) with `auth_type=api_token`", "ConfluenceAuthError",
+             "Atlassian refused the e-mail and API token", "Create a scoped API token at",
+             api_token_refused(login="someone.else@example.com"), "api-token-wrong-email"),
+    BadInput("Wrong or revoked API token (Password)", "ConfluenceAuthError",
+             "the e-mail (Login) or the API token (Password) is wrong", "Create a scoped API token at",
+             api_token_refused(password="not-the-api-token"), "api-token-wrong-token"),
+    BadInput("Expired API token (`api_token_expires` has passed)", "ConfluenceAuthError",
+             "the token expired on", "Create a scoped API token at", api_token_expired, "api-token-expired"),
+    BadInput("`macros.confluence.access_token` on an `api_token` connection", "ConfluenceConfigError",
+             "has auth_type=api_token, which has no bearer access token",
+             "Use macros.confluence.authorization_header", access_token_macro_on_api_token,
+             "api-token-access-token-macro"),
     BadInput("Wrong client secret", "ConfluenceAuthError",
              "The token endpoint rejected the client credentials",
              "Check the Client ID (Login) and Client secret (Password) against the developer console",
