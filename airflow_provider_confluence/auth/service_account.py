@@ -153,20 +153,36 @@ class ClientCredentialsTokens:
                 break
             except ConfluenceAuthError as exc:
                 delay = self._retry.delay_after(attempt, None)
-                if not exc.transient or attempt >= self._retry.max_attempts or waited + delay > self._retry.max_total_wait:
+                if (
+                    not exc.transient
+                    or attempt >= self._retry.max_attempts
+                    or waited + delay > self._retry.max_total_wait
+                ):
                     raise
-                log.warning("Getting an access token for %s failed (%s); trying again in %.1f s.", self._name,
-                            exc.message, delay)
+                log.warning(
+                    "Getting an access token for %s failed (%s); trying again in %.1f s.",
+                    self._name,
+                    exc.message,
+                    delay,
+                )
                 self._sleep(delay)
                 waited += delay
                 attempt += 1
         self._see(response.access_token)
         # counted from when the request was sent, as in tokens.py: never later than the server's own expiry
-        state = TokenState(access_token=response.access_token, expires_at=sent_at + response.expires_in,
-                           scope=response.scope, rotated_at=sent_at)
+        state = TokenState(
+            access_token=response.access_token,
+            expires_at=sent_at + response.expires_in,
+            scope=response.scope,
+            rotated_at=sent_at,
+        )
         self._entry.state = state
-        log.info("Got a service-account access token for %s, valid %.0f minutes; kept in this process's memory "
-                 "only (no refresh token: nothing rotates, nothing is stored).", self._name, response.expires_in / 60)
+        log.info(
+            "Got a service-account access token for %s, valid %.0f minutes; kept in this process's memory "
+            "only (no refresh token: nothing rotates, nothing is stored).",
+            self._name,
+            response.expires_in / 60,
+        )
         return state
 
     def _hand_out(self, state: TokenState) -> str:

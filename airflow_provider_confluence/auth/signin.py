@@ -21,7 +21,11 @@ from collections.abc import Callable
 import requests
 
 from airflow_provider_confluence.auth import oauth
-from airflow_provider_confluence.auth.service_account import ClientCredentialsCache, ClientCredentialsTokens, credential_key
+from airflow_provider_confluence.auth.service_account import (
+    ClientCredentialsCache,
+    ClientCredentialsTokens,
+    credential_key,
+)
 from airflow_provider_confluence.auth.tokens import GRANT_WARNING, wall_clock
 from airflow_provider_confluence.client.authorization import BasicAuthorization
 from airflow_provider_confluence.config.connection import ConnectionSettings
@@ -65,7 +69,7 @@ def client_credentials_tokens(
 
 def _expiry_moment(day: datetime.date) -> float:
     """Epoch seconds of 00:00 UTC on ``day``: a token dated to expire that day is treated as dead from then."""
-    return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp()
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
 
 
 def api_token_refused(settings: ConnectionSettings, *, clock: Callable[[], float] | None = None) -> ConfluenceAuthError:
@@ -104,16 +108,29 @@ def api_token_authorization(
             return
         warned.append(True)
         if left <= 0:
-            log.error("The API token of connection %r expired on %s (api_token_expires): Atlassian refuses it. "
-                      "Create a new scoped API token at %s and put it in the connection's Password.",
-                      settings.conn_id, expires.isoformat(), API_TOKENS_PAGE)
+            log.error(
+                "The API token of connection %r expired on %s (api_token_expires): Atlassian refuses it. "
+                "Create a new scoped API token at %s and put it in the connection's Password.",
+                settings.conn_id,
+                expires.isoformat(),
+                API_TOKENS_PAGE,
+            )
         else:
-            log.warning("The API token of connection %r expires on %s (%.0f days left). Create a new scoped API "
-                        "token at %s, put it in the connection's Password and its expiry in api_token_expires.",
-                        settings.conn_id, expires.isoformat(), left / 86400, API_TOKENS_PAGE)
+            log.warning(
+                "The API token of connection %r expires on %s (%.0f days left). Create a new scoped API "
+                "token at %s, put it in the connection's Password and its expiry in api_token_expires.",
+                settings.conn_id,
+                expires.isoformat(),
+                left / 86400,
+                API_TOKENS_PAGE,
+            )
 
-    basic = BasicAuthorization(settings.client_id, settings.client_secret,
-                               on_rejected=lambda: api_token_refused(settings, clock=clock), on_use=warn_if_expiring)
+    basic = BasicAuthorization(
+        settings.client_id,
+        settings.client_secret,
+        on_rejected=lambda: api_token_refused(settings, clock=clock),
+        on_use=warn_if_expiring,
+    )
     for secret in basic.secrets:
         on_secret(secret)
     return basic
@@ -125,8 +142,10 @@ def tenant_cloud_id(session: requests.Session, *, site_url: str, timeout: float)
     :raises ConfluenceConfigError: when the site gives no cloud id (the message says to set the ``cloud_id`` extra).
     """
     url = f"{site_url.rstrip('/')}/_edge/tenant_info"
-    fix = ("Check the Host (the site URL, https://your-site.atlassian.net), or set the cloud_id extra (the cloudId "
-           f"that {url} shows in a browser).")
+    fix = (
+        "Check the Host (the site URL, https://your-site.atlassian.net), or set the cloud_id extra (the cloudId "
+        f"that {url} shows in a browser)."
+    )
     try:
         response = session.get(url, headers={"Accept": "application/json"}, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:

@@ -101,8 +101,9 @@ def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
         return value
     text = str(value).strip()
     try:
-        return datetime.date.fromisoformat(text[:10]) if len(text) == 10 else datetime.datetime.fromisoformat(
-            text).date()
+        return (
+            datetime.date.fromisoformat(text[:10]) if len(text) == 10 else datetime.datetime.fromisoformat(text).date()
+        )
     except ValueError:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r}: api_token_expires {text[:40]!r} is not a date; write it as YYYY-MM-DD, the "

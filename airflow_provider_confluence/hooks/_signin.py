@@ -77,12 +77,15 @@ def _check_service_account(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
     manager = hook.token_manager
     assert isinstance(manager, ClientCredentialsTokens)
     token = manager.fetch_new()
-    resources = oauth.accessible_resources(hook.session, api_url=settings.api_url, access_token=token,
-                                           timeout=settings.timeout)
+    resources = oauth.accessible_resources(
+        hook.session, api_url=settings.api_url, access_token=token, timeout=settings.timeout
+    )
     cloud_id = oauth.find_cloud_id(resources, settings.site_host)
     if settings.cloud_id and settings.cloud_id != cloud_id:
-        return False, (f"The service account reaches {settings.site_url} as cloud id {cloud_id}, but the cloud_id "
-                       f"extra says {settings.cloud_id}: empty the extra, or fix it.")
+        return False, (
+            f"The service account reaches {settings.site_url} as cloud id {cloud_id}, but the cloud_id "
+            f"extra says {settings.cloud_id}: empty the extra, or fix it."
+        )
     return True, f"Connected to {settings.site_url} (cloud id {cloud_id}) as a service account (client credentials)."
 
 
@@ -96,8 +99,10 @@ def _check_api_token(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
     try:
         client.request("GET", "/wiki/api/v2/spaces", params={"limit": 1})
     except ConfluenceScopeError:
-        note = (" The e-mail and token were accepted, but the token lacks read:space:confluence; give it the "
-                "scopes your tasks need.")
+        note = (
+            " The e-mail and token were accepted, but the token lacks read:space:confluence; give it the "
+            "scopes your tasks need."
+        )
     expires = settings.api_token_expires
     when = f" The token expires on {expires.isoformat()}." if expires else ""
     return True, f"Connected to {settings.site_url} (cloud id {cloud_id}) with an API token.{when}{note}"

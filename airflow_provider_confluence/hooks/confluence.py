@@ -18,7 +18,7 @@ from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
 from airflow_provider_confluence.hooks import _signin
 from airflow_provider_confluence.config.deployment import connection_settings
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.get_provider_info import (
     AUTH_TYPE_CHOICES,
     CONNECTION_EXTRAS,
@@ -31,7 +31,7 @@ from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.content.storage_format import to_storage
 from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.auth.manager import token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenStore
+from airflow_provider_confluence.auth.tokens import TokenManager
 
 
 class ConfluenceOAuthHook(BaseHook):

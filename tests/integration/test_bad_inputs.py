@@ -597,7 +597,7 @@ def api_token_expired(env: Env) -> Exception:
     import datetime
 
     env.fake.add_space("DEMO")
-    yesterday = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
+    yesterday = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
     conn_id = put_api_token(env, "api_expired", expires=env.fake.now() + 60, api_token_expires=yesterday.isoformat())
     env.fake.advance(120)
     error = raises(ConfluenceAuthError, create_page(conn_id))

@@ -58,8 +58,10 @@ def shown(secrets: list[str], *texts: str) -> bool:
 def nothing_stored(conn_id: str, before: str | None) -> bool:
     """The connection row is byte-identical and no Variable store or journal appeared."""
     untouched = raw_extra(conn_id) == before
-    no_variables = read_variable(f"confluence_oauth__{conn_id}") is None and read_variable(
-        f"confluence_oauth_token_journal__{conn_id}") is None
+    no_variables = (
+        read_variable(f"confluence_oauth__{conn_id}") is None
+        and read_variable(f"confluence_oauth_token_journal__{conn_id}") is None
+    )
     return untouched and no_variables
 
 
@@ -78,8 +80,15 @@ def test_a_publish_in_a_dag_run(fake_atlassian, signin, caplog):
     fake.add_space("DEMO")
     before = raw_extra(conn_id)
     dag = new_dag(f"publish_{signin['type']}")
-    ConfluenceCreatePageOperator(task_id="publish", dag=dag, confluence_conn_id=conn_id, space_key="DEMO",
-                                 title="Nightly report", body="# Nightly\n\nAll green.", representation="markdown")
+    ConfluenceCreatePageOperator(
+        task_id="publish",
+        dag=dag,
+        confluence_conn_id=conn_id,
+        space_key="DEMO",
+        title="Nightly report",
+        body="# Nightly\n\nAll green.",
+        representation="markdown",
+    )
     stored = run_dag(dag)
     page = next(p for p in fake.pages if p["title"] == "Nightly report")
     assert stored["return_value"]["publish"]["id"] == page["id"]
@@ -103,15 +112,21 @@ def test_the_sensor_in_a_dag_run(fake_atlassian, signin, mode):
     page = fake.add_page("DEMO", "Runbook")
     fake.fail_next(404, times=1, route="GET /wiki/api/v2/pages/{id}")  # the first look: not there yet
     dag = new_dag(f"sensor_{signin['type']}_{mode}")
-    ConfluencePageSensor(task_id="wait", dag=dag, confluence_conn_id=conn_id, page_id=page["id"], poke_interval=0.1,
-                         timeout=60, deferrable=mode == "deferrable")
+    ConfluencePageSensor(
+        task_id="wait",
+        dag=dag,
+        confluence_conn_id=conn_id,
+        page_id=page["id"],
+        poke_interval=0.1,
+        timeout=60,
+        deferrable=mode == "deferrable",
+    )
     stored = run_dag(dag)
     assert stored["return_value"]["wait"]["id"] == page["id"]
     assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/pages/{id}"] == 2
 
 
-def test_no_store_and_no_broker_even_where_a_3lo_connection_would_need_the_broker(fake_atlassian, signin,
-                                                                                  monkeypatch):
+def test_no_store_and_no_broker_even_where_a_3lo_connection_would_need_the_broker(fake_atlassian, signin, monkeypatch):
     """In an Airflow 3 worker (no ORM) a 3LO connection asks the token broker; these two never do."""
     from airflow_provider_confluence.auth.broker import client as broker_client
     from airflow_provider_confluence.auth.stores import choice
@@ -148,8 +163,11 @@ def test_the_macros(fake_atlassian, signin):
 
     fake = fake_atlassian
     header = macros.authorization_header(signin["conn_id"])
-    answer = requests.get(f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki/api/v2/spaces",
-                          headers={"Authorization": header}, timeout=10)
+    answer = requests.get(
+        f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki/api/v2/spaces",
+        headers={"Authorization": header},
+        timeout=10,
+    )
     assert answer.status_code == 200
     if signin["type"] == "client_credentials":
         token = macros.access_token(signin["conn_id"])
@@ -185,8 +203,9 @@ def test_a_failed_service_account_task_fails_the_run(fake_atlassian, airflow_db)
     made = put_signin(fake, "client_credentials", "sa_revoked")
     fake.revoke_service_account(made["cred"].client_id)
     dag = new_dag("sa_revoked")
-    ConfluenceCreatePageOperator(task_id="publish", dag=dag, confluence_conn_id="sa_revoked", space_key="DEMO",
-                                 title="Never", body="<p>x</p>")
+    ConfluenceCreatePageOperator(
+        task_id="publish", dag=dag, confluence_conn_id="sa_revoked", space_key="DEMO", title="Never", body="<p>x</p>"
+    )
     with pytest.raises(AssertionError, match="failed"):
         run_dag(dag)
     assert [p for p in fake.pages if p["title"] == "Never"] == []
@@ -212,8 +231,10 @@ def test_a_wrong_email_or_token_is_a_clear_error(fake_atlassian, airflow_db, cap
     ok, message = ConfluenceOAuthHook("api_wrong").test_connection()
     assert ok is False
     assert "Atlassian refused the e-mail and API token" in message
-    secrets = made["secrets"] + [conn["password"], base64.b64encode(
-        f"{conn['login']}:{conn['password']}".encode()).decode()]
+    secrets = made["secrets"] + [
+        conn["password"],
+        base64.b64encode(f"{conn['login']}:{conn['password']}".encode()).decode(),
+    ]
     assert shown(secrets, str(caught.value), repr(caught.value.__cause__), message, caplog.text) is False
 
 
@@ -222,7 +243,7 @@ def test_an_expired_api_token_says_so(fake_atlassian, airflow_db, caplog):
     fake.add_space("DEMO")
     cred = fake.add_api_token("robot@example.com", expires=fake.now() + 60)
     fake.advance(120)
-    yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).date()
+    yesterday = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).date()
     put_connection("api_expired", fake.api_token_connection(cred, api_token_expires=yesterday.isoformat()))
     with caplog.at_level(logging.WARNING), pytest.raises(ConfluenceAuthError) as caught:
         ConfluenceOAuthHook("api_expired").get_space_id("DEMO")
@@ -234,7 +255,7 @@ def test_an_expired_api_token_says_so(fake_atlassian, airflow_db, caplog):
 def test_an_api_token_that_expires_soon_is_warned_about(fake_atlassian, airflow_db, caplog):
     fake = fake_atlassian
     fake.add_space("DEMO")
-    soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=10)).date()
+    soon = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=10)).date()
     cred = fake.add_api_token("robot@example.com", expires=soon)
     put_connection("api_soon", fake.api_token_connection(cred))
     with caplog.at_level(logging.WARNING):

@@ -13,7 +13,11 @@ import requests_mock as rm
 
 from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.auth.oauth import TokenResponse
-from airflow_provider_confluence.auth.service_account import ClientCredentialsCache, ClientCredentialsTokens, credential_key
+from airflow_provider_confluence.auth.service_account import (
+    ClientCredentialsCache,
+    ClientCredentialsTokens,
+    credential_key,
+)
 from airflow_provider_confluence.auth.signin import (
     api_token_authorization,
     client_credentials_tokens,
@@ -68,8 +72,9 @@ class Endpoint:
 
 
 def tokens(endpoint: Endpoint, clock: Clock, cache: ClientCredentialsCache | None = None, **kw: object):
-    return ClientCredentialsTokens(fetch=endpoint, key=("u", "c", "s"), conn_id="sa",
-                                   cache=cache or ClientCredentialsCache(), clock=clock, **kw)  # type: ignore[arg-type]
+    return ClientCredentialsTokens(
+        fetch=endpoint, key=("u", "c", "s"), conn_id="sa", cache=cache or ClientCredentialsCache(), clock=clock, **kw
+    )  # type: ignore[arg-type]
 
 
 # -- the token request --------------------------------------------------------------------------------
@@ -78,8 +83,9 @@ def tokens(endpoint: Endpoint, clock: Clock, cache: ClientCredentialsCache | Non
 def test_the_client_credentials_request_sends_no_scope_and_gets_no_refresh_token():
     with rm.Mocker() as m:
         m.post(TOKEN_URL, json={"access_token": "at-1", "expires_in": 3600, "token_type": "Bearer"})
-        answer = oauth.client_credentials(requests.Session(), token_url=TOKEN_URL, client_id="sa-client",
-                                          client_secret=CLIENT_SECRET, timeout=5)
+        answer = oauth.client_credentials(
+            requests.Session(), token_url=TOKEN_URL, client_id="sa-client", client_secret=CLIENT_SECRET, timeout=5
+        )
         body = m.last_request.json()
     assert body == {"grant_type": "client_credentials", "client_id": "sa-client", "client_secret": CLIENT_SECRET}
     assert answer.refresh_token is None
@@ -90,8 +96,9 @@ def test_invalid_client_names_the_service_account_and_not_the_secret():
     with rm.Mocker() as m:
         m.post(TOKEN_URL, status_code=401, json={"error": "invalid_client", "error_description": "Unauthorized"})
         with pytest.raises(ConfluenceAuthError) as caught:
-            oauth.client_credentials(requests.Session(), token_url=TOKEN_URL, client_id="sa-client",
-                                     client_secret=CLIENT_SECRET, timeout=5)
+            oauth.client_credentials(
+                requests.Session(), token_url=TOKEN_URL, client_id="sa-client", client_secret=CLIENT_SECRET, timeout=5
+            )
     assert caught.value.error == "invalid_client"
     assert caught.value.transient is False
     assert "Service accounts" in caught.value.message
@@ -126,7 +133,9 @@ def test_hooks_of_one_credential_share_the_process_cache_and_a_new_secret_does_n
     clock, endpoint, cache = Clock(), Endpoint(), ClientCredentialsCache()
     first = ClientCredentialsTokens(fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s1"), cache=cache, clock=clock)
     second = ClientCredentialsTokens(fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s1"), cache=cache, clock=clock)
-    rotated = ClientCredentialsTokens(fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s2"), cache=cache, clock=clock)
+    rotated = ClientCredentialsTokens(
+        fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s2"), cache=cache, clock=clock
+    )
     assert first.get_access_token() == second.get_access_token() == "at-1"
     assert rotated.get_access_token() == "at-2"
     assert endpoint.calls == 2
@@ -193,16 +202,18 @@ def test_a_transient_failure_is_tried_again_and_a_refusal_is_not():
             raise answer
         return answer  # type: ignore[return-value]
 
-    source = ClientCredentialsTokens(fetch=flaky, key=("u", "c", "s"), cache=ClientCredentialsCache(), clock=clock,
-                                     sleep=sleeps.append)
+    source = ClientCredentialsTokens(
+        fetch=flaky, key=("u", "c", "s"), cache=ClientCredentialsCache(), clock=clock, sleep=sleeps.append
+    )
     assert source.get_access_token() == "at-ok"
     assert len(sleeps) == 1
 
     def refused() -> TokenResponse:
         raise ConfluenceAuthError("invalid_client", error="invalid_client")
 
-    source = ClientCredentialsTokens(fetch=refused, key=("u", "c", "s"), cache=ClientCredentialsCache(), clock=clock,
-                                     sleep=sleeps.append)
+    source = ClientCredentialsTokens(
+        fetch=refused, key=("u", "c", "s"), cache=ClientCredentialsCache(), clock=clock, sleep=sleeps.append
+    )
     with pytest.raises(ConfluenceAuthError):
         source.get_access_token()
     assert len(sleeps) == 1
@@ -220,12 +231,20 @@ def test_every_token_handed_out_is_masked_once():
 def test_the_client_sends_the_service_account_token_as_a_bearer_and_renews_it_after_a_401():
     cache = ClientCredentialsCache()
     with rm.Mocker() as m:
-        m.post(TOKEN_URL, [{"json": {"access_token": "at-1", "expires_in": 3600}},
-                           {"json": {"access_token": "at-2", "expires_in": 3600}}])
-        m.get(f"{GW}/wiki/api/v2/pages/1", [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}},
-                                              {"json": {"id": "1"}}])
-        source = client_credentials_tokens(cc_settings(), session=requests.Session(), on_secret=lambda s: None,
-                                           cache=cache)
+        m.post(
+            TOKEN_URL,
+            [
+                {"json": {"access_token": "at-1", "expires_in": 3600}},
+                {"json": {"access_token": "at-2", "expires_in": 3600}},
+            ],
+        )
+        m.get(
+            f"{GW}/wiki/api/v2/pages/1",
+            [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}}, {"json": {"id": "1"}}],
+        )
+        source = client_credentials_tokens(
+            cc_settings(), session=requests.Session(), on_secret=lambda s: None, cache=cache
+        )
         client = ConfluenceClient(api_url=API, cloud_id="cloud-1", tokens=source)
         assert client.request("GET", "/wiki/api/v2/pages/1") == {"id": "1"}
         sent = [r.headers["Authorization"] for r in m.request_history if r.method == "GET"]
@@ -262,17 +281,18 @@ def test_a_refused_api_token_is_a_clear_error_without_a_retry_or_a_secret():
 
 def test_a_refusal_after_the_expiry_date_says_the_token_expired():
     settings = api_settings(api_token_expires="2027-01-31")
-    after = datetime.datetime(2027, 2, 1, tzinfo=datetime.timezone.utc).timestamp()
+    after = datetime.datetime(2027, 2, 1, tzinfo=datetime.UTC).timestamp()
     basic = api_token_authorization(settings, on_secret=lambda s: None, clock=Clock(after))
     with pytest.raises(ConfluenceAuthError, match="expired on 2027-01-31"):
         basic.rejected("Basic x")
 
 
-@pytest.mark.parametrize(("days_left", "level", "logged"), [(40, None, False), (29, logging.WARNING, True),
-                                                              (-1, logging.ERROR, True)])
+@pytest.mark.parametrize(
+    ("days_left", "level", "logged"), [(40, None, False), (29, logging.WARNING, True), (-1, logging.ERROR, True)]
+)
 def test_the_expiry_warning_comes_30_days_ahead_once(caplog, days_left, level, logged):
     expires = datetime.date(2027, 1, 31)
-    midnight = datetime.datetime(2027, 1, 31, tzinfo=datetime.timezone.utc).timestamp()
+    midnight = datetime.datetime(2027, 1, 31, tzinfo=datetime.UTC).timestamp()
     settings = api_settings(api_token_expires=expires.isoformat())
     basic = api_token_authorization(settings, on_secret=lambda s: None, clock=Clock(midnight - days_left * 86400))
     with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.auth.signin"):

@@ -101,8 +101,9 @@ def test_api_token_expires_is_parsed_and_only_kept_for_api_tokens():
 
 
 def test_api_token_does_not_warn_when_only_its_fields_are_set():
-    settings = parse(login="Robot@Example.com", auth_type="api_token", api_token_expires="2027-01-31",
-                     cloud_id="abc-123")
+    settings = parse(
+        login="Robot@Example.com", auth_type="api_token", api_token_expires="2027-01-31", cloud_id="abc-123"
+    )
     assert settings.warnings == ()
     assert settings.cloud_id == "abc-123"
 
