@@ -175,6 +175,10 @@ def _authorize(args: argparse.Namespace) -> int:
 
     conn_id = args.conn_id
     settings, conn = _settings(conn_id)
+    if not settings.uses_refresh_token:
+        from airflow_provider_confluence.config.signin import no_consent_needed
+
+        raise ConfluenceConfigError(no_consent_needed(conn_id, settings.auth_type))
     if not settings.redirect_uri:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} has no redirect_uri (Callback URL). Set it to the Callback URL registered in the "

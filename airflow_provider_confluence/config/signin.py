@@ -136,3 +136,12 @@ def ignored_extras(conn_id: str, auth_type: str, extras: Mapping[str, Any]) -> t
         f"Connection {conn_id!r} has auth_type={auth_type} and the extra(s) {', '.join(found)}, which it ignores: "
         f"{why}. Remove them to avoid confusion.",
     )
+
+
+def no_consent_needed(conn_id: str, auth_type: str) -> str:
+    """Why a consent (the Connect page, ``airflow-confluence authorize``) is refused for a connection that is not
+    ``oauth2_3lo``: nothing would use the refresh token it gives."""
+    return (
+        f"Connection {conn_id!r} has auth_type={auth_type}, which signs in without a person's consent and has no "
+        "refresh token to save. Test the connection instead; set auth_type to oauth2_3lo to use an OAuth 2.0 app."
+    )

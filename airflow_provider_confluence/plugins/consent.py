@@ -31,6 +31,7 @@ from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
 from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
 from airflow_provider_confluence.config.deployment import connection_settings
+from airflow_provider_confluence.config.signin import no_consent_needed
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
     HEADERS,
@@ -100,9 +101,13 @@ def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
         message = f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not {CONN_TYPE!r}."
         return _page(message_page("Not a Confluence connection", message, root=root), 400)
     try:
-        return connection_settings(conn_id, conn)
+        settings = connection_settings(conn_id, conn)
     except ConfluenceError as exc:
         return _page(message_page("Fix the connection first", exc.message, root=root), 400)
+    if not settings.uses_refresh_token:
+        message = no_consent_needed(conn_id, settings.auth_type)
+        return _page(message_page("No consent needed", message, root=root), 400)
+    return settings
 
 
 @router.get("/connect/{conn_id}", name="confluence_oauth_connect")

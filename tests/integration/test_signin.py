@@ -272,3 +272,65 @@ def test_the_cloud_id_extra_spares_the_tenant_info_call(fake_atlassian, airflow_
     put_signin(fake, "api_token", "api_cloud", cloud_id=fake.cloud_id)
     assert ConfluenceOAuthHook("api_cloud").get_space_id("DEMO")
     assert fake.counters.get("tenant_info_calls", 0) == 0
+
+
+# -- consent, the CLI and the form: only 3LO has a consent and a refresh token -----------------------------
+
+
+def test_the_cli_refuses_to_authorize_or_refresh_and_status_shows_no_store(fake_atlassian, signin, capfd):
+    from airflow_provider_confluence.cli import main
+
+    conn_id = signin["conn_id"]
+    before = raw_extra(conn_id)
+    capfd.readouterr()
+    assert main(["authorize", "--conn-id", conn_id, "--timeout", "1"]) == 2
+    assert main(["refresh", "--conn-id", conn_id]) == 2
+    _out, err = capfd.readouterr()
+    assert f"auth_type={signin['type']}, which signs in without a person's consent" in err
+    assert "there is nothing to refresh or save" in err
+    assert main(["status"]) == 0
+    out, _err = capfd.readouterr()
+    row = next(line for line in out.splitlines() if line.startswith(conn_id + " "))
+    assert f"none ({signin['type']})" in row
+    assert nothing_stored(conn_id, before)
+    assert fake_atlassian.counters["token_requests"] == 0
+    assert shown(signin["secrets"], out, err) is False
+
+
+def test_the_connect_page_says_no_consent_is_needed(fake_atlassian, signin, monkeypatch):
+    from helpers.airflow_env import airflow_major
+
+    if airflow_major() < 3:
+        pytest.skip("Connect is a page of the Airflow 3 API server")
+    from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from helpers.consent_app import BASE, USERS, _app
+
+    monkeypatch.setenv(
+        "AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    )
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
+    purge_cached_app()
+    try:
+        jwt = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="alice", role=USERS["alice"]))
+        browser = TestClient(_app(), base_url=BASE, follow_redirects=False, cookies={"_token": jwt})
+        page = browser.get(f"/confluence-oauth/connect/{signin['conn_id']}")
+    finally:
+        purge_cached_app()
+    assert page.status_code == 400
+    assert "location" not in page.headers
+    assert "No consent needed" in page.text
+
+
+def test_the_airflow2_form_has_the_new_fields():
+    from helpers.airflow_env import airflow_major
+
+    if airflow_major() >= 3:
+        pytest.skip("Airflow 3 reads conn-fields (test_signin_settings.py checks them)")
+    widgets = ConfluenceOAuthHook.get_connection_form_widgets()
+    assert {"auth_type", "api_token_expires"} <= set(widgets)
+    behaviour = ConfluenceOAuthHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["login"] == "Client ID (or e-mail for api_token)"
+    assert behaviour["placeholders"]["auth_type"] == "oauth2_3lo"
