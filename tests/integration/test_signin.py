@@ -334,3 +334,73 @@ def test_the_airflow2_form_has_the_new_fields():
     behaviour = ConfluenceOAuthHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["login"] == "Client ID (or e-mail for api_token)"
     assert behaviour["placeholders"]["auth_type"] == "oauth2_3lo"
+
+
+# -- several OS processes --------------------------------------------------------------------------------
+
+WORKER_SCRIPT = """
+import os, sys, time
+sys.stdout = sys.stderr
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+conn_id, ready, go = sys.argv[1:4]
+hook = ConfluenceOAuthHook(conn_id)
+hook.get_space_id("DEMO")          # fetches this process's own token
+open(ready, "w").close()
+deadline = time.monotonic() + 120
+while not os.path.exists(go):      # until every process has fetched one
+    if time.monotonic() > deadline:
+        raise SystemExit("never told to go")
+    time.sleep(0.01)
+hook.get_conn().request("GET", "/wiki/api/v2/spaces", params={"limit": 1})  # the cached token still works
+"""
+
+
+def test_several_processes_fetching_service_account_tokens_at_once_is_harmless(fake_atlassian, tmp_path):
+    """Each process gets its own token; none invalidates another's, because nothing rotates."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_ENV
+    from helpers.airflow_env import AIRFLOW_ENV
+
+    fake = fake_atlassian
+    fake.add_space("DEMO")
+    cred = fake.add_service_account()
+    env = {
+        **os.environ,
+        **AIRFLOW_ENV,
+        ALLOWED_HOSTS_ENV: fake.allowed_endpoint_hosts,
+        "AIRFLOW_CONN_SA_PROCESSES": json.dumps(fake.service_account_connection(cred)),
+    }
+    go = tmp_path / "go"
+    readies = [tmp_path / f"ready-{n}" for n in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER_SCRIPT, "sa_processes", str(ready), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for ready in readies
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        for proc, ready in zip(procs, readies, strict=True):
+            while not ready.exists():  # each process has fetched its token and made a call
+                assert proc.poll() is None, proc.communicate()[1][-2000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        go.touch()
+        outputs = [proc.communicate(timeout=120) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err[-2000:] for _out, err in outputs]
+    assert fake.counters["client_credentials_grants"] == 3  # one token per process, never stored or shared
+    assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces"] == 6  # 3 lookups + 3 later calls
+    assert shown([cred.client_secret], *(out + err for out, err in outputs)) is False
