@@ -49,6 +49,7 @@ class ConnectionStatus:
     :param grant_issued_at: the consent, or the first refresh seen (epoch seconds).
     :param scope: the granted scopes.
     :param problem: why the connection cannot work as it is, when it cannot.
+    :param auth_type: how the connection signs in; only ``oauth2_3lo`` has a consent and a grant.
     """
 
     conn_id: str
@@ -61,6 +62,12 @@ class ConnectionStatus:
     grant_issued_at: float | None = None
     scope: str | None = None
     problem: str | None = None
+    auth_type: str = "oauth2_3lo"
+
+    @property
+    def needs_consent(self) -> bool:
+        """True for ``oauth2_3lo``: a person's consent gives the grant (service accounts and API tokens need none)."""
+        return self.auth_type == "oauth2_3lo"
 
     @property
     def connected(self) -> bool:
@@ -193,7 +200,8 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
     try:
         settings = connection_settings(conn_id, conn)
         if not settings.uses_refresh_token:  # service accounts and API tokens keep nothing anywhere
-            return ConnectionStatus(conn_id, source, site=settings.site_url, store=f"none ({settings.auth_type})")
+            return ConnectionStatus(conn_id, source, site=settings.site_url, store=f"none ({settings.auth_type})",
+                                    auth_type=settings.auth_type)
         store = choose_token_store(settings)
         label = _store_label(store, settings)
         state = _stored_state(store, settings, source)

@@ -112,7 +112,9 @@ def status_page(statuses: list[tuple[ConnectionStatus, bool]], now: float | None
     rows = []
     for status, may_edit in statuses:
         action = ""
-        if may_edit and status.can_write_consent:
+        if not status.needs_consent:
+            action = escape(f"No consent needed ({status.auth_type})")
+        elif may_edit and status.can_write_consent:
             action = _link(connect_href(status.conn_id), "Reconnect" if status.connected else "Connect", "button")
         elif may_edit:
             action = escape(f"Not in the metadata database: airflow-confluence authorize --conn-id {status.conn_id}")

@@ -317,11 +317,17 @@ def test_the_connect_page_says_no_consent_is_needed(fake_atlassian, signin, monk
         jwt = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="alice", role=USERS["alice"]))
         browser = TestClient(_app(), base_url=BASE, follow_redirects=False, cookies={"_token": jwt})
         page = browser.get(f"/confluence-oauth/connect/{signin['conn_id']}")
+        status = browser.get("/confluence-oauth/status").text
     finally:
         purge_cached_app()
     assert page.status_code == 400
     assert "location" not in page.headers
     assert "No consent needed" in page.text
+    row = status[status.index(f"<code>{signin['conn_id']}</code>") :]
+    row = row[: row.index("</tr>")]
+    assert f"No consent needed ({signin['type']})" in row
+    assert "connect/" not in row
+    assert shown(signin["secrets"], page.text, status) is False
 
 
 def test_the_airflow2_form_has_the_new_fields():
