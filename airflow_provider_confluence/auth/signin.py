@@ -31,7 +31,13 @@ from airflow_provider_confluence.client.authorization import BasicAuthorization
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError
 
-__all__ = ["api_token_authorization", "api_token_refused", "client_credentials_tokens", "tenant_cloud_id"]
+__all__ = [
+    "api_token_authorization",
+    "api_token_refused",
+    "client_credentials_tokens",
+    "expiry_text",
+    "tenant_cloud_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,12 @@ def client_credentials_tokens(
     )
 
 
+def expiry_text(day: datetime.date) -> str:
+    """A date as messages show it, ``31 January 2027``: not in the extra's own ``YYYY-MM-DD`` form, which Airflow
+    masks as a secret in logs (the key ``api_token_expires`` holds the word "token")."""
+    return f"{day.day} {day:%B %Y}"
+
+
 def _expiry_moment(day: datetime.date) -> float:
     """Epoch seconds of 00:00 UTC on ``day``: a token dated to expire that day is treated as dead from then."""
     return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()
@@ -77,7 +89,7 @@ def api_token_refused(settings: ConnectionSettings, *, clock: Callable[[], float
     now = (clock or wall_clock)()
     expires = settings.api_token_expires
     if expires is not None and now >= _expiry_moment(expires):
-        why = f"the token expired on {expires.isoformat()} (api_token_expires)"
+        why = f"the token expired on {expiry_text(expires)} (api_token_expires)"
     else:
         why = "the e-mail (Login) or the API token (Password) is wrong, or the token was revoked or has expired"
     return ConfluenceAuthError(
@@ -112,7 +124,7 @@ def api_token_authorization(
                 "The API token of connection %r expired on %s (api_token_expires): Atlassian refuses it. "
                 "Create a new scoped API token at %s and put it in the connection's Password.",
                 settings.conn_id,
-                expires.isoformat(),
+                expiry_text(expires),
                 API_TOKENS_PAGE,
             )
         else:
@@ -120,7 +132,7 @@ def api_token_authorization(
                 "The API token of connection %r expires on %s (%.0f days left). Create a new scoped API "
                 "token at %s, put it in the connection's Password and its expiry in api_token_expires.",
                 settings.conn_id,
-                expires.isoformat(),
+                expiry_text(expires),
                 left / 86400,
                 API_TOKENS_PAGE,
             )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.auth.manager import find_cloud_id
 from airflow_provider_confluence.auth.service_account import ClientCredentialsTokens
-from airflow_provider_confluence.auth.signin import tenant_cloud_id
+from airflow_provider_confluence.auth.signin import expiry_text, tenant_cloud_id
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
@@ -104,7 +104,7 @@ def _check_api_token(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
             "scopes your tasks need."
         )
     expires = settings.api_token_expires
-    when = f" The token expires on {expires.isoformat()}." if expires else ""
+    when = f" The token expires on {expiry_text(expires)}." if expires else ""
     return True, f"Connected to {settings.site_url} (cloud id {cloud_id}) with an API token.{when}{note}"
 
 
