@@ -243,22 +243,25 @@ def _state_of(path: str) -> str:
     return parse_qs(urlsplit(path).query)["state"][0]
 
 
+def _claims_of(state: str) -> dict[str, Any]:
+    payload = state.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def _moved_to(state: str, conn_id: str) -> str:
-    """The same state with another connection id in its payload and the original signature."""
-    body, mac = state.split(".")
-    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload["c"] = conn_id
+    """The same state (a JWT) with another connection id in its payload and the original signature."""
+    header, _, signature = state.split(".")
+    payload = {**_claims_of(state), "conn_id": conn_id}
     moved = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    return f"{moved}.{mac}"
+    return f"{header}.{moved}.{signature}"
 
 
 def _signed_elsewhere(state: str) -> str:
     from airflow_provider_confluence.auth.consent_state import ConsentStates
 
-    head = state.split(".")[0]
-    body = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    body = _claims_of(state)
     other = ConsentStates("another server's secret")
-    return other.issue(conn_id=body["c"], user="admin", binding=body["b"])
+    return other.issue(conn_id=body["conn_id"], user="admin", binding=body["binding"])
 
 
 @pytest.mark.parametrize(
@@ -486,7 +489,7 @@ def test_a_state_whose_last_character_changed_is_refused_even_when_it_decodes_to
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
     states = ConsentStates(b"k" * 32, clock=lambda: 1_000_000.0)
-    body, mac = states.issue(conn_id="c", user="u", binding="b").split(".")
+    body, _, mac = states.issue(conn_id="c", user="u", binding="b").rpartition(".")
     alike = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
              if c != mac[-1] and decode(mac[:-1] + c) == decode(mac)]
     assert alike, "the last character carries unused bits"
