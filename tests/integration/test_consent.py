@@ -349,6 +349,26 @@ def test_a_declined_consent_changes_nothing(api, conn):
     assert api.fake.counters["code_exchanges"] == 0
 
 
+def test_a_connection_id_or_an_error_text_holding_html_is_shown_escaped(api, conn):
+    """The pages are Jinja2 templates with autoescaping: what a URL or Atlassian's answer holds is text."""
+    script = "<script>alert(1)</script>"
+    missing = api.browser("admin").get("/confluence-oauth/connect/x<img src=x onerror=alert(1)>")
+    assert missing.status_code == 404 and "No such connection" in missing.text
+    assert "<img" not in missing.text and "x&lt;img src=x onerror=alert(1)&gt;" in missing.text
+    api.fake.deny_consent = True
+    back = api.start(api.browser("admin"), conn)
+    declined = api.browser("admin").get(_with_query(back, error_description=script))
+    assert declined.status_code == 400 and "declined" in declined.text
+    assert "<script>" not in declined.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in declined.text
+    assert api.fake.counters["code_exchanges"] == 0
+
+
+def _with_query(path: str, **changes: str) -> str:
+    parts = urlsplit(path)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return urlunsplit(("", "", parts.path, urlencode({**query, **changes}), ""))
+
+
 def test_a_code_issued_for_another_redirect_uri_is_refused(api, conn):
     before = raw_extra(conn)
     url = api.consent_url(api.browser("admin"), conn)
