@@ -42,9 +42,23 @@ if TYPE_CHECKING:
     from airflow_provider_confluence.config.connection import ConnectionSettings
 
 __all__ = [
-    "HEX_SHA256_PATTERN", "JWT_PATTERN", "MAX_AGE", "MAX_FUTURE", "NONCE_PATTERN", "PROTOCOL", "BrokerRefusal",
-    "NonceCache", "BROKER_SECRET", "GATE_VARIABLE", "NonceLedger", "RequestVerifier", "VerifiedRequest",
-    "broker_key", "new_broker_secret", "signed_request", "token_fingerprint",
+    "BROKER_SECRET",
+    "GATE_VARIABLE",
+    "HEX_SHA256_PATTERN",
+    "JWT_PATTERN",
+    "MAX_AGE",
+    "MAX_FUTURE",
+    "NONCE_PATTERN",
+    "PROTOCOL",
+    "BrokerRefusal",
+    "NonceCache",
+    "NonceLedger",
+    "RequestVerifier",
+    "VerifiedRequest",
+    "broker_key",
+    "new_broker_secret",
+    "signed_request",
+    "token_fingerprint",
 ]
 
 PROTOCOL = "confluence-oauth-broker/2"
