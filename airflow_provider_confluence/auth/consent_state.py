@@ -26,9 +26,9 @@ from typing import Protocol
 import requests
 
 from airflow_provider_confluence.auth import oauth, signing
-from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError, ConfluenceInvalidGrant
-from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.auth.tokens import TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError, ConfluenceInvalidGrant
 
 STATE_TTL = 600.0
 _CLOCK_SKEW = 60.0

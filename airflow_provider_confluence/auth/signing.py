@@ -35,8 +35,16 @@ from typing import Any
 import jwt
 
 __all__ = [
-    "ALGORITHM", "BROKER_GATE", "BROKER_REQUEST", "CLAIMS", "CONSENT_STATE", "LEEWAY", "SignatureRefused",
-    "issue", "signing_key", "verify",
+    "ALGORITHM",
+    "BROKER_GATE",
+    "BROKER_REQUEST",
+    "CLAIMS",
+    "CONSENT_STATE",
+    "LEEWAY",
+    "SignatureRefused",
+    "issue",
+    "signing_key",
+    "verify",
 ]
 
 ALGORITHM = "HS256"
@@ -83,8 +91,13 @@ def issue(
     :param jti: its single-use id; a fresh random one by default.
     """
     issued_at = int(now)
-    payload = {**claims, "aud": audience, "iat": issued_at, "exp": issued_at + int(lifetime),
-               "jti": jti or secrets.token_urlsafe(24)}
+    payload = {
+        **claims,
+        "aud": audience,
+        "iat": issued_at,
+        "exp": issued_at + int(lifetime),
+        "jti": jti or secrets.token_urlsafe(24),
+    }
     return jwt.encode(payload, key, algorithm=ALGORITHM)
 
 
@@ -112,7 +125,13 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
 
 
 def verify(
-    token: str, key: bytes, audience: str, *, now: float, max_age: float, max_future: float,
+    token: str,
+    key: bytes,
+    audience: str,
+    *,
+    now: float,
+    max_age: float,
+    max_future: float,
     require: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The claims of ``token`` once its signature, algorithm, audience, claims and times were checked.
@@ -131,7 +150,10 @@ def verify(
         raise SignatureRefused("forged")
     try:
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=audience,
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=audience,
             options={"require": [*CLAIMS, *require], "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError, jwt.InvalidAudienceError):

@@ -33,17 +33,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
-from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.auth.broker.protocol import (
     GATE_VARIABLE,
     JWT_PATTERN,
-    broker_key,
-    new_broker_secret,
     BrokerRefusal,
     RequestVerifier,
+    broker_key,
+    new_broker_secret,
     token_fingerprint,
 )
+from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
+from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceConfigError,
@@ -51,12 +54,9 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.plugins.single_use import SharedNonces
-from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-from airflow_provider_confluence.config.connection import ConnectionSettings
-from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.plugins.single_use import SharedNonces
+from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
 
 log = logging.getLogger(__name__)
 

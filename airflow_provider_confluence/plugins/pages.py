@@ -29,8 +29,16 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
 }
 CONNECTIONS_HREF = "../connections"  # from /confluence-oauth/: the UI's Admin -> Connections
-STATUS_COLUMNS = ("Connection", "Site", "Source", "Token store", "Access token expires", "Last rotation",
-                  "Days before re-consent", "")
+STATUS_COLUMNS = (
+    "Connection",
+    "Site",
+    "Source",
+    "Token store",
+    "Access token expires",
+    "Last rotation",
+    "Days before re-consent",
+    "",
+)
 
 
 def connect_href(conn_id: str, root: str = "") -> str:
@@ -73,14 +81,25 @@ def missing_redirect_page(conn_id: str, callback_url: str, current: str | None) 
 
     Answers ``/connect/<conn_id>``, so its links climb one level.
     """
-    return render("missing_redirect.html", title="Set the Callback URL first", conn_id=conn_id,
-                  callback_url=callback_url, current=current)
+    return render(
+        "missing_redirect.html",
+        title="Set the Callback URL first",
+        conn_id=conn_id,
+        callback_url=callback_url,
+        current=current,
+    )
 
 
 def success_page(conn_id: str, site: str, scopes: Iterable[str], fingerprint: str | None) -> str:
     """The page after a consent was saved: the site, the granted scopes, a link back."""
-    return render("success.html", title="Connected to Confluence", conn_id=conn_id, site=site, scopes=list(scopes),
-                  fingerprint=fingerprint)
+    return render(
+        "success.html",
+        title="Connected to Confluence",
+        conn_id=conn_id,
+        site=site,
+        scopes=list(scopes),
+        fingerprint=fingerprint,
+    )
 
 
 def status_page(statuses: list[tuple[ConnectionStatus, bool]], now: float | None = None) -> str:
@@ -89,14 +108,25 @@ def status_page(statuses: list[tuple[ConnectionStatus, bool]], now: float | None
     rows = []
     for status, may_edit in statuses:
         can_connect = may_edit and status.can_write_consent
-        rows.append({
-            "conn_id": status.conn_id,
-            "cells": (status.conn_id, status.site or "-", status.source, status.store or "-",
-                      format_time(status.access_token_expires_at), format_time(status.rotated_at),
-                      format_days(status.days_left(now))),
-            "connect": ("Reconnect" if status.connected else "Connect") if can_connect else None,
-            "note": (f"Not in the metadata database: airflow-confluence authorize --conn-id {status.conn_id}"
-                     if may_edit and not can_connect else None),
-            "problem": status.problem,
-        })
+        rows.append(
+            {
+                "conn_id": status.conn_id,
+                "cells": (
+                    status.conn_id,
+                    status.site or "-",
+                    status.source,
+                    status.store or "-",
+                    format_time(status.access_token_expires_at),
+                    format_time(status.rotated_at),
+                    format_days(status.days_left(now)),
+                ),
+                "connect": ("Reconnect" if status.connected else "Connect") if can_connect else None,
+                "note": (
+                    f"Not in the metadata database: airflow-confluence authorize --conn-id {status.conn_id}"
+                    if may_edit and not can_connect
+                    else None
+                ),
+                "problem": status.problem,
+            }
+        )
     return render("status.html", title="Confluence OAuth connections", head=STATUS_COLUMNS, rows=rows)

@@ -44,16 +44,19 @@ class Status:
 
 
 def test_the_status_page_escapes_every_cell_and_offers_connect_where_allowed():
-    html = pages.status_page([
-        (Status("plain", site="https://s.atlassian.net", connected=True), True),
-        (Status(SCRIPT, site=SCRIPT, store=SCRIPT, problem=SCRIPT), True),
-        (Status("elsewhere", source="environment variable", can_write_consent=False), True),
-        (Status("read_only"), False),
-    ], now=0.0)  # type: ignore[list-item]
+    html = pages.status_page(
+        [
+            (Status("plain", site="https://s.atlassian.net", connected=True), True),
+            (Status(SCRIPT, site=SCRIPT, store=SCRIPT, problem=SCRIPT), True),
+            (Status("elsewhere", source="environment variable", can_write_consent=False), True),
+            (Status("read_only"), False),
+        ],
+        now=0.0,
+    )  # type: ignore[list-item]
     assert "<script>" not in html and html.count(ESCAPED) == 4  # id, site, store, problem
     assert 'href="connect/plain" target="_top">Reconnect</a>' in html
     assert "Not in the metadata database: airflow-confluence authorize --conn-id elsewhere" in html
-    read_only = html[html.index("<code>read_only</code>"):]
+    read_only = html[html.index("<code>read_only</code>") :]
     assert "button" not in read_only[: read_only.index("</tr>")]
     assert "No confluence_oauth connection" in pages.status_page([], now=0.0)
 
@@ -61,5 +64,4 @@ def test_the_status_page_escapes_every_cell_and_offers_connect_where_allowed():
 def test_the_templates_come_from_the_installed_package():
     """The wheel ships them (package-data): the loader finds every template the pages use."""
     names = set(pages.environment().list_templates())
-    assert {"base.html", "macros.html", "message.html", "missing_redirect.html", "success.html",
-            "status.html"} <= names
+    assert {"base.html", "macros.html", "message.html", "missing_redirect.html", "success.html", "status.html"} <= names

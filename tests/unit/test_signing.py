@@ -83,7 +83,7 @@ def test_a_signature_changed_at_any_character_is_refused():
     for position in range(len(signature)):
         for char in ALPHABET:
             if char != signature[position]:
-                forged = f"{head}.{signature[:position]}{char}{signature[position + 1:]}"
+                forged = f"{head}.{signature[:position]}{char}{signature[position + 1 :]}"
                 assert reason(forged) == "forged", (position, char)
                 tried += 1
     assert tried == len(signature) * (len(ALPHABET) - 1)
@@ -107,7 +107,7 @@ def test_a_header_or_payload_changed_at_any_character_is_refused():
         if body[position] == ".":
             continue
         char = "A" if body[position] != "A" else "B"
-        forged = f"{body[:position]}{char}{good[position + 1:]}"
+        forged = f"{body[:position]}{char}{good[position + 1 :]}"
         assert reason(forged) in ("forged", "malformed"), position
 
 
@@ -132,8 +132,9 @@ def test_an_audience_list_that_holds_ours_is_refused():
     assert reason(both) == "forged"
 
 
-@pytest.mark.parametrize("header", [{"alg": "none"}, {"alg": "None"}, {"alg": "HS512"}, {"alg": "HS384"},
-                                    {"alg": "RS256"}, {}])
+@pytest.mark.parametrize(
+    "header", [{"alg": "none"}, {"alg": "None"}, {"alg": "HS512"}, {"alg": "HS384"}, {"alg": "RS256"}, {}]
+)
 def test_other_algorithms_are_refused(header):
     assert reason(hand_made({**header, "typ": "JWT"}, claims(), key=None)) in ("forged", "malformed")
     unsigned = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}."
@@ -159,8 +160,9 @@ def test_a_missing_claim_is_refused(missing):
     assert reason(hand_made({"alg": "HS256", "typ": "JWT"}, claims(**{missing: None}))) in ("malformed", "forged")
 
 
-@pytest.mark.parametrize("change", [{"iat": "1700000000"}, {"exp": True}, {"jti": 7}, {"jti": ""},
-                                    {"exp": int(NOW) + MAX_AGE + 3600}])
+@pytest.mark.parametrize(
+    "change", [{"iat": "1700000000"}, {"exp": True}, {"jti": 7}, {"jti": ""}, {"exp": int(NOW) + MAX_AGE + 3600}]
+)
 def test_claims_of_the_wrong_type_or_a_lifetime_too_long_are_refused(change):
     assert reason(hand_made({"alg": "HS256", "typ": "JWT"}, claims(**change))) == "malformed"
 
@@ -183,8 +185,9 @@ def test_garbage_is_malformed_or_forged(value):
 
 def test_a_forged_token_that_is_also_expired_says_forged():
     """Time is only looked at once the signature holds: a forger learns nothing from the answer."""
-    wrong = signing.issue(signing.signing_key("another key"), signing.BROKER_REQUEST, {"sub": "conf"}, now=NOW,
-                          lifetime=MAX_AGE)
+    wrong = signing.issue(
+        signing.signing_key("another key"), signing.BROKER_REQUEST, {"sub": "conf"}, now=NOW, lifetime=MAX_AGE
+    )
     assert reason(wrong, now=NOW + 3600) == "forged"
 
 
@@ -239,8 +242,9 @@ def test_a_broker_request_is_used_once_and_a_forged_one_uses_nothing_up():
 
 
 def test_a_broker_request_with_a_rejected_token_that_is_not_a_fingerprint_is_refused():
-    request = signing.issue(KEY, signing.BROKER_REQUEST, {"sub": "conf", "rejected_token": "the-token-itself"},
-                            now=NOW, lifetime=MAX_AGE)
+    request = signing.issue(
+        KEY, signing.BROKER_REQUEST, {"sub": "conf", "rejected_token": "the-token-itself"}, now=NOW, lifetime=MAX_AGE
+    )
     assert refusal(RequestVerifier(clock=lambda: NOW), {"conn_id": "conf", "request": request}) == "invalid_signature"
 
 
