@@ -38,6 +38,11 @@ class Status:
     connected: bool = False
     can_write_consent: bool = True
     problem: str | None = None
+    auth_type: str = "oauth2_3lo"
+
+    @property
+    def needs_consent(self) -> bool:
+        return self.auth_type == "oauth2_3lo"
 
     def days_left(self, now: float) -> float | None:
         return None
@@ -50,6 +55,7 @@ def test_the_status_page_escapes_every_cell_and_offers_connect_where_allowed():
             (Status(SCRIPT, site=SCRIPT, store=SCRIPT, problem=SCRIPT), True),
             (Status("elsewhere", source="environment variable", can_write_consent=False), True),
             (Status("read_only"), False),
+            (Status("service_account", auth_type="client_credentials"), True),
         ],
         now=0.0,
     )  # type: ignore[list-item]
@@ -58,6 +64,9 @@ def test_the_status_page_escapes_every_cell_and_offers_connect_where_allowed():
     assert "Not in the metadata database: airflow-confluence authorize --conn-id elsewhere" in html
     read_only = html[html.index("<code>read_only</code>") :]
     assert "button" not in read_only[: read_only.index("</tr>")]
+    service_account = html[html.index("<code>service_account</code>") :]
+    service_account = service_account[: service_account.index("</tr>")]
+    assert "No consent needed (client_credentials)" in service_account and "connect/" not in service_account
     assert "No confluence_oauth connection" in pages.status_page([], now=0.0)
 
 
