@@ -83,7 +83,7 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
         name = text_or_none(self.filename)
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="downloaded")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
                 if given(self.output_path) else None)
         hook = self.confluence_hook()
         page = self.find_target(hook)
@@ -153,7 +153,7 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
 
         from airflow_provider_confluence.content.summaries import page_summary
 
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="exported")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
                 if given(self.output_path) else None)
         hook = self.confluence_hook()
         found = self.find_target(hook)
