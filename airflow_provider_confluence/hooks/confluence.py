@@ -16,7 +16,9 @@ from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
+    CONN_TYPE,
     CONNECTION_EXTRAS,
+    HOOK_NAME,
     HIDDEN_FIELDS,
     PLACEHOLDERS,
     RELABELING,
@@ -27,7 +29,7 @@ from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.content.storage_format import to_storage
 from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenState
 
 
 class ConfluenceOAuthHook(BaseHook):
@@ -41,8 +43,8 @@ class ConfluenceOAuthHook(BaseHook):
 
     conn_name_attr = "confluence_conn_id"
     default_conn_name = "confluence_default"
-    conn_type = "confluence_oauth"
-    hook_name = "Confluence Cloud (OAuth 2.0)"
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, confluence_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -59,7 +61,7 @@ class ConfluenceOAuthHook(BaseHook):
         return settings
 
     def _read_settings(self) -> ConnectionSettings:
-        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
+        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id), any_type=True)
         mask_secret(settings.client_secret)
         return settings
 
@@ -287,7 +289,7 @@ class ConfluenceOAuthHook(BaseHook):
         try:
             settings = self.settings
             conn = get_connection(self.confluence_conn_id)
-            state = TokenState.from_mapping(conn.extra_dejson)
+            state = TokenState.from_stored(conn.extra_dejson)
             if not state.access_token_valid(_now()):
                 if not (settings.refresh_token or state.refresh_token):
                     return False, "Settings are valid, but there is no refresh token yet: authorize the app first."

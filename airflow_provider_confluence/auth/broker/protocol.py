@@ -29,7 +29,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_confluence.auth.fingerprint import FULL, fingerprint
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.config.connection import ConnectionSettings
@@ -76,15 +79,14 @@ def broker_key(settings: ConnectionSettings) -> str | None:
     return hmac.new(settings.client_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+#: The name of a rejected access token on the wire: its whole SHA-256 (``fingerprint(token, length=FULL)``).
+token_fingerprint = partial(fingerprint, length=FULL)
+
+
 class NonceLedger(Protocol):
     """Where seen nonces are recorded: :meth:`add` is False for a nonce recorded before (a replay)."""
 
     def add(self, key: str, keep_until: float, now: float) -> bool: ...
-
-
-def token_fingerprint(token: str) -> str:
-    """The hex SHA-256 of a token: names it to the broker without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def canonical_message(
