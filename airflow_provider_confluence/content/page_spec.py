@@ -96,8 +96,14 @@ class PageSpec:
     def __post_init__(self) -> None:
         # cheap checks of values a caller could set directly (or through dataclasses.replace); the body and the
         # labels are converted and normalised by build(), once
-        PageSpec.check_options(representation=self.representation, status=self.status, if_exists=self.if_exists,
-                               mode=self.mode, parent_id=self.parent_id, parent_title=self.parent_title)
+        PageSpec.check_options(
+            representation=self.representation,
+            status=self.status,
+            if_exists=self.if_exists,
+            mode=self.mode,
+            parent_id=self.parent_id,
+            parent_title=self.parent_title,
+        )
 
     @staticmethod
     def check_options(
@@ -152,14 +158,28 @@ class PageSpec:
         :param labels: label names (a single string is one label).
         :raises ConfluenceConfigError: for a bad option, body or label name; nothing has been sent then.
         """
-        cls.check_options(representation=representation, status=status, if_exists=if_exists, mode=mode,
-                          parent_id=parent_id, parent_title=parent_title)
+        cls.check_options(
+            representation=representation,
+            status=status,
+            if_exists=if_exists,
+            mode=mode,
+            parent_id=parent_id,
+            parent_title=parent_title,
+        )
         wire, converted = to_storage(body, representation)
         return cls(
-            body=converted, title=title, representation=wire, status=status,
-            space_key=_text(space_key), space_id=_text(space_id),
-            parent_id=_text(parent_id), parent_title=parent_title if _given(parent_title) else None,
-            labels=tuple(normalize_labels(labels)), if_exists=if_exists, mode=mode, message=message,
+            body=converted,
+            title=title,
+            representation=wire,
+            status=status,
+            space_key=_text(space_key),
+            space_id=_text(space_id),
+            parent_id=_text(parent_id),
+            parent_title=parent_title if _given(parent_title) else None,
+            labels=tuple(normalize_labels(labels)),
+            if_exists=if_exists,
+            mode=mode,
+            message=message,
         )
 
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
     PAGE_TARGET_FIELDS,
@@ -59,6 +60,7 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "file_path", "data", "filename", "comment", CONN_ID_FIELD)
+    operator_extra_links = (ConfluencePageLink(),)
 
     def __init__(
         self,

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
-from airflow_provider_confluence.links.confluence import ConfluencePageLink
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -43,10 +42,8 @@ class ConfluenceOperatorMixin:
 
 class PageTargetMixin(ConfluenceOperatorMixin):
     """The operators that act on one page, named by :data:`PAGE_TARGET_FIELDS`: ``page_id``, or ``title`` in
-    ``space_key``/``space_id``; checked in the constructor and again after templating. Each links the page it
-    acted on (:class:`~airflow_provider_confluence.links.confluence.ConfluencePageLink`)."""
+    ``space_key``/``space_id``; checked in the constructor and again after templating."""
 
-    operator_extra_links = (ConfluencePageLink(),)
     page_id: str | None
     space_key: str | None
     space_id: str | None
@@ -201,6 +198,8 @@ def find_target_page(
 
 def persist_link(context: Any, url: str | None) -> None:
     """Store the "Confluence page" extra link of this task instance (nothing outside a task run)."""
+    from airflow_provider_confluence.links.confluence import ConfluencePageLink
+
     if context is not None and hasattr(context, "get") and context.get("ti") is not None:
         ConfluencePageLink.persist(context, url)
 

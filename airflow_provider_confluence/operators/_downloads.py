@@ -9,6 +9,7 @@ from typing import Any
 from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.config.deployment import attachment_roots
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.config.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
@@ -48,6 +49,7 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "filename", "output_path", CONN_ID_FIELD)
+    operator_extra_links = (ConfluencePageLink(),)
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "output_path", CONN_ID_FIELD)
+    operator_extra_links = (ConfluencePageLink(),)
 
     def __init__(
         self,

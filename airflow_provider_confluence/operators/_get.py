@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_confluence.version_compat import BaseOperator
+from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
     PAGE_TARGET_FIELDS,
@@ -33,6 +34,7 @@ class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, CONN_ID_FIELD)
+    operator_extra_links = (ConfluencePageLink(),)
 
     def __init__(
         self,

@@ -165,6 +165,7 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         *PAGE_TARGET_FIELDS, "body", "new_title", "labels", *PARENT_FIELDS, "version_message", CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
+    operator_extra_links = (ConfluencePageLink(),)
 
     def __init__(
         self,

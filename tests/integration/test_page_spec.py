@@ -53,8 +53,13 @@ def test_create_converts_the_body_and_checks_the_labels_once(fake_atlassian, con
     fake_atlassian.add_space("DEMO")
     fake_atlassian.add_page("DEMO", "Report", "<p>old</p>")
     result = ConfluenceCreatePageOperator(
-        task_id="create", space_key="DEMO", title="Report", body="# Weekly\n\n*all* good", representation="markdown",
-        if_exists="update", labels="KPI, daily-report",
+        task_id="create",
+        space_key="DEMO",
+        title="Report",
+        body="# Weekly\n\n*all* good",
+        representation="markdown",
+        if_exists="update",
+        labels="KPI, daily-report",
     ).execute(context={})
     assert result["action"] == "updated"
     assert (spies["to_storage"].calls, spies["normalize_labels"].calls) == (1, 1)
@@ -67,8 +72,14 @@ def test_update_converts_the_body_and_checks_the_labels_once(fake_atlassian, con
     fake_atlassian.add_page("DEMO", "Parent")
     page = fake_atlassian.add_page("DEMO", "Log", "<p>start</p>")
     result = ConfluenceUpdatePageOperator(
-        task_id="update", page_id=page["id"], body="- one", representation="markdown", mode="append",
-        labels=["Log"], parent_title="Parent", version_message="appended",
+        task_id="update",
+        page_id=page["id"],
+        body="- one",
+        representation="markdown",
+        mode="append",
+        labels=["Log"],
+        parent_title="Parent",
+        version_message="appended",
     ).execute(context={})
     assert result["changed"] is True
     assert (spies["to_storage"].calls, spies["normalize_labels"].calls) == (1, 1)
@@ -78,8 +89,9 @@ def test_a_bad_label_stops_the_operator_before_any_request(fake_atlassian, confl
     fake_atlassian.add_space("DEMO")
     before = sum(fake_atlassian.counters["api_calls_by_route"].values())
     with pytest.raises(ConfluenceConfigError, match="label"):
-        ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Report", body="<p>x</p>",
-                                     labels=["bad label"]).execute(context={})
+        ConfluenceCreatePageOperator(
+            task_id="create", space_key="DEMO", title="Report", body="<p>x</p>", labels=["bad label"]
+        ).execute(context={})
     assert sum(fake_atlassian.counters["api_calls_by_route"].values()) == before
 
 
@@ -91,8 +103,11 @@ def test_the_hook_takes_a_spec_or_the_old_keyword_arguments(fake_atlassian, conf
     by_spec = hook.create_page(spec)
     assert spies["to_storage"].calls == 2  # once per page: the keyword call built its own spec
     pages = {p["id"]: p for p in fake_atlassian.pages}
-    assert (pages[by_keywords["id"]]["body"]["storage"]["value"]
-            == pages[by_spec["id"]]["body"]["storage"]["value"] == "<p><strong>x</strong></p>\n")
+    assert (
+        pages[by_keywords["id"]]["body"]["storage"]["value"]
+        == pages[by_spec["id"]]["body"]["storage"]["value"]
+        == "<p><strong>x</strong></p>\n"
+    )
     with pytest.raises(TypeError, match="not both"):
         hook.publish(spec, title="Other")
 

@@ -19,16 +19,29 @@ from airflow_provider_confluence.get_provider_info import CONN_TYPE, get_provide
 
 pytestmark = pytest.mark.airflow2
 
-STATE = TokenState(refresh_token="rt-2", access_token="at-2", expires_at=2000.0, scope="s", cloud_id="c",
-                   grant_issued_at=10.0, rotated_at=1000.0)
+STATE = TokenState(
+    refresh_token="rt-2",
+    access_token="at-2",
+    expires_at=2000.0,
+    scope="s",
+    cloud_id="c",
+    grant_issued_at=10.0,
+    rotated_at=1000.0,
+)
 
 
 # -- the page spec -------------------------------------------------------------------------------------------
 
 
 def test_build_converts_the_body_and_normalises_the_labels():
-    spec = PageSpec.build(title="T", body="*hi*", representation="markdown", labels=["KPI", "kpi", "Daily"],
-                          parent_id=" 12 ", space_key=" ")
+    spec = PageSpec.build(
+        title="T",
+        body="*hi*",
+        representation="markdown",
+        labels=["KPI", "kpi", "Daily"],
+        parent_id=" 12 ",
+        space_key=" ",
+    )
     assert (spec.representation, spec.body.strip()) == ("storage", "<p><em>hi</em></p>")
     assert spec.labels == ("kpi", "daily")
     assert (spec.parent_id, spec.space_key) == ("12", None)
@@ -79,8 +92,13 @@ def test_the_connection_type_is_spelled_once():
 
 
 def _conn(conn_type: str) -> SimpleNamespace:
-    return SimpleNamespace(conn_type=conn_type, host="https://example.atlassian.net", login="cid", password="sec",
-                           extra=json.dumps({"refresh_token": "rt"}))
+    return SimpleNamespace(
+        conn_type=conn_type,
+        host="https://example.atlassian.net",
+        login="cid",
+        password="sec",
+        extra=json.dumps({"refresh_token": "rt"}),
+    )
 
 
 def test_the_settings_loader_refuses_another_type_unless_told_not_to():
@@ -115,8 +133,13 @@ def test_the_state_round_trips_through_every_place_it_is_kept():
     journal = token_codec.parse_journal(token_codec.journal_value(STATE, ["f1"], "b"))
     assert journal is not None
     latest, retired, binding = journal
-    assert (latest.access_token, latest.expires_at, latest.refresh_token, retired, binding) == (None, None, "rt-2",
-                                                                                                ("f1",), "b")
+    assert (latest.access_token, latest.expires_at, latest.refresh_token, retired, binding) == (
+        None,
+        None,
+        "rt-2",
+        ("f1",),
+        "b",
+    )
 
 
 def test_a_pasted_refresh_token_drops_the_old_grants_state():
