@@ -52,7 +52,7 @@ def test_connection(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
         if settings.auth_type == API_TOKEN:
             return _check_api_token(hook)
         conn = get_connection(hook.confluence_conn_id)
-        state = TokenState.from_mapping(conn.extra_dejson)
+        state = TokenState.from_stored(conn.extra_dejson)
         if not state.access_token_valid(_now()):
             if not (settings.refresh_token or state.refresh_token):
                 return False, "Settings are valid, but there is no refresh token yet: authorize the app first."

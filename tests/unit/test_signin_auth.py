@@ -26,6 +26,7 @@ from airflow_provider_confluence.auth.signin import (
 from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError
+from helpers.clock import Clock
 
 pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
 
@@ -37,14 +38,6 @@ CLIENT_SECRET = "cc-SECRET-never-shown-0123456789"
 API_TOKEN = "ATATT-api-TOKEN-never-shown-0123"
 EMAIL = "robot@example.com"
 NOW = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def cc_settings(**extra: object) -> ConnectionSettings:
@@ -109,7 +102,7 @@ def test_invalid_client_names_the_service_account_and_not_the_secret():
 
 
 def test_the_token_is_cached_until_the_leeway_then_fetched_again():
-    clock, endpoint = Clock(), Endpoint()
+    clock, endpoint = Clock(NOW), Endpoint()
     source = tokens(endpoint, clock)
     assert source.get_access_token() == "at-1"
     clock.now += 3600 - 61  # still more than the 60-second leeway left
@@ -120,7 +113,7 @@ def test_the_token_is_cached_until_the_leeway_then_fetched_again():
 
 
 def test_a_short_lived_token_uses_a_quarter_of_its_lifetime_as_leeway():
-    clock, endpoint = Clock(), Endpoint(lifetime=100)
+    clock, endpoint = Clock(NOW), Endpoint(lifetime=100)
     source = tokens(endpoint, clock)
     source.get_access_token()
     clock.now += 74
@@ -130,7 +123,7 @@ def test_a_short_lived_token_uses_a_quarter_of_its_lifetime_as_leeway():
 
 
 def test_hooks_of_one_credential_share_the_process_cache_and_a_new_secret_does_not():
-    clock, endpoint, cache = Clock(), Endpoint(), ClientCredentialsCache()
+    clock, endpoint, cache = Clock(NOW), Endpoint(), ClientCredentialsCache()
     first = ClientCredentialsTokens(fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s1"), cache=cache, clock=clock)
     second = ClientCredentialsTokens(fetch=endpoint, key=credential_key(TOKEN_URL, "c", "s1"), cache=cache, clock=clock)
     rotated = ClientCredentialsTokens(
@@ -143,7 +136,7 @@ def test_hooks_of_one_credential_share_the_process_cache_and_a_new_secret_does_n
 
 
 def test_a_rejected_token_is_replaced_once_and_a_sibling_token_is_adopted():
-    clock, endpoint = Clock(), Endpoint()
+    clock, endpoint = Clock(NOW), Endpoint()
     source = tokens(endpoint, clock)
     assert source.get_access_token() == "at-1"
     assert source.refresh_rejected("at-1") == "at-2"
@@ -152,7 +145,7 @@ def test_a_rejected_token_is_replaced_once_and_a_sibling_token_is_adopted():
 
 
 def test_expiry_is_counted_from_when_the_request_was_sent():
-    clock = Clock()
+    clock = Clock(NOW)
 
     def slow() -> TokenResponse:
         clock.now += 30  # the answer arrives 30 s after the request left
@@ -167,7 +160,7 @@ def test_expiry_is_counted_from_when_the_request_was_sent():
 
 
 def test_concurrent_threads_wait_for_one_fetch():
-    clock = Clock()
+    clock = Clock(NOW)
     started, release = threading.Event(), threading.Event()
     calls: list[int] = []
 
@@ -193,7 +186,7 @@ def test_concurrent_threads_wait_for_one_fetch():
 
 
 def test_a_transient_failure_is_tried_again_and_a_refusal_is_not():
-    clock, sleeps = Clock(), []
+    clock, sleeps = Clock(NOW), []
     answers: list[object] = [ConfluenceAuthError("503", transient=True), TokenResponse("at-ok", 3600)]
 
     def flaky() -> TokenResponse:
@@ -221,7 +214,7 @@ def test_a_transient_failure_is_tried_again_and_a_refusal_is_not():
 
 def test_every_token_handed_out_is_masked_once():
     masked: list[str] = []
-    clock, endpoint = Clock(), Endpoint()
+    clock, endpoint = Clock(NOW), Endpoint()
     source = tokens(endpoint, clock, on_secret=masked.append)
     source.get_access_token()
     source.get_access_token()
