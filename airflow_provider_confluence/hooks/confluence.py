@@ -136,7 +136,7 @@ class ConfluenceOAuthHook(BaseHook):
     # -- typed API ------------------------------------------------------------------------------------
 
     def get_space_id(self, space_key: str) -> str:
-        """The numeric id of the space with this key (:class:`ConfluenceNotFound` when there is none)."""
+        """The numeric id of the space with this key (:class:`ConfluenceSpaceMissing` when there is none)."""
         return self.get_conn().get_space_id(space_key)
 
     def iter_spaces(
@@ -219,7 +219,7 @@ class ConfluenceOAuthHook(BaseHook):
         :param space_id: the space's numeric id.
         :param parent_title: the parent page's title in the space, instead of ``parent_id``.
         :param representation: a wire format, or ``markdown``/``table`` (converted to storage format).
-        :param if_exists: ``fail`` (raise :class:`ConfluenceConflict` naming the page), ``skip`` (return it)
+        :param if_exists: ``fail`` (raise :class:`ConfluencePageExists` naming the page), ``skip`` (return it)
             or ``update`` (a new version with this body, unless the body is unchanged).
         :param labels: labels the page should carry; only the missing ones are added.
         :returns: the page, and ``action``: ``created``, ``updated``, ``unchanged`` or ``skipped``.
@@ -285,17 +285,19 @@ class ConfluenceOAuthHook(BaseHook):
     def find_attachment(self, page_id: str, filename: str) -> dict[str, Any]:
         """The page's attachment with this file name (a v2 object).
 
-        :raises ConfluenceNotFound: when the page has no attachment of that name.
+        :raises ConfluenceAttachmentMissing: when the page has no attachment of that name.
+        :raises ConfluenceNotFound: when Confluence answered 404 (no such page, or the app's user cannot see it).
         """
-        from airflow_provider_confluence.exceptions import ConfluenceNotFound
+        from airflow_provider_confluence.exceptions import ConfluenceAttachmentMissing
 
         client = self.get_conn()
         found = next(iter(client.list_attachments(str(page_id), filename=filename)), None)
         if found is None:
-            raise ConfluenceNotFound(
-                404, "GET", client.url(f"/wiki/api/v2/pages/{page_id}/attachments"), "NOT_FOUND",
+            raise ConfluenceAttachmentMissing(
                 f"Page {page_id} has no attachment named {filename!r}: check filename (it is case-sensitive) and "
                 "the page.",
+                page_id=str(page_id),
+                filename=filename,
             )
         return found
 
