@@ -22,7 +22,7 @@ VENV_3.3 := .venv
 EXTRA_3.0 := asyncpg
 EXTRA_3.1 := asyncpg
 EXTRA_3.2 := asyncpg
-EXTRA_3.3 := asyncpg selenium apache-airflow-providers-celery celery kombu redis
+EXTRA_3.3 := asyncpg selenium apache-airflow-providers-celery celery kombu redis mypy ruff import-linter
 MARKER_2.11 := -m airflow2
 MARKER_3.0 := -m every_line
 MARKER_3.1 := -m every_line
@@ -47,7 +47,7 @@ VENV := $(VENV_3.3)
 VENV2 := $(VENV_2.11)
 CONSTRAINTS3 := constraints/airflow-$(AIRFLOW3).txt
 
-.PHONY: demo test test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
+.PHONY: demo test lint test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
 
 # The provider is built once as a wheel and installed (not editable) in every virtualenv, so the tests see what
 # users get.
@@ -110,8 +110,17 @@ chromium:
 demo: install
 	$(VENV)/bin/python scripts/demo.py
 
-# The whole suite on the newest line, the `airflow2` tests on 2.11, the `every_line` tests on the others.
-test: test-airflow3 test-airflow2 test-lines
+# The checks that need no server: ruff (lint and format), mypy (strict; pyproject.toml) and the import
+# contracts of the package's layers (import-linter; pyproject.toml), all on the source tree.
+lint: install-3.3
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
+
+# The checks, then the whole suite on the newest line, the `airflow2` tests on 2.11, the `every_line` tests on
+# the others.
+test: lint test-airflow3 test-airflow2 test-lines
 
 test-airflow3: test-3.3
 test-airflow2: test-2.11

@@ -235,7 +235,7 @@ def connect_to_unlisted_token_url(env: Env) -> str:
     why, and the API server sends nothing (no consent starts, no code is ever exchanged there)."""
     if airflow_major() < 3:
         pytest.skip("Connect is a page of the Airflow 3 API server")
-    from test_consent import BASE, USERS, _app
+    from helpers.consent_app import BASE, USERS, _app
 
     from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
@@ -264,7 +264,7 @@ def silent_callback_client(env: Env) -> str:
     import threading
 
     from airflow_provider_confluence.cli import main
-    from test_cli import free_port
+    from helpers.processes import free_port
 
     port = free_port()
     conn_id = env.put("cli_silent", redirect_uri=f"http://127.0.0.1:{port}/callback")
@@ -323,7 +323,7 @@ def broker_refuses_the_signature(env: Env) -> Exception:
     from airflow.models.connection import Connection
 
     from airflow_provider_confluence.auth.stores import choice as stores
-    from test_broker import running_broker
+    from helpers.broker import running_broker
 
     with running_broker() as url:
         conn_id = env.put("bad_broker", token_store="broker", broker_url=url)

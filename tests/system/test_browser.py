@@ -47,9 +47,8 @@ import requests
 
 from helpers.airflow_env import FERNET_KEY, IN_CI, airflow_major
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
-from helpers.processes import (  # noqa: F401 - emulator_port is a fixture
+from helpers.processes import (
     api_server_env,
-    emulator_port,
     free_port,
     fresh_postgres_database,
     libpq_url,
@@ -354,7 +353,7 @@ def type_into(b: Browser, name: str, text: str) -> None:
         b.wait(lambda d: field.get_attribute("value") == "", STEP_TIMEOUT, f"{name!r} could not be emptied")
     for count in range(1, len(text) + 1):
         field.send_keys(text[count - 1])
-        b.wait(lambda d: field.get_attribute("value") == text[:count], STEP_TIMEOUT,
+        b.wait(lambda d, count=count: field.get_attribute("value") == text[:count], STEP_TIMEOUT,
                f"{name!r} did not take the key {text[count - 1]!r} after {text[:count - 1]!r}")
 
 
