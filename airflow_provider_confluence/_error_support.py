@@ -19,7 +19,7 @@ import inspect
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 __all__ = ["KEPT_HEADERS", "TRACE_HEADER", "ErrorSupport", "kept_headers", "trace_id_of"]
 
@@ -116,15 +116,19 @@ class ErrorSupport(Exception):
         super().__init_subclass__(**kwargs)
         for param in list(_signature(cls).parameters.values())[1:]:
             if param.kind in (param.POSITIONAL_ONLY, param.VAR_POSITIONAL):
-                raise TypeError(f"{cls.__qualname__}.__init__ must take named arguments only (not {param}), "
-                                "so that the error pickles and fits in a trigger event.")
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__ must take named arguments only (not {param}), "
+                    "so that the error pickles and fits in a trigger event."
+                )
         if cls.__module__ == _PACKAGE or cls.__module__.startswith(_PACKAGE + "."):
             known = _REGISTRY.get(cls.__name__)
             if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-                raise TypeError(f"Two error classes are named {cls.__name__}: trigger events could not tell them apart.")
+                raise TypeError(
+                    f"Two error classes are named {cls.__name__}: trigger events could not tell them apart."
+                )
             _REGISTRY[cls.__name__] = cls
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         self = super().__new__(cls, *args, **kwargs)
         try:
             bound = _signature(cls).bind(None, *args, **kwargs)
@@ -155,8 +159,11 @@ class ErrorSupport(Exception):
         ``kwargs`` are the arguments it was built with (facts, never a token: the error's own attributes).
         """
         kwargs = getattr(self, "_init_kwargs", {})
-        return {"error_type": type(self).__name__, "message": str(self),
-                "kwargs": {str(name): _jsonable(value) for name, value in kwargs.items()}}
+        return {
+            "error_type": type(self).__name__,
+            "message": str(self),
+            "kwargs": {str(name): _jsonable(value) for name, value in kwargs.items()},
+        }
 
     @classmethod
     def from_event(cls, event: Any) -> ErrorSupport:

@@ -76,7 +76,6 @@ class ConfluenceError(ErrorSupport, Exception):
         self.status_code = status_code
 
 
-
 class ConfluenceConfigError(ConfluenceError, ValueError):
     """The connection's settings are unusable; raised before any request is sent."""
 
@@ -166,9 +165,7 @@ class ConfluencePageMissing(ConfluenceMissing):
     :param space_id: the space's numeric id, when the lookup named it.
     """
 
-    def __init__(
-        self, message: str, *, title: str, space_key: str | None = None, space_id: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, title: str, space_key: str | None = None, space_id: str | None = None) -> None:
         super().__init__(message)
         self.title = title
         self.space_key = space_key
@@ -208,9 +205,7 @@ class ConfluencePageExists(ConfluenceError):
     :param page_url: the existing page's web address, when known.
     """
 
-    def __init__(
-        self, message: str, *, title: str, space_id: str, page_id: str, page_url: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, title: str, space_id: str, page_id: str, page_url: str | None = None) -> None:
         super().__init__(message)
         self.title = title
         self.space_id = space_id

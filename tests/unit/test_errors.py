@@ -80,8 +80,12 @@ def example(cls: type[ConfluenceError]) -> ConfluenceError:
 
 
 def same(rebuilt: BaseException, original: BaseException) -> bool:
-    return (type(rebuilt) is type(original) and str(rebuilt) == str(original) and rebuilt.args == original.args
-            and vars(rebuilt) == vars(original))
+    return (
+        type(rebuilt) is type(original)
+        and str(rebuilt) == str(original)
+        and rebuilt.args == original.args
+        and vars(rebuilt) == vars(original)
+    )
 
 
 def test_the_tree_is_what_the_module_exports():
@@ -110,11 +114,19 @@ def test_every_error_rides_a_trigger_event(cls):
 
 
 def test_the_facts_survive_pickling_under_their_names():
-    limited = ConfluenceRateLimited(429, "GET", PAGES, "TOO_MANY", "Slow down.", retry_after=30.0,
-                                    headers={"Atl-Traceid": "beef01"})
+    limited = ConfluenceRateLimited(
+        429, "GET", PAGES, "TOO_MANY", "Slow down.", retry_after=30.0, headers={"Atl-Traceid": "beef01"}
+    )
     again = pickle.loads(pickle.dumps(limited))
-    assert (again.status_code, again.method, again.url, again.code, again.detail, again.retry_after,
-            again.trace_id) == (429, "GET", PAGES, "TOO_MANY", "Slow down.", 30.0, "beef01")
+    assert (
+        again.status_code,
+        again.method,
+        again.url,
+        again.code,
+        again.detail,
+        again.retry_after,
+        again.trace_id,
+    ) == (429, "GET", PAGES, "TOO_MANY", "Slow down.", 30.0, "beef01")
     dead = pickle.loads(pickle.dumps(ConfluenceReauthorizationRequired("Authorize again.", conn_id="wiki")))
     assert (dead.conn_id, dead.error, dead.message) == ("wiki", "invalid_grant", "Authorize again.")
     broker = pickle.loads(pickle.dumps(ConfluenceBrokerError("No.", url="http://api:8080/x", reason="unreachable")))
@@ -126,8 +138,9 @@ def test_an_event_never_names_a_class_outside_the_tree():
         pass
 
     for name in ("SystemExit", "os.system", "builtins.eval", "ErrorSupport", "LocalError", "__class__", ""):
-        rebuilt = ConfluenceError.from_event({"status": "error", "error_type": name, "message": "boom",
-                                              "kwargs": {"message": "boom"}})
+        rebuilt = ConfluenceError.from_event(
+            {"status": "error", "error_type": name, "message": "boom", "kwargs": {"message": "boom"}}
+        )
         assert type(rebuilt) is ConfluenceError
     assert "LocalError: boom" in str(ConfluenceError.from_event(LocalError("boom").to_event()))
 
@@ -140,18 +153,31 @@ def test_a_bad_event_still_gives_an_error_that_says_what_arrived():
 
 
 def test_events_of_0_1_triggers_still_rebuild_their_class():
-    old_api = {"status": "error", "error_type": "ConfluenceNotFound", "message": "Space 'X' is missing.",
-               "status_code": 404, "method": "GET", "url": PAGES, "code": "NOT_FOUND"}
+    old_api = {
+        "status": "error",
+        "error_type": "ConfluenceNotFound",
+        "message": "Space 'X' is missing.",
+        "status_code": 404,
+        "method": "GET",
+        "url": PAGES,
+        "code": "NOT_FOUND",
+    }
     rebuilt = ConfluenceError.from_event(old_api)
     assert type(rebuilt) is ConfluenceNotFound and (rebuilt.status_code, rebuilt.url) == (404, PAGES)
-    old_auth = {"status": "error", "error_type": "ConfluenceAuthError", "message": "Timed out.",
-                "error": "temporarily_unavailable", "transient": True}
+    old_auth = {
+        "status": "error",
+        "error_type": "ConfluenceAuthError",
+        "message": "Timed out.",
+        "error": "temporarily_unavailable",
+        "transient": True,
+    }
     auth = ConfluenceError.from_event(old_auth)
     assert type(auth) is ConfluenceAuthError and auth.transient and auth.error == "temporarily_unavailable"
 
 
 def test_a_class_that_takes_positional_only_arguments_is_refused_at_definition():
     with pytest.raises(TypeError, match="named arguments only"):
+
         class Bad(ConfluenceError):  # noqa: F841
             def __init__(self, *parts: str) -> None:
                 super().__init__(" ".join(parts))
@@ -169,8 +195,9 @@ def test_lookups_that_found_nothing_carry_no_http_status():
 
 
 def test_the_trace_id_reaches_the_error_and_its_message():
-    exc = error_from_response("get", PAGES + "/7", 404, b'{"errors":[{"status":404,"title":"Not Found"}]}',
-                              {"ATL-TRACEID": "9f8e7d6c5b4a"})
+    exc = error_from_response(
+        "get", PAGES + "/7", 404, b'{"errors":[{"status":404,"title":"Not Found"}]}', {"ATL-TRACEID": "9f8e7d6c5b4a"}
+    )
     assert isinstance(exc, ConfluenceNotFound)
     assert (exc.method, exc.url, exc.status_code, exc.trace_id) == ("GET", PAGES + "/7", 404, "9f8e7d6c5b4a")
     assert str(exc).startswith(f"GET {PAGES}/7 answered 404: ") and str(exc).endswith("(Atl-Traceid 9f8e7d6c5b4a)")
@@ -189,11 +216,20 @@ def test_a_malformed_trace_id_is_dropped(value):
 
 
 def test_rate_limit_headers_are_kept_under_their_usual_names():
-    exc = error_from_response("GET", PAGES, 429, b"", {"retry-after": "30", "x-ratelimit-remaining": "0",
-                                                       "X-RATELIMIT-NEARLIMIT": "true", "beta-retry-after": "60"})
+    exc = error_from_response(
+        "GET",
+        PAGES,
+        429,
+        b"",
+        {"retry-after": "30", "x-ratelimit-remaining": "0", "X-RATELIMIT-NEARLIMIT": "true", "beta-retry-after": "60"},
+    )
     assert isinstance(exc, ConfluenceRateLimited) and exc.retry_after == 30.0
-    assert exc.headers == {"Retry-After": "30", "X-RateLimit-Remaining": "0", "X-RateLimit-NearLimit": "true",
-                           "Beta-Retry-After": "60"}
+    assert exc.headers == {
+        "Retry-After": "30",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-NearLimit": "true",
+        "Beta-Retry-After": "60",
+    }
 
 
 def test_no_secret_header_is_kept_pickled_or_put_in_an_event():
@@ -202,8 +238,11 @@ def test_no_secret_header_is_kept_pickled_or_put_in_an_event():
     built.append(ConfluenceApiError(400, "POST", PAGES, None, "Bad.", headers=headers))  # direct use filters too
     for exc in built:
         assert set(exc.headers) == {"Atl-Traceid", "Retry-After"}
-        leaked = [name for name, value in SECRET_HEADERS.items()
-                  if value.encode() in pickle.dumps(exc) or value in json.dumps(exc.to_event()) or value in str(exc)]
+        leaked = [
+            name
+            for name, value in SECRET_HEADERS.items()
+            if value.encode() in pickle.dumps(exc) or value in json.dumps(exc.to_event()) or value in str(exc)
+        ]
         assert leaked == []
 
 
