@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from airflow_provider_confluence._error_support import ErrorSupport, kept_headers, trace_id_of
+from airflow_provider_confluence._error_support import TRACE_HEADER, ErrorSupport, kept_headers, trace_id_of
 
 __all__ = [
     "ConfluenceApiError",
@@ -119,6 +119,8 @@ class ConfluenceAuthError(ConfluenceError):
 
     :param error: the OAuth ``error`` code (``invalid_grant``, ``invalid_client``, ...) when the server sent one.
     :param transient: True when the failure may pass (timeout, connection error, 5xx, malformed answer).
+    :param trace_id: Atlassian's trace id of the answer (its ``Atl-Traceid`` header), when there was an answer;
+        also at the end of the message.
     """
 
     def __init__(
@@ -128,10 +130,13 @@ class ConfluenceAuthError(ConfluenceError):
         status_code: int | None = None,
         error: str | None = None,
         transient: bool = False,
+        trace_id: str | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code)
+        trace_id = trace_id_of({TRACE_HEADER: trace_id} if trace_id else None)
+        super().__init__(f"{message} (Atl-Traceid {trace_id})" if trace_id else message, status_code=status_code)
         self.error = error
         self.transient = transient
+        self.trace_id = trace_id
 
 
 class ConfluenceInvalidGrant(ConfluenceAuthError):
@@ -142,10 +147,18 @@ class ConfluenceReauthorizationRequired(ConfluenceAuthError):
     """The OAuth grant can no longer be refreshed: a person must authorize the app again.
 
     :param conn_id: the Airflow connection whose grant is dead (None outside Airflow).
+    :param trace_id: Atlassian's trace id of the token endpoint's ``invalid_grant`` answer, when there was one.
     """
 
-    def __init__(self, message: str, *, conn_id: str | None = None, status_code: int | None = None) -> None:
-        super().__init__(message, status_code=status_code, error="invalid_grant")
+    def __init__(
+        self,
+        message: str,
+        *,
+        conn_id: str | None = None,
+        status_code: int | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, error="invalid_grant", trace_id=trace_id)
         self.conn_id = conn_id
 
 
@@ -239,7 +252,7 @@ class ConfluenceApiError(ConfluenceError):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         kept = kept_headers(headers)
-        trace_id = trace_id_of({"Atl-Traceid": trace_id} if trace_id else kept)
+        trace_id = trace_id_of({TRACE_HEADER: trace_id} if trace_id else kept)
         text = f"{method} {url} answered {status_code}: {message}"
         super().__init__(f"{text} (Atl-Traceid {trace_id})" if trace_id else text, status_code=status_code)
         self.method = method

@@ -255,3 +255,49 @@ def test_header_values_are_cleaned_and_capped():
     kept = kept_headers({"Content-Type": "text/html\r\nX-Evil: 1" + "x" * 500})
     assert "\r" not in kept["Content-Type"] and "\n" not in kept["Content-Type"]
     assert len(kept["Content-Type"]) == 200
+
+
+def test_the_token_endpoints_trace_id_reaches_the_auth_error() -> None:
+    import requests
+    import requests_mock
+
+    from airflow_provider_confluence.auth import oauth
+    from airflow_provider_confluence.exceptions import ConfluenceInvalidGrant
+
+    token_url = "https://auth.atlassian.com/oauth/token"
+    with requests_mock.Mocker() as mocked:
+        mocked.post(
+            token_url,
+            status_code=403,
+            headers={"Atl-Traceid": "feed0042"},
+            json={"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
+        )
+        with pytest.raises(ConfluenceInvalidGrant) as caught:
+            oauth.refresh(
+                requests.Session(),
+                token_url=token_url,
+                client_id="cid",
+                client_secret="s3cret-value",
+                refresh_token="rt-value",
+                timeout=5,
+            )
+    assert caught.value.trace_id == "feed0042" and str(caught.value).endswith("(Atl-Traceid feed0042)")
+    assert ("s3cret-value" in str(caught.value), "rt-value" in str(caught.value)) == (False, False)
+
+
+def test_reauthorization_keeps_the_trace_id_of_the_refused_refresh() -> None:
+    from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
+    from airflow_provider_confluence.exceptions import ConfluenceInvalidGrant
+
+    def endpoint(refresh_token: str) -> object:
+        raise ConfluenceInvalidGrant("invalid_grant", status_code=403, error="invalid_grant", trace_id="cafe99")
+
+    manager = TokenManager(
+        store=MemoryTokenStore(TokenState(refresh_token="rt-dead")),
+        refresh=endpoint,
+        conn_id="wiki",
+        sleep=lambda seconds: None,
+    )
+    with pytest.raises(ConfluenceReauthorizationRequired) as caught:
+        manager.get_access_token()
+    assert (caught.value.trace_id, caught.value.conn_id) == ("cafe99", "wiki")
