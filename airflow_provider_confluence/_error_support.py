@@ -107,7 +107,10 @@ class ErrorSupport(Exception):
     """Mixin of :class:`~airflow_provider_confluence.exceptions.ConfluenceError`: pickling and trigger events.
 
     Subclasses take named arguments only (no ``*args``, no positional-only parameters), so that every error can
-    be rebuilt from a dict of them; a class that breaks this rule fails when it is defined.
+    be rebuilt from a dict of them; a class that breaks this rule fails when it is defined. Those arguments are
+    what a pickle and a trigger event carry: never pass an error a secret, a response or a request body (an
+    argument that is cleaned in ``__init__``, like the headers of an API error, is recorded cleaned with
+    :meth:`_remember`).
     """
 
     _init_kwargs: dict[str, Any]
