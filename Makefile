@@ -1,5 +1,6 @@
-# The two commands of the README: `make demo` and `make test`. Everything they need is installed here,
-# into virtualenvs this Makefile creates, pinned by the constraints file of each tested Airflow version.
+# The two commands of the README: `make demo` and `make test` (which also builds the docs site: `make docs`).
+# Everything they need is installed here, into virtualenvs this Makefile creates, pinned by the constraints file
+# of each tested Airflow version.
 
 PYTHON ?= python3
 PYTEST_ARGS ?=
@@ -47,7 +48,7 @@ VENV := $(VENV_3.3)
 VENV2 := $(VENV_2.11)
 CONSTRAINTS3 := constraints/airflow-$(AIRFLOW3).txt
 
-.PHONY: demo test lint test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
+.PHONY: demo docs test lint test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
 
 # The provider is built once as a wheel and installed (not editable) in every virtualenv, so the tests see what
 # users get.
@@ -118,9 +119,9 @@ lint: install-3.3
 	$(VENV)/bin/mypy
 	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
 
-# The checks, then the whole suite on the newest line, the `airflow2` tests on 2.11, the `every_line` tests on
-# the others.
-test: lint test-airflow3 test-airflow2 test-lines
+# The docs site (strict: a broken link, page or snippet fails) and the checks, then the whole suite on the newest
+# line, the `airflow2` tests on 2.11, the `every_line` tests on the others.
+test: docs lint test-airflow3 test-airflow2 test-lines
 
 test-airflow3: test-3.3
 test-airflow2: test-2.11
@@ -129,7 +130,20 @@ test-lines: test-3.0 test-3.1 test-3.2
 constraints: $(addprefix constraints-,$(LINES))
 
 clean:
-	rm -rf $(foreach line,$(LINES),$(VENV_$(line))) $(VENV_BENCH) build *.egg-info
+	rm -rf $(foreach line,$(LINES),$(VENV_$(line))) $(VENV_BENCH) $(VENV_DOCS) build *.egg-info
+
+# `make docs`: the MkDocs site of docs/ (mkdocs.yml) in build/site, built with --strict so that a broken link, a
+# page missing from the nav, or a snippet whose file is gone (every DAG shown is included from example_dags/)
+# fails. Its own virtualenv, pinned by constraints/tools.txt.
+VENV_DOCS := .venv-docs
+
+$(VENV_DOCS)/.deps: constraints/tools.txt
+	rm -rf $(VENV_DOCS) && $(PYTHON) -m venv $(VENV_DOCS)
+	$(VENV_DOCS)/bin/pip install -qq -c constraints/tools.txt mkdocs pymdown-extensions
+	touch $@
+
+docs: $(VENV_DOCS)/.deps
+	$(VENV_DOCS)/bin/mkdocs build --strict -d build/site
 
 # `make bench`: the figures of the README's "Benchmarks" section (bench/run.py prints them and writes
 # bench/results/). A script, not a test, and not part of `make test`. It has its own virtualenv, so that its

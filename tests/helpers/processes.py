@@ -118,7 +118,7 @@ def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None,
     if not url:
         if IN_CI:
             pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
+        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see CONTRIBUTING.md, The test layers)")
     import psycopg2
 
     name = f"{prefix}_{os.getpid()}"

@@ -4,8 +4,9 @@
 the session's SQLite metadata database unless it says otherwise), checks that nothing was lost (the stored
 token untouched, or the rotated one saved; no page created or overwritten; no request sent when the input is
 refused up front), and returns the error. The generic test checks the exception class and that the message
-says both what is wrong and what to do. The README's "Bad inputs" table is rendered from this list, and a
-test fails when the two differ (``python tests/integration/test_bad_inputs.py`` prints the table).
+says both what is wrong and what to do. The docs' "Bad inputs" page (``docs/bad-inputs.md``) holds the table
+rendered from this list, and a test fails when the two differ (``python tests/integration/test_bad_inputs.py``
+prints the table).
 
 The token broker's row runs on Airflow 3 only (the broker lives in the Airflow 3 API server).
 """
@@ -56,7 +57,8 @@ from helpers.airflow_env import AIRFLOW_HOME, airflow_major, put_connection, rea
 
 pytestmark = pytest.mark.airflow2
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "mkdocs.yml").is_file())
+BAD_INPUTS_PAGE = REPO / "docs" / "bad-inputs.md"
 WARNING = "warning in the task log"
 PAGE = "page in the browser (400)"
 COMMAND = "airflow-confluence exits 1"
@@ -542,7 +544,7 @@ def update_operator(**kwargs: Any) -> Callable[[], Any]:
 
 @dataclass(frozen=True)
 class BadInput:
-    """One row of the README table: the input, the error class, what the message says is wrong, what to do."""
+    """One row of the docs' table: the input, the error class, what the message says is wrong, what to do."""
 
     what: str
     error: str
@@ -868,7 +870,7 @@ def test_bad_input(case: BadInput, fake_atlassian, airflow_db, monkeypatch, capl
     assert case.fix in text, text
 
 
-# -- the README table ---------------------------------------------------------------------------------
+# -- the docs table ----------------------------------------------------------------------------------
 
 HEADER = ("| Bad input | Error | The message says | What to do, as the message says it |\n"
           "|---|---|---|---|")
@@ -879,12 +881,11 @@ def table_row(case: BadInput) -> str:
     return f"| {case.what} | {error} | {case.says} | {case.fix} |"
 
 
-def readme_table() -> list[str]:
-    """The table rows of the README's "## Bad inputs" section (header excluded)."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index("\n## Bad inputs\n")
-    end = text.index("\n## ", start + 1)
-    rows = [line for line in text[start:end].splitlines() if line.startswith("|")]
+def docs_table() -> list[str]:
+    """The table rows of the docs' "Bad inputs" page (header excluded)."""
+    text = BAD_INPUTS_PAGE.read_text(encoding="utf-8")
+    assert text.startswith("# Bad inputs\n")
+    rows = [line for line in text.splitlines() if line.startswith("|")]
     assert "\n".join(rows[:2]) == HEADER
     return rows[2:]
 
@@ -896,14 +897,14 @@ def test_the_list_is_long_enough_and_the_ids_unique() -> None:
         assert not any("|" in cell for cell in (case.what, case.error, case.says, case.fix)), case.id  # table-safe
 
 
-def test_the_readme_table_is_this_list() -> None:
-    assert readme_table() == [table_row(case) for case in BAD_INPUTS]
+def test_the_docs_table_is_this_list() -> None:
+    assert docs_table() == [table_row(case) for case in BAD_INPUTS]
 
 
-def test_the_readme_section_follows_troubleshooting() -> None:
-    headings = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
-    assert headings[headings.index("## Troubleshooting") + 1] == "## Bad inputs"
+def test_the_docs_page_follows_errors_and_troubleshooting() -> None:
+    nav = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert nav.index("errors.md") < nav.index("bad-inputs.md")
 
 
-if __name__ == "__main__":  # print the README table
+if __name__ == "__main__":  # print the docs table
     sys.stdout.write("\n".join([HEADER, *(table_row(case) for case in BAD_INPUTS)]) + "\n")
