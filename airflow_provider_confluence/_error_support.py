@@ -192,5 +192,5 @@ class ErrorSupport(Exception):
             kwargs = {param: event[param] for param in params if param in event}
         try:
             return target(**{str(key): value for key, value in kwargs.items()})
-        except (TypeError, ValueError):
+        except Exception:  # arguments that do not fit the class (a hand-made or damaged event)
             return root(f"{name}: {message}")

@@ -150,6 +150,9 @@ def test_a_bad_event_still_gives_an_error_that_says_what_arrived():
     assert "Unexpected trigger event" in str(ConfluenceError.from_event({"status": "found", "page": "x"}))
     wrong = ConfluenceError.from_event({"error_type": "ConfluenceNotFound", "message": "m", "kwargs": {"nope": 1}})
     assert type(wrong) is ConfluenceError and str(wrong) == "ConfluenceNotFound: m"
+    damaged = {"status_code": 404, "method": "GET", "url": PAGES, "code": None, "message": "m", "headers": "oops"}
+    rebuilt = ConfluenceError.from_event({"error_type": "ConfluenceNotFound", "message": "m", "kwargs": damaged})
+    assert type(rebuilt) is ConfluenceError and str(rebuilt) == "ConfluenceNotFound: m"
 
 
 def test_events_of_0_1_triggers_still_rebuild_their_class():
