@@ -11,20 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from airflow_provider_confluence.auth.fingerprint import fingerprint
 from airflow_provider_confluence.version_compat import create_session, masking_stays_in_process
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+__all__ = ["VARIABLE_PREFIX", "fingerprint", "host_lock", "private_session", "row_lock_or_host_lock"]
+
 #: The Variable store keeps a connection's state in ``confluence_oauth__<conn_id>``.
 VARIABLE_PREFIX = "confluence_oauth__"
-
-
-def fingerprint(secret: str | None) -> str | None:
-    """A short, one-way fingerprint of a token, safe to log and store beside it."""
-    if not secret:
-        return None
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 @contextmanager
