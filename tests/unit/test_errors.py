@@ -88,10 +88,10 @@ def same(rebuilt: BaseException, original: BaseException) -> bool:
     )
 
 
-def test_the_tree_is_what_the_module_exports():
-    names = {cls.__name__ for cls in tree()}
-    assert names == set(errors.__all__)
-    assert len(names) >= 19
+def test_the_tree_holds_every_class_the_module_exports():
+    names = {cls.__name__ for cls in tree()}  # plus any subclass defined elsewhere in the package, once imported
+    assert set(errors.__all__) <= names
+    assert len(errors.__all__) >= 19
 
 
 @pytest.mark.parametrize("cls", tree(), ids=lambda c: c.__name__)
