@@ -16,7 +16,9 @@ CONN_TYPE = "confluence_oauth"
 LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
 NOTIFIER_CLASS = "airflow_provider_confluence.notifications.confluence.ConfluenceNotifier"
 
-#: The extras of the connection form: (name, label, placeholder, description, secret).
+#: The extras of the connection form: (name, label, placeholder, description, secret). A secret's name contains a
+#: word Airflow treats as sensitive (so Airflow masks it); every other name contains none ("token", "secret",
+#: "password", ... matched as substrings), or the form would show its value as ***.
 CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("refresh_token", "Refresh token", "", "From the first authorization; rotated and saved by the provider.", True),
     (
@@ -34,10 +36,10 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         False,
     ),
     (
-        "token_url",
-        "Token URL",
+        "grant_url",
+        "Token endpoint URL",
         "https://auth.atlassian.com/oauth/token",
-        "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token",
+        "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token (formerly the token_url extra)",
         False,
     ),
     ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's: https://api.atlassian.com", False),
@@ -50,10 +52,11 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
     ),
     ("cloud_id", "Cloud ID", "found from the site URL when empty", "Leave empty; it is looked up and cached.", False),
     (
-        "token_store",
-        "Token store",
+        "state_store",
+        "Token state store",
         "auto",
-        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host only.",
+        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host "
+        "only. (Formerly the token_store extra.)",
         False,
     ),
     ("broker_url", "Broker URL", "derived from the execution API URL", "Airflow 3 token broker; leave empty.", False),
@@ -95,7 +98,7 @@ CONFIG: dict[str, Any] = {
             },
             "allowed_endpoint_hosts": {
                 "description": "Hosts besides auth.atlassian.com and api.atlassian.com that a connection's auth_url, "
-                "token_url and api_url may name, so that the client secret and tokens may be sent there: "
+                "grant_url and api_url may name, so that the client secret and tokens may be sent there: "
                 "comma-separated host (any port) or host:port entries; plain http only to a listed loopback host. "
                 "No connection field can widen this list. Leave it empty in production.",
                 "version_added": "0.2.0",

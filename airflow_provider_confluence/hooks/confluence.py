@@ -8,7 +8,6 @@ from typing import Any, BinaryIO
 
 import requests
 
-from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
 from airflow_provider_confluence.auth.broker.client import BrokerCredentials, BrokerTokenSource
 from airflow_provider_confluence.auth.broker.protocol import GATE_VARIABLE, broker_key
@@ -26,14 +25,14 @@ from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.content.storage_format import to_storage
 from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenStore
 
 
 class ConfluenceOAuthHook(BaseHook):
     """Talk to Confluence Cloud with an Atlassian OAuth 2.0 (3LO) connection.
 
     Access tokens are refreshed before they expire, and every rotated refresh token is saved (in the
-    connection, or where ``token_store`` says) before the new access token is used.
+    connection, or where the ``state_store`` extra says) before the new access token is used.
 
     :param confluence_conn_id: the ``confluence_oauth`` connection to use.
     """
@@ -318,31 +317,33 @@ class ConfluenceOAuthHook(BaseHook):
     # -- Airflow UI -----------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the settings, and the site with a still-valid access token; never redeem the refresh token.
+        """Check the settings, then the site with an access token already saved for this grant; never refresh.
 
-        Airflow tests a connection under a temporary id, where a rotated refresh token could not be saved:
-        redeeming it there would lose the grant.
+        Airflow tests the edit form under a temporary connection id (the form need not be saved), where a
+        rotated refresh token could not be saved: redeeming it there would lose the grant. So the live check
+        (``GET /wiki/api/v2/spaces?limit=1`` through the gateway) uses the access token that the real store of
+        the saved connection holds, when it is still valid and the form keeps that connection's client ID, site
+        and endpoints (:mod:`~airflow_provider_confluence.auth.live_check`); otherwise the answer says why there
+        was none and what to do. Needs the metadata database (the API server, the Airflow 2 webserver).
         """
+        from airflow_provider_confluence.auth.live_check import check_site, choose_saved_grant
+        from airflow_provider_confluence.auth.stores.saved import saved_grants
+        from airflow_provider_confluence.version_compat import orm_available
+
         try:
             settings = self.settings
-            conn = get_connection(self.confluence_conn_id)
-            state = TokenState.from_mapping(conn.extra_dejson)
-            if not state.access_token_valid(_now()):
-                if not (settings.refresh_token or state.refresh_token):
-                    return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
-                return True, (
-                    "Settings are valid. A live check needs a valid access token, and testing never redeems the "
-                    "refresh token (Airflow tests under a temporary connection where a rotated token would be "
-                    "lost); run a task that uses the connection, then test again."
-                )
-            assert state.access_token is not None
-            resources = oauth.accessible_resources(
-                self.session, api_url=settings.api_url, access_token=state.access_token, timeout=settings.timeout
-            )
-            cloud_id = oauth.find_cloud_id(resources, settings.site_host)
+            if not settings.refresh_token:
+                return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
+            if not orm_available():
+                return True, ("Settings are valid. A live check reads the saved tokens from the metadata database, "
+                              "which this process cannot use; use Test in the Airflow UI.")
+            choice = choose_saved_grant(settings, saved_grants(skip=self.confluence_conn_id), _now())
+            if choice.grant is None:
+                return True, choice.message
+            mask_secret(str(choice.grant.state.access_token))
+            return check_site(settings, choice.grant, self.session)
         except ConfluenceError as exc:
             return False, exc.message
-        return True, f"Connected to {settings.site_url} (cloud id {cloud_id})."
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
