@@ -337,7 +337,7 @@ class ConfluenceOAuthHook(BaseHook):
             if not orm_available():
                 return True, ("Settings are valid. A live check reads the saved tokens from the metadata database, "
                               "which this process cannot use; use Test in the Airflow UI.")
-            choice = choose_saved_grant(settings, saved_grants(skip=self.confluence_conn_id), _now())
+            choice = choose_saved_grant(settings, saved_grants(), _now())
             if choice.grant is None:
                 return True, choice.message
             mask_secret(str(choice.grant.state.access_token))

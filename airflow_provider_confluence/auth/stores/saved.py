@@ -28,11 +28,8 @@ def _lineage(*tokens: str | None, retired: tuple[str, ...] = ()) -> frozenset[st
     return frozenset({fp for fp in (fingerprint(token) for token in tokens) if fp} | set(retired))
 
 
-def saved_grants(*, skip: str | None = None) -> list[SavedGrant]:
-    """Every saved grant this process can read; connections whose settings do not parse are left out.
-
-    :param skip: a connection id to leave out (the temporary id Airflow tests a form under).
-    """
+def saved_grants() -> list[SavedGrant]:
+    """Every saved grant this process can read; connections whose settings do not parse are left out."""
     from airflow.models.connection import Connection
     from airflow.models.variable import Variable
 
@@ -41,8 +38,6 @@ def saved_grants(*, skip: str | None = None) -> list[SavedGrant]:
         rows = session.query(Connection).filter(Connection.conn_type == CONN_TYPE).all()
         row_ids = {row.conn_id for row in rows}
         for row in rows:
-            if row.conn_id == skip:
-                continue
             try:
                 settings = connection_settings(row.conn_id, row)
                 state = row_state(row)
@@ -60,7 +55,7 @@ def saved_grants(*, skip: str | None = None) -> list[SavedGrant]:
     for (key,) in names:
         prefix = VARIABLE_PREFIX if key.startswith(VARIABLE_PREFIX) else LEGACY_VARIABLE_PREFIX
         conn_id = key[len(prefix):]
-        if conn_id in row_ids or conn_id == skip or any(grant.conn_id == conn_id for grant in grants):
+        if conn_id in row_ids or any(grant.conn_id == conn_id for grant in grants):
             continue
         grant = _variable_grant(conn_id)
         if grant is not None:
