@@ -471,7 +471,7 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     no_leaks("the filled connection form (its visible text)", b.visible_text())
     screenshot_dialog(b, shots / "connection-form-extras.png")
     type_into(b, "element_auth_url", fake.auth_url)
-    type_into(b, "element_token_url", fake.token_url)
+    type_into(b, "element_grant_url", fake.token_url)
     type_into(b, "element_api_url", fake.api_url)
     click(b, by("XPATH", "//*[@role='dialog']//button[normalize-space()='Save']"), "Save")
     wait_for_toast(b, "Connection has been successfully created.")

@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from airflow_provider_confluence.auth.live_check import SavedGrant
-from airflow_provider_confluence.auth.stores.connection import connection_binding, row_state
-from airflow_provider_confluence.auth.stores.journal import read_journal
+from airflow_provider_confluence.auth.stores.connection import row_state
+from airflow_provider_confluence.auth.stores.journal import connection_binding, read_journal
 from airflow_provider_confluence.auth.stores.support import LEGACY_VARIABLE_PREFIX, VARIABLE_PREFIX, fingerprint
 from airflow_provider_confluence.auth.stores.variable import VariableRowTokenStore
 from airflow_provider_confluence.config.deployment import connection_settings
