@@ -1,5 +1,6 @@
-# The two commands of the README: `make demo` and `make test`. Everything they need is installed here,
-# into virtualenvs this Makefile creates, pinned by the constraints file of each tested Airflow version.
+# The two commands of the README: `make demo` and `make test` (which also builds the docs site: `make docs`).
+# Everything they need is installed here, into virtualenvs this Makefile creates, pinned by the constraints file
+# of each tested Airflow version.
 
 PYTHON ?= python3
 PYTEST_ARGS ?=
@@ -22,7 +23,7 @@ VENV_3.3 := .venv
 EXTRA_3.0 := asyncpg
 EXTRA_3.1 := asyncpg
 EXTRA_3.2 := asyncpg
-EXTRA_3.3 := asyncpg selenium apache-airflow-providers-celery celery kombu redis
+EXTRA_3.3 := asyncpg selenium apache-airflow-providers-celery celery kombu redis mypy ruff import-linter
 MARKER_2.11 := -m airflow2
 MARKER_3.0 := -m every_line
 MARKER_3.1 := -m every_line
@@ -47,7 +48,7 @@ VENV := $(VENV_3.3)
 VENV2 := $(VENV_2.11)
 CONSTRAINTS3 := constraints/airflow-$(AIRFLOW3).txt
 
-.PHONY: demo test test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
+.PHONY: demo docs test lint test-airflow3 test-airflow2 test-lines install install2 services postgres chromium clean constraints wheel
 
 # The provider is built once as a wheel and installed (not editable) in every virtualenv, so the tests see what
 # users get.
@@ -110,8 +111,17 @@ chromium:
 demo: install
 	$(VENV)/bin/python scripts/demo.py
 
-# The whole suite on the newest line, the `airflow2` tests on 2.11, the `every_line` tests on the others.
-test: test-airflow3 test-airflow2 test-lines
+# The checks that need no server: ruff (lint and format), mypy (strict; pyproject.toml) and the import
+# contracts of the package's layers (import-linter; pyproject.toml), all on the source tree.
+lint: install-3.3
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports
+
+# The docs site (strict: a broken link, page or snippet fails) and the checks, then the whole suite on the newest
+# line, the `airflow2` tests on 2.11, the `every_line` tests on the others.
+test: docs lint test-airflow3 test-airflow2 test-lines
 
 test-airflow3: test-3.3
 test-airflow2: test-2.11
@@ -120,7 +130,20 @@ test-lines: test-3.0 test-3.1 test-3.2
 constraints: $(addprefix constraints-,$(LINES))
 
 clean:
-	rm -rf $(foreach line,$(LINES),$(VENV_$(line))) $(VENV_BENCH) build *.egg-info
+	rm -rf $(foreach line,$(LINES),$(VENV_$(line))) $(VENV_BENCH) $(VENV_DOCS) build *.egg-info
+
+# `make docs`: the MkDocs site of docs/ (mkdocs.yml) in build/site, built with --strict so that a broken link, a
+# page missing from the nav, or a snippet whose file is gone (every DAG shown is included from example_dags/)
+# fails. Its own virtualenv, pinned by constraints/tools.txt.
+VENV_DOCS := .venv-docs
+
+$(VENV_DOCS)/.deps: constraints/tools.txt
+	rm -rf $(VENV_DOCS) && $(PYTHON) -m venv $(VENV_DOCS)
+	$(VENV_DOCS)/bin/pip install -qq -c constraints/tools.txt mkdocs pymdown-extensions
+	touch $@
+
+docs: $(VENV_DOCS)/.deps
+	$(VENV_DOCS)/bin/mkdocs build --strict -d build/site
 
 # `make bench`: the figures of the README's "Benchmarks" section (bench/run.py prints them and writes
 # bench/results/). A script, not a test, and not part of `make test`. It has its own virtualenv, so that its

@@ -74,7 +74,7 @@ PLACEHOLDERS = {
 
 def _conn_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name, label, placeholder, description, secret in CONNECTION_EXTRAS:
+    for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
         schema: dict[str, Any] = {"type": ["string", "null"]}
         if secret:
             schema["format"] = "password"

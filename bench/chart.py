@@ -19,7 +19,7 @@ GOAL = "#2e7d32"
 def _bars(ax: Any, labels: list[str], values: list[float], colors: list[str], fmt: str) -> None:
     bars = ax.bar(labels, values, color=colors)
     top = max(values) if values else 1
-    for bar, value in zip(bars, values):
+    for bar, value in zip(bars, values, strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + top * 0.02, fmt.format(value),
                 ha="center", va="bottom", fontsize=9)
     ax.set_ylim(0, top * 1.22 if top else 1)
@@ -99,7 +99,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
                                               "requests-oauthlib auto-refresh, shared file, no lock")):
             xs = [i + offset for i in range(len(groups))]
             a4.bar(xs, values, width, color=color, label=label)
-            for x, value in zip(xs, values):
+            for x, value in zip(xs, values, strict=True):
                 a4.text(x, max(value, 0.6) * 1.15, f"{value}", ha="center", va="bottom", fontsize=9)
         a4.set_yscale("symlog", linthresh=1)
         a4.set_ylim(0, max(theirs + mine + [3]) * 8)

@@ -153,7 +153,7 @@ def run_list(spec: dict[str, Any]) -> dict[str, Any]:
     for index in range(spec["runs"]):
         for name in ("provider", "floor") if index % 2 == 0 else ("floor", "provider"):
             one(name)
-    for index in range(spec["peer_runs"]):
+    for _ in range(spec["peer_runs"]):
         for name in ("peer_best", "peer_default"):
             one(name)
     out["provider_client_request_count"] = hook.get_conn().request_count

@@ -206,7 +206,7 @@ def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
         "peer_probes": out["peer_probes"],
         "goal_met": impls["provider"]["requests"] == minimum and impls["provider"]["token_requests"] == 0,
     }
-    pairs = zip(impls["provider"]["seconds"], impls["floor"]["seconds"])
+    pairs = zip(impls["provider"]["seconds"], impls["floor"]["seconds"], strict=True)
     ratio = median([mine / floor for mine, floor in pairs])
     row2 = {
         "runs": runs,

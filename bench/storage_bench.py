@@ -69,7 +69,7 @@ def main() -> None:
     for n in (int(value) for value in args.rows.split(",")):
         rows = make_rows(n, args.columns)
         cells = n * args.columns
-        seconds, peak, size = measure(lambda: table_to_storage(rows), args.runs)
+        seconds, peak, size = measure(lambda rows=rows: table_to_storage(rows), args.runs)
         print(f"{f'{n:,} rows x {args.columns} cols (dicts)':<32} {seconds:>9.3f}s {seconds / cells * 1e6:>8.2f} "
               f"{peak / 1e6:>8.1f} {size / 1e6:>10.1f}")
         try:
@@ -77,7 +77,7 @@ def main() -> None:
         except ImportError:
             continue
         frame = pd.DataFrame(rows)
-        seconds, peak, size = measure(lambda: table_to_storage(frame), args.runs)
+        seconds, peak, size = measure(lambda frame=frame: table_to_storage(frame), args.runs)
         print(f"{f'{n:,} rows x {args.columns} cols (DataFrame)':<32} {seconds:>9.3f}s "
               f"{seconds / cells * 1e6:>8.2f} {peak / 1e6:>8.1f} {size / 1e6:>10.1f}")
 

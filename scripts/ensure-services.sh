@@ -8,7 +8,7 @@ set -euo pipefail
 ROLE=confluence_test
 REDIS_PORT="${CONFLUENCE_TEST_REDIS_PORT:-6379}"
 if [ "$(id -u)" != 0 ]; then
-  echo "ensure-services: not root; assuming PostgreSQL and Redis are set up as described in README.md" \
+  echo "ensure-services: not root; assuming PostgreSQL and Redis are set up as described in CONTRIBUTING.md" \
        "(CONFLUENCE_TEST_PG_URL, CONFLUENCE_TEST_REDIS_URL)."
   exit 0
 fi

@@ -93,7 +93,9 @@ class TokenState:
 class StoreTransaction(Protocol):
     """The state read under a store's lock, and the way to save a new one before the lock is released."""
 
-    state: TokenState
+    @property
+    def state(self) -> TokenState:
+        """The state read under the lock (or the last one saved)."""
 
     def save(self, state: TokenState) -> None:
         """Persist ``state`` durably; raise :class:`ConfluenceTokenStoreError` when that fails."""

@@ -97,7 +97,8 @@ class AttachmentsMixin:
 
         :raises ConfluenceApiError: when the object has no download link.
         """
-        links = attachment.get("_links") if isinstance(attachment.get("_links"), Mapping) else {}
+        raw_links = attachment.get("_links")
+        links = raw_links if isinstance(raw_links, Mapping) else {}
         link = attachment.get("downloadLink") or links.get("download")
         if not isinstance(link, str) or not link.strip():
             raise ConfluenceApiError(200, "GET", self.url("/wiki/api/v2/attachments"), None,
@@ -163,7 +164,8 @@ class AttachmentsMixin:
         attachment = results[0] if isinstance(results, list) and results and isinstance(results[0], dict) else None
         if attachment is None:
             raise ConfluenceApiError(200, "PUT", self.url(path), None, "The answer lists no attachment.")
-        links = attachment.get("_links") if isinstance(attachment.get("_links"), dict) else {}
+        raw_links = attachment.get("_links")
+        links = raw_links if isinstance(raw_links, dict) else {}
         if not links.get("base"):
             answer_links = answer.get("_links") if isinstance(answer.get("_links"), dict) else {}
             base = answer_links.get("base") or (f"{self._site_url}/wiki" if self._site_url else None)

@@ -83,7 +83,8 @@ class CommentsMixin:
         if not isinstance(comment, dict) or comment.get("id") is None:
             raise ConfluenceApiError(201, "POST", self.url(FOOTER_COMMENTS_PATH), None,
                                      "The answer is not a comment object; the comment may have been added.")
-        links = comment.get("_links") if isinstance(comment.get("_links"), dict) else {}
+        raw_links = comment.get("_links")
+        links = raw_links if isinstance(raw_links, dict) else {}
         if not links.get("base") and self._site_url:
             comment["_links"] = {**links, "base": f"{self._site_url}/wiki"}
         log.info("Added footer comment %s to page %s.", comment.get("id"), pid)

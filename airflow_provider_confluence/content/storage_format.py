@@ -146,7 +146,7 @@ def _cell_text(value: Any) -> str:
     """The text of a table cell (unescaped): '' for None/NaN, true/false, isoformat for dates, compact JSON."""
     kind = type(value)
     if kind is str:
-        return value
+        return str(value)
     if kind is bool or kind.__name__ in ("bool_", "bool"):
         return "true" if value else "false"
     if kind is int:

@@ -52,8 +52,8 @@ def _wiki_base(links: Mapping[str, Any], site_url: str | None) -> str:
     return f"{site_url.rstrip('/')}/wiki" if site_url else ""
 
 
-def _join(base: str, link: Any) -> str | None:
-    link = _text(link)
+def _join(base: str, value: Any) -> str | None:
+    link = _text(value)
     if not link:
         return None
     if link.lower().startswith(("https://", "http://")):

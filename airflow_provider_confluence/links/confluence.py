@@ -21,12 +21,9 @@ Importing this module is cheap: Airflow's XCom model is imported only inside :me
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_confluence.version_compat import BaseOperatorLink
-
-if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +63,7 @@ class ConfluencePageLink(BaseOperatorLink):
         for task in {id(task): task for task in tasks if task is not None}.values():
             setattr(task, _ON_TASK, url)
 
-    def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:  # TaskInstanceKey: a different class per line
         """The stored page URL of the task instance ``ti_key``, or ``""`` when it stored none."""
         value = getattr(operator, _ON_TASK, None)
         if value is None and hasattr(ti_key, "xcom_push"):

@@ -24,7 +24,8 @@ COMMENT_BODY_FORMATS = ("storage", "markdown", "wiki", "atlas_doc_format")
 
 def comment_summary(comment: dict[str, Any], site_url: str | None) -> dict[str, Any]:
     """The JSON-able summary of a v2 footer comment."""
-    links = comment.get("_links") if isinstance(comment.get("_links"), dict) else {}
+    raw_links = comment.get("_links")
+    links = raw_links if isinstance(raw_links, dict) else {}
     base = str(links.get("base") or (f"{site_url.rstrip('/')}/wiki" if site_url else "")).rstrip("/")
     webui = links.get("webui")
     return {

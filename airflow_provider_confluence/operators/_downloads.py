@@ -90,7 +90,7 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         name = text_or_none(self.filename)
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="downloaded")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
                 if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
@@ -167,7 +167,7 @@ class ConfluenceExportPageOperator(BaseOperator):
 
         from airflow_provider_confluence.content.summaries import page_summary
 
-        path = (check_write_path(self.output_path, attachment_roots(), nothing="exported")
+        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
                 if given(self.output_path) else None)
         hook = hook_for(self.confluence_conn_id)
         found = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,

@@ -207,7 +207,7 @@ def token(
 
 def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     """The settings of the ``confluence_oauth`` connection with this id; None when there is no usable one."""
-    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     try:
         conn = get_connection(conn_id)

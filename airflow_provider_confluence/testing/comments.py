@@ -98,7 +98,7 @@ class CommentRoutes:
         ]
 
     def _title(self, page_id: int) -> str:
-        return self.model.page(page_id).title
+        return str(self.model.page(page_id).title)
 
     def create(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
         payload = req.json()

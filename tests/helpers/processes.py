@@ -29,20 +29,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def emulator_port() -> int:
-    """A port reserved for the emulator of a module whose Airflow processes start before the test's emulator
-    does: they get ``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS=127.0.0.1:<port>``. Import it together with
-    :func:`fake_atlassian_port` into the test module."""
-    return free_port()
-
-
-@pytest.fixture
-def fake_atlassian_port(emulator_port: int) -> int:
-    """Overrides the plugin's fixture: ``fake_atlassian`` listens on the module's :func:`emulator_port`."""
-    return emulator_port
-
-
 def stop_group(proc: subprocess.Popen[Any], timeout: float = 20.0, kill_wait: float = 5.0) -> None:
     """Stop a process started in its own session, with every child it forked."""
     if proc.poll() is None:
@@ -132,7 +118,7 @@ def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None,
     if not url:
         if IN_CI:
             pytest.fail("CONFLUENCE_TEST_PG_URL is not set; `make test` sets it and starts PostgreSQL.")
-        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see README, Development)")
+        pytest.skip("CONFLUENCE_TEST_PG_URL is not set (see CONTRIBUTING.md, The test layers)")
     import psycopg2
 
     name = f"{prefix}_{os.getpid()}"

@@ -4,8 +4,9 @@
 the session's SQLite metadata database unless it says otherwise), checks that nothing was lost (the stored
 token untouched, or the rotated one saved; no page created or overwritten; no request sent when the input is
 refused up front), and returns the error. The generic test checks the exception class and that the message
-says both what is wrong and what to do. The README's "Bad inputs" table is rendered from this list, and a
-test fails when the two differ (``python tests/integration/test_bad_inputs.py`` prints the table).
+says both what is wrong and what to do. The docs' "Bad inputs" page (``docs/bad-inputs.md``) holds the table
+rendered from this list, and a test fails when the two differ (``python tests/integration/test_bad_inputs.py``
+prints the table).
 
 The token broker's row runs on Airflow 3 only (the broker lives in the Airflow 3 API server).
 """
@@ -54,7 +55,8 @@ from helpers.airflow_env import AIRFLOW_HOME, airflow_major, put_connection, rea
 
 pytestmark = pytest.mark.airflow2
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "mkdocs.yml").is_file())
+BAD_INPUTS_PAGE = REPO / "docs" / "bad-inputs.md"
 WARNING = "warning in the task log"
 PAGE = "page in the browser (400)"
 COMMAND = "airflow-confluence exits 1"
@@ -233,7 +235,7 @@ def connect_to_unlisted_token_url(env: Env) -> str:
     why, and the API server sends nothing (no consent starts, no code is ever exchanged there)."""
     if airflow_major() < 3:
         pytest.skip("Connect is a page of the Airflow 3 API server")
-    from test_consent import BASE, USERS, _app
+    from helpers.consent_app import BASE, USERS, _app
 
     from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
@@ -262,7 +264,7 @@ def silent_callback_client(env: Env) -> str:
     import threading
 
     from airflow_provider_confluence.cli import main
-    from test_cli import free_port
+    from helpers.processes import free_port
 
     port = free_port()
     conn_id = env.put("cli_silent", redirect_uri=f"http://127.0.0.1:{port}/callback")
@@ -321,7 +323,7 @@ def broker_refuses_the_signature(env: Env) -> Exception:
     from airflow.models.connection import Connection
 
     from airflow_provider_confluence.auth.stores import choice as stores
-    from test_broker import running_broker
+    from helpers.broker import running_broker
 
     with running_broker() as url:
         conn_id = env.put("bad_broker", state_store="broker", broker_url=url)
@@ -540,7 +542,7 @@ def update_operator(**kwargs: Any) -> Callable[[], Any]:
 
 @dataclass(frozen=True)
 class BadInput:
-    """One row of the README table: the input, the error class, what the message says is wrong, what to do."""
+    """One row of the docs' table: the input, the error class, what the message says is wrong, what to do."""
 
     what: str
     error: str
@@ -866,7 +868,7 @@ def test_bad_input(case: BadInput, fake_atlassian, airflow_db, monkeypatch, capl
     assert case.fix in text, text
 
 
-# -- the README table ---------------------------------------------------------------------------------
+# -- the docs table ----------------------------------------------------------------------------------
 
 HEADER = ("| Bad input | Error | The message says | What to do, as the message says it |\n"
           "|---|---|---|---|")
@@ -877,12 +879,11 @@ def table_row(case: BadInput) -> str:
     return f"| {case.what} | {error} | {case.says} | {case.fix} |"
 
 
-def readme_table() -> list[str]:
-    """The table rows of the README's "## Bad inputs" section (header excluded)."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index("\n## Bad inputs\n")
-    end = text.index("\n## ", start + 1)
-    rows = [line for line in text[start:end].splitlines() if line.startswith("|")]
+def docs_table() -> list[str]:
+    """The table rows of the docs' "Bad inputs" page (header excluded)."""
+    text = BAD_INPUTS_PAGE.read_text(encoding="utf-8")
+    assert text.startswith("# Bad inputs\n")
+    rows = [line for line in text.splitlines() if line.startswith("|")]
     assert "\n".join(rows[:2]) == HEADER
     return rows[2:]
 
@@ -894,14 +895,14 @@ def test_the_list_is_long_enough_and_the_ids_unique() -> None:
         assert not any("|" in cell for cell in (case.what, case.error, case.says, case.fix)), case.id  # table-safe
 
 
-def test_the_readme_table_is_this_list() -> None:
-    assert readme_table() == [table_row(case) for case in BAD_INPUTS]
+def test_the_docs_table_is_this_list() -> None:
+    assert docs_table() == [table_row(case) for case in BAD_INPUTS]
 
 
-def test_the_readme_section_follows_troubleshooting() -> None:
-    headings = [line for line in README.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
-    assert headings[headings.index("## Troubleshooting") + 1] == "## Bad inputs"
+def test_the_docs_page_follows_errors_and_troubleshooting() -> None:
+    nav = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert nav.index("errors.md") < nav.index("bad-inputs.md")
 
 
-if __name__ == "__main__":  # print the README table
+if __name__ == "__main__":  # print the docs table
     sys.stdout.write("\n".join([HEADER, *(table_row(case) for case in BAD_INPUTS)]) + "\n")

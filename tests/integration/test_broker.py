@@ -11,12 +11,9 @@ The real ``airflow api-server`` on PostgreSQL, with worker processes racing, is 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import hashlib
 import json
 import logging
-import socket
 import subprocess
 import sys
 import threading
@@ -32,21 +29,23 @@ from airflow_provider_confluence.auth.broker.protocol import (
     GATE_VARIABLE,
     MAX_AGE,
     BrokerRefusal,
-    broker_key,
     NonceCache,
     RequestVerifier,
+    broker_key,
     sign,
     signed_request,
     token_fingerprint,
 )
+from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.exceptions import (
     ConfluenceBrokerError,
     ConfluenceConfigError,
     ConfluenceReauthorizationRequired,
 )
 from airflow_provider_confluence.retry import RetryPolicy
-from airflow_provider_confluence.config.connection import ConnectionSettings
 from helpers.airflow_env import airflow_major, put_connection, read_connection_extra, read_variable, run_airflow
+from helpers.broker import running_broker
+from helpers.processes import free_port
 
 SECRET = "s3cret-of-the-oauth-app-0123456789"
 GATE_KEY = "the-deployments-broker-key-0123456789"
@@ -320,8 +319,8 @@ def broker(airflow_db: Any) -> Iterator[Any]:
 
 def key_of(conn_id: str) -> str:
     """The broker key of the connection as Airflow reads it now (its broker_secret, else the derived key)."""
-    from airflow_provider_confluence.version_compat import get_connection
     from airflow_provider_confluence.config.deployment import connection_settings
+    from airflow_provider_confluence.version_compat import get_connection
 
     key = broker_key(connection_settings(conn_id, get_connection(conn_id)))
     assert key
@@ -376,9 +375,9 @@ def test_a_request_replayed_to_another_api_server_worker_is_refused(fake_atlassi
 @pytest.mark.airflow2
 def test_single_use_values_are_claimed_once_across_processes_and_pruned(airflow_db):
     """The ledger works on every Airflow line (its own table), and stores fingerprints, not the values."""
-    from airflow_provider_confluence.version_compat import create_session
     from airflow_provider_confluence.plugins import single_use
     from airflow_provider_confluence.plugins.single_use import SingleUseLedger
+    from airflow_provider_confluence.version_compat import create_session
 
     clock = Clock(time.time())
     value = "nonce-" + "n" * 40
@@ -681,35 +680,6 @@ def test_a_read_inside_a_row_transaction_does_not_drop_the_save(fake_atlassian, 
 # -- a worker's hook, over real HTTP, to the router -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_broker() -> Iterator[str]:
-    """The plugin's app behind uvicorn on loopback, in a thread, for as long as the block runs; its base URL."""
-    import uvicorn
-    from fastapi import FastAPI
-
-    from airflow_provider_confluence.plugins.app import create_app
-
-    root = FastAPI()
-    root.mount("/confluence-oauth", create_app())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -734,10 +704,10 @@ def worker_mode(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @needs_airflow3
 def test_a_workers_hook_gets_its_tokens_from_the_broker(fake_atlassian, broker_server, worker_mode, capsys):
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
+
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     with create_session() as session:  # a new deployment: the broker's key is created by the first request
         session.query(Variable).filter(Variable.key == GATE_VARIABLE).delete()
@@ -765,7 +735,7 @@ def test_an_unreachable_broker_fails_the_task_without_a_local_refresh(fake_atlas
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     fake = fake_atlassian
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     put_connection("no_broker", fake.connection("no_broker", state_store="broker", broker_url=closed))
     hook = ConfluenceOAuthHook("no_broker")
     hook.token_manager._sleep = lambda seconds: None

@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound, ConfluenceScopeError
+from airflow_provider_confluence.exceptions import (
+    ConfluenceConfigError,
+    ConfluenceError,
+    ConfluenceNotFound,
+    ConfluenceScopeError,
+)
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.operators.confluence import ConfluenceAddCommentOperator
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
-from test_operators_toolkit import new_dag, run_dag
+from helpers.dags import new_dag, run_dag
 
 pytestmark = pytest.mark.airflow2
 
@@ -122,7 +127,7 @@ def test_a_comment_post_is_not_resent_after_a_5xx(fake_atlassian, comments_conn)
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     fake_atlassian.fail_next(502, route=POST, landed=True)
-    with pytest.raises(Exception):
+    with pytest.raises(ConfluenceError):
         ConfluenceOAuthHook(comments_conn).add_footer_comment(page["id"], "<p>x</p>")
     assert len(fake_atlassian.footer_comments(page["id"])) == 1  # landed once, never re-sent
     assert fake_atlassian.counters["api_calls_by_route"][POST] == 1

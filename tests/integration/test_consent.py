@@ -18,19 +18,17 @@ import pytest
 import requests
 
 from helpers.airflow_env import airflow_major, put_connection, read_connection_extra, read_variable, scan_for_secrets
+from helpers.consent_app import BASE, USERS, _app
 
 pytestmark = pytest.mark.skipif(airflow_major() < 3, reason="the API-server plugin needs Airflow 3")
 
-BASE = "http://testserver"
 CALLBACK = f"{BASE}/confluence-oauth/callback"
-USERS = {"admin": "admin", "alice": "op", "viewer": "viewer"}
 
 
 def raw_extra(conn_id: str) -> str:
     """The connection's extra column as stored: Fernet ciphertext, different after any write."""
-    from sqlalchemy import text
-
     from airflow.utils.session import create_session
+    from sqlalchemy import text
 
     with create_session() as session:
         return session.execute(text("SELECT extra FROM connection WHERE conn_id = :c"), {"c": conn_id}).scalar_one()
@@ -74,17 +72,6 @@ class Api:
     def start(self, browser: Any, conn_id: str) -> str:
         """Connect and consent: the callback path to deliver."""
         return self.atlassian(self.consent_url(browser, conn_id))
-
-
-def _app() -> Any:
-    """The plugin's app, mounted as the API server mounts a plugin's ``fastapi_apps`` entry (``app.mount``)."""
-    from fastapi import FastAPI
-
-    from airflow_provider_confluence.plugins.app import create_app
-
-    root = FastAPI()
-    root.mount("/confluence-oauth", create_app())
-    return root
 
 
 @pytest.fixture
@@ -183,8 +170,8 @@ def test_the_plugin_works_inside_airflows_own_api_app(api, conn):
 
 
 def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, caplog):
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
     from airflow_provider_confluence.auth.stores.choice import fingerprint
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     caplog.set_level("DEBUG")
     old = read_connection_extra(conn)
@@ -218,8 +205,8 @@ def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, c
 
 
 def test_a_new_consent_wins_over_the_state_in_the_variable_store(api):
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
     from airflow_provider_confluence.auth.stores.choice import fingerprint
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     put_connection("var_conn", api.fake.connection("var_conn", state_store="variable", redirect_uri=CALLBACK))
     ConfluenceOAuthHook("var_conn").get_access_token()

@@ -23,7 +23,7 @@ from airflow_provider_confluence.operators.confluence import (
 )
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
-from test_operators_toolkit import new_dag, run_dag
+from helpers.dags import new_dag, run_dag
 
 pytestmark = pytest.mark.airflow2
 

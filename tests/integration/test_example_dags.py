@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.airflow_env import EXAMPLE_DAGS, read_connection_extra
+from helpers.airflow_env import read_connection_extra
+from helpers.dags import dagbag
 
 pytestmark = pytest.mark.airflow2
 
 
-def dagbag():
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2+
-
-        return DagBag(dag_folder=str(EXAMPLE_DAGS))
-    except ImportError:
-        from airflow.models.dagbag import DagBag
-
-        return DagBag(dag_folder=str(EXAMPLE_DAGS), include_examples=False)
 
 
 def test_example_dags_load_without_import_errors(airflow_db):

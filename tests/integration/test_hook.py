@@ -96,12 +96,12 @@ def test_a_real_404_costs_no_refresh(fake_atlassian, confluence_conn):
 
 
 def test_a_failed_save_raises_and_the_token_is_not_used(fake_atlassian, confluence_conn, monkeypatch):
-    from airflow_provider_confluence.auth.stores import variable as stores
+    from airflow_provider_confluence.auth.stores import variable
 
     def broken(*args, **kwargs):
         raise RuntimeError("metadata database is read-only")
 
-    monkeypatch.setattr(stores, "set_variable", broken)
+    monkeypatch.setattr(variable, "set_variable", broken)
     conn = fake_atlassian.connection(confluence_conn, state_store="variable")
     put_connection(confluence_conn, conn)
     with pytest.raises(ConfluenceTokenStoreError, match="not used"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers.airflow_env import airflow_major, put_connection
-from test_sensor import load_dag, run_dag_source, xcom
+from helpers.dags import load_dag, run_dag_source, xcom
 
 pytestmark = pytest.mark.airflow2
 

@@ -15,24 +15,14 @@ from typing import Any
 
 import pytest
 
-from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, put_connection
-from test_sensor import load_dag, xcom
 from airflow_provider_confluence.testing import issued_secrets
+from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, put_connection
+from helpers.dags import load_dag, xcom
+from helpers.gateway import put_gateway_connection
 
 pytestmark = [pytest.mark.airflow2, pytest.mark.every_line]
 
 DAG_ID = "confluence_http_with_token"
-
-
-def put_gateway_connection(fake: Any) -> None:
-    """The HTTP connection of the example: the emulator's gateway for its site."""
-    from airflow.models.connection import Connection
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        session.query(Connection).filter(Connection.conn_id == "confluence_gateway").delete()
-        session.add(Connection(conn_id="confluence_gateway", conn_type="http",
-                               host=f"{fake.api_url}/ex/confluence/{fake.cloud_id}"))
 
 
 def rendered_fields(dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:

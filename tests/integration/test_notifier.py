@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.notifications.confluence import ConfluenceNotifier, incident_key
 from helpers.airflow_env import airflow_major
-from test_operators_toolkit import new_dag, task_decorator
+from helpers.dags import new_dag, task_decorator
 
 pytestmark = pytest.mark.airflow2
 

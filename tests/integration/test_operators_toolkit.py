@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
-from types import SimpleNamespace
 from typing import Any
 
-import pendulum
 import pytest
 
 from airflow_provider_confluence.exceptions import (
@@ -29,6 +26,7 @@ from airflow_provider_confluence.operators.confluence import (
     ConfluenceUploadAttachmentOperator,
 )
 from helpers.airflow_env import airflow_major
+from helpers.dags import new_dag, run_dag, task_decorator
 
 pytestmark = pytest.mark.airflow2
 
@@ -40,56 +38,6 @@ LINK_KEY = "confluence_page_url"
 
 
 # -- running a DAG for real -------------------------------------------------------------------------------
-
-
-def new_dag(name: str, **kwargs: Any) -> Any:
-    try:  # Airflow 3
-        from airflow.sdk import DAG
-    except ImportError:  # Airflow 2.11
-        from airflow import DAG
-
-    return DAG(dag_id=f"toolkit_{name}_{uuid.uuid4().hex[:8]}", schedule=None,
-               start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, **kwargs)
-
-
-def task_decorator() -> Any:
-    try:
-        from airflow.sdk import task
-    except ImportError:
-        from airflow.decorators import task
-    return task
-
-
-def run_dag(dag: Any) -> dict[str, dict[str, Any]]:
-    """Run ``dag`` with ``dag.test()``; return ``{key: {task_id: value}}`` of the XComs it stored."""
-    if airflow_major() >= 3:  # dag.test() runs only DAGs that are serialized in the metadata database
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-        from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-        from airflow.serialization.serialized_objects import LazyDeserializedDAG
-        from airflow.utils.session import create_session
-
-        DagBundlesManager().sync_bundles_to_db()
-        with create_session() as session:
-            update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None,
-                                             set(), session=session)
-    run = dag.test()
-    try:
-        from airflow.models.xcom import XComModel as Model  # Airflow 3
-    except ImportError:
-        from airflow.models.xcom import BaseXCom as Model
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        states = {ti.task_id: str(ti.state) for ti in session.query(TaskInstance).filter(
-            TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id)}
-        rows = session.query(Model.task_id, Model.key, Model.value).filter(
-            Model.dag_id == dag.dag_id, Model.run_id == run.run_id)
-        stored: dict[str, dict[str, Any]] = {}
-        for task_id, key, value in rows:
-            stored.setdefault(key, {})[task_id] = Model.deserialize_value(SimpleNamespace(value=value))
-    assert str(run.state).endswith("success"), states
-    return stored
 
 
 def page_of(fake: Any, page_id: str) -> dict[str, Any]:

@@ -165,7 +165,8 @@ def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlas
     """A local process opens a TCP connection to the command's loopback callback and sends nothing: the server,
     one request at a time, waited for it, and ``--timeout 2`` returned only when the client went away. The
     command must return while the silent client still holds its socket open (bounded: 60 s)."""
-    from test_cli import Cli, free_port, raw_extra
+    from helpers.cli import Cli, raw_extra
+    from helpers.processes import free_port
 
     port = free_port()
     put_connection("silent", fake_atlassian.connection("silent", state_store="connection",

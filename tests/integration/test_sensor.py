@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers.airflow_env import airflow_major, put_connection
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceBrokerError,
@@ -29,66 +26,14 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.triggers.page_check import PageWait, error_event, error_from_event
+from helpers.airflow_env import airflow_major, put_connection
+from helpers.dags import run_dag_source, xcom
 
 pytestmark = pytest.mark.airflow2
 
-DAG_HEADER = """
-import pendulum
-from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
-try:
-    from airflow.sdk import DAG
-except ImportError:
-    from airflow import DAG
-"""
 
 
 # -- helpers (test_links.py and test_macro.py use them too) ------------------------------------------------
-
-
-def run_dag_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dag_id: str, body: str,
-                   header: str = DAG_HEADER) -> Any:
-    """Write a DAG file (``header`` + a ``with DAG(dag_id)`` block around ``body``), load it, ``dag.test()`` it."""
-    folder = tmp_path / "dags"
-    folder.mkdir(exist_ok=True)
-    source = header + textwrap.dedent(f"""
-        with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
-        """) + textwrap.indent(textwrap.dedent(body), "    ")
-    (folder / f"{dag_id}.py").write_text(source)
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
-        {"name": "apc-test-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-         "kwargs": {"path": str(folder), "refresh_interval": 0}},
-    ]))
-    return load_dag(folder, dag_id).test()
-
-
-def load_dag(folder: Path, dag_id: str) -> Any:
-    """The DAG ``dag_id`` of the DAG files in ``folder`` (no import errors allowed)."""
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3.2+
-
-        bag = DagBag(dag_folder=str(folder))
-    except ImportError:
-        from airflow.models.dagbag import DagBag
-
-        bag = DagBag(dag_folder=str(folder), include_examples=False)
-    assert bag.import_errors == {}
-    return bag.get_dag(dag_id)
-
-
-def xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-    """An XCom value as the metadata database holds it (None when there is none)."""
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        if airflow_major() >= 3:
-            from airflow.models.xcom import XComModel
-
-            row = session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key).first()
-            return None if row is None else XComModel.deserialize_value(row)
-        from airflow.models.xcom import XCom
-
-        return XCom.get_one(dag_id=dag_id, run_id=run_id, task_id=task_id, key=key, session=session)
 
 
 def task_state(dag_id: str, run_id: str, task_id: str) -> str:

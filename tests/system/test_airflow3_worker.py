@@ -49,10 +49,8 @@ import pytest
 import requests
 
 from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, scan_for_secrets
-from helpers.processes import (  # noqa: F401 - emulator_port and fake_atlassian_port are fixtures
+from helpers.processes import (
     api_server_env,
-    emulator_port,
-    fake_atlassian_port,
     free_port,
     fresh_postgres_database,
     served,

@@ -178,7 +178,7 @@ def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: 
                 ))
         deadline = time.monotonic() + 120
         while not all(r.exists() for r in ready):
-            dead = [o.read_text()[-3000:] for p, o in zip(procs, outputs) if p.poll() is not None]
+            dead = [o.read_text()[-3000:] for p, o in zip(procs, outputs, strict=True) if p.poll() is not None]
             assert not dead, f"a worker died before the start line:\n{dead[0]}"
             assert time.monotonic() < deadline, "the workers did not get ready"
             time.sleep(0.05)
@@ -190,7 +190,7 @@ def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: 
         for proc in procs:
             stop_group(proc, timeout=5)
     texts = [o.read_text(errors="replace") for o in outputs]
-    for proc, text in zip(procs, texts):
+    for proc, text in zip(procs, texts, strict=True):
         assert proc.returncode == 0, text[-3000:]
     server["worker_output"] = "\n".join(texts)
     return [json.loads(next(line for line in reversed(t.splitlines()) if line.startswith("WORKER-RESULT "))

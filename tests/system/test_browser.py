@@ -29,7 +29,7 @@ Connect from Admin -> Confluence OAuth opens the status page as its own page (an
 "token", so Airflow showed them as ``***``).
 
 Screenshots go to ``tests/artifacts/browser/`` (git-ignored); ``connection-form.png`` and ``status-page.png`` are
-the README's (copied by hand into docs/images/).
+the docs' (copied by hand into docs/images/).
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ import requests
 
 from helpers.airflow_env import FERNET_KEY, IN_CI, airflow_major
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
-from helpers.processes import (  # noqa: F401 - emulator_port is a fixture
+from helpers.processes import (
     api_server_env,
-    emulator_port,
     free_port,
     fresh_postgres_database,
     libpq_url,
@@ -72,13 +71,13 @@ SERVER_START_TIMEOUT = 120.0
 UI_TIMEOUT = 60.0  # the first page of a cold API server on a busy 2-core machine
 STEP_TIMEOUT = 30.0
 
-#: What the README promises the Airflow 3 form shows (README, "2. Create the Airflow connection").
+#: What the docs promise the Airflow 3 form shows (docs/connection.md, "2. Create the Airflow connection").
 STANDARD_FIELDS = {  # input name -> (label, placeholder, input type)
     "host": ("Confluence site URL", "https://your-site.atlassian.net", "text"),
     "login": ("Client ID", "client ID from developer.atlassian.com -> your app -> Settings", "text"),
     "password": ("Client secret", "client secret from the same page", "password"),
 }
-#: Extra key -> label, as the README's table names them; every one a text input but the refresh token.
+#: Extra key -> label, as the table in docs/connection.md names them; every one a text input but the refresh token.
 README_EXTRAS = {
     "refresh_token": "Refresh token",
     "scopes": "Scopes",
@@ -355,7 +354,7 @@ def type_into(b: Browser, name: str, text: str) -> None:
         b.wait(lambda d: field.get_attribute("value") == "", STEP_TIMEOUT, f"{name!r} could not be emptied")
     for count in range(1, len(text) + 1):
         field.send_keys(text[count - 1])
-        b.wait(lambda d: field.get_attribute("value") == text[:count], STEP_TIMEOUT,
+        b.wait(lambda d, count=count: field.get_attribute("value") == text[:count], STEP_TIMEOUT,
                f"{name!r} did not take the key {text[count - 1]!r} after {text[:count - 1]!r}")
 
 
@@ -516,7 +515,7 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
         "the consent's refresh token is not the one in the connection row"
     assert row["extra"].get("grant_issued_at"), "the consent did not record its time"
 
-    # The connected connection on the status page, in the UI (the README's screenshot).
+    # The connected connection on the status page, in the UI (the docs' screenshot).
     click(b, by("XPATH", "//a[normalize-space()='Back to Airflow connections']"), "the callback's link back")
     b.wait(shown(b, by("XPATH", f"//td[normalize-space()={CONN_ID!r}]")), UI_TIMEOUT,
            "the callback's link back does not lead to the connections list")

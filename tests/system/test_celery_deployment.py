@@ -410,7 +410,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
             deployment.start("scheduler", "scheduler")
             deployment.start("dag-processor", "dag-processor")
             deployment.start("triggerer", "triggerer")
-            for letter, name in zip("ab", WORKERS):
+            for letter, name in zip("ab", WORKERS, strict=True):
                 tmpdir = home / f"tmp-{name}"
                 tmpdir.mkdir()
                 deployment.start(
@@ -420,7 +420,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
                     env={"TMPDIR": str(tmpdir), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())},
                 )
             deployment.wait_for_api_server(SERVER_START_TIMEOUT)
-            for letter, name in zip("ab", WORKERS):
+            for letter, name in zip("ab", WORKERS, strict=True):
                 deployment.wait_for_output(name, f"apc{os.getpid()}{letter}@{name} ready.", WORKER_START_TIMEOUT)
             helper(env, "put-connection", CONN_ID, json.dumps(emulator.connection(CONN_ID)))  # state_store=auto
             yield deployment

@@ -74,7 +74,7 @@ def run_race(env: dict[str, str], fake, conn_id: str, tmp_path: Path) -> list[di
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err[-3000:]
     return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, airflow_version
-from test_macro import put_gateway_connection
+from helpers.gateway import put_gateway_connection
 
 from airflow_provider_confluence.testing import find_leaks, issued_secrets
 

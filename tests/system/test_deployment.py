@@ -35,10 +35,8 @@ import pytest
 
 from helpers.airflow_env import airflow_major
 from helpers.deployment import Deployment, events, helper
-from helpers.processes import (  # noqa: F401 - emulator_port and fake_atlassian_port are fixtures
+from helpers.processes import (
     api_server_env,
-    emulator_port,
-    fake_atlassian_port,
     free_port,
     fresh_postgres_database,
 )

@@ -39,8 +39,8 @@ def test_captured_logs_are_audited(fake_atlassian, caplog):
 
 def test_xcom_values_and_rendered_fields_of_dag_runs_are_audited(fake_atlassian, confluence_conn):
     """The audit reads what DAG runs stored: after a run, its XCom (the spaces) is among the scanned texts."""
+    from helpers.dags import dagbag
     from helpers.leak_audit import _stored_task_outputs
-    from test_example_dags import dagbag
 
     fake_atlassian.add_space("AUDITKEY")
     run = dagbag().get_dag("confluence_list_spaces").test()

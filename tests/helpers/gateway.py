@@ -1,0 +1,16 @@
+"""A connection whose API gateway is the emulator, for tests of the token macro."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def put_gateway_connection(fake: Any) -> None:
+    """The HTTP connection of the example: the emulator's gateway for its site."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == "confluence_gateway").delete()
+        session.add(Connection(conn_id="confluence_gateway", conn_type="http",
+                               host=f"{fake.api_url}/ex/confluence/{fake.cloud_id}"))
