@@ -79,30 +79,39 @@ def choose_saved_grant(form: ConnectionSettings, saved: Iterable[SavedGrant], no
         return Choice(None, "Settings are valid, but there is no refresh token yet: authorize the app first.")
     related = [grant for grant in saved if held in grant.lineage]
     if not related:
-        return Choice(None, (
-            "Settings are valid. No saved connection holds this grant (the refresh token is not one that a saved "
-            "confluence_oauth connection holds or has rotated away), so there is no access token to test with, "
-            "and testing never redeems the refresh token. Save the connection (authorize it if the token is "
-            "new), run a task that uses it, then test again."
-        ))
+        return Choice(
+            None,
+            (
+                "Settings are valid. No saved connection holds this grant (the refresh token is not one that a saved "
+                "confluence_oauth connection holds or has rotated away), so there is no access token to test with, "
+                "and testing never redeems the refresh token. Save the connection (authorize it if the token is "
+                "new), run a task that uses it, then test again."
+            ),
+        )
     same = [grant for grant in related if not changed_settings(form, grant.settings)]
     if not same:
         grant = related[0]
-        return Choice(None, (
-            f"Settings are valid, but this form changes the {', '.join(changed_settings(form, grant.settings))} of "
-            f"saved connection {grant.conn_id!r}: its access token is only ever sent with the settings it was "
-            "issued for, so there was no live check. Save the connection (authorize it again if the app "
-            "changed), run a task that uses it, then test again."
-        ))
+        return Choice(
+            None,
+            (
+                f"Settings are valid, but this form changes the {', '.join(changed_settings(form, grant.settings))} of "
+                f"saved connection {grant.conn_id!r}: its access token is only ever sent with the settings it was "
+                "issued for, so there was no live check. Save the connection (authorize it again if the app "
+                "changed), run a task that uses it, then test again."
+            ),
+        )
     valid = [grant for grant in same if grant.state.access_token_valid(now)]
     if not valid:
         grant = same[0]
-        return Choice(None, (
-            f"Settings are valid. Saved connection {grant.conn_id!r} holds no valid access token now, and testing "
-            "never redeems the refresh token (Airflow tests under a temporary connection, where a rotated token "
-            f"would be lost). Run a task that uses the connection, or: airflow-confluence refresh --conn-id "
-            f"{grant.conn_id}; then test again."
-        ))
+        return Choice(
+            None,
+            (
+                f"Settings are valid. Saved connection {grant.conn_id!r} holds no valid access token now, and testing "
+                "never redeems the refresh token (Airflow tests under a temporary connection, where a rotated token "
+                f"would be lost). Run a task that uses the connection, or: airflow-confluence refresh --conn-id "
+                f"{grant.conn_id}; then test again."
+            ),
+        )
     return Choice(max(valid, key=lambda grant: grant.state.expires_at or 0.0))
 
 
@@ -140,12 +149,19 @@ def check_site(form: ConnectionSettings, grant: SavedGrant, session: requests.Se
     try:
         cloud_id = form.cloud_id or grant.state.cloud_id or grant.settings.cloud_id
         if not cloud_id:
-            resources = oauth.accessible_resources(session, api_url=form.api_url, access_token=token,
-                                                   timeout=form.timeout)
+            resources = oauth.accessible_resources(
+                session, api_url=form.api_url, access_token=token, timeout=form.timeout
+            )
             cloud_id = oauth.find_cloud_id(resources, form.site_host)
-        client = ConfluenceClient(api_url=form.api_url, cloud_id=cloud_id, tokens=_SavedAccessToken(grant),
-                                  site_url=form.site_url, session=session, timeout=form.timeout,
-                                  retry=RetryPolicy(max_attempts=1, max_attempts_with_retry_after=1))
+        client = ConfluenceClient(
+            api_url=form.api_url,
+            cloud_id=cloud_id,
+            tokens=_SavedAccessToken(grant),
+            site_url=form.site_url,
+            session=session,
+            timeout=form.timeout,
+            retry=RetryPolicy(max_attempts=1, max_attempts_with_retry_after=1),
+        )
         client.request("GET", CHECK_PATH, params={"limit": 1})
     except ConfluenceError as exc:
         return False, f"Live check with {where} failed: {exc.message}"

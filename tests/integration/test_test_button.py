@@ -29,8 +29,14 @@ def press_test(form: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[b
     from airflow.models.connection import Connection
 
     transient = secrets.token_hex(8)
-    conn = Connection(conn_id=transient, conn_type=form["conn_type"], host=form["host"], login=form["login"],
-                      password=form["password"], extra=json.dumps(form["extra"]))
+    conn = Connection(
+        conn_id=transient,
+        conn_type=form["conn_type"],
+        host=form["host"],
+        login=form["login"],
+        password=form["password"],
+        extra=json.dumps(form["extra"]),
+    )
     monkeypatch.setenv(f"AIRFLOW_CONN_{transient.upper()}", conn.get_uri())
     return conn.test_connection()
 
@@ -40,8 +46,7 @@ def saved_form(conn_id: str, conn: dict[str, Any]) -> dict[str, Any]:
     return {**conn, "extra": read_connection_extra(conn_id)}
 
 
-def test_a_saved_grant_with_a_valid_token_gets_one_live_request_and_no_refresh(fake_atlassian, airflow_db,
-                                                                               monkeypatch):
+def test_a_saved_grant_with_a_valid_token_gets_one_live_request_and_no_refresh(fake_atlassian, airflow_db, monkeypatch):
     conn = fake_atlassian.connection("button")
     put_connection("button", conn)
     ConfluenceOAuthHook("button").get_access_token()  # a task ran: the row holds a valid access token
@@ -83,13 +88,16 @@ def test_a_new_refresh_token_in_the_form_gets_no_live_check(fake_atlassian, airf
 
 
 @pytest.mark.parametrize("field", ["api_url", "grant_url"])
-def test_a_form_pointing_an_endpoint_elsewhere_never_receives_the_saved_token(fake_atlassian, airflow_db,
-                                                                              monkeypatch, field):
+def test_a_form_pointing_an_endpoint_elsewhere_never_receives_the_saved_token(
+    fake_atlassian, airflow_db, monkeypatch, field
+):
     """An editor of the form (who cannot read the saved secrets) points an endpoint at a host of theirs, even one
     the deployment allows, and presses Test: the saved access token must not go there, nor anywhere."""
     with FakeAtlassian() as elsewhere:
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
-                           f"{fake_atlassian.allowed_endpoint_hosts},{elsewhere.allowed_endpoint_hosts}")
+        monkeypatch.setenv(
+            "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+            f"{fake_atlassian.allowed_endpoint_hosts},{elsewhere.allowed_endpoint_hosts}",
+        )
         conn = fake_atlassian.connection("button_edited")
         put_connection("button_edited", conn)
         ConfluenceOAuthHook("button_edited").get_access_token()

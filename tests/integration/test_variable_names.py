@@ -40,8 +40,9 @@ def rotated_in_legacy_variable(fake, monkeypatch, conn_id: str, **extra) -> dict
 
 
 @pytest.mark.parametrize("state_store", ["auto", "variable"], ids=["row-locked (env var)", "host-locked"])
-def test_the_first_refresh_moves_the_old_variable_and_redeems_its_token(fake_atlassian, airflow_db, monkeypatch,
-                                                                        state_store):
+def test_the_first_refresh_moves_the_old_variable_and_redeems_its_token(
+    fake_atlassian, airflow_db, monkeypatch, state_store
+):
     conn_id = f"legacy_{state_store}"
     conn = rotated_in_legacy_variable(fake_atlassian, monkeypatch, conn_id, state_store=state_store)
     rotated = fake_atlassian.latest_refresh_token
@@ -83,8 +84,9 @@ def test_a_failed_transaction_keeps_the_old_variable_whole(fake_atlassian, airfl
     assert read_variable(variable_key(conn_id)) is None
 
 
-def test_when_both_names_exist_the_new_one_is_used_and_the_old_one_left_alone(fake_atlassian, airflow_db,
-                                                                             monkeypatch, caplog):
+def test_when_both_names_exist_the_new_one_is_used_and_the_old_one_left_alone(
+    fake_atlassian, airflow_db, monkeypatch, caplog
+):
     from airflow.models.variable import Variable
 
     conn_id = "legacy_both"
@@ -99,7 +101,8 @@ def test_when_both_names_exist_the_new_one_is_used_and_the_old_one_left_alone(fa
     assert f"Delete {legacy_variable_key(conn_id)!r}" in caplog.text
     assert (read_variable(legacy_variable_key(conn_id)) == stale) is True
     assert json.loads(read_variable(variable_key(conn_id)) or "{}")["refresh_token"] == (
-        fake_atlassian.latest_refresh_token)
+        fake_atlassian.latest_refresh_token
+    )
 
 
 def test_migrate_store_moves_a_variable_under_the_old_name_into_the_connection(fake_atlassian, airflow_db):

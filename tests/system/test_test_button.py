@@ -40,8 +40,9 @@ def fakes() -> Iterator[tuple[FakeAtlassian, FakeAtlassian]]:
 
 
 @pytest.fixture(scope="module")
-def server(fakes: tuple[FakeAtlassian, FakeAtlassian],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def server(
+    fakes: tuple[FakeAtlassian, FakeAtlassian], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     fake, elsewhere = fakes
     home = tmp_path_factory.mktemp("test-button-home")
     (home / "plugins").mkdir()
@@ -68,8 +69,14 @@ def server(fakes: tuple[FakeAtlassian, FakeAtlassian],
 
 def press_test(server: Deployment, conn: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """What the UI's Test button sends: the form's fields, under the connection's id."""
-    body = {"connection_id": CONN_ID, "conn_type": conn["conn_type"], "host": conn["host"], "login": conn["login"],
-            "password": conn["password"], "extra": json.dumps(extra)}
+    body = {
+        "connection_id": CONN_ID,
+        "conn_type": conn["conn_type"],
+        "host": conn["host"],
+        "login": conn["login"],
+        "password": conn["password"],
+        "extra": json.dumps(extra),
+    }
     response = server.api("POST", "/connections/test", json=body)
     assert response.status_code == 200, response.text
     return response.json()

@@ -21,15 +21,19 @@ SPACES = "https://api.atlassian.com/ex/confluence/cloud-1/wiki/api/v2/spaces?lim
 
 def settings(conn_id: str = "form", refresh_token: str = "rt-current", **extra: str) -> ConnectionSettings:
     return ConnectionSettings.from_connection_fields(
-        conn_id, host=extra.pop("host", SITE), login=extra.pop("login", "cid"), password="client-secret-planted",
+        conn_id,
+        host=extra.pop("host", SITE),
+        login=extra.pop("login", "cid"),
+        password="client-secret-planted",
         extra={"refresh_token": refresh_token, **extra},
     )
 
 
 def grant(expires_at: float = NOW + 3600, lineage: tuple[str, ...] = ("rt-current",), **extra: str) -> SavedGrant:
     saved = settings("saved", **extra)
-    state = TokenState(refresh_token="rt-current", access_token=ACCESS, expires_at=expires_at, cloud_id="cloud-1",
-                       rotated_at=NOW - 60)
+    state = TokenState(
+        refresh_token="rt-current", access_token=ACCESS, expires_at=expires_at, cloud_id="cloud-1", rotated_at=NOW - 60
+    )
     return SavedGrant("saved", saved, state, frozenset(str(fingerprint(t)) for t in lineage))
 
 
@@ -49,12 +53,15 @@ def test_a_refresh_token_no_saved_connection_knows_gets_no_live_check():
     assert choice.grant is None and "No saved connection holds this grant" in choice.message
 
 
-@pytest.mark.parametrize(("field", "value", "named"), [
-    ("grant_url", "https://auth-proxy.example/oauth/token", "grant_url"),
-    ("api_url", "https://api-proxy.example", "api_url"),
-    ("host", "https://other.atlassian.net", "site URL (Host)"),
-    ("login", "another-client", "Client ID (Login)"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("grant_url", "https://auth-proxy.example/oauth/token", "grant_url"),
+        ("api_url", "https://api-proxy.example", "api_url"),
+        ("host", "https://other.atlassian.net", "site URL (Host)"),
+        ("login", "another-client", "Client ID (Login)"),
+    ],
+)
 def test_a_form_that_changes_where_a_token_goes_gets_no_live_check(field, value, named, monkeypatch):
     allowed = "auth-proxy.example, api-proxy.example"
     monkeypatch.setattr(ConnectionSettings, "from_connection_fields", _with_allowed(allowed))

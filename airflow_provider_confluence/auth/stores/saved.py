@@ -45,8 +45,11 @@ def saved_grants() -> list[SavedGrant]:
                 continue
             journal = read_journal(session, row.conn_id)
             retired = journal.retired if journal and journal.binding == connection_binding(row) else ()
-            grants.append(SavedGrant(row.conn_id, settings, state,
-                                     _lineage(state.refresh_token, settings.refresh_token, retired=retired)))
+            grants.append(
+                SavedGrant(
+                    row.conn_id, settings, state, _lineage(state.refresh_token, settings.refresh_token, retired=retired)
+                )
+            )
         names: list[Any] = (
             session.query(Variable.key)
             .filter(Variable.key.like(f"{VARIABLE_PREFIX}%") | Variable.key.like(f"{LEGACY_VARIABLE_PREFIX}%"))
@@ -54,7 +57,7 @@ def saved_grants() -> list[SavedGrant]:
         )
     for (key,) in names:
         prefix = VARIABLE_PREFIX if key.startswith(VARIABLE_PREFIX) else LEGACY_VARIABLE_PREFIX
-        conn_id = key[len(prefix):]
+        conn_id = key[len(prefix) :]
         if conn_id in row_ids or any(grant.conn_id == conn_id for grant in grants):
             continue
         grant = _variable_grant(conn_id)
