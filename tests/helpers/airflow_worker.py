@@ -57,6 +57,20 @@ def read_variable(key: str) -> None:
         emit(row.get_val())
 
 
+def put_variable(key: str, value: str) -> None:
+    from airflow.models.variable import Variable
+
+    Variable.set(key, value)
+
+
+def has_variable(key: str) -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        emit(json.dumps(session.query(Variable).filter(Variable.key == key).one_or_none() is not None))
+
+
 def refresh(conn_id: str) -> None:
     """One run of a task that needs a fresh access token: the stored one is refused once, as after a 401."""
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -98,6 +112,10 @@ if __name__ == "__main__":
         read_extra(args[0])
     elif command == "read-variable":
         read_variable(args[0])
+    elif command == "put-variable":
+        put_variable(args[0], args[1])
+    elif command == "has-variable":
+        has_variable(args[0])
     elif command == "refresh":
         refresh(args[0])
     elif command == "hammer":
