@@ -39,7 +39,7 @@ PUBLISHED_CUTOFF = --exclude-newer "$(PUBLISHED_$(1))T23:59:59Z" \
 	--exclude-newer-package "apache-airflow-providers-common-compat=$$$$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 TEST_PACKAGES := apache-airflow-providers-common-compat apache-airflow-providers-http requests requests-oauthlib \
 	pytest requests-mock psycopg2-binary hypothesis pandas
-SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed)
+SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed -o -name '*.html')
 
 # The names the README and the bench use.
 AIRFLOW3 := $(AIRFLOW_3.3)

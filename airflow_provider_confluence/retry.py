@@ -4,11 +4,19 @@ The Confluence client uses it for 429/5xx answers and connection errors; the tok
 refresh calls whose answer was lost. It only computes delays: who sleeps, and whether a request is safe to
 repeat, is the caller's business.
 
-Atlassian's advice (FACTS.md section 7): honour ``Retry-After``; otherwise back off exponentially with jitter up
-to a cap; cap every sleep (a ``Retry-After: 9223372036854775807`` has been seen in the wild).
+Atlassian's advice (https://developer.atlassian.com/cloud/confluence/rate-limiting/): honour ``Retry-After``;
+otherwise back off exponentially with jitter up to a cap; cap every sleep (a ``Retry-After:
+9223372036854775807`` has been seen in the wild).
 
 :func:`file_marks` and :func:`rewind` make a multipart upload safe to send again: a file object is put back
 where it stood before the first try (a re-send from its end would upload an empty file).
+
+Why not urllib3's ``Retry`` or tenacity (both installed with Airflow): urllib3 retries inside the transport,
+where the client cannot tell a write that is safe to repeat from one that is not, cannot rewind a multipart
+file, and sleeps whatever ``Retry-After`` says, uncapped; tenacity owns the loop and the sleeping. Here three
+callers (the client, the token manager, the broker client) each own their loop, their sleep (the tests inject
+it) and what may be repeated (a refresh whose answer was lost is decided by the rotation protocol, never
+re-sent blindly), and only share the arithmetic of the delays, which is this module.
 
 This module imports nothing from Airflow.
 """

@@ -1,10 +1,11 @@
 """The consent flow without Airflow: the signed ``state`` value, and the grant a finished consent yields.
 
-``state`` (FACTS.md section 1: unguessable and bound to the person) is ``<payload>.<mac>``, both base64url.
-The payload is JSON naming the connection, a keyed tag of the user who started the consent, a keyed tag of
-the connection's settings (client id, site, redirect URI, token URL), the time it was issued and a random
-nonce. The MAC is HMAC-SHA256 under a key derived from a server secret. A state is accepted once, within
-10 minutes, by the same user, for the same, unchanged connection; the nonce ledger makes it single-use.
+``state`` (unguessable and bound to the person, as OAuth 2.0 asks: RFC 6749 section 10.12) is a JSON Web Token
+(:mod:`.signing`: HS256, audience :data:`~.signing.CONSENT_STATE`) under a key derived from a server secret. It
+names the connection, holds a keyed tag of the user who started the consent and a keyed tag of the
+connection's settings (client id, site, redirect URI, token URL), and carries ``iat``, ``exp`` and ``jti``. A
+state is accepted once (its ``jti`` is claimed in the single-use ledger), within 10 minutes, by the same user,
+for the same, unchanged connection.
 
 :func:`finish_consent` exchanges the authorization code (JSON body), insists on ``offline_access`` and a
 refresh token, and finds the site's cloud id; :func:`save_grant` writes the result through a token store.
@@ -16,23 +17,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import requests
 
-from airflow_provider_confluence.auth import oauth
-from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError, ConfluenceInvalidGrant
-from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.auth import oauth, signing
 from airflow_provider_confluence.auth.tokens import TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceConfigError, ConfluenceInvalidGrant
 
 STATE_TTL = 600.0
-_KEY_LABEL = b"airflow-provider-confluence/consent-state/v1"
 _CLOCK_SKEW = 60.0
 
 #: ``ConfluenceAuthError.error`` values of a refused state or consent, and the HTTP status each deserves.
@@ -47,10 +45,10 @@ STATE_ERRORS = {
 
 
 class NonceLedger(Protocol):
-    """Remembers the nonces of used states until they expire."""
+    """Remembers the ``jti`` of used states until they expire."""
 
     def claim(self, nonce: str, expires_at: float) -> bool:
-        """Record ``nonce``; False when it was recorded before (the state is being reused)."""
+        """Record ``nonce`` (a state's ``jti``); False when it was recorded before (the state is being reused)."""
 
 
 class MemoryNonceLedger:
@@ -78,7 +76,7 @@ class IssuedState:
 
     :param conn_id: the connection the consent was started for.
     :param issued_at: when, in epoch seconds.
-    :param nonce: its single-use random part.
+    :param nonce: its single-use id (the token's ``jti``).
     :param binding: the tag of the connection's settings when it was issued.
     """
 
@@ -90,10 +88,6 @@ class IssuedState:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _refused(reason: str, message: str) -> ConfluenceAuthError:
@@ -120,7 +114,7 @@ class ConsentStates:
         raw = secret.encode() if isinstance(secret, str) else secret
         if not raw:
             raise ConfluenceConfigError("The consent state needs a non-empty server secret.")
-        self._key = hmac.new(raw, _KEY_LABEL, hashlib.sha256).digest()
+        self._key = signing.signing_key(raw)
         self._ledger = ledger or MemoryNonceLedger(clock)
         self._ttl = ttl
         self._clock = clock
@@ -135,41 +129,32 @@ class ConsentStates:
 
     def issue(self, *, conn_id: str, user: str, binding: str) -> str:
         """A new state for ``user`` starting a consent for ``conn_id`` (``binding`` from :meth:`binding`)."""
-        payload = {"c": conn_id, "u": self._tag("user", user), "b": binding, "t": int(self._clock()),
-                   "n": secrets.token_hex(16)}
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return f"{body}.{_b64(self._mac(body))}"
-
-    def _mac(self, body: str) -> bytes:
-        return hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        claims = {"conn_id": conn_id, "user": self._tag("user", user), "binding": binding}
+        return signing.issue(self._key, signing.CONSENT_STATE, claims, now=self._clock(), lifetime=self._ttl)
 
     def verify(self, state: str, *, user: str, conn_id: str | None = None) -> IssuedState:
-        """Check the signature, the age and the user (and the connection, when given); consume nothing.
+        """Check the signature, the audience, the age and the user (and the connection, when given); consume
+        nothing.
 
         :raises ConfluenceAuthError: ``error`` is one of :data:`STATE_ERRORS`.
         """
-        body, _, mac = (state or "").partition(".")
-        try:
-            signature = _unb64(mac)
-        except ValueError:
-            signature = b""
-        if not body or not signature:
+        if not state:
             raise _refused("malformed_state", "The state parameter is missing or malformed; start the consent again.")
-        # Compared as canonical text: base64's unused low bits would let a changed last character decode to the
-        # same bytes, so a state that is not exactly what was issued is refused.
-        if not hmac.compare_digest(mac, _b64(self._mac(body))):
-            raise _refused("forged_state", "The state parameter was not issued by this Airflow (forged, damaged, or "
-                           "from another server or run); nothing was changed. Start the consent again.")
         try:
-            payload: dict[str, Any] = json.loads(_unb64(body))
-            issued = IssuedState(str(payload["c"]), float(payload["t"]), str(payload["n"]), str(payload["b"]))
-            user_tag = str(payload["u"])
-        except (ValueError, KeyError, TypeError):
+            claims = signing.verify(state, self._key, signing.CONSENT_STATE, now=self._clock(), max_age=self._ttl,
+                                    max_future=_CLOCK_SKEW, require=("conn_id", "user", "binding"))
+            issued = IssuedState(claims["conn_id"], float(claims["iat"]), claims["jti"], claims["binding"])
+            user_tag = claims["user"]
+            if not all(isinstance(value, str) for value in (issued.conn_id, issued.binding, user_tag)):
+                raise signing.SignatureRefused("malformed")
+        except signing.SignatureRefused as refused:
+            if refused.reason == "forged":
+                raise _refused("forged_state", "The state parameter was not issued by this Airflow (forged, damaged, "
+                               "or from another server or run); nothing was changed. Start the consent again.") from None
+            if refused.reason in ("expired", "future"):
+                raise _refused("expired_state", f"This consent was started more than {self._ttl / 60:.0f} minutes "
+                               "ago; nothing was changed. Start it again and approve it within 10 minutes.") from None
             raise _refused("malformed_state", "The state parameter is malformed; start the consent again.") from None
-        now = self._clock()
-        if not issued.issued_at - _CLOCK_SKEW <= now <= issued.issued_at + self._ttl:
-            raise _refused("expired_state", f"This consent was started more than {self._ttl / 60:.0f} minutes ago; "
-                           "nothing was changed. Start it again and approve it within 10 minutes.")
         if not hmac.compare_digest(user_tag, self._tag("user", user)):
             raise _refused("foreign_state", "This consent was started by another Airflow user; nothing was changed. "
                            "Start it yourself from the Connect button.")
@@ -186,7 +171,7 @@ class ConsentStates:
         if not hmac.compare_digest(issued.binding, binding):
             raise _refused("changed_connection", f"Connection {issued.conn_id!r} was edited (client id, site, "
                            "callback URL or token URL) after this consent started; nothing was changed. Start again.")
-        if not self._ledger.claim(issued.nonce, issued.issued_at + self._ttl + _CLOCK_SKEW):
+        if not self._ledger.claim(issued.nonce, issued.issued_at + self._ttl + signing.LEEWAY + 1):
             raise _refused("reused_state", "This consent answer was already used once; nothing was changed. Start "
                            "the consent again if the connection still needs it.")
 

@@ -1,9 +1,26 @@
 """Atlassian's OAuth 2.0 (3LO) endpoints: consent URL, code exchange, refresh, accessible resources.
 
 Single requests, no retries and no state: :mod:`airflow_provider_confluence.auth.tokens` decides when to call
-them and what to do with failures. Token requests are JSON, as Atlassian documents (FACTS.md section 1); a
-refresh never sends ``scope`` or ``redirect_uri`` and never anything but its own body. Error messages quote
-the server's ``error`` and ``error_description`` (capped) and never a token or the client secret.
+them and what to do with failures. Token requests are JSON, as Atlassian documents
+(https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/); a refresh never sends ``scope`` or
+``redirect_uri`` and never anything but its own body. Error messages quote the server's ``error`` and
+``error_description`` (capped) and never a token or the client secret.
+
+Why not requests-oauthlib (it is no longer a dependency): its ``OAuth2Session`` would build the consent URL
+(with ``audience`` and ``prompt`` as extra parameters) and exchange the code, but
+
+* it sends the token request form-encoded, where Atlassian documents JSON (a compliance hook would have to
+  rewrite every body);
+* oauthlib refuses ``http://`` endpoints unless the process-wide ``OAUTHLIB_INSECURE_TRANSPORT`` is set, and the
+  emulator (:mod:`airflow_provider_confluence.testing`) serves plain HTTP over loopback;
+* oauthlib raises when the granted scopes differ from the requested ones unless the process-wide
+  ``OAUTHLIB_RELAX_TOKEN_SCOPE`` is set, where the consent flow must see what was granted (``offline_access``)
+  and say so;
+* its errors (oauthlib's ``OAuth2Error``) carry neither the HTTP status nor the transient/permanent split that
+  the rotation protocol needs, and the endpoint pinning and redirect refusal of this module would wrap it anyway.
+
+What it would replace is a ``urlencode`` of seven fixed parameters and one ``POST``; the refresh protocol stays
+ours in any case. So the provider keeps these few lines and does not ship the dependency.
 """
 
 from __future__ import annotations
@@ -42,7 +59,7 @@ class TokenResponse:
 
 
 def authorization_url(*, auth_url: str, client_id: str, scope: str, redirect_uri: str, state: str) -> str:
-    """Build the consent URL a person opens in a browser (FACTS.md section 1).
+    """Build the consent URL a person opens in a browser (the parameters Atlassian documents for 3LO apps).
 
     :param scope: the scopes, space-separated (sent as ``%20``-separated, as Atlassian documents).
     :param state: an unguessable value bound to the person, checked again on the callback.

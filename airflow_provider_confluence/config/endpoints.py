@@ -20,6 +20,10 @@ would send its body again, to the new location); a read follows one only on its 
 References: urllib3's ``parse_url`` (https://urllib3.readthedocs.io/en/stable/reference/urllib3.util.html),
 Python's ``urlsplit`` (https://docs.python.org/3/library/urllib.parse.html#url-parsing-security).
 
+The parsing itself is not re-implemented: both readings come from the libraries (``urlsplit`` and urllib3's
+``parse_url``); this module only compares them and applies the provider's policy (which hosts may receive
+credentials, which redirects are followed), which no dependency offers.
+
 This module imports nothing from Airflow.
 """
 

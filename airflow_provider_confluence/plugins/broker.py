@@ -1,12 +1,13 @@
 """``POST /confluence-oauth/token``: the token broker of Airflow 3 task workers, in the API server.
 
 A worker cannot write a connection, so it asks here (:class:`~airflow_provider_confluence.auth.broker.client.
-BrokerTokenSource`). The request is authenticated with an HMAC keyed by the connection's own broker key
-(:func:`~airflow_provider_confluence.auth.broker.protocol.broker_key`, never the OAuth app's client secret alone, which
-connections of one app share), checked by :class:`~airflow_provider_confluence.auth.broker.protocol.RequestVerifier`:
-stale or future timestamps, bad signatures and replayed nonces get 401 and ``{"error", "detail"}``. A request
-whose timestamp is stale, or whose fields are malformed, is refused before the connection is looked up. An unknown connection is refused exactly like a bad
-signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
+BrokerTokenSource`). The request is a JSON Web Token signed with the connection's own broker key
+(:func:`~airflow_provider_confluence.auth.broker.protocol.broker_key`, never the OAuth app's client secret alone,
+which connections of one app share), beside a ``gate`` token signed with the deployment's key, both checked by
+:class:`~airflow_provider_confluence.auth.broker.protocol.RequestVerifier`: stale or future tokens, bad signatures
+and replayed ``jti`` get 401 and ``{"error", "detail"}``. A request whose gate is missing, forged or stale, or
+whose fields are malformed, is refused before the connection is looked up. An unknown connection is refused
+exactly like a bad signature (401 ``invalid_signature``, not 404): an unauthenticated caller must not learn which connection
 ids exist. The server log says which of the two it was.
 
 Then :class:`~airflow_provider_confluence.auth.tokens.TokenManager` runs the rotation protocol with the broker's
@@ -14,7 +15,7 @@ store (:func:`~airflow_provider_confluence.auth.stores.choice.row_store`: the co
 for a connection from an env var or secrets backend, the Variable row locked the same way)
 and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refresh token.
 
-Nonces are claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
+The ``jti`` of each request is claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
 and host, so a replayed request is refused wherever it lands.
 """
 
@@ -32,18 +33,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
-from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.auth.broker.protocol import (
     GATE_VARIABLE,
-    HEX_SHA256_PATTERN,
-    broker_key,
-    new_broker_secret,
-    NONCE_PATTERN,
+    JWT_PATTERN,
     BrokerRefusal,
     RequestVerifier,
+    broker_key,
+    new_broker_secret,
     token_fingerprint,
 )
+from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
+from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceConfigError,
@@ -51,28 +54,23 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.plugins.single_use import SharedNonces
-from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-from airflow_provider_confluence.config.connection import ConnectionSettings
-from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
+from airflow_provider_confluence.plugins.single_use import SharedNonces
+from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["Confluence OAuth token broker"])
 _verifier_lock = threading.Lock()
+_MAX_TOKEN = 2048  # characters of a signed token; the provider's are about 400
 
 
 class TokenRequest(BaseModel):
     """A worker's signed request for an access token of one connection."""
 
     conn_id: str = Field(min_length=1, max_length=250)
-    timestamp: int
-    nonce: str = Field(pattern=NONCE_PATTERN)
-    signature: str = Field(pattern=HEX_SHA256_PATTERN)
-    gate: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
-    rejected_token: str | None = Field(default=None, pattern=HEX_SHA256_PATTERN)
+    request: str = Field(max_length=_MAX_TOKEN, pattern=JWT_PATTERN)
+    gate: str | None = Field(default=None, max_length=_MAX_TOKEN, pattern=JWT_PATTERN)
 
 
 class TokenAnswer(BaseModel):
@@ -160,15 +158,13 @@ def get_gate(request: Request) -> DeploymentGate:
     return gate
 
 
-def _check_gate(verifier: RequestVerifier, gate: DeploymentGate, body: TokenRequest) -> None:
-    fields = {"conn_id": body.conn_id, "timestamp": body.timestamp, "nonce": body.nonce, "gate": body.gate,
-              "rejected_token": body.rejected_token}
+def _check_gate(verifier: RequestVerifier, gate: DeploymentGate, fields: dict[str, Any]) -> None:
     try:
-        verifier.check_gate(gate_key=gate.key(), **fields)
-    except BrokerRefusal:
-        if not gate.reread():
+        verifier.check_gate(fields, gate_key=gate.key())
+    except BrokerRefusal as refusal:
+        if refusal.error != "invalid_gate" or not gate.reread():
             raise
-        verifier.check_gate(gate_key=gate.key(), **fields)
+        verifier.check_gate(fields, gate_key=gate.key())
 
 
 @router.post("/token", response_model=TokenAnswer)
@@ -179,19 +175,18 @@ def token(
 ) -> JSONResponse:
     """Answer a valid access token of the connection to a caller who proves it knows the connection's key."""
     settings = None
+    fields = body.model_dump()
     try:
-        verifier.check_fresh(body.timestamp)
-        _check_gate(verifier, gate, body)  # before any lookup: a request from outside the deployment costs none
+        _check_gate(verifier, gate, fields)  # before any lookup: a request from outside the deployment costs none
         settings = _confluence_settings(body.conn_id)
-        verifier.verify(conn_id=body.conn_id, timestamp=body.timestamp, nonce=body.nonce, signature=body.signature,
-                        rejected_token=body.rejected_token, secret=broker_key(settings) if settings else None)
+        verified = verifier.verify(fields, secret=broker_key(settings) if settings else None)
     except BrokerRefusal as refusal:
         unknown = refusal.error == "invalid_signature" and settings is None
         log.warning("Refused a token request for connection %r: %s.", body.conn_id,
                     "no such confluence_oauth connection" if unknown else refusal.error)
         return _error(401, refusal.error, refusal.detail)
     try:
-        answer = _serve(settings, body.rejected_token)  # type: ignore[arg-type]  # verify() refused None
+        answer = _serve(settings, verified.rejected_token)  # type: ignore[arg-type]  # verify() refused None
     except ConfluenceReauthorizationRequired as exc:
         return _error(403, "reauthorization_required", exc.message)
     except ConfluenceAuthError as exc:

@@ -1,5 +1,9 @@
 """The small HTML pages of the consent flow and the status page: no script, every value escaped.
 
+They are Jinja2 templates (``plugins/templates/*.html``, shipped in the wheel) rendered with autoescaping, so
+every value (a connection id, a site, an error text) is escaped by the template engine; nothing here builds
+HTML from strings. Jinja2 comes with Airflow on every supported line.
+
 Links are relative, so the pages work under any ``[api] base_url`` path, and open in the top window
 (``target="_top"``), because the status page is shown inside the Airflow UI's frame and Atlassian's consent
 screen refuses to be framed.
@@ -9,8 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from html import escape
+from functools import cache
+from typing import Any
 from urllib.parse import quote
+
+import jinja2
 
 from airflow_provider_confluence.auth.status import ConnectionStatus, format_days, format_time
 
@@ -22,12 +29,15 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
 }
 CONNECTIONS_HREF = "../connections"  # from /confluence-oauth/: the UI's Admin -> Connections
-
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#1b1f23}"
-    "table{border-collapse:collapse}td,th{border:1px solid #ccd;padding:.35rem .6rem;text-align:left}"
-    ".button{display:inline-block;padding:.3rem .8rem;border-radius:4px;background:#0052cc;color:#fff;"
-    "text-decoration:none}.problem{color:#a40000}.ok{color:#006644}code{background:#f4f5f7;padding:0 .2rem}"
+STATUS_COLUMNS = (
+    "Connection",
+    "Site",
+    "Source",
+    "Token store",
+    "Access token expires",
+    "Last rotation",
+    "Days before re-consent",
+    "",
 )
 
 
@@ -40,33 +50,30 @@ def connect_href(conn_id: str, root: str = "") -> str:
     return f"{root}connect/{quote(conn_id, safe='')}"
 
 
-def document(title: str, body: str) -> str:
-    """A whole page; ``body`` must already be escaped HTML."""
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>"
+@cache
+def environment() -> jinja2.Environment:
+    """The templates of this package, autoescaped, failing on any undefined name."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("airflow_provider_confluence.plugins", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=False,
     )
+    env.globals.update(connect_href=connect_href, connections_href=CONNECTIONS_HREF)
+    return env
 
 
-def _link(href: str, text: str, css: str = "") -> str:
-    klass = f' class="{css}"' if css else ""
-    return f'<a{klass} href="{escape(href)}" target="_top">{escape(text)}</a>'
+def render(template: str, **values: Any) -> str:
+    """The page ``template`` (a file of ``plugins/templates``) with ``values``, every one escaped."""
+    return environment().get_template(template).render(**values)
 
 
 def message_page(
     title: str, message: str, *, conn_id: str | None = None, hint: str | None = None, root: str = ""
 ) -> str:
     """A refusal or problem page: what happened, what to do, and links onwards (``root``: see connect_href)."""
-    parts = [f"<p>{escape(message)}</p>"]
-    if hint:
-        parts.append(f"<p>{escape(hint)}</p>")
-    links = []
-    if conn_id:
-        links.append(_link(connect_href(conn_id, root), f"Start the consent for {conn_id} again"))
-    links.append(_link(f"{root}status", "Confluence OAuth status"))
-    links.append(_link(root + CONNECTIONS_HREF, "Airflow connections"))
-    parts.append("<p>" + " &middot; ".join(links) + "</p>")
-    return document(title, "".join(parts))
+    return render("message.html", title=title, message=message, conn_id=conn_id, hint=hint, root=root)
 
 
 def missing_redirect_page(conn_id: str, callback_url: str, current: str | None) -> str:
@@ -74,67 +81,52 @@ def missing_redirect_page(conn_id: str, callback_url: str, current: str | None) 
 
     Answers ``/connect/<conn_id>``, so its links climb one level.
     """
-    now = f" It is now <code>{escape(current)}</code>, which is not this server's callback." if current else ""
-    body = (
-        f"<p>Connection <code>{escape(conn_id)}</code> needs the Callback URL of this Airflow.{now}</p><ol>"
-        f"<li>In Admin &rarr; Connections &rarr; <code>{escape(conn_id)}</code>, set <b>Callback URL</b> "
-        f"(<code>redirect_uri</code>) to <code>{escape(callback_url)}</code> (as your users reach Airflow, "
-        "behind any proxy).</li>"
-        "<li>In the Atlassian developer console, open your app &rarr; Authorization &rarr; OAuth 2.0 (3LO) "
-        "&rarr; Configure, and register exactly the same URL as its Callback URL.</li>"
-        f"<li>{_link(connect_href(conn_id, '../'), 'Connect again')}.</li></ol>"
-        "<p>For a callback on your own machine instead, run "
-        f"<code>airflow-confluence authorize --conn-id {escape(conn_id)}</code>.</p>"
+    return render(
+        "missing_redirect.html",
+        title="Set the Callback URL first",
+        conn_id=conn_id,
+        callback_url=callback_url,
+        current=current,
     )
-    return document("Set the Callback URL first", body)
 
 
 def success_page(conn_id: str, site: str, scopes: Iterable[str], fingerprint: str | None) -> str:
     """The page after a consent was saved: the site, the granted scopes, a link back."""
-    items = "".join(f"<li><code>{escape(scope)}</code></li>" for scope in scopes)
-    body = (
-        f'<p class="ok">Connection <code>{escape(conn_id)}</code> is connected to '
-        f"<b>{escape(site)}</b>. Its new refresh token (fingerprint <code>{escape(fingerprint or '-')}</code>) "
-        "was saved; the next task that uses the connection refreshes it.</p>"
-        f"<p>Atlassian granted these scopes:</p><ul>{items}</ul>"
-        "<p>The grant ends after 365 days, or after 90 days without a refresh: reconnect before then.</p>"
-        f"<p>{_link(CONNECTIONS_HREF, 'Back to Airflow connections')} &middot; "
-        f"{_link('status', 'Confluence OAuth status')}</p>"
+    return render(
+        "success.html",
+        title="Connected to Confluence",
+        conn_id=conn_id,
+        site=site,
+        scopes=list(scopes),
+        fingerprint=fingerprint,
     )
-    return document("Connected to Confluence", body)
 
 
 def status_page(statuses: list[tuple[ConnectionStatus, bool]], now: float | None = None) -> str:
     """The table of every connection; each ``(status, may_edit)`` pair gets a Connect button if allowed."""
     now = time.time() if now is None else now
-    head = ("Connection", "Site", "Source", "Token store", "Access token expires", "Last rotation",
-            "Days before re-consent", "")
     rows = []
     for status, may_edit in statuses:
-        action = ""
-        if may_edit and status.can_write_consent:
-            action = _link(connect_href(status.conn_id), "Reconnect" if status.connected else "Connect", "button")
-        elif may_edit:
-            action = escape(f"Not in the metadata database: airflow-confluence authorize --conn-id {status.conn_id}")
-        cells = (
-            f"<code>{escape(status.conn_id)}</code>",
-            escape(status.site or "-"),
-            escape(status.source),
-            escape(status.store or "-"),
-            escape(format_time(status.access_token_expires_at)),
-            escape(format_time(status.rotated_at)),
-            escape(format_days(status.days_left(now))),
-            action,
+        can_connect = may_edit and status.can_write_consent
+        rows.append(
+            {
+                "conn_id": status.conn_id,
+                "cells": (
+                    status.conn_id,
+                    status.site or "-",
+                    status.source,
+                    status.store or "-",
+                    format_time(status.access_token_expires_at),
+                    format_time(status.rotated_at),
+                    format_days(status.days_left(now)),
+                ),
+                "connect": ("Reconnect" if status.connected else "Connect") if can_connect else None,
+                "note": (
+                    f"Not in the metadata database: airflow-confluence authorize --conn-id {status.conn_id}"
+                    if may_edit and not can_connect
+                    else None
+                ),
+                "problem": status.problem,
+            }
         )
-        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
-        if status.problem:
-            rows.append(f'<tr><td></td><td colspan="7" class="problem">{escape(status.problem)}</td></tr>')
-    if not rows:
-        rows.append('<tr><td colspan="8">No confluence_oauth connection that you may see.</td></tr>')
-    header = "".join(f"<th>{escape(name)}</th>" for name in head)
-    body = (
-        f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        "<p>Connections kept in a secrets backend other than environment variables are not listed: run "
-        "<code>airflow-confluence status --conn-id ID</code>.</p>"
-    )
-    return document("Confluence OAuth connections", body)
+    return render("status.html", title="Confluence OAuth connections", head=STATUS_COLUMNS, rows=rows)

@@ -45,8 +45,17 @@ labels=[...])``, ``fake.pages``, ``fake.page_labels(page_id)``, ``fake.attachmen
 
 ``fake.connection()`` returns an Airflow connection dict (``conn_type`` ``confluence_oauth``) pointing at the
 emulator. Other processes can read ``GET /_emulator/state`` (counters, refresh log, a hash of the latest
-refresh token) and move time with ``POST /_emulator/advance`` ``{"seconds": n}``; ``POST /_emulator/throttle``,
-``/_emulator/fail_next`` and ``/_emulator/reset_counters`` take the keyword arguments of those methods.
+refresh token, the 3LO app's quota pools) and move time with ``POST /_emulator/advance`` ``{"seconds": n}``;
+``POST /_emulator/throttle``, ``/_emulator/fail_next``, ``/_emulator/reset_counters`` and ``/_emulator/quota``
+(:meth:`~FakeAtlassian.enable_quota`) take the keyword arguments of those methods.
+
+Unattended sign-in and the points quota (``signin.py``, ``service_accounts.py``, ``api_tokens.py``, ``quota.py``):
+``fake.add_service_account(scopes)`` registers an OAuth 2.0 client-credentials credential (``grant_type=
+client_credentials``: a token without ``refresh_token``; ``scope`` sent: 400 ``invalid_scope``; bad client: 401
+``invalid_client``); ``fake.add_api_token(email, scopes, expires=date)`` a scoped API token (HTTP Basic through the
+gateway; wrong or expired: 401); ``GET /_edge/tenant_info`` (:attr:`~FakeAtlassian.tenant_info_url`) answers the
+cloud id; ``fake.enable_quota(hourly_points)`` enforces the points-based hourly quota (``Beta-RateLimit*`` headers,
+429 with a ``Retry-After`` of up to an hour) on OAuth traffic, and ``fake.quota_usage()`` tells where it stands.
 
 Counters (``fake.counters``): ``token_requests`` (``_json``/``_form``: how the body was encoded), ``refreshes``
 (successful), ``code_exchanges`` (successful), ``invalid_grants`` (every ``invalid_grant`` answer),
@@ -54,7 +63,10 @@ Counters (``fake.counters``): ``token_requests`` (``_json``/``_form``: how the b
 leeway), ``grant_revocations`` (families killed by a reuse outside the leeway), ``refresh_with_extra_params``
 (refreshes sending ``scope`` or ``redirect_uri``), ``client_auth_failures``, ``accessible_resources_calls``,
 ``api_calls`` and ``api_calls_by_route`` (gateway calls only, keyed by route template such as
-``"POST /wiki/rest/api/content/{id}/label"``), ``throttled``, ``injected_failures``.
+``"POST /wiki/rest/api/content/{id}/label"``), ``throttled``, ``injected_failures``, ``client_credentials_grants``
+(successful), ``client_credentials_with_scope``, ``api_token_failures`` (wrong e-mail or token),
+``api_token_expired_uses``, ``tenant_info_calls``, ``quota_points`` (points charged) and ``quota_rejections``
+(429s of the quota).
 
 The module ``airflow_provider_confluence.testing.pytest_plugin`` provides a ``fake_atlassian`` fixture; ``python
 -m airflow_provider_confluence.testing --port 8765`` runs the emulator standalone.

@@ -94,10 +94,21 @@ class AccessCheck:
     :param state: ``"ok"``; ``"expired"`` (past its exp, cut short by a refresh's grace period, or its grant
         revoked); or ``"unknown"``.
     :param scopes: the scopes of the token's grant when ``state`` is ``"ok"``.
+    :param kind: how the caller signed in: ``"oauth2_3lo"``, ``"client_credentials"`` or ``"api_token"``.
+    :param app: the OAuth app or service-account credential (client id) the points quota charges; None for
+        API-token traffic, which the quota does not count.
+    :param cloud_ids: the sites the credential reaches; None: any (a 3LO grant covers the emulated site).
     """
 
     state: str
     scopes: tuple[str, ...] = ()
+    kind: str = "oauth2_3lo"
+    app: str | None = None
+    cloud_ids: tuple[str, ...] | None = None
+
+    def reaches(self, cloud_id: str) -> bool:
+        """Whether the credential may call the site with this cloud id."""
+        return self.cloud_ids is None or cloud_id in self.cloud_ids
 
 
 class AuthModel:
@@ -306,7 +317,7 @@ class AuthModel:
             grant = self._grants[record.grant_id]
             if grant.revoked or self._clock.now() >= record.expires_at:
                 return AccessCheck("expired")
-            return AccessCheck("ok", grant.scopes)
+            return AccessCheck("ok", grant.scopes, app=self.client_id)
 
 
 def same(given: object, expected: str) -> bool:

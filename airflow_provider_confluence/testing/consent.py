@@ -13,7 +13,7 @@ import uuid
 from urllib.parse import urlencode, urlsplit
 
 from ._http import Reply, gateway_error
-from .auth import AuthModel, same, split_scopes
+from .auth import AccessCheck, AuthModel, same, split_scopes
 
 AUTHORIZE_PARAMS = ("audience", "client_id", "scope", "redirect_uri", "state", "response_type", "prompt")
 _SCOPE_RE = re.compile(r"^[A-Za-z0-9_:.\-]+$")
@@ -59,19 +59,16 @@ def authorize(auth: AuthModel, query: dict[str, list[str]]) -> Reply:
     return Reply(302, None, {"Location": _add_query(redirect, code=code, state=params["state"])})
 
 
-def accessible_resources(auth: AuthModel, token: str | None, site_url: str, cloud_id: str,
+def accessible_resources(check: AccessCheck, site_url: str, cloud_id: str,
                          extra_sites: list[tuple[str, str]]) -> Reply:
-    """Answer ``GET /oauth/token/accessible-resources``; extra sites are listed BEFORE the real one, so a client
-    that takes the first entry instead of matching the site's hostname fails visibly."""
-    check = auth.check_access(token)
-    if check.state != "ok":
+    """Answer ``GET /oauth/token/accessible-resources`` for the caller judged by ``check`` (a 3LO or service-account
+    bearer token: anything else answers 401). Extra sites are listed BEFORE the real one, so a client that takes the
+    first entry instead of matching the site's hostname fails visibly; a service account sees only its sites."""
+    if check.state != "ok" or check.kind == "api_token":
         return gateway_error(401, "Unauthorized")
     scopes = [scope for scope in check.scopes if scope != "offline_access"]
-    resources = [
-        {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, url)), "name": name, "url": url, "scopes": scopes,
-         "avatarUrl": _AVATAR}
-        for name, url in extra_sites
-    ]
-    name = (urlsplit(site_url).hostname or site_url).split(".")[0]
-    resources.append({"id": cloud_id, "name": name, "url": site_url, "scopes": scopes, "avatarUrl": _AVATAR})
+    sites = [(str(uuid.uuid5(uuid.NAMESPACE_URL, url)), name, url) for name, url in extra_sites]
+    sites.append((cloud_id, (urlsplit(site_url).hostname or site_url).split(".")[0], site_url))
+    resources = [{"id": site_id, "name": name, "url": url, "scopes": scopes, "avatarUrl": _AVATAR}
+                 for site_id, name, url in sites if check.reaches(site_id)]
     return Reply(200, resources)

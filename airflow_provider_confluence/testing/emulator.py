@@ -14,23 +14,33 @@ from typing import Any, Iterable
 from airflow_provider_confluence.config.connection import RENAMED_EXTRAS as _RENAMED_EXTRAS
 
 from ._http import ReplyError
+from .api_tokens import ApiTokenModel
 from .auth import DEFAULT_SCOPES, AuthModel
 from .canaries import new_secret
 from .clock import Clock
 from .confluence import ConfluenceModel
 from .knobs import Injector
 from .labels import check_name
+from .quota import QuotaModel
 from .server import EmulatorServer, Router
+from .service_accounts import ServiceAccountModel
+from .signin import SignInKnobs
 from .v2 import ConfluenceApi
 
 DEFAULT_SITE = "https://fake-site.atlassian.net"
 _COUNTERS = ("token_requests", "token_requests_json", "token_requests_form", "refreshes", "code_exchanges",
              "invalid_grants", "stale_refresh_reuses", "grant_revocations", "refresh_with_extra_params",
-             "client_auth_failures", "accessible_resources_calls", "api_calls", "throttled", "injected_failures")
+             "client_auth_failures", "accessible_resources_calls", "api_calls", "throttled", "injected_failures",
+             "client_credentials_grants", "client_credentials_with_scope", "api_token_failures",
+             "api_token_expired_uses", "tenant_info_calls", "quota_points", "quota_rejections")
 
 
-class FakeAtlassian:
+class FakeAtlassian(SignInKnobs):
     """An offline auth.atlassian.com + api.atlassian.com + Confluence Cloud REST (v2, and what v1 keeps), on loopback.
+
+    Besides the 3LO app (:attr:`client_id`), it takes service accounts (:meth:`add_service_account`) and scoped
+    API tokens (:meth:`add_api_token`), and can enforce the points-based hourly quota (:meth:`enable_quota`); see
+    ``signin.py``. Time is the emulator's :attr:`clock` (``now()``, ``advance(seconds)``).
 
     :param site_url: the emulated site (``host`` of the connection; ``url`` of accessible-resources).
     :param access_token_lifetime: seconds an access token lives (``expires_in``).
@@ -55,6 +65,10 @@ class FakeAtlassian:
         self._auth = AuthModel(clock=self.clock, lock=self._lock, counters=self._counters, client_id=self.client_id,
                                client_secret=self.client_secret, access_token_lifetime=access_token_lifetime,
                                rotation_leeway=rotation_leeway)
+        self._service = ServiceAccountModel(clock=self.clock, lock=self._lock, counters=self._counters,
+                                            app_client_id=self.client_id)
+        self._api_tokens = ApiTokenModel(clock=self.clock, lock=self._lock, counters=self._counters)
+        self._quota = QuotaModel(self._lock, self._counters, self.clock.now)
         author = f"557058:{uuid.uuid4()}"
         self._model = ConfluenceModel(clock=self.clock, lock=self._lock, site_url=self.site_url, author_id=author)
         self._api = ConfluenceApi(self._model, secrets.token_bytes(16))

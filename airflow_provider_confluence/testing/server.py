@@ -2,12 +2,18 @@
 
 One port serves what Atlassian spreads over three hosts: ``auth.atlassian.com`` (``GET /authorize``,
 ``POST /oauth/token``), ``api.atlassian.com`` (``GET /oauth/token/accessible-resources`` and the gateway
-``/ex/confluence/{cloudId}/...``), plus the admin endpoints ``/_emulator/...`` for other processes.
+``/ex/confluence/{cloudId}/...``), the site's ``GET /_edge/tenant_info`` (the emulator's origin stands in for the
+site's, as it does for the site's ``/wiki/...`` paths, which refuse OAuth tokens), plus the admin endpoints
+``/_emulator/...`` for other processes.
 
-Gateway checks run in this order: cloud id (404 gateway body), bearer token (unknown: 401; expired, cut short
-or revoked: 404 with a v2 body on v2 paths, 403 with a v1 body on v1 paths, FACTS.md §3), injected failures and
-throttling, the route (404 when unknown), the OAuth scopes (401 "scope does not match"; a route may need several,
-or accept a classic scope instead), then the handler.
+The gateway takes a bearer token (3LO or service account) or HTTP Basic with a scoped API token (``signin.py``).
+
+Gateway checks run in this order: cloud id (404 gateway body), credentials (unknown bearer token, wrong API token or
+e-mail, expired API token, or a credential that does not reach this site: 401; an expired, cut short or revoked
+bearer token: 404 with a v2 body on v2 paths, 403 with a v1 body on v1 paths, FACTS.md §3), injected failures and
+throttling, the points quota when enabled (429, ``quota.py``), the route (404 when unknown), the OAuth scopes (401
+"scope does not match"; a route may need several, or accept a classic scope instead), then the handler; a call that
+passed the quota check is charged its points and its answer gets the quota headers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._http import ApiRequest, Reply, ReplyError, gateway_error, oauth_error, v1_error, v2_error
 from .consent import accessible_resources, authorize
+from .signin import identify
 
 if TYPE_CHECKING:
     from .emulator import FakeAtlassian
@@ -48,11 +55,6 @@ class Incoming:
 
 def _masked(params: dict[str, Any]) -> dict[str, Any]:
     return {name: ("***" if name in _SECRET_FIELDS and value else value) for name, value in params.items()}
-
-
-def _bearer(headers: dict[str, str]) -> str | None:
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class Router:
@@ -79,6 +81,9 @@ class Router:
             reply = authorize(self._fake._auth, query)
         elif route == "GET /oauth/token/accessible-resources":
             reply = self._injected(route, api=False) or self._resources(req)
+        elif route == "GET /_edge/tenant_info":
+            self._fake._bump("tenant_info_calls")
+            reply = self._injected(route, api=False) or Reply(200, {"cloudId": self._fake.cloud_id})
         elif req.path.startswith("/wiki/"):
             reply = gateway_error(401, "Unauthorized")  # the site itself refuses OAuth tokens (FACTS.md §3)
         else:
@@ -89,8 +94,12 @@ class Router:
     def _resources(self, req: Incoming) -> Reply:
         fake = self._fake
         fake._bump("accessible_resources_calls")
-        token = _bearer(req.headers)
-        return accessible_resources(fake._auth, token, fake.site_url, fake.cloud_id, list(fake.extra_sites))
+        check = self._caller(req.headers)
+        return accessible_resources(check, fake.site_url, fake.cloud_id, list(fake.extra_sites))
+
+    def _caller(self, headers: dict[str, str]) -> Any:
+        fake = self._fake
+        return identify(fake._auth, fake._service, fake._api_tokens, headers)
 
     def _injected(self, route: str, *, api: bool) -> Reply | None:
         failure = self._fake._injector.take_failure(route, route, api=api)
@@ -103,13 +112,14 @@ class Router:
             if (req.method, req.path) == ("GET", "/_emulator/state"):
                 latest = fake.latest_refresh_token
                 digest = hashlib.sha256(latest.encode()).hexdigest()[:12] if latest else None
+                quota = [vars(use) for use in fake._quota.usage(fake.client_id, fake.cloud_id)]
                 return Reply(200, {"counters": fake.counters, "latest_refresh_token_sha256": digest,
-                                   "refresh_log": fake.refresh_log, "now": fake.now()})
+                                   "refresh_log": fake.refresh_log, "now": fake.now(), "quota": quota})
             if (req.method, req.path) == ("POST", "/_emulator/advance"):
                 return Reply(200, {"now": fake.advance(float(payload.get("seconds", 0)))})
             actions: dict[str, Callable[..., None]] = {
                 "/_emulator/throttle": fake.throttle, "/_emulator/fail_next": fake.fail_next,
-                "/_emulator/reset_counters": fake.reset_counters,
+                "/_emulator/reset_counters": fake.reset_counters, "/_emulator/quota": fake.enable_quota,
             }
             if req.method == "POST" and req.path in actions:
                 actions[req.path](**payload)
@@ -133,7 +143,10 @@ class Router:
         if failure is not None and not failure.landed:
             self._fake._bump("token_requests")
             return failure.reply
-        reply = self._fake._auth.token_request(params, form=form)
+        if params.get("grant_type") == "client_credentials":
+            reply = self._fake._service.token_request(params, form=form)
+        else:
+            reply = self._fake._auth.token_request(params, form=form)
         return failure.reply if failure is not None else reply
 
     def _gateway(self, req: Incoming) -> Reply:
@@ -165,8 +178,9 @@ class Router:
         v1 = api_req.path.startswith("/wiki/rest/")
         if cloud_id != fake.cloud_id:
             return gateway_error(404, f"Not Found: no site with cloud id {cloud_id}")
-        check = fake._auth.check_access(_bearer(req.headers))
-        if check.state == "unknown":
+        check = self._caller(req.headers)
+        if check.state == "unknown" or not check.reaches(cloud_id) or (check.state == "expired"
+                                                                       and check.kind == "api_token"):
             return gateway_error(401, "Unauthorized")
         if check.state == "expired":
             return v1_error(403, "Current user not permitted to use Confluence") if v1 else v2_error(404)
@@ -176,18 +190,28 @@ class Router:
         throttled = fake._injector.take_throttle()
         if throttled is not None:
             return throttled
+        refused = fake._quota.refuse(check.app, cloud_id)
+        if refused is not None:
+            return refused
+        reply = self._route_reply(api_req, matched, check.scopes, v1)
+        reply = failure.reply if failure is not None else reply
+        headers = fake._quota.charge(check.app, cloud_id, req.method, reply)
+        return Reply(reply.status, reply.body, {**reply.headers, **headers}, reply.content_type) if headers else reply
+
+    @staticmethod
+    def _route_reply(api_req: ApiRequest, matched: Any, scopes: tuple[str, ...], v1: bool) -> Reply:
         if matched is None:
             if v1:
                 return v1_error(404, f"No service found for {api_req.path}")
             return v2_error(404) if api_req.path.startswith("/wiki/api/v2/") else gateway_error(404, "Not Found")
         route_obj, args = matched
-        if not route_obj.allows(check.scopes):
+        if not route_obj.allows(scopes):
             return gateway_error(401, "Unauthorized; scope does not match")
         try:
             reply: Reply = route_obj.handler(api_req, args)
         except ReplyError as exc:
             reply = exc.reply
-        return failure.reply if failure is not None else reply
+        return reply
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -11,6 +11,7 @@ The real ``airflow api-server`` on PostgreSQL, with worker processes racing, is 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -32,7 +33,6 @@ from airflow_provider_confluence.auth.broker.protocol import (
     NonceCache,
     RequestVerifier,
     broker_key,
-    sign,
     signed_request,
     token_fingerprint,
 )
@@ -60,9 +60,20 @@ class Clock:
         return self.now
 
 
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _with_claims(token: str, **changes: Any) -> str:
+    """The same signed token with its payload changed under the original signature."""
+    header, payload, signature = token.split(".")
+    claims = {**json.loads(_unb64(payload)), **changes}
+    return f"{header}.{base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip('=')}.{signature}"
+
+
 def refusal(verifier: RequestVerifier, body: dict[str, Any], secret: str | None = SECRET) -> BrokerRefusal:
     with pytest.raises(BrokerRefusal) as info:
-        verifier.verify(secret=secret, **body)
+        verifier.verify(body, secret=secret)
     return info.value
 
 
@@ -79,8 +90,9 @@ class TestVerification:
         return signed_request(secret, conn_id, timestamp=int(self.clock.now - age), **kw)
 
     def test_a_request_signed_with_the_client_secret_passes(self):
-        self.verifier.verify(secret=SECRET, **self.body())
-        self.verifier.verify(secret=SECRET, **self.body(rejected_token=token_fingerprint("old")))
+        assert self.verifier.verify(self.body(), secret=SECRET).rejected_token is None
+        verified = self.verifier.verify(self.body(rejected_token=token_fingerprint("old")), secret=SECRET)
+        assert verified.conn_id == "conf" and verified.rejected_token == token_fingerprint("old")
 
     def test_a_wrong_key_is_refused(self):
         assert refusal(self.verifier, self.body(secret="another-secret")).error == "invalid_signature"
@@ -92,38 +104,39 @@ class TestVerification:
 
     def test_a_tampered_rejected_token_is_refused(self):
         body = self.body(rejected_token=token_fingerprint("a"))
-        body["rejected_token"] = token_fingerprint("b")
+        body["request"] = _with_claims(body["request"], rejected_token=token_fingerprint("b"))
         assert refusal(self.verifier, body).error == "invalid_signature"
 
     def test_a_tampered_timestamp_is_refused(self):
         body = self.body()
-        body["timestamp"] -= 1
+        body["request"] = _with_claims(body["request"], iat=int(self.clock.now) - 1)
         assert refusal(self.verifier, body).error == "invalid_signature"
 
     def test_stale_and_future_timestamps_are_refused(self):
-        self.verifier.verify(secret=SECRET, **self.body(age=MAX_AGE - 1))
+        self.verifier.verify(self.body(age=MAX_AGE - 1), secret=SECRET)
         stale = refusal(self.verifier, self.body(age=MAX_AGE + 1))
         assert stale.error == "stale_timestamp" and "121 s ago" in stale.detail
-        self.verifier.verify(secret=SECRET, **self.body(age=-29))
+        self.verifier.verify(self.body(age=-29), secret=SECRET)
         future = refusal(self.verifier, self.body(age=-31))
         assert future.error == "future_timestamp" and "31 s ahead" in future.detail
 
     def test_a_replayed_nonce_is_refused_until_its_timestamp_ages_out(self):
         body = self.body()
-        self.verifier.verify(secret=SECRET, **body)
+        self.verifier.verify(body, secret=SECRET)
         assert refusal(self.verifier, body).error == "replayed_nonce"
         assert len(self.verifier.nonces) == 1
         # Once the timestamp is too old the nonce is forgotten: the age check refuses the replay instead.
         self.clock.now += MAX_AGE + 15
         assert refusal(self.verifier, body).error == "stale_timestamp"
-        self.verifier.verify(secret=SECRET, **self.body())
+        self.verifier.verify(self.body(), secret=SECRET)
         assert len(self.verifier.nonces) == 1
 
     def test_a_bad_signature_does_not_burn_the_nonce(self):
         good = self.body()
-        forged = {**good, "signature": sign("wrong", good["conn_id"], good["timestamp"], good["nonce"])}
+        nonce = json.loads(_unb64(good["request"].split(".")[1]))["jti"]
+        forged = signed_request("wrong", "conf", timestamp=int(self.clock.now), nonce=nonce)
         assert refusal(self.verifier, forged).error == "invalid_signature"
-        self.verifier.verify(secret=SECRET, **good)
+        self.verifier.verify(good, secret=SECRET)
 
     def test_an_unknown_connection_is_refused_like_a_bad_signature(self):
         unknown = refusal(self.verifier, self.body(), secret=None)
@@ -162,10 +175,10 @@ def test_the_broker_url_comes_from_the_execution_api_or_the_extra(override, exec
 
 def verify_both(body: dict[str, Any], key: str) -> None:
     """What the broker checks of a request: the deployment's gate signature, then the connection's."""
-    verifier = RequestVerifier(clock=lambda: body["timestamp"])
-    fields = {k: v for k, v in body.items() if k != "gate"}
-    verifier.check_gate(gate=body.get("gate"), gate_key=GATE_KEY, **{k: v for k, v in fields.items() if k != "signature"})
-    verifier.verify(secret=key, **fields)
+    issued_at = json.loads(_unb64(body["request"].split(".")[1]))["iat"]
+    verifier = RequestVerifier(clock=lambda: issued_at)
+    verifier.check_gate(body, gate_key=GATE_KEY)
+    verifier.verify(body, secret=key)
 
 
 def answer(token: str = "tok-1", expires_in: float = 3600, cloud_id: str | None = "cloud-1") -> dict[str, Any]:
@@ -197,7 +210,8 @@ class TestBrokerTokenSource:
         bodies = [r.json() for r in requests_mock.request_history]
         for body in bodies:  # each valid when it was sent
             verify_both(body, SECRET)
-        assert bodies[0]["nonce"] != bodies[1]["nonce"] and bodies[1]["timestamp"] - bodies[0]["timestamp"] >= 3540
+        first, second = (json.loads(_unb64(body["request"].split(".")[1])) for body in bodies)
+        assert first["jti"] != second["jti"] and second["iat"] - first["iat"] >= 3540
         assert source.get_cloud_id() == "cloud-1" and requests_mock.call_count == 2
 
     def test_a_rejected_token_is_named_by_its_fingerprint_only(self, requests_mock):
@@ -206,7 +220,8 @@ class TestBrokerTokenSource:
         rejected = source.get_access_token()
         assert source.refresh_rejected(rejected) == "tok-2"
         sent = requests_mock.request_history[1]
-        assert sent.json()["rejected_token"] == token_fingerprint("tok-1")
+        claims = json.loads(_unb64(sent.json()["request"].split(".")[1]))
+        assert claims["rejected_token"] == token_fingerprint("tok-1")
         assert "tok-1" not in sent.text
 
     def test_access_token_expired_asks_whether_the_broker_holds_another_token(self, requests_mock):
@@ -458,7 +473,8 @@ class TestRouter:
         assert "access_token" not in replayed.json()
         assert fake.counters["token_requests"] == 1
         # Malformed requests never reach the verifier.
-        assert broker.post("/confluence-oauth/token", json={**body, "nonce": "short"}).status_code == 422
+        assert broker.post("/confluence-oauth/token", json={**body, "request": "short"}).status_code == 422
+        assert broker.post("/confluence-oauth/token", json={"conn_id": "brokered"}).status_code == 422
 
     def test_a_rejected_current_token_is_refreshed_and_an_old_one_is_not(self, fake_atlassian, broker):
         fake = fake_atlassian

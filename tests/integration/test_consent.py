@@ -230,22 +230,25 @@ def _state_of(path: str) -> str:
     return parse_qs(urlsplit(path).query)["state"][0]
 
 
+def _claims_of(state: str) -> dict[str, Any]:
+    payload = state.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
 def _moved_to(state: str, conn_id: str) -> str:
-    """The same state with another connection id in its payload and the original signature."""
-    body, mac = state.split(".")
-    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload["c"] = conn_id
+    """The same state (a JWT) with another connection id in its payload and the original signature."""
+    header, _, signature = state.split(".")
+    payload = {**_claims_of(state), "conn_id": conn_id}
     moved = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    return f"{moved}.{mac}"
+    return f"{header}.{moved}.{signature}"
 
 
 def _signed_elsewhere(state: str) -> str:
     from airflow_provider_confluence.auth.consent_state import ConsentStates
 
-    head = state.split(".")[0]
-    body = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    body = _claims_of(state)
     other = ConsentStates("another server's secret")
-    return other.issue(conn_id=body["c"], user="admin", binding=body["b"])
+    return other.issue(conn_id=body["conn_id"], user="admin", binding=body["binding"])
 
 
 @pytest.mark.parametrize(
@@ -331,6 +334,26 @@ def test_a_declined_consent_changes_nothing(api, conn):
     assert "declined" in page.text
     assert raw_extra(conn) == before
     assert api.fake.counters["code_exchanges"] == 0
+
+
+def test_a_connection_id_or_an_error_text_holding_html_is_shown_escaped(api, conn):
+    """The pages are Jinja2 templates with autoescaping: what a URL or Atlassian's answer holds is text."""
+    script = "<script>alert(1)</script>"
+    missing = api.browser("admin").get("/confluence-oauth/connect/x<img src=x onerror=alert(1)>")
+    assert missing.status_code == 404 and "No such connection" in missing.text
+    assert "<img" not in missing.text and "x&lt;img src=x onerror=alert(1)&gt;" in missing.text
+    api.fake.deny_consent = True
+    back = api.start(api.browser("admin"), conn)
+    declined = api.browser("admin").get(_with_query(back, error_description=script))
+    assert declined.status_code == 400 and "declined" in declined.text
+    assert "<script>" not in declined.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in declined.text
+    assert api.fake.counters["code_exchanges"] == 0
+
+
+def _with_query(path: str, **changes: str) -> str:
+    parts = urlsplit(path)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    return urlunsplit(("", "", parts.path, urlencode({**query, **changes}), ""))
 
 
 def test_a_code_issued_for_another_redirect_uri_is_refused(api, conn):
@@ -473,7 +496,7 @@ def test_a_state_whose_last_character_changed_is_refused_even_when_it_decodes_to
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
     states = ConsentStates(b"k" * 32, clock=lambda: 1_000_000.0)
-    body, mac = states.issue(conn_id="c", user="u", binding="b").split(".")
+    body, _, mac = states.issue(conn_id="c", user="u", binding="b").rpartition(".")
     alike = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
              if c != mac[-1] and decode(mac[:-1] + c) == decode(mac)]
     assert alike, "the last character carries unused bits"

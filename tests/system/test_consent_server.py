@@ -366,11 +366,11 @@ def _moved(state: str, conn_id: str) -> str:
     """The same signature over a payload that names another connection."""
     import base64
 
-    body, mac = state.split(".")
+    header, body, signature = state.split(".")  # a JWT
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    payload["c"] = conn_id
+    payload["conn_id"] = conn_id
     moved = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-    return f"{moved}.{mac}"
+    return f"{header}.{moved}.{signature}"
 
 
 @pytest.mark.every_line

@@ -131,9 +131,47 @@ def test_the_wheel_holds_every_module(tmp_path):
     names = set(archive.namelist())
     package = REPO / "airflow_provider_confluence"
     expected = {p.relative_to(REPO).as_posix() for p in package.rglob("*.py")} | {"airflow_provider_confluence/py.typed"}
-    assert expected - names == set()
+    templates = {p.relative_to(REPO).as_posix() for p in (package / "plugins" / "templates").glob("*.html")}
+    assert expected - names == set() and len(templates) >= 5 and templates - names == set()
     entry_text = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[apache_airflow_provider]" in entry_text and "[pytest11]" in entry_text
+
+
+#: Each runtime dependency of pyproject.toml, and the module of it that the provider imports.
+RUNTIME_IMPORTS = {
+    "apache-airflow": "airflow",
+    "apache-airflow-providers-common-compat": "airflow.providers.common.compat",
+    "jinja2": "jinja2",
+    "markdown-it-py": "markdown_it",
+    "pyjwt": "jwt",
+    "requests": "requests",
+}
+
+
+def test_no_runtime_dependency_without_a_runtime_import():
+    """Every dependency pyproject.toml declares is imported by the provider's own code (not only by its tests,
+    the emulator or bench/), and the libraries the provider signs and renders with are declared."""
+    import ast
+    import re
+    import tomllib
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower() for requirement in declared}
+    assert names == set(RUNTIME_IMPORTS), "a dependency was added or dropped: update RUNTIME_IMPORTS"
+    imported: set[str] = set()
+    package = REPO / "airflow_provider_confluence"
+    for path in package.rglob("*.py"):
+        if "testing" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+    unused = {name for name, module in RUNTIME_IMPORTS.items()
+              if not any(m == module or m.startswith(module + ".") for m in imported)}
+    assert unused == set()
+    assert "requests_oauthlib" not in imported and "oauthlib" not in imported
 
 
 def test_importing_the_operators_opens_no_socket():

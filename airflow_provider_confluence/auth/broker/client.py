@@ -3,7 +3,7 @@
 An Airflow 3 task cannot write a connection, so every refresh of a connection's grant happens in ONE place:
 ``POST /confluence-oauth/token`` in the API server (:mod:`airflow_provider_confluence.plugins.broker`), which
 runs :class:`~airflow_provider_confluence.auth.tokens.TokenManager` over the connection row under
-``SELECT ... FOR UPDATE``. The signed request and its checks are in :mod:`.broker_protocol`. The broker answers
+``SELECT ... FOR UPDATE``. The signed request and its checks are in :mod:`.protocol`. The broker answers
 ``{"access_token", "expires_at", "cloud_id"}``, never the refresh token, and refuses with 401 and
 ``{"error", "detail"}``.
 
