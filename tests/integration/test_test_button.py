@@ -4,7 +4,7 @@ Both ``POST /api/v1/connections/test`` (Airflow 2) and ``POST /api/v2/connection
 ``Connection`` from the form under a random temporary id, export it as ``AIRFLOW_CONN_<ID>`` and call its
 ``test_connection()``: the hook sees the form only, never the saved connection's id. The live check must find the
 saved grant's store itself, use its access token only with the saved endpoints, and never refresh. The real
-Airflow 3 API server runs the same in tests/system/test_test_button.py.
+Airflow 3 API server runs the same in tests/system/test_test_button_server.py.
 """
 
 from __future__ import annotations
