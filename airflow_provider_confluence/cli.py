@@ -63,8 +63,6 @@ def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
         conn = get_connection(conn_id)
     except Exception as exc:  # AirflowNotFoundException on both versions
         raise ConfluenceConfigError(f"Airflow has no connection {conn_id!r} ({type(exc).__name__}).") from None
-    if conn.conn_type != "confluence_oauth":
-        raise ConfluenceConfigError(f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not confluence_oauth.")
     return connection_settings(conn_id, conn), conn
 
 
@@ -225,7 +223,7 @@ def _authorize(args: argparse.Namespace) -> int:
         _result(f"Connection {conn_id!r} is connected: {summary}. Saved in the metadata database.")
         return 0
     extra = {k: v for k, v in conn.extra_dejson.items() if k not in _DROP_FROM_PRINTED_EXTRA}
-    extra.update(grant.token_state().to_dict())
+    extra.update(grant.token_state().to_stored())
     _say(f"Connection {conn_id!r} is read from {source or 'a secrets backend'}, which this command cannot write. "
          f"Connected: {summary}.\nReplace the connection's extra with the JSON below (stdout). It holds the new "
          "refresh token: keep it secret, and use it nowhere else.")

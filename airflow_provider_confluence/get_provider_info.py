@@ -12,7 +12,10 @@ from typing import Any
 from airflow_provider_confluence import __version__
 
 HOOK_CLASS = "airflow_provider_confluence.hooks.confluence.ConfluenceOAuthHook"
+#: The connection type of this provider: the one place it is spelled out.
 CONN_TYPE = "confluence_oauth"
+#: The name of the connection type in the connection form.
+HOOK_NAME = "Confluence Cloud (OAuth 2.0)"
 LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
 NOTIFIER_CLASS = "airflow_provider_confluence.notifications.confluence.ConfluenceNotifier"
 
@@ -162,7 +165,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": CONN_TYPE,
                 "hook-class-name": HOOK_CLASS,
-                "hook-name": "Confluence Cloud (OAuth 2.0)",
+                "hook-name": HOOK_NAME,
                 "conn-fields": _conn_fields(),
                 "ui-field-behaviour": {
                     "hidden-fields": HIDDEN_FIELDS,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import requests
 
 from airflow_provider_confluence.auth import oauth
-from airflow_provider_confluence.auth.stores.support import fingerprint
+from airflow_provider_confluence.auth.fingerprint import fingerprint
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.connection import ConnectionSettings

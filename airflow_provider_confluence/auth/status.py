@@ -11,24 +11,22 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from airflow_provider_confluence.version_compat import create_session, get_connection
-from airflow_provider_confluence.config.deployment import connection_settings
+from airflow_provider_confluence.config.deployment import CONN_TYPE, NotAConfluenceConnection, connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceError
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.auth.stores.choice import (
-    WRITTEN_FINGERPRINT,
     ConnectionTokenStore,
     VariableTokenStore,
     choose_token_store,
     fingerprint,
 )
+from airflow_provider_confluence.auth.token_codec import state_from_extra
 from airflow_provider_confluence.auth.tokens import GRANT_LIFETIME, TokenState, TokenStore
 
 log = logging.getLogger(__name__)
 
-CONN_TYPE = "confluence_oauth"
 DATABASE = "database"
 ENVIRONMENT = "environment variable"
 _ENV_PREFIX = "AIRFLOW_CONN_"
@@ -148,15 +146,6 @@ def list_conn_ids() -> list[str]:
     return sorted(set(_database_conn_ids()) | set(_environment_conn_ids()))
 
 
-def _extra_state(extra: dict[str, Any]) -> TokenState:
-    """The state in the extra, trusted only when it describes the refresh token beside it."""
-    state = TokenState.from_mapping(extra)
-    written = extra.get(WRITTEN_FINGERPRINT)
-    if written and written != fingerprint(state.refresh_token):
-        return TokenState(refresh_token=state.refresh_token)
-    return state
-
-
 def _stored_state(store: TokenStore, settings: ConnectionSettings, source: str) -> TokenState:
     """The state the selected store holds, read without a lock and without any network call."""
     if store.name in _PERSISTED_STORES:
@@ -187,17 +176,17 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
         conn = get_connection(conn_id)
     except Exception as exc:  # AirflowNotFoundException, or a backend failing now
         return ConnectionStatus(conn_id, source, problem=f"Airflow could not read it ({type(exc).__name__}).")
-    if conn.conn_type != CONN_TYPE:
-        return ConnectionStatus(conn_id, source, problem=f"It is a {conn.conn_type!r} connection, not {CONN_TYPE!r}.")
     extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
     try:
         settings = connection_settings(conn_id, conn)
         store = choose_token_store(settings)
         label = _store_label(store, settings)
         state = _stored_state(store, settings, source)
+    except NotAConfluenceConnection as exc:
+        return ConnectionStatus(conn_id, source, problem=exc.message)
     except ConfluenceError as exc:
         return ConnectionStatus(conn_id, source, site=conn.host or None, problem=exc.message)
-    fallback = _extra_state(extra)
+    fallback = state_from_extra(extra)  # trusted only when it describes the refresh token beside it
     grant_issued_at = state.grant_issued_at
     if grant_issued_at is None and fallback.refresh_token == state.refresh_token:
         grant_issued_at = fallback.grant_issued_at

@@ -52,8 +52,11 @@ class TokenState:
     rotated_at: float | None = None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> TokenState:
-        """Read the state keys from a mapping (a connection extra, a Variable's JSON); ignore the rest."""
+    def from_stored(cls, data: Mapping[str, Any]) -> TokenState:
+        """Read the state keys from a stored mapping (a connection extra, a Variable's JSON); ignore the rest.
+
+        Where each place keeps the state is :mod:`airflow_provider_confluence.auth.token_codec`.
+        """
 
         def number(key: str) -> float | None:
             try:
@@ -75,9 +78,13 @@ class TokenState:
             rotated_at=number("rotated_at"),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_stored(self) -> dict[str, Any]:
         """The state as a JSON-able dict with the documented key names (None values left out)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    #: Older names of :meth:`from_stored` and :meth:`to_stored`.
+    from_mapping = from_stored
+    to_dict = to_stored
 
     def leeway(self) -> float:
         """Seconds before expiry at which the access token is refreshed: 60, or a quarter of its lifetime."""

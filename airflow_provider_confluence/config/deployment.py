@@ -19,10 +19,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_OPTION, SECTION
 from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_OPTION, SECTION
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.get_provider_info import CONN_TYPE, HOOK_NAME
 
-__all__ = ["allowed_endpoint_hosts", "attachment_roots", "config_value", "connection_settings"]
+__all__ = [
+    "CONN_TYPE",
+    "NotAConfluenceConnection",
+    "allowed_endpoint_hosts",
+    "attachment_roots",
+    "config_value",
+    "connection_settings",
+]
+
+
+class NotAConfluenceConnection(ConfluenceConfigError):
+    """The connection exists, but is not a ``confluence_oauth`` connection."""
 
 
 def config_value(option: str) -> str:
@@ -44,11 +57,22 @@ def attachment_roots() -> str:
     return config_value(ATTACHMENT_ROOTS_OPTION)
 
 
-def connection_settings(conn_id: str, conn: Any) -> ConnectionSettings:
+def connection_settings(conn_id: str, conn: Any, *, any_type: bool = False) -> ConnectionSettings:
     """The checked settings of connection ``conn`` (an Airflow ``Connection``), under this deployment's settings.
 
+    Every place that turns a connection into settings (the hook, the CLI, the status page, the consent flow, the
+    token broker) calls this.
+
+    :param any_type: read the fields of a connection of any type (the hook does: a connection defined without a
+        type, such as a JSON secret, still works); otherwise it must be a ``confluence_oauth`` connection.
+    :raises NotAConfluenceConnection: the connection has another type (and ``any_type`` is False).
     :raises ConfluenceConfigError: a field is missing or unusable, or an endpoint is not allowed.
     """
+    if not any_type and conn.conn_type != CONN_TYPE:
+        raise NotAConfluenceConnection(
+            f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not {CONN_TYPE}: give it the connection "
+            f"type {HOOK_NAME!r} ({CONN_TYPE}), or name a connection of that type."
+        )
     return ConnectionSettings.from_connection_fields(
         conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra,
         allowed_endpoint_hosts=allowed_endpoint_hosts(),

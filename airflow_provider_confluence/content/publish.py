@@ -7,8 +7,9 @@
   makes no new version, and a 409 (someone wrote a version meanwhile) re-reads the page and tries once more.
 * :func:`resolve_parent_id`: the parent page by id or by title.
 
-Labels (``labels=``) are added after the page is written, and only those it lacks. Their names are checked
-before anything is written, so a bad label never leaves a half-done page behind.
+Each takes a :class:`~airflow_provider_confluence.content.page_spec.PageSpec`, whose body was converted and whose
+options and label names were checked once, when it was built, before anything is written: a bad label never
+leaves a half-done page behind. Labels are added after the page is written, and only those it lacks.
 
 This module imports nothing from Airflow and nothing heavy (operators import it at DAG parse time).
 """
@@ -16,25 +17,32 @@ This module imports nothing from Airflow and nothing heavy (operators import it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.content.page_spec import (
+    IF_EXISTS,
+    REPRESENTATIONS,
+    STATUSES,
+    UPDATE_MODES,
+    PageSpec,
+    check_page_options,
+)
+from airflow_provider_confluence.content.storage_format import escape_text
+from airflow_provider_confluence.content.summaries import page_summary, page_url
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
     ConfluenceConflict,
     ConfluenceNotFound,
 )
-from airflow_provider_confluence.client.labels import normalize_labels
-from airflow_provider_confluence.content.storage_format import escape_text, to_storage
-from airflow_provider_confluence.content.summaries import page_summary, page_url
 
 if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
     from airflow_provider_confluence.client.confluence import ConfluenceClient
 
 __all__ = [
     "IF_EXISTS",
+    "PageSpec",
     "Published",
     "REPRESENTATIONS",
     "STATUSES",
@@ -49,23 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-IF_EXISTS = ("fail", "skip", "update")
-#: The representations Confluence takes on the wire (``markdown`` and ``table`` are converted to storage first).
-REPRESENTATIONS = ("storage", "atlas_doc_format", "wiki")
-STATUSES = ("current", "draft")
-UPDATE_MODES = ("replace", "append")
-
-
-def check_page_options(*, if_exists: str, representation: str, status: str) -> None:
-    """Refuse unknown option values early (at DAG parse time when called from an operator's constructor)."""
-    for name, value, allowed in (
-        ("if_exists", if_exists, IF_EXISTS),
-        ("representation", representation, REPRESENTATIONS),
-        ("status", status, STATUSES),
-    ):
-        if value not in allowed:
-            raise ConfluenceConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}.")
 
 
 def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
@@ -91,63 +82,41 @@ class Published:
         return self.action in ("created", "updated")
 
 
-def publish_page(
-    client: ConfluenceClient,
-    *,
-    space_id: str,
-    title: str,
-    body: Any,
-    parent_id: str | None = None,
-    parent_title: str | None = None,
-    representation: str = "storage",
-    status: str = "current",
-    if_exists: str = "fail",
-    labels: Iterable[str] | None = None,
-) -> dict[str, Any]:
+def publish_page(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields: Any) -> dict[str, Any]:
     """:func:`publish`, returning only the page."""
-    return publish(client, space_id=space_id, title=title, body=body, parent_id=parent_id, parent_title=parent_title,
-                   representation=representation, status=status, if_exists=if_exists, labels=labels).page
+    return publish(client, spec, **fields).page
 
 
-def publish(
-    client: ConfluenceClient,
-    *,
-    space_id: str,
-    title: str,
-    body: Any,
-    parent_id: str | None = None,
-    parent_title: str | None = None,
-    representation: str = "storage",
-    status: str = "current",
-    if_exists: str = "fail",
-    labels: Iterable[str] | None = None,
-) -> Published:
-    """Create the page, or apply ``if_exists`` to the existing page with this title in the space.
+def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields: Any) -> Published:
+    """Create the page, or apply ``spec.if_exists`` to the existing page with this title in the space.
 
-    :param body: the body in ``representation``; ``markdown`` and ``table`` bodies are converted to storage
-        format first (:func:`~airflow_provider_confluence.content.storage_format.to_storage`).
-    :param parent_id: the parent page's id; or ``parent_title``, its exact title in the space.
-    :param labels: labels the page must have afterwards (created, updated or skipped); only missing ones are
-        added. Checked before anything is written.
+    :param spec: the page, checked (:meth:`PageSpec.build`), with its space's numeric ``space_id``. Instead of a
+        spec, the keyword arguments of :meth:`PageSpec.build` (``space_id=``, ``title=``, ``body=``, ...) are
+        accepted, and a spec is built from them.
     :returns: the page as Confluence answered it (created, existing or updated), and what was done.
     :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
-    :raises ConfluenceConfigError: for a bad option, body or label name, before anything is sent.
+    :raises ConfluenceConfigError: for a bad option, body or label name, or no title or space id, before
+        anything is sent.
     :raises ConfluenceNotFound: no page titled ``parent_title`` in the space (nothing is created).
     """
-    representation, body = to_storage(body, representation)
-    check_page_options(if_exists=if_exists, representation=representation, status=status)
-    wanted = normalize_labels(labels)
-    parent_id = resolve_parent_id(client, space_id=space_id, parent_id=parent_id, parent_title=parent_title)
+    spec = PageSpec.of(spec, fields)
+    space_id, title = spec.space_id, spec.title
+    if not space_id:
+        raise ConfluenceConfigError("Say which space the page goes in: give its space_id (resolve a key first).")
+    if not title:
+        raise ConfluenceConfigError("The page has no title: give title.")
+    wanted = list(spec.labels)
+    parent_id = resolve_parent_id(client, space_id=space_id, parent_id=spec.parent_id, parent_title=spec.parent_title)
     existing = client.find_page(space_id=space_id, title=title)
     if existing is None:
         try:
             page = client.create_page(
                 space_id=space_id,
                 title=title,
-                body=body,
+                body=spec.body,
                 parent_id=parent_id,
-                representation=representation,
-                status=status,
+                representation=spec.representation,
+                status=spec.status,
             )
         except ConfluenceApiError as exc:
             if not _is_duplicate_title(exc):
@@ -155,12 +124,12 @@ def publish(
             existing = client.find_page(space_id=space_id, title=title)
             if existing is None:
                 raise
-            log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, if_exists)
+            log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, spec.if_exists)
         else:
             log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
             _add_labels(client, page, wanted)
             return Published(page, "created")
-    if if_exists == "fail":
+    if spec.if_exists == "fail":
         raise ConfluenceConflict(
             409,
             "POST",
@@ -170,64 +139,52 @@ def publish(
             f"{page_url(existing) or 'no URL'}). Nothing was changed. Use if_exists='skip' to keep it or "
             "if_exists='update' to write a new version.",
         )
-    if if_exists == "skip":
+    if spec.if_exists == "skip":
         log.info("Page %r exists (id %s); if_exists=skip leaves it as it is.", title, existing.get("id"))
         page = client.get_page(str(existing["id"]))
         _add_labels(client, page, wanted)
         return Published(page, "skipped")
-    page = update_page_body(client, page_id=str(existing["id"]), title=title, body=body,
-                            representation=representation, status=status, labels=wanted)
+    new_version = spec.with_changes(mode="replace", message=None, parent_id=None, parent_title=None)
+    page = update_page_body(client, new_version, page_id=str(existing["id"]))
     return Published(page, "updated" if _version(page) != _version(existing) else "unchanged")
 
 
 def update_page_body(
     client: ConfluenceClient,
+    spec: PageSpec | None = None,
+    /,
     *,
     page_id: str,
-    body: Any,
-    title: str | None = None,
-    representation: str = "storage",
-    status: str = "current",
-    mode: str = "replace",
-    message: str | None = None,
-    labels: Iterable[str] | None = None,
-    parent_id: str | None = None,
     append_key: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """Write a new version of a page, unless it would be the same as the current one.
 
-    ``replace`` writes ``body`` as the page's body; no new version is made when the body, title, status and
-    parent are already the page's. ``append`` (storage only) writes the current storage body followed by
-    ``body``. With an ``append_key`` (the operator passes one per task run), the appended part starts with an
+    ``replace`` writes the body as the page's body; no new version is made when the body, title, status and
+    parent are already the page's. ``append`` (storage only) writes the current storage body followed by the
+    body. With an ``append_key`` (the operator passes one per task run), the appended part starts with an
     invisible anchor naming the key, and nothing is written when the page already holds that anchor: a retried
     or re-run task appends once, while another run appends the same text again. Without a key, every call
     appends. A 409 (someone else wrote a version meanwhile) re-reads the page and tries once more.
 
+    :param spec: the new version, checked (:meth:`PageSpec.build`): its body (or the part to append), ``title``
+        (None keeps the current one), ``representation``, ``status``, ``mode``, ``message`` (the version comment),
+        ``labels`` (only missing ones are added) and ``parent_id`` (move the page under this parent, same space).
+        Instead of a spec, the keyword arguments of :meth:`PageSpec.build` are accepted.
     :param page_id: the page's id.
-    :param body: the new body, or the part to append, in ``representation`` (``markdown`` and ``table`` bodies
-        are converted to storage format first).
-    :param title: the new title (default: keep the current one).
-    :param representation: ``storage`` (default), ``atlas_doc_format`` or ``wiki`` (``replace`` only for the
-        last two).
-    :param status: ``current`` (default) or ``draft``.
-    :param mode: ``replace`` (default) or ``append``.
-    :param message: the version comment.
-    :param labels: labels the page must have afterwards; only missing ones are added.
-    :param parent_id: move the page under this parent (same space); a different parent is a change.
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
-    representation, body = to_storage(body, representation)
-    check_page_options(if_exists="update", representation=representation, status=status)
-    if mode not in UPDATE_MODES:
-        raise ConfluenceConfigError(f"mode={mode!r} is not one of {', '.join(UPDATE_MODES)}.")
-    if mode == "append" and representation != "storage":
+    spec = PageSpec.of(spec, fields)
+    if spec.parent_title is not None:
         raise ConfluenceConfigError(
-            f"mode='append' needs representation='storage' (Markdown and tables are converted to storage), not "
-            f"{representation!r}: a {representation} body cannot be appended to the page's storage body."
+            f"Moving page {page_id} needs its new parent's id: resolve parent_title {spec.parent_title!r} first "
+            "(ConfluenceOAuthHook.resolve_parent_id), or give parent_id."
         )
-    wanted = normalize_labels(labels)
+    representation, status, mode, title = spec.representation, spec.status, spec.mode, spec.title
+    parent_id = spec.parent_id
+    wanted = list(spec.labels)
     read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
     for attempt in (1, 2):
         current = client.get_page(page_id, body_format=read_format)
@@ -237,9 +194,9 @@ def update_page_body(
             marker = append_marker(append_key) if append_key else ""
             new_body = stored or ""
             if not (marker and marker in new_body):
-                new_body += marker + body
+                new_body += marker + spec.body
         else:
-            new_body = body
+            new_body = spec.body
         same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
         unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
         if new_body == stored and unchanged:
@@ -250,7 +207,7 @@ def update_page_body(
         try:
             page = client.update_page(
                 page_id=page_id, title=str(new_title), body=new_body, version=version,
-                representation=representation, status=status, message=message, parent_id=parent_id,
+                representation=representation, status=status, message=spec.message, parent_id=parent_id,
             )
         except ConfluenceConflict:
             if attempt == 2:

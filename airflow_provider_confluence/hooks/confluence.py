@@ -15,17 +15,20 @@ from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.deployment import connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
+    CONN_TYPE,
     CONNECTION_EXTRAS,
+    HOOK_NAME,
     HIDDEN_FIELDS,
     PLACEHOLDERS,
     RELABELING,
 )
+from airflow_provider_confluence.content.page_spec import PageSpec
 from airflow_provider_confluence.content.publish import Published, publish, resolve_parent_id, update_page_body
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.content.storage_format import to_storage
 from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager, TokenStore
+from airflow_provider_confluence.auth.tokens import TokenManager
 
 
 class ConfluenceOAuthHook(BaseHook):
@@ -39,8 +42,8 @@ class ConfluenceOAuthHook(BaseHook):
 
     conn_name_attr = "confluence_conn_id"
     default_conn_name = "confluence_default"
-    conn_type = "confluence_oauth"
-    hook_name = "Confluence Cloud (OAuth 2.0)"
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, confluence_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -57,7 +60,7 @@ class ConfluenceOAuthHook(BaseHook):
         return settings
 
     def _read_settings(self) -> ConnectionSettings:
-        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id))
+        settings = connection_settings(self.confluence_conn_id, get_connection(self.confluence_conn_id), any_type=True)
         mask_secret(settings.client_secret)
         return settings
 
@@ -176,85 +179,45 @@ class ConfluenceOAuthHook(BaseHook):
         return resolve_parent_id(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id),
                                  parent_id=parent_id, parent_title=parent_title)
 
-    def create_page(
-        self,
-        *,
-        space_key: str | None = None,
-        space_id: str | None = None,
-        title: str,
-        body: Any,
-        parent_id: str | None = None,
-        parent_title: str | None = None,
-        representation: str = "storage",
-        status: str = "current",
-        if_exists: str = "fail",
-        labels: Iterable[str] | None = None,
-    ) -> dict[str, Any]:
+    def create_page(self, spec: PageSpec | None = None, /, **fields: Any) -> dict[str, Any]:
         """Create a page, or deal with an existing page of the same title as ``if_exists`` says; the page.
 
         The arguments are those of :meth:`publish`, which also says what was done.
         """
-        return self.publish(space_key=space_key, space_id=space_id, title=title, body=body, parent_id=parent_id,
-                            parent_title=parent_title, representation=representation, status=status,
-                            if_exists=if_exists, labels=labels).page
+        return self.publish(spec, **fields).page
 
-    def publish(
-        self,
-        *,
-        space_key: str | None = None,
-        space_id: str | None = None,
-        title: str,
-        body: Any,
-        parent_id: str | None = None,
-        parent_title: str | None = None,
-        representation: str = "storage",
-        status: str = "current",
-        if_exists: str = "fail",
-        labels: Iterable[str] | None = None,
-    ) -> Published:
+    def publish(self, spec: PageSpec | None = None, /, **fields: Any) -> Published:
         """Create a page, or deal with an existing page of the same title as ``if_exists`` says.
 
-        :param space_key: the space's key; give it or ``space_id``.
-        :param space_id: the space's numeric id.
-        :param parent_title: the parent page's title in the space, instead of ``parent_id``.
-        :param representation: a wire format, or ``markdown``/``table`` (converted to storage format).
-        :param if_exists: ``fail`` (raise :class:`ConfluenceConflict` naming the page), ``skip`` (return it)
-            or ``update`` (a new version with this body, unless the body is unchanged).
-        :param labels: labels the page should carry; only the missing ones are added.
+        :param spec: the page, built and checked once by :meth:`PageSpec.build
+            <airflow_provider_confluence.content.page_spec.PageSpec.build>`; its space by ``space_key`` or
+            ``space_id``. Or, instead of a spec, the keyword arguments of ``PageSpec.build``: ``space_key`` or
+            ``space_id``, ``title``, ``body``, ``parent_id`` or ``parent_title`` (the parent's title in the space),
+            ``representation`` (a wire format, or ``markdown``/``table``, converted to storage format),
+            ``status``, ``if_exists`` (``fail`` raises :class:`ConfluenceConflict` naming the page, ``skip``
+            returns it, ``update`` writes a new version with this body unless it is unchanged) and ``labels``
+            (labels the page should carry; only the missing ones are added).
         :returns: the page, and ``action``: ``created``, ``updated``, ``unchanged`` or ``skipped``.
         """
-        representation, body = to_storage(body, representation)  # a body that cannot convert sends no request
-        return publish(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id), title=title,
-                       body=body, parent_id=parent_id, parent_title=parent_title,
-                       representation=representation, status=status, if_exists=if_exists, labels=labels)
+        spec = PageSpec.of(spec, fields)  # a body that cannot convert sends no request
+        space_id = self.resolve_space_id(spec.space_key, spec.space_id)
+        return publish(self.get_conn(), spec.with_changes(space_key=None, space_id=space_id))
 
     def update_page(
-        self,
-        *,
-        page_id: str,
-        body: Any,
-        title: str | None = None,
-        representation: str = "storage",
-        status: str = "current",
-        mode: str = "replace",
-        message: str | None = None,
-        labels: Iterable[str] | None = None,
-        parent_id: str | None = None,
-        append_key: str | None = None,
+        self, spec: PageSpec | None = None, /, *, page_id: str, append_key: str | None = None, **fields: Any
     ) -> dict[str, Any]:
-        """Write ``body`` as a new version of the page (``mode`` ``replace`` or ``append``), unless unchanged.
+        """Write a new version of the page (``mode`` ``replace`` or ``append``), unless it would be unchanged.
 
-        :param title: the new title; None keeps the current one.
-        :param representation: a wire format, or ``markdown``/``table`` (converted to storage format).
-        :param message: the version comment.
-        :param labels: labels the page should carry; only the missing ones are added.
-        :param parent_id: move the page under this parent (same space).
+        :param spec: the new version, built and checked once by :meth:`PageSpec.build
+            <airflow_provider_confluence.content.page_spec.PageSpec.build>`: ``body``, ``title`` (None keeps the
+            current one), ``representation`` (a wire format, or ``markdown``/``table``), ``status``, ``mode``,
+            ``message`` (the version comment), ``labels`` (only the missing ones are added) and ``parent_id``
+            (move the page under this parent, same space). Or, instead of a spec, those keyword arguments.
+        :param page_id: the page's id.
         :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
             left alone (see :func:`~airflow_provider_confluence.content.publish.update_page_body`).
         """
-        return update_page_body(self.get_conn(), page_id=str(page_id), body=body, title=title,
-                                representation=representation, status=status, mode=mode, message=message,
-                                labels=labels, parent_id=str(parent_id) if parent_id else None,
+        return update_page_body(self.get_conn(), PageSpec.of(spec, fields), page_id=str(page_id),
                                 append_key=append_key)
 
     def get_page_labels(self, page_id: str) -> list[str]:

@@ -156,25 +156,28 @@ class ConfluenceNotifier(BaseNotifier):
         await asyncio.to_thread(self.notify, context)
 
     def _write(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_confluence.content.page_spec import PageSpec
+
         key = incident_key(context)
-        hook = hook_for(str(self.confluence_conn_id))
         space_key, space_id = text_or_none(self.space_key), text_or_none(self.space_id)
         if self.per_incident:
             title = f"{text_or_none(self.title) or DEFAULT_TITLE} {key}"
-            published = hook.publish(
+            spec = PageSpec.build(
                 space_key=space_key, space_id=space_id, title=title, body=str(self.message),
                 parent_id=text_or_none(self.parent_id), parent_title=text_or_none(self.parent_title),
                 representation=self.representation, if_exists="skip",
             )
+            published = hook_for(str(self.confluence_conn_id)).publish(spec)
             self.log.info("Incident %s: page %s %s.", key, published.page.get("id"), published.action)
             return published.page
         from airflow_provider_confluence.operators._common import find_target_page
 
+        spec = PageSpec.build(body=str(self.message), representation=self.representation, mode="append",
+                              message=f"Airflow incident {key}")
+        hook = hook_for(str(self.confluence_conn_id))
         page = find_target_page(hook, page_id=self.page_id, space_key=space_key, space_id=space_id,
                                 title=self.title)
-        updated = hook.update_page(page_id=str(page["id"]), body=str(self.message),
-                                   representation=self.representation, mode="append",
-                                   message=f"Airflow incident {key}", append_key=key)
+        updated = hook.update_page(spec, page_id=str(page["id"]), append_key=key)
         self.log.info("Incident %s: written to page %s (version %s).", key, updated.get("id"),
                       (updated.get("version") or {}).get("number"))
         return updated

@@ -9,11 +9,11 @@ from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PAGE_TARGET_FIELDS,
+    PageTargetMixin,
     check_choice,
-    check_page_target,
-    find_target_page,
     given,
-    hook_for,
     persist_link,
     text_or_none,
 )
@@ -36,7 +36,7 @@ def _from_base64(text: str) -> bytes:
         ) from None
 
 
-class ConfluenceUploadAttachmentOperator(BaseOperator):
+class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
     """Attach a file to a page; a file of the same name becomes a new version of that attachment.
 
     Needs the ``read:content-details:confluence`` and ``write:attachment:confluence`` scopes.
@@ -59,11 +59,8 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
     :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url"}``.
     """
 
-    template_fields: Sequence[str] = (
-        "page_id", "space_key", "space_id", "title", "file_path", "data", "filename", "comment", "confluence_conn_id",
-    )
+    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "file_path", "data", "filename", "comment", CONN_ID_FIELD)
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -82,16 +79,12 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         if (file_path is None) == (data is None):
             raise ConfluenceConfigError("Say what to upload: give exactly one of file_path (a local file) and data.")
         if data is not None and not given(filename):
             raise ConfluenceConfigError("filename is required with data: say what to call the attachment.")
         check_choice("data_encoding", data_encoding, DATA_ENCODINGS)
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
         self.file_path = file_path
         self.data = data
         self.data_encoding = data_encoding
@@ -104,9 +97,8 @@ class ConfluenceUploadAttachmentOperator(BaseOperator):
         from airflow_provider_confluence.content.summaries import attachment_summary, page_summary
 
         content, filename = self._content()  # before any network call: a missing file fails here
-        hook = hook_for(self.confluence_conn_id)
-        page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                title=self.title)
+        hook = self.confluence_hook()
+        page = self.find_target(hook)
         try:
             attachment = hook.upload_attachment(str(page["id"]), filename=filename, data=content,
                                                 media_type=text_or_none(self.media_type),

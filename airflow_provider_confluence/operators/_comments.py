@@ -9,11 +9,11 @@ from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PAGE_TARGET_FIELDS,
+    PageTargetMixin,
     check_choice,
-    check_page_target,
-    find_target_page,
     given,
-    hook_for,
     persist_link,
     run_key,
 )
@@ -37,7 +37,7 @@ def comment_summary(comment: dict[str, Any], site_url: str | None) -> dict[str, 
     }
 
 
-class ConfluenceAddCommentOperator(BaseOperator):
+class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
     """Add a footer comment to a page, once per task run.
 
     A retried (or cleared and re-run) task of the same run adds no second comment: a storage comment starts with
@@ -56,10 +56,9 @@ class ConfluenceAddCommentOperator(BaseOperator):
         ``skipped`` (this run's comment was already there).
     """
 
-    template_fields: Sequence[str] = ("page_id", "space_key", "space_id", "title", "body", "confluence_conn_id")
+    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "body", CONN_ID_FIELD)
     template_fields_renderers = {"body": "html"}
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -74,14 +73,10 @@ class ConfluenceAddCommentOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         check_choice("representation", representation, COMMENT_BODY_FORMATS)
         if not given(body):
             raise ConfluenceConfigError("body is empty: say what the comment should say.")
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
         self.body = body
         self.representation = representation
         self.confluence_conn_id = confluence_conn_id
@@ -94,9 +89,8 @@ class ConfluenceAddCommentOperator(BaseOperator):
         if not given(self.body):
             raise ConfluenceConfigError("body rendered empty: say what the comment should say.")
         representation, body = to_storage(self.body, self.representation)  # before any request
-        hook = hook_for(self.confluence_conn_id)
-        page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                title=self.title)
+        hook = self.confluence_hook()
+        page = self.find_target(hook)
         page_id = str(page["id"])
         key = run_key(context)
         if key is not None and representation == "storage":

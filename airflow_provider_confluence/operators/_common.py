@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
-from airflow_provider_confluence.content.storage_format import BODY_REPRESENTATIONS
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -18,6 +17,52 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 1000
 
 UPSERT_HINT = "Use ConfluenceCreatePageOperator with if_exists='update' for an upsert (create or update)."
+
+#: The arguments that name a page (templated wherever an operator takes them): its id, or a space and a title.
+PAGE_TARGET_FIELDS: tuple[str, ...] = ("page_id", "space_key", "space_id", "title")
+#: The arguments that name a parent page (templated).
+PARENT_FIELDS: tuple[str, ...] = ("parent_id", "parent_title")
+#: The connection argument of every operator (templated).
+CONN_ID_FIELD = "confluence_conn_id"
+
+
+class ConfluenceOperatorMixin:
+    """What every Confluence operator shares: its colour in the UI and the hook of its connection.
+
+    Put it before ``BaseOperator`` in the bases; the operator sets ``confluence_conn_id`` in its constructor.
+    """
+
+    ui_color = "#deebff"
+    confluence_conn_id: str
+
+    def confluence_hook(self) -> ConfluenceOAuthHook:
+        """The hook of ``confluence_conn_id`` (as rendered), imported only when a task runs."""
+        return hook_for(self.confluence_conn_id)
+
+
+class PageTargetMixin(ConfluenceOperatorMixin):
+    """The operators that act on one page, named by :data:`PAGE_TARGET_FIELDS`: ``page_id``, or ``title`` in
+    ``space_key``/``space_id``; checked in the constructor and again after templating."""
+
+    page_id: str | None
+    space_key: str | None
+    space_id: str | None
+    title: str | None
+
+    def set_page_target(self, *, page_id: str | None, space_key: str | None, space_id: str | None,
+                        title: str | None) -> None:
+        """Check the page's name (:class:`ConfluenceConfigError` at DAG parse time) and keep it."""
+        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        self.page_id = page_id
+        self.space_key = space_key
+        self.space_id = space_id
+        self.title = title
+
+    def find_target(self, hook: ConfluenceOAuthHook, *, body_format: str | None = None,
+                    hint: str = "") -> dict[str, Any]:
+        """The page the rendered target names (see :func:`find_target_page`)."""
+        return find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
+                                title=self.title, body_format=body_format, hint=hint)
 
 
 def hook_for(conn_id: str) -> ConfluenceOAuthHook:
@@ -68,24 +113,10 @@ def _rendered_list(text: str) -> list[Any] | None:
     return None
 
 
-def checked_labels(value: str | Iterable[Any] | None) -> list[str] | None:
-    """Label names from an operator argument (a list, or a comma-separated string), checked as Confluence would:
-    :class:`ConfluenceConfigError` for a bad name, before any request."""
-    from airflow_provider_confluence.client.labels import normalize_labels
-
-    return normalize_labels(as_list(value)) or None
-
-
 def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
     """Refuse an option value that is not one of ``allowed``."""
     if value not in allowed:
         raise ConfluenceConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}.")
-
-
-def check_body_representation(representation: str) -> str:
-    """Check ``representation`` and return the one sent on the wire (markdown and table become storage)."""
-    check_choice("representation", representation, BODY_REPRESENTATIONS)
-    return "storage" if representation in ("markdown", "table") else representation
 
 
 def check_positive(name: str, value: int | None, *, maximum: int | None = None, none_means: str = "") -> None:

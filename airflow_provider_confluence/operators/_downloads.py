@@ -12,12 +12,12 @@ from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.config.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PAGE_TARGET_FIELDS,
+    PageTargetMixin,
     check_choice,
-    check_page_target,
     check_positive,
-    find_target_page,
     given,
-    hook_for,
     persist_link,
     text_or_none,
 )
@@ -27,7 +27,7 @@ DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 EXPORT_FORMATS = ("storage", "atlas_doc_format")
 
 
-class ConfluenceDownloadAttachmentOperator(BaseOperator):
+class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
     """Download a page's attachment to a file, or return it as base64 for XCom.
 
     The content is fetched from the attachment's ``downloadLink`` through the Atlassian API gateway with the
@@ -48,11 +48,8 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         "sha256"}`` and ``path`` (with ``output_path``) or ``content_base64``.
     """
 
-    template_fields: Sequence[str] = (
-        "page_id", "space_key", "space_id", "title", "filename", "output_path", "confluence_conn_id",
-    )
+    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "filename", "output_path", CONN_ID_FIELD)
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -68,14 +65,10 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         if not given(filename):
             raise ConfluenceConfigError("filename is empty: say which attachment to download, such as 'report.csv'.")
         check_positive("max_xcom_bytes", max_xcom_bytes)
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
         self.filename = filename
         self.output_path = output_path
         self.max_xcom_bytes = max_xcom_bytes
@@ -92,9 +85,8 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
         path = (check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
                 if given(self.output_path) else None)
-        hook = hook_for(self.confluence_conn_id)
-        page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                title=self.title)
+        hook = self.confluence_hook()
+        page = self.find_target(hook)
         found = hook.find_attachment(str(page["id"]), name)
         summary = attachment_summary(found, hook.settings.site_url)
         size = summary.get("file_size")
@@ -117,7 +109,7 @@ class ConfluenceDownloadAttachmentOperator(BaseOperator):
         return summary
 
 
-class ConfluenceExportPageOperator(BaseOperator):
+class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
     """Export a page for archiving: its body in ``storage`` or ``atlas_doc_format`` with its metadata.
 
     :param page_id: the page's id (templated); or name the page by ``title`` and a space.
@@ -133,10 +125,8 @@ class ConfluenceExportPageOperator(BaseOperator):
         (and ``path`` with ``output_path``).
     """
 
-    template_fields: Sequence[str] = ("page_id", "space_key", "space_id", "title", "output_path",
-                                      "confluence_conn_id")
+    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "output_path", CONN_ID_FIELD)
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -151,12 +141,8 @@ class ConfluenceExportPageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         check_choice("body_format", body_format, EXPORT_FORMATS)
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
         self.body_format = body_format
         self.output_path = output_path
         self.confluence_conn_id = confluence_conn_id
@@ -169,9 +155,8 @@ class ConfluenceExportPageOperator(BaseOperator):
 
         path = (check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
                 if given(self.output_path) else None)
-        hook = hook_for(self.confluence_conn_id)
-        found = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                 title=self.title)
+        hook = self.confluence_hook()
+        found = self.find_target(hook)
         page = hook.get_page(str(found["id"]), body_format=self.body_format)
         value = ((page.get("body") or {}).get(self.body_format) or {}).get("value")
         body = "" if value is None else str(value)

@@ -8,11 +8,11 @@ from typing import Any
 from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PAGE_TARGET_FIELDS,
+    PageTargetMixin,
     check_choice,
-    check_page_target,
-    find_target_page,
     given,
-    hook_for,
     persist_link,
 )
 
@@ -20,7 +20,7 @@ from airflow_provider_confluence.operators._common import (
 BODY_FORMATS = ("storage", "atlas_doc_format")
 
 
-class ConfluenceGetPageOperator(BaseOperator):
+class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
     """Read a page: its body, labels and parent.
 
     :param page_id: the page's id (templated); or name the page by ``title`` and a space.
@@ -33,9 +33,8 @@ class ConfluenceGetPageOperator(BaseOperator):
     :returns: ``{"id", "title", "space_id", "version", "url", "body", "labels", "parent_id"}``.
     """
 
-    template_fields: Sequence[str] = ("page_id", "space_key", "space_id", "title", "confluence_conn_id")
+    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, CONN_ID_FIELD)
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -50,20 +49,15 @@ class ConfluenceGetPageOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         check_choice("body_format", body_format, BODY_FORMATS)
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         self.body_format = body_format
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_confluence.content.summaries import page_summary
 
-        hook = hook_for(self.confluence_conn_id)
-        page = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                title=self.title, body_format=self.body_format)
+        hook = self.confluence_hook()
+        page = self.find_target(hook, body_format=self.body_format)
         if given(self.title) and (page.get("body") or {}).get(self.body_format) is None:
             page = hook.get_page(str(page["id"]), body_format=self.body_format)  # a listing may omit the body
         value = ((page.get("body") or {}).get(self.body_format) or {}).get("value")

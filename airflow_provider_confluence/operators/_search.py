@@ -7,13 +7,19 @@ from typing import Any
 
 from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
-from airflow_provider_confluence.operators._common import PROGRESS_EVERY, check_positive, given, hook_for
+from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PROGRESS_EVERY,
+    ConfluenceOperatorMixin,
+    check_positive,
+    given,
+)
 
 #: The most results Confluence returns per request for a plain CQL search.
 MAX_SEARCH_LIMIT = 250
 
 
-class ConfluenceSearchOperator(BaseOperator):
+class ConfluenceSearchOperator(ConfluenceOperatorMixin, BaseOperator):
     """Search Confluence with CQL, following every page of results (v1 ``/wiki/rest/api/search``).
 
     Needs the ``search:confluence`` scope.
@@ -25,8 +31,7 @@ class ConfluenceSearchOperator(BaseOperator):
     :returns: a list of ``{"id", "type", "title", "space", "url", "excerpt", "last_modified"}``.
     """
 
-    template_fields: Sequence[str] = ("cql", "confluence_conn_id")
-    ui_color = "#deebff"
+    template_fields: Sequence[str] = ("cql", CONN_ID_FIELD)
 
     def __init__(
         self,
@@ -53,7 +58,7 @@ class ConfluenceSearchOperator(BaseOperator):
         cql = str(self.cql).strip() if given(self.cql) else ""
         if not cql:
             raise ConfluenceConfigError("cql rendered to an empty query: check the template that builds it.")
-        hook = hook_for(self.confluence_conn_id)
+        hook = self.confluence_hook()
         client = hook.get_conn()
         base_url = f"{hook.settings.site_url}/wiki"
         requests_before = client.request_count

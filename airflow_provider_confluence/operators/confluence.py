@@ -22,25 +22,22 @@ from airflow_provider_confluence.operators._downloads import (
     ConfluenceExportPageOperator,
 )
 from airflow_provider_confluence.operators._common import (
+    CONN_ID_FIELD,
+    PAGE_TARGET_FIELDS,
+    PARENT_FIELDS,
     PROGRESS_EVERY,
     UPSERT_HINT,
+    ConfluenceOperatorMixin,
+    PageTargetMixin,
     as_list,
     changed_version,
-    check_body_representation,
-    check_choice,
-    check_page_target,
-    check_parent,
-    checked_labels,
-    find_target_page,
-    given,
-    hook_for,
     persist_link,
     run_key,
     text_or_none,
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
-from airflow_provider_confluence.content.publish import UPDATE_MODES, check_page_options
+from airflow_provider_confluence.content.page_spec import PageSpec
 
 __all__ = [
     "ConfluenceAddCommentOperator",
@@ -55,7 +52,7 @@ __all__ = [
 ]
 
 
-class ConfluenceCreatePageOperator(BaseOperator):
+class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
     """Create a Confluence page, or handle an existing page of the same title as ``if_exists`` says.
 
     :param space_key: the space's key, such as ``ENG`` (templated); give it or ``space_id``.
@@ -78,11 +75,10 @@ class ConfluenceCreatePageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "space_key", "space_id", "title", "body", "parent_id", "parent_title", "labels", "confluence_conn_id",
+        "space_key", "space_id", "title", "body", *PARENT_FIELDS, "labels", CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -101,9 +97,8 @@ class ConfluenceCreatePageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        wire = check_body_representation(representation)
-        check_page_options(if_exists=if_exists, representation=wire, status=status)
-        check_parent(parent_id, parent_title)
+        PageSpec.check_options(representation=representation, status=status, if_exists=if_exists,
+                               parent_id=parent_id, parent_title=parent_title)
         self.space_key = space_key
         self.space_id = space_id
         self.title = title
@@ -119,10 +114,7 @@ class ConfluenceCreatePageOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_confluence.content.summaries import page_summary
 
-        check_parent(self.parent_id, self.parent_title)
-        labels = checked_labels(self.labels)  # refused before any request
-        hook = hook_for(self.confluence_conn_id)
-        published = hook.publish(
+        spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
             title=str(self.title).strip(),
@@ -132,8 +124,10 @@ class ConfluenceCreatePageOperator(BaseOperator):
             representation=self.representation,
             status=self.status,
             if_exists=self.if_exists,
-            labels=labels,
+            labels=as_list(self.labels),
         )
+        hook = self.confluence_hook()
+        published = hook.publish(spec)
         summary = {**page_summary(published.page, hook.settings.site_url), "changed": published.changed,
                    "action": published.action}
         self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
@@ -142,7 +136,7 @@ class ConfluenceCreatePageOperator(BaseOperator):
         return summary
 
 
-class ConfluenceUpdatePageOperator(BaseOperator):
+class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
     """Write a new version of an existing page: replace its body, or append to it.
 
     No new version is made when nothing would change (a re-run is safe); a version written by someone else
@@ -168,12 +162,10 @@ class ConfluenceUpdatePageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "page_id", "space_key", "space_id", "title", "body", "new_title", "labels", "parent_id", "parent_title",
-        "version_message", "confluence_conn_id",
+        *PAGE_TARGET_FIELDS, "body", "new_title", "labels", *PARENT_FIELDS, "version_message", CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
     operator_extra_links = (ConfluencePageLink(),)
-    ui_color = "#deebff"
 
     def __init__(
         self,
@@ -195,20 +187,9 @@ class ConfluenceUpdatePageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        wire = check_body_representation(representation)
-        check_page_options(if_exists="update", representation=wire, status=status)
-        check_choice("mode", mode, UPDATE_MODES)
-        if mode == "append" and wire != "storage":
-            raise ConfluenceConfigError(
-                f"mode='append' works on storage format only; representation={representation!r} cannot be "
-                "appended. Use storage, markdown or table, or mode='replace'."
-            )
-        check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
-        check_parent(parent_id, parent_title)
-        self.page_id = page_id
-        self.space_key = space_key
-        self.space_id = space_id
-        self.title = title
+        PageSpec.check_options(representation=representation, status=status, if_exists="update", mode=mode,
+                               parent_id=parent_id, parent_title=parent_title)
+        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         self.body = body
         self.representation = representation
         self.mode = mode
@@ -223,28 +204,24 @@ class ConfluenceUpdatePageOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_confluence.content.summaries import page_summary
 
-        check_parent(self.parent_id, self.parent_title)
-        labels = checked_labels(self.labels)  # refused before any request
-        hook = hook_for(self.confluence_conn_id)
-        current = find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                   title=self.title, hint=UPSERT_HINT)
-        parent = None
-        if given(self.parent_id) or given(self.parent_title):
-            parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")),
-                                            parent_id=text_or_none(self.parent_id),
-                                            parent_title=text_or_none(self.parent_title))
-        page = hook.update_page(
-            page_id=str(current["id"]),
+        spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
             body=self.body,
             title=text_or_none(self.new_title),
             representation=self.representation,
             status=self.status,
             mode=self.mode,
             message=text_or_none(self.version_message),
-            labels=labels,
-            parent_id=parent,
-            append_key=run_key(context) if self.mode == "append" else None,
+            labels=as_list(self.labels),
+            parent_id=text_or_none(self.parent_id),
+            parent_title=text_or_none(self.parent_title),
         )
+        hook = self.confluence_hook()
+        current = self.find_target(hook, hint=UPSERT_HINT)
+        if spec.parent_title is not None:  # a title names a page of the page's own space
+            parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")), parent_title=spec.parent_title)
+            spec = spec.with_changes(parent_id=parent, parent_title=None)
+        page = hook.update_page(spec, page_id=str(current["id"]),
+                                append_key=run_key(context) if self.mode == "append" else None)
         changed = changed_version(current, page)
         summary = {**page_summary(page, hook.settings.site_url), "changed": changed,
                    "action": "updated" if changed else "unchanged"}
@@ -254,7 +231,7 @@ class ConfluenceUpdatePageOperator(BaseOperator):
         return summary
 
 
-class ConfluenceGetSpacesOperator(BaseOperator):
+class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
     """Read spaces, following every page of results.
 
     :param keys: only these space keys (templated; a list or a comma-separated string).
@@ -266,8 +243,7 @@ class ConfluenceGetSpacesOperator(BaseOperator):
     :returns: a list of ``{"id", "key", "name", "type", "status", "url"}``.
     """
 
-    template_fields: Sequence[str] = ("keys", "labels", "confluence_conn_id")
-    ui_color = "#deebff"
+    template_fields: Sequence[str] = ("keys", "labels", CONN_ID_FIELD)
 
     def __init__(
         self,
@@ -294,7 +270,7 @@ class ConfluenceGetSpacesOperator(BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        hook = hook_for(self.confluence_conn_id)
+        hook = self.confluence_hook()
         client = hook.get_conn()
         wiki = f"{hook.settings.site_url}/wiki"
         requests_before = client.request_count

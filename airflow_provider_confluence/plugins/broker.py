@@ -44,6 +44,7 @@ from airflow_provider_confluence.auth.broker.protocol import (
 )
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
 from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.token_codec import broker_answer
 from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.config.deployment import connection_settings
@@ -54,7 +55,6 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.plugins.single_use import SharedNonces
 from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
 
@@ -208,11 +208,9 @@ def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
         conn = get_connection(conn_id)
     except AirflowNotFoundException:
         return None
-    if conn.conn_type != ConfluenceOAuthHook.conn_type:
-        return None
     try:
         settings = connection_settings(conn_id, conn)
-    except ConfluenceConfigError:
+    except ConfluenceConfigError:  # another type of connection, or unusable settings
         return None
     mask_secret(settings.client_secret)
     return settings
@@ -236,7 +234,7 @@ def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]
         state = _handed_out(manager)
         cloud_id = settings.cloud_id or state.cloud_id or _discover_cloud_id(store, settings, http, access_token)
     log.debug("Answered an access token of connection %r (store %s).", conn_id, manager.store.name)
-    return {"access_token": access_token, "expires_at": state.expires_at, "cloud_id": cloud_id}
+    return broker_answer(access_token, state.expires_at, cloud_id)
 
 
 def _access_token(manager: TokenManager, rejected: str | None) -> str:

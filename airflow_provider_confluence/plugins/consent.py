@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
 from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
-from airflow_provider_confluence.config.deployment import connection_settings
+from airflow_provider_confluence.config.deployment import NotAConfluenceConnection, connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
 from airflow_provider_confluence.plugins.pages import (
     HEADERS,
@@ -40,7 +40,7 @@ from airflow_provider_confluence.plugins.pages import (
     success_page,
 )
 from airflow_provider_confluence.plugins.single_use import SingleUseLedger
-from airflow_provider_confluence.auth.status import CONN_TYPE, DATABASE, all_statuses, connection_source
+from airflow_provider_confluence.auth.status import DATABASE, all_statuses, connection_source
 from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
 
@@ -96,11 +96,10 @@ def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
                 "backend, or create the connection in Admin -> Connections.")
         return _page(message_page("Cannot save a consent here", message, hint=hint, root=root), 409)
     conn = get_connection(conn_id)
-    if conn.conn_type != CONN_TYPE:
-        message = f"Connection {conn_id!r} is a {conn.conn_type!r} connection, not {CONN_TYPE!r}."
-        return _page(message_page("Not a Confluence connection", message, root=root), 400)
     try:
         return connection_settings(conn_id, conn)
+    except NotAConfluenceConnection as exc:
+        return _page(message_page("Not a Confluence connection", exc.message, root=root), 400)
     except ConfluenceError as exc:
         return _page(message_page("Fix the connection first", exc.message, root=root), 400)
 

@@ -11,8 +11,8 @@ import threading
 import uuid
 from typing import Any, Iterable
 
-from airflow_provider_confluence.config.connection import RENAMED_EXTRAS as _RENAMED_EXTRAS
-
+from ..config.connection import RENAMED_EXTRAS as _RENAMED_EXTRAS
+from ..get_provider_info import CONN_TYPE
 from ._http import ReplyError
 from .api_tokens import ApiTokenModel
 from .auth import DEFAULT_SCOPES, AuthModel
@@ -200,7 +200,7 @@ class FakeAtlassian(SignInKnobs):
                 extra.pop(name, None)
             else:
                 extra[name] = value
-        return {"conn_type": "confluence_oauth", "host": self.site_url, "login": self.client_id,
+        return {"conn_type": CONN_TYPE, "host": self.site_url, "login": self.client_id,
                 "password": self.client_secret, "extra": extra}
 
     # ----------------------------------------------------------------- content

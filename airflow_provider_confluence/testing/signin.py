@@ -28,6 +28,7 @@ import base64
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..get_provider_info import CONN_TYPE
 from .api_tokens import ApiTokenCredential, ApiTokenModel, Expiry
 from .auth import DEFAULT_SCOPES, AccessCheck, AuthModel, split_scopes
 from .quota import SITE_POLICY, QuotaModel, QuotaUsage
@@ -108,7 +109,7 @@ class SignInKnobs:
         :param extra_overrides: extra fields to set; a None value removes the field.
         """
         extra = {"auth_type": "client_credentials", "grant_url": self.token_url, "api_url": self.api_url}
-        return {"conn_type": "confluence_oauth", "host": self.site_url, "login": credential.client_id,
+        return {"conn_type": CONN_TYPE, "host": self.site_url, "login": credential.client_id,
                 "password": credential.client_secret, "extra": _merge(extra, extra_overrides)}
 
     # ----------------------------------------------------------------- scoped API tokens
@@ -148,7 +149,7 @@ class SignInKnobs:
         """
         extra = {"auth_type": "api_token", "api_url": self.api_url,
                  "api_token_expires": credential.expires_on.isoformat()}
-        return {"conn_type": "confluence_oauth", "host": self.url, "login": credential.email,
+        return {"conn_type": CONN_TYPE, "host": self.url, "login": credential.email,
                 "password": credential.token, "extra": _merge(extra, extra_overrides)}
 
     # ----------------------------------------------------------------- the points quota

@@ -45,19 +45,13 @@ from airflow_provider_confluence.exceptions import (
 from airflow_provider_confluence.retry import RetryPolicy
 from helpers.airflow_env import airflow_major, put_connection, read_connection_extra, read_variable, run_airflow
 from helpers.broker import running_broker
+from helpers.clock import Clock
 from helpers.processes import free_port
 
 SECRET = "s3cret-of-the-oauth-app-0123456789"
 GATE_KEY = "the-deployments-broker-key-0123456789"
 TOKEN_URL = "http://broker.test/confluence-oauth/token"
 
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _unb64(text: str) -> bytes:
@@ -83,7 +77,7 @@ def refusal(verifier: RequestVerifier, body: dict[str, Any], secret: str | None 
 @pytest.mark.airflow2
 class TestVerification:
     def setup_method(self) -> None:
-        self.clock = Clock()
+        self.clock = Clock(1_700_000_000.0)
         self.verifier = RequestVerifier(clock=self.clock)
 
     def body(self, conn_id: str = "conf", *, age: float = 0, secret: str = SECRET, **kw: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from airflow_provider_confluence.auth.stores.choice import fingerprint
+from airflow_provider_confluence.auth.fingerprint import fingerprint
 from airflow_provider_confluence.cli import main
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from helpers.airflow_env import airflow_major, put_connection, read_connection_extra, read_variable, scan_for_secrets

@@ -170,7 +170,7 @@ def test_the_plugin_works_inside_airflows_own_api_app(api, conn):
 
 
 def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, caplog):
-    from airflow_provider_confluence.auth.stores.choice import fingerprint
+    from airflow_provider_confluence.auth.fingerprint import fingerprint
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     caplog.set_level("DEBUG")
@@ -205,7 +205,7 @@ def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, c
 
 
 def test_a_new_consent_wins_over_the_state_in_the_variable_store(api):
-    from airflow_provider_confluence.auth.stores.choice import fingerprint
+    from airflow_provider_confluence.auth.fingerprint import fingerprint
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     put_connection("var_conn", api.fake.connection("var_conn", state_store="variable", redirect_uri=CALLBACK))

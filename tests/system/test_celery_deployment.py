@@ -586,7 +586,7 @@ def test_api_server_restart_mid_run_run_succeeds(restart_run):
 
 
 def test_cli_refresh_and_dag_test_rotate_the_same_connection_row(deployment, emulator):
-    from airflow_provider_confluence.auth.stores.choice import fingerprint
+    from airflow_provider_confluence.auth.fingerprint import fingerprint
 
     fake = emulator
     fake.reset_counters()

@@ -16,14 +16,8 @@ from airflow_provider_confluence.exceptions import (
 )
 from airflow_provider_confluence.auth.oauth import TokenResponse
 from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
+from helpers.clock import Clock
 
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeTokenEndpoint:

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from airflow_provider_confluence.auth.broker.protocol import signed_request, token_fingerprint
+from airflow_provider_confluence.auth.token_codec import parse_broker_answer
 from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
@@ -235,15 +236,15 @@ class BrokerTokenSource:
         )
 
     def _accept(self, payload: dict[str, Any]) -> BrokerAnswer:
-        token, expires_at = payload.get("access_token"), payload.get("expires_at")
-        if not isinstance(token, str) or not token or not isinstance(expires_at, (int, float)):
+        parsed = parse_broker_answer(payload)
+        if parsed is None:
             raise ConfluenceBrokerError(f"The token broker at {self.url} sent an unusable answer.", url=self.url,
                                         reason="bad_answer", status_code=200)
+        token, expires_at, cloud_id = parsed
         if token not in self._seen:
             self._on_secret(token)
             self._seen.add(token)
-        cloud_id = payload.get("cloud_id")
-        self._answer = BrokerAnswer(token, float(expires_at), str(cloud_id) if cloud_id else None, self._clock())
+        self._answer = BrokerAnswer(token, expires_at, cloud_id, self._clock())
         return self._answer
 
     def _unreachable(

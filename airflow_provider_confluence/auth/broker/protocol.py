@@ -34,9 +34,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_confluence.auth import signing
+from airflow_provider_confluence.auth.fingerprint import FULL, fingerprint
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.config.connection import ConnectionSettings
@@ -99,15 +101,16 @@ def broker_key(settings: ConnectionSettings) -> str | None:
     return hmac.new(settings.client_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+#: The name of a rejected access token on the wire: its whole SHA-256 (``fingerprint(token, length=FULL)``).
+token_fingerprint = partial(fingerprint, length=FULL)
+
+
 class NonceLedger(Protocol):
     """Where seen ``jti`` are recorded: :meth:`add` is False for one recorded before (a replay)."""
 
     def add(self, key: str, keep_until: float, now: float) -> bool: ...
 
 
-def token_fingerprint(token: str) -> str:
-    """The hex SHA-256 of a token: names it to the broker without revealing it."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def signed_request(
@@ -240,7 +243,7 @@ class RequestVerifier:
         try:
             claims = self._claims(body.get("gate"), gate_key, signing.BROKER_GATE, ("sub", "request_sha256"))
             bound = (isinstance(request, str) and claims["sub"] == body.get("conn_id")
-                     and hmac.compare_digest(str(claims["request_sha256"]), token_fingerprint(request)))
+                     and hmac.compare_digest(str(claims["request_sha256"]), token_fingerprint(request) or ""))
         except signing.SignatureRefused:
             bound = False
         if not bound:

@@ -25,8 +25,8 @@ import logging
 
 from airflow_provider_confluence.version_compat import TASKS_MAY_USE_ORM, orm_available
 from airflow_provider_confluence.auth.broker.client import endpoint_url
+from airflow_provider_confluence.auth.token_codec import WRITTEN_FINGERPRINT
 from airflow_provider_confluence.auth.stores.connection import (
-    WRITTEN_FINGERPRINT,
     ConnectionTokenStore,
     _ConnectionTransaction,
     connection_row_exists,

@@ -31,16 +31,18 @@ from airflow_provider_confluence.auth.stores.support import (
     row_lock_or_host_lock,
     variable_key,
 )
-from airflow_provider_confluence.auth.tokens import STATE_KEYS, TokenState
+from airflow_provider_confluence.auth.token_codec import (
+    extra_with_state,
+    parse_stored,
+    seed_matches,
+    state_from_extra,
+)
+from airflow_provider_confluence.auth.tokens import TokenState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
-
-#: The extra key holding the fingerprint of the refresh token the store saved last.
-WRITTEN_FINGERPRINT = "refresh_token_fingerprint"
-
 
 def _connection_model() -> Any:
     from airflow.models.connection import Connection
@@ -55,23 +57,9 @@ def connection_row_exists(conn_id: str) -> bool:
         return session.query(connection.id).filter(connection.conn_id == conn_id).first() is not None
 
 
-def _state_of(extra: dict[str, Any]) -> TokenState:
-    """The token state in a connection's extra.
-
-    The store writes a fingerprint of each refresh token it saves. A refresh token that does not match it was
-    pasted by a person after a new consent: the access token and grant times beside it belong to the old grant,
-    so only the new refresh token (and the site's cloud id) are kept.
-    """
-    state = TokenState.from_mapping(extra)
-    written = extra.get(WRITTEN_FINGERPRINT)
-    if written and written != fingerprint(state.refresh_token):
-        return TokenState(refresh_token=state.refresh_token, cloud_id=state.cloud_id)
-    return state
-
-
 def row_state(row: Any) -> TokenState:
     """The token state in a connection row's extra, as a lock-free :meth:`ConnectionTokenStore.load` reads it."""
-    return _state_of(_extra_of(row))
+    return state_from_extra(_extra_of(row))
 
 
 def _extra_of(row: Any) -> dict[str, Any]:
@@ -103,11 +91,7 @@ class _ConnectionTransaction:
 
     def save(self, state: TokenState) -> None:
         try:
-            extra = _extra_of(self._row)
-            for key in (*STATE_KEYS, WRITTEN_FINGERPRINT):
-                extra.pop(key, None)
-            extra.update(state.to_dict())
-            extra[WRITTEN_FINGERPRINT] = fingerprint(state.refresh_token)
+            extra = extra_with_state(_extra_of(self._row), state)
             if not extra.get(BROKER_SECRET):
                 extra[BROKER_SECRET] = new_broker_secret()
             self._row.set_extra(json.dumps(extra))
@@ -159,12 +143,12 @@ class ConnectionTokenStore:
         # A lock-free read skips the journal: a stale access token only costs one refused call and a locked retry.
         with create_session() as session:
             row = self._query(session).one_or_none()
-            return TokenState() if row is None else _state_of(_extra_of(row))
+            return TokenState() if row is None else state_from_extra(_extra_of(row))
 
     def _redeemable_state(self, session: Session, row: Any) -> tuple[TokenState, Exception | None]:
         """The row's state, read under the lock before a redeem: a stale copy is replaced by the journal's
         state, and a token the Variable store rotated away comes with the error that forbids redeeming it."""
-        state = recover_from_stale_copy(read_journal(session, self.conn_id), _state_of(_extra_of(row)),
+        state = recover_from_stale_copy(read_journal(session, self.conn_id), state_from_extra(_extra_of(row)),
                                         self.conn_id, connection_binding(row))
         return state, unmigrated_variable_refusal(session, self.conn_id, state)
 
@@ -193,13 +177,10 @@ def _unmigrated_variable(session: Session, conn_id: str, state: TokenState) -> t
         return None
     for key in (variable_key(conn_id), legacy_variable_key(conn_id)):
         row = session.query(Variable).filter(Variable.key == key).one_or_none()
-        try:
-            data = json.loads(row.get_val() or "") if row is not None else None
-        except (TypeError, ValueError):
+        data = parse_stored(row.get_val()) if row is not None else None
+        if data is None or not seed_matches(data, state.refresh_token):
             continue
-        if not isinstance(data, dict) or data.get("seed_fingerprint") != fingerprint(state.refresh_token):
-            continue
-        newer = TokenState.from_mapping(data)
+        newer = TokenState.from_stored(data)
         if newer.refresh_token and newer.refresh_token != state.refresh_token:
             return row, newer
     return None

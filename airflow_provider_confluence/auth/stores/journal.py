@@ -18,7 +18,6 @@ written before the binding existed binds to nothing, so it is used again only af
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from airflow_provider_confluence.config.connection import (
     parse_site_url,
 )
 from airflow_provider_confluence.auth.stores.support import fingerprint
+from airflow_provider_confluence.auth.token_codec import journal_value, parse_journal
 from airflow_provider_confluence.auth.tokens import TokenState
 
 if TYPE_CHECKING:
@@ -90,15 +90,8 @@ def read_journal(session: Session, conn_id: str) -> Journal | None:
 
 
 def _parse(row: Any) -> Journal | None:
-    try:
-        data = json.loads(row.get_val() or "") if row is not None else None
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("latest"), dict):
-        return None
-    retired = tuple(str(item) for item in data.get("retired") or () if isinstance(item, str))
-    binding = data.get("binding") if isinstance(data.get("binding"), str) else None
-    return Journal(TokenState.from_mapping(data["latest"]), retired, binding)
+    parsed = parse_journal(row.get_val()) if row is not None else None
+    return Journal(*parsed) if parsed is not None else None
 
 
 def record_rotation(
@@ -122,8 +115,7 @@ def record_rotation(
             retired.append(str(fingerprint(token)))
     kept = fingerprint(saved.refresh_token)
     retired = [item for item in retired if item != kept][-KEEP_RETIRED:]
-    latest = replace(saved, access_token=None, expires_at=None).to_dict()  # a recovery refreshes: no access token
-    value = json.dumps({"latest": latest, "retired": retired, "binding": binding})
+    value = journal_value(saved, retired, binding)  # without the access token: a recovery refreshes
     if row is None:
         description = (f"Rotation journal of connection {conn_id!r}, kept by airflow-provider-confluence: it "
                        "protects the grant from a stale copy of the connection. Do not edit.")

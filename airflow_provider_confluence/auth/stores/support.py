@@ -11,10 +11,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from airflow_provider_confluence.auth.fingerprint import fingerprint
 from airflow_provider_confluence.version_compat import create_session, masking_stays_in_process
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+__all__ = [
+    "LEGACY_VARIABLE_PREFIX", "VARIABLE_PREFIX", "fingerprint", "host_lock", "legacy_variable_key",
+    "private_session", "row_lock_or_host_lock", "variable_key", "variable_lock_name",
+]
 
 #: The Variable store keeps a connection's state in ``confluence_oauth_token_state__<conn_id>``: the word "token"
 #: in the key makes Airflow mask the value (Variables list, CLI, task logs) with its default
@@ -39,13 +45,6 @@ def variable_lock_name(conn_id: str) -> str:
     """The host lock of the Variable store of ``conn_id``: named after the Variable's name before 0.2.0, as it
     was then, so that a process of an older version on the same host takes the same lock during an upgrade."""
     return f"variable:{legacy_variable_key(conn_id)}"
-
-
-def fingerprint(secret: str | None) -> str | None:
-    """A short, one-way fingerprint of a token, safe to log and store beside it."""
-    if not secret:
-        return None
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 @contextmanager

@@ -13,7 +13,6 @@ the host-locked store. Once the new name exists, the old one is never read again
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from airflow_provider_confluence.auth.stores.support import (
     variable_key,
     variable_lock_name,
 )
+from airflow_provider_confluence.auth.token_codec import parse_stored, seed_matches, variable_value
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
 from airflow_provider_confluence.version_compat import create_session, delete_variable, get_variable, set_variable
@@ -117,28 +117,23 @@ class VariableTokenStore:
         """The state in the Variable's raw value, or the seed when the connection holds a newer consent."""
         data: dict[str, Any] = {}
         if raw:
-            try:
-                data = json.loads(raw)
-            except ValueError:
-                data = {}
-            if not isinstance(data, dict) or not data:
+            data = parse_stored(raw) or {}
+            if not data:
                 raise ConfluenceTokenStoreError(
                     f"Variable {self.key!r} does not hold this provider's JSON token state, so it was left "
                     "alone. If the connection holds a refresh token from a new consent, delete the Variable."
                 )
         seed = fingerprint(self._seed)
-        if seed and data.get("seed_fingerprint") != seed:
+        if seed and not seed_matches(data, self._seed):
             if data:
                 log.info("Connection %r holds a new refresh token (fingerprint %s); it replaces the state in "
                          "Variable %r.", self.conn_id, seed, self.key)
             return TokenState(refresh_token=self._seed)
-        return TokenState.from_mapping(data)
+        return TokenState.from_stored(data)
 
     def serialize(self, state: TokenState) -> str:
         """The Variable's value for ``state``, with the fingerprint of the seed it descends from."""
-        data = state.to_dict()
-        data["seed_fingerprint"] = fingerprint(self._seed)
-        return json.dumps(data)
+        return variable_value(state, self._seed)
 
     @property
     def description(self) -> str:
