@@ -1,8 +1,10 @@
 """The one error tree of the provider.
 
-Every exception carries the facts a caller needs (status code, method, URL, Confluence's own error code) as
-attributes; callers test types and attributes, never ``str(exc)``. Messages say what to do next and never
-contain a token, a client secret or a request body.
+Every exception carries the facts a caller needs (status code, method, URL, Confluence's own error code,
+Atlassian's trace id) as attributes; callers test types and attributes, never ``str(exc)``. Messages say what
+to do next and never contain a token, a client secret or a request body. Every exception pickles (Airflow moves
+exceptions between processes) and turns into JSON for a trigger event (:meth:`ConfluenceError.to_event`,
+:meth:`ConfluenceError.from_event`).
 
 ::
 
@@ -14,9 +16,14 @@ contain a token, a client secret or a request body.
     ├── ConfluenceAuthError            the token endpoint or accessible-resources refused or failed
     │   ├── ConfluenceInvalidGrant     the token endpoint answered ``invalid_grant``
     │   └── ConfluenceReauthorizationRequired   the grant is dead: a person must consent again
-    └── ConfluenceApiError             a Confluence or gateway call failed
+    ├── ConfluenceMissing              a lookup was answered, but found nothing (no HTTP error behind it)
+    │   ├── ConfluencePageMissing      no current page with this title in this space
+    │   ├── ConfluenceSpaceMissing     no space with this key
+    │   └── ConfluenceAttachmentMissing   the page has no attachment with this file name
+    ├── ConfluencePageExists           a page with this title exists and ``if_exists="fail"``: nothing was sent
+    └── ConfluenceApiError             a Confluence or gateway call answered with an error
         ├── ConfluenceNotFound         404
-        ├── ConfluenceConflict         409 (stale page version) or an existing page with ``if_exists="fail"``
+        ├── ConfluenceConflict         409 (stale page version)
         ├── ConfluenceGone             410 (a removed v1 endpoint)
         ├── ConfluenceRateLimited      429 after the client's retries ran out
         └── ConfluenceScopeError       401 "scope does not match"
@@ -26,9 +33,38 @@ This module imports nothing from Airflow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 
-class ConfluenceError(Exception):
+from airflow_provider_confluence._error_support import TRACE_HEADER, ErrorSupport, kept_headers, trace_id_of
+
+__all__ = [
+    "ConfluenceApiError",
+    "ConfluenceAttachmentMissing",
+    "ConfluenceAuthError",
+    "ConfluenceBrokerError",
+    "ConfluenceConfigError",
+    "ConfluenceConflict",
+    "ConfluenceConnectionError",
+    "ConfluenceError",
+    "ConfluenceGone",
+    "ConfluenceInvalidGrant",
+    "ConfluenceMissing",
+    "ConfluenceNotFound",
+    "ConfluencePageExists",
+    "ConfluencePageMissing",
+    "ConfluenceRateLimited",
+    "ConfluenceReauthorizationRequired",
+    "ConfluenceScopeError",
+    "ConfluenceSpaceMissing",
+    "ConfluenceTokenStoreError",
+]
+
+
+class ConfluenceError(ErrorSupport, Exception):
     """Base class of every error this provider raises.
+
+    Pickles with its class, message and attributes; :meth:`to_event` and :meth:`from_event` carry it through a
+    trigger event (JSON).
 
     :param message: what went wrong and what to do about it.
     :param status_code: the HTTP status behind the error, when there is one.
@@ -83,6 +119,8 @@ class ConfluenceAuthError(ConfluenceError):
 
     :param error: the OAuth ``error`` code (``invalid_grant``, ``invalid_client``, ...) when the server sent one.
     :param transient: True when the failure may pass (timeout, connection error, 5xx, malformed answer).
+    :param trace_id: Atlassian's trace id of the answer (its ``Atl-Traceid`` header), when there was an answer;
+        also at the end of the message.
     """
 
     def __init__(
@@ -92,10 +130,13 @@ class ConfluenceAuthError(ConfluenceError):
         status_code: int | None = None,
         error: str | None = None,
         transient: bool = False,
+        trace_id: str | None = None,
     ) -> None:
-        super().__init__(message, status_code=status_code)
+        trace_id = trace_id_of({TRACE_HEADER: trace_id} if trace_id else None)
+        super().__init__(f"{message} (Atl-Traceid {trace_id})" if trace_id else message, status_code=status_code)
         self.error = error
         self.transient = transient
+        self.trace_id = trace_id
 
 
 class ConfluenceInvalidGrant(ConfluenceAuthError):
@@ -106,21 +147,97 @@ class ConfluenceReauthorizationRequired(ConfluenceAuthError):
     """The OAuth grant can no longer be refreshed: a person must authorize the app again.
 
     :param conn_id: the Airflow connection whose grant is dead (None outside Airflow).
+    :param trace_id: Atlassian's trace id of the token endpoint's ``invalid_grant`` answer, when there was one.
     """
 
-    def __init__(self, message: str, *, conn_id: str | None = None, status_code: int | None = None) -> None:
-        super().__init__(message, status_code=status_code, error="invalid_grant")
+    def __init__(
+        self,
+        message: str,
+        *,
+        conn_id: str | None = None,
+        status_code: int | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, error="invalid_grant", trace_id=trace_id)
         self.conn_id = conn_id
 
 
+class ConfluenceMissing(ConfluenceError):
+    """A lookup was answered, but found nothing: no HTTP error is behind it, so ``status_code`` is None.
+
+    (A 404 that Confluence itself answered is a :class:`ConfluenceNotFound`.) Catch both to handle "not there"
+    whichever way it was found out.
+    """
+
+
+class ConfluencePageMissing(ConfluenceMissing):
+    """No current page with this exact title in this space.
+
+    :param title: the title that was looked up.
+    :param space_key: the space's key, when the lookup named it.
+    :param space_id: the space's numeric id, when the lookup named it.
+    """
+
+    def __init__(self, message: str, *, title: str, space_key: str | None = None, space_id: str | None = None) -> None:
+        super().__init__(message)
+        self.title = title
+        self.space_key = space_key
+        self.space_id = space_id
+
+
+class ConfluenceSpaceMissing(ConfluenceMissing):
+    """No space with this key (or the connection's user cannot see it).
+
+    :param space_key: the key that was looked up.
+    """
+
+    def __init__(self, message: str, *, space_key: str) -> None:
+        super().__init__(message)
+        self.space_key = space_key
+
+
+class ConfluenceAttachmentMissing(ConfluenceMissing):
+    """The page has no attachment with this file name.
+
+    :param page_id: the page whose attachments were listed.
+    :param filename: the file name that was looked up.
+    """
+
+    def __init__(self, message: str, *, page_id: str, filename: str) -> None:
+        super().__init__(message)
+        self.page_id = page_id
+        self.filename = filename
+
+
+class ConfluencePageExists(ConfluenceError):
+    """A page with this title already exists in the space and ``if_exists="fail"``: nothing was sent or changed.
+
+    :param title: the title.
+    :param space_id: the space's numeric id.
+    :param page_id: the id of the existing page.
+    :param page_url: the existing page's web address, when known.
+    """
+
+    def __init__(self, message: str, *, title: str, space_id: str, page_id: str, page_url: str | None = None) -> None:
+        super().__init__(message)
+        self.title = title
+        self.space_id = space_id
+        self.page_id = page_id
+        self.page_url = page_url
+
+
 class ConfluenceApiError(ConfluenceError):
-    """A call to Confluence (or the Atlassian gateway in front of it) failed.
+    """A call to Confluence (or the Atlassian gateway in front of it) was answered with an error.
 
     :param status_code: the HTTP status code.
     :param method: the HTTP method of the failed request.
-    :param url: the URL of the failed request (it never holds a token).
+    :param url: the absolute URL of the failed request (it never holds a token).
     :param code: the error code from the body (``BAD_REQUEST``, ``invalid_grant``, ...), when there is one.
     :param message: Confluence's own title or detail, followed by what to do.
+    :param trace_id: Atlassian's trace id of the answer (its ``Atl-Traceid`` header), which Atlassian support
+        asks for; taken from ``headers`` when not given.
+    :param headers: the answer's headers; only an allow-list of diagnostic ones is kept (``Retry-After``, the
+        rate-limit headers, ``Atl-Traceid``, ``Content-Type``), never ``Authorization``, cookies or the like.
     """
 
     def __init__(
@@ -130,12 +247,21 @@ class ConfluenceApiError(ConfluenceError):
         url: str,
         code: str | None,
         message: str,
+        *,
+        trace_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(f"{method} {url} answered {status_code}: {message}", status_code=status_code)
+        kept = kept_headers(headers)
+        trace_id = trace_id_of({TRACE_HEADER: trace_id} if trace_id else kept)
+        text = f"{method} {url} answered {status_code}: {message}"
+        super().__init__(f"{text} (Atl-Traceid {trace_id})" if trace_id else text, status_code=status_code)
         self.method = method
         self.url = url
         self.code = code
         self.detail = message
+        self.trace_id = trace_id
+        self.headers = kept
+        self._remember(trace_id=trace_id, headers=kept)  # never the headers that were not allow-listed
 
 
 class ConfluenceNotFound(ConfluenceApiError):
@@ -143,7 +269,7 @@ class ConfluenceNotFound(ConfluenceApiError):
 
 
 class ConfluenceConflict(ConfluenceApiError):
-    """409: the page changed under us (stale version), or a page that must not exist already does."""
+    """409: the page changed under us (stale version)."""
 
 
 class ConfluenceGone(ConfluenceApiError):
@@ -165,8 +291,10 @@ class ConfluenceRateLimited(ConfluenceApiError):
         message: str,
         *,
         retry_after: float | None = None,
+        trace_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(status_code, method, url, code, message)
+        super().__init__(status_code, method, url, code, message, trace_id=trace_id, headers=headers)
         self.retry_after = retry_after
 
 

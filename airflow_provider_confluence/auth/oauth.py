@@ -31,6 +31,7 @@ from typing import Any
 
 import requests
 
+from airflow_provider_confluence._error_support import trace_id_of
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceInvalidGrant,
@@ -141,9 +142,11 @@ def _token_request(session: requests.Session, token_url: str, body: dict[str, st
     error = str(payload.get("error") or "") if isinstance(payload, dict) else ""
     description = str(payload.get("error_description") or "") if isinstance(payload, dict) else ""
     said = f"{error}: {description}"[:_MAX_ECHO] if error else _snippet(response)
+    trace_id = trace_id_of(response.headers)
     if error == "invalid_grant":
         raise ConfluenceInvalidGrant(
-            f"The token endpoint refused the refresh token ({said}).", status_code=status, error=error
+            f"The token endpoint refused the refresh token ({said}).", status_code=status, error=error,
+            trace_id=trace_id,
         )
     if status == 200 or status >= 500 or status == 429:
         raise ConfluenceAuthError(
@@ -152,6 +155,7 @@ def _token_request(session: requests.Session, token_url: str, body: dict[str, st
             status_code=status,
             error=error or None,
             transient=True,
+            trace_id=trace_id,
         )
     if status == 401 or error in ("invalid_client", "access_denied", "unauthorized_client"):
         raise ConfluenceAuthError(
@@ -159,9 +163,11 @@ def _token_request(session: requests.Session, token_url: str, body: dict[str, st
             "Client secret (Password) against the developer console: your app -> Settings.",
             status_code=status,
             error=error or None,
+            trace_id=trace_id,
         )
     raise ConfluenceAuthError(
-        f"The token endpoint {token_url} answered {status} ({said}).", status_code=status, error=error or None
+        f"The token endpoint {token_url} answered {status} ({said}).", status_code=status, error=error or None,
+        trace_id=trace_id,
     )
 
 
@@ -222,6 +228,7 @@ def accessible_resources(session: requests.Session, *, api_url: str, access_toke
             f"{url} answered {response.status_code} ({said}); the access token was not accepted.",
             status_code=response.status_code,
             transient=response.status_code >= 500,
+            trace_id=trace_id_of(response.headers),
         )
     return [r for r in payload if isinstance(r, dict)]
 

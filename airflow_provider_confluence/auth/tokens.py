@@ -272,6 +272,7 @@ class TokenManager:
                 f"The stored token was left as it is. {self._how_to_reauthorize}",
                 conn_id=self.conn_id,
                 status_code=exc.status_code,
+                trace_id=exc.trace_id,
             ) from None
         self._see(response.access_token)
         if response.refresh_token:

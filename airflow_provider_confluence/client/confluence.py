@@ -295,7 +295,8 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
                 continue
             status = response.status_code
             if response.is_redirect:
-                url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects)
+                url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects,
+                                      headers=response.headers)
                 params, redirects, token = None, redirects + 1, sent  # the target carries its own query
                 continue
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):

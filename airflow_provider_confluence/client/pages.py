@@ -162,7 +162,8 @@ class PagesMixin:
         note = f"{outcome}; the POST was not re-sent. The task may be retried."
         if isinstance(exc, ConfluenceApiError):
             answered = exc.status_code or 0
-            raise ConfluenceApiError(answered, exc.method, exc.url, exc.code, f"{exc.detail} {note}") from exc
+            raise ConfluenceApiError(answered, exc.method, exc.url, exc.code, f"{exc.detail} {note}",
+                                     trace_id=exc.trace_id, headers=exc.headers) from exc
         raise ConfluenceConnectionError(f"{exc.message} {note}") from exc
 
     def update_page(

@@ -26,6 +26,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_confluence._error_support import kept_headers
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConflict,
@@ -262,11 +263,12 @@ def error_from_response(
     :param url: the request URL (query values that look like secrets are redacted).
     :param status: the HTTP status code.
     :param body: the response body, as bytes or text.
-    :param headers: the response headers (``Retry-After`` is read from them).
+    :param headers: the response headers: ``Retry-After`` is read from them, and the error keeps Atlassian's
+        trace id (``Atl-Traceid``, as ``trace_id`` and in its message) and the allow-listed diagnostic headers.
     :param secrets: exact strings that must not appear in the message (the access token that was sent).
     :return: ``ConfluenceScopeError`` (401 "scope does not match"), ``ConfluenceNotFound`` (404),
         ``ConfluenceConflict`` (409), ``ConfluenceGone`` (410), ``ConfluenceRateLimited`` (429, with
-        ``retry_after``) or ``ConfluenceApiError``.
+        ``retry_after``) or ``ConfluenceApiError``, each with ``trace_id`` and ``headers``.
     """
     secrets = tuple(secrets)
     method = method.upper()
@@ -279,12 +281,13 @@ def error_from_response(
     safe_url = redact(url, secrets)
     if code is not None:
         code = _cap(redact(code, secrets), 80)
+    kept = kept_headers(headers)  # the trace id and rate-limit headers; never a cookie or credential
     if status == 401 and "scope does not match" in text.lower():
-        return ConfluenceScopeError(status, method, safe_url, code, message)
+        return ConfluenceScopeError(status, method, safe_url, code, message, headers=kept)
     if status == 429:
-        return ConfluenceRateLimited(status, method, safe_url, code, message, retry_after=retry_after)
+        return ConfluenceRateLimited(status, method, safe_url, code, message, retry_after=retry_after, headers=kept)
     cls = {404: ConfluenceNotFound, 409: ConfluenceConflict, 410: ConfluenceGone}.get(status, ConfluenceApiError)
-    return cls(status, method, safe_url, code, message)
+    return cls(status, method, safe_url, code, message, headers=kept)
 
 
 def parse_json_body(method: str, url: str, status: int, content: bytes, headers: Mapping[str, str]) -> Any:
@@ -301,6 +304,7 @@ def parse_json_body(method: str, url: str, status: int, content: bytes, headers:
         raise ConfluenceApiError(
             status, method, url, None,
             f"The answer is not JSON ({kind[:60]}, {len(content)} bytes); check that api_url is the Atlassian API.",
+            headers=kept_headers(headers),
         ) from None
 
 

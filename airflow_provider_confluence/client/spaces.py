@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceNotFound
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceSpaceMissing
 
 __all__ = ["SPACES_PATH", "SpacesMixin", "csv_param"]
 
@@ -79,7 +79,8 @@ class SpacesMixin:
         """Return the id of the space with this key (``GET /spaces?keys=KEY``).
 
         :param space_key: the space key, such as ``DOCS`` (personal spaces start with ``~``).
-        :raises ConfluenceNotFound: when no space has this key or the app's user cannot see it.
+        :raises ConfluenceSpaceMissing: when no space has this key or the app's user cannot see it (Confluence
+            answers such a lookup with an empty list, not a 404).
         """
         key = (space_key or "").strip()
         if not key:
@@ -89,12 +90,9 @@ class SpacesMixin:
         candidates = [r for r in results or [] if isinstance(r, dict) and r.get("id") is not None]
         match = next((r for r in candidates if r.get("key") == key), candidates[0] if candidates else None)
         if match is None:
-            raise ConfluenceNotFound(
-                404,
-                "GET",
-                f"{self.url(SPACES_PATH)}?{urlencode({'keys': key})}",
-                None,
+            raise ConfluenceSpaceMissing(
                 f"No space with key {key!r}. Check the key (keys are case-sensitive; personal spaces start with ~) "
                 "and that the app's user can see the space.",
+                space_key=key,
             )
         return str(match["id"])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -238,10 +239,13 @@ def redirect_origin(url: str, location: str | None) -> str:
     return str(there) if there is not None else "a location that is not an http(s) URL"
 
 
-def redirect_target(method: str, url: str, status: int, location: str | None, hops: int) -> str:
+def redirect_target(
+    method: str, url: str, status: int, location: str | None, hops: int, *, headers: Mapping[str, str] | None = None
+) -> str:
     """Where a redirect answer to ``method url`` may be followed: the absolute target, or an error.
 
     :param hops: redirects already followed for this request.
+    :param headers: the redirect answer's headers (the error keeps the trace id and the allow-listed ones).
     :raises ConfluenceApiError: ``method`` is a write, the target is on another scheme, host or port than ``url``,
         or more than :data:`MAX_REDIRECTS` were followed. The message shows the target's origin, never its path
         or query (which may carry a token).
@@ -251,15 +255,16 @@ def redirect_target(method: str, url: str, status: int, location: str | None, ho
     here = origin(url)
     there = origin(urljoin(url, location or ""))
     said = f"Confluence answered {status}, a redirect to {redirect_origin(url, location)}"
+    kept = dict(headers or {})  # ConfluenceApiError keeps only the allow-listed ones
     if method.upper() not in _READS:
         raise ConfluenceApiError(status, method, url, "redirect", f"{said}; writes never follow redirects (the body "
                                  "would be sent again, there), so nothing was sent again. Check api_url; if it is "
-                                 "Atlassian's, report the answer to the provider's maintainers.")
+                                 "Atlassian's, report the answer to the provider's maintainers.", headers=kept)
     if there is None or there != here:
         raise ConfluenceApiError(status, method, url, "redirect", f"{said}; reads follow redirects only on their own "
                                  f"host ({here}), the one the access token is meant for, so it was not followed. "
-                                 "Check api_url.")
+                                 "Check api_url.", headers=kept)
     if hops >= MAX_REDIRECTS:
         raise ConfluenceApiError(status, method, url, "redirect", f"{said}, after {hops} redirects already; "
-                                 "stopping instead of looping. Check api_url.")
+                                 "stopping instead of looping. Check api_url.", headers=kept)
     return urljoin(url, location or "")

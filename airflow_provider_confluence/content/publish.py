@@ -34,7 +34,8 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
     ConfluenceConflict,
-    ConfluenceNotFound,
+    ConfluencePageExists,
+    ConfluencePageMissing,
 )
 
 if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
@@ -94,10 +95,11 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         spec, the keyword arguments of :meth:`PageSpec.build` (``space_id=``, ``title=``, ``body=``, ...) are
         accepted, and a spec is built from them.
     :returns: the page as Confluence answered it (created, existing or updated), and what was done.
-    :raises ConfluenceConflict: the page exists and ``if_exists`` is ``fail`` (no label is added then).
+    :raises ConfluencePageExists: the page exists and ``if_exists`` is ``fail`` (nothing is changed, no label is
+        added).
     :raises ConfluenceConfigError: for a bad option, body or label name, or no title or space id, before
         anything is sent.
-    :raises ConfluenceNotFound: no page titled ``parent_title`` in the space (nothing is created).
+    :raises ConfluencePageMissing: no page titled ``parent_title`` in the space (nothing is created).
     """
     spec = PageSpec.of(spec, fields)
     space_id, title = spec.space_id, spec.title
@@ -130,14 +132,14 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
             _add_labels(client, page, wanted)
             return Published(page, "created")
     if spec.if_exists == "fail":
-        raise ConfluenceConflict(
-            409,
-            "POST",
-            "/wiki/api/v2/pages",
-            "PAGE_EXISTS",
+        raise ConfluencePageExists(
             f"A page titled {title!r} already exists in space {space_id} (id {existing.get('id')}, "
             f"{page_url(existing) or 'no URL'}). Nothing was changed. Use if_exists='skip' to keep it or "
             "if_exists='update' to write a new version.",
+            title=title,
+            space_id=str(space_id),
+            page_id=str(existing.get("id")),
+            page_url=page_url(existing),
         )
     if spec.if_exists == "skip":
         log.info("Page %r exists (id %s); if_exists=skip leaves it as it is.", title, existing.get("id"))
@@ -239,7 +241,7 @@ def resolve_parent_id(
     :param parent_title: the parent's exact title.
     :returns: the parent's id, or None when neither is given (the page goes under the space's home page).
     :raises ConfluenceConfigError: when both are given.
-    :raises ConfluenceNotFound: when no page in the space has this title.
+    :raises ConfluencePageMissing: when no page in the space has this title.
     """
     parent_id = str(parent_id).strip() if parent_id is not None and str(parent_id).strip() else None
     parent_title = parent_title if parent_title and parent_title.strip() else None
@@ -251,13 +253,11 @@ def resolve_parent_id(
         return parent_id
     parent = client.find_page(space_id=space_id, title=parent_title)
     if parent is None or parent.get("id") is None:
-        raise ConfluenceNotFound(
-            404,
-            "GET",
-            client.url("/wiki/api/v2/pages"),
-            None,
+        raise ConfluencePageMissing(
             f"No page titled {parent_title!r} in space {space_id} to use as the parent. Check the title (it must "
             "match exactly, including case), create the parent page first, or pass parent_id instead.",
+            title=parent_title,
+            space_id=str(space_id),
         )
     log.info("Parent page %r in space %s is page %s.", parent_title, space_id, parent["id"])
     return str(parent["id"])

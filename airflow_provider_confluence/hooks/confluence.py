@@ -138,7 +138,7 @@ class ConfluenceOAuthHook(BaseHook):
     # -- typed API ------------------------------------------------------------------------------------
 
     def get_space_id(self, space_key: str) -> str:
-        """The numeric id of the space with this key (:class:`ConfluenceNotFound` when there is none)."""
+        """The numeric id of the space with this key (:class:`ConfluenceSpaceMissing` when there is none)."""
         return self.get_conn().get_space_id(space_key)
 
     def iter_spaces(
@@ -194,7 +194,7 @@ class ConfluenceOAuthHook(BaseHook):
             ``space_id``. Or, instead of a spec, the keyword arguments of ``PageSpec.build``: ``space_key`` or
             ``space_id``, ``title``, ``body``, ``parent_id`` or ``parent_title`` (the parent's title in the space),
             ``representation`` (a wire format, or ``markdown``/``table``, converted to storage format),
-            ``status``, ``if_exists`` (``fail`` raises :class:`ConfluenceConflict` naming the page, ``skip``
+            ``status``, ``if_exists`` (``fail`` raises :class:`ConfluencePageExists` naming the page, ``skip``
             returns it, ``update`` writes a new version with this body unless it is unchanged) and ``labels``
             (labels the page should carry; only the missing ones are added).
         :returns: the page, and ``action``: ``created``, ``updated``, ``unchanged`` or ``skipped``.
@@ -247,17 +247,19 @@ class ConfluenceOAuthHook(BaseHook):
     def find_attachment(self, page_id: str, filename: str) -> dict[str, Any]:
         """The page's attachment with this file name (a v2 object).
 
-        :raises ConfluenceNotFound: when the page has no attachment of that name.
+        :raises ConfluenceAttachmentMissing: when the page has no attachment of that name.
+        :raises ConfluenceNotFound: when Confluence answered 404 (no such page, or the app's user cannot see it).
         """
-        from airflow_provider_confluence.exceptions import ConfluenceNotFound
+        from airflow_provider_confluence.exceptions import ConfluenceAttachmentMissing
 
         client = self.get_conn()
         found = next(iter(client.list_attachments(str(page_id), filename=filename)), None)
         if found is None:
-            raise ConfluenceNotFound(
-                404, "GET", client.url(f"/wiki/api/v2/pages/{page_id}/attachments"), "NOT_FOUND",
+            raise ConfluenceAttachmentMissing(
                 f"Page {page_id} has no attachment named {filename!r}: check filename (it is case-sensitive) and "
                 "the page.",
+                page_id=str(page_id),
+                filename=filename,
             )
         return found
 

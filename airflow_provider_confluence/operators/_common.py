@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound, ConfluencePageMissing
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -170,8 +170,9 @@ def find_target_page(
 ) -> dict[str, Any]:
     """The page named by id or by space and title (checked again after templating).
 
-    :raises ConfluenceNotFound: no such page (or the connection's user may not see it); the message names the
-        page and, with ``hint``, what to do.
+    :raises ConfluenceNotFound: Confluence answered 404 for ``page_id`` (no such page, or the connection's user
+        may not see it); the message names the page and, with ``hint``, what to do.
+    :raises ConfluencePageMissing: no current page has ``title`` in the space (a lookup, not a 404).
     """
     check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
     pid = text_or_none(page_id)
@@ -183,15 +184,16 @@ def find_target_page(
                 exc.status_code or 404, exc.method, exc.url, exc.code,
                 f"There is no page with id {pid}, or the connection's user may not see it: check page_id (the "
                 f"number after /pages/ in the page's URL). {hint}".strip(),
+                trace_id=exc.trace_id, headers=exc.headers,
             ) from exc
     key, sid, name = text_or_none(space_key), text_or_none(space_id), str(title)
     page = hook.find_page(space_key=key, space_id=sid, title=name, body_format=body_format)
     if page is None:
         space = f"space {key}" if key else f"space id {sid}"
-        raise ConfluenceNotFound(
-            404, "GET", "/wiki/api/v2/pages", "PAGE_NOT_FOUND",
+        raise ConfluencePageMissing(
             f"There is no current page titled {name!r} in {space} (or the connection's user may not see it). "
             f"Check the title and space. {hint}".strip(),
+            title=name, space_key=key, space_id=sid,
         )
     return page
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 
 if TYPE_CHECKING:
@@ -124,8 +124,6 @@ class ConfluencePageSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: return the page's summary, or raise the error the trigger met."""
-        from airflow_provider_confluence.triggers.page_check import error_from_event
-
         if not isinstance(event, dict) or event.get("status") != "found" or not isinstance(event.get("page"), dict):
-            raise error_from_event(event if isinstance(event, dict) else {"message": f"Unexpected event {event!r}."})
+            raise ConfluenceError.from_event(event)
         return self._done(context, event["page"])

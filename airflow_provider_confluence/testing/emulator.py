@@ -320,7 +320,11 @@ class FakeAtlassian(SignInKnobs):
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of the recorded requests (never an Authorization header nor a token)."""
+        """A copy of the recorded requests (never an Authorization header nor a token).
+
+        Each has ``method``, ``path``, ``route``, ``query``, ``json``, ``form``, ``content_type``, ``status``, ``at``
+        and ``trace_id``, the ``Atl-Traceid`` header the emulator answered with (a new one on every answer).
+        """
         with self._lock:
             return copy.deepcopy(self._requests)
 

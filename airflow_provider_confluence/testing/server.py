@@ -18,6 +18,7 @@ passed the quota check is charged its points and its answer gets the quota heade
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable
@@ -88,8 +90,13 @@ class Router:
             reply = gateway_error(401, "Unauthorized")  # the site itself refuses OAuth tokens (FACTS.md §3)
         else:
             reply = gateway_error(404, "Not Found")
-        self._fake._record(entry, reply.status)
-        return reply
+        return self._traced(entry, reply)
+
+    def _traced(self, entry: dict[str, Any], reply: Reply) -> Reply:
+        """Record the request, and answer with a fresh ``Atl-Traceid`` as Atlassian does (kept in the record)."""
+        trace_id = uuid.uuid4().hex
+        self._fake._record({**entry, "trace_id": trace_id}, reply.status)
+        return dataclasses.replace(reply, headers={**reply.headers, "Atl-Traceid": trace_id})
 
     def _resources(self, req: Incoming) -> Reply:
         fake = self._fake
@@ -169,8 +176,7 @@ class Router:
         if fake.latency > 0:
             time.sleep(fake.latency)
         reply = self._gateway_reply(req, api_req, matched, route, concrete, cloud_id)
-        fake._record(entry, reply.status)
-        return reply
+        return self._traced(entry, reply)
 
     def _gateway_reply(self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str,
                        cloud_id: str) -> Reply:

@@ -114,8 +114,6 @@ class ConfluencePageTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep ``poke_interval``, check again; yield one event when the page is there or on an error."""
-        from airflow_provider_confluence.triggers.page_check import error_event
-
         try:
             wait = self._wait()
             hook = self._hook()
@@ -130,4 +128,4 @@ class ConfluencePageTrigger(BaseTrigger):
                 await asyncio.sleep(self.poke_interval)
         except ConfluenceError as exc:
             self.log.error("Stopped waiting for the Confluence page: %s", exc.message)
-            yield TriggerEvent(error_event(exc))
+            yield TriggerEvent({"status": "error", **exc.to_event()})

@@ -6,7 +6,8 @@ Both the sensor (in the worker) and :class:`~airflow_provider_confluence.trigger
 Outcomes: the page's summary (done); ``None`` (not yet: the page is missing, its version is lower than
 ``min_version``, it lacks ``label``, or Confluence had a passing failure, such as a timeout, 5xx or 429 after
 the client's retries); or an exception (fail now: bad settings, a missing space, authorization or scope errors
-and any other 4xx, which waiting never fixes).
+and any other 4xx, which waiting never fixes). A trigger carries such an exception to the sensor as JSON with
+:meth:`~airflow_provider_confluence.exceptions.ConfluenceError.to_event`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceBrokerError,
     ConfluenceConfigError,
     ConfluenceConnectionError,
-    ConfluenceError,
     ConfluenceNotFound,
     ConfluenceRateLimited,
+    ConfluenceSpaceMissing,
 )
 from airflow_provider_confluence.content.summaries import page_summary
 
@@ -146,55 +147,10 @@ class PageWait:
     def _space_id(self, hook: ConfluenceOAuthHook) -> str:
         try:
             return hook.get_space_id(str(self.space_key))
-        except ConfluenceNotFound as exc:
-            raise ConfluenceNotFound(
-                404, exc.method, exc.url, exc.code,
+        except ConfluenceSpaceMissing:
+            raise ConfluenceSpaceMissing(
                 f"Space {self.space_key!r} does not exist, or the connection's user cannot see it: check "
                 "space_key (the sensor waits for pages, not for spaces).",
+                space_key=str(self.space_key),
             ) from None
 
-
-# -- errors as JSON (a trigger event carries only JSON) ----------------------------------------------------
-
-_API_FIELDS = ("status_code", "method", "url", "code")
-
-
-def error_event(exc: ConfluenceError) -> dict[str, Any]:
-    """``{"status": "error", "error_type", "message", ...}``: what a trigger yields instead of raising.
-
-    Only the error's own facts (its messages never hold a token or a page body).
-    """
-    event: dict[str, Any] = {"status": "error", "error_type": type(exc).__name__, "message": exc.message}
-    if isinstance(exc, ConfluenceApiError):
-        event.update({name: getattr(exc, name) for name in _API_FIELDS})
-        event["message"] = exc.detail
-    elif exc.status_code is not None:
-        event["status_code"] = exc.status_code
-    for name in ("conn_id", "error", "transient", "reason"):  # the facts of auth and broker errors
-        value = getattr(exc, name, None)
-        if isinstance(value, (str, bool)):
-            event[name] = value
-    return event
-
-
-def error_from_event(event: dict[str, Any]) -> ConfluenceError:
-    """The exception an error event stands for, of the same class where it is one of the provider's."""
-    import airflow_provider_confluence.exceptions as errors
-
-    name = str(event.get("error_type") or "ConfluenceError")
-    message = str(event.get("message") or "The Confluence page trigger failed without a message.")
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, ConfluenceError)):
-        return ConfluenceError(f"{name}: {message}")
-    status = event.get("status_code")
-    if issubclass(cls, ConfluenceApiError):
-        return cls(int(status or 0), str(event.get("method") or "GET"), str(event.get("url") or ""),
-                   event.get("code"), message)
-    if issubclass(cls, errors.ConfluenceReauthorizationRequired):
-        return cls(message, conn_id=event.get("conn_id"), status_code=status)
-    if issubclass(cls, errors.ConfluenceBrokerError):
-        return cls(message, url=str(event.get("url") or ""), reason=str(event.get("reason") or "trigger"),
-                   status_code=status)
-    if issubclass(cls, errors.ConfluenceAuthError):
-        return cls(message, status_code=status, error=event.get("error"), transient=bool(event.get("transient")))
-    return cls(message, status_code=status)

@@ -31,10 +31,12 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceBrokerError,
     ConfluenceAuthError,
     ConfluenceConfigError,
-    ConfluenceConflict,
     ConfluenceNotFound,
+    ConfluencePageExists,
+    ConfluencePageMissing,
     ConfluenceReauthorizationRequired,
     ConfluenceScopeError,
+    ConfluenceSpaceMissing,
 )
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.notifications.confluence import ConfluenceNotifier
@@ -412,7 +414,7 @@ def unknown_space_key(env: Env) -> Exception:
     env.fake.add_space("DEMO")
     conn_id = env.put()
     with env.no_page_written(conn_id):
-        return raises(ConfluenceNotFound, create_page(conn_id, space_key="NOPE"))
+        return raises(ConfluenceSpaceMissing, create_page(conn_id, space_key="NOPE"))
 
 
 def refused_page(kind: type[Exception], prepare: Callable[[Any], dict[str, Any]]) -> Callable[[Env], Exception]:
@@ -531,7 +533,7 @@ def sensor_in_missing_space(env: Env) -> Exception:
     sensor = ConfluencePageSensor(task_id="t", space_key="NOPE", title="Report", poke_interval=1, timeout=3600,
                                   mode="poke", confluence_conn_id=conn_id)
     with env.no_page_written(conn_id):
-        error = raises(ConfluenceNotFound, lambda: sensor.execute({}))
+        error = raises(ConfluenceSpaceMissing, lambda: sensor.execute({}))
     space_lookups = [r for r in env.fake.requests if "/spaces" in str(r.get("path"))]
     assert len(space_lookups) == 1, space_lookups  # one look, not a poke loop
     return error
@@ -671,7 +673,7 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("A revoked grant (a copy of the token was used after the 10-minute leeway)",
              "ConfluenceReauthorizationRequired", "the grant was revoked, expired",
              "put the new refresh token into the refresh_token extra", dead_grant("revoked"), "grant-revoked"),
-    BadInput("Unknown space key", "ConfluenceNotFound",
+    BadInput("Unknown space key", "ConfluenceSpaceMissing",
              "No space with key 'NOPE'", "Check the key (keys are case-sensitive", unknown_space_key,
              "unknown-space-key"),
     BadInput("Page title over 255 characters", "ConfluenceApiError",
@@ -690,9 +692,9 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("A parent page that does not exist", "ConfluenceNotFound",
              "Parent page 999999 was not found", "No such object, or the app's user cannot see it",
              refused_page(ConfluenceNotFound, lambda fake: {"parent_id": "999999"}), "parent-missing"),
-    BadInput("A title that exists, with `if_exists=\"fail\"` (the default)", "ConfluenceConflict",
+    BadInput("A title that exists, with `if_exists=\"fail\"` (the default)", "ConfluencePageExists",
              "already exists in space", "Use if_exists='skip' to keep it or if_exists='update'",
-             refused_page(ConfluenceConflict, duplicate_title), "title-exists"),
+             refused_page(ConfluencePageExists, duplicate_title), "title-exists"),
     BadInput("Both `space_key` and `space_id`", "ConfluenceConfigError",
              "Give exactly one of space_key and space_id", "Give exactly one", both_space_key_and_id,
              "space-key-and-id"),
@@ -721,11 +723,11 @@ BAD_INPUTS: list[BadInput] = [
              "not both: they could name different pages", "Give page_id, or a space (space_key or space_id) and title",
              operator_refused(update_operator(page_id="123", space_key="DEMO", title="Report")),
              "update-page-id-and-title"),
-    BadInput("Update of a title that does not exist", "ConfluenceNotFound",
+    BadInput("Update of a title that does not exist", "ConfluencePageMissing",
              "There is no current page titled 'Daily report' in space DEMO",
              "Use ConfluenceCreatePageOperator with if_exists='update' for an upsert",
              page_untouched(lambda conn_id, page: update_operator(space_key="DEMO", title="Daily report",
-                                                                  confluence_conn_id=conn_id)(), ConfluenceNotFound),
+                                                                  confluence_conn_id=conn_id)(), ConfluencePageMissing),
              "update-missing-title"),
     BadInput("`mode` typo (`add`)", "ConfluenceConfigError",
              "mode='add' is not one of", "replace, append",
@@ -740,11 +742,11 @@ BAD_INPUTS: list[BadInput] = [
                                                                    body="<p>x</p>", parent_id="1",
                                                                    parent_title="Reports")),
              "parent-id-and-title"),
-    BadInput("A `parent_title` that does not exist", "ConfluenceNotFound",
+    BadInput("A `parent_title` that does not exist", "ConfluencePageMissing",
              "No page titled 'Reports' in space", "create the parent page first, or pass parent_id instead",
              page_untouched(lambda conn_id, page: ConfluenceCreatePageOperator(
                  task_id="t", space_key="DEMO", title="Daily", body="<p>x</p>", parent_title="Reports",
-                 confluence_conn_id=conn_id), ConfluenceNotFound),
+                 confluence_conn_id=conn_id), ConfluencePageMissing),
              "parent-title-missing"),
     BadInput("A label with a space (`daily report`)", "ConfluenceConfigError",
              "The label 'daily report' contains a space", "use '-' or '_' instead",
@@ -826,7 +828,7 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Sensor `title` without a space", "ConfluenceConfigError",
              "A title needs its space", "give exactly one of space_key and space_id",
              operator_refused(lambda: ConfluencePageSensor(task_id="t", title="Report")), "sensor-title-no-space"),
-    BadInput("Sensor on a space key that does not exist (fails at the first poke)", "ConfluenceNotFound",
+    BadInput("Sensor on a space key that does not exist (fails at the first poke)", "ConfluenceSpaceMissing",
              "Space 'NOPE' does not exist", "check space_key", sensor_in_missing_space, "sensor-missing-space"),
     BadInput("Comment with an empty `body`", "ConfluenceConfigError",
              "body is empty", "say what the comment should say",

@@ -12,7 +12,7 @@ import requests
 from airflow_provider_confluence.exceptions import (
     ConfluenceConfigError,
     ConfluenceError,
-    ConfluenceNotFound,
+    ConfluencePageMissing,
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -164,7 +164,7 @@ def test_the_operator_comments_once_per_run_in_a_dag_run(fake_atlassian, comment
 def test_a_missing_page_is_not_found_and_nothing_is_posted(fake_atlassian, comments_conn):
     fake_atlassian.add_space("DEMO")
     op = ConfluenceAddCommentOperator(task_id="c", space_key="DEMO", title="Nope", body="<p>x</p>")
-    with pytest.raises(ConfluenceNotFound, match="Nope"):
+    with pytest.raises(ConfluencePageMissing, match="Nope"):
         op.execute({})
     assert fake_atlassian.counters["api_calls_by_route"].get(POST, 0) == 0
 

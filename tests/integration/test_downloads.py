@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_confluence.exceptions import (
+    ConfluenceAttachmentMissing,
     ConfluenceConfigError,
     ConfluenceError,
     ConfluenceNotFound,
@@ -91,8 +92,9 @@ def test_too_large_for_xcom_fails_before_downloading(fake_atlassian, confluence_
 def test_a_missing_attachment_is_not_found(fake_atlassian, confluence_conn):
     page = seeded(fake_atlassian, confluence_conn)
     op = ConfluenceDownloadAttachmentOperator(task_id="d", page_id=page["id"], filename="Rows.csv")
-    with pytest.raises(ConfluenceNotFound, match="no attachment named 'Rows.csv'"):
+    with pytest.raises(ConfluenceAttachmentMissing, match="no attachment named 'Rows.csv'") as caught:
         op.execute({})
+    assert (caught.value.page_id, caught.value.filename, caught.value.status_code) == (page["id"], "Rows.csv", None)
 
 
 def test_a_missing_output_directory_fails_before_any_request(fake_atlassian, confluence_conn, tmp_path):

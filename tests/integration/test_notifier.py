@@ -117,7 +117,7 @@ def test_a_notifier_failure_is_logged_and_never_raised(fake_atlassian, confluenc
     with caplog.at_level(logging.ERROR):
         notifier(context)  # no page of that title: logged, not raised
     logged = caplog.text + capsys.readouterr().out  # Airflow 3 logs through structlog, to stdout
-    assert "ConfluenceNotFound" in logged and "No such page" in logged and "not written" in logged
+    assert "ConfluencePageMissing" in logged and "No such page" in logged and "not written" in logged
     broken = ConfluenceNotifier(page_id="1", message="{{ no_such_variable.attribute }}")
     broken(dict(context))  # a template that cannot render: logged, not raised
     logged = caplog.text + capsys.readouterr().out

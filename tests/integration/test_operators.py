@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceConflict
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluencePageExists
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceGetSpacesOperator,
@@ -46,8 +46,9 @@ def test_create_page_by_space_id_under_a_parent(fake_atlassian, confluence_conn)
 def test_if_exists_fail_names_the_page_and_changes_nothing(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
     existing = fake_atlassian.add_page("DEMO", "Report", "<p>old</p>")
-    with pytest.raises(ConfluenceConflict, match=existing["id"]):
+    with pytest.raises(ConfluencePageExists, match=existing["id"]) as caught:
         create(space_key="DEMO", title="Report", body="<p>new</p>")
+    assert (caught.value.page_id, caught.value.title, caught.value.status_code) == (existing["id"], "Report", None)
     assert [p["version"]["number"] for p in fake_atlassian.pages if p["title"] == "Report"] == [1]
     assert fake_atlassian.counters["api_calls_by_route"].get("POST /wiki/api/v2/pages", 0) == 0
 

@@ -17,6 +17,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
     ConfluenceNotFound,
+    ConfluencePageMissing,
 )
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
@@ -182,9 +183,9 @@ def test_update_survives_one_conflict(fake_atlassian, confluence_conn):
 
 def test_update_of_a_missing_page_says_how_to_upsert(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
-    with pytest.raises(ConfluenceNotFound, match="if_exists='update'") as by_title:
+    with pytest.raises(ConfluencePageMissing, match="if_exists='update'") as by_title:
         update(space_key="DEMO", title="Nope", body="<p>x</p>")
-    assert "'Nope'" in by_title.value.detail and "DEMO" in by_title.value.detail
+    assert (by_title.value.title, by_title.value.space_key, by_title.value.status_code) == ("Nope", "DEMO", None)
     with pytest.raises(ConfluenceNotFound, match="no page with id 999999"):
         update(page_id="999999", body="<p>x</p>")
     assert calls(fake_atlassian, PUT_PAGE) == 0
@@ -193,7 +194,7 @@ def test_update_of_a_missing_page_says_how_to_upsert(fake_atlassian, confluence_
 def test_update_to_a_parent_title_that_does_not_exist(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Child", "<p>c</p>")
-    with pytest.raises(ConfluenceNotFound, match="Nowhere"):
+    with pytest.raises(ConfluencePageMissing, match="Nowhere"):
         update(page_id=page["id"], body="<p>c2</p>", parent_title="Nowhere")
     assert calls(fake_atlassian, PUT_PAGE) == 0
 
@@ -219,10 +220,13 @@ def test_get_by_title_in_atlas_doc_format(fake_atlassian, confluence_conn):
 
 def test_get_of_a_missing_page_is_a_clear_not_found(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
-    with pytest.raises(ConfluenceNotFound, match="no current page titled 'Ghost' in space DEMO"):
+    with pytest.raises(ConfluencePageMissing, match="no current page titled 'Ghost' in space DEMO"):
         get(space_key="DEMO", title="Ghost")
-    with pytest.raises(ConfluenceNotFound, match="no page with id 424242"):
+    with pytest.raises(ConfluenceNotFound, match="no page with id 424242") as by_id:  # Confluence answered 404
         get(page_id="424242")
+    [answered] = [r for r in fake_atlassian.requests if r["route"] == "GET /wiki/api/v2/pages/{id}"]
+    assert (by_id.value.method, by_id.value.url.startswith(fake_atlassian.api_url), by_id.value.trace_id) == (
+        "GET", True, answered["trace_id"])
 
 
 # -- create -----------------------------------------------------------------------------------------------
@@ -258,7 +262,7 @@ def test_create_a_table_page_from_a_dataframe(fake_atlassian, confluence_conn):
 def test_create_under_a_missing_parent_title_creates_nothing(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
     before = len(fake_atlassian.pages)
-    with pytest.raises(ConfluenceNotFound, match="Missing parent"):
+    with pytest.raises(ConfluencePageMissing, match="Missing parent"):
         create(space_key="DEMO", title="Orphan", body="<p>x</p>", parent_title="Missing parent")
     assert len(fake_atlassian.pages) == before
 
@@ -413,7 +417,7 @@ def test_a_missing_file_fails_before_any_network_call(fake_atlassian, confluence
 
 def test_upload_to_a_missing_page_uploads_nothing(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
-    with pytest.raises(ConfluenceNotFound, match="'Nowhere'"):
+    with pytest.raises(ConfluencePageMissing, match="'Nowhere'"):
         ConfluenceUploadAttachmentOperator(task_id="u", space_key="DEMO", title="Nowhere", data="x",
                                            filename="x.txt").execute({})
     assert calls(fake_atlassian, UPLOAD) == 0

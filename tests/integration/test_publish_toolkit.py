@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceConflict, ConfluenceNotFound
+from airflow_provider_confluence.exceptions import (
+    ConfluenceConfigError,
+    ConfluenceConflict,
+    ConfluencePageExists,
+    ConfluencePageMissing,
+)
 from airflow_provider_confluence.content.publish import (
     UPDATE_MODES,
     append_marker,
@@ -195,7 +200,7 @@ class TestLabels:
 
     def test_publish_fail_adds_no_label(self, fake: FakeAtlassian, client: ConfluenceClient, space_id: str) -> None:
         existing = fake.add_page("DEMO", "Taken", "<p>x</p>")
-        with pytest.raises(ConfluenceConflict):
+        with pytest.raises(ConfluencePageExists):
             publish_page(client, space_id=space_id, title="Taken", body="<p>y</p>", labels=["c"])
         assert fake.page_labels(existing["id"]) == [] and sent(fake, POST_LABEL) == []
 
@@ -222,11 +227,11 @@ class TestParent:
     def test_a_missing_title_names_the_space_and_title(self, fake: FakeAtlassian, client: ConfluenceClient,
                                                        space_id: str) -> None:
         fake.add_page("DEMO", "Reports")
-        with pytest.raises(ConfluenceNotFound) as caught:
+        with pytest.raises(ConfluencePageMissing) as caught:
             resolve_parent_id(client, space_id=space_id, parent_title="reports ")
-        detail = caught.value.detail
+        detail = caught.value.message
         assert "'reports '" in detail and f"space {space_id}" in detail and "parent_id" in detail
-        assert caught.value.status_code == 404
+        assert (caught.value.title, caught.value.space_id, caught.value.status_code) == ("reports ", space_id, None)
 
     def test_by_id_or_none(self, client: ConfluenceClient, space_id: str) -> None:
         assert resolve_parent_id(client, space_id=space_id, parent_id=123) == "123"

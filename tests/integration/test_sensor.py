@@ -21,11 +21,13 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceBrokerError,
     ConfluenceConfigError,
+    ConfluenceError,
     ConfluenceNotFound,
     ConfluenceReauthorizationRequired,
     ConfluenceScopeError,
+    ConfluenceSpaceMissing,
 )
-from airflow_provider_confluence.triggers.page_check import PageWait, error_event, error_from_event
+from airflow_provider_confluence.triggers.page_check import PageWait
 from helpers.airflow_env import airflow_major, put_connection
 from helpers.dags import run_dag_source, xcom
 
@@ -92,7 +94,7 @@ def test_the_check_waits_out_passing_failures_and_fails_on_the_rest(fake_atlassi
     with pytest.raises(Exception) as failure:
         wait.check(hook())
     assert getattr(failure.value, "status_code", None) == 400
-    with pytest.raises(ConfluenceNotFound, match="Space 'NOPE' does not exist.*check space_key"):
+    with pytest.raises(ConfluenceSpaceMissing, match="Space 'NOPE' does not exist.*check space_key"):
         PageWait.build(space_key="NOPE", title="Runbook").check(hook())
 
 
@@ -259,13 +261,16 @@ def test_the_trigger_reports_a_fatal_error_as_a_json_event(fake_atlassian, airfl
     assert json.loads(json.dumps(event.payload)) == event.payload
     assert event.payload["status"] == "error"
     assert event.payload["error_type"] == "ConfluenceScopeError"
-    assert event.payload["status_code"] == 401
+    assert event.payload["kwargs"]["status_code"] == 401
     assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/pages/{id}"] == 1
+    [answered] = [r for r in fake.requests if r["route"] == "GET /wiki/api/v2/pages/{id}"]
+    assert event.payload["kwargs"]["trace_id"] == answered["trace_id"]
 
     sensor = ConfluencePageSensor(task_id="wait", page_id=page["id"], deferrable=True)
     with pytest.raises(ConfluenceScopeError) as failure:
         sensor.execute_complete(context={}, event=event.payload)
-    assert failure.value.status_code == 401 and failure.value.detail == event.payload["message"]
+    assert failure.value.status_code == 401 and failure.value.detail == event.payload["kwargs"]["message"]
+    assert str(failure.value) == event.payload["message"] and failure.value.trace_id == answered["trace_id"]
 
 
 class FailingHook:
@@ -298,23 +303,26 @@ def test_a_passing_token_failure_means_not_yet_and_a_lasting_one_fails(error, wa
 
 
 def test_error_events_keep_the_connection_and_the_auth_facts():
-    dead = error_from_event(error_event(ConfluenceReauthorizationRequired("Authorize again.", conn_id="wiki")))
+    dead = ConfluenceError.from_event(ConfluenceReauthorizationRequired("Authorize again.", conn_id="wiki").to_event())
     assert type(dead) is ConfluenceReauthorizationRequired and dead.conn_id == "wiki"
-    flaky = error_from_event(error_event(ConfluenceAuthError("Timed out.", error="temporarily_unavailable",
-                                                             transient=True)))
+    flaky = ConfluenceError.from_event(ConfluenceAuthError("Timed out.", error="temporarily_unavailable",
+                                                           transient=True).to_event())
     assert type(flaky) is ConfluenceAuthError and flaky.transient and flaky.error == "temporarily_unavailable"
-    broker = error_from_event(error_event(ConfluenceBrokerError("x", url="u", reason="stale_timestamp")))
+    broker = ConfluenceError.from_event(ConfluenceBrokerError("x", url="u", reason="stale_timestamp").to_event())
     assert broker.reason == "stale_timestamp"
 
 
 def test_error_events_rebuild_the_error_class():
-    original = ConfluenceNotFound(404, "GET", "https://gw/wiki/api/v2/spaces", "NOT_FOUND", "Space 'X' is missing.")
-    event = error_event(original)
-    assert event == {"status": "error", "error_type": "ConfluenceNotFound", "message": "Space 'X' is missing.",
-                     "status_code": 404, "method": "GET", "url": "https://gw/wiki/api/v2/spaces", "code": "NOT_FOUND"}
-    rebuilt = error_from_event(event)
-    assert type(rebuilt) is ConfluenceNotFound and str(rebuilt) == str(original)
-    config = error_from_event(error_event(ConfluenceConfigError("Give a title.")))
+    original = ConfluenceNotFound(404, "GET", "https://gw/wiki/api/v2/spaces", "NOT_FOUND", "Space 'X' is missing.",
+                                  headers={"Atl-Traceid": "abc123"})
+    event = original.to_event()
+    assert event == {"error_type": "ConfluenceNotFound", "message": str(original),
+                     "kwargs": {"status_code": 404, "method": "GET", "url": "https://gw/wiki/api/v2/spaces",
+                                "code": "NOT_FOUND", "message": "Space 'X' is missing.", "trace_id": "abc123",
+                                "headers": {"Atl-Traceid": "abc123"}}}
+    rebuilt = ConfluenceError.from_event(event)
+    assert type(rebuilt) is ConfluenceNotFound and str(rebuilt) == str(original) and rebuilt.trace_id == "abc123"
+    config = ConfluenceError.from_event(ConfluenceConfigError("Give a title.").to_event())
     assert type(config) is ConfluenceConfigError and config.message == "Give a title."
-    unknown = error_from_event({"status": "error", "error_type": "KeyError", "message": "boom"})
+    unknown = ConfluenceError.from_event({"status": "error", "error_type": "KeyError", "message": "boom"})
     assert type(unknown).__name__ == "ConfluenceError" and unknown.message == "KeyError: boom"

@@ -24,6 +24,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceNotFound,
     ConfluenceRateLimited,
     ConfluenceScopeError,
+    ConfluenceSpaceMissing,
 )
 from airflow_provider_confluence.retry import RetryPolicy
 
@@ -540,8 +541,9 @@ class TestTypedApi:
 
     def test_unknown_space_key(self, h: Harness, requests_mock: rm.Mocker) -> None:
         requests_mock.get(SPACES, json={"results": [], "_links": {}})
-        with pytest.raises(ConfluenceNotFound, match="No space with key 'NOPE'"):
+        with pytest.raises(ConfluenceSpaceMissing, match="No space with key 'NOPE'") as caught:
             h.client.get_space_id("NOPE")
+        assert caught.value.space_key == "NOPE" and caught.value.status_code is None  # Confluence answered 200
 
     def test_empty_space_key(self, h: Harness) -> None:
         with pytest.raises(ConfluenceConfigError):
