@@ -283,7 +283,7 @@ def _refresh(args: argparse.Namespace) -> int:
     if not isinstance(manager, TokenManager):  # a process without the metadata database asks the broker
         raise ConfluenceConfigError("This process cannot use the metadata database; run the command where it can.")
     if manager.store.name == "memory":
-        raise ConfluenceConfigError(f"Connection {args.conn_id!r} has token_store=memory, which saves nothing: the "
+        raise ConfluenceConfigError(f"Connection {args.conn_id!r} has state_store=memory, which saves nothing: the "
                                     "rotated refresh token would be lost. Refusing to refresh.")
     before = manager.store.load()
     manager.refresh_rejected(before.access_token or "")  # the stored token counts as used up: refresh now
@@ -298,11 +298,11 @@ def _refresh(args: argparse.Namespace) -> int:
 def _migrate_store(args: argparse.Namespace) -> int:
     from airflow_provider_confluence.auth.stores.connection import migrate_variable_state
     from airflow_provider_confluence.auth.status import format_time
-    from airflow_provider_confluence.auth.stores.support import VARIABLE_PREFIX
+    from airflow_provider_confluence.auth.stores.support import variable_key
 
     _settings(args.conn_id)
-    variable = VARIABLE_PREFIX + args.conn_id
     found = migrate_variable_state(args.conn_id, dry_run=args.dry_run)
+    variable = found.variable or variable_key(args.conn_id)
     if found.action == "nothing":
         _result(f"Connection {args.conn_id!r} has no Variable {variable!r}: nothing to move; the connection keeps "
                 f"its tokens (refresh token {found.before or 'none'}).")

@@ -31,7 +31,9 @@ AUTH_TYPE_HELP = (
     "token. api_token: Login is the account's e-mail, Password a scoped API token."
 )
 
-#: The extras of the connection form: (name, label, placeholder, description, secret).
+#: The extras of the connection form: (name, label, placeholder, description, secret). A secret's name contains a
+#: word Airflow treats as sensitive (so Airflow masks it); every other name contains none ("token", "secret",
+#: "password", ... matched as substrings), or the form would show its value as ***.
 CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("auth_type", "Sign-in type", "oauth2_3lo", AUTH_TYPE_HELP, False),
     (
@@ -50,7 +52,7 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         False,
     ),
     (
-        "api_token_expires",
+        "credential_expires",
         "API token expiry date",
         "YYYY-MM-DD",
         "api_token only: the token's expiry date; the provider warns 30 days ahead.",
@@ -64,10 +66,10 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         False,
     ),
     (
-        "token_url",
-        "Token URL",
+        "grant_url",
+        "Token endpoint URL",
         "https://auth.atlassian.com/oauth/token",
-        "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token",
+        "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token (formerly the token_url extra)",
         False,
     ),
     ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's: https://api.atlassian.com", False),
@@ -86,10 +88,11 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         False,
     ),
     (
-        "token_store",
-        "Token store",
+        "state_store",
+        "Token state store",
         "auto",
-        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host only.",
+        "auto (default): the connection itself; Airflow 3 tasks reach it through the API server. variable: one host "
+        "only. (Formerly the token_store extra.)",
         False,
     ),
     ("broker_url", "Broker URL", "derived from the execution API URL", "Airflow 3 token broker; leave empty.", False),
@@ -110,7 +113,7 @@ PLACEHOLDERS = {
 #: JSON-schema keywords of some extras in the Airflow 3 form: a select for auth_type, a date picker for the expiry.
 FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "auth_type": {"default": "oauth2_3lo", "enum": list(AUTH_TYPE_CHOICES), "values_display": AUTH_TYPE_CHOICES},
-    "api_token_expires": {"format": "date"},
+    "credential_expires": {"format": "date"},
 }
 
 
@@ -140,7 +143,7 @@ CONFIG: dict[str, Any] = {
             },
             "allowed_endpoint_hosts": {
                 "description": "Hosts besides auth.atlassian.com and api.atlassian.com that a connection's auth_url, "
-                "token_url and api_url may name, so that the client secret and tokens may be sent there: "
+                "grant_url and api_url may name, so that the client secret and tokens may be sent there: "
                 "comma-separated host (any port) or host:port entries; plain http only to a listed loopback host. "
                 "No connection field can widen this list. Leave it empty in production.",
                 "version_added": "0.2.0",

@@ -33,6 +33,7 @@ __all__ = [
     "BaseOperatorLink",
     "connection_details",
     "create_session",
+    "delete_variable",
     "get_connection",
     "get_variable",
     "mask_secret",
@@ -184,3 +185,22 @@ def set_variable(key: str, value: str, description: str) -> None:
         from airflow.models.variable import Variable
 
         Variable.set(key, value, description=description)
+
+
+def delete_variable(key: str) -> bool:
+    """Delete a Variable, through the Task SDK in a task and through the ORM elsewhere.
+
+    :returns: False when this Airflow's Task SDK cannot delete Variables (it was added after 3.0).
+    """
+    if _in_task_sdk_process():
+        from airflow.sdk import Variable as SdkVariable
+
+        delete = getattr(SdkVariable, "delete", None)
+        if delete is None:
+            return False
+        delete(key)
+        return True
+    from airflow.models.variable import Variable
+
+    Variable.delete(key)
+    return True

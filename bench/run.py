@@ -171,7 +171,7 @@ def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
     log(f"rows 1-2: listing {SPACES:,} spaces, {runs} runs per implementation")
     with FakeAtlassian(port=EMULATOR_PORT) as fake:
         fake.add_spaces(SPACES)  # the public seeding (with home pages), fine at this size
-        conn = fake.connection("bench", token_store="memory")
+        conn = fake.connection("bench", state_store="memory")
         spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
                 "access_token": access_token(fake), "runs": runs, "peer_runs": PEER_RUNS, "expected": SPACES}
         env = client_env(home, {"AIRFLOW_CONN_BENCH": json.dumps(conn)})
@@ -235,7 +235,7 @@ def row_3(home: Path, runs: int) -> dict[str, Any]:
     measured: dict[str, list[dict[str, Any]]] = {"provider": [], "peer": []}
     with FakeAtlassian(port=EMULATOR_PORT) as fake:
         seed_spaces(fake, STREAMED)
-        conn = fake.connection("bench", token_store="memory")
+        conn = fake.connection("bench", state_store="memory")
         spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
                 "access_token": access_token(fake), "expected": STREAMED}
         env = client_env(home, {"AIRFLOW_CONN_BENCH": json.dumps(conn)})
@@ -428,7 +428,7 @@ def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
         folder = work / "row4-naive"
         folder.mkdir()
         gateway = f"{fake.api_url}/ex/confluence/{fake.cloud_id}"
-        spec = {"calls": list(CALLS), "token_file": str(token_file), "token_url": fake.token_url,
+        spec = {"calls": list(CALLS), "token_file": str(token_file), "grant_url": fake.token_url,
                 "client_id": fake.client_id, "client_secret": fake.client_secret, "gateway": gateway}
         results["naive"] = race(fake, db.env, folder, spec, "naive", since)
         log(f"  requests-oauthlib: {results['naive']['token_requests']} token requests, "

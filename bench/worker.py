@@ -47,7 +47,7 @@ def put_connection(conn_id: str, raw: str) -> None:
     conn = json.loads(raw)
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-        session.query(Variable).filter(Variable.key == f"confluence_oauth__{conn_id}").delete()
+        session.query(Variable).filter(Variable.key == f"confluence_oauth_token_state__{conn_id}").delete()
         session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"], login=conn["login"],
                                password=conn["password"], extra=json.dumps(conn["extra"])))
     print(json.dumps({"conn_id": conn_id}))
@@ -111,7 +111,7 @@ def naive(spec: dict[str, Any]) -> dict[str, Any]:
         return OAuth2Session(
             spec["client_id"],
             token=json.loads(path.read_text()),
-            auto_refresh_url=spec["token_url"],
+            auto_refresh_url=spec["grant_url"],
             auto_refresh_kwargs={"client_id": spec["client_id"], "client_secret": spec["client_secret"]},
             token_updater=save,
         )

@@ -47,7 +47,7 @@ from airflow.models.variable import Variable
 from airflow.models.connection import Connection
 with create_session() as session:
     conn = session.query(Connection).filter(Connection.conn_id == "confluence_default").one()
-    var = session.query(Variable).filter(Variable.key == "confluence_oauth__confluence_default").one_or_none()
+    var = session.query(Variable).filter(Variable.key == "confluence_oauth_token_state__confluence_default").one_or_none()
     summary = session.execute(text(
         "SELECT value FROM xcom WHERE dag_id = 'confluence_list_spaces' AND task_id = 'summarize'"
         " AND key = 'return_value'")).scalar()
@@ -97,7 +97,7 @@ def main() -> None:
         state = json.loads(subprocess.run([sys.executable, "-c", READ_STATE], env=env, capture_output=True,
                                           text=True, check=True, cwd=home).stdout)
         stored = state["variable"] or state["extra"]
-        where = ("Variable confluence_oauth__confluence_default" if state["variable"]
+        where = ("Variable confluence_oauth_token_state__confluence_default" if state["variable"]
                  else "the connection's extra")
         pages = [p for p in fake.pages if p["title"].startswith("Pipeline report")]
         counters = fake.counters

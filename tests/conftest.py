@@ -45,7 +45,7 @@ def airflow_db() -> Path:
 
 @pytest.fixture
 def confluence_conn(fake_atlassian: Any, airflow_db: Path) -> Iterator[str]:
-    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant (``token_store``
+    """A ``confluence_default`` connection row pointing at the emulator, with a fresh grant (``state_store``
     left to ``auto``: the connection itself)."""
     conn_id = "confluence_default"
     put_connection(conn_id, fake_atlassian.connection(conn_id))

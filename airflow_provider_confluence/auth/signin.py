@@ -75,7 +75,7 @@ def client_credentials_tokens(
 
 def expiry_text(day: datetime.date) -> str:
     """A date as messages show it, ``31 January 2027``: not in the extra's own ``YYYY-MM-DD`` form, which Airflow
-    masks as a secret in logs (the key ``api_token_expires`` holds the word "token")."""
+    masks as a secret in logs (the key ``credential_expires`` holds the word "token")."""
     return f"{day.day} {day:%B %Y}"
 
 
@@ -87,15 +87,15 @@ def _expiry_moment(day: datetime.date) -> float:
 def api_token_refused(settings: ConnectionSettings, *, clock: Callable[[], float] | None = None) -> ConfluenceAuthError:
     """The error for a 401 on an API token: Atlassian answers a wrong e-mail, a wrong, revoked or expired token alike."""
     now = (clock or wall_clock)()
-    expires = settings.api_token_expires
+    expires = settings.credential_expires
     if expires is not None and now >= _expiry_moment(expires):
-        why = f"the token expired on {expiry_text(expires)} (api_token_expires)"
+        why = f"the token expired on {expiry_text(expires)} (credential_expires)"
     else:
         why = "the e-mail (Login) or the API token (Password) is wrong, or the token was revoked or has expired"
     return ConfluenceAuthError(
         f"Atlassian refused the e-mail and API token of connection {settings.conn_id!r} (401 Unauthorized): {why}. "
         f"Create a scoped API token at {API_TOKENS_PAGE} with the account whose e-mail is the Login, put it in "
-        "Password, and its expiry date in the api_token_expires extra.",
+        "Password, and its expiry date in the credential_expires extra.",
         status_code=401,
     )
 
@@ -106,13 +106,13 @@ def api_token_authorization(
     on_secret: Callable[[str], None],
     clock: Callable[[], float] | None = None,
 ) -> BasicAuthorization:
-    """HTTP Basic for an ``api_token`` connection; logs a warning once when ``api_token_expires`` is 30 days away
+    """HTTP Basic for an ``api_token`` connection; logs a warning once when ``credential_expires`` is 30 days away
     or less (like the 365-day grant warning of 3LO), and an error-level message once it has passed."""
     warned: list[bool] = []
     read_clock = clock or (lambda: wall_clock())
 
     def warn_if_expiring() -> None:
-        expires = settings.api_token_expires
+        expires = settings.credential_expires
         if warned or expires is None:
             return
         left = _expiry_moment(expires) - read_clock()
@@ -121,7 +121,7 @@ def api_token_authorization(
         warned.append(True)
         if left <= 0:
             log.error(
-                "The API token of connection %r expired on %s (api_token_expires): Atlassian refuses it. "
+                "The API token of connection %r expired on %s (credential_expires): Atlassian refuses it. "
                 "Create a new scoped API token at %s and put it in the connection's Password.",
                 settings.conn_id,
                 expiry_text(expires),
@@ -130,7 +130,7 @@ def api_token_authorization(
         else:
             log.warning(
                 "The API token of connection %r expires on %s (%.0f days left). Create a new scoped API "
-                "token at %s, put it in the connection's Password and its expiry in api_token_expires.",
+                "token at %s, put it in the connection's Password and its expiry in credential_expires.",
                 settings.conn_id,
                 expiry_text(expires),
                 left / 86400,

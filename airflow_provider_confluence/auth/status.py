@@ -40,7 +40,7 @@ class ConnectionStatus:
     :param conn_id: the connection id.
     :param source: ``database``, ``environment variable`` or ``secrets backend (<class>)``.
     :param site: the Confluence site URL, when the settings are readable.
-    :param store: the token store that ``token_store`` selects in this process.
+    :param store: the token store that ``state_store`` selects in this process.
     :param refresh_token_fingerprint: a one-way fingerprint of the current refresh token, None when there is none.
     :param access_token_expires_at: when the stored access token expires (epoch seconds).
     :param rotated_at: the last refresh (epoch seconds).

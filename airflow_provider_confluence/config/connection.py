@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import warnings as _warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,16 @@ DEFAULT_API_URL = "https://api.atlassian.com"
 DEFAULT_TIMEOUT = 30.0
 TOKEN_STORES = ("auto", "connection", "broker", "variable", "memory")
 
+#: Extras renamed in 0.2.0, old name -> new name. Airflow hides the value of every extra whose name contains a
+#: sensitive word (``token`` is one, matched as a substring: see "Masking sensitive data" in Airflow's docs), so
+#: the old names showed as ``***`` in the connection form and in task logs although they hold no secret. The old
+#: names still work, with a deprecation warning.
+RENAMED_EXTRAS: dict[str, str] = {
+    "token_store": "state_store",
+    "token_url": "grant_url",
+    "api_token_expires": "credential_expires",
+}
+
 #: Classic (v1) scopes and the granular scopes that the v2 endpoints need instead (FACTS.md section 4).
 CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
     "read:confluence-space.summary": ("read:space:confluence",),
@@ -66,12 +77,17 @@ class ConnectionSettings:
     :param scopes: the granted scopes, normalised and de-duplicated.
     :param broker_url: the Airflow API server that runs the token broker, when not the one Airflow's
         ``[core] execution_api_server_url`` points at.
+    :param token_url: the OAuth token endpoint (every grant is posted there): the ``grant_url`` extra, formerly
+        ``token_url``.
+    :param token_store: where the rotated token state is kept: the ``state_store`` extra, formerly
+        ``token_store``.
     :param broker_secret: the random key that signs this connection's requests to the token broker; the
         provider writes it into the extra on the first save of a rotation.
     :param auth_type: how the connection signs in: ``oauth2_3lo``, ``client_credentials`` or ``api_token``
         (:mod:`airflow_provider_confluence.config.signin`).
-    :param api_token_expires: the API token's expiry date (``api_token`` only), for the warning 30 days ahead.
-    :param warnings: advice found while parsing (classic scopes, ignored extras); the hook logs it.
+    :param credential_expires: the API token's expiry date (``api_token`` only), for the warning 30 days ahead.
+    :param warnings: advice found while parsing (classic scopes, deprecated extra names, ignored extras); the hook
+        logs it.
     """
 
     conn_id: str
@@ -90,7 +106,7 @@ class ConnectionSettings:
     broker_url: str | None = None
     broker_secret: str | None = field(default=None, repr=False)
     auth_type: str = OAUTH2_3LO
-    api_token_expires: datetime.date | None = None
+    credential_expires: datetime.date | None = None
     warnings: tuple[str, ...] = ()
 
     @property
@@ -132,19 +148,20 @@ class ConnectionSettings:
         :raises ConfluenceConfigError: when a field is missing or unusable, or an endpoint is not allowed.
         """
         allowed = AllowedHosts.parse(allowed_endpoint_hosts)
-        extras = parse_extra(conn_id, extra)
+        extras, warnings = renamed_extras(conn_id, parse_extra(conn_id, extra))
         auth_type = parse_auth_type(conn_id, extras.get("auth_type"))
         client_id = (login or "").strip()
         client_secret = (password or "").strip()
         check_credentials(conn_id, auth_type, client_id, client_secret)
-        scopes, warnings = parse_scopes(conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES,
-                                        needs_offline_access=auth_type == OAUTH2_3LO)
+        scopes, scope_warnings = parse_scopes(conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES,
+                                              needs_offline_access=auth_type == OAUTH2_3LO)
+        warnings += scope_warnings
         warnings += ignored_extras(conn_id, auth_type, extras)
-        api_token_expires = parse_expiry_date(conn_id, extras.get("api_token_expires"))
-        token_store = (_text(extras.get("token_store")) or "auto").lower()
+        credential_expires = parse_expiry_date(conn_id, extras.get("credential_expires"))
+        token_store = (_text(extras.get("state_store")) or "auto").lower()
         if token_store not in TOKEN_STORES:
             raise ConfluenceConfigError(
-                f"Connection {conn_id!r} has token_store={token_store!r}; use one of {', '.join(TOKEN_STORES)} "
+                f"Connection {conn_id!r} has state_store={token_store!r}; use one of {', '.join(TOKEN_STORES)} "
                 "(auto picks the right one and logs which)."
             )
         if _text(extras.get("broker_fallback")):
@@ -168,7 +185,7 @@ class ConnectionSettings:
             refresh_token=_text(extras.get("refresh_token")),
             scopes=scopes,
             auth_url=check_endpoint(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL, allowed),
-            token_url=check_endpoint(conn_id, "token_url", _text(extras.get("token_url")) or DEFAULT_TOKEN_URL, allowed),
+            token_url=check_endpoint(conn_id, "grant_url", _text(extras.get("grant_url")) or DEFAULT_TOKEN_URL, allowed),
             api_url=check_endpoint(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL, allowed).rstrip("/"),
             redirect_uri=redirect_uri,
             cloud_id=_text(extras.get("cloud_id")),
@@ -177,7 +194,7 @@ class ConnectionSettings:
             broker_url=broker_url,
             broker_secret=_text(extras.get("broker_secret")),
             auth_type=auth_type,
-            api_token_expires=api_token_expires if auth_type == API_TOKEN else None,
+            credential_expires=credential_expires if auth_type == API_TOKEN else None,
             warnings=warnings,
         )
 
@@ -188,6 +205,46 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def renamed_extras(conn_id: str, extras: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The extras with every old name of :data:`RENAMED_EXTRAS` moved to its new name, and the warnings to log.
+
+    An old name alone still works: a :class:`DeprecationWarning` is issued and a warning naming the new key is
+    returned (the hook logs it). Both names with the same value are accepted (the old one is ignored, with the
+    warning); with different values nothing can tell which one is meant, so the connection is refused.
+
+    :raises ConfluenceConfigError: both names are set, to different values.
+    """
+    result = dict(extras)
+    advice: tuple[str, ...] = ()
+    for old, new in RENAMED_EXTRAS.items():
+        if old not in result:
+            continue
+        old_value, new_value = _text(result.pop(old)), _text(result.get(new))
+        if old_value is None:
+            continue
+        if new_value is not None and new_value != old_value:
+            raise ConfluenceConfigError(
+                f"Connection {conn_id!r} has both {new} and its old name {old}, with different values. Keep {new} "
+                f"(set it to the value you mean) and delete {old} from the Extra field."
+            )
+        result[new] = old_value
+        message = (f"Connection {conn_id!r} uses the extra {old}, which is deprecated: rename it to {new} (same "
+                   f"value). Airflow hides the values of extras whose names contain 'token'.")
+        _warnings.warn(message, DeprecationWarning, stacklevel=3)
+        advice += (message,)
+    return result, advice
+
+
+def extra_value(extras: Mapping[str, Any], name: str) -> str | None:
+    """The stripped value of the extra ``name`` (a new name of :data:`RENAMED_EXTRAS`), read under its old name
+    when only that is set; for readers that do not refuse a connection (the rotation journal's binding)."""
+    value = _text(extras.get(name))
+    if value is None:
+        old = next((o for o, n in RENAMED_EXTRAS.items() if n == name), None)
+        value = _text(extras.get(old)) if old else None
+    return value
 
 
 def parse_extra(conn_id: str, extra: str | Mapping[str, Any] | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ credentials may go, or which files a task may read, is therefore read here, from
 a connection field. The Airflow-free modules (:mod:`.settings`, :mod:`.endpoints`) get the values as arguments.
 
 * ``[confluence] allowed_endpoint_hosts`` (``AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS``): hosts besides
-  ``auth.atlassian.com`` and ``api.atlassian.com`` that a connection's ``auth_url``, ``token_url`` and
+  ``auth.atlassian.com`` and ``api.atlassian.com`` that a connection's ``auth_url``, ``grant_url`` and
   ``api_url`` may name (see :mod:`.endpoints`).
 * ``[confluence] attachment_roots`` (``AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS``): the folders whose files the
   operators may upload (``file_path``) or write (``output_path`` of downloads and exports); see :mod:`.local_files`.

@@ -7,7 +7,7 @@ after its last ``@``. ``http://a.example:80\\@127.0.0.1/`` is loopback to one an
 scheme, host and port, and refuses outright what parsers disagree on: backslashes, userinfo (``@``),
 whitespace and control characters. Every URL setting of a connection goes through it.
 
-:func:`check_endpoint` then pins the URLs that receive credentials (``auth_url``, ``token_url``, ``api_url``)
+:func:`check_endpoint` then pins the URLs that receive credentials (``auth_url``, ``grant_url``, ``api_url``)
 to Atlassian's hosts, ``https://auth.atlassian.com`` and ``https://api.atlassian.com``, or to a host the
 deployment lists in ``[confluence] allowed_endpoint_hosts`` (:class:`AllowedHosts`): a comma-separated list of
 ``host`` (any port) or ``host:port``. Plain http goes only to a loopback host the list names. The list comes
@@ -130,7 +130,7 @@ def refused_character(url: str) -> str | None:
 def parse_url(what: str, url: str, *, fix: str) -> Origin:
     """Where ``url`` is sent, after checking that ``urlsplit`` and urllib3 read the same scheme, host and port.
 
-    :param what: what the URL is, for messages (``"Connection 'x': token_url"``).
+    :param what: what the URL is, for messages (``"Connection 'x': grant_url"``).
     :param url: the URL, stripped.
     :param fix: what to do instead, appended to every message.
     :raises ConfluenceConfigError: the URL is not an absolute http(s) URL, holds a backslash, userinfo,
@@ -207,7 +207,7 @@ def check_endpoint(conn_id: str, name: str, url: str, allowed: AllowedHosts) -> 
     """Accept ``url`` for a connection's ``name`` setting only where credentials may be sent.
 
     :param conn_id: the connection, for messages.
-    :param name: ``auth_url``, ``token_url`` or ``api_url``.
+    :param name: ``auth_url``, ``grant_url`` or ``api_url``.
     :param url: the URL, stripped.
     :param allowed: the deployment's :class:`AllowedHosts`.
     :returns: ``url``, unchanged.

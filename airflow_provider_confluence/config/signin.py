@@ -88,7 +88,7 @@ def check_credentials(conn_id: str, auth_type: str, login: str, password: str) -
 
 
 def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
-    """The ``api_token_expires`` extra: the API token's expiry date, ``YYYY-MM-DD`` (a full ISO time is cut to
+    """The ``credential_expires`` extra: the API token's expiry date, ``YYYY-MM-DD`` (a full ISO time is cut to
     its date). None when empty.
 
     :raises ConfluenceConfigError: for anything that is not a date.
@@ -106,7 +106,7 @@ def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
         )
     except ValueError:
         raise ConfluenceConfigError(
-            f"Connection {conn_id!r}: api_token_expires {text[:40]!r} is not a date; write it as YYYY-MM-DD, the "
+            f"Connection {conn_id!r}: credential_expires {text[:40]!r} is not a date; write it as YYYY-MM-DD, the "
             "expiry shown next to the token at https://id.atlassian.com/manage-profile/security/api-tokens "
             "(or leave it empty)."
         ) from None
@@ -115,14 +115,14 @@ def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
 def ignored_extras(conn_id: str, auth_type: str, extras: Mapping[str, Any]) -> tuple[str, ...]:
     """Warnings for extras that the connection's ``auth_type`` does not use (kept, never sent anywhere)."""
     if auth_type == OAUTH2_3LO:
-        unused = ["api_token_expires"]
+        unused = ["credential_expires"]
         why = "it belongs to auth_type api_token"
     else:
         unused = ["refresh_token", "access_token", "broker_url", "redirect_uri"]
-        if str(extras.get("token_store") or "auto").strip().lower() != "auto":
-            unused.append("token_store")
+        if str(extras.get("state_store") or "auto").strip().lower() != "auto":
+            unused.append("state_store")
         if auth_type == CLIENT_CREDENTIALS:
-            unused.append("api_token_expires")
+            unused.append("credential_expires")
         why = (
             "a service account gets no refresh token: its access tokens are fetched again when they expire and "
             "kept in memory only"

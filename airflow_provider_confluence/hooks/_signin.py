@@ -14,11 +14,9 @@ from airflow_provider_confluence.auth import oauth
 from airflow_provider_confluence.auth.manager import find_cloud_id
 from airflow_provider_confluence.auth.service_account import ClientCredentialsTokens
 from airflow_provider_confluence.auth.signin import expiry_text, tenant_cloud_id
-from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError, ConfluenceScopeError
-from airflow_provider_confluence.version_compat import get_connection
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -44,31 +42,14 @@ def discover_cloud_id(hook: ConfluenceOAuthHook) -> str:
 
 
 def test_connection(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
-    """Check the settings, then make a live check where it costs nothing (see the hook's ``test_connection``)."""
+    """A live check of a ``client_credentials`` or ``api_token`` connection, which uses nothing up (the hook's
+    ``test_connection`` checks ``oauth2_3lo`` connections with the saved grant, never a refresh)."""
     try:
-        settings = hook.settings
-        if settings.auth_type == CLIENT_CREDENTIALS:
+        if hook.settings.auth_type == CLIENT_CREDENTIALS:
             return _check_service_account(hook)
-        if settings.auth_type == API_TOKEN:
-            return _check_api_token(hook)
-        conn = get_connection(hook.confluence_conn_id)
-        state = TokenState.from_stored(conn.extra_dejson)
-        if not state.access_token_valid(_now()):
-            if not (settings.refresh_token or state.refresh_token):
-                return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
-            return True, (
-                "Settings are valid. A live check needs a valid access token, and testing never redeems the "
-                "refresh token (Airflow tests under a temporary connection where a rotated token would be "
-                "lost); run a task that uses the connection, then test again."
-            )
-        assert state.access_token is not None
-        resources = oauth.accessible_resources(
-            hook.session, api_url=settings.api_url, access_token=state.access_token, timeout=settings.timeout
-        )
-        cloud_id = oauth.find_cloud_id(resources, settings.site_host)
+        return _check_api_token(hook)
     except ConfluenceError as exc:
         return False, exc.message
-    return True, f"Connected to {settings.site_url} (cloud id {cloud_id})."
 
 
 def _check_service_account(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
@@ -103,7 +84,7 @@ def _check_api_token(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
             " The e-mail and token were accepted, but the token lacks read:space:confluence; give it the "
             "scopes your tasks need."
         )
-    expires = settings.api_token_expires
+    expires = settings.credential_expires
     when = f" The token expires on {expiry_text(expires)}." if expires else ""
     return True, f"Connected to {settings.site_url} (cloud id {cloud_id}) with an API token.{when}{note}"
 
@@ -111,9 +92,3 @@ def _check_api_token(hook: ConfluenceOAuthHook) -> tuple[bool, str]:
 def no_bearer_token(conn_id: str) -> ConfluenceConfigError:
     """The error of asking an ``api_token`` connection for an access token."""
     return ConfluenceConfigError(NO_BEARER_TOKEN.format(conn_id=conn_id))
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

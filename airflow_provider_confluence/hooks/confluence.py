@@ -8,40 +8,40 @@ from typing import Any, BinaryIO
 
 import requests
 
-from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
 from airflow_provider_confluence.auth.broker.client import BrokerCredentials, BrokerTokenSource
 from airflow_provider_confluence.auth.broker.protocol import GATE_VARIABLE, broker_key
+from airflow_provider_confluence.auth.manager import token_manager_for
 from airflow_provider_confluence.auth.service_account import ClientCredentialsTokens
 from airflow_provider_confluence.auth.signin import api_token_authorization, client_credentials_tokens
+from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
+from airflow_provider_confluence.auth.tokens import TokenManager
 from airflow_provider_confluence.client.authorization import AuthorizationSource, BearerAuthorization
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
-from airflow_provider_confluence.hooks import _signin
+from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.config.deployment import connection_settings
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.config.signin import API_TOKEN, CLIENT_CREDENTIALS
+from airflow_provider_confluence.content.page_spec import PageSpec
+from airflow_provider_confluence.content.publish import Published, publish, resolve_parent_id, update_page_body
+from airflow_provider_confluence.content.storage_format import to_storage
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.get_provider_info import (
     AUTH_TYPE_CHOICES,
     CONN_TYPE,
     CONNECTION_EXTRAS,
-    HOOK_NAME,
     HIDDEN_FIELDS,
+    HOOK_NAME,
     PLACEHOLDERS,
     RELABELING,
 )
-from airflow_provider_confluence.content.page_spec import PageSpec
-from airflow_provider_confluence.content.publish import Published, publish, resolve_parent_id, update_page_body
-from airflow_provider_confluence.config.connection import ConnectionSettings
-from airflow_provider_confluence.content.storage_format import to_storage
-from airflow_provider_confluence.auth.stores.choice import broker_endpoint, choose_token_store, uses_broker
-from airflow_provider_confluence.auth.manager import token_manager_for
-from airflow_provider_confluence.auth.tokens import TokenManager
+from airflow_provider_confluence.hooks import _signin
+from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
 
 
 class ConfluenceOAuthHook(BaseHook):
     """Talk to Confluence Cloud with a ``confluence_oauth`` connection, signed in as its ``auth_type`` says.
 
     ``oauth2_3lo`` (default): access tokens are refreshed before they expire, and every rotated refresh token is
-    saved (in the connection, or where ``token_store`` says) before the new access token is used.
+    saved (in the connection, or where the ``state_store`` extra says) before the new access token is used.
     ``client_credentials`` (an Atlassian service account): access tokens are fetched with the client ID and secret
     and cached in this process only. ``api_token``: every request carries HTTP Basic with the e-mail and API token.
 
@@ -317,14 +317,38 @@ class ConfluenceOAuthHook(BaseHook):
     # -- Airflow UI -----------------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the settings, then the site, live where that burns nothing.
+        """Check the settings, then the site with an access token already saved for this grant; never refresh.
 
-        ``oauth2_3lo``: only with a still-valid access token; the refresh token is never redeemed, because Airflow
-        tests a connection under a temporary id, where a rotated refresh token could not be saved and the grant
-        would be lost. ``client_credentials``: a new service-account token and accessible-resources.
-        ``api_token``: the cloud id and one read through the gateway with the e-mail and token.
+        Airflow tests the edit form under a temporary connection id (the form need not be saved), where a
+        rotated refresh token could not be saved: redeeming it there would lose the grant. So the live check
+        (``GET /wiki/api/v2/spaces?limit=1`` through the gateway) uses the access token that the real store of
+        the saved connection holds, when it is still valid and the form keeps that connection's client ID, site
+        and endpoints (:mod:`~airflow_provider_confluence.auth.live_check`); otherwise the answer says why there
+        was none and what to do. Needs the metadata database (the API server, the Airflow 2 webserver).
+
+        ``client_credentials`` and ``api_token`` connections are checked live with their own credentials, since
+        that uses nothing up (:func:`~airflow_provider_confluence.hooks._signin.test_connection`).
         """
-        return _signin.test_connection(self)
+        from airflow_provider_confluence.auth.live_check import check_site, choose_saved_grant
+        from airflow_provider_confluence.auth.stores.saved import saved_grants
+        from airflow_provider_confluence.version_compat import orm_available
+
+        try:
+            settings = self.settings
+            if not settings.uses_refresh_token:
+                return _signin.test_connection(self)
+            if not settings.refresh_token:
+                return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
+            if not orm_available():
+                return True, ("Settings are valid. A live check reads the saved tokens from the metadata database, "
+                              "which this process cannot use; use Test in the Airflow UI.")
+            choice = choose_saved_grant(settings, saved_grants(), _now())
+            if choice.grant is None:
+                return True, choice.message
+            mask_secret(str(choice.grant.state.access_token))
+            return check_site(settings, choice.grant, self.session)
+        except ConfluenceError as exc:
+            return False, exc.message
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -351,3 +375,8 @@ class ConfluenceOAuthHook(BaseHook):
         placeholders = {**PLACEHOLDERS, **{n: p for n, _l, p, _d, _s in CONNECTION_EXTRAS if p}}
         return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": placeholders}
 
+
+def _now() -> float:
+    import time
+
+    return time.time()

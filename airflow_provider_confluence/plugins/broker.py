@@ -220,7 +220,7 @@ def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]
     conn_id = settings.conn_id
     if not keeps_tokens_in_row(settings):
         raise ConfluenceConfigError(
-            f"In the API server, connection {conn_id!r} has token_store={settings.token_store}"
+            f"In the API server, connection {conn_id!r} has state_store={settings.token_store}"
             + ("" if settings.token_store in ("variable", "memory") else f" and [{BROKER_SECTION}] {BROKER_OPTION} = False")
             + ", so its tokens are not kept in the connection and the broker does not serve it. Give every "
             f"component (scheduler, API server, workers) the same connection and the same [{BROKER_SECTION}] "

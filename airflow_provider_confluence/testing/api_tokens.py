@@ -50,7 +50,7 @@ class ApiTokenCredential:
 
     @property
     def expires_on(self) -> datetime.date:
-        """The expiry date (UTC): the value of the provider's ``api_token_expires`` extra."""
+        """The expiry date (UTC): the value of the provider's ``credential_expires`` extra."""
         return datetime.datetime.fromtimestamp(self.expires_at, tz=datetime.UTC).date()
 
     def basic(self) -> str:

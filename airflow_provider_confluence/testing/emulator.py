@@ -11,6 +11,7 @@ import threading
 import uuid
 from typing import Any, Iterable
 
+from ..config.connection import RENAMED_EXTRAS as _RENAMED_EXTRAS
 from ..get_provider_info import CONN_TYPE
 from ._http import ReplyError
 from .api_tokens import ApiTokenModel
@@ -184,15 +185,17 @@ class FakeAtlassian(SignInKnobs):
 
         :param conn_id: labels the grant in :attr:`refresh_log` (not part of the dict: ``from_json`` rejects it).
         :param refresh_token: the token to use; None issues a grant (with ``extra_overrides["scopes"]`` if given).
-        :param extra_overrides: extra fields to set; a None value removes the field.
+        :param extra_overrides: extra fields to set; a None value removes the field. The old names ``token_store``
+            and ``token_url`` set ``state_store`` and ``grant_url``.
         """
         scopes = str(extra_overrides.get("scopes") or DEFAULT_SCOPES)
         extra: dict[str, Any] = {
             "refresh_token": refresh_token or self._auth.issue_grant(scopes, conn_id), "scopes": scopes,
-            "auth_url": self.auth_url, "token_url": self.token_url, "api_url": self.api_url,
-            "redirect_uri": self.url + "/callback-not-used", "token_store": "auto",
+            "auth_url": self.auth_url, "grant_url": self.token_url, "api_url": self.api_url,
+            "redirect_uri": self.url + "/callback-not-used", "state_store": "auto",
         }
         for name, value in extra_overrides.items():
+            name = _RENAMED_EXTRAS.get(name, name)  # token_store= and token_url= still work, as in a connection
             if value is None:
                 extra.pop(name, None)
             else:

@@ -108,7 +108,7 @@ class SignInKnobs:
 
         :param extra_overrides: extra fields to set; a None value removes the field.
         """
-        extra = {"auth_type": "client_credentials", "token_url": self.token_url, "api_url": self.api_url}
+        extra = {"auth_type": "client_credentials", "grant_url": self.token_url, "api_url": self.api_url}
         return {"conn_type": CONN_TYPE, "host": self.site_url, "login": credential.client_id,
                 "password": credential.client_secret, "extra": _merge(extra, extra_overrides)}
 
@@ -143,12 +143,12 @@ class SignInKnobs:
         """An Airflow connection dict (``auth_type`` ``api_token``) for this token.
 
         Its Host is the emulator's origin (``http://127.0.0.1:PORT``), so that ``<host>/_edge/tenant_info`` reaches
-        the emulator; ``api_token_expires`` is the token's expiry date. No ``cloud_id``: pass ``cloud_id=`` to set it.
+        the emulator; ``credential_expires`` is the token's expiry date. No ``cloud_id``: pass ``cloud_id=`` to set it.
 
         :param extra_overrides: extra fields to set; a None value removes the field.
         """
         extra = {"auth_type": "api_token", "api_url": self.api_url,
-                 "api_token_expires": credential.expires_on.isoformat()}
+                 "credential_expires": credential.expires_on.isoformat()}
         return {"conn_type": CONN_TYPE, "host": self.url, "login": credential.email,
                 "password": credential.token, "extra": _merge(extra, extra_overrides)}
 

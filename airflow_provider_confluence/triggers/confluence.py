@@ -3,7 +3,7 @@ ConfluencePageSensor`, run by the triggerer.
 
 Every ``poke_interval`` seconds it runs the sensor's own check (:class:`~airflow_provider_confluence.sensors.
 page_check.PageWait`) in a thread of its own small pool, because the hook and its HTTP client are synchronous. The hook
-resolves tokens exactly as in a task (``token_store`` rules, ``stores.choose_token_store``):
+resolves tokens exactly as in a task (``state_store`` rules, ``stores.choose_token_store``):
 
 * Airflow 3: the triggerer runs triggers in a forked child whose ORM is blocked, like a task worker. Its
   ``SUPERVISOR_COMMS`` (``TriggerCommsDecoder`` in ``airflow/jobs/triggerer_job_runner.py``) accepts sync SDK

@@ -68,7 +68,8 @@ def put_connection(conn_id: str, conn: dict[str, Any]) -> None:
 
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-        state_keys = (f"confluence_oauth__{conn_id}", f"confluence_oauth_token_journal__{conn_id}")
+        state_keys = (f"confluence_oauth_token_state__{conn_id}", f"confluence_oauth_token_journal__{conn_id}",
+                      f"confluence_oauth__{conn_id}")  # the Variable store's name before 0.2.0
         session.query(Variable).filter(Variable.key.in_(state_keys)).delete(synchronize_session=False)
         session.add(
             Connection(

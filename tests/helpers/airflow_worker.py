@@ -33,7 +33,8 @@ def put_connection(conn_id: str, raw: str) -> None:
     conn = json.loads(raw)
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-        session.query(Variable).filter(Variable.key == f"confluence_oauth__{conn_id}").delete()
+        state_keys = (f"confluence_oauth_token_state__{conn_id}", f"confluence_oauth__{conn_id}")  # new, pre-0.2.0
+        session.query(Variable).filter(Variable.key.in_(state_keys)).delete(synchronize_session=False)
         session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"], login=conn["login"],
                                password=conn["password"], extra=json.dumps(conn["extra"])))
 
@@ -54,6 +55,20 @@ def read_variable(key: str) -> None:
     with create_session() as session:
         row = session.query(Variable).filter(Variable.key == key).one()
         emit(row.get_val())
+
+
+def put_variable(key: str, value: str) -> None:
+    from airflow.models.variable import Variable
+
+    Variable.set(key, value)
+
+
+def has_variable(key: str) -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        emit(json.dumps(session.query(Variable).filter(Variable.key == key).one_or_none() is not None))
 
 
 def refresh(conn_id: str) -> None:
@@ -97,6 +112,10 @@ if __name__ == "__main__":
         read_extra(args[0])
     elif command == "read-variable":
         read_variable(args[0])
+    elif command == "put-variable":
+        put_variable(args[0], args[1])
+    elif command == "has-variable":
+        has_variable(args[0])
     elif command == "refresh":
         refresh(args[0])
     elif command == "hammer":

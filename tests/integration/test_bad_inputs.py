@@ -82,7 +82,7 @@ class Env:
         :param grant: the scopes the person consented to (the grant's, whatever the ``scopes`` extra says).
         """
         refresh_token = self.fake.issue_grant(grant, label=conn_id)
-        conn = self.fake.connection(conn_id, refresh_token, **{"token_store": "connection", **extra})
+        conn = self.fake.connection(conn_id, refresh_token, **{"state_store": "connection", **extra})
         conn.update(fields or {})
         for name in drop:
             del conn["extra"][name]
@@ -227,13 +227,13 @@ def edited_after_rotations(env: Env) -> Exception:
         row = session.query(Connection).filter(Connection.conn_id == conn_id).one()
         row.host = "https://other-site.atlassian.net"
         row.set_extra(json.dumps({k: v for k, v in json.loads(row.get_extra()).items()
-                                  if k in ("scopes", "auth_url", "token_url", "api_url", "token_store")}))
+                                  if k in ("scopes", "auth_url", "grant_url", "api_url", "state_store")}))
     with env.nothing_sent(conn_id):
         return raises(ConfluenceReauthorizationRequired, token_of(conn_id))
 
 
 def connect_to_unlisted_token_url(env: Env) -> str:
-    """Connect in the Airflow 3 UI, on a connection whose token_url the deployment does not list: the page says
+    """Connect in the Airflow 3 UI, on a connection whose grant_url the deployment does not list: the page says
     why, and the API server sends nothing (no consent starts, no code is ever exchanged there)."""
     if airflow_major() < 3:
         pytest.skip("Connect is a page of the Airflow 3 API server")
@@ -246,7 +246,7 @@ def connect_to_unlisted_token_url(env: Env) -> str:
     env.monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
                            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
     env.monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
-    conn_id = env.put("connect_unlisted", token_url="https://attacker.example/oauth/token",
+    conn_id = env.put("connect_unlisted", grant_url="https://attacker.example/oauth/token",
                       redirect_uri=f"{BASE}/confluence-oauth/callback")
     purge_cached_app()
     try:
@@ -328,8 +328,8 @@ def broker_refuses_the_signature(env: Env) -> Exception:
     from helpers.broker import running_broker
 
     with running_broker() as url:
-        conn_id = env.put("bad_broker", token_store="broker", broker_url=url)
-        seen_by_worker = env.fake.connection(conn_id, token_store="broker", broker_url=url)
+        conn_id = env.put("bad_broker", state_store="broker", broker_url=url)
+        seen_by_worker = env.fake.connection(conn_id, state_store="broker", broker_url=url)
         worker_conn = Connection(conn_id=conn_id, conn_type=seen_by_worker["conn_type"], host=seen_by_worker["host"],
                                  login=seen_by_worker["login"], password="a-different-client-secret-0123456789",
                                  extra=json.dumps(seen_by_worker["extra"]))
@@ -356,11 +356,12 @@ def classic_scopes_call(env: Env) -> Exception:
 
 
 def env_var_with_connection_store(env: Env) -> Exception:
-    conn = env.fake.connection("from_env_var", token_store="connection")
+    conn = env.fake.connection("from_env_var", state_store="connection")
     env.monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV_VAR", json.dumps(conn))
+    before = read_variable("confluence_oauth_token_state__from_env_var")  # another module's test may have left one
     with env.nothing_sent():
         error = raises(ConfluenceConfigError, token_of("from_env_var"))
-    assert read_variable("confluence_oauth__from_env_var") is None and raw_extra("from_env_var") is None
+    assert read_variable("confluence_oauth_token_state__from_env_var") == before and raw_extra("from_env_var") is None
     return error
 
 
@@ -600,7 +601,7 @@ def api_token_expired(env: Env) -> Exception:
 
     env.fake.add_space("DEMO")
     yesterday = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
-    conn_id = put_api_token(env, "api_expired", expires=env.fake.now() + 60, api_token_expires=yesterday.isoformat())
+    conn_id = put_api_token(env, "api_expired", expires=env.fake.now() + 60, credential_expires=yesterday.isoformat())
     env.fake.advance(120)
     error = raises(ConfluenceAuthError, create_page(conn_id))
     assert env.fake.counters["api_token_expired_uses"] == 1
@@ -662,19 +663,19 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Site URL of a site the grant does not cover", "ConfluenceAuthError",
              "The grant does not cover the site other-site.atlassian.net",
              "authorize the app again and pick that site on the consent screen", another_site, "another-site"),
-    BadInput("`token_url` over plain http", "ConfluenceConfigError",
-             "got http://auth.example.com", "token_url must use https://",
-             refused_settings(token_url="http://auth.example.com/oauth/token"), "token-url-over-http"),
-    BadInput("`token_url` that is not a URL (`auth.atlassian.com/oauth/token`)", "ConfluenceConfigError",
-             "is not an absolute http(s) URL", "leave token_url empty for Atlassian's default",
-             refused_settings(token_url="auth.atlassian.com/oauth/token"), "token-url-not-a-url"),
+    BadInput("`grant_url` over plain http", "ConfluenceConfigError",
+             "got http://auth.example.com", "grant_url must use https://",
+             refused_settings(grant_url="http://auth.example.com/oauth/token"), "token-url-over-http"),
+    BadInput("`grant_url` that is not a URL (`auth.atlassian.com/oauth/token`)", "ConfluenceConfigError",
+             "is not an absolute http(s) URL", "leave grant_url empty for Atlassian's default",
+             refused_settings(grant_url="auth.atlassian.com/oauth/token"), "token-url-not-a-url"),
     BadInput("`api_url` over plain http", "ConfluenceConfigError",
              "got http://api.example.com", "api_url must use https://",
              refused_settings(api_url="http://api.example.com"), "api-url-over-http"),
-    BadInput("`token_url` with a backslash (`http://attacker.example:8080\\@127.0.0.1/oauth/token`)",
-             "ConfluenceConfigError", "token_url contains a backslash, which urllib3 (sending the request) reads as "
-             "the end of the host", "leave token_url empty for Atlassian's default",
-             refused_settings(token_url="http://attacker.example:8080\\@127.0.0.1/oauth/token"), "token-url-backslash"),
+    BadInput("`grant_url` with a backslash (`http://attacker.example:8080\\@127.0.0.1/oauth/token`)",
+             "ConfluenceConfigError", "grant_url contains a backslash, which urllib3 (sending the request) reads as "
+             "the end of the host", "leave grant_url empty for Atlassian's default",
+             refused_settings(grant_url="http://attacker.example:8080\\@127.0.0.1/oauth/token"), "token-url-backslash"),
     BadInput("`api_url` with a user name or password (`https://user:password@api.atlassian.com`)",
              "ConfluenceConfigError", "api_url contains '@', which puts a user name or password into the URL",
              "leave api_url empty for Atlassian's default",
@@ -686,11 +687,11 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("`broker_url` with whitespace or a control character", "ConfluenceConfigError",
              "broker_url contains whitespace or a control character", "give the Airflow API server's base URL",
              refused_settings(broker_url="http://127.0.0.1:8080/\texecution"), "broker-url-control-character"),
-    BadInput("`token_url` on a host that is not Atlassian's (`https://attacker.example/oauth/token`)",
-             "ConfluenceConfigError", "token_url points at attacker.example:443, which is neither Atlassian's",
+    BadInput("`grant_url` on a host that is not Atlassian's (`https://attacker.example/oauth/token`)",
+             "ConfluenceConfigError", "grant_url points at attacker.example:443, which is neither Atlassian's",
              "ask the administrator of this Airflow deployment to add attacker.example:443 to [confluence] "
              "allowed_endpoint_hosts",
-             refused_settings(token_url="https://attacker.example/oauth/token"), "token-url-not-atlassian"),
+             refused_settings(grant_url="https://attacker.example/oauth/token"), "token-url-not-atlassian"),
     BadInput("`api_url` on a loopback port the deployment does not list (`http://127.0.0.1:9`)",
              "ConfluenceConfigError", "api_url points at 127.0.0.1:9", "Leave api_url empty for Atlassian's default",
              refused_settings(api_url="http://127.0.0.1:9"), "api-url-unlisted-loopback"),
@@ -699,10 +700,10 @@ BAD_INPUTS: list[BadInput] = [
              "has 'https://proxy.example', which is not a host or host:port",
              "list entries such as api.example.com or 127.0.0.1:8765", unlisted_allow_list_entry,
              "allow-list-entry-not-a-host"),
-    BadInput("Connect (Airflow 3 UI) on a connection whose `token_url` the deployment does not list", PAGE,
-             "token_url points at attacker.example:443", "add attacker.example:443 to [confluence] "
+    BadInput("Connect (Airflow 3 UI) on a connection whose `grant_url` the deployment does not list", PAGE,
+             "grant_url points at attacker.example:443", "add attacker.example:443 to [confluence] "
              "allowed_endpoint_hosts", connect_to_unlisted_token_url, "connect-unlisted-token-url"),
-    BadInput("The site, client ID, `token_url` or `api_url` edited and the token state cleared, after rotations",
+    BadInput("The site, client ID, `grant_url` or `api_url` edited and the token state cleared, after rotations",
              "ConfluenceReauthorizationRequired", "has no refresh token", "A person must authorize the app again",
              edited_after_rotations, "edited-after-rotations"),
     BadInput("`airflow-confluence authorize` while a local process holds its callback port silent", COMMAND,
@@ -731,11 +732,11 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Extra that is JSON but not an object (`[\"...\"]`)", "ConfluenceConfigError",
              "has an Extra field that is JSON but not an object", 'it must look like {"refresh_token"',
              raw_extra_refused('["offline_access"]'), "extra-not-an-object"),
-    BadInput("Unknown `token_store` (`rows`)", "ConfluenceConfigError",
-             "has token_store='rows'", "use one of auto, connection, broker, variable, memory",
-             refused_settings(token_store="rows"), "unknown-token-store"),
-    BadInput("`token_store=connection` on a connection from an environment variable", "ConfluenceConfigError",
-             "comes from an environment variable or a secrets backend", "Set token_store to auto",
+    BadInput("Unknown `state_store` (`rows`)", "ConfluenceConfigError",
+             "has state_store='rows'", "use one of auto, connection, broker, variable, memory",
+             refused_settings(state_store="rows"), "unknown-token-store"),
+    BadInput("`state_store=connection` on a connection from an environment variable", "ConfluenceConfigError",
+             "comes from an environment variable or a secrets backend", "Set state_store to auto",
              env_var_with_connection_store, "env-var-connection-store"),
     BadInput("`timeout` that is not a number (`fast`)", "ConfluenceConfigError",
              "timeout 'fast' must be a number of seconds", "between 0 and 600",
@@ -750,9 +751,9 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("`auth_type=api_token` with a Login that is not an e-mail address", "ConfluenceConfigError",
              "its Login is not an e-mail address", "Put that e-mail in Login and the token in Password",
              api_token_settings_refused({"login": "robot"}), "api-token-login-not-email"),
-    BadInput("`api_token_expires` that is not a date (`next month`)", "ConfluenceConfigError",
-             "api_token_expires 'next month' is not a date", "write it as YYYY-MM-DD",
-             api_token_settings_refused(api_token_expires="next month"), "api-token-expires-not-a-date"),
+    BadInput("`credential_expires` that is not a date (`next month`)", "ConfluenceConfigError",
+             "credential_expires 'next month' is not a date", "write it as YYYY-MM-DD",
+             api_token_settings_refused(credential_expires="next month"), "api-token-expires-not-a-date"),
     BadInput("`refresh_token` left in the extra with `auth_type=client_credentials`", WARNING,
              "ignores: a service account gets no refresh token", "Remove them to avoid confusion",
              refresh_token_with_client_credentials, "client-credentials-with-refresh-token"),
@@ -766,7 +767,7 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("Wrong or revoked API token (Password)", "ConfluenceAuthError",
              "the e-mail (Login) or the API token (Password) is wrong", "Create a scoped API token at",
              api_token_refused(password="not-the-api-token"), "api-token-wrong-token"),
-    BadInput("Expired API token (`api_token_expires` has passed)", "ConfluenceAuthError",
+    BadInput("Expired API token (`credential_expires` has passed)", "ConfluenceAuthError",
              "the token expired on", "Create a scoped API token at", api_token_expired, "api-token-expired"),
     BadInput("`macros.confluence.access_token` on an `api_token` connection", "ConfluenceConfigError",
              "has auth_type=api_token, which has no bearer access token",

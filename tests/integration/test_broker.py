@@ -410,7 +410,7 @@ def test_single_use_values_are_claimed_once_across_processes_and_pruned(airflow_
 class TestRouter:
     def test_answers_an_access_token_and_writes_the_rotation_into_the_connection(self, fake_atlassian, broker):
         fake = fake_atlassian
-        conn = fake.connection("brokered", token_store="broker")
+        conn = fake.connection("brokered", state_store="broker")
         put_connection("brokered", conn)
         response = ask(broker, fake, "brokered")
         assert response.status_code == 200, response.text
@@ -438,7 +438,7 @@ class TestRouter:
 
     def test_refusals_say_why_and_refresh_nothing(self, fake_atlassian, broker):
         fake = fake_atlassian
-        put_connection("brokered", fake.connection("brokered", token_store="broker"))
+        put_connection("brokered", fake.connection("brokered", state_store="broker"))
         put_connection("not_confluence", {**fake.connection("x"), "conn_type": "http"})
         wrong = ask(broker, fake, "brokered", secret="not-the-connections-key")
         unknown = ask(broker, fake, "no_such_connection", secret="not-the-connections-key")
@@ -472,7 +472,7 @@ class TestRouter:
 
     def test_a_rejected_current_token_is_refreshed_and_an_old_one_is_not(self, fake_atlassian, broker):
         fake = fake_atlassian
-        put_connection("brokered", fake.connection("brokered", token_store="broker"))
+        put_connection("brokered", fake.connection("brokered", state_store="broker"))
         first = ask(broker, fake, "brokered").json()["access_token"]
         second = ask(broker, fake, "brokered", rejected_token=token_fingerprint(first)).json()["access_token"]
         assert second != first and fake.counters["refreshes"] == 2
@@ -543,9 +543,9 @@ class TestRouter:
     ):
         fake = fake_atlassian
         put_connection("auto_conn", fake.connection("auto_conn"))
-        put_connection("variable_conn", fake.connection("variable_conn", token_store="variable"))
+        put_connection("variable_conn", fake.connection("variable_conn", state_store="variable"))
         variable = ask(broker, fake, "variable_conn")
-        assert variable.status_code == 422 and "token_store=variable" in variable.json()["detail"]
+        assert variable.status_code == 422 and "state_store=variable" in variable.json()["detail"]
         monkeypatch.setenv("AIRFLOW__CONFLUENCE__TOKEN_BROKER", "False")
         off = ask(broker, fake, "auto_conn")
         assert off.status_code == 422 and off.json()["error"] == "config_error"
@@ -565,22 +565,22 @@ class TestRouter:
         conn = fake.connection("from_env")
         with create_session() as session:
             session.query(Connection).filter(Connection.conn_id == "from_env").delete()
-            session.query(Variable).filter(Variable.key == "confluence_oauth__from_env").delete()
+            session.query(Variable).filter(Variable.key == "confluence_oauth_token_state__from_env").delete()
         monkeypatch.setenv("AIRFLOW_CONN_FROM_ENV", json.dumps(conn))
         first = ask(broker, fake, "from_env")
         assert first.status_code == 200, first.text
-        state = json.loads(read_variable("confluence_oauth__from_env") or "{}")
+        state = json.loads(read_variable("confluence_oauth_token_state__from_env") or "{}")
         assert state["refresh_token"] == fake.latest_refresh_token != conn["extra"]["refresh_token"]
         assert state["access_token"] == first.json()["access_token"] and state["cloud_id"] == fake.cloud_id
         forced = ask(broker, fake, "from_env", rejected_token=token_fingerprint(first.json()["access_token"]))
         assert forced.status_code == 200 and forced.json()["access_token"] != first.json()["access_token"]
-        assert json.loads(read_variable("confluence_oauth__from_env") or "{}")["refresh_token"] == (
+        assert json.loads(read_variable("confluence_oauth_token_state__from_env") or "{}")["refresh_token"] == (
             fake.latest_refresh_token)
         assert fake.counters["refreshes"] == 2 and fake.counters["stale_refresh_reuses"] == 0
 
     def test_a_dead_grant_is_reported_and_the_stored_token_kept(self, fake_atlassian, broker):
         fake = fake_atlassian
-        put_connection("dead", fake.connection("dead", refresh_token="revoked-or-unknown-token", token_store="broker"))
+        put_connection("dead", fake.connection("dead", refresh_token="revoked-or-unknown-token", state_store="broker"))
         response = ask(broker, fake, "dead")
         assert response.status_code == 403 and response.json()["error"] == "reauthorization_required"
         assert "authorize the app again" in response.json()["detail"]
@@ -600,20 +600,20 @@ class TestRouter:
         from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
         fake = fake_atlassian
-        conn = fake.connection("migrated", token_store="variable")
+        conn = fake.connection("migrated", state_store="variable")
         put_connection("migrated", conn)
         ConfluenceOAuthHook("migrated").get_access_token()
         rotated = fake.latest_refresh_token
         with create_session() as session:  # the upgrade: the connection goes back to auto
             row = session.query(Connection).filter(Connection.conn_id == "migrated").one()
-            row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "token_store"}))
+            row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "state_store"}))
         refused = ask(broker, fake, "migrated")
         assert refused.status_code == 422 and "airflow-confluence migrate-store migrated" in refused.json()["detail"]
         assert fake.counters["token_requests"] == 1  # the Variable store's refresh only
         assert migrate_variable_state("migrated", dry_run=True).action == "moved"
-        assert read_variable("confluence_oauth__migrated")  # a dry run changes nothing
+        assert read_variable("confluence_oauth_token_state__migrated")  # a dry run changes nothing
         moved = migrate_variable_state("migrated")
-        assert moved.action == "moved" and read_variable("confluence_oauth__migrated") is None
+        assert moved.action == "moved" and read_variable("confluence_oauth_token_state__migrated") is None
         assert read_connection_extra("migrated")["refresh_token"] == rotated
         assert migrate_variable_state("migrated").action == "nothing"
         response = ask(broker, fake, "migrated")
@@ -634,7 +634,7 @@ def test_token_store_broker_where_the_orm_may_be_used_is_the_brokers_own_store(f
     directly: the connection row, exactly what the broker locks for the workers."""
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
-    put_connection("broker_local", fake_atlassian.connection("broker_local", token_store="broker"))
+    put_connection("broker_local", fake_atlassian.connection("broker_local", state_store="broker"))
     hook = ConfluenceOAuthHook("broker_local")
     hook.get_access_token()
     assert hook.token_manager.store.name == "connection"
@@ -678,7 +678,7 @@ def test_a_read_inside_a_row_transaction_does_not_drop_the_save(fake_atlassian, 
     from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore
     from airflow_provider_confluence.auth.tokens import TokenState
 
-    put_connection("nested", fake_atlassian.connection("nested", refresh_token="r0", token_store="connection"))
+    put_connection("nested", fake_atlassian.connection("nested", refresh_token="r0", state_store="connection"))
     store = ConnectionTokenStore("nested")
     with store.transaction() as tx:
         assert store.load().refresh_token == "r0"
@@ -746,7 +746,7 @@ def test_an_unreachable_broker_fails_the_task_without_a_local_refresh(fake_atlas
 
     fake = fake_atlassian
     closed = f"http://127.0.0.1:{free_port()}"
-    put_connection("no_broker", fake.connection("no_broker", token_store="broker", broker_url=closed))
+    put_connection("no_broker", fake.connection("no_broker", state_store="broker", broker_url=closed))
     hook = ConfluenceOAuthHook("no_broker")
     hook.token_manager._sleep = lambda seconds: None
     with pytest.raises(ConfluenceBrokerError) as info:

@@ -159,7 +159,7 @@ def test_status_shows_the_facts_of_every_connection_and_no_token(fake_atlassian,
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     ConfluenceOAuthHook(confluence_conn).get_access_token()
-    put_connection("cli_broken", fake_atlassian.connection("cli_broken", token_store="nowhere"))
+    put_connection("cli_broken", fake_atlassian.connection("cli_broken", state_store="nowhere"))
     capfd.readouterr()
     assert main(["status"]) == 0
     out, err = capfd.readouterr()
@@ -170,7 +170,7 @@ def test_status_shows_the_facts_of_every_connection_and_no_token(fake_atlassian,
     assert fake_atlassian.site_url in row and " database " in row and " connection " in row
     assert fingerprint(extra["refresh_token"]) in row
     assert row.split()[-1] in ("364", "365")
-    assert "cli_broken: Connection 'cli_broken' has token_store='nowhere'" in out
+    assert "cli_broken: Connection 'cli_broken' has state_store='nowhere'" in out
     assert scan_for_secrets(out + err, [extra["refresh_token"], extra["access_token"], fake_atlassian.client_secret]) == []
 
     assert main(["status", "--conn-id", confluence_conn, "--json"]) == 0
@@ -195,12 +195,12 @@ def test_refresh_rotates_and_stores_now(fake_atlassian, confluence_conn, capfd):
 
 
 def test_refresh_refuses_the_memory_store_and_reports_a_dead_grant(fake_atlassian, airflow_db, capfd):
-    put_connection("cli_memory", fake_atlassian.connection("cli_memory", token_store="memory"))
+    put_connection("cli_memory", fake_atlassian.connection("cli_memory", state_store="memory"))
     assert main(["refresh", "--conn-id", "cli_memory"]) == 2
     assert "saves nothing" in capfd.readouterr().err
     assert fake_atlassian.counters["token_requests"] == 0
     put_connection("cli_dead", fake_atlassian.connection("cli_dead", refresh_token="not-a-live-token",
-                                                         token_store="connection"))
+                                                         state_store="connection"))
     assert main(["refresh", "--conn-id", "cli_dead"]) == 1
     assert "authorize the app again" in capfd.readouterr().err
     assert read_connection_extra("cli_dead")["refresh_token"] == "not-a-live-token"
@@ -216,13 +216,13 @@ def test_migrate_store_moves_the_variable_stores_state_into_the_connection_once(
 
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
-    conn = fake_atlassian.connection("cli_moving", token_store="variable")
+    conn = fake_atlassian.connection("cli_moving", state_store="variable")
     put_connection("cli_moving", conn)
     ConfluenceOAuthHook("cli_moving").get_access_token()
     rotated = fake_atlassian.latest_refresh_token
     with create_session() as session:  # the upgrade: back to the default store
         row = session.query(Connection).filter(Connection.conn_id == "cli_moving").one()
-        row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "token_store"}))
+        row.set_extra(json.dumps({k: v for k, v in conn["extra"].items() if k != "state_store"}))
     fake_atlassian.advance(7200)  # the access token has expired: the next use must redeem
     with pytest.raises(ConfluenceConfigError, match="airflow-confluence migrate-store cli_moving"):
         ConfluenceOAuthHook("cli_moving").get_access_token()
@@ -231,14 +231,14 @@ def test_migrate_store_moves_the_variable_stores_state_into_the_connection_once(
 
     assert main(["migrate-store", "cli_moving", "--dry-run"]) == 0
     out, _ = capfd.readouterr()
-    assert out.startswith("Would move the token state of Variable 'confluence_oauth__cli_moving'")
+    assert out.startswith("Would move the token state of Variable 'confluence_oauth_token_state__cli_moving'")
     assert f"{fingerprint(conn['extra']['refresh_token'])} -> {fingerprint(rotated)}" in out
-    assert read_variable("confluence_oauth__cli_moving") is not None
+    assert read_variable("confluence_oauth_token_state__cli_moving") is not None
 
     assert main(["migrate-store", "cli_moving"]) == 0
     out, err = capfd.readouterr()
     assert out.startswith("Moved the token state") and "was deleted" in out
-    assert read_variable("confluence_oauth__cli_moving") is None
+    assert read_variable("confluence_oauth_token_state__cli_moving") is None
     assert read_connection_extra("cli_moving")["refresh_token"] == rotated
     assert scan_for_secrets(out + err, [rotated, conn["extra"]["refresh_token"], fake_atlassian.client_secret]) == []
 
@@ -255,9 +255,9 @@ def test_migrate_store_leaves_a_variable_that_does_not_descend_from_the_connecti
 
     put_connection("cli_foreign", fake_atlassian.connection("cli_foreign"))
     planted = json.dumps({"refresh_token": "planted-by-a-task", "seed_fingerprint": "0123456789abcdef"})
-    Variable.set("confluence_oauth__cli_foreign", planted)
+    Variable.set("confluence_oauth_token_state__cli_foreign", planted)
     assert main(["migrate-store", "cli_foreign"]) == 0
     assert "Nothing was changed" in capfd.readouterr().out
-    assert read_variable("confluence_oauth__cli_foreign") == planted
+    assert read_variable("confluence_oauth_token_state__cli_foreign") == planted
     assert read_connection_extra("cli_foreign")["refresh_token"] != "planted-by-a-task"
     assert main(["migrate-store", "no_such_conn"]) == 2

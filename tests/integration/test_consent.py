@@ -190,8 +190,8 @@ def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, c
     assert "offline_access" in extra["scope"].split()
     assert extra["cloud_id"] == api.fake.cloud_id
     assert not {"access_token", "expires_at", "rotated_at"} & extra.keys()
-    assert {k: extra[k] for k in ("scopes", "redirect_uri", "token_url")} == {
-        k: old[k] for k in ("scopes", "redirect_uri", "token_url")}
+    assert {k: extra[k] for k in ("scopes", "redirect_uri", "grant_url")} == {
+        k: old[k] for k in ("scopes", "redirect_uri", "grant_url")}
     assert api.fake.site_url in page.text and "write:page:confluence" in page.text
     assert 'href="../connections"' in page.text
     assert api.fake.counters["code_exchanges"] == 1
@@ -208,14 +208,14 @@ def test_a_new_consent_wins_over_the_state_in_the_variable_store(api):
     from airflow_provider_confluence.auth.fingerprint import fingerprint
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
-    put_connection("var_conn", api.fake.connection("var_conn", token_store="variable", redirect_uri=CALLBACK))
+    put_connection("var_conn", api.fake.connection("var_conn", state_store="variable", redirect_uri=CALLBACK))
     ConfluenceOAuthHook("var_conn").get_access_token()
-    assert json.loads(read_variable("confluence_oauth__var_conn"))["refresh_token"] == api.fake.latest_refresh_token
+    assert json.loads(read_variable("confluence_oauth_token_state__var_conn"))["refresh_token"] == api.fake.latest_refresh_token
     assert api.browser("admin").get(api.start(api.browser("admin"), "var_conn")).status_code == 200
     new_token = api.fake.latest_refresh_token
     ConfluenceOAuthHook("var_conn").get_access_token()
     assert api.fake.refresh_log[-1]["grant"] == "consent"
-    variable = json.loads(read_variable("confluence_oauth__var_conn"))
+    variable = json.loads(read_variable("confluence_oauth_token_state__var_conn"))
     assert variable["seed_fingerprint"] == fingerprint(new_token)
     assert variable["refresh_token"] == api.fake.latest_refresh_token
 
@@ -395,7 +395,7 @@ def test_a_grant_for_another_site_changes_nothing(api):
 
 
 def test_a_connection_editor_cannot_make_the_api_server_post_the_secret_elsewhere_nor_echo_the_answer(api, conn):
-    """The security review's attack 3: an editor points ``token_url`` at a host of their own, then Connect and
+    """The security review's attack 3: an editor points ``grant_url`` at a host of their own, then Connect and
     ``/callback?code=x`` made the API server POST the client secret there, and up to 200 characters of the
     answer's ``error_description`` came back on the page."""
     from airflow_provider_confluence.testing import FakeAtlassian
@@ -404,8 +404,8 @@ def test_a_connection_editor_cannot_make_the_api_server_post_the_secret_elsewher
     with FakeAtlassian() as attacker:  # a loopback port of the editor's choosing
         attacker.fail_next(400, route="POST /oauth/token",
                            body={"error": "invalid_request", "error_description": marker})
-        edited = api.fake.connection(conn, token_store="connection", redirect_uri=CALLBACK,
-                                     token_url=attacker.token_url)
+        edited = api.fake.connection(conn, state_store="connection", redirect_uri=CALLBACK,
+                                     grant_url=attacker.token_url)
         put_connection(conn, edited)
         editor = api.browser("alice")  # may edit connections; sees *** for the secret
         page = editor.get(f"/confluence-oauth/connect/{conn}")
@@ -430,7 +430,7 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
     fresh = api.fake.connection("never_connected", redirect_uri=CALLBACK)
     del fresh["extra"]["refresh_token"]
     put_connection("never_connected", fresh)
-    put_connection("broken", api.fake.connection("broken", token_store="<script>alert(1)</script>"))
+    put_connection("broken", api.fake.connection("broken", state_store="<script>alert(1)</script>"))
     page = api.browser("admin").get("/confluence-oauth/status")
     assert page.status_code == 200
     text = page.text

@@ -526,9 +526,9 @@ def test_module_command_prints_one_json_line_and_exits_cleanly(stop_signal: int)
             line: dict[str, Any] = json.loads(proc.stdout.readline())
             conn, url = line["conn"], line["url"]
             assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
-            assert conn["conn_type"] == "confluence_oauth" and conn["extra"]["token_url"] == url + "/oauth/token"
+            assert conn["conn_type"] == "confluence_oauth" and conn["extra"]["grant_url"] == url + "/oauth/token"
             with requests.Session() as http:
-                tokens = http.post(conn["extra"]["token_url"], json={
+                tokens = http.post(conn["extra"]["grant_url"], json={
                     "grant_type": "refresh_token", "client_id": conn["login"], "client_secret": conn["password"],
                     "refresh_token": conn["extra"]["refresh_token"]}, timeout=5).json()
                 sites = http.get(url + "/oauth/token/accessible-resources", headers=bearer(tokens["access_token"]),

@@ -213,7 +213,7 @@ def test_tenant_info_needs_no_credentials(fake: FakeAtlassian, http: requests.Se
 def test_connection_dicts(fake: FakeAtlassian) -> None:
     cred = fake.add_service_account()
     conn = fake.service_account_connection(cred, scopes=None, timeout=5)
-    assert conn["extra"] == {"auth_type": "client_credentials", "token_url": fake.token_url,
+    assert conn["extra"] == {"auth_type": "client_credentials", "grant_url": fake.token_url,
                              "api_url": fake.api_url, "timeout": 5}
     assert conn["host"] == fake.site_url and conn["login"] == cred.client_id
     assert (conn["password"] == cred.client_secret) is True

@@ -31,7 +31,7 @@ def test_first_call_refreshes_and_writes_the_rotated_token_back(fake_atlassian, 
     assert "offline_access" in extra["scope"].split()
     assert fake_atlassian.counters["refreshes"] == 1
     # Other settings in the extra are untouched.
-    assert extra["token_url"] == fake_atlassian.token_url
+    assert extra["grant_url"] == fake_atlassian.token_url
 
 
 def test_a_valid_stored_token_costs_no_refresh(fake_atlassian, confluence_conn):
@@ -102,12 +102,12 @@ def test_a_failed_save_raises_and_the_token_is_not_used(fake_atlassian, confluen
         raise RuntimeError("metadata database is read-only")
 
     monkeypatch.setattr(variable, "set_variable", broken)
-    conn = fake_atlassian.connection(confluence_conn, token_store="variable")
+    conn = fake_atlassian.connection(confluence_conn, state_store="variable")
     put_connection(confluence_conn, conn)
     with pytest.raises(ConfluenceTokenStoreError, match="not used"):
         ConfluenceOAuthHook(confluence_conn).get_access_token()
     assert fake_atlassian.counters["refreshes"] == 1
-    assert read_variable(f"confluence_oauth__{confluence_conn}") is None
+    assert read_variable(f"confluence_oauth_token_state__{confluence_conn}") is None
 
 
 def test_an_env_var_connection_keeps_its_state_in_a_variable(fake_atlassian, airflow_db, monkeypatch, caplog):
@@ -117,19 +117,19 @@ def test_an_env_var_connection_keeps_its_state_in_a_variable(fake_atlassian, air
         hook = ConfluenceOAuthHook("from_env")
         hook.get_access_token()
     assert hook.token_manager.store.name == "variable"
-    assert "Variable 'confluence_oauth__from_env'" in caplog.text
-    state = json.loads(read_variable("confluence_oauth__from_env"))
+    assert "Variable 'confluence_oauth_token_state__from_env'" in caplog.text
+    state = json.loads(read_variable("confluence_oauth_token_state__from_env"))
     assert state["refresh_token"] == fake_atlassian.latest_refresh_token
     # A second hook (a later task) uses the rotated token from the Variable, not the stale one in the env var.
     fake_atlassian.advance(0)
     second = ConfluenceOAuthHook("from_env")
     second.token_manager.refresh_rejected(second.get_access_token())
     assert fake_atlassian.counters["stale_refresh_reuses"] == 0
-    assert json.loads(read_variable("confluence_oauth__from_env"))["refresh_token"] == fake_atlassian.latest_refresh_token
+    assert json.loads(read_variable("confluence_oauth_token_state__from_env"))["refresh_token"] == fake_atlassian.latest_refresh_token
 
 
 def test_token_store_connection_is_refused_for_an_env_var_connection(fake_atlassian, airflow_db, monkeypatch):
-    conn = fake_atlassian.connection("env_conn", token_store="connection")
+    conn = fake_atlassian.connection("env_conn", state_store="connection")
     monkeypatch.setenv("AIRFLOW_CONN_ENV_CONN", json.dumps(conn))
     with pytest.raises(ConfluenceConfigError, match="environment variable or a secrets backend"):
         ConfluenceOAuthHook("env_conn").get_access_token()
@@ -137,10 +137,10 @@ def test_token_store_connection_is_refused_for_an_env_var_connection(fake_atlass
 
 
 def test_a_new_consent_in_the_connection_wins_over_older_variable_state(fake_atlassian, airflow_db, monkeypatch):
-    conn = fake_atlassian.connection("consented", token_store="variable")
+    conn = fake_atlassian.connection("consented", state_store="variable")
     put_connection("consented", conn)
     ConfluenceOAuthHook("consented").get_access_token()
-    old_state = json.loads(read_variable("confluence_oauth__consented"))
+    old_state = json.loads(read_variable("confluence_oauth_token_state__consented"))
     new_grant = fake_atlassian.issue_grant()
     conn["extra"]["refresh_token"] = new_grant
     from airflow.models.connection import Connection
@@ -151,19 +151,20 @@ def test_a_new_consent_in_the_connection_wins_over_older_variable_state(fake_atl
         row.set_extra(json.dumps(conn["extra"]))
     hook = ConfluenceOAuthHook("consented")
     hook.token_manager.refresh_rejected(old_state["access_token"])
-    new_state = json.loads(read_variable("confluence_oauth__consented"))
+    new_state = json.loads(read_variable("confluence_oauth_token_state__consented"))
     assert new_state["refresh_token"] == fake_atlassian.latest_refresh_token != old_state["refresh_token"]
     assert fake_atlassian.counters["invalid_grants"] == 0
 
 
 def test_test_connection_never_redeems_the_refresh_token(fake_atlassian, confluence_conn):
     ok, message = ConfluenceOAuthHook(confluence_conn).test_connection()
-    assert ok and "live check needs a valid access token" in message
+    assert ok and "holds no valid access token" in message and "never redeems the refresh token" in message
     assert fake_atlassian.counters["token_requests"] == 0
     ConfluenceOAuthHook(confluence_conn).get_access_token()
     ok, message = ConfluenceOAuthHook(confluence_conn).test_connection()
     assert ok and fake_atlassian.cloud_id in message
     assert fake_atlassian.counters["token_requests"] == 1
+    assert fake_atlassian.counters["api_calls_by_route"].get("GET /wiki/api/v2/spaces") == 1
 
 
 def test_test_connection_reports_bad_settings(fake_atlassian, airflow_db):

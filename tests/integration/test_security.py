@@ -40,14 +40,14 @@ def test_a_url_that_urlsplit_and_urllib3_read_differently_sends_nothing(fake_atl
     before the backslash. The client secret and the refresh token went there in clear text."""
     with CaptureServer() as attacker:
         asked = reroute(monkeypatch, "attacker.example", 8080, ("127.0.0.1", attacker.port))
-        conn = fake_atlassian.connection("split_url", token_store="connection",
-                                         token_url="http://attacker.example:8080\\@127.0.0.1/oauth/token")
+        conn = fake_atlassian.connection("split_url", state_store="connection",
+                                         grant_url="http://attacker.example:8080\\@127.0.0.1/oauth/token")
         put_connection("split_url", conn)
         error = _attempt(lambda: ConfluenceOAuthHook("split_url").get_access_token())
     assert not attacker.requests, f"urllib3 sent {attacker.requests} to attacker.example over plain http"
     assert ("attacker.example", 8080) not in asked
     assert isinstance(error, ConfluenceConfigError), repr(error)
-    assert "token_url" in error.message and "backslash" in error.message
+    assert "grant_url" in error.message and "backslash" in error.message
     assert fake_atlassian.counters["token_requests"] == 0
 
 
@@ -75,20 +75,25 @@ def without_token_state(conn: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in conn["extra"].items() if k not in ("refresh_token", "access_token", "expires_at")}
 
 
-@pytest.mark.parametrize("field", ["token_url", "api_url"])
+def emulator_url(fake, extra: str) -> str:
+    """The emulator's URL for the endpoint extra ``grant_url`` (its token endpoint) or ``api_url``."""
+    return fake.token_url if extra == "grant_url" else getattr(fake, extra)
+
+
+@pytest.mark.parametrize("field", ["grant_url", "api_url"])
 def test_a_connection_editor_cannot_send_the_connections_tokens_to_a_host_of_their_own(
         field, fake_atlassian, airflow_db):
-    """The editor sees ``***`` for the client secret and the refresh token, but may point ``token_url`` (or
+    """The editor sees ``***`` for the client secret and the refresh token, but may point ``grant_url`` (or
     ``api_url``) at a host of their own and clear the Extra's token state: the rotation journal restored the newest
     rotated token and the provider sent it there, with the client secret (or the access token to ``api_url``)."""
     from airflow_provider_confluence.testing import FakeAtlassian
 
     fake_atlassian.add_space("DEMO")
-    conn = fake_atlassian.connection("edited", token_store="connection")
+    conn = fake_atlassian.connection("edited", state_store="connection")
     put_connection("edited", conn)
     ConfluenceOAuthHook("edited").get_conn().get_space_id("DEMO")  # a rotation, and the cloud id, on record
     with FakeAtlassian() as attacker:  # another loopback port: plain http to it passed the old check
-        edit_connection("edited", extra={**without_token_state(conn), field: getattr(attacker, field)})
+        edit_connection("edited", extra={**without_token_state(conn), field: emulator_url(attacker, field)})
         error = _attempt(lambda: ConfluenceOAuthHook("edited").get_conn().get_space_id("DEMO"))
         reached, address = attacker.counters, attacker.allowed_endpoint_hosts
     assert (reached["token_requests"], reached["api_calls"], reached["accessible_resources_calls"]) == (0, 0, 0), \
@@ -99,7 +104,7 @@ def test_a_connection_editor_cannot_send_the_connections_tokens_to_a_host_of_the
         in error.message
 
 
-@pytest.mark.parametrize("changed", ["token_url", "api_url", "site", "client_id"])
+@pytest.mark.parametrize("changed", ["grant_url", "api_url", "site", "client_id"])
 def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connection(
         changed, fake_atlassian, airflow_db, monkeypatch):
     """Even between two endpoints the deployment allows, a connection whose client ID, token URL, API URL or
@@ -107,15 +112,15 @@ def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connectio
     from airflow_provider_confluence.exceptions import ConfluenceReauthorizationRequired
     from airflow_provider_confluence.testing import FakeAtlassian
 
-    conn = fake_atlassian.connection("rebound", token_store="connection")
+    conn = fake_atlassian.connection("rebound", state_store="connection")
     put_connection("rebound", conn)
     ConfluenceOAuthHook("rebound").get_access_token()  # a rotation on record in the journal
     with FakeAtlassian() as other:
         monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
                            f"{fake_atlassian.allowed_endpoint_hosts},{other.allowed_endpoint_hosts}")
         extra = without_token_state(conn)
-        if changed in ("token_url", "api_url"):
-            extra[changed] = getattr(other, changed)
+        if changed in ("grant_url", "api_url"):
+            extra[changed] = emulator_url(other, changed)
         edit_connection("rebound", extra=extra, host="https://other-site.atlassian.net" if changed == "site" else None,
                         login="another-client-id" if changed == "client_id" else None)
         before = fake_atlassian.counters["token_requests"]
@@ -140,7 +145,7 @@ def test_no_credential_is_ever_sent_to_the_site_url(airflow_db, monkeypatch):
     with CaptureServer() as site, FakeAtlassian(site_url=f"https://127.0.0.1:{site.port}") as fake:
         monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS", fake.allowed_endpoint_hosts)
         fake.add_space("DEMO")
-        put_connection("links_only", fake.connection("links_only", token_store="connection"))
+        put_connection("links_only", fake.connection("links_only", state_store="connection"))
         hook = ConfluenceOAuthHook("links_only")
         page = ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Report", body="<p>x</p>",
                                             labels=["report"], confluence_conn_id="links_only").execute({})
@@ -164,7 +169,7 @@ def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlas
     from helpers.processes import free_port
 
     port = free_port()
-    put_connection("silent", fake_atlassian.connection("silent", token_store="connection",
+    put_connection("silent", fake_atlassian.connection("silent", state_store="connection",
                                                        redirect_uri=f"http://127.0.0.1:{port}/callback"))
     before = raw_extra("silent")
     cli = Cli("authorize", "--conn-id", "silent", "--timeout", "2")
@@ -199,7 +204,7 @@ WRITES = {
 def _demo(fake: Any, conn_id: str) -> tuple[ConfluenceOAuthHook, dict[str, Any]]:
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Report", "<p>old</p>")
-    put_connection(conn_id, fake.connection(conn_id, token_store="connection"))
+    put_connection(conn_id, fake.connection(conn_id, state_store="connection"))
     return ConfluenceOAuthHook(conn_id), page
 
 
@@ -330,8 +335,8 @@ def test_a_listed_endpoint_with_an_untrusted_certificate_receives_no_request(fak
     with CaptureServer(status=200, body={"access_token": "x", "expires_in": 3600}, tls=True) as impostor:
         monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
                            f"{fake_atlassian.allowed_endpoint_hosts},127.0.0.1:{impostor.port}")
-        put_connection("impostor", fake_atlassian.connection("impostor", token_store="connection",
-                                                             token_url=f"{impostor.url}/oauth/token"))
+        put_connection("impostor", fake_atlassian.connection("impostor", state_store="connection",
+                                                             grant_url=f"{impostor.url}/oauth/token"))
         error = _attempt(lambda: ConfluenceOAuthHook("impostor").get_access_token())
     assert impostor.requests == []
     assert isinstance(error, ConfluenceAuthError) and "could not be reached (SSLError)" in error.message, repr(error)

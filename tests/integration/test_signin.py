@@ -245,7 +245,7 @@ def test_an_expired_api_token_says_so(fake_atlassian, airflow_db, caplog):
     cred = fake.add_api_token("robot@example.com", expires=fake.now() + 60)
     fake.advance(120)
     yesterday = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).date()
-    put_connection("api_expired", fake.api_token_connection(cred, api_token_expires=yesterday.isoformat()))
+    put_connection("api_expired", fake.api_token_connection(cred, credential_expires=yesterday.isoformat()))
     with caplog.at_level(logging.WARNING), pytest.raises(ConfluenceAuthError) as caught:
         ConfluenceOAuthHook("api_expired").get_space_id("DEMO")
     assert f"the token expired on {expiry_text(yesterday)}" in caught.value.message
@@ -337,7 +337,7 @@ def test_the_airflow2_form_has_the_new_fields():
     if airflow_major() >= 3:
         pytest.skip("Airflow 3 reads conn-fields (test_signin_settings.py checks them)")
     widgets = ConfluenceOAuthHook.get_connection_form_widgets()
-    assert {"auth_type", "api_token_expires"} <= set(widgets)
+    assert {"auth_type", "credential_expires"} <= set(widgets)
     behaviour = ConfluenceOAuthHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["login"] == "Client ID (or e-mail for api_token)"
     assert behaviour["placeholders"]["auth_type"] == "oauth2_3lo"

@@ -1,4 +1,4 @@
-"""Which store ``token_store`` selects, and the Variable store's own rules."""
+"""Which store ``state_store`` selects, and the Variable store's own rules."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.airflow2
 
 
 @pytest.mark.parametrize(
-    ("token_store", "expected"),
+    ("state_store", "expected"),
     [("connection", "connection"), ("variable", "variable"), ("memory", "memory")],
 )
-def test_explicit_stores(fake_atlassian, airflow_db, token_store, expected):
-    put_connection("explicit", fake_atlassian.connection("explicit", token_store=token_store))
+def test_explicit_stores(fake_atlassian, airflow_db, state_store, expected):
+    put_connection("explicit", fake_atlassian.connection("explicit", state_store=state_store))
     assert ConfluenceOAuthHook("explicit").token_manager.store.name == expected
 
 
@@ -44,49 +44,49 @@ def test_an_env_var_connection_keeps_its_state_in_a_row_locked_variable(fake_atl
     hook = ConfluenceOAuthHook("from_env_var")
     hook.get_access_token()
     assert type(hook.token_manager.store) is VariableRowTokenStore
-    state = json.loads(read_variable("confluence_oauth__from_env_var") or "{}")
+    state = json.loads(read_variable("confluence_oauth_token_state__from_env_var") or "{}")
     assert state["refresh_token"] == fake_atlassian.latest_refresh_token != conn["extra"]["refresh_token"]
 
 
 def test_the_host_locked_variable_store_is_chosen_only_explicitly_and_warns(fake_atlassian, airflow_db, caplog):
-    put_connection("one_host", fake_atlassian.connection("one_host", token_store="variable"))
+    put_connection("one_host", fake_atlassian.connection("one_host", state_store="variable"))
     with caplog.at_level("WARNING", logger="airflow_provider_confluence.auth.stores.choice"):
         store = ConfluenceOAuthHook("one_host").token_manager.store
     assert type(store) is VariableTokenStore
-    assert "runs on ONE host" in caplog.text and "token_store=variable" in caplog.text
+    assert "runs on ONE host" in caplog.text and "state_store=variable" in caplog.text
 
 
 def test_the_variable_store_refuses_state_it_does_not_understand(fake_atlassian, airflow_db):
     from airflow.models.variable import Variable
 
-    put_connection("garbled", fake_atlassian.connection("garbled", token_store="variable"))
-    Variable.set("confluence_oauth__garbled", "not json at all")
+    put_connection("garbled", fake_atlassian.connection("garbled", state_store="variable"))
+    Variable.set("confluence_oauth_token_state__garbled", "not json at all")
     with pytest.raises(ConfluenceTokenStoreError, match="left alone"):
         ConfluenceOAuthHook("garbled").get_access_token()
-    assert Variable.get("confluence_oauth__garbled") == "not json at all"
+    assert Variable.get("confluence_oauth_token_state__garbled") == "not json at all"
     assert fake_atlassian.counters["token_requests"] == 0
 
 
 def test_the_variable_remembers_which_consent_it_descends_from(fake_atlassian, airflow_db):
-    conn = fake_atlassian.connection("seeded", token_store="variable")
+    conn = fake_atlassian.connection("seeded", state_store="variable")
     put_connection("seeded", conn)
     ConfluenceOAuthHook("seeded").get_access_token()
     store = VariableTokenStore("seeded", conn["extra"]["refresh_token"])
     from airflow.models.variable import Variable
 
-    data = json.loads(Variable.get("confluence_oauth__seeded"))
+    data = json.loads(Variable.get("confluence_oauth_token_state__seeded"))
     assert data["seed_fingerprint"] == fingerprint(conn["extra"]["refresh_token"])
     assert store.load().refresh_token == fake_atlassian.latest_refresh_token
 
 
-@pytest.mark.parametrize("token_store", ["auto", "connection", "broker"])
-def test_a_blocked_process_reaches_the_row_through_the_broker(fake_atlassian, airflow_db, monkeypatch, token_store):
+@pytest.mark.parametrize("state_store", ["auto", "connection", "broker"])
+def test_a_blocked_process_reaches_the_row_through_the_broker(fake_atlassian, airflow_db, monkeypatch, state_store):
     """An Airflow 3 task worker or triggerer (ORM blocked) never writes a store itself: it asks the broker."""
     from airflow_provider_confluence.auth.stores import choice as stores
     from airflow_provider_confluence.auth.broker.client import BrokerTokenSource
 
     monkeypatch.setattr(stores, "orm_available", lambda: False)
-    put_connection("blocked", fake_atlassian.connection("blocked", token_store=token_store))
+    put_connection("blocked", fake_atlassian.connection("blocked", state_store=state_store))
     assert isinstance(ConfluenceOAuthHook("blocked").token_manager, BrokerTokenSource)
     with pytest.raises(ConfluenceConfigError, match="must ask the token broker"):
         stores.choose_token_store(ConfluenceOAuthHook("blocked").settings)
@@ -128,7 +128,7 @@ def test_a_variable_planted_by_a_task_is_never_adopted(fake_atlassian, confluenc
     planted = {"refresh_token": "planted-refresh-token", "access_token": "planted-access-token",
                "expires_at": extra["expires_at"] + 86400, "cloud_id": "planted-cloud-id",
                "seed_fingerprint": extra["refresh_token_fingerprint"]}
-    Variable.set(f"confluence_oauth__{confluence_conn}", json.dumps(planted))
+    Variable.set(f"confluence_oauth_token_state__{confluence_conn}", json.dumps(planted))
     hook = ConfluenceOAuthHook(confluence_conn)
     assert hook.get_access_token() == extra["access_token"]
     assert hook.get_space_id("DEMO") and hook.get_conn().cloud_id == fake_atlassian.cloud_id

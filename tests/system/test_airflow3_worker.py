@@ -27,7 +27,7 @@ api-server, which keeps the rotated refresh token in the connection row.
 A listener plugin (written into the private AIRFLOW_HOME's plugins folder; the Task SDK's task runner calls
 plugin listeners inside the task process) reports from inside each task that the ORM really was blocked, and
 logs the access token the hook got, which must come out masked in the task log file. A third test shows the
-explicit opt-in to the host-locked Variable store (``token_store=variable``) working there, with its warning.
+explicit opt-in to the host-locked Variable store (``state_store=variable``) working there, with its warning.
 
 Issue 4 adds: the "Confluence page" extra link read from the REST API (``/api/v2/.../links``) after the worker
 ran the task; the ``macros.confluence.access_token`` macro rendered in the worker, its token masked by value in
@@ -69,7 +69,7 @@ pytestmark = [
 
 WORKER = Path(__file__).resolve().parents[1] / "helpers" / "airflow_worker.py"
 CONN_ID = "confluence_default"
-VARIABLE = f"confluence_oauth__{CONN_ID}"
+VARIABLE = f"confluence_oauth_token_state__{CONN_ID}"
 SERVER_START_TIMEOUT = 120.0
 DAG_RUN_TIMEOUT = 150.0
 
@@ -465,11 +465,37 @@ def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
     assert "260 spaces: {'global': 260}" in logs["summarize"]
 
 
+def test_the_host_locked_variable_store_moves_its_pre_0_2_0_variable_in_a_forked_worker(api_server, fake_atlassian):
+    """An upgrade: the state is under the Variable's old name (``confluence_oauth__<conn_id>``, which Airflow does
+    not mask). The worker's first transaction moves it to the new name through the execution API and deletes the
+    old one, then redeems the token it held."""
+    import hashlib
+
+    fake = fake_atlassian
+    env, planted = _prepare(api_server, fake, state_store="variable")
+    old_name = f"confluence_oauth__{CONN_ID}"
+    rotated = requests.post(fake.token_url, timeout=10, json={  # what 0.1 rotated into the old-named Variable
+        "grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
+        "refresh_token": planted}).json()["refresh_token"]
+    seed = hashlib.sha256(planted.encode()).hexdigest()[:16]
+    worker(env, "put-variable", old_name, json.dumps({"refresh_token": rotated, "seed_fingerprint": seed}))
+
+    result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
+
+    assert result["state"].endswith("success"), f"{result}\n{output[-6000:]}"
+    assert json.loads(worker(env, "has-variable", old_name)) is False
+    state = json.loads(worker(env, "read-variable", VARIABLE))
+    assert state["refresh_token"] == fake.latest_refresh_token not in (planted, rotated)
+    assert served(server_output, "DELETE", f"/execution/variables/{old_name}"), server_output[-3000:]
+    assert (fake.counters["refreshes"], fake.counters["stale_refresh_reuses"], fake.counters["invalid_grants"]) == (
+        2, 0, 0)
+
+
 def test_the_host_locked_variable_store_works_in_a_forked_worker_when_chosen(api_server, fake_atlassian):
-    """The explicit opt-in (``token_store=variable``): the worker rotates in the Variable through the execution
+    """The explicit opt-in (``state_store=variable``): the worker rotates in the Variable through the execution
     API, and says in its log that this is safe only on one host."""
     fake = fake_atlassian
-    env, planted = _prepare(api_server, fake, token_store="variable")
+    env, planted = _prepare(api_server, fake, state_store="variable")
 
     result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
 

@@ -2,7 +2,7 @@
 
 The API server loads the provider's plugin through the ``airflow.plugins`` entry point of the installed wheel
 (nothing is put in its plugins folder) and mounts it at ``/confluence-oauth``. No provider setting is made: the
-broker is on by default, and the connections keep ``token_store=auto``.
+broker is on by default, and the connections keep ``state_store=auto``.
 
 Each worker is an OS process that plays an Airflow 3 task worker: it blocks its ORM the way the Task SDK's
 supervisor does (``block_orm_access``), and sees the connection through an env var holding what the execution
@@ -234,7 +234,7 @@ def race_emulator(fake: FakeAtlassian) -> FakeAtlassian:
 @pytest.mark.every_line
 def test_workers_share_one_rotation_per_expiry_through_the_connection_row(server, race_emulator, tmp_path):
     fake = race_emulator
-    connection = fake.connection(ROW_CONN, broker_secret="the-connections-own-broker-key")  # token_store=auto
+    connection = fake.connection(ROW_CONN, broker_secret="the-connections-own-broker-key")  # state_store=auto
     planted = connection["extra"]["refresh_token"]
     helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
     offset = server["log"].stat().st_size
@@ -256,12 +256,12 @@ def test_an_env_var_connection_rotates_in_the_variable_row(server, race_emulator
     locks its row for every refresh."""
     fake = race_emulator
     with pytest.raises(AssertionError):
-        helper(server["env"], "read-variable", f"confluence_oauth__{ENV_CONN}")  # not there yet
+        helper(server["env"], "read-variable", f"confluence_oauth_token_state__{ENV_CONN}")  # not there yet
 
     results = race(server, fake, server["env_connection"], ENV_CONN, tmp_path)
 
     assert_rotation_was_perfect(fake, server, results)
-    state = json.loads(helper(server["env"], "read-variable", f"confluence_oauth__{ENV_CONN}"))
+    state = json.loads(helper(server["env"], "read-variable", f"confluence_oauth_token_state__{ENV_CONN}"))
     assert state["refresh_token"] == fake.latest_refresh_token and state["cloud_id"] == fake.cloud_id
     assert_nothing_leaked(server, fake)
 

@@ -24,8 +24,9 @@ What a person does, and what the test checks on the way:
    grant). Nothing the API server printed holds a secret.
 
 Connect from Admin -> Confluence OAuth opens the status page as its own page (an external view without a
-``url_route``: the UI's sandboxed frame would block the navigation to Atlassian). One known limitation is a strict
-xfail at the end of the module: the edit form shows the non-secret ``token_store`` and ``token_url`` as ``***``.
+``url_route``: the UI's sandboxed frame would block the navigation to Atlassian). The edit form shows the non-secret
+``state_store`` and ``grant_url`` in clear (their names before 0.2.0, ``token_store`` and ``token_url``, contain
+"token", so Airflow showed them as ``***``).
 
 Screenshots go to ``tests/artifacts/browser/`` (git-ignored); ``connection-form.png`` and ``status-page.png`` are
 the docs' (copied by hand into docs/images/).
@@ -83,11 +84,11 @@ README_EXTRAS = {
     "refresh_token": "Refresh token",
     "scopes": "Scopes",
     "auth_url": "Authorization URL",
-    "token_url": "Token URL",
+    "grant_url": "Token endpoint URL",
     "api_url": "API gateway URL",
     "redirect_uri": "Callback URL",
     "cloud_id": "Cloud ID",
-    "token_store": "Token store",
+    "state_store": "Token state store",
     "timeout": "Timeout (seconds)",
 }
 SECRET_EXTRAS = {"refresh_token"}
@@ -228,7 +229,7 @@ def put_connection_row(database_url: str, conn_id: str, fake: Any, host: str | N
     from cryptography.fernet import Fernet
 
     fernet = Fernet(FERNET_KEY.encode())
-    values = {"scopes": SCOPES, "auth_url": fake.auth_url, "token_url": fake.token_url, "api_url": fake.api_url,
+    values = {"scopes": SCOPES, "auth_url": fake.auth_url, "grant_url": fake.token_url, "api_url": fake.api_url,
               **extra}
     with psycopg2.connect(database_url) as db, db.cursor() as cursor:
         cursor.execute(
@@ -471,7 +472,7 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     no_leaks("the filled connection form (its visible text)", b.visible_text())
     screenshot_dialog(b, shots / "connection-form-extras.png")
     type_into(b, "element_auth_url", fake.auth_url)
-    type_into(b, "element_token_url", fake.token_url)
+    type_into(b, "element_grant_url", fake.token_url)
     type_into(b, "element_api_url", fake.api_url)
     click(b, by("XPATH", "//*[@role='dialog']//button[normalize-space()='Save']"), "Save")
     wait_for_toast(b, "Connection has been successfully created.")
@@ -482,7 +483,7 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     assert (row["conn_type"], row["host"], row["login"], row["password"]) == (
         "confluence_oauth", fake.site_url, fake.client_id, fake.client_secret)
     assert row["schema"] in (None, "") and row["port"] is None and row["encrypted"]
-    typed = {"scopes": SCOPES, "redirect_uri": callback, "auth_url": fake.auth_url, "token_url": fake.token_url,
+    typed = {"scopes": SCOPES, "redirect_uri": callback, "auth_url": fake.auth_url, "grant_url": fake.token_url,
              "api_url": fake.api_url}
     assert {key: row["extra"].get(key) for key in typed} == typed
     assert set(row["extra"]) <= set(declared), f"unexpected extra keys: {sorted(row['extra'])}"
@@ -624,13 +625,10 @@ def test_connect_from_the_admin_menu_view(ui_server, fake, browser):
     assert row is not None and row["extra"].get("refresh_token") == fake.latest_refresh_token
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "provider bug: Airflow masks every extra whose name contains a sensitive word ('token' is one: "
-    "airflow/_shared/secrets_masker DEFAULT_SENSITIVE_FIELDS, matched as a substring), so the non-secret "
-    "extras token_store and token_url show as *** in the edit form (and their values are masked in task logs)"))
-def test_edit_form_shows_the_non_secret_token_store_and_token_url(ui_server, fake, browser):
-    b, server, conn_id = browser, ui_server, "confluence_token_store"
-    put_connection_row(server["database_url"], conn_id, fake, token_store="connection")
+def test_edit_form_shows_the_non_secret_state_store_and_grant_url(ui_server, fake, browser):
+    """Airflow hides the value of an extra whose name holds a sensitive word; these two hold none."""
+    b, server, conn_id = browser, ui_server, "confluence_state_store"
+    put_connection_row(server["database_url"], conn_id, fake, state_store="connection")
     log_in(b, server)
     open_admin_item(b, "Connections")
     click(b, by("XPATH", f"//tr[td[normalize-space()={conn_id!r}]]//button[@aria-label='Edit Connection']"),
@@ -638,6 +636,6 @@ def test_edit_form_shows_the_non_secret_token_store_and_token_url(ui_server, fak
     b.wait(lambda d: dialog_fields(b).get("host", {}).get("value") == fake.site_url, STEP_TIMEOUT,
            "the edit form did not load the connection")
     fields = dialog_fields(b)
-    shown_values = {key: fields[f"element_{key}"]["value"] for key in ("token_store", "token_url", "auth_url")}
-    assert shown_values == {"token_store": "connection", "token_url": fake.token_url, "auth_url": fake.auth_url}
+    shown_values = {key: fields[f"element_{key}"]["value"] for key in ("state_store", "grant_url", "auth_url")}
+    assert shown_values == {"state_store": "connection", "grant_url": fake.token_url, "auth_url": fake.auth_url}
 

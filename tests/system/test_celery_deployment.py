@@ -422,7 +422,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
             deployment.wait_for_api_server(SERVER_START_TIMEOUT)
             for letter, name in zip("ab", WORKERS, strict=True):
                 deployment.wait_for_output(name, f"apc{os.getpid()}{letter}@{name} ready.", WORKER_START_TIMEOUT)
-            helper(env, "put-connection", CONN_ID, json.dumps(emulator.connection(CONN_ID)))  # token_store=auto
+            helper(env, "put-connection", CONN_ID, json.dumps(emulator.connection(CONN_ID)))  # state_store=auto
             yield deployment
         finally:
             deployment.stop(first=("scheduler",))

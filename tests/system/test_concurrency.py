@@ -115,8 +115,8 @@ def test_processes_share_rotations_through_the_connection_row(postgres_env, race
 def test_processes_share_rotations_through_the_variable_on_one_host(postgres_env, race_emulator, tmp_path):
     fake = race_emulator
     conn_id = "confluence_race_variable"
-    worker(postgres_env, "put-connection", conn_id, json.dumps(fake.connection(conn_id, token_store="variable")))
+    worker(postgres_env, "put-connection", conn_id, json.dumps(fake.connection(conn_id, state_store="variable")))
     results = run_race(postgres_env, fake, conn_id, tmp_path)
     assert_rotation_was_perfect(fake, results)
-    state = json.loads(worker(postgres_env, "read-variable", f"confluence_oauth__{conn_id}"))
+    state = json.loads(worker(postgres_env, "read-variable", f"confluence_oauth_token_state__{conn_id}"))
     assert state["refresh_token"] == fake.latest_refresh_token

@@ -56,7 +56,7 @@ HELPER = Path(__file__).resolve().parents[1] / "helpers" / "airflow_worker.py"
 USERS = {"admin": "admin", "viewer": "viewer"}
 SERVER_START_TIMEOUT = 180.0
 HTTP_TIMEOUT = 30.0
-CONFIG_KEYS = ("scopes", "redirect_uri", "token_url", "auth_url", "api_url", "token_store")
+CONFIG_KEYS = ("scopes", "redirect_uri", "grant_url", "auth_url", "api_url", "state_store")
 
 
 

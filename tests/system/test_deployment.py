@@ -10,7 +10,7 @@ The deployment, started by this module in a private AIRFLOW_HOME on a fresh, mig
   execution_api_server_url``, with workload JWTs signed with the shared ``[api_auth] jwt_secret``;
 * ``airflow dag-processor``, which parses the DAG generated into the home's own dags folder.
 
-No provider setting is made (the broker is on by default) and the connection keeps ``token_store=auto``, so
+No provider setting is made (the broker is on by default) and the connection keeps ``state_store=auto``, so
 the tasks must ask the broker, which rotates the grant in the connection row under ``SELECT ... FOR
 UPDATE``. The DAG's 16 tasks call Confluence through the hook for several seconds each while the emulator's
 access tokens live 3 s, so the grant is rotated many times under concurrency. The DAG is unpaused and
@@ -176,7 +176,7 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     fake.add_spaces(30)  # iter_spaces pages through 31 spaces
     fake.latency = 0.01
     fake.access_token_lifetime = LIFETIME  # real time on every side: each process computes expiry itself
-    connection = fake.connection(CONN_ID)  # token_store=auto
+    connection = fake.connection(CONN_ID)  # state_store=auto
     planted = connection["extra"]["refresh_token"]
     helper(deployment.env, "put-connection", CONN_ID, json.dumps(connection))
     fake.reset_counters()

@@ -239,7 +239,7 @@ def test_a_token_request_that_times_out_after_landing_is_retried(fake_atlassian,
     fake = fake_atlassian
     space = fake.add_space("DEMO")
     proxy.add("hang_after_forward", method="POST", path_prefix="/oauth/token")
-    hook, slept = make_hook(fake, "token_slow", token_url=proxy.url + "/oauth/token", timeout=1)
+    hook, slept = make_hook(fake, "token_slow", grant_url=proxy.url + "/oauth/token", timeout=1)
     assert hook.get_space_id("DEMO") == space["id"]
     assert proxy.injected == [("hang_after_forward", "POST", "/oauth/token")]
     assert fake.counters["refreshes"] == 2 and len(slept) == 1
@@ -249,7 +249,7 @@ def test_a_token_request_that_times_out_after_landing_is_retried(fake_atlassian,
 def test_a_token_endpoint_that_never_answers_is_a_clean_error(fake_atlassian, airflow_db, proxy):
     fake = fake_atlassian
     proxy.add("hang", method="POST", path_prefix="/oauth/token", times=10)
-    hook, _ = make_hook(fake, "token_hangs", token_url=proxy.url + "/oauth/token", timeout=1)
+    hook, _ = make_hook(fake, "token_hangs", grant_url=proxy.url + "/oauth/token", timeout=1)
     before = raw_extra("token_hangs")
     with pytest.raises(ConfluenceAuthError) as info:
         hook.get_access_token()

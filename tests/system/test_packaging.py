@@ -31,7 +31,7 @@ def test_provider_info_validates_against_the_installed_airflow_schema():
     assert conn_type["connection-type"] == "confluence_oauth"
     fields = conn_type["conn-fields"]
     assert fields["refresh_token"]["schema"]["format"] == "password"
-    assert {"scopes", "auth_url", "token_url", "api_url", "redirect_uri", "cloud_id", "token_store", "timeout"} <= set(
+    assert {"scopes", "auth_url", "grant_url", "api_url", "redirect_uri", "cloud_id", "state_store", "timeout"} <= set(
         fields
     )
     integration = info["integrations"][0]["integration-name"]
@@ -107,7 +107,7 @@ def test_the_hook_form_for_airflow_2():
 
     behaviour = ConfluenceOAuthHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["host"] == "Confluence site URL"
-    assert behaviour["placeholders"]["token_url"] == "https://auth.atlassian.com/oauth/token"
+    assert behaviour["placeholders"]["grant_url"] == "https://auth.atlassian.com/oauth/token"
     try:
         widgets = ConfluenceOAuthHook.get_connection_form_widgets()
     except ImportError:

@@ -8,7 +8,7 @@ anchor, a page missing from the nav, or a snippet whose file is gone. These test
 * every example DAG is shown somewhere in the docs;
 * the README is short, and its relative links (and their anchors) resolve;
 * what the docs list matches the code: every operator has its section, every exception its row, every
-  connection extra and ``token_store`` value its mention;
+  connection extra and ``state_store`` value its mention;
 * every ``airflow_provider_confluence`` import in a docs code block, and every dotted module path the docs name,
   imports;
 * the benchmark chart in the docs is the one ``make bench`` wrote.
@@ -225,7 +225,7 @@ def test_every_token_store_value_is_documented() -> None:
     for page in ("connection.md", "token-stores.md"):
         text = (DOCS / page).read_text(encoding="utf-8")
         for value in TOKEN_STORES:
-            assert f"`{value}`" in text or f"token_store={value}" in text, f"docs/{page} never names {value!r}"
+            assert f"`{value}`" in text or f"state_store={value}" in text, f"docs/{page} never names {value!r}"
 
 
 # -- every import path the docs use imports ---------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_granular_scopes_do_not_warn():
     assert parse(extra={"scopes": DEFAULT_SCOPES}).warnings == ()
 
 
-@pytest.mark.parametrize("name", ["token_url", "auth_url", "api_url"])
+@pytest.mark.parametrize("name", ["grant_url", "auth_url", "api_url"])
 def test_https_is_required_for_atlassian_urls(name):
     with pytest.raises(ConfluenceConfigError, match="https"):
         parse(extra={name: "http://auth.example.com/oauth/token"})
@@ -68,7 +68,7 @@ def test_https_is_required_for_atlassian_urls(name):
 def test_loopback_may_use_http_when_the_deployment_lists_it(host):
     s = ConnectionSettings.from_connection_fields(
         "c1", host="https://example.atlassian.net", login="cid", password=SECRET, allowed_endpoint_hosts=host,
-        extra={"token_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
+        extra={"grant_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
     assert s.token_url.startswith("http://")
 
 
@@ -108,8 +108,8 @@ def test_extra_must_be_an_object():
 
 
 def test_unknown_token_store_and_bad_timeout():
-    with pytest.raises(ConfluenceConfigError, match="token_store"):
-        parse(extra={"token_store": "redis"})
+    with pytest.raises(ConfluenceConfigError, match="state_store"):
+        parse(extra={"state_store": "redis"})
     with pytest.raises(ConfluenceConfigError, match="timeout"):
         parse(extra={"timeout": "soon"})
     assert parse(extra={"timeout": "12.5"}).timeout == 12.5
@@ -133,7 +133,7 @@ MALFORMED_URLS = {
     "zero-width": ("https://auth.atlassian\u200b.com/oauth/token", "whitespace or a control character"),
     "read-differently": ("https://\uff41uth.atlassian.com/oauth/token", "urllib3"),
 }
-URL_FIELDS = ("auth_url", "token_url", "api_url", "redirect_uri", "broker_url")
+URL_FIELDS = ("auth_url", "grant_url", "api_url", "redirect_uri", "broker_url")
 
 
 @pytest.mark.parametrize("field", URL_FIELDS)
@@ -164,7 +164,7 @@ def parse_allowed(allowed, **extra):
                                                      password=SECRET, extra=extra, allowed_endpoint_hosts=allowed)
 
 
-@pytest.mark.parametrize("field", ["auth_url", "token_url", "api_url"])
+@pytest.mark.parametrize("field", ["auth_url", "grant_url", "api_url"])
 def test_endpoints_are_pinned_to_atlassians_hosts(field):
     with pytest.raises(ConfluenceConfigError) as info:
         parse_allowed("", **{field: "https://attacker.example/oauth/token"})
@@ -196,10 +196,10 @@ def test_endpoints_are_pinned_to_atlassians_hosts(field):
 )
 def test_the_deployment_may_list_other_endpoint_hosts(allowed, url, accepted):
     if accepted:
-        assert parse_allowed(allowed, token_url=url).token_url == url
+        assert parse_allowed(allowed, grant_url=url).token_url == url
     else:
         with pytest.raises(ConfluenceConfigError):
-            parse_allowed(allowed, token_url=url)
+            parse_allowed(allowed, grant_url=url)
 
 
 @pytest.mark.parametrize("entry", ["https://attacker.example", "attacker.example/path", "attacker.example:port",
@@ -215,3 +215,61 @@ def test_the_site_may_be_any_https_host_because_no_credential_is_sent_there():
     """Only links to pages are made from the site URL (tests/integration/test_security.py shows nothing is sent to it)."""
     assert parse_allowed("", refresh_token="rt").site_url == "https://example.atlassian.net"
     assert parse("https://wiki.example.org", extra={}).site_url == "https://wiki.example.org"
+
+
+# -- the extras renamed in 0.2.0 (token_store -> state_store, token_url -> grant_url) ---------------------------
+
+
+@pytest.mark.parametrize(("old", "new", "value", "attribute"), [
+    ("token_store", "state_store", "variable", "token_store"),
+    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "token_url"),
+])
+def test_an_old_extra_name_still_works_with_a_deprecation_warning(old, new, value, attribute):
+    with pytest.warns(DeprecationWarning, match=f"rename it to {new}"):
+        s = parse(extra={"refresh_token": "rt", old: value})
+    assert getattr(s, attribute) == value
+    assert any(old in w and new in w for w in s.warnings)  # the hook logs them
+
+
+@pytest.mark.parametrize(("old", "new", "value"), [
+    ("token_store", "state_store", "variable"),
+    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2"),
+])
+def test_old_and_new_names_with_the_same_value_are_accepted(old, new, value):
+    s = parse(extra={"refresh_token": "rt", old: value, new: value})
+    assert value in (s.token_store, s.token_url)
+
+
+@pytest.mark.parametrize(("old", "new", "old_value", "new_value"), [
+    ("token_store", "state_store", "variable", "connection"),
+    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "https://auth.atlassian.com/oauth/token"),
+])
+def test_old_and_new_names_with_different_values_are_refused(old, new, old_value, new_value):
+    with pytest.raises(ConfluenceConfigError) as info:
+        parse(extra={"refresh_token": "rt", old: old_value, new: new_value})
+    assert f"both {new} and its old name {old}" in info.value.message
+    assert f"Keep {new}" in info.value.message and f"delete {old}" in info.value.message
+
+
+def test_the_new_names_raise_no_warning(recwarn):
+    s = parse(extra={"refresh_token": "rt", "state_store": "memory", "grant_url": "https://auth.atlassian.com/t"})
+    assert (s.token_store, s.token_url, s.warnings) == ("memory", "https://auth.atlassian.com/t", ())
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+
+def test_an_old_endpoint_name_is_pinned_like_the_new_one():
+    with pytest.raises(ConfluenceConfigError, match="grant_url points at attacker.example:443"):
+        parse_allowed("", token_url="https://attacker.example/oauth/token")
+
+
+def test_the_journal_binds_an_old_and_a_new_endpoint_name_alike():
+    from types import SimpleNamespace
+
+    from airflow_provider_confluence.auth.stores.journal import connection_binding
+
+    def row(extra):
+        return SimpleNamespace(login="cid", host="https://example.atlassian.net", get_extra=lambda: json.dumps(extra))
+
+    url = "https://auth.atlassian.com/oauth/token2"
+    assert connection_binding(row({"token_url": url})) == connection_binding(row({"grant_url": url}))
+    assert connection_binding(row({"grant_url": url})) != connection_binding(row({}))

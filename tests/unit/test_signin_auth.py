@@ -273,7 +273,7 @@ def test_a_refused_api_token_is_a_clear_error_without_a_retry_or_a_secret():
 
 
 def test_a_refusal_after_the_expiry_date_says_the_token_expired():
-    settings = api_settings(api_token_expires="2027-01-31")
+    settings = api_settings(credential_expires="2027-01-31")
     after = datetime.datetime(2027, 2, 1, tzinfo=datetime.UTC).timestamp()
     basic = api_token_authorization(settings, on_secret=lambda s: None, clock=Clock(after))
     with pytest.raises(ConfluenceAuthError, match="expired on 31 January 2027") as caught:
@@ -288,7 +288,7 @@ def test_a_refusal_after_the_expiry_date_says_the_token_expired():
 def test_the_expiry_warning_comes_30_days_ahead_once(caplog, days_left, level, logged):
     expires = datetime.date(2027, 1, 31)
     midnight = datetime.datetime(2027, 1, 31, tzinfo=datetime.UTC).timestamp()
-    settings = api_settings(api_token_expires=expires.isoformat())
+    settings = api_settings(credential_expires=expires.isoformat())
     basic = api_token_authorization(settings, on_secret=lambda s: None, clock=Clock(midnight - days_left * 86400))
     with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.auth.signin"):
         basic.authorization()

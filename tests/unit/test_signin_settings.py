@@ -59,9 +59,9 @@ REFUSED = [
     ({"auth_type": "api_token"}, "robot@example.com", " ", "no API token (the Password field)"),
     ({"auth_type": "api_token"}, "robot", TOKEN, "Login is not an e-mail address"),
     ({"auth_type": "api_token"}, "cid-1234567890", TOKEN, "Login is not an e-mail address"),
-    ({"auth_type": "api_token", "api_token_expires": "next year"}, "robot@example.com", TOKEN, "YYYY-MM-DD"),
-    ({"auth_type": "api_token", "api_token_expires": "2027-02-30"}, "robot@example.com", TOKEN, "is not a date"),
-    ({"auth_type": "api_token", "api_token_expires": "31/01/2027"}, "robot@example.com", TOKEN, "is not a date"),
+    ({"auth_type": "api_token", "credential_expires": "next year"}, "robot@example.com", TOKEN, "YYYY-MM-DD"),
+    ({"auth_type": "api_token", "credential_expires": "2027-02-30"}, "robot@example.com", TOKEN, "is not a date"),
+    ({"auth_type": "api_token", "credential_expires": "31/01/2027"}, "robot@example.com", TOKEN, "is not a date"),
 ]
 
 
@@ -82,27 +82,27 @@ def test_service_accounts_need_no_offline_access_and_no_refresh_token():
 
 
 def test_a_refresh_token_with_client_credentials_is_kept_but_ignored_with_a_warning():
-    settings = parse(auth_type="client_credentials", refresh_token="rt-stale", token_store="variable")
+    settings = parse(auth_type="client_credentials", refresh_token="rt-stale", state_store="variable")
     assert settings.auth_type == "client_credentials"
     assert len(settings.warnings) == 1
-    assert "refresh_token, token_store" in settings.warnings[0]
+    assert "refresh_token, state_store" in settings.warnings[0]
     assert "ignores" in settings.warnings[0]
     assert ("rt-stale" in settings.warnings[0]) is False
 
 
-def test_api_token_expires_is_parsed_and_only_kept_for_api_tokens():
-    settings = parse(login="robot@example.com", auth_type="api_token", api_token_expires="2027-01-31")
-    assert settings.api_token_expires == datetime.date(2027, 1, 31)
-    full = parse(login="robot@example.com", auth_type="api_token", api_token_expires="2027-01-31T10:00:00+00:00")
-    assert full.api_token_expires == datetime.date(2027, 1, 31)
-    three_lo = parse(api_token_expires="2027-01-31")
-    assert three_lo.api_token_expires is None
-    assert "api_token_expires" in three_lo.warnings[0]
+def test_credential_expires_is_parsed_and_only_kept_for_api_tokens():
+    settings = parse(login="robot@example.com", auth_type="api_token", credential_expires="2027-01-31")
+    assert settings.credential_expires == datetime.date(2027, 1, 31)
+    full = parse(login="robot@example.com", auth_type="api_token", credential_expires="2027-01-31T10:00:00+00:00")
+    assert full.credential_expires == datetime.date(2027, 1, 31)
+    three_lo = parse(credential_expires="2027-01-31")
+    assert three_lo.credential_expires is None
+    assert "credential_expires" in three_lo.warnings[0]
 
 
 def test_api_token_does_not_warn_when_only_its_fields_are_set():
     settings = parse(
-        login="Robot@Example.com", auth_type="api_token", api_token_expires="2027-01-31", cloud_id="abc-123"
+        login="Robot@Example.com", auth_type="api_token", credential_expires="2027-01-31", cloud_id="abc-123"
     )
     assert settings.warnings == ()
     assert settings.cloud_id == "abc-123"
@@ -115,5 +115,11 @@ def test_the_form_offers_exactly_the_types_the_settings_accept():
     assert schema["enum"] == list(AUTH_TYPES)
     assert schema["default"] == "oauth2_3lo"
     assert set(schema["values_display"]) == set(AUTH_TYPES)
-    assert fields["api_token_expires"]["schema"]["format"] == "date"
+    assert fields["credential_expires"]["schema"]["format"] == "date"
     assert "format" not in fields["auth_type"]["schema"]  # not a password field
+
+
+def test_the_first_planned_name_api_token_expires_still_works_with_a_warning():
+    settings = parse(login="robot@example.com", auth_type="api_token", api_token_expires="2027-01-31")
+    assert settings.credential_expires == datetime.date(2027, 1, 31)
+    assert any("rename it to credential_expires" in w for w in settings.warnings)

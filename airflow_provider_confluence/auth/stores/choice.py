@@ -1,12 +1,12 @@
 """Which store keeps a connection's token state in this process, and why.
 
-``token_store=auto`` (the default) needs no configuration on either major version, and every process of a
+``state_store=auto`` (the default) needs no configuration on either major version, and every process of a
 deployment reaches the SAME state, so there is one current refresh token:
 
 * **the connection itself**: its ``extra`` in the metadata database, locked with ``SELECT ... FOR UPDATE`` on its
   row for the whole refresh (:class:`~airflow_provider_confluence.auth.stores.connection.ConnectionTokenStore`);
 * for a connection from an environment variable or a secrets backend, which has no row to write: the Variable
-  ``confluence_oauth__<conn_id>``, locked with ``SELECT ... FOR UPDATE`` on the Variable's row
+  ``confluence_oauth_token_state__<conn_id>``, locked with ``SELECT ... FOR UPDATE`` on the Variable's row
   (:class:`VariableRowTokenStore`).
 
 Processes that may use the ORM (Airflow 2.11 workers; the Airflow 3 API server, scheduler, CLI and in-process
@@ -14,9 +14,9 @@ Processes that may use the ORM (Airflow 2.11 workers; the Airflow 3 API server, 
 token broker in the API server (:class:`~airflow_provider_confluence.auth.broker.client.BrokerTokenSource`), which uses the
 same store (:func:`uses_broker`).
 
-Chosen explicitly only: ``token_store=variable`` (or, on Airflow 3, ``[confluence] token_broker = False``) keeps
+Chosen explicitly only: ``state_store=variable`` (or, on Airflow 3, ``[confluence] token_broker = False``) keeps
 the state in the Variable under a HOST file lock: safe only while every process that uses the connection runs on
-one host, and every process that uses it says so in a warning. ``token_store=memory`` is for tests.
+one host, and every process that uses it says so in a warning. ``state_store=memory`` is for tests.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from airflow_provider_confluence.auth.stores.connection import (
 )
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.config.connection import ConnectionSettings
-from airflow_provider_confluence.auth.stores.support import VARIABLE_PREFIX, fingerprint, host_lock
+from airflow_provider_confluence.auth.stores.support import VARIABLE_PREFIX, fingerprint, host_lock, variable_key
 from airflow_provider_confluence.auth.stores.variable import VariableRowTokenStore, VariableTokenStore
 from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenState, TokenStore
 
@@ -80,7 +80,7 @@ def row_store(settings: ConnectionSettings) -> TokenStore:
         return ConnectionTokenStore(settings.conn_id)
     log.info("Connection %r comes from an environment variable or a secrets backend, which the provider cannot "
              "write: its rotated tokens are kept in Variable %r, locked by its row.",
-             settings.conn_id, VARIABLE_PREFIX + settings.conn_id)
+             settings.conn_id, variable_key(settings.conn_id))
     return VariableRowTokenStore(settings.conn_id, settings.refresh_token)
 
 
@@ -99,19 +99,19 @@ def choose_token_store(settings: ConnectionSettings) -> TokenStore:
     """The store of this connection in a process that may use the metadata database (see the module's text).
 
     :raises ConfluenceConfigError: this process must ask the broker (:func:`uses_broker`), or
-        ``token_store=connection`` was asked for a connection that has no row.
+        ``state_store=connection`` was asked for a connection that has no row.
     """
     conn_id = settings.conn_id
     wanted = settings.token_store
     if wanted == "memory":
         return MemoryTokenStore(TokenState(refresh_token=settings.refresh_token))
     if not keeps_tokens_in_row(settings):
-        why = "token_store=variable" if wanted == "variable" else f"[{BROKER_SECTION}] {BROKER_OPTION} = False"
+        why = "state_store=variable" if wanted == "variable" else f"[{BROKER_SECTION}] {BROKER_OPTION} = False"
         log.warning(
             "Connection %r keeps its rotated tokens in Variable %r under a host file lock (%s). That is safe only "
             "while every process that uses the connection runs on ONE host: two hosts can redeem the same refresh "
             "token, which revokes the grant. Remove the setting to keep the tokens in the connection.",
-            conn_id, VARIABLE_PREFIX + conn_id, why,
+            conn_id, variable_key(conn_id), why,
         )
         return VariableTokenStore(conn_id, settings.refresh_token)
     if not orm_available():
@@ -123,6 +123,6 @@ def choose_token_store(settings: ConnectionSettings) -> TokenStore:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} comes from an environment variable or a secrets backend, so it has no row "
             "in the metadata database to write rotated tokens into (a row would be shadowed by the backend). "
-            "Set token_store to auto, or create the connection in Admin -> Connections."
+            "Set state_store to auto, or create the connection in Admin -> Connections."
         )
     return row_store(settings)

@@ -25,10 +25,11 @@ from airflow_provider_confluence.auth.stores.journal import (
     recover_from_stale_copy,
 )
 from airflow_provider_confluence.auth.stores.support import (
-    VARIABLE_PREFIX,
     fingerprint,
+    legacy_variable_key,
     private_session,
     row_lock_or_host_lock,
+    variable_key,
 )
 from airflow_provider_confluence.auth.token_codec import (
     extra_with_state,
@@ -54,6 +55,11 @@ def connection_row_exists(conn_id: str) -> bool:
     connection = _connection_model()
     with create_session() as session:
         return session.query(connection.id).filter(connection.conn_id == conn_id).first() is not None
+
+
+def row_state(row: Any) -> TokenState:
+    """The token state in a connection row's extra, as a lock-free :meth:`ConnectionTokenStore.load` reads it."""
+    return state_from_extra(_extra_of(row))
 
 
 def _extra_of(row: Any) -> dict[str, Any]:
@@ -162,8 +168,27 @@ class ConnectionTokenStore:
                 self._local.session = None
 
 
+def _unmigrated_variable(session: Session, conn_id: str, state: TokenState) -> tuple[Any, TokenState] | None:
+    """The Variable row of the Variable store (its name, or its name before 0.2.0) that rotated further from
+    ``state``'s token, and its state (see :func:`unmigrated_variable_state`)."""
+    from airflow.models.variable import Variable
+
+    if not state.refresh_token:
+        return None
+    for key in (variable_key(conn_id), legacy_variable_key(conn_id)):
+        row = session.query(Variable).filter(Variable.key == key).one_or_none()
+        data = parse_stored(row.get_val()) if row is not None else None
+        if data is None or not seed_matches(data, state.refresh_token):
+            continue
+        newer = TokenState.from_stored(data)
+        if newer.refresh_token and newer.refresh_token != state.refresh_token:
+            return row, newer
+    return None
+
+
 def unmigrated_variable_state(session: Session, conn_id: str, state: TokenState) -> TokenState | None:
-    """The state in the Variable ``confluence_oauth__<conn_id>`` when it rotated further from ``state``'s token.
+    """The state in the Variable ``confluence_oauth_token_state__<conn_id>`` (or ``confluence_oauth__<conn_id>``,
+    its name before 0.2.0) when it rotated further from ``state``'s token.
 
     That Variable was the default store on Airflow 3 before the connection was: its ``seed_fingerprint`` names
     the connection's refresh token it started from. When that is ``state``'s token and the Variable holds
@@ -171,26 +196,17 @@ def unmigrated_variable_state(session: Session, conn_id: str, state: TokenState)
     Variable's state into the connection: any Airflow 3 task can write a Variable, so its content is never
     adopted on a normal read.
     """
-    from airflow.models.variable import Variable
-
-    if not state.refresh_token:
-        return None
-    row = session.query(Variable).filter(Variable.key == VARIABLE_PREFIX + conn_id).one_or_none()
-    data = parse_stored(row.get_val()) if row is not None else None
-    if data is None or not seed_matches(data, state.refresh_token):
-        return None
-    newer = TokenState.from_stored(data)
-    if not newer.refresh_token or newer.refresh_token == state.refresh_token:
-        return None
-    return newer
+    found = _unmigrated_variable(session, conn_id, state)
+    return found[1] if found else None
 
 
 def unmigrated_variable_refusal(session: Session, conn_id: str, state: TokenState) -> Exception | None:
     """The error that stops a redeem of a refresh token that the Variable store has already rotated away."""
-    if unmigrated_variable_state(session, conn_id, state) is None:
+    found = _unmigrated_variable(session, conn_id, state)
+    if found is None:
         return None
     return ConfluenceConfigError(
-        f"Variable {VARIABLE_PREFIX + conn_id!r} holds tokens rotated from the refresh token in connection "
+        f"Variable {found[0].key!r} holds tokens rotated from the refresh token in connection "
         f"{conn_id!r} (the Variable store, Airflow 3's default before this version), so the token in the "
         "connection is retired and redeeming it could revoke the grant. Nothing was changed. Move the "
         f"Variable's state into the connection once, with: airflow-confluence migrate-store {conn_id}"
@@ -205,6 +221,7 @@ class Migration:
         ``nothing`` (no Variable), or ``kept`` (the Variable does not descend from the connection's token).
     :param before: the fingerprint of the connection's refresh token before.
     :param after: the fingerprint of the refresh token that the connection holds after (or would hold).
+    :param variable: the name of the Variable found (its name before 0.2.0 when only that exists).
     """
 
     action: str
@@ -212,6 +229,7 @@ class Migration:
     after: str | None
     cloud_id: str | None = None
     rotated_at: float | None = None
+    variable: str | None = None
 
 
 def migrate_variable_state(conn_id: str, *, dry_run: bool = False) -> Migration:
@@ -231,23 +249,27 @@ def migrate_variable_state(conn_id: str, *, dry_run: bool = False) -> Migration:
         if row is None:
             raise ConfluenceTokenStoreError(
                 f"Connection {conn_id!r} is not in the metadata database (an environment variable or a secrets "
-                f"backend holds it): its tokens stay in Variable {VARIABLE_PREFIX + conn_id!r}, now locked by its "
+                f"backend holds it): its tokens stay in Variable {variable_key(conn_id)!r}, now locked by its "
                 "row, so there is nothing to move."
             )
         state, _refusal = store._redeemable_state(session, row)
         before = fingerprint(state.refresh_token)
-        variable = session.query(Variable).filter(Variable.key == VARIABLE_PREFIX + conn_id).one_or_none()
-        if variable is None:
+        keys = (variable_key(conn_id), legacy_variable_key(conn_id))
+        existing = [session.query(Variable).filter(Variable.key == key).one_or_none() for key in keys]
+        if not any(existing):
             return Migration("nothing", before, before)
-        newer = unmigrated_variable_state(session, conn_id, state)
-        if newer is None:
-            return Migration("kept", before, before)
+        found = _unmigrated_variable(session, conn_id, state)
+        if found is None:
+            name = next(row.key for row in existing if row is not None)
+            return Migration("kept", before, before, variable=name)
+        variable, newer = found
         moved = replace(newer, cloud_id=newer.cloud_id or state.cloud_id)
-        result = Migration("moved", before, fingerprint(moved.refresh_token), moved.cloud_id, moved.rotated_at)
+        result = Migration("moved", before, fingerprint(moved.refresh_token), moved.cloud_id, moved.rotated_at,
+                           variable=variable.key)
         if dry_run:
             return result
         session.delete(variable)
         _ConnectionTransaction(conn_id, session, row, state).save(moved)  # commits the delete with the save
     log.info("Moved the token state of connection %r from Variable %r into the connection (refresh token %s -> %s).",
-             conn_id, VARIABLE_PREFIX + conn_id, result.before, result.after)
+             conn_id, result.variable, result.before, result.after)
     return result

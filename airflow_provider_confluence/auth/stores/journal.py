@@ -23,7 +23,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
-from airflow_provider_confluence.config.connection import DEFAULT_API_URL, DEFAULT_TOKEN_URL, parse_extra, parse_site_url
+from airflow_provider_confluence.config.connection import (
+    DEFAULT_API_URL,
+    DEFAULT_TOKEN_URL,
+    extra_value,
+    parse_extra,
+    parse_site_url,
+)
 from airflow_provider_confluence.auth.stores.support import fingerprint
 from airflow_provider_confluence.auth.token_codec import journal_value, parse_journal
 from airflow_provider_confluence.auth.tokens import TokenState
@@ -50,8 +56,9 @@ class Journal:
 
 
 def connection_binding(row: Any) -> str | None:
-    """A fingerprint of what the journal's state belongs to: the connection row's client ID, token URL, API URL
-    and site (defaults filled in, as the settings read them); None when the row's fields cannot be read.
+    """A fingerprint of what the journal's state belongs to: the connection row's client ID, token URL (the
+    ``grant_url`` extra, or its old name ``token_url``: the same value binds the same), API URL and site
+    (defaults filled in, as the settings read them); None when the row's fields cannot be read.
 
     :param row: the connection row (``login``, ``host``, the decrypted extra).
     """
@@ -60,7 +67,7 @@ def connection_binding(row: Any) -> str | None:
         site = parse_site_url("", row.host)
     except ConfluenceConfigError:
         return None
-    token_url = str(extra.get("token_url") or "").strip() or DEFAULT_TOKEN_URL
+    token_url = extra_value(extra, "grant_url") or DEFAULT_TOKEN_URL  # or its old name, token_url
     api_url = (str(extra.get("api_url") or "").strip() or DEFAULT_API_URL).rstrip("/")
     return fingerprint("\0".join(((row.login or "").strip(), token_url, api_url, site.lower())))
 

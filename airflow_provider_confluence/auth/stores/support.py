@@ -17,10 +17,34 @@ from airflow_provider_confluence.version_compat import create_session, masking_s
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["VARIABLE_PREFIX", "fingerprint", "host_lock", "private_session", "row_lock_or_host_lock"]
+__all__ = [
+    "LEGACY_VARIABLE_PREFIX", "VARIABLE_PREFIX", "fingerprint", "host_lock", "legacy_variable_key",
+    "private_session", "row_lock_or_host_lock", "variable_key", "variable_lock_name",
+]
 
-#: The Variable store keeps a connection's state in ``confluence_oauth__<conn_id>``.
-VARIABLE_PREFIX = "confluence_oauth__"
+#: The Variable store keeps a connection's state in ``confluence_oauth_token_state__<conn_id>``: the word "token"
+#: in the key makes Airflow mask the value (Variables list, CLI, task logs) with its default
+#: ``sensitive_var_conn_names``.
+VARIABLE_PREFIX = "confluence_oauth_token_state__"
+#: The name of that Variable before 0.2.0, which Airflow did not mask. The stores read it once: the first locked
+#: transaction moves it to :data:`VARIABLE_PREFIX` and deletes it (:mod:`.variable`).
+LEGACY_VARIABLE_PREFIX = "confluence_oauth__"
+
+
+def variable_key(conn_id: str) -> str:
+    """The Variable that holds the token state of ``conn_id`` in the Variable store."""
+    return VARIABLE_PREFIX + conn_id
+
+
+def legacy_variable_key(conn_id: str) -> str:
+    """The name :func:`variable_key` had before 0.2.0."""
+    return LEGACY_VARIABLE_PREFIX + conn_id
+
+
+def variable_lock_name(conn_id: str) -> str:
+    """The host lock of the Variable store of ``conn_id``: named after the Variable's name before 0.2.0, as it
+    was then, so that a process of an older version on the same host takes the same lock during an upgrade."""
+    return f"variable:{legacy_variable_key(conn_id)}"
 
 
 @contextmanager

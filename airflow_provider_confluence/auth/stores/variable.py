@@ -1,9 +1,14 @@
-"""The Variable token stores: ``confluence_oauth__<conn_id>`` under a host file lock, or under its row's lock.
+"""The Variable token stores: ``confluence_oauth_token_state__<conn_id>`` under a host file lock, or its row's lock.
 
 :class:`VariableRowTokenStore` keeps the state of a connection from an environment variable or a secrets
 backend (which has no row to write) in a Variable locked with ``SELECT ... FOR UPDATE``. :class:`VariableTokenStore`
-(``token_store=variable``, or ``[confluence] token_broker = False`` on Airflow 3) locks a HOST file: safe only
+(``state_store=variable``, or ``[confluence] token_broker = False`` on Airflow 3) locks a HOST file: safe only
 while every process that uses the connection runs on one host.
+
+Before 0.2.0 the Variable was named ``confluence_oauth__<conn_id>``, which Airflow does not mask. The first locked
+transaction of either store moves an old-named Variable to the new name and deletes the old one: in the same
+database transaction for the row store; under the host lock, writing the new one before deleting the old one, for
+the host-locked store. Once the new name exists, the old one is never read again.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.auth.stores.support import (
-    VARIABLE_PREFIX,
     fingerprint,
     host_lock,
+    legacy_variable_key,
     private_session,
     row_lock_or_host_lock,
+    variable_key,
+    variable_lock_name,
 )
 from airflow_provider_confluence.auth.token_codec import parse_stored, seed_matches, variable_value
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
-from airflow_provider_confluence.version_compat import create_session, get_variable, set_variable
+from airflow_provider_confluence.version_compat import create_session, delete_variable, get_variable, set_variable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 class _VariableTransaction:
     def __init__(self, store: VariableTokenStore) -> None:
         self._store = store
+        store.move_legacy_variable()
         self.state = store.load()
 
     def save(self, state: TokenState) -> None:
@@ -43,7 +51,7 @@ class _VariableTransaction:
 
 
 class VariableTokenStore:
-    """Token state as JSON in the Variable ``confluence_oauth__<conn_id>``, locked per host.
+    """Token state as JSON in the Variable ``confluence_oauth_token_state__<conn_id>``, locked per host.
 
     :param conn_id: the connection id.
     :param seed_refresh_token: the refresh token in the connection; when its fingerprint differs from the one
@@ -54,17 +62,56 @@ class VariableTokenStore:
 
     def __init__(self, conn_id: str, seed_refresh_token: str | None) -> None:
         self.conn_id = conn_id
-        self.key = VARIABLE_PREFIX + conn_id
+        self.key = variable_key(conn_id)
+        self.legacy_key = legacy_variable_key(conn_id)
+        self.lock_name = variable_lock_name(conn_id)
         self._seed = seed_refresh_token
 
-    def load(self) -> TokenState:
+    def _read(self, key: str) -> str | None:
         try:
-            raw = get_variable(self.key)
+            return get_variable(key)
         except Exception as exc:
             raise ConfluenceTokenStoreError(
-                f"Could not read Variable {self.key!r} ({type(exc).__name__}); nothing was changed."
+                f"Could not read Variable {key!r} ({type(exc).__name__}); nothing was changed."
             ) from None
+
+    def load(self) -> TokenState:
+        raw = self._read(self.key)
+        if raw is None:
+            raw = self._read(self.legacy_key)  # not moved yet: the next transaction moves it
         return self.parse(raw)
+
+    def move_legacy_variable(self) -> None:
+        """Move the Variable's pre-0.2.0 name to its new name, under the host lock (the caller holds it).
+
+        The new Variable is written before the old one is deleted, so the state is never lost; when the new name
+        already exists, the old Variable is left alone and never read again.
+        """
+        legacy = self._read(self.legacy_key)
+        if legacy is None:
+            return
+        if self._read(self.key) is not None:
+            log.warning("Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
+                        self.key, self.legacy_key, self.key, self.legacy_key)
+            return
+        try:
+            set_variable(self.key, legacy, description=self.description)
+        except Exception as exc:
+            raise ConfluenceTokenStoreError(
+                f"Could not copy Variable {self.legacy_key!r} to its new name {self.key!r} ({type(exc).__name__}); "
+                "nothing was changed."
+            ) from None
+        try:
+            deleted = delete_variable(self.legacy_key)
+        except Exception:
+            deleted = False
+        if deleted:
+            log.info("Moved the token state of connection %r from Variable %r to %r (a name Airflow masks).",
+                     self.conn_id, self.legacy_key, self.key)
+        else:
+            log.warning("Copied the token state of connection %r from Variable %r to %r (a name Airflow masks), "
+                        "but could not delete %r: delete it, it is no longer read.",
+                        self.conn_id, self.legacy_key, self.key, self.legacy_key)
 
     def parse(self, raw: str | None) -> TokenState:
         """The state in the Variable's raw value, or the seed when the connection holds a newer consent."""
@@ -106,7 +153,7 @@ class VariableTokenStore:
 
     @contextmanager
     def transaction(self) -> Iterator[_VariableTransaction]:
-        with host_lock(f"variable:{self.key}"):
+        with host_lock(self.lock_name):
             yield _VariableTransaction(self)
 
 
@@ -144,10 +191,10 @@ class VariableRowTokenStore(VariableTokenStore):
         super().__init__(conn_id, seed_refresh_token)
         self._local = threading.local()
 
-    def _query(self, session: Session) -> Any:
+    def _query(self, session: Session, key: str | None = None) -> Any:
         from airflow.models.variable import Variable
 
-        return session.query(Variable).filter(Variable.key == self.key)
+        return session.query(Variable).filter(Variable.key == (key or self.key))
 
     def load(self) -> TokenState:
         active = getattr(self._local, "session", None)
@@ -156,31 +203,44 @@ class VariableRowTokenStore(VariableTokenStore):
             return self.parse(row.get_val() if row is not None else None)
         with create_session() as session:
             row = self._query(session).one_or_none()
+            if row is None:  # not moved yet: the next transaction moves it
+                row = self._query(session, self.legacy_key).one_or_none()
             return self.parse(row.get_val() if row is not None else None)
 
     def _locked_row(self, session: Session) -> Any:
+        """The Variable's row, locked: created from the pre-0.2.0 Variable (deleted in this same transaction) when
+        only that exists, else seeded from the connection's refresh token. Locks the old name first, always."""
         from sqlalchemy.exc import IntegrityError
 
         from airflow.models.variable import Variable
 
         for _ in range(3):
+            legacy = self._query(session, self.legacy_key).with_for_update().one_or_none()
             row = self._query(session).with_for_update().one_or_none()
             if row is not None:
+                if legacy is not None:
+                    log.warning("Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
+                                self.key, self.legacy_key, self.key, self.legacy_key)
                 return row
-            seed = Variable(key=self.key, val=self.serialize(TokenState(refresh_token=self._seed)),
-                            description=self.description)
-            session.add(seed)
+            value = legacy.get_val() if legacy is not None else self.serialize(TokenState(refresh_token=self._seed))
+            created = Variable(key=self.key, val=value, description=self.description)
+            session.add(created)
+            if legacy is not None:
+                session.delete(legacy)  # committed with the new row, or not at all: never two live copies
             try:
                 session.flush()
             except IntegrityError:
                 session.rollback()  # a sibling created it meanwhile: lock theirs
                 continue
-            return seed
+            if legacy is not None:
+                log.info("Moving the token state of connection %r from Variable %r to %r (a name Airflow masks).",
+                         self.conn_id, self.legacy_key, self.key)
+            return created
         raise ConfluenceTokenStoreError(f"Could not create or lock Variable {self.key!r}; nothing was changed.")
 
     @contextmanager
     def transaction(self) -> Iterator[_VariableRowTransaction]:  # type: ignore[override]
-        with private_session() as session, row_lock_or_host_lock(session, f"variable:{self.key}"):
+        with private_session() as session, row_lock_or_host_lock(session, self.lock_name):
             tx = _VariableRowTransaction(self, session, self._locked_row(session))
             self._local.session = session
             try:
