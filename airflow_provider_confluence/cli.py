@@ -56,8 +56,8 @@ def _result(text: str) -> None:
 
 def _settings(conn_id: str) -> tuple[ConnectionSettings, Any]:
     """The connection and its checked settings; ConfluenceConfigError (exit 2) when unknown or unusable."""
-    from airflow_provider_confluence.version_compat import get_connection
     from airflow_provider_confluence.config.deployment import connection_settings
+    from airflow_provider_confluence.version_compat import get_connection
 
     try:
         conn = get_connection(conn_id)
@@ -102,8 +102,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__((host, port), handler)
 
 
-def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, str]], str | None],
-                      timeout: float) -> dict[str, str]:
+def _wait_on_loopback(
+    where: tuple[str, int, str], accept: Callable[[dict[str, str]], str | None], timeout: float
+) -> dict[str, str]:
     """Serve the callback path until a request with an acceptable state arrives, or ``timeout`` seconds pass.
 
     :param accept: checks a request's query; returns None to accept it, else why it was refused.
@@ -146,8 +147,10 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
     try:
         server = _Server("127.0.0.1" if host == "localhost" else host, port, Handler)
     except OSError as exc:
-        raise ConfluenceConfigError(f"Cannot listen on {host}:{port} for the callback ({exc.strerror}). Use a free "
-                                    "port in redirect_uri and register that URL in the developer console.") from None
+        raise ConfluenceConfigError(
+            f"Cannot listen on {host}:{port} for the callback ({exc.strerror}). Use a free "
+            "port in redirect_uri and register that URL in the developer console."
+        ) from None
     deadline = time.monotonic() + timeout
     with server:
         _say(f"Waiting up to {timeout:.0f} s for the browser at http://{host}:{port}{path} ...")
@@ -156,20 +159,22 @@ def _wait_on_loopback(where: tuple[str, int, str], accept: Callable[[dict[str, s
             server.handle_request()  # accepts one connection and hands it to a thread; never reads it here
     if not answered.is_set():
         last = f" The last request was refused: {refused[-1]}" if refused else ""
-        raise ConfluenceError(f"No answer from the browser within {timeout:.0f} s; nothing was changed. Run the "
-                              "command again and approve the consent within --timeout seconds (default 300)."
-                              f"{last}")
+        raise ConfluenceError(
+            f"No answer from the browser within {timeout:.0f} s; nothing was changed. Run the "
+            "command again and approve the consent within --timeout seconds (default 300)."
+            f"{last}"
+        )
     return dict(answer)
 
 
 def _authorize(args: argparse.Namespace) -> int:
+    import requests
+
     from airflow_provider_confluence.auth import oauth
-    from airflow_provider_confluence.version_compat import mask_secret
     from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
     from airflow_provider_confluence.auth.status import DATABASE, connection_source
     from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
-
-    import requests
+    from airflow_provider_confluence.version_compat import mask_secret
 
     conn_id = args.conn_id
     settings, conn = _settings(conn_id)
@@ -180,15 +185,23 @@ def _authorize(args: argparse.Namespace) -> int:
     if not settings.redirect_uri:
         raise ConfluenceConfigError(
             f"Connection {conn_id!r} has no redirect_uri (Callback URL). Set it to the Callback URL registered in the "
-            "developer console; an http://127.0.0.1:PORT/callback URL lets this command receive the answer itself.")
+            "developer console; an http://127.0.0.1:PORT/callback URL lets this command receive the answer itself."
+        )
     states = ConsentStates(secrets.token_bytes(32))
     user = _local_user()
     binding = states.binding(settings)
     state = states.issue(conn_id=conn_id, user=user, binding=binding)
-    url = oauth.authorization_url(auth_url=settings.auth_url, client_id=settings.client_id, scope=settings.scope,
-                                  redirect_uri=settings.redirect_uri, state=state)
-    _say(f"Open this URL, log in to Atlassian as the user the DAGs should act as, choose {settings.site_url} and "
-         f"accept (within 10 minutes):\n\n{url}\n")
+    url = oauth.authorization_url(
+        auth_url=settings.auth_url,
+        client_id=settings.client_id,
+        scope=settings.scope,
+        redirect_uri=settings.redirect_uri,
+        state=state,
+    )
+    _say(
+        f"Open this URL, log in to Atlassian as the user the DAGs should act as, choose {settings.site_url} and "
+        f"accept (within 10 minutes):\n\n{url}\n"
+    )
     if args.open:
         import webbrowser
 
@@ -211,16 +224,20 @@ def _authorize(args: argparse.Namespace) -> int:
         if problem:
             raise ConfluenceConfigError(problem)
     if answer.get("error"):
-        _say(f"The consent was not given ({answer['error']}: {answer.get('error_description', '')[:200]}). "
-             "Nothing was changed.")
+        _say(
+            f"The consent was not given ({answer['error']}: {answer.get('error_description', '')[:200]}). "
+            "Nothing was changed."
+        )
         return 1
     if not answer.get("code"):
         raise ConfluenceConfigError("The answer has no code; nothing was changed.")
     with requests.Session() as session:
         session.headers["User-Agent"] = "airflow-provider-confluence"
         grant = finish_consent(settings, answer["code"], session=session, on_secret=mask_secret)
-    summary = (f"site {grant.site_url} (cloud id {grant.cloud_id}), scopes {grant.scope}, refresh token "
-               f"fingerprint {fingerprint(grant.refresh_token)}")
+    summary = (
+        f"site {grant.site_url} (cloud id {grant.cloud_id}), scopes {grant.scope}, refresh token "
+        f"fingerprint {fingerprint(grant.refresh_token)}"
+    )
     source = connection_source(conn_id)
     if source == DATABASE:
         save_grant(ConnectionTokenStore(conn_id), grant)
@@ -228,9 +245,11 @@ def _authorize(args: argparse.Namespace) -> int:
         return 0
     extra = {k: v for k, v in conn.extra_dejson.items() if k not in _DROP_FROM_PRINTED_EXTRA}
     extra.update(grant.token_state().to_stored())
-    _say(f"Connection {conn_id!r} is read from {source or 'a secrets backend'}, which this command cannot write. "
-         f"Connected: {summary}.\nReplace the connection's extra with the JSON below (stdout). It holds the new "
-         "refresh token: keep it secret, and use it nowhere else.")
+    _say(
+        f"Connection {conn_id!r} is read from {source or 'a secrets backend'}, which this command cannot write. "
+        f"Connected: {summary}.\nReplace the connection's extra with the JSON below (stdout). It holds the new "
+        "refresh token: keep it secret, and use it nowhere else."
+    )
     _result(json.dumps(extra, indent=2, sort_keys=True))
     return 0
 
@@ -250,16 +269,32 @@ def _status(args: argparse.Namespace) -> int:
         rows = [{**vars(s), "days_left": s.days_left(now)} for s in statuses]
         _result(json.dumps(rows, indent=2, sort_keys=True))
         return 0
-    head = ("CONNECTION", "SITE", "SOURCE", "STORE", "REFRESH TOKEN", "ACCESS TOKEN EXPIRES", "LAST ROTATION",
-            "DAYS LEFT")
+    head = (
+        "CONNECTION",
+        "SITE",
+        "SOURCE",
+        "STORE",
+        "REFRESH TOKEN",
+        "ACCESS TOKEN EXPIRES",
+        "LAST ROTATION",
+        "DAYS LEFT",
+    )
     table = [head] + [
-        (s.conn_id, s.site or "-", s.source, s.store or "-", s.refresh_token_fingerprint or "none",
-         format_time(s.access_token_expires_at), format_time(s.rotated_at), format_days(s.days_left(now)))
+        (
+            s.conn_id,
+            s.site or "-",
+            s.source,
+            s.store or "-",
+            s.refresh_token_fingerprint or "none",
+            format_time(s.access_token_expires_at),
+            format_time(s.rotated_at),
+            format_days(s.days_left(now)),
+        )
         for s in statuses
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
-        _result("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        _result("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     for s in statuses:
         if s.problem:
             _result(f"{s.conn_id}: {s.problem}")
@@ -269,52 +304,63 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
     from airflow_provider_confluence.auth.status import format_time
     from airflow_provider_confluence.auth.stores.choice import fingerprint
-
     from airflow_provider_confluence.auth.tokens import TokenManager
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     settings, _conn = _settings(args.conn_id)
     if not settings.uses_refresh_token:
-        raise ConfluenceConfigError(f"Connection {args.conn_id!r} has auth_type={settings.auth_type}, which has no "
-                                    "refresh token: there is nothing to refresh or save.")
+        raise ConfluenceConfigError(
+            f"Connection {args.conn_id!r} has auth_type={settings.auth_type}, which has no "
+            "refresh token: there is nothing to refresh or save."
+        )
     manager = ConfluenceOAuthHook(args.conn_id).token_manager
     if not isinstance(manager, TokenManager):  # a process without the metadata database asks the broker
         raise ConfluenceConfigError("This process cannot use the metadata database; run the command where it can.")
     if manager.store.name == "memory":
-        raise ConfluenceConfigError(f"Connection {args.conn_id!r} has state_store=memory, which saves nothing: the "
-                                    "rotated refresh token would be lost. Refusing to refresh.")
+        raise ConfluenceConfigError(
+            f"Connection {args.conn_id!r} has state_store=memory, which saves nothing: the "
+            "rotated refresh token would be lost. Refusing to refresh."
+        )
     before = manager.store.load()
     manager.refresh_rejected(before.access_token or "")  # the stored token counts as used up: refresh now
     after = manager.store.load()
     old, new = fingerprint(before.refresh_token), fingerprint(after.refresh_token)
     change = f"{old} -> {new}" if old != new else f"{new} (Atlassian sent no new one; kept)"
-    _result(f"Refreshed connection {args.conn_id!r} in the {manager.store.name} store: refresh token {change}; "
-          f"access token valid until {format_time(after.expires_at)}.")
+    _result(
+        f"Refreshed connection {args.conn_id!r} in the {manager.store.name} store: refresh token {change}; "
+        f"access token valid until {format_time(after.expires_at)}."
+    )
     return 0
 
 
 def _migrate_store(args: argparse.Namespace) -> int:
-    from airflow_provider_confluence.auth.stores.connection import migrate_variable_state
     from airflow_provider_confluence.auth.status import format_time
+    from airflow_provider_confluence.auth.stores.connection import migrate_variable_state
     from airflow_provider_confluence.auth.stores.support import variable_key
 
     _settings(args.conn_id)
     found = migrate_variable_state(args.conn_id, dry_run=args.dry_run)
     variable = found.variable or variable_key(args.conn_id)
     if found.action == "nothing":
-        _result(f"Connection {args.conn_id!r} has no Variable {variable!r}: nothing to move; the connection keeps "
-                f"its tokens (refresh token {found.before or 'none'}).")
+        _result(
+            f"Connection {args.conn_id!r} has no Variable {variable!r}: nothing to move; the connection keeps "
+            f"its tokens (refresh token {found.before or 'none'})."
+        )
     elif found.action == "kept":
-        _result(f"Variable {variable!r} does not descend from the refresh token in connection {args.conn_id!r} "
-                f"({found.before or 'none'}): the connection holds a newer consent, or the Variable is not this "
-                "provider's state. Nothing was changed; delete the Variable once you have checked it.")
+        _result(
+            f"Variable {variable!r} does not descend from the refresh token in connection {args.conn_id!r} "
+            f"({found.before or 'none'}): the connection holds a newer consent, or the Variable is not this "
+            "provider's state. Nothing was changed; delete the Variable once you have checked it."
+        )
     else:
         done = "Would move" if args.dry_run else "Moved"
-        _result(f"{done} the token state of Variable {variable!r} into connection {args.conn_id!r}: refresh token "
-                f"{found.before} -> {found.after}, cloud id {found.cloud_id or 'none'}, last rotated "
-                f"{format_time(found.rotated_at)}." + ("" if args.dry_run else f" Variable {variable!r} was deleted."))
+        _result(
+            f"{done} the token state of Variable {variable!r} into connection {args.conn_id!r}: refresh token "
+            f"{found.before} -> {found.after}, cloud id {found.cloud_id or 'none'}, last rotated "
+            f"{format_time(found.rotated_at)}." + ("" if args.dry_run else f" Variable {variable!r} was deleted.")
+        )
     return 0
 
 

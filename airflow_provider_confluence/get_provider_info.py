@@ -72,7 +72,13 @@ CONNECTION_EXTRAS: tuple[tuple[str, str, str, str, bool], ...] = (
         "Leave empty for Atlassian's: https://auth.atlassian.com/oauth/token (formerly the token_url extra)",
         False,
     ),
-    ("api_url", "API gateway URL", "https://api.atlassian.com", "Leave empty for Atlassian's: https://api.atlassian.com", False),
+    (
+        "api_url",
+        "API gateway URL",
+        "https://api.atlassian.com",
+        "Leave empty for Atlassian's: https://api.atlassian.com",
+        False,
+    ),
     (
         "redirect_uri",
         "Callback URL",

@@ -30,8 +30,8 @@ def access_token(conn_id: str = "confluence_default") -> str:
 
     :param conn_id: the ``confluence_oauth`` connection.
     """
-    from airflow_provider_confluence.version_compat import mask_secret
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+    from airflow_provider_confluence.version_compat import mask_secret
 
     token = ConfluenceOAuthHook(confluence_conn_id=conn_id).get_access_token()
     mask_secret(token)  # the hook masks every token it hands out; once more costs nothing and is explicit

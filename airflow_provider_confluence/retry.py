@@ -28,10 +28,10 @@ import random
 import re
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 __all__ = ["RetryPolicy", "RetryState", "file_marks", "parse_retry_after", "rewind"]
@@ -171,7 +171,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 

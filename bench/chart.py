@@ -1,6 +1,6 @@
 """The one chart of ``make bench``: a panel per row, drawn from ``results.json``.
 
-    python bench/chart.py bench/results/results.json bench/results/chart.png   (redraw without re-measuring)
+python bench/chart.py bench/results/results.json bench/results/chart.png   (redraw without re-measuring)
 """
 
 from __future__ import annotations
@@ -20,8 +20,14 @@ def _bars(ax: Any, labels: list[str], values: list[float], colors: list[str], fm
     bars = ax.bar(labels, values, color=colors)
     top = max(values) if values else 1
     for bar, value in zip(bars, values, strict=True):
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + top * 0.02, fmt.format(value),
-                ha="center", va="bottom", fontsize=9)
+        ax.text(
+            bar.get_x() + bar.get_width() / 2,
+            bar.get_height() + top * 0.02,
+            fmt.format(value),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     ax.set_ylim(0, top * 1.22 if top else 1)
     ax.tick_params(axis="x", labelsize=8.5)
 
@@ -51,9 +57,18 @@ def draw(results: dict[str, Any], path: Path) -> None:
     r1 = results.get("row1")
     title = "1. HTTP requests to list 10,000 spaces"
     if r1:
-        _bars(a1, ["minimum\n(ceil(10000/250))", "this provider", f"{apa}\nlimit=250", f"{apa}\ndefaults (25)"],
-              [r1["minimum"]["requests"], r1["provider"]["requests"], r1["peer_best"]["requests"],
-               r1["peer_default"]["requests"]], [FLOOR, OURS, PEER, PEER], "{:.0f}")
+        _bars(
+            a1,
+            ["minimum\n(ceil(10000/250))", "this provider", f"{apa}\nlimit=250", f"{apa}\ndefaults (25)"],
+            [
+                r1["minimum"]["requests"],
+                r1["provider"]["requests"],
+                r1["peer_best"]["requests"],
+                r1["peer_default"]["requests"],
+            ],
+            [FLOOR, OURS, PEER, PEER],
+            "{:.0f}",
+        )
         a1.set_title(f"{title}\ntoken requests: 0 for all while the token is valid", fontsize=10.5)
         a1.set_ylabel("HTTP requests")
     else:
@@ -62,9 +77,18 @@ def draw(results: dict[str, Any], path: Path) -> None:
     r2 = results.get("row2")
     title = "2. Wall time to list 10,000 spaces (median)"
     if r2:
-        _bars(a2, ["floor\n(requests loop)", "this provider", f"{apa}\nlimit=250", f"{apa}\ndefaults (25)"],
-              [r2["floor_seconds"] * 1000, r2["provider_seconds"] * 1000, r2["peer_best_seconds"] * 1000,
-               r2["peer_default_seconds"] * 1000], [FLOOR, OURS, PEER, PEER], "{:.0f} ms")
+        _bars(
+            a2,
+            ["floor\n(requests loop)", "this provider", f"{apa}\nlimit=250", f"{apa}\ndefaults (25)"],
+            [
+                r2["floor_seconds"] * 1000,
+                r2["provider_seconds"] * 1000,
+                r2["peer_best_seconds"] * 1000,
+                r2["peer_default_seconds"] * 1000,
+            ],
+            [FLOOR, OURS, PEER, PEER],
+            "{:.0f} ms",
+        )
         a2.set_title(f"{title}\nprovider / floor = {r2['ratio']:.2f} (goal <= 1.15)", fontsize=10.5)
         a2.set_ylabel("milliseconds")
     else:
@@ -73,13 +97,18 @@ def draw(results: dict[str, Any], path: Path) -> None:
     r3 = results.get("row3")
     title = "3. Memory while streaming 100,000 spaces"
     if r3:
-        for samples, label, color in ((r3["provider_samples"], "this provider (a generator)", OURS),
-                                      (r3["peer_samples"], "atlassian-python-api get_spaces(limit=250)", PEER)):
-            a3.plot([t for t, _ in samples], [b / (1024 * 1024) for _, b in samples], label=label, color=color,
-                    linewidth=2)
+        for samples, label, color in (
+            (r3["provider_samples"], "this provider (a generator)", OURS),
+            (r3["peer_samples"], "atlassian-python-api get_spaces(limit=250)", PEER),
+        ):
+            a3.plot(
+                [t for t, _ in samples], [b / (1024 * 1024) for _, b in samples], label=label, color=color, linewidth=2
+            )
         _goal(a3, r3["goal_mb"], "goal: < 30 MB")
-        a3.set_title(f"{title}\nprovider peak {r3['provider_peak_mb']:.1f} MB, peer {r3['peer_peak_mb']:.0f} MB "
-                     "above the start", fontsize=10.5)
+        a3.set_title(
+            f"{title}\nprovider peak {r3['provider_peak_mb']:.1f} MB, peer {r3['peer_peak_mb']:.0f} MB above the start",
+            fontsize=10.5,
+        )
         a3.set_xlabel("seconds")
         a3.set_ylabel("RSS above the start (MB)")
         a3.legend(fontsize=8.5, loc="upper left")
@@ -94,9 +123,10 @@ def draw(results: dict[str, Any], path: Path) -> None:
         mine = [p["token_requests"], p["invalid_grants"], p["failed_calls"]]
         theirs = [n["token_requests"], n["invalid_grants"], n["failed_calls"]]
         width = 0.38
-        for offset, values, color, label in ((-width / 2, mine, OURS, "this provider (row lock, re-read)"),
-                                             (width / 2, theirs, PEER,
-                                              "requests-oauthlib auto-refresh, shared file, no lock")):
+        for offset, values, color, label in (
+            (-width / 2, mine, OURS, "this provider (row lock, re-read)"),
+            (width / 2, theirs, PEER, "requests-oauthlib auto-refresh, shared file, no lock"),
+        ):
             xs = [i + offset for i in range(len(groups))]
             a4.bar(xs, values, width, color=color, label=label)
             for x, value in zip(xs, values, strict=True):
@@ -105,10 +135,18 @@ def draw(results: dict[str, Any], path: Path) -> None:
         a4.set_ylim(0, max(theirs + mine + [3]) * 8)
         a4.set_xticks(range(len(groups)), groups)
         a4.axhline(r4["expiries"], color=GOAL, linestyle="--", linewidth=1.2)
-        a4.text(2.45, r4["expiries"] * 1.15, "goal: exactly 3 token requests", color=GOAL, fontsize=8.5,
-                va="bottom", ha="right")
-        a4.set_title(f"{title}\n(log scale; {n['grant_revocations']} grant revoked by requests-oauthlib)",
-                     fontsize=10.5)
+        a4.text(
+            2.45,
+            r4["expiries"] * 1.15,
+            "goal: exactly 3 token requests",
+            color=GOAL,
+            fontsize=8.5,
+            va="bottom",
+            ha="right",
+        )
+        a4.set_title(
+            f"{title}\n(log scale; {n['grant_revocations']} grant revoked by requests-oauthlib)", fontsize=10.5
+        )
         a4.legend(fontsize=8.5, loc="upper left")
     else:
         _missing(a4, title)
@@ -116,8 +154,13 @@ def draw(results: dict[str, Any], path: Path) -> None:
     r5 = results.get("row5")
     title = "5. Import cost on top of airflow.sdk (median)"
     if r5:
-        _bars(a5, ["this provider's\noperators", "Jira provider's\noperators"], [r5["provider_ms"], r5["jira_ms"]],
-              [OURS, PEER], "{:.1f} ms")
+        _bars(
+            a5,
+            ["this provider's\noperators", "Jira provider's\noperators"],
+            [r5["provider_ms"], r5["jira_ms"]],
+            [OURS, PEER],
+            "{:.1f} ms",
+        )
         a5.set_xlim(-0.6, 1.6)
         _goal(a5, r5["goal_ms"], "goal: < 50 ms")
         a5.set_title(f"{title}\npython -X importtime, fresh processes", fontsize=10.5)
@@ -132,12 +175,20 @@ def draw(results: dict[str, Any], path: Path) -> None:
         a6.plot(range(len(series)), series, color=OURS, linewidth=1.5, label="calls processed per second")
         rate = r6["rate_per_second"]
         a6.axhline(rate, color=FLOOR, linestyle="-", linewidth=1, label=f"R = {rate} calls/s")
-        a6.axhline(r6["achieved_per_second"], color=OURS, linestyle=":", linewidth=1.5,
-                   label=f"average: {r6['achieved_per_second']:.1f} calls/s")
+        a6.axhline(
+            r6["achieved_per_second"],
+            color=OURS,
+            linestyle=":",
+            linewidth=1.5,
+            label=f"average: {r6['achieved_per_second']:.1f} calls/s",
+        )
         a6.axhline(0.9 * rate, color=GOAL, linestyle="--", linewidth=1.2, label="goal: 90% of R")
         a6.set_ylim(0, rate * 2)
-        a6.set_title(f"{title}\n{r6['share_of_rate'] * 100:.0f}% of R, {r6['failed_tasks']} failed tasks, "
-                     f"{r6['duplicate_pages']} duplicate pages", fontsize=10.5)
+        a6.set_title(
+            f"{title}\n{r6['share_of_rate'] * 100:.0f}% of R, {r6['failed_tasks']} failed tasks, "
+            f"{r6['duplicate_pages']} duplicate pages",
+            fontsize=10.5,
+        )
         a6.set_xlabel("seconds since the start")
         a6.set_ylabel("calls per second")
         a6.legend(fontsize=8.5, loc="upper left", ncol=2)
@@ -145,9 +196,11 @@ def draw(results: dict[str, Any], path: Path) -> None:
         _missing(a6, title)
 
     info = results.get("machine", {})
-    fig.suptitle(f"airflow-provider-confluence, make bench: {info.get('cores')} cores ({info.get('cpu')}), "
-                 f"{info.get('memory_gib')} GiB, Python {info.get('python')}, Airflow {info.get('airflow')}",
-                 fontsize=12)
+    fig.suptitle(
+        f"airflow-provider-confluence, make bench: {info.get('cores')} cores ({info.get('cpu')}), "
+        f"{info.get('memory_gib')} GiB, Python {info.get('python')}, Airflow {info.get('airflow')}",
+        fontsize=12,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=100)
     plt.close(fig)

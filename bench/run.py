@@ -88,8 +88,14 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     packages = {}
-    for name in ("apache-airflow", "airflow-provider-confluence", "atlassian-python-api", "requests",
-                 "requests-oauthlib", "apache-airflow-providers-atlassian-jira"):
+    for name in (
+        "apache-airflow",
+        "airflow-provider-confluence",
+        "atlassian-python-api",
+        "requests",
+        "requests-oauthlib",
+        "apache-airflow-providers-atlassian-jira",
+    ):
         try:
             packages[name] = version(name)
         except Exception:  # noqa: BLE001
@@ -111,8 +117,12 @@ def machine() -> dict[str, Any]:
 
 def access_token(fake: FakeAtlassian) -> str:
     """A token for the clients that do not refresh (the floor loop, atlassian-python-api)."""
-    body = {"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "refresh_token": fake.issue_grant()}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "refresh_token": fake.issue_grant(),
+    }
     return str(requests.post(fake.token_url, json=body, timeout=30).json()["access_token"])
 
 
@@ -172,8 +182,14 @@ def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
     with FakeAtlassian(port=EMULATOR_PORT) as fake:
         fake.add_spaces(SPACES)  # the public seeding (with home pages), fine at this size
         conn = fake.connection("bench", state_store="memory")
-        spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
-                "access_token": access_token(fake), "runs": runs, "peer_runs": PEER_RUNS, "expected": SPACES}
+        spec = {
+            "state_url": fake.url + "/_emulator/state",
+            "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
+            "access_token": access_token(fake),
+            "runs": runs,
+            "peer_runs": PEER_RUNS,
+            "expected": SPACES,
+        }
         env = client_env(home, {"AIRFLOW_CONN_BENCH": json.dumps(conn)})
         out = run_json(["clients.py", "list", json.dumps(spec)], env, timeout=600)
     minimum = -(-SPACES // PAGE_LIMIT)
@@ -196,13 +212,21 @@ def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
         "spaces": SPACES,
         "minimum": {"requests": minimum, "token_requests": 0},
         "provider": {"requests": impls["provider"]["requests"], "token_requests": impls["provider"]["token_requests"]},
-        "provider_first_use": {"requests": first["api_calls"], "token_requests": first["token_requests"],
-                               "accessible_resources": first["accessible_resources_calls"]},
-        "peer_default": {"requests": impls["peer_default"]["requests"],
-                         "token_requests": impls["peer_default"]["token_requests"],
-                         "how": "ConfluenceCloud(gateway + '/wiki', token=..., api_version=2).get_spaces()"},
-        "peer_best": {"requests": impls["peer_best"]["requests"], "token_requests": impls["peer_best"]["token_requests"],
-                      "how": "ConfluenceCloud(gateway + '/wiki', token=..., api_version=2).get_spaces(limit=250)"},
+        "provider_first_use": {
+            "requests": first["api_calls"],
+            "token_requests": first["token_requests"],
+            "accessible_resources": first["accessible_resources_calls"],
+        },
+        "peer_default": {
+            "requests": impls["peer_default"]["requests"],
+            "token_requests": impls["peer_default"]["token_requests"],
+            "how": "ConfluenceCloud(gateway + '/wiki', token=..., api_version=2).get_spaces()",
+        },
+        "peer_best": {
+            "requests": impls["peer_best"]["requests"],
+            "token_requests": impls["peer_best"]["token_requests"],
+            "how": "ConfluenceCloud(gateway + '/wiki', token=..., api_version=2).get_spaces(limit=250)",
+        },
         "peer_probes": out["peer_probes"],
         "goal_met": impls["provider"]["requests"] == minimum and impls["provider"]["token_requests"] == 0,
     }
@@ -230,14 +254,20 @@ def rows_1_2(home: Path, runs: int) -> dict[str, Any]:
 
 
 def row_3(home: Path, runs: int) -> dict[str, Any]:
-    log(f"row 3: streaming {STREAMED:,} spaces ({STREAMED // PAGE_LIMIT} pages of {PAGE_LIMIT}); provider x{runs}, "
-        "peer x1")
+    log(
+        f"row 3: streaming {STREAMED:,} spaces ({STREAMED // PAGE_LIMIT} pages of {PAGE_LIMIT}); provider x{runs}, "
+        "peer x1"
+    )
     measured: dict[str, list[dict[str, Any]]] = {"provider": [], "peer": []}
     with FakeAtlassian(port=EMULATOR_PORT) as fake:
         seed_spaces(fake, STREAMED)
         conn = fake.connection("bench", state_store="memory")
-        spec = {"state_url": fake.url + "/_emulator/state", "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
-                "access_token": access_token(fake), "expected": STREAMED}
+        spec = {
+            "state_url": fake.url + "/_emulator/state",
+            "gateway": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
+            "access_token": access_token(fake),
+            "expected": STREAMED,
+        }
         env = client_env(home, {"AIRFLOW_CONN_BENCH": json.dumps(conn)})
         for impl, times in (("provider", runs), ("peer", 1)):
             for _ in range(times):
@@ -248,8 +278,8 @@ def row_3(home: Path, runs: int) -> dict[str, Any]:
     return {
         "items": STREAMED,
         "method": "RSS of the client process (psutil) after every page of 250 items and every 50 ms from a "
-                  "thread, plus the kernel's high-water mark (getrusage ru_maxrss) when it rose; minus the RSS "
-                  "after imports, the first token and the cloud id (a running task's state)",
+        "thread, plus the kernel's high-water mark (getrusage ru_maxrss) when it rose; minus the RSS "
+        "after imports, the first token and the cloud id (a running task's state)",
         "provider_peak_mb": peak_mb,
         "provider_peaks_mb": [r["peak_above_start"] / MB for r in measured["provider"]],
         "provider_end_mb": provider["end_above_start"] / MB,
@@ -295,10 +325,21 @@ class MetadataDb:
                 log(f"PostgreSQL at CONFLUENCE_TEST_PG_URL is not usable ({type(exc).__name__}); using SQLite")
         from cryptography.fernet import Fernet
 
-        self.env = client_env(home, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_url,
-                                     "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()})
-        result = subprocess.run([PY, "-m", "airflow", "db", "migrate"], env=self.env, capture_output=True, text=True,
-                                timeout=600, cwd=str(home))
+        self.env = client_env(
+            home,
+            {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_url,
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            },
+        )
+        result = subprocess.run(
+            [PY, "-m", "airflow", "db", "migrate"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=str(home),
+        )
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{result.stderr[-3000:]}")
 
@@ -309,8 +350,9 @@ class MetadataDb:
             admin = psycopg2.connect(self._admin_url)
             admin.autocommit = True
             with admin.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                               (self._name,))
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self._name,)
+                )
                 cursor.execute(f'DROP DATABASE IF EXISTS "{self._name}"')
             admin.close()
 
@@ -323,16 +365,19 @@ class Workers:
         self.count = count
         self.log = open(folder / "workers.log", "w")  # noqa: SIM115
         command = [PY, "worker.py", "spawn", mode, str(count), json.dumps({**spec, "dir": str(folder)})]
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     cwd=str(BENCH), start_new_session=True)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=str(BENCH), start_new_session=True
+        )
 
     def wait_files(self, prefix: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while sum(1 for _ in self.folder.glob(prefix + "*")) < self.count:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"workers stalled at {prefix!r} (exit {self.proc.returncode}); their log:\n"
-                                   + (self.folder / "workers.log").read_text()[-3000:])
+                raise RuntimeError(
+                    f"workers stalled at {prefix!r} (exit {self.proc.returncode}); their log:\n"
+                    + (self.folder / "workers.log").read_text()[-3000:]
+                )
             time.sleep(0.02)
 
     def go(self, phase: int) -> None:
@@ -363,8 +408,9 @@ def last_ok_refresh(fake: FakeAtlassian) -> float:
     return max(times) if times else 0.0
 
 
-def race(fake: FakeAtlassian, env: dict[str, str], folder: Path, spec: dict[str, Any], mode: str,
-         since: float) -> dict[str, Any]:
+def race(
+    fake: FakeAtlassian, env: dict[str, str], folder: Path, spec: dict[str, Any], mode: str, since: float
+) -> dict[str, Any]:
     """Run the phased workers; before each phase, wait until the newest access token has expired."""
     workers = Workers(folder, env, mode, PROCESSES, spec)
     try:
@@ -396,16 +442,23 @@ def race(fake: FakeAtlassian, env: dict[str, str], folder: Path, spec: dict[str,
 
 
 def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
-    log(f"row 4: {PROCESSES} processes x {sum(CALLS)} calls across {len(CALLS)} expiries "
-        f"(access tokens live {LIFETIME} s, reuse interval {LEEWAY:.0f} s); {db.kind} metadata database")
-    results: dict[str, Any] = {"processes": PROCESSES, "calls_per_process": sum(CALLS), "expiries": len(CALLS),
-                               "access_token_lifetime_s": LIFETIME, "reuse_interval_s": LEEWAY, "database": db.kind}
+    log(
+        f"row 4: {PROCESSES} processes x {sum(CALLS)} calls across {len(CALLS)} expiries "
+        f"(access tokens live {LIFETIME} s, reuse interval {LEEWAY:.0f} s); {db.kind} metadata database"
+    )
+    results: dict[str, Any] = {
+        "processes": PROCESSES,
+        "calls_per_process": sum(CALLS),
+        "expiries": len(CALLS),
+        "access_token_lifetime_s": LIFETIME,
+        "reuse_interval_s": LEEWAY,
+        "database": db.kind,
+    }
     with FakeAtlassian(access_token_lifetime=LIFETIME, rotation_leeway=LEEWAY, port=EMULATOR_PORT) as fake:
         fake.add_space("DEMO")
         # this provider: the connection store (a row lock in the shared database)
         conn_id = "confluence_bench"
-        run_json(["worker.py", "put-connection", conn_id,
-                  json.dumps(fake.connection(conn_id))], db.env, 120)
+        run_json(["worker.py", "put-connection", conn_id, json.dumps(fake.connection(conn_id))], db.env, 120)
         run_json(["worker.py", "warm", conn_id, "DEMO"], db.env, 120)  # the grant's first token, saved
         since = last_ok_refresh(fake)
         fake.reset_counters()
@@ -418,8 +471,12 @@ def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
         # requests-oauthlib's auto-refresh session, the token in a shared file without a lock
         fake.reset_counters()
         token_file = work / "naive-token.json"
-        body = {"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-                "refresh_token": fake.issue_grant()}
+        body = {
+            "grant_type": "refresh_token",
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "refresh_token": fake.issue_grant(),
+        }
         token = requests.post(fake.token_url, json=body, timeout=30).json()
         token["expires_at"] = time.time() + float(token["expires_in"])
         token_file.write_text(json.dumps(token))
@@ -428,14 +485,23 @@ def row_4(db: MetadataDb, work: Path) -> dict[str, Any]:
         folder = work / "row4-naive"
         folder.mkdir()
         gateway = f"{fake.api_url}/ex/confluence/{fake.cloud_id}"
-        spec = {"calls": list(CALLS), "token_file": str(token_file), "grant_url": fake.token_url,
-                "client_id": fake.client_id, "client_secret": fake.client_secret, "gateway": gateway}
+        spec = {
+            "calls": list(CALLS),
+            "token_file": str(token_file),
+            "grant_url": fake.token_url,
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "gateway": gateway,
+        }
         results["naive"] = race(fake, db.env, folder, spec, "naive", since)
-        log(f"  requests-oauthlib: {results['naive']['token_requests']} token requests, "
-            f"{results['naive']['invalid_grants']} invalid_grant")
+        log(
+            f"  requests-oauthlib: {results['naive']['token_requests']} token requests, "
+            f"{results['naive']['invalid_grants']} invalid_grant"
+        )
     provider = results["provider"]
-    results["goal_met"] = (provider["token_requests"] == len(CALLS) and provider["invalid_grants"] == 0
-                           and provider["failed_calls"] == 0)
+    results["goal_met"] = (
+        provider["token_requests"] == len(CALLS) and provider["invalid_grants"] == 0 and provider["failed_calls"] == 0
+    )
     return results
 
 
@@ -447,8 +513,14 @@ JIRA = "airflow.providers.atlassian.jira.operators.jira"
 
 def import_cost(module: str, env: dict[str, str]) -> float:
     """Milliseconds ``module`` adds on top of ``import airflow.sdk`` (its cumulative line of -X importtime)."""
-    result = subprocess.run([PY, "-X", "importtime", "-c", f"import airflow.sdk; import {module}"], env=env,
-                            capture_output=True, text=True, timeout=120, cwd=tempfile.gettempdir())
+    result = subprocess.run(
+        [PY, "-X", "importtime", "-c", f"import airflow.sdk; import {module}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tempfile.gettempdir(),
+    )
     if result.returncode != 0:
         raise RuntimeError(f"importing {module} failed:\n{result.stderr[-2000:]}")
     for line in result.stderr.splitlines():
@@ -484,14 +556,16 @@ def row_6(db: MetadataDb, work: Path) -> dict[str, Any]:
     with FakeAtlassian(port=EMULATOR_PORT) as fake:
         fake.add_space("BENCH")
         conn_id = "confluence_create"
-        run_json(["worker.py", "put-connection", conn_id,
-                  json.dumps(fake.connection(conn_id))], db.env, 120)
+        run_json(["worker.py", "put-connection", conn_id, json.dumps(fake.connection(conn_id))], db.env, 120)
         space_id = run_json(["worker.py", "warm", conn_id, "BENCH"], db.env, 120)["space_id"]
         folder = work / "row6"
         folder.mkdir()
         titles = [f"Bench page {i}" for i in range(1, PAGES + 1)]
-        spec = {"per_worker": [{"titles": titles[i::CREATORS]} for i in range(CREATORS)], "space_id": space_id,
-                "conn_id": conn_id}
+        spec = {
+            "per_worker": [{"titles": titles[i::CREATORS]} for i in range(CREATORS)],
+            "space_id": space_id,
+            "conn_id": conn_id,
+        }
         workers = Workers(folder, db.env, "create", CREATORS, spec)
         try:
             workers.wait_files("ready-", timeout=300)
@@ -551,7 +625,8 @@ def table(results: dict[str, Any]) -> str:
             f"+ {first['accessible_resources']} accessible-resources) | minimum {r['minimum']['requests']} / 0; "
             f"atlassian-python-api 5.x v2 client: {r['peer_default']['requests']:.0f} / 0 at its defaults, "
             f"{r['peer_best']['requests']:.0f} / 0 with limit=250 (it never refreshes; the caller supplies the "
-            f"token) | = minimum | {yes(r['goal_met'])} |")
+            f"token) | = minimum | {yes(r['goal_met'])} |"
+        )
     r = results.get("row2")
     if r:
         lines.append(
@@ -559,13 +634,15 @@ def table(results: dict[str, Any]) -> str:
             f"{r['provider_seconds'] * 1000:.0f} ms = **{r['ratio']:.2f}x** the floor (fastest runs: "
             f"{r['ratio_of_fastest']:.2f}x; client CPU: {r['client_cpu_ratio']:.2f}x) | floor (`requests` loop) "
             f"{r['floor_seconds'] * 1000:.0f} ms; atlassian-python-api {r['peer_best_seconds'] * 1000:.0f} ms "
-            f"(limit=250), {r['peer_default_seconds'] * 1000:.0f} ms (default) | <= 1.15x | {yes(r['goal_met'])} |")
+            f"(limit=250), {r['peer_default_seconds'] * 1000:.0f} ms (default) | <= 1.15x | {yes(r['goal_met'])} |"
+        )
     r = results.get("row3")
     if r:
         lines.append(
             f"| 3 | Peak RSS above start while streaming {r['items']:,} spaces (pages of 250) | "
             f"{r['provider_peak_mb']:.1f} MB (flat) | atlassian-python-api get_spaces(limit=250): "
-            f"{r['peer_peak_mb']:.0f} MB (collects a list) | < 30 MB, flat | {yes(r['goal_met'])} |")
+            f"{r['peer_peak_mb']:.0f} MB (collects a list) | < 30 MB, flat | {yes(r['goal_met'])} |"
+        )
     r = results.get("row4")
     if r:
         p, n = r["provider"], r["naive"]
@@ -575,13 +652,15 @@ def table(results: dict[str, Any]) -> str:
             f"{p['failed_calls']} failed calls ({r['database']} row lock) | requests-oauthlib auto-refresh, "
             f"shared file, no lock: {n['token_requests']} token requests, {n['invalid_grants']} invalid_grant, "
             f"{n['grant_revocations']} grant revoked, {n['failed_calls']} of {n['calls']} calls failed | exactly "
-            f"{r['expiries']} | {yes(r['goal_met'])} |")
+            f"{r['expiries']} | {yes(r['goal_met'])} |"
+        )
     r = results.get("row5")
     if r:
         lines.append(
             f"| 5 | Import of the operators module on top of `airflow.sdk` (median of {r['runs']}) | "
             f"{r['provider_ms']:.1f} ms | Jira provider's operators: {r['jira_ms']:.0f} ms | < 50 ms and < Jira | "
-            f"{yes(r['goal_met'])} |")
+            f"{yes(r['goal_met'])} |"
+        )
     r = results.get("row6")
     if r:
         lines.append(
@@ -589,7 +668,8 @@ def table(results: dict[str, Any]) -> str:
             f"{r['achieved_per_second']:.1f} calls/s = **{r['share_of_rate'] * 100:.0f}% of R**; "
             f"{r['failed_tasks']} failed tasks; {r['duplicate_pages']} duplicates; {r['pages_created']} pages in "
             f"{r['seconds']:.0f} s | {r['calls_answered_429']} answers were 429 | >= 90% of R, 0 failed, "
-            f"0 duplicates | {yes(r['goal_met'])} |")
+            f"0 duplicates | {yes(r['goal_met'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -603,8 +683,10 @@ def main() -> int:
     os.environ[ALLOWED_HOSTS_ENV] = f"127.0.0.1:{EMULATOR_PORT}"  # before any process environment is built
     started = time.monotonic()
     info = machine()
-    log(f"machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, Python {info['python']}, "
-        f"Airflow {info['airflow']}")
+    log(
+        f"machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, Python {info['python']}, "
+        f"Airflow {info['airflow']}"
+    )
     results: dict[str, Any] = {"machine": info, "command": "make bench"}
     work = Path(tempfile.mkdtemp(prefix="apc-bench-"))
     home = work / "airflow-home"
@@ -636,15 +718,19 @@ def main() -> int:
 
     draw(results, out / "chart.png")
     print()
-    print(f"Measured on: {info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
-          f"Airflow {info['airflow']}")
+    print(
+        f"Measured on: {info['cores']} cores ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
+        f"Airflow {info['airflow']}"
+    )
     print(table(results))
     print()
     if "row1" in results:
         for label, outcome in results["row1"]["peer_probes"].items():
             print(f"atlassian-python-api, {label}: {outcome}")
-    print(f"Load average (1, 5, 15 min) at the start: {info['load_average_at_start']}, at the end: "
-          f"{info['load_average_at_end']}; other work on the machine makes the timings of rows 2 and 6 noisier.")
+    print(
+        f"Load average (1, 5, 15 min) at the start: {info['load_average_at_start']}, at the end: "
+        f"{info['load_average_at_end']}; other work on the machine makes the timings of rows 2 and 6 noisier."
+    )
     print(f"\nWrote {out / 'results.json'} and {out / 'chart.png'} in {results['seconds']:.0f} s.")
     return 0
 

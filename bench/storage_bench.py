@@ -27,7 +27,7 @@ _DAY = dt.date(2024, 1, 1)
 def make_rows(n: int, columns: int) -> list[dict[str, Any]]:
     """``n`` rows of ``columns`` cells cycling through the value kinds a report holds."""
     kinds: list[Callable[[int], Any]] = [
-        lambda i: f"item <{i}> & ]]> \"q\"",
+        lambda i: f'item <{i}> & ]]> "q"',
         lambda i: i,
         lambda i: i / 7,
         lambda i: math.nan if i % 5 == 0 else i * 1.5,
@@ -70,24 +70,32 @@ def main() -> None:
         rows = make_rows(n, args.columns)
         cells = n * args.columns
         seconds, peak, size = measure(lambda rows=rows: table_to_storage(rows), args.runs)
-        print(f"{f'{n:,} rows x {args.columns} cols (dicts)':<32} {seconds:>9.3f}s {seconds / cells * 1e6:>8.2f} "
-              f"{peak / 1e6:>8.1f} {size / 1e6:>10.1f}")
+        print(
+            f"{f'{n:,} rows x {args.columns} cols (dicts)':<32} {seconds:>9.3f}s {seconds / cells * 1e6:>8.2f} "
+            f"{peak / 1e6:>8.1f} {size / 1e6:>10.1f}"
+        )
         try:
             import pandas as pd
         except ImportError:
             continue
         frame = pd.DataFrame(rows)
         seconds, peak, size = measure(lambda frame=frame: table_to_storage(frame), args.runs)
-        print(f"{f'{n:,} rows x {args.columns} cols (DataFrame)':<32} {seconds:>9.3f}s "
-              f"{seconds / cells * 1e6:>8.2f} {peak / 1e6:>8.1f} {size / 1e6:>10.1f}")
+        print(
+            f"{f'{n:,} rows x {args.columns} cols (DataFrame)':<32} {seconds:>9.3f}s "
+            f"{seconds / cells * 1e6:>8.2f} {peak / 1e6:>8.1f} {size / 1e6:>10.1f}"
+        )
 
     markdown_to_storage("warm-up")  # the first call imports markdown-it-py
     document = "\n\n".join(
         f"## Section {i}\n\nSome *text* with `code`, a [link](https://example.com/{i}) and <html> & ]]>.\n\n"
-        f"| a | b |\n|---|---|\n| {i} | x |\n\n```python\nprint({i})\n```" for i in range(1000))
+        f"| a | b |\n|---|---|\n| {i} | x |\n\n```python\nprint({i})\n```"
+        for i in range(1000)
+    )
     seconds, peak, size = measure(lambda: markdown_to_storage(document), args.runs)
-    print(f"{f'Markdown, {len(document) / 1e6:.1f} MB source':<32} {seconds:>9.3f}s {'':>8} {peak / 1e6:>8.1f} "
-          f"{size / 1e6:>10.1f}")
+    print(
+        f"{f'Markdown, {len(document) / 1e6:.1f} MB source':<32} {seconds:>9.3f}s {'':>8} {peak / 1e6:>8.1f} "
+        f"{size / 1e6:>10.1f}"
+    )
 
 
 if __name__ == "__main__":

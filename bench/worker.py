@@ -48,8 +48,16 @@ def put_connection(conn_id: str, raw: str) -> None:
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
         session.query(Variable).filter(Variable.key == f"confluence_oauth_token_state__{conn_id}").delete()
-        session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"], login=conn["login"],
-                               password=conn["password"], extra=json.dumps(conn["extra"])))
+        session.add(
+            Connection(
+                conn_id=conn_id,
+                conn_type=conn["conn_type"],
+                host=conn["host"],
+                login=conn["login"],
+                password=conn["password"],
+                extra=json.dumps(conn["extra"]),
+            )
+        )
     print(json.dumps({"conn_id": conn_id}))
 
 
@@ -151,8 +159,12 @@ def create(spec: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, int] = {}
     for title in spec["titles"]:
         task = ConfluenceCreatePageOperator(
-            task_id=f"create_{title.split()[-1]}", space_id=spec["space_id"], title=title,
-            body=f"<p>{title}</p>", if_exists="fail", confluence_conn_id=spec["conn_id"],
+            task_id=f"create_{title.split()[-1]}",
+            space_id=spec["space_id"],
+            title=title,
+            body=f"<p>{title}</p>",
+            if_exists="fail",
+            confluence_conn_id=spec["conn_id"],
         )
         try:
             task.execute(context={})

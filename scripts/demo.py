@@ -31,8 +31,9 @@ def airflow(env: dict[str, str], *args: str, shown: str | None = None) -> str:
     :param shown: what to print instead of the arguments (when they hold secrets).
     """
     print(f"$ airflow {shown or ' '.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
-                            cwd=env["AIRFLOW_HOME"])
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, cwd=env["AIRFLOW_HOME"]
+    )
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-5000:] + result.stderr[-5000:])
         raise SystemExit(f"airflow {args[0]} failed (exit {result.returncode})")
@@ -85,8 +86,15 @@ def main() -> None:
             "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS": fake.allowed_endpoint_hosts,
         }
         airflow(env, "db", "migrate")
-        airflow(env, "connections", "add", "confluence_default", "--conn-json", json.dumps(conn),
-                shown="connections add confluence_default --conn-json '<the emulator's connection JSON>'")
+        airflow(
+            env,
+            "connections",
+            "add",
+            "confluence_default",
+            "--conn-json",
+            json.dumps(conn),
+            shown="connections add confluence_default --conn-json '<the emulator's connection JSON>'",
+        )
         airflow(env, "dags", "test", "confluence_publish_report", LOGICAL_DATE)
         space_requests_before = fake.counters["api_calls_by_route"].get("GET /wiki/api/v2/spaces", 0)
         airflow(env, "dags", "test", "confluence_list_spaces", LOGICAL_DATE)
@@ -94,16 +102,24 @@ def main() -> None:
         airflow(env, "dags", "test", "confluence_daily_report", LOGICAL_DATE)
         airflow(env, "dags", "test", "confluence_search_pages", LOGICAL_DATE)
 
-        state = json.loads(subprocess.run([sys.executable, "-c", READ_STATE], env=env, capture_output=True,
-                                          text=True, check=True, cwd=home).stdout)
+        state = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", READ_STATE], env=env, capture_output=True, text=True, check=True, cwd=home
+            ).stdout
+        )
         stored = state["variable"] or state["extra"]
-        where = ("Variable confluence_oauth_token_state__confluence_default" if state["variable"]
-                 else "the connection's extra")
+        where = (
+            "Variable confluence_oauth_token_state__confluence_default"
+            if state["variable"]
+            else "the connection's extra"
+        )
         pages = [p for p in fake.pages if p["title"].startswith("Pipeline report")]
         counters = fake.counters
         print("\nResults")
         for page in pages:
-            print(f"  page:          {fake.site_url}/wiki{page['_links']['webui']} (version {page['version']['number']})")
+            print(
+                f"  page:          {fake.site_url}/wiki{page['_links']['webui']} (version {page['version']['number']})"
+            )
         metrics = [p for p in fake.pages if p["title"].startswith("Daily metrics")]
         index = [p for p in fake.pages if p["title"] == "Daily report index"]
         for page in metrics:
@@ -115,8 +131,10 @@ def main() -> None:
         summary: dict[str, Any] = state["summary"] or {}
         print(f"  spaces read:   {summary.get('total')} in {space_requests} requests")
         print(f"  token refreshes: {counters['refreshes']}, invalid_grant: {counters['invalid_grants']}")
-        print(f"  refresh token: {fingerprint(planted)} (consent) -> {fingerprint(stored.get('refresh_token'))} "
-              f"(saved in {where}); emulator's latest: {fingerprint(fake.latest_refresh_token)}")
+        print(
+            f"  refresh token: {fingerprint(planted)} (consent) -> {fingerprint(stored.get('refresh_token'))} "
+            f"(saved in {where}); emulator's latest: {fingerprint(fake.latest_refresh_token)}"
+        )
         rotated = stored.get("refresh_token") == fake.latest_refresh_token != planted
         print(f"  rotated and written back: {'yes' if rotated else 'NO'}")
         toolkit = bool(metrics and index and fake.attachments(metrics[0]["id"]) and fake.page_labels(metrics[0]["id"]))

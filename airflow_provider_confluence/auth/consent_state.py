@@ -141,26 +141,44 @@ class ConsentStates:
         if not state:
             raise _refused("malformed_state", "The state parameter is missing or malformed; start the consent again.")
         try:
-            claims = signing.verify(state, self._key, signing.CONSENT_STATE, now=self._clock(), max_age=self._ttl,
-                                    max_future=_CLOCK_SKEW, require=("conn_id", "user", "binding"))
+            claims = signing.verify(
+                state,
+                self._key,
+                signing.CONSENT_STATE,
+                now=self._clock(),
+                max_age=self._ttl,
+                max_future=_CLOCK_SKEW,
+                require=("conn_id", "user", "binding"),
+            )
             issued = IssuedState(claims["conn_id"], float(claims["iat"]), claims["jti"], claims["binding"])
             user_tag = claims["user"]
             if not all(isinstance(value, str) for value in (issued.conn_id, issued.binding, user_tag)):
                 raise signing.SignatureRefused("malformed")
         except signing.SignatureRefused as refused:
             if refused.reason == "forged":
-                raise _refused("forged_state", "The state parameter was not issued by this Airflow (forged, damaged, "
-                               "or from another server or run); nothing was changed. Start the consent again.") from None
+                raise _refused(
+                    "forged_state",
+                    "The state parameter was not issued by this Airflow (forged, damaged, "
+                    "or from another server or run); nothing was changed. Start the consent again.",
+                ) from None
             if refused.reason in ("expired", "future"):
-                raise _refused("expired_state", f"This consent was started more than {self._ttl / 60:.0f} minutes "
-                               "ago; nothing was changed. Start it again and approve it within 10 minutes.") from None
+                raise _refused(
+                    "expired_state",
+                    f"This consent was started more than {self._ttl / 60:.0f} minutes "
+                    "ago; nothing was changed. Start it again and approve it within 10 minutes.",
+                ) from None
             raise _refused("malformed_state", "The state parameter is malformed; start the consent again.") from None
         if not hmac.compare_digest(user_tag, self._tag("user", user)):
-            raise _refused("foreign_state", "This consent was started by another Airflow user; nothing was changed. "
-                           "Start it yourself from the Connect button.")
+            raise _refused(
+                "foreign_state",
+                "This consent was started by another Airflow user; nothing was changed. "
+                "Start it yourself from the Connect button.",
+            )
         if conn_id is not None and issued.conn_id != conn_id:
-            raise _refused("foreign_state", f"This consent was started for connection {issued.conn_id!r}, not "
-                           f"{conn_id!r}; nothing was changed.")
+            raise _refused(
+                "foreign_state",
+                f"This consent was started for connection {issued.conn_id!r}, not {conn_id!r}; nothing was changed.",
+            )
         return issued
 
     def consume(self, issued: IssuedState, *, binding: str) -> None:
@@ -169,11 +187,17 @@ class ConsentStates:
         :raises ConfluenceAuthError: ``changed_connection`` or ``reused_state``.
         """
         if not hmac.compare_digest(issued.binding, binding):
-            raise _refused("changed_connection", f"Connection {issued.conn_id!r} was edited (client id, site, "
-                           "callback URL or token URL) after this consent started; nothing was changed. Start again.")
+            raise _refused(
+                "changed_connection",
+                f"Connection {issued.conn_id!r} was edited (client id, site, "
+                "callback URL or token URL) after this consent started; nothing was changed. Start again.",
+            )
         if not self._ledger.claim(issued.nonce, issued.issued_at + self._ttl + signing.LEEWAY + 1):
-            raise _refused("reused_state", "This consent answer was already used once; nothing was changed. Start "
-                           "the consent again if the connection still needs it.")
+            raise _refused(
+                "reused_state",
+                "This consent answer was already used once; nothing was changed. Start "
+                "the consent again if the connection still needs it.",
+            )
 
 
 @dataclass(frozen=True)
@@ -200,8 +224,9 @@ class NewGrant:
 
     def token_state(self) -> TokenState:
         """The token state to store: the new refresh token, and no access token of the old grant."""
-        return TokenState(refresh_token=self.refresh_token, scope=self.scope, cloud_id=self.cloud_id,
-                          grant_issued_at=self.issued_at)
+        return TokenState(
+            refresh_token=self.refresh_token, scope=self.scope, cloud_id=self.cloud_id, grant_issued_at=self.issued_at
+        )
 
 
 def finish_consent(
@@ -221,15 +246,23 @@ def finish_consent(
     if not settings.redirect_uri:
         raise ConfluenceConfigError(f"Connection {settings.conn_id!r} has no redirect_uri (Callback URL).")
     try:
-        tokens = oauth.exchange_code(session, token_url=settings.token_url, client_id=settings.client_id,
-                                     client_secret=settings.client_secret, code=code,
-                                     redirect_uri=settings.redirect_uri, timeout=settings.timeout)
+        tokens = oauth.exchange_code(
+            session,
+            token_url=settings.token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            code=code,
+            redirect_uri=settings.redirect_uri,
+            timeout=settings.timeout,
+        )
     except ConfluenceInvalidGrant as exc:
         raise ConfluenceAuthError(
             "Atlassian refused the authorization code (invalid_grant): it was already used, is older than 10 "
             f"minutes, or was issued for another callback URL than {settings.redirect_uri}. Check that this URL is "
             "the app's Callback URL in the developer console, then start the consent again.",
-            status_code=exc.status_code, error="invalid_grant") from None
+            status_code=exc.status_code,
+            error="invalid_grant",
+        ) from None
     on_secret(tokens.access_token)
     if tokens.refresh_token:
         on_secret(tokens.refresh_token)
@@ -238,15 +271,24 @@ def finish_consent(
         raise ConfluenceAuthError(
             f"Atlassian granted {' '.join(granted) or 'no scopes'} without offline_access, so there is no refresh "
             f"token to keep. Add offline_access to the scopes of connection {settings.conn_id!r} and consent again.",
-            error="no_offline_access")
+            error="no_offline_access",
+        )
     if not tokens.refresh_token:
-        raise ConfluenceAuthError("Atlassian's answer had no refresh token although offline_access was granted; "
-                                  "consent again.", error="no_refresh_token")
-    resources = oauth.accessible_resources(session, api_url=settings.api_url, access_token=tokens.access_token,
-                                           timeout=settings.timeout)
+        raise ConfluenceAuthError(
+            "Atlassian's answer had no refresh token although offline_access was granted; consent again.",
+            error="no_refresh_token",
+        )
+    resources = oauth.accessible_resources(
+        session, api_url=settings.api_url, access_token=tokens.access_token, timeout=settings.timeout
+    )
     cloud_id = oauth.find_cloud_id(resources, settings.site_host)
-    return NewGrant(refresh_token=tokens.refresh_token, scope=" ".join(granted), cloud_id=cloud_id,
-                    site_url=settings.site_url, issued_at=clock())
+    return NewGrant(
+        refresh_token=tokens.refresh_token,
+        scope=" ".join(granted),
+        cloud_id=cloud_id,
+        site_url=settings.site_url,
+        issued_at=clock(),
+    )
 
 
 def save_grant(store: TokenStore, grant: NewGrant) -> None:

@@ -147,8 +147,9 @@ def client_credentials(
     return _token_request(session, token_url, body, timeout, refused_hint=_SERVICE_ACCOUNT_HINT)
 
 
-_APP_HINT = ("Check the Client ID (Login) and Client secret (Password) against the developer console: your app -> "
-             "Settings.")
+_APP_HINT = (
+    "Check the Client ID (Login) and Client secret (Password) against the developer console: your app -> Settings."
+)
 _SERVICE_ACCOUNT_HINT = (
     "Check the Client ID (Login) and Client secret (Password) against the service account's OAuth 2.0 credential "
     "in Atlassian Administration (Directory -> Service accounts); a deleted credential, or the client ID of an "
@@ -163,8 +164,7 @@ def _token_request(
         response = session.post(token_url, json=body, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         raise ConfluenceAuthError(
-            f"The token endpoint {token_url} could not be reached ({type(exc).__name__}); the refresh may be "
-            "retried.",
+            f"The token endpoint {token_url} could not be reached ({type(exc).__name__}); the refresh may be retried.",
             transient=True,
         ) from None
     payload = _json_or_none(response)
@@ -177,7 +177,9 @@ def _token_request(
     trace_id = trace_id_of(response.headers)
     if error == "invalid_grant":
         raise ConfluenceInvalidGrant(
-            f"The token endpoint refused the refresh token ({said}).", status_code=status, error=error,
+            f"The token endpoint refused the refresh token ({said}).",
+            status_code=status,
+            error=error,
             trace_id=trace_id,
         )
     if status == 200 or status >= 500 or status == 429:
@@ -197,7 +199,9 @@ def _token_request(
             trace_id=trace_id,
         )
     raise ConfluenceAuthError(
-        f"The token endpoint {token_url} answered {status} ({said}).", status_code=status, error=error or None,
+        f"The token endpoint {token_url} answered {status} ({said}).",
+        status_code=status,
+        error=error or None,
         trace_id=trace_id,
     )
 
@@ -233,12 +237,16 @@ def _snippet(response: requests.Response) -> str:
     return f"a {len(response.content)}-byte {kind} body"
 
 
-def accessible_resources(session: requests.Session, *, api_url: str, access_token: str, timeout: float) -> list[dict[str, Any]]:
+def accessible_resources(
+    session: requests.Session, *, api_url: str, access_token: str, timeout: float
+) -> list[dict[str, Any]]:
     """List the sites an access token can reach (FACTS.md section 3)."""
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(
-            url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}, timeout=timeout,
+            url,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=timeout,
             allow_redirects=False,
         )
     except requests.RequestException as exc:
@@ -253,8 +261,11 @@ def accessible_resources(session: requests.Session, *, api_url: str, access_toke
         )
     payload = _json_or_none(response)
     if response.status_code != 200 or not isinstance(payload, list):
-        said = str(payload.get("message"))[:_MAX_ECHO] if isinstance(payload, dict) and payload.get("message") else (
-            _snippet(response))
+        said = (
+            str(payload.get("message"))[:_MAX_ECHO]
+            if isinstance(payload, dict) and payload.get("message")
+            else (_snippet(response))
+        )
         raise ConfluenceAuthError(
             f"{url} answered {response.status_code} ({said}); the access token was not accepted.",
             status_code=response.status_code,

@@ -12,10 +12,6 @@ import os
 import time
 from dataclasses import dataclass
 
-from airflow_provider_confluence.version_compat import create_session, get_connection
-from airflow_provider_confluence.config.deployment import CONN_TYPE, NotAConfluenceConnection, connection_settings
-from airflow_provider_confluence.exceptions import ConfluenceError
-from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.auth.stores.choice import (
     ConnectionTokenStore,
     VariableTokenStore,
@@ -24,6 +20,10 @@ from airflow_provider_confluence.auth.stores.choice import (
 )
 from airflow_provider_confluence.auth.token_codec import state_from_extra
 from airflow_provider_confluence.auth.tokens import GRANT_LIFETIME, TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.deployment import CONN_TYPE, NotAConfluenceConnection, connection_settings
+from airflow_provider_confluence.exceptions import ConfluenceError
+from airflow_provider_confluence.version_compat import create_session, get_connection
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _environment_conn_ids() -> list[str]:
             except (ValueError, AttributeError):
                 is_ours = False
         if is_ours:
-            found.append(key[len(_ENV_PREFIX):].lower())
+            found.append(key[len(_ENV_PREFIX) :].lower())
     return found
 
 
@@ -163,8 +163,8 @@ def _stored_state(store: TokenStore, settings: ConnectionSettings, source: str) 
 
 
 def _store_label(store: TokenStore, settings: ConnectionSettings) -> str:
-    from airflow_provider_confluence.version_compat import TASKS_MAY_USE_ORM
     from airflow_provider_confluence.auth.stores.choice import keeps_tokens_in_row
+    from airflow_provider_confluence.version_compat import TASKS_MAY_USE_ORM
 
     if not TASKS_MAY_USE_ORM and keeps_tokens_in_row(settings):
         return f"{store.name} (token broker)"
@@ -187,8 +187,13 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
     try:
         settings = connection_settings(conn_id, conn)
         if not settings.uses_refresh_token:  # service accounts and API tokens keep nothing anywhere
-            return ConnectionStatus(conn_id, source, site=settings.site_url, store=f"none ({settings.auth_type})",
-                                    auth_type=settings.auth_type)
+            return ConnectionStatus(
+                conn_id,
+                source,
+                site=settings.site_url,
+                store=f"none ({settings.auth_type})",
+                auth_type=settings.auth_type,
+            )
         store = choose_token_store(settings)
         label = _store_label(store, settings)
         state = _stored_state(store, settings, source)

@@ -18,16 +18,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 
+from airflow_provider_confluence.auth.oauth import TokenResponse
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceInvalidGrant,
     ConfluenceReauthorizationRequired,
 )
-from airflow_provider_confluence.auth.oauth import TokenResponse
 from airflow_provider_confluence.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class TokenStore(Protocol):
     def load(self) -> TokenState:
         """Read the current state, bypassing every cache."""
 
-    def transaction(self) -> ContextManager[StoreTransaction]:
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
         """Take the store's exclusive lock and read the state under it."""
 
 
@@ -247,8 +247,11 @@ class TokenManager:
             new_state = self._redeem(state)
             tx.save(new_state)
             self._cached = new_state
-        log.info("Refreshed the Confluence access token of %s; the rotated refresh token is saved in the %s store.",
-                 self._name, self.store.name)
+        log.info(
+            "Refreshed the Confluence access token of %s; the rotated refresh token is saved in the %s store.",
+            self._name,
+            self.store.name,
+        )
         self._warn_if_grant_ends_soon(new_state)
         return self._hand_out(new_state)
 
@@ -305,8 +308,12 @@ class TokenManager:
                 delay = self._retry.delay_after(attempt, None)
                 if attempt >= self._retry.max_attempts or waited + delay > self._retry.max_total_wait:
                     raise
-                log.warning("Refreshing the token of %s failed (%s); trying again in %.1f s with the same token.",
-                            self._name, exc.message, delay)
+                log.warning(
+                    "Refreshing the token of %s failed (%s); trying again in %.1f s with the same token.",
+                    self._name,
+                    exc.message,
+                    delay,
+                )
                 self._sleep(delay)
                 waited += delay
                 attempt += 1
@@ -332,8 +339,13 @@ class TokenManager:
         if left < GRANT_WARNING:
             self._warned_grant = True
             ends = time.strftime("%Y-%m-%d", time.gmtime(state.grant_issued_at + GRANT_LIFETIME))
-            log.warning("The OAuth grant of %s ends on %s (%.0f days left; Atlassian's 365-day limit). %s",
-                        self._name, ends, max(0.0, left / 86400), self._how_to_reauthorize)
+            log.warning(
+                "The OAuth grant of %s ends on %s (%.0f days left; Atlassian's 365-day limit). %s",
+                self._name,
+                ends,
+                max(0.0, left / 86400),
+                self._how_to_reauthorize,
+            )
 
     @property
     def _name(self) -> str:

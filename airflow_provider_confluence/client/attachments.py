@@ -101,8 +101,13 @@ class AttachmentsMixin:
         links = raw_links if isinstance(raw_links, Mapping) else {}
         link = attachment.get("downloadLink") or links.get("download")
         if not isinstance(link, str) or not link.strip():
-            raise ConfluenceApiError(200, "GET", self.url("/wiki/api/v2/attachments"), None,
-                                     f"Attachment {attachment.get('id')} has no download link.")
+            raise ConfluenceApiError(
+                200,
+                "GET",
+                self.url("/wiki/api/v2/attachments"),
+                None,
+                f"Attachment {attachment.get('id')} has no download link.",
+            )
         data = self.download(link)
         log.info("Downloaded attachment %s (%d bytes).", attachment.get("id"), len(data))
         return data
@@ -149,14 +154,15 @@ class AttachmentsMixin:
             parts.append(("comment", (None, comment, "text/plain; charset=utf-8")))
         path = f"/wiki/rest/api/content/{quote(str(page_id), safe='')}/child/attachment"
         try:
-            answer = self.request(
-                "PUT", path, files=parts, headers={"X-Atlassian-Token": "no-check"}, idempotent=False
-            )
+            answer = self.request("PUT", path, files=parts, headers={"X-Atlassian-Token": "no-check"}, idempotent=False)
         except ConfluenceApiError as exc:
             if (exc.status_code or 0) < 500:
                 raise
             raise ConfluenceApiError(
-                exc.status_code or 0, exc.method, exc.url, exc.code,
+                exc.status_code or 0,
+                exc.method,
+                exc.url,
+                exc.code,
                 f"{exc.detail} The upload of {name!r} may have been processed and was not re-sent: check the "
                 "page's attachments before retrying.",
             ) from exc

@@ -52,8 +52,15 @@ class CommentsMixin:
         _site_url: str | None
 
         def request(
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
-            files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
         ) -> Any: ...
 
         def paginate(
@@ -81,8 +88,13 @@ class CommentsMixin:
         payload = {"pageId": pid, "body": {"representation": representation, "value": body}}
         comment = self.request("POST", FOOTER_COMMENTS_PATH, json=payload)  # never re-sent: a new comment each time
         if not isinstance(comment, dict) or comment.get("id") is None:
-            raise ConfluenceApiError(201, "POST", self.url(FOOTER_COMMENTS_PATH), None,
-                                     "The answer is not a comment object; the comment may have been added.")
+            raise ConfluenceApiError(
+                201,
+                "POST",
+                self.url(FOOTER_COMMENTS_PATH),
+                None,
+                "The answer is not a comment object; the comment may have been added.",
+            )
         raw_links = comment.get("_links")
         links = raw_links if isinstance(raw_links, dict) else {}
         if not links.get("base") and self._site_url:

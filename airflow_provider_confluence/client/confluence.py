@@ -32,13 +32,6 @@ from urllib.parse import quote
 
 import requests
 
-from airflow_provider_confluence.exceptions import (
-    ConfluenceApiError,
-    ConfluenceConfigError,
-    ConfluenceConnectionError,
-    ConfluenceError,
-    ConfluenceScopeError,
-)
 from airflow_provider_confluence.client.attachments import AttachmentsMixin
 from airflow_provider_confluence.client.authorization import (
     AccessTokenSource,
@@ -46,14 +39,26 @@ from airflow_provider_confluence.client.authorization import (
     BearerAuthorization,
 )
 from airflow_provider_confluence.client.comments import CommentsMixin
-from airflow_provider_confluence.config.endpoints import redirect_target
 from airflow_provider_confluence.client.labels import LabelsMixin
 from airflow_provider_confluence.client.pages import PagesMixin
 from airflow_provider_confluence.client.pagination import join_next_link, join_v1_next_link, next_link
-from airflow_provider_confluence.client.responses import error_from_response, parse_json_body, rate_limit_warnings, redact
-from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
+from airflow_provider_confluence.client.responses import (
+    error_from_response,
+    parse_json_body,
+    rate_limit_warnings,
+    redact,
+)
 from airflow_provider_confluence.client.search import SearchMixin
 from airflow_provider_confluence.client.spaces import SpacesMixin
+from airflow_provider_confluence.config.endpoints import redirect_target
+from airflow_provider_confluence.exceptions import (
+    ConfluenceApiError,
+    ConfluenceConfigError,
+    ConfluenceConnectionError,
+    ConfluenceError,
+    ConfluenceScopeError,
+)
+from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
 
 __all__ = ["AccessTokenSource", "AuthorizationSource", "ConfluenceClient", "IDEMPOTENT_METHODS", "DEFAULT_PAGE_LIMIT"]
 
@@ -124,8 +129,12 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         self._cloud_id_lock = threading.Lock()
         if (tokens is None) == (authorization is None):
             raise ConfluenceConfigError("Give the client exactly one of tokens and authorization.")
-        self._auth: AuthorizationSource = authorization if authorization is not None else BearerAuthorization(
-            tokens  # type: ignore[arg-type]
+        self._auth: AuthorizationSource = (
+            authorization
+            if authorization is not None
+            else BearerAuthorization(
+                tokens  # type: ignore[arg-type]
+            )
         )
         self._site_url = site_url.strip().rstrip("/") if site_url else None
         self._session = session if session is not None else requests.Session()
@@ -167,8 +176,15 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         return join_next_link(self.gateway_base, path)
 
     def request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
-        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         """Send one call with the client's auth handling and retries; return the parsed JSON (None for 204).
 
@@ -186,8 +202,9 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         :raises ConfluenceError: when no answer arrived (connection error, timeout).
         """
         url = self.url(path)
-        return self._send(method, url, params=params, json_body=json, files=files, headers=headers,
-                          idempotent=idempotent)[0]
+        return self._send(
+            method, url, params=params, json_body=json, files=files, headers=headers, idempotent=idempotent
+        )[0]
 
     def download(self, link: str) -> bytes:
         """The bytes behind a download link (an attachment's ``downloadLink``, relative to the site's ``/wiki``).
@@ -244,9 +261,17 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             seen.add(url)
 
     def _send(
-        self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
-        files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
-        state: RetryState | None = None, raw: bool = False,
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        files: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        state: RetryState | None = None,
+        raw: bool = False,
     ) -> tuple[Any, Mapping[str, str]]:
         """The retry loop; returns (parsed JSON, or with ``raw`` the body's bytes; response headers)."""
         method = method.upper()
@@ -273,14 +298,23 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             secret = self._auth.secret_of(sent)
             if secret not in used:
                 used.append(secret)
-            request_headers = {**extra, "Authorization": sent,
-                               "Accept": "*/*" if raw else "application/json",
-                               "User-Agent": _USER_AGENT}
+            request_headers = {
+                **extra,
+                "Authorization": sent,
+                "Accept": "*/*" if raw else "application/json",
+                "User-Agent": _USER_AGENT,
+            }
             self.request_count += 1
             try:
                 response = self._session.request(
-                    method, url, params=params, json=json_body, files=files, headers=request_headers,
-                    timeout=self._timeout, allow_redirects=False,
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    files=files,
+                    headers=request_headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
                 )
             except _TRANSPORT_ERRORS as exc:
                 state.failures += 1
@@ -288,16 +322,26 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
                 reason = redact(f"{type(exc).__name__}: {exc}", used)[:300]
                 if delay is None:
                     log.warning("%s %s failed with no answer (%s); not retrying", method, url, type(exc).__name__)
-                    what = (f"failed after {state.failures} tries" if idempotent else "failed before an answer "
-                            "arrived; it may or may not have been processed, and was not re-sent")
+                    what = (
+                        f"failed after {state.failures} tries"
+                        if idempotent
+                        else "failed before an answer "
+                        "arrived; it may or may not have been processed, and was not re-sent"
+                    )
                     raise ConfluenceConnectionError(f"{method} {url} {what} ({reason}).") from exc
                 self._wait(method, url, type(exc).__name__, delay, state)
                 state.resent_after_uncertain |= _uncertain(exc)
                 continue
             status = response.status_code
             if response.is_redirect:
-                url = redirect_target(method, response.url or url, status, response.headers.get("Location"), redirects,
-                                      headers=response.headers)
+                url = redirect_target(
+                    method,
+                    response.url or url,
+                    status,
+                    response.headers.get("Location"),
+                    redirects,
+                    headers=response.headers,
+                )
                 params, redirects, header = None, redirects + 1, sent  # the target carries its own query
                 continue
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
@@ -330,7 +374,12 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
     def _wait(self, method: str, url: str, reason: str, delay: float, state: RetryState) -> None:
         log.warning(
             "%s %s: %s; retrying in %.1f s (try %d of %d)",
-            method, url, reason, delay, state.failures + 1, self._retry.max_attempts,
+            method,
+            url,
+            reason,
+            delay,
+            state.failures + 1,
+            self._retry.max_attempts,
         )
         self._sleep(delay)
         state.waited += delay

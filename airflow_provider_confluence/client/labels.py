@@ -58,8 +58,7 @@ def normalize_labels(labels: str | Iterable[str] | None) -> list[str]:
             )
         if len(name) > MAX_LABEL_LENGTH:
             raise ConfluenceConfigError(
-                f"The label {name[:40]!r}... has {len(name)} characters; Confluence accepts at most "
-                f"{MAX_LABEL_LENGTH}."
+                f"The label {name[:40]!r}... has {len(name)} characters; Confluence accepts at most {MAX_LABEL_LENGTH}."
             )
         if name not in names:
             names.append(name)

@@ -52,21 +52,33 @@ class PagesMixin:
         _site_url: str | None
 
         def request(
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
-            files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
         ) -> Any: ...
 
         def url(self, path: str) -> str: ...
 
         def _send(
-            self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
-            files: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool | None = None,
+            self,
+            method: str,
+            url: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json_body: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
             state: RetryState | None = None,
         ) -> tuple[Any, Mapping[str, str]]: ...
 
-    def _single(
-        self, page: Any, listing: Any = None, *, method: str = "GET", path: str = PAGES_PATH
-    ) -> dict[str, Any]:
+    def _single(self, page: Any, listing: Any = None, *, method: str = "GET", path: str = PAGES_PATH) -> dict[str, Any]:
         """Check that ``page`` is an object and give it ``_links.base`` (from the listing, else the site)."""
         if not isinstance(page, dict):
             raise ConfluenceApiError(200, method, self.url(path), None, "The answer is not a page object.")
@@ -162,8 +174,15 @@ class PagesMixin:
         note = f"{outcome}; the POST was not re-sent. The task may be retried."
         if isinstance(exc, ConfluenceApiError):
             answered = exc.status_code or 0
-            raise ConfluenceApiError(answered, exc.method, exc.url, exc.code, f"{exc.detail} {note}",
-                                     trace_id=exc.trace_id, headers=exc.headers) from exc
+            raise ConfluenceApiError(
+                answered,
+                exc.method,
+                exc.url,
+                exc.code,
+                f"{exc.detail} {note}",
+                trace_id=exc.trace_id,
+                headers=exc.headers,
+            ) from exc
         raise ConfluenceConnectionError(f"{exc.message} {note}") from exc
 
     def update_page(

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_confluence.client.responses import _cap, _header, redact
 from airflow_provider_confluence.config.endpoints import make_origin
 from airflow_provider_confluence.exceptions import ConfluenceError
-from airflow_provider_confluence.client.responses import _cap, _header, redact
 
 __all__ = ["V1_CONTEXT", "join_next_link", "join_v1_next_link", "next_link"]
 
@@ -45,9 +45,7 @@ def join_next_link(gateway_base: str, next_link: str) -> str:
     try:
         parts = urlsplit(link)
     except ValueError:  # "http://[" and the like: not a URL at all
-        raise ConfluenceError(
-            f"Cannot resolve the link {_cap(redact(link), 100)!r}: it is not a valid URL."
-        ) from None
+        raise ConfluenceError(f"Cannot resolve the link {_cap(redact(link), 100)!r}: it is not a valid URL.") from None
     if parts.scheme or parts.netloc:
         try:
             there = make_origin(parts.scheme or base.scheme, parts.hostname, parts.port)

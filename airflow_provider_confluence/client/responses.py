@@ -73,10 +73,16 @@ _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/footer-comments/?$"), "read:comment:confluence"),
     ("*", re.compile(r"^/wiki/rest/api/search(/.*)?$"), "search:confluence"),
     # v1 endpoints that v2 lacks; their granular scopes (the classic one in parentheses works too).
-    ("POST", re.compile(r"^/wiki/rest/api/content/[^/]+/label/?$"),
-     "write:label:confluence (with read:label:confluence; classic: write:confluence-content)"),
-    ("*", re.compile(r"^/wiki/rest/api/content/[^/]+/child/attachment/?$"),
-     "write:attachment:confluence (with read:content-details:confluence; classic: write:confluence-file)"),
+    (
+        "POST",
+        re.compile(r"^/wiki/rest/api/content/[^/]+/label/?$"),
+        "write:label:confluence (with read:label:confluence; classic: write:confluence-content)",
+    ),
+    (
+        "*",
+        re.compile(r"^/wiki/rest/api/content/[^/]+/child/attachment/?$"),
+        "write:attachment:confluence (with read:content-details:confluence; classic: write:confluence-file)",
+    ),
 )
 
 
@@ -302,7 +308,10 @@ def parse_json_body(method: str, url: str, status: int, content: bytes, headers:
     except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter allows
         kind = _header(headers, "Content-Type") or "no content type"
         raise ConfluenceApiError(
-            status, method, url, None,
+            status,
+            method,
+            url,
+            None,
             f"The answer is not JSON ({kind[:60]}, {len(content)} bytes); check that api_url is the Atlassian API.",
             headers=kept_headers(headers),
         ) from None

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.client.pagination import next_link
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 
 __all__ = ["DEFAULT_SEARCH_LIMIT", "MAX_SEARCH_LIMIT", "MAX_STALLED_PAGES", "SEARCH_PATH", "SearchMixin"]
 
@@ -49,8 +49,9 @@ def _check(cql: object, max_results: object, limit: object) -> None:
         raise ConfluenceConfigError(
             f"A CQL query is required, such as 'type = page AND space = DEMO AND label = \"report\"', not {cql!r}."
         )
-    if max_results is not None and (isinstance(max_results, bool) or not isinstance(max_results, int)
-                                    or max_results < 1):
+    if max_results is not None and (
+        isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+    ):
         raise ConfluenceConfigError(f"max_results={max_results!r} must be a positive whole number, or None for all.")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
         raise ConfluenceConfigError(f"limit={limit!r} must be a whole number from 1 to {MAX_SEARCH_LIMIT}.")

@@ -153,8 +153,9 @@ class ConnectionSettings:
         client_id = (login or "").strip()
         client_secret = (password or "").strip()
         check_credentials(conn_id, auth_type, client_id, client_secret)
-        scopes, scope_warnings = parse_scopes(conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES,
-                                              needs_offline_access=auth_type == OAUTH2_3LO)
+        scopes, scope_warnings = parse_scopes(
+            conn_id, _text(extras.get("scopes")) or DEFAULT_SCOPES, needs_offline_access=auth_type == OAUTH2_3LO
+        )
         warnings += scope_warnings
         warnings += ignored_extras(conn_id, auth_type, extras)
         credential_expires = parse_expiry_date(conn_id, extras.get("credential_expires"))
@@ -171,12 +172,18 @@ class ConnectionSettings:
             )
         broker_url = _text(extras.get("broker_url"))
         if broker_url:
-            parse_url(f"Connection {conn_id!r}: broker_url", broker_url, fix="give the Airflow API server's base "
-                      "URL, or leave it empty to use [core] execution_api_server_url.")
+            parse_url(
+                f"Connection {conn_id!r}: broker_url",
+                broker_url,
+                fix="give the Airflow API server's base URL, or leave it empty to use [core] execution_api_server_url.",
+            )
         redirect_uri = _text(extras.get("redirect_uri"))
         if redirect_uri:
-            parse_url(f"Connection {conn_id!r}: redirect_uri", redirect_uri, fix="set it to the Callback URL "
-                      "registered in the Atlassian developer console.")
+            parse_url(
+                f"Connection {conn_id!r}: redirect_uri",
+                redirect_uri,
+                fix="set it to the Callback URL registered in the Atlassian developer console.",
+            )
         return cls(
             conn_id=conn_id,
             site_url=parse_site_url(conn_id, host),
@@ -185,8 +192,12 @@ class ConnectionSettings:
             refresh_token=_text(extras.get("refresh_token")),
             scopes=scopes,
             auth_url=check_endpoint(conn_id, "auth_url", _text(extras.get("auth_url")) or DEFAULT_AUTH_URL, allowed),
-            token_url=check_endpoint(conn_id, "grant_url", _text(extras.get("grant_url")) or DEFAULT_TOKEN_URL, allowed),
-            api_url=check_endpoint(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL, allowed).rstrip("/"),
+            token_url=check_endpoint(
+                conn_id, "grant_url", _text(extras.get("grant_url")) or DEFAULT_TOKEN_URL, allowed
+            ),
+            api_url=check_endpoint(conn_id, "api_url", _text(extras.get("api_url")) or DEFAULT_API_URL, allowed).rstrip(
+                "/"
+            ),
             redirect_uri=redirect_uri,
             cloud_id=_text(extras.get("cloud_id")),
             token_store=token_store,
@@ -230,8 +241,10 @@ def renamed_extras(conn_id: str, extras: Mapping[str, Any]) -> tuple[dict[str, A
                 f"(set it to the value you mean) and delete {old} from the Extra field."
             )
         result[new] = old_value
-        message = (f"Connection {conn_id!r} uses the extra {old}, which is deprecated: rename it to {new} (same "
-                   f"value). Airflow hides the values of extras whose names contain 'token'.")
+        message = (
+            f"Connection {conn_id!r} uses the extra {old}, which is deprecated: rename it to {new} (same "
+            f"value). Airflow hides the values of extras whose names contain 'token'."
+        )
         _warnings.warn(message, DeprecationWarning, stacklevel=3)
         advice += (message,)
     return result, advice

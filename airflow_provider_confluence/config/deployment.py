@@ -74,6 +74,10 @@ def connection_settings(conn_id: str, conn: Any, *, any_type: bool = False) -> C
             f"type {HOOK_NAME!r} ({CONN_TYPE}), or name a connection of that type."
         )
     return ConnectionSettings.from_connection_fields(
-        conn_id, host=conn.host, login=conn.login, password=conn.password, extra=conn.extra,
+        conn_id,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        extra=conn.extra,
         allowed_endpoint_hosts=allowed_endpoint_hosts(),
     )

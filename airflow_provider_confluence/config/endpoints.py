@@ -38,9 +38,22 @@ from urllib.parse import urlsplit
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
 __all__ = [
-    "ALLOWED_HOSTS_ENV", "ALLOWED_HOSTS_OPTION", "ALLOWED_HOSTS_SETTING", "ATLASSIAN_HOSTS", "SECTION", "AllowedHosts",
-    "MAX_REDIRECTS", "Origin", "check_endpoint", "is_loopback", "make_origin", "origin", "parse_url", "redirect_origin",
-    "redirect_target", "refused_character",
+    "ALLOWED_HOSTS_ENV",
+    "ALLOWED_HOSTS_OPTION",
+    "ALLOWED_HOSTS_SETTING",
+    "ATLASSIAN_HOSTS",
+    "SECTION",
+    "AllowedHosts",
+    "MAX_REDIRECTS",
+    "Origin",
+    "check_endpoint",
+    "is_loopback",
+    "make_origin",
+    "origin",
+    "parse_url",
+    "redirect_origin",
+    "redirect_target",
+    "refused_character",
 ]
 
 #: Airflow's configuration section of the provider's deployment-level settings.
@@ -119,8 +132,10 @@ def refused_character(url: str) -> str | None:
     if "\\" in url:
         return "contains a backslash, which urllib3 (sending the request) reads as the end of the host"
     if "@" in url:
-        return ("contains '@', which puts a user name or password into the URL (and hides the host after it); "
-                "credentials never go into a URL")
+        return (
+            "contains '@', which puts a user name or password into the URL (and hides the host after it); "
+            "credentials never go into a URL"
+        )
     for position, char in enumerate(url):
         if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Zs"):
             return f"contains whitespace or a control character (at position {position + 1})"
@@ -148,8 +163,11 @@ def parse_url(what: str, url: str, *, fix: str) -> Origin:
         raise ConfluenceConfigError(f"{what} {url!r} is not an absolute http(s) URL; {fix}")
     try:
         read = urllib3_parse_url(url)
-        sent = Origin(str(read.scheme or "").lower(), str(read.host or "").lower().strip("[]"),
-                      read.port or _DEFAULT_PORTS.get(str(read.scheme or "").lower(), 0))
+        sent = Origin(
+            str(read.scheme or "").lower(),
+            str(read.host or "").lower().strip("[]"),
+            read.port or _DEFAULT_PORTS.get(str(read.scheme or "").lower(), 0),
+        )
     except (LocationParseError, ValueError) as exc:
         raise ConfluenceConfigError(
             f"{what} cannot be read by urllib3, which sends the request ({type(exc).__name__}), although Python's "
@@ -158,8 +176,7 @@ def parse_url(what: str, url: str, *, fix: str) -> Origin:
         ) from None
     if sent != split:
         raise ConfluenceConfigError(
-            f"{what} is read as {split} by Python's urlsplit but as {sent} by urllib3, which sends the request; "
-            f"{fix}"
+            f"{what} is read as {split} by Python's urlsplit but as {sent} by urllib3, which sends the request; {fix}"
         )
     return split
 
@@ -190,7 +207,9 @@ class AllowedHosts:
             except ValueError:
                 host, port = None, None
             if not host or refused_character(entry) or parts.netloc != entry or any(c in entry for c in "/?#"):
-                shown = repr(entry) if refused_character(entry) is None else "an entry with '@', a backslash or whitespace"
+                shown = (
+                    repr(entry) if refused_character(entry) is None else "an entry with '@', a backslash or whitespace"
+                )
                 raise ConfluenceConfigError(
                     f"{ALLOWED_HOSTS_SETTING} ({ALLOWED_HOSTS_ENV}) has {shown}, which is not a host or host:port; "
                     "list entries such as api.example.com or 127.0.0.1:8765, separated by commas."
@@ -257,14 +276,34 @@ def redirect_target(
     said = f"Confluence answered {status}, a redirect to {redirect_origin(url, location)}"
     kept = dict(headers or {})  # ConfluenceApiError keeps only the allow-listed ones
     if method.upper() not in _READS:
-        raise ConfluenceApiError(status, method, url, "redirect", f"{said}; writes never follow redirects (the body "
-                                 "would be sent again, there), so nothing was sent again. Check api_url; if it is "
-                                 "Atlassian's, report the answer to the provider's maintainers.", headers=kept)
+        raise ConfluenceApiError(
+            status,
+            method,
+            url,
+            "redirect",
+            f"{said}; writes never follow redirects (the body "
+            "would be sent again, there), so nothing was sent again. Check api_url; if it is "
+            "Atlassian's, report the answer to the provider's maintainers.",
+            headers=kept,
+        )
     if there is None or there != here:
-        raise ConfluenceApiError(status, method, url, "redirect", f"{said}; reads follow redirects only on their own "
-                                 f"host ({here}), the one the access token is meant for, so it was not followed. "
-                                 "Check api_url.", headers=kept)
+        raise ConfluenceApiError(
+            status,
+            method,
+            url,
+            "redirect",
+            f"{said}; reads follow redirects only on their own "
+            f"host ({here}), the one the access token is meant for, so it was not followed. "
+            "Check api_url.",
+            headers=kept,
+        )
     if hops >= MAX_REDIRECTS:
-        raise ConfluenceApiError(status, method, url, "redirect", f"{said}, after {hops} redirects already; "
-                                 "stopping instead of looping. Check api_url.", headers=kept)
+        raise ConfluenceApiError(
+            status,
+            method,
+            url,
+            "redirect",
+            f"{said}, after {hops} redirects already; stopping instead of looping. Check api_url.",
+            headers=kept,
+        )
     return urljoin(url, location or "")

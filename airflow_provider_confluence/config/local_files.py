@@ -19,8 +19,14 @@ from typing import IO, Any, BinaryIO
 from airflow_provider_confluence.config.endpoints import SECTION
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
-__all__ = ["ATTACHMENT_ROOTS_OPTION", "ATTACHMENT_ROOTS_SETTING", "check_write_path", "open_for_upload",
-           "open_for_write", "parse_roots"]
+__all__ = [
+    "ATTACHMENT_ROOTS_OPTION",
+    "ATTACHMENT_ROOTS_SETTING",
+    "check_write_path",
+    "open_for_upload",
+    "open_for_write",
+    "parse_roots",
+]
 
 #: ``[confluence] attachment_roots``: the folders whose files may be uploaded (empty: any file).
 ATTACHMENT_ROOTS_OPTION = "attachment_roots"

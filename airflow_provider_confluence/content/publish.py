@@ -208,14 +208,25 @@ def update_page_body(
         version = int((current.get("version") or {}).get("number") or 0) + 1
         try:
             page = client.update_page(
-                page_id=page_id, title=str(new_title), body=new_body, version=version,
-                representation=representation, status=status, message=spec.message, parent_id=parent_id,
+                page_id=page_id,
+                title=str(new_title),
+                body=new_body,
+                version=version,
+                representation=representation,
+                status=status,
+                message=spec.message,
+                parent_id=parent_id,
             )
         except ConfluenceConflict:
             if attempt == 2:
                 raise
-            log.warning("Page %s got version %s from someone else while we wrote it (409); reading it again and "
-                        "writing over it (mode=%s).", page_id, version, mode)
+            log.warning(
+                "Page %s got version %s from someone else while we wrote it (409); reading it again and "
+                "writing over it (mode=%s).",
+                page_id,
+                version,
+                mode,
+            )
             continue
         log.info("Updated page %s to version %s (%s).", page_id, version, mode)
         _add_labels(client, page, wanted)

@@ -244,10 +244,14 @@ def table_to_storage(rows: object, *, columns: Sequence[Any] | None = None) -> s
     out.append("</tr>")
     missing = object()
     for record in records:  # one string per row: far fewer objects alive than one per cell
-        out.append("<tr>" + "".join(
-            "<td></td>" if value is missing else f"<td>{escape_text(_cell_text(value))}</td>"
-            for value in (record.get(key, missing) for key in keys)
-        ) + "</tr>")
+        out.append(
+            "<tr>"
+            + "".join(
+                "<td></td>" if value is missing else f"<td>{escape_text(_cell_text(value))}</td>"
+                for value in (record.get(key, missing) for key in keys)
+            )
+            + "</tr>"
+        )
     out.append("</tbody></table>")
     return "".join(out)
 

@@ -108,9 +108,12 @@ class ConfluenceOAuthHook(BaseHook):
 
     def _broker_source(self, settings: ConnectionSettings) -> BrokerTokenSource:
         url = broker_endpoint(settings)
-        self.log.info("Connection %r gets its access tokens from the token broker at %s: this process cannot write "
-                      "connections, and the API server keeps the rotated tokens in the connection.",
-                      settings.conn_id, url)
+        self.log.info(
+            "Connection %r gets its access tokens from the token broker at %s: this process cannot write "
+            "connections, and the API server keeps the rotated tokens in the connection.",
+            settings.conn_id,
+            url,
+        )
         if broker_key(settings) is None:
             raise ConfluenceConfigError(
                 f"Connection {settings.conn_id!r} has no refresh token yet: authorize the app first (the Connect "
@@ -197,22 +200,36 @@ class ConfluenceOAuthHook(BaseHook):
         return self.get_conn().get_page(str(page_id), body_format=body_format)
 
     def find_page(
-        self, *, title: str, space_key: str | None = None, space_id: str | None = None,
-        body_format: str | None = None, status: str = "current",
+        self,
+        *,
+        title: str,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        body_format: str | None = None,
+        status: str = "current",
     ) -> dict[str, Any] | None:
         """The page with exactly this title in the space (by key or id), or None."""
-        return self.get_conn().find_page(space_id=self.resolve_space_id(space_key, space_id), title=title,
-                                         body_format=body_format, status=status)
+        return self.get_conn().find_page(
+            space_id=self.resolve_space_id(space_key, space_id), title=title, body_format=body_format, status=status
+        )
 
     def resolve_parent_id(
-        self, *, space_key: str | None = None, space_id: str | None = None,
-        parent_id: str | None = None, parent_title: str | None = None,
+        self,
+        *,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        parent_id: str | None = None,
+        parent_title: str | None = None,
     ) -> str | None:
         """``parent_id``, or the id of the page titled ``parent_title`` in the space (None when neither)."""
         if not parent_title:
             return str(parent_id) if parent_id else None
-        return resolve_parent_id(self.get_conn(), space_id=self.resolve_space_id(space_key, space_id),
-                                 parent_id=parent_id, parent_title=parent_title)
+        return resolve_parent_id(
+            self.get_conn(),
+            space_id=self.resolve_space_id(space_key, space_id),
+            parent_id=parent_id,
+            parent_title=parent_title,
+        )
 
     def create_page(self, spec: PageSpec | None = None, /, **fields: Any) -> dict[str, Any]:
         """Create a page, or deal with an existing page of the same title as ``if_exists`` says; the page.
@@ -252,8 +269,7 @@ class ConfluenceOAuthHook(BaseHook):
         :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
             left alone (see :func:`~airflow_provider_confluence.content.publish.update_page_body`).
         """
-        return update_page_body(self.get_conn(), PageSpec.of(spec, fields), page_id=str(page_id),
-                                append_key=append_key)
+        return update_page_body(self.get_conn(), PageSpec.of(spec, fields), page_id=str(page_id), append_key=append_key)
 
     def get_page_labels(self, page_id: str) -> list[str]:
         """The names of the page's labels."""
@@ -272,12 +288,18 @@ class ConfluenceOAuthHook(BaseHook):
         return self.get_conn().list_attachments(str(page_id), filename=filename)
 
     def upload_attachment(
-        self, page_id: str, *, filename: str, data: bytes | BinaryIO, media_type: str | None = None,
+        self,
+        page_id: str,
+        *,
+        filename: str,
+        data: bytes | BinaryIO,
+        media_type: str | None = None,
         comment: str | None = None,
     ) -> dict[str, Any]:
         """Attach ``data`` to the page as ``filename`` (a new version when that name exists); the v1 object."""
-        return self.get_conn().upload_attachment(str(page_id), filename=filename, data=data, media_type=media_type,
-                                                 comment=comment)
+        return self.get_conn().upload_attachment(
+            str(page_id), filename=filename, data=data, media_type=media_type, comment=comment
+        )
 
     def find_attachment(self, page_id: str, filename: str) -> dict[str, Any]:
         """The page's attachment with this file name (a v2 object).
@@ -340,8 +362,10 @@ class ConfluenceOAuthHook(BaseHook):
             if not settings.refresh_token:
                 return False, "Settings are valid, but there is no refresh token yet: authorize the app first."
             if not orm_available():
-                return True, ("Settings are valid. A live check reads the saved tokens from the metadata database, "
-                              "which this process cannot use; use Test in the Airflow UI.")
+                return True, (
+                    "Settings are valid. A live check reads the saved tokens from the metadata database, "
+                    "which this process cannot use; use Test in the Airflow UI."
+                )
             choice = choose_saved_grant(settings, saved_grants(), _now())
             if choice.grant is None:
                 return True, choice.message
@@ -361,10 +385,16 @@ class ConfluenceOAuthHook(BaseHook):
         widgets: dict[str, Any] = {}
         for name, label, _placeholder, description, secret in CONNECTION_EXTRAS:
             if name == "auth_type":  # a text field that accepts only the three types (empty: oauth2_3lo)
-                widgets[name] = StringField(lazy_gettext(label), widget=BS3TextFieldWidget(), description=description,
-                                            validators=[Optional(), AnyOf(list(AUTH_TYPE_CHOICES))])
+                widgets[name] = StringField(
+                    lazy_gettext(label),
+                    widget=BS3TextFieldWidget(),
+                    description=description,
+                    validators=[Optional(), AnyOf(list(AUTH_TYPE_CHOICES))],
+                )
             elif secret:
-                widgets[name] = PasswordField(lazy_gettext(label), widget=BS3PasswordFieldWidget(), description=description)
+                widgets[name] = PasswordField(
+                    lazy_gettext(label), widget=BS3PasswordFieldWidget(), description=description
+                )
             else:
                 widgets[name] = StringField(lazy_gettext(label), widget=BS3TextFieldWidget(), description=description)
         return widgets

@@ -79,7 +79,14 @@ class ConfluenceNotifier(BaseNotifier):
     """
 
     template_fields: Sequence[str] = (
-        "message", "page_id", "space_key", "space_id", "title", "parent_id", "parent_title", "confluence_conn_id",
+        "message",
+        "page_id",
+        "space_key",
+        "space_id",
+        "title",
+        "parent_id",
+        "parent_title",
+        "confluence_conn_id",
     )
 
     def __init__(
@@ -163,23 +170,32 @@ class ConfluenceNotifier(BaseNotifier):
         if self.per_incident:
             title = f"{text_or_none(self.title) or DEFAULT_TITLE} {key}"
             spec = PageSpec.build(
-                space_key=space_key, space_id=space_id, title=title, body=str(self.message),
-                parent_id=text_or_none(self.parent_id), parent_title=text_or_none(self.parent_title),
-                representation=self.representation, if_exists="skip",
+                space_key=space_key,
+                space_id=space_id,
+                title=title,
+                body=str(self.message),
+                parent_id=text_or_none(self.parent_id),
+                parent_title=text_or_none(self.parent_title),
+                representation=self.representation,
+                if_exists="skip",
             )
             published = hook_for(str(self.confluence_conn_id)).publish(spec)
             self.log.info("Incident %s: page %s %s.", key, published.page.get("id"), published.action)
             return published.page
         from airflow_provider_confluence.operators._common import find_target_page
 
-        spec = PageSpec.build(body=str(self.message), representation=self.representation, mode="append",
-                              message=f"Airflow incident {key}")
+        spec = PageSpec.build(
+            body=str(self.message), representation=self.representation, mode="append", message=f"Airflow incident {key}"
+        )
         hook = hook_for(str(self.confluence_conn_id))
-        page = find_target_page(hook, page_id=self.page_id, space_key=space_key, space_id=space_id,
-                                title=self.title)
+        page = find_target_page(hook, page_id=self.page_id, space_key=space_key, space_id=space_id, title=self.title)
         updated = hook.update_page(spec, page_id=str(page["id"]), append_key=key)
-        self.log.info("Incident %s: written to page %s (version %s).", key, updated.get("id"),
-                      (updated.get("version") or {}).get("number"))
+        self.log.info(
+            "Incident %s: written to page %s (version %s).",
+            key,
+            updated.get("id"),
+            (updated.get("version") or {}).get("number"),
+        )
         return updated
 
     def _log_failure(self, exc: BaseException) -> None:
@@ -190,5 +206,8 @@ class ConfluenceNotifier(BaseNotifier):
             from airflow_provider_confluence.client.responses import redact
 
             detail = redact(str(exc))[:300]
-        self.log.error("The Confluence notification was not written (%s: %s). The task's own outcome is unchanged.",
-                       type(exc).__name__, detail)
+        self.log.error(
+            "The Confluence notification was not written (%s: %s). The task's own outcome is unchanged.",
+            type(exc).__name__,
+            detail,
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
@@ -17,7 +16,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     text_or_none,
 )
-
+from airflow_provider_confluence.version_compat import BaseOperator
 
 DATA_ENCODINGS = ("utf-8", "base64")
 
@@ -100,17 +99,27 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         hook = self.confluence_hook()
         page = self.find_target(hook)
         try:
-            attachment = hook.upload_attachment(str(page["id"]), filename=filename, data=content,
-                                                media_type=text_or_none(self.media_type),
-                                                comment=text_or_none(self.comment))
+            attachment = hook.upload_attachment(
+                str(page["id"]),
+                filename=filename,
+                data=content,
+                media_type=text_or_none(self.media_type),
+                comment=text_or_none(self.comment),
+            )
         finally:
             if hasattr(content, "close"):
                 content.close()
         summary = attachment_summary(attachment, hook.settings.site_url)
         if summary.get("page_id") is None:
             summary["page_id"] = str(page["id"])
-        self.log.info("Attachment %s %r is at version %s on page %s (%s bytes).", summary["id"], summary["title"],
-                      summary["version"], page["id"], summary["file_size"])
+        self.log.info(
+            "Attachment %s %r is at version %s on page %s (%s bytes).",
+            summary["id"],
+            summary["title"],
+            summary["version"],
+            page["id"],
+            summary["file_size"],
+        )
         persist_link(context, page_summary(page, hook.settings.site_url)["url"])
         return summary
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
@@ -17,6 +16,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     run_key,
 )
+from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The body formats a comment can be given in (``markdown`` is converted to storage format).
 COMMENT_BODY_FORMATS = ("storage", "markdown", "wiki", "atlas_doc_format")
@@ -98,8 +98,7 @@ class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
             for comment in hook.list_footer_comments(page_id, body_format="storage"):
                 if marker in str(((comment.get("body") or {}).get("storage") or {}).get("value") or ""):
                     summary = {**comment_summary(comment, hook.settings.site_url), "action": "skipped"}
-                    self.log.info("Page %s already has this run's comment %s; not added again.", page_id,
-                                  summary["id"])
+                    self.log.info("Page %s already has this run's comment %s; not added again.", page_id, summary["id"])
                     persist_link(context, page_summary(page, hook.settings.site_url)["url"])
                     return summary
             body = marker + body

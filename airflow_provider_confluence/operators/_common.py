@@ -49,8 +49,9 @@ class PageTargetMixin(ConfluenceOperatorMixin):
     space_id: str | None
     title: str | None
 
-    def set_page_target(self, *, page_id: str | None, space_key: str | None, space_id: str | None,
-                        title: str | None) -> None:
+    def set_page_target(
+        self, *, page_id: str | None, space_key: str | None, space_id: str | None, title: str | None
+    ) -> None:
         """Check the page's name (:class:`ConfluenceConfigError` at DAG parse time) and keep it."""
         check_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         self.page_id = page_id
@@ -58,11 +59,19 @@ class PageTargetMixin(ConfluenceOperatorMixin):
         self.space_id = space_id
         self.title = title
 
-    def find_target(self, hook: ConfluenceOAuthHook, *, body_format: str | None = None,
-                    hint: str = "") -> dict[str, Any]:
+    def find_target(
+        self, hook: ConfluenceOAuthHook, *, body_format: str | None = None, hint: str = ""
+    ) -> dict[str, Any]:
         """The page the rendered target names (see :func:`find_target_page`)."""
-        return find_target_page(hook, page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                                title=self.title, body_format=body_format, hint=hint)
+        return find_target_page(
+            hook,
+            page_id=self.page_id,
+            space_key=self.space_key,
+            space_id=self.space_id,
+            title=self.title,
+            body_format=body_format,
+            hint=hint,
+        )
 
 
 def hook_for(conn_id: str) -> ConfluenceOAuthHook:
@@ -142,14 +151,11 @@ def check_page_target(*, page_id: object, space_key: object, space_id: object, t
     if given(page_id):
         if has_space or given(title):
             raise ConfluenceConfigError(
-                "Give page_id, or a space (space_key or space_id) and title, not both: they could name different "
-                "pages."
+                "Give page_id, or a space (space_key or space_id) and title, not both: they could name different pages."
             )
         return
     if not (has_space and given(title)):
-        raise ConfluenceConfigError(
-            "Say which page: give page_id, or title together with space_key or space_id."
-        )
+        raise ConfluenceConfigError("Say which page: give page_id, or title together with space_key or space_id.")
 
 
 def check_parent(parent_id: object, parent_title: object) -> None:
@@ -181,10 +187,14 @@ def find_target_page(
             return hook.get_page(pid, body_format=body_format)
         except ConfluenceNotFound as exc:
             raise ConfluenceNotFound(
-                exc.status_code or 404, exc.method, exc.url, exc.code,
+                exc.status_code or 404,
+                exc.method,
+                exc.url,
+                exc.code,
                 f"There is no page with id {pid}, or the connection's user may not see it: check page_id (the "
                 f"number after /pages/ in the page's URL). {hint}".strip(),
-                trace_id=exc.trace_id, headers=exc.headers,
+                trace_id=exc.trace_id,
+                headers=exc.headers,
             ) from exc
     key, sid, name = text_or_none(space_key), text_or_none(space_id), str(title)
     page = hook.find_page(space_key=key, space_id=sid, title=name, body_format=body_format)
@@ -193,7 +203,9 @@ def find_target_page(
         raise ConfluencePageMissing(
             f"There is no current page titled {name!r} in {space} (or the connection's user may not see it). "
             f"Check the title and space. {hint}".strip(),
-            title=name, space_key=key, space_id=sid,
+            title=name,
+            space_key=key,
+            space_id=sid,
         )
     return page
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.config.deployment import attachment_roots
+from airflow_provider_confluence.config.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
-from airflow_provider_confluence.config.local_files import check_write_path, open_for_write
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
     PAGE_TARGET_FIELDS,
@@ -21,6 +20,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     text_or_none,
 )
+from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The largest attachment returned as base64 through XCom by default (XCom lives in the metadata database).
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
@@ -83,8 +83,11 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
         name = text_or_none(self.filename)
         if name is None:
             raise ConfluenceConfigError("filename rendered empty: say which attachment to download.")
-        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
-                if given(self.output_path) else None)
+        path = (
+            check_write_path(str(self.output_path), attachment_roots(), nothing="downloaded")
+            if given(self.output_path)
+            else None
+        )
         hook = self.confluence_hook()
         page = self.find_target(hook)
         found = hook.find_attachment(str(page["id"]), name)
@@ -153,8 +156,11 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
 
         from airflow_provider_confluence.content.summaries import page_summary
 
-        path = (check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
-                if given(self.output_path) else None)
+        path = (
+            check_write_path(str(self.output_path), attachment_roots(), nothing="exported")
+            if given(self.output_path)
+            else None
+        )
         hook = self.confluence_hook()
         found = self.find_target(hook)
         page = hook.get_page(str(found["id"]), body_format=self.body_format)
@@ -179,7 +185,14 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
             with open_for_write(path, attachment_roots(), nothing="exported", text=True) as out:
                 json.dump(result, out, ensure_ascii=False, indent=2)
             result["path"] = path
-        self.log.info("Exported page %s %r (version %s, %d characters of %s)%s.", result["id"], result["title"],
-                      result["version"], len(body), self.body_format, f" to {path}" if path else "")
+        self.log.info(
+            "Exported page %s %r (version %s, %d characters of %s)%s.",
+            result["id"],
+            result["title"],
+            result["version"],
+            len(body),
+            self.body_format,
+            f" to {path}" if path else "",
+        )
         persist_link(context, result["url"])
         return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
@@ -15,6 +14,7 @@ from airflow_provider_confluence.operators._common import (
     given,
     persist_link,
 )
+from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The body formats a page can be read in.
 BODY_FORMATS = ("storage", "atlas_doc_format")
@@ -68,8 +68,15 @@ class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
             "labels": hook.get_page_labels(str(page["id"])),
             "parent_id": str(parent) if parent is not None else None,
         }
-        self.log.info("Read page %s %r (version %s, %d characters of %s, %d labels): %s", result["id"],
-                      result["title"], result["version"], len(result["body"]), self.body_format,
-                      len(result["labels"]), result["url"])
+        self.log.info(
+            "Read page %s %r (version %s, %d characters of %s, %d labels): %s",
+            result["id"],
+            result["title"],
+            result["version"],
+            len(result["body"]),
+            self.body_format,
+            len(result["labels"]),
+            result["url"],
+        )
         persist_link(context, result["url"])
         return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
@@ -14,6 +13,7 @@ from airflow_provider_confluence.operators._common import (
     check_positive,
     given,
 )
+from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The most results Confluence returns per request for a plain CQL search.
 MAX_SEARCH_LIMIT = 250
@@ -44,7 +44,7 @@ class ConfluenceSearchOperator(ConfluenceOperatorMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if not given(cql):
-            raise ConfluenceConfigError("cql is empty: give a CQL query, such as \"type = page AND space = ENG\".")
+            raise ConfluenceConfigError('cql is empty: give a CQL query, such as "type = page AND space = ENG".')
         check_positive("max_results", max_results, none_means="all results")
         check_positive("limit", limit, maximum=MAX_SEARCH_LIMIT)
         self.cql = cql
@@ -62,13 +62,16 @@ class ConfluenceSearchOperator(ConfluenceOperatorMixin, BaseOperator):
         client = hook.get_conn()
         base_url = f"{hook.settings.site_url}/wiki"
         requests_before = client.request_count
-        self.log.info("Searching with CQL %r (%s per request, %s).", cql, self.limit,
-                      f"at most {self.max_results}" if self.max_results else "all results")
+        self.log.info(
+            "Searching with CQL %r (%s per request, %s).",
+            cql,
+            self.limit,
+            f"at most {self.max_results}" if self.max_results else "all results",
+        )
         results: list[dict[str, Any]] = []
         for result in hook.search(cql, max_results=self.max_results, limit=self.limit):
             results.append(search_result_summary(result, base_url))
             if len(results) % PROGRESS_EVERY == 0:
                 self.log.info("Fetched %d search results so far.", len(results))
-        self.log.info("Fetched %d search results in %d requests.", len(results),
-                      client.request_count - requests_before)
+        self.log.info("Fetched %d search results in %d requests.", len(results), client.request_count - requests_before)
         return results

@@ -12,15 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.version_compat import BaseOperator
+from airflow_provider_confluence.content.page_spec import PageSpec
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
-from airflow_provider_confluence.operators._downloads import (
-    ConfluenceDownloadAttachmentOperator,
-    ConfluenceExportPageOperator,
-)
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
     PAGE_TARGET_FIELDS,
@@ -35,9 +31,13 @@ from airflow_provider_confluence.operators._common import (
     run_key,
     text_or_none,
 )
+from airflow_provider_confluence.operators._downloads import (
+    ConfluenceDownloadAttachmentOperator,
+    ConfluenceExportPageOperator,
+)
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
-from airflow_provider_confluence.content.page_spec import PageSpec
+from airflow_provider_confluence.version_compat import BaseOperator
 
 __all__ = [
     "ConfluenceAddCommentOperator",
@@ -75,7 +75,13 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "space_key", "space_id", "title", "body", *PARENT_FIELDS, "labels", CONN_ID_FIELD,
+        "space_key",
+        "space_id",
+        "title",
+        "body",
+        *PARENT_FIELDS,
+        "labels",
+        CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
     operator_extra_links = (ConfluencePageLink(),)
@@ -97,8 +103,13 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        PageSpec.check_options(representation=representation, status=status, if_exists=if_exists,
-                               parent_id=parent_id, parent_title=parent_title)
+        PageSpec.check_options(
+            representation=representation,
+            status=status,
+            if_exists=if_exists,
+            parent_id=parent_id,
+            parent_title=parent_title,
+        )
         self.space_key = space_key
         self.space_id = space_id
         self.title = title
@@ -128,10 +139,19 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
         )
         hook = self.confluence_hook()
         published = hook.publish(spec)
-        summary = {**page_summary(published.page, hook.settings.site_url), "changed": published.changed,
-                   "action": published.action}
-        self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
-                      summary["action"], summary["url"])
+        summary = {
+            **page_summary(published.page, hook.settings.site_url),
+            "changed": published.changed,
+            "action": published.action,
+        }
+        self.log.info(
+            "Page %s %r is at version %s (%s): %s",
+            summary["id"],
+            summary["title"],
+            summary["version"],
+            summary["action"],
+            summary["url"],
+        )
         persist_link(context, summary["url"])
         return summary
 
@@ -162,7 +182,13 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        *PAGE_TARGET_FIELDS, "body", "new_title", "labels", *PARENT_FIELDS, "version_message", CONN_ID_FIELD,
+        *PAGE_TARGET_FIELDS,
+        "body",
+        "new_title",
+        "labels",
+        *PARENT_FIELDS,
+        "version_message",
+        CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
     operator_extra_links = (ConfluencePageLink(),)
@@ -187,8 +213,14 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        PageSpec.check_options(representation=representation, status=status, if_exists="update", mode=mode,
-                               parent_id=parent_id, parent_title=parent_title)
+        PageSpec.check_options(
+            representation=representation,
+            status=status,
+            if_exists="update",
+            mode=mode,
+            parent_id=parent_id,
+            parent_title=parent_title,
+        )
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         self.body = body
         self.representation = representation
@@ -220,13 +252,23 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         if spec.parent_title is not None:  # a title names a page of the page's own space
             parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")), parent_title=spec.parent_title)
             spec = spec.with_changes(parent_id=parent, parent_title=None)
-        page = hook.update_page(spec, page_id=str(current["id"]),
-                                append_key=run_key(context) if self.mode == "append" else None)
+        page = hook.update_page(
+            spec, page_id=str(current["id"]), append_key=run_key(context) if self.mode == "append" else None
+        )
         changed = changed_version(current, page)
-        summary = {**page_summary(page, hook.settings.site_url), "changed": changed,
-                   "action": "updated" if changed else "unchanged"}
-        self.log.info("Page %s %r is at version %s (%s): %s", summary["id"], summary["title"], summary["version"],
-                      "new version" if summary["changed"] else "unchanged", summary["url"])
+        summary = {
+            **page_summary(page, hook.settings.site_url),
+            "changed": changed,
+            "action": "updated" if changed else "unchanged",
+        }
+        self.log.info(
+            "Page %s %r is at version %s (%s): %s",
+            summary["id"],
+            summary["title"],
+            summary["version"],
+            "new version" if summary["changed"] else "unchanged",
+            summary["url"],
+        )
         persist_link(context, summary["url"])
         return summary
 
@@ -257,8 +299,9 @@ class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_results is not None and (isinstance(max_results, bool) or not isinstance(max_results, int)
-                                        or max_results < 1):
+        if max_results is not None and (
+            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        ):
             raise ConfluenceConfigError(
                 f"max_results={max_results!r} must be a positive number, or None for all spaces."
             )
@@ -295,4 +338,3 @@ class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
                 break
         self.log.info("Fetched %d spaces in %d requests.", len(spaces), client.request_count - requests_before)
         return spaces
-

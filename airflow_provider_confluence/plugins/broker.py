@@ -135,10 +135,16 @@ class DeploymentGate:
             return existing
         try:
             with create_session() as session:
-                session.add(Variable(key=GATE_VARIABLE, val=new_broker_secret(), description=(
-                    "The Confluence token broker's key for this Airflow deployment (airflow-provider-confluence): "
-                    "tasks read it to sign their token requests. Deleting it makes the API server create a new one."
-                )))
+                session.add(
+                    Variable(
+                        key=GATE_VARIABLE,
+                        val=new_broker_secret(),
+                        description=(
+                            "The Confluence token broker's key for this Airflow deployment (airflow-provider-confluence): "
+                            "tasks read it to sign their token requests. Deleting it makes the API server create a new one."
+                        ),
+                    )
+                )
         except IntegrityError:  # another API server created it meanwhile
             pass
         created = get_variable(GATE_VARIABLE)
@@ -182,8 +188,11 @@ def token(
         verified = verifier.verify(fields, secret=broker_key(settings) if settings else None)
     except BrokerRefusal as refusal:
         unknown = refusal.error == "invalid_signature" and settings is None
-        log.warning("Refused a token request for connection %r: %s.", body.conn_id,
-                    "no such confluence_oauth connection" if unknown else refusal.error)
+        log.warning(
+            "Refused a token request for connection %r: %s.",
+            body.conn_id,
+            "no such confluence_oauth connection" if unknown else refusal.error,
+        )
         return _error(401, refusal.error, refusal.detail)
     try:
         answer = _serve(settings, verified.rejected_token)  # type: ignore[arg-type]  # verify() refused None
@@ -221,7 +230,11 @@ def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]
     if not keeps_tokens_in_row(settings):
         raise ConfluenceConfigError(
             f"In the API server, connection {conn_id!r} has state_store={settings.token_store}"
-            + ("" if settings.token_store in ("variable", "memory") else f" and [{BROKER_SECTION}] {BROKER_OPTION} = False")
+            + (
+                ""
+                if settings.token_store in ("variable", "memory")
+                else f" and [{BROKER_SECTION}] {BROKER_OPTION} = False"
+            )
             + ", so its tokens are not kept in the connection and the broker does not serve it. Give every "
             f"component (scheduler, API server, workers) the same connection and the same [{BROKER_SECTION}] "
             f"{BROKER_OPTION}."
@@ -263,5 +276,6 @@ def _handed_out(manager: TokenManager) -> TokenState:
 
 
 def _error(status: int, error: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status,
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        {"error": error, "detail": detail, **extra}, status_code=status, headers={"Cache-Control": "no-store"}
+    )

@@ -18,10 +18,12 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowPlugin
 
-from airflow_provider_confluence.version_compat import PLUGINS_SERVE_FASTAPI_APPS
 from airflow_provider_confluence.macros import access_token, authorization_header
+from airflow_provider_confluence.version_compat import PLUGINS_SERVE_FASTAPI_APPS
 
-URL_PREFIX = "/confluence-oauth"  # the same as airflow_provider_confluence.auth.broker.client.URL_PREFIX (not imported: cheap)
+URL_PREFIX = (
+    "/confluence-oauth"  # the same as airflow_provider_confluence.auth.broker.client.URL_PREFIX (not imported: cheap)
+)
 
 
 class ConfluencePlugin(AirflowPlugin):

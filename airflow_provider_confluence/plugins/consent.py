@@ -28,8 +28,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airflow_provider_confluence.auth import oauth
-from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
 from airflow_provider_confluence.auth.consent_state import ConsentStates, finish_consent, save_grant
+from airflow_provider_confluence.auth.status import DATABASE, all_statuses, connection_source
+from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
+from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.config.deployment import NotAConfluenceConnection, connection_settings
 from airflow_provider_confluence.config.signin import no_consent_needed
 from airflow_provider_confluence.exceptions import ConfluenceAuthError, ConfluenceError
@@ -41,9 +43,7 @@ from airflow_provider_confluence.plugins.pages import (
     success_page,
 )
 from airflow_provider_confluence.plugins.single_use import SingleUseLedger
-from airflow_provider_confluence.auth.status import DATABASE, all_statuses, connection_source
-from airflow_provider_confluence.config.connection import ConnectionSettings
-from airflow_provider_confluence.auth.stores.choice import ConnectionTokenStore, fingerprint
+from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ def consent_states() -> ConsentStates:
     """
     from airflow.api_fastapi.auth.tokens import get_signing_key
 
-    return ConsentStates(get_signing_key("api", "secret_key"), ledger=SingleUseLedger("consent-state", clock), clock=clock)
+    return ConsentStates(
+        get_signing_key("api", "secret_key"), ledger=SingleUseLedger("consent-state", clock), clock=clock
+    )
 
 
 def _page(html: str, status_code: int) -> HTMLResponse:
@@ -81,8 +83,15 @@ def may(user: BaseUser, conn_id: str, method: Literal["GET", "PUT"]) -> bool:
 def _forbidden(user: BaseUser, conn_id: str, root: str) -> HTMLResponse:
     log.warning("User %s may not edit connection %r; consent refused.", user.get_name(), conn_id)
     message = f"Your Airflow user may not edit connection {conn_id!r}, so it cannot connect it to Confluence."
-    return _page(message_page("Not allowed", message, hint="Ask an Airflow admin for edit rights on the "
-                              "connection, or to connect it.", root=root), 403)
+    return _page(
+        message_page(
+            "Not allowed",
+            message,
+            hint="Ask an Airflow admin for edit rights on the connection, or to connect it.",
+            root=root,
+        ),
+        403,
+    )
 
 
 def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
@@ -91,10 +100,14 @@ def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
     if source is None:
         return _page(message_page("No such connection", f"Airflow has no connection {conn_id!r}.", root=root), 404)
     if source != DATABASE:
-        message = (f"Connection {conn_id!r} is read from an {source}, which this page cannot write: a consent "
-                   "saved into the metadata database would be shadowed by it.")
-        hint = (f"Run `airflow-confluence authorize --conn-id {conn_id}` and put the extra it prints into that "
-                "backend, or create the connection in Admin -> Connections.")
+        message = (
+            f"Connection {conn_id!r} is read from an {source}, which this page cannot write: a consent "
+            "saved into the metadata database would be shadowed by it."
+        )
+        hint = (
+            f"Run `airflow-confluence authorize --conn-id {conn_id}` and put the extra it prints into that "
+            "backend, or create the connection in Admin -> Connections."
+        )
         return _page(message_page("Cannot save a consent here", message, hint=hint, root=root), 409)
     conn = get_connection(conn_id)
     try:
@@ -122,10 +135,17 @@ def connect(conn_id: str, request: Request, user: UserDep) -> Response:
         return _page(missing_redirect_page(conn_id, callback_url, settings.redirect_uri), 400)
     states = consent_states()
     state = states.issue(conn_id=conn_id, user=user.get_id(), binding=states.binding(settings))
-    url = oauth.authorization_url(auth_url=settings.auth_url, client_id=settings.client_id, scope=settings.scope,
-                                  redirect_uri=settings.redirect_uri, state=state)
+    url = oauth.authorization_url(
+        auth_url=settings.auth_url,
+        client_id=settings.client_id,
+        scope=settings.scope,
+        redirect_uri=settings.redirect_uri,
+        state=state,
+    )
     log.info("User %s starts the Atlassian consent for connection %r.", user.get_name(), conn_id)
-    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return RedirectResponse(
+        url, status_code=302, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
 
 
 @router.get("/callback", name="confluence_oauth_callback")
@@ -160,8 +180,11 @@ def callback(
         said = f"{error}: {error_description}"[:200] if error else "no authorization code"
         declined = error == "access_denied"
         title = "Consent declined" if declined else "Atlassian returned no code"
-        message = (f"The consent for connection {conn_id!r} was declined on Atlassian's screen ({said}). Nothing "
-                   "was changed." if declined else f"Atlassian's answer had {said}. Nothing was changed.")
+        message = (
+            f"The consent for connection {conn_id!r} was declined on Atlassian's screen ({said}). Nothing was changed."
+            if declined
+            else f"Atlassian's answer had {said}. Nothing was changed."
+        )
         return _page(message_page(title, message, conn_id=conn_id), 400)
     try:
         with requests.Session() as session:
@@ -170,15 +193,23 @@ def callback(
     except ConfluenceError as exc:
         log.warning("The consent for %r could not be completed: %s", conn_id, exc.message)
         transient = isinstance(exc, ConfluenceAuthError) and exc.transient
-        return _page(message_page("The consent could not be completed", f"{exc.message} Nothing was changed.",
-                                  conn_id=conn_id), 502 if transient else 400)
+        return _page(
+            message_page("The consent could not be completed", f"{exc.message} Nothing was changed.", conn_id=conn_id),
+            502 if transient else 400,
+        )
     try:
         save_grant(ConnectionTokenStore(conn_id), grant)
     except ConfluenceError as exc:
         return _page(message_page("The new grant could not be saved", exc.message, conn_id=conn_id), 500)
     printed = fingerprint(grant.refresh_token)
-    log.info("User %s connected %r to %s (refresh token fingerprint %s; scopes %s).", user.get_name(), conn_id,
-             grant.site_url, printed, grant.scope)
+    log.info(
+        "User %s connected %r to %s (refresh token fingerprint %s; scopes %s).",
+        user.get_name(),
+        conn_id,
+        grant.site_url,
+        printed,
+        grant.scope,
+    )
     return _page(success_page(conn_id, grant.site_url, grant.scopes, printed), 200)
 
 

@@ -35,8 +35,12 @@ def _single_use_table() -> Any:
     if _table is None:
         from sqlalchemy import Column, Float, MetaData, String, Table
 
-        _table = Table(TABLE, MetaData(), Column("key", String(64), primary_key=True),
-                       Column("expires_at", Float, nullable=False, index=True))
+        _table = Table(
+            TABLE,
+            MetaData(),
+            Column("key", String(64), primary_key=True),
+            Column("expires_at", Float, nullable=False, index=True),
+        )
     return _table
 
 

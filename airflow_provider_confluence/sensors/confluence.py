@@ -39,7 +39,13 @@ class ConfluencePageSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = (
-        "page_id", "space_key", "space_id", "title", "min_version", "page_label", "confluence_conn_id",
+        "page_id",
+        "space_key",
+        "space_id",
+        "title",
+        "min_version",
+        "page_label",
+        "confluence_conn_id",
     )
     ui_color = "#deebff"
     operator_extra_links = (ConfluencePageLink(),)
@@ -78,8 +84,14 @@ class ConfluencePageSensor(BaseSensorOperator):
     def _wait(self) -> PageWait:
         from airflow_provider_confluence.triggers.page_check import PageWait
 
-        return PageWait.build(page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                              title=self.title, min_version=self.min_version, label=self.page_label)
+        return PageWait.build(
+            page_id=self.page_id,
+            space_key=self.space_key,
+            space_id=self.space_id,
+            title=self.title,
+            min_version=self.min_version,
+            label=self.page_label,
+        )
 
     def _hook(self) -> ConfluenceOAuthHook:
         """One hook per try: pokes reuse its HTTP session and the access token it holds."""
@@ -116,8 +128,9 @@ class ConfluencePageSensor(BaseSensorOperator):
 
         self.log.info("Deferring: the triggerer checks every %s s.", self.poke_interval)
         self.defer(
-            trigger=ConfluencePageTrigger(confluence_conn_id=self.confluence_conn_id, poke_interval=self.poke_interval,
-                                          **wait.to_dict()),
+            trigger=ConfluencePageTrigger(
+                confluence_conn_id=self.confluence_conn_id, poke_interval=self.poke_interval, **wait.to_dict()
+            ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout) if self.timeout is not None else None,
         )

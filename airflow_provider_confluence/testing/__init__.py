@@ -74,8 +74,9 @@ The module ``airflow_provider_confluence.testing.pytest_plugin`` provides a ``fa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .canaries import find_leaks, issued_secrets
 

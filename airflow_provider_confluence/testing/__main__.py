@@ -27,8 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--spaces", type=int, default=3, help="demo spaces to create (default 3)")
     parser.add_argument("--access-token-lifetime", type=float, default=3600.0, help="seconds (default 3600)")
     parser.add_argument("--site-url", default=DEFAULT_SITE, help=f"emulated site (default {DEFAULT_SITE})")
-    parser.add_argument("--quota-points", type=int, default=None,
-                        help="enforce the points-based hourly quota with this budget per app and site (default: off)")
+    parser.add_argument(
+        "--quota-points",
+        type=int,
+        default=None,
+        help="enforce the points-based hourly quota with this budget per app and site (default: off)",
+    )
     return parser
 
 
@@ -42,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    fake = FakeAtlassian(site_url=args.site_url, access_token_lifetime=args.access_token_lifetime,
-                         host=args.host, port=args.port)
+    fake = FakeAtlassian(
+        site_url=args.site_url, access_token_lifetime=args.access_token_lifetime, host=args.host, port=args.port
+    )
     fake.start()
     if args.quota_points is not None:
         fake.enable_quota(args.quota_points)
@@ -51,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(max(args.spaces, 0)):
             key, name = DEMO_SPACES[index] if index < len(DEMO_SPACES) else (f"S{index + 1}", f"Space {index + 1}")
             fake.add_space(key, name)
-        line = {"url": fake.url, "conn": fake.connection(), "cloud_id": fake.cloud_id, "site_url": fake.site_url,
-                "state_url": fake.url + "/_emulator/state", "allowed_endpoint_hosts": fake.allowed_endpoint_hosts}
+        line = {
+            "url": fake.url,
+            "conn": fake.connection(),
+            "cloud_id": fake.cloud_id,
+            "site_url": fake.site_url,
+            "state_url": fake.url + "/_emulator/state",
+            "allowed_endpoint_hosts": fake.allowed_endpoint_hosts,
+        }
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.2):

@@ -22,9 +22,7 @@ V1_GONE_BODY: dict[str, Any] = {
 }
 
 #: the title of the duplicate-title error of Confluence v2 (FACTS.md §6)
-DUPLICATE_TITLE = (
-    "A page with this title already exists: A page already exists with the same TITLE in this space"
-)
+DUPLICATE_TITLE = "A page with this title already exists: A page already exists with the same TITLE in this space"
 
 
 @dataclass
@@ -163,8 +161,10 @@ def v1_bad_request(message: str) -> ReplyError:
 
 def v1_not_found(content_id: str) -> ReplyError:
     """Return the 404 Confluence v1 error to raise for content that does not exist (or is trashed)."""
-    text = ("com.atlassian.confluence.api.service.exceptions.NotFoundException: "
-            f"No content found with id: ContentId{{id={content_id}}}")
+    text = (
+        "com.atlassian.confluence.api.service.exceptions.NotFoundException: "
+        f"No content found with id: ContentId{{id={content_id}}}"
+    )
     return ReplyError(v1_error(404, text, authorized=True))
 
 
@@ -175,5 +175,5 @@ def oauth_error(status: int, error: str, description: str) -> Reply:
 
 def iso(epoch: float) -> str:
     """Format epoch seconds the way Confluence does: ``YYYY-MM-DDTHH:mm:ss.sssZ``."""
-    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -83,8 +83,15 @@ class ApiTokenModel:
         self._counters = counters
         self._tokens: list[ApiTokenCredential] = []
 
-    def register(self, email: str, scopes: tuple[str, ...], cloud_ids: tuple[str, ...], *, token: str | None = None,
-                 expires: Expiry = None) -> ApiTokenCredential:
+    def register(
+        self,
+        email: str,
+        scopes: tuple[str, ...],
+        cloud_ids: tuple[str, ...],
+        *,
+        token: str | None = None,
+        expires: Expiry = None,
+    ) -> ApiTokenCredential:
         """Create a token; ValueError when the e-mail is empty or the expiry is more than a year away."""
         if "@" not in email:
             raise ValueError("an API token belongs to an account: give its e-mail address")
@@ -113,8 +120,10 @@ class ApiTokenModel:
             decoded = ""
         email, _, token = decoded.partition(":")
         with self._lock:
-            found = next((known for known in self._tokens
-                          if known.email.lower() == email.lower() and same(token, known.token)), None)
+            found = next(
+                (known for known in self._tokens if known.email.lower() == email.lower() and same(token, known.token)),
+                None,
+            )
             if found is None:
                 self._count("api_token_failures")
                 return AccessCheck("unknown", kind="api_token")

@@ -43,8 +43,10 @@ class Attachment:
     def download(self) -> str:
         """The download link, relative to the site's wiki URL."""
         millis = int(self.version_at * 1000)
-        return (f"/download/attachments/{self.page_id}/{quote(self.title)}"
-                f"?version={self.version}&modificationDate={millis}&cacheVersion=1&api=v2")
+        return (
+            f"/download/attachments/{self.page_id}/{quote(self.title)}"
+            f"?version={self.version}&modificationDate={millis}&cacheVersion=1&api=v2"
+        )
 
     def webui(self) -> str:
         """The web UI link (the page's attachment list previewing this one), relative to the wiki URL."""
@@ -124,8 +126,17 @@ class AttachmentStore:
         with self._lock:
             return sorted((att for atts in self._by_page.values() for att in atts), key=lambda att: att.id)
 
-    def upload(self, page_id: int, *, filename: str, data: bytes, media_type: str | None, comment: str,
-               minor_edit: bool, create_only: bool) -> Attachment:
+    def upload(
+        self,
+        page_id: int,
+        *,
+        filename: str,
+        data: bytes,
+        media_type: str | None,
+        comment: str,
+        minor_edit: bool,
+        create_only: bool,
+    ) -> Attachment:
         """Store a file: a new version when the page has one of this name (400 if ``create_only``), else new."""
         if "/" in filename or "\\" in filename or not filename.strip():
             raise v1_bad_request(f"Invalid attachment file name: {filename!r}")
@@ -134,14 +145,25 @@ class AttachmentStore:
             existing = self.find(page_id, filename)
             if existing is not None and create_only:
                 raise v1_bad_request(
-                    f"Cannot add a new attachment with same file name as an existing attachment: {filename}")
+                    f"Cannot add a new attachment with same file name as an existing attachment: {filename}"
+                )
             if existing is not None:
                 existing.data, existing.comment, existing.minor_edit = data, comment, minor_edit
                 existing.media_type = media_type_of(filename, media_type)
                 existing.version, existing.version_at = existing.version + 1, now
                 return existing
-            attachment = Attachment(self._next_id, page_id, filename, media_type_of(filename, media_type), data,
-                                    comment, now, version_at=now, minor_edit=minor_edit, file_id=str(uuid.uuid4()))
+            attachment = Attachment(
+                self._next_id,
+                page_id,
+                filename,
+                media_type_of(filename, media_type),
+                data,
+                comment,
+                now,
+                version_at=now,
+                minor_edit=minor_edit,
+                file_id=str(uuid.uuid4()),
+            )
             self._next_id += 1
             self._by_page.setdefault(page_id, []).append(attachment)
             return attachment
@@ -150,25 +172,53 @@ class AttachmentStore:
     def v2_json(self, att: Attachment, author_id: str) -> dict[str, Any]:
         """Render like v2 ``AttachmentBulk``."""
         return {
-            "id": f"att{att.id}", "status": att.status, "title": att.title, "createdAt": iso(att.created_at),
-            "pageId": str(att.page_id), "mediaType": att.media_type, "mediaTypeDescription": att.media_type,
-            "comment": att.comment, "fileId": att.file_id, "fileSize": len(att.data),
-            "webuiLink": att.webui(), "downloadLink": att.download(),
-            "version": {"createdAt": iso(att.version_at), "message": att.comment, "number": att.version,
-                        "minorEdit": att.minor_edit, "authorId": author_id},
+            "id": f"att{att.id}",
+            "status": att.status,
+            "title": att.title,
+            "createdAt": iso(att.created_at),
+            "pageId": str(att.page_id),
+            "mediaType": att.media_type,
+            "mediaTypeDescription": att.media_type,
+            "comment": att.comment,
+            "fileId": att.file_id,
+            "fileSize": len(att.data),
+            "webuiLink": att.webui(),
+            "downloadLink": att.download(),
+            "version": {
+                "createdAt": iso(att.version_at),
+                "message": att.comment,
+                "number": att.version,
+                "minorEdit": att.minor_edit,
+                "authorId": author_id,
+            },
             "_links": {"webui": att.webui(), "download": att.download()},
         }
 
     def v1_json(self, att: Attachment, page_title: str) -> dict[str, Any]:
         """Render like the v1 content object of type ``attachment`` (as the upload answers it)."""
         return {
-            "id": f"att{att.id}", "type": "attachment", "status": att.status, "title": att.title,
-            "version": {"when": iso(att.version_at), "number": att.version, "minorEdit": att.minor_edit,
-                        "message": att.comment},
+            "id": f"att{att.id}",
+            "type": "attachment",
+            "status": att.status,
+            "title": att.title,
+            "version": {
+                "when": iso(att.version_at),
+                "number": att.version,
+                "minorEdit": att.minor_edit,
+                "message": att.comment,
+            },
             "container": {"id": str(att.page_id), "type": "page", "status": "current", "title": page_title},
-            "extensions": {"mediaType": att.media_type, "fileSize": len(att.data), "comment": att.comment,
-                           "mediaTypeDescription": att.media_type, "fileId": att.file_id,
-                           "collectionName": f"contentId-{att.page_id}"},
-            "_links": {"webui": att.webui(), "download": att.download(),
-                       "self": f"{self.base}/rest/api/content/att{att.id}"},
+            "extensions": {
+                "mediaType": att.media_type,
+                "fileSize": len(att.data),
+                "comment": att.comment,
+                "mediaTypeDescription": att.media_type,
+                "fileId": att.file_id,
+                "collectionName": f"contentId-{att.page_id}",
+            },
+            "_links": {
+                "webui": att.webui(),
+                "download": att.download(),
+                "self": f"{self.base}/rest/api/content/att{att.id}",
+            },
         }

@@ -29,4 +29,3 @@ class Clock:
         with self._lock:
             self._offset += float(seconds)
         return self.now()
-

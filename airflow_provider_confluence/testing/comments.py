@@ -10,8 +10,9 @@ changes its page's version. Scopes from ``x-atlassian-oauth2-scopes`` of Atlassi
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ._http import ApiRequest, Reply, ReplyError, bad_param, bad_request, iso, v2_error
 from .bodies import normalize_body, render_body
@@ -60,13 +61,22 @@ class CommentStore:
             return list(self._by_page.get(page_id, []))
 
 
-def comment_json(comment: FooterComment, *, title: str, author_id: str, body_format: str | None,
-                 base: str | None = None) -> dict[str, Any]:
+def comment_json(
+    comment: FooterComment, *, title: str, author_id: str, body_format: str | None, base: str | None = None
+) -> dict[str, Any]:
     """Render a comment like ``FooterCommentModel`` (``body`` only with ``body_format``)."""
     out: dict[str, Any] = {
-        "id": str(comment.id), "status": comment.status, "title": f"Re: {title}", "pageId": str(comment.page_id),
-        "version": {"createdAt": iso(comment.created_at), "message": "", "number": 1, "minorEdit": False,
-                    "authorId": author_id},
+        "id": str(comment.id),
+        "status": comment.status,
+        "title": f"Re: {title}",
+        "pageId": str(comment.page_id),
+        "version": {
+            "createdAt": iso(comment.created_at),
+            "message": "",
+            "number": 1,
+            "minorEdit": False,
+            "authorId": author_id,
+        },
     }
     if body_format:
         out["body"] = render_body(comment.representation, comment.value, body_format)
@@ -84,8 +94,12 @@ class CommentRoutes:
     :param paginate: cursor pages of a list: ``(req, items, render)``.
     """
 
-    def __init__(self, model: Any, live_page: Callable[[str], int],
-                 paginate: Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply]) -> None:
+    def __init__(
+        self,
+        model: Any,
+        live_page: Callable[[str], int],
+        paginate: Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply],
+    ) -> None:
         self.model = model
         self._live_page = live_page
         self._paginate = paginate
@@ -93,8 +107,13 @@ class CommentRoutes:
     def table(self) -> list[tuple[str, str, str, str, Callable[[ApiRequest, tuple[str, ...]], Reply]]]:
         return [
             ("POST", r"/footer-comments", "/footer-comments", "write:comment:confluence", self.create),
-            ("GET", r"/pages/([^/]+)/footer-comments", "/pages/{id}/footer-comments", "read:comment:confluence",
-             self.list_for_page),
+            (
+                "GET",
+                r"/pages/([^/]+)/footer-comments",
+                "/pages/{id}/footer-comments",
+                "read:comment:confluence",
+                self.list_for_page,
+            ),
         ]
 
     def _title(self, page_id: int) -> str:
@@ -104,8 +123,11 @@ class CommentRoutes:
         payload = req.json()
         if not isinstance(payload, dict):
             raise bad_request("The request body must be a CreateFooterCommentModel object")
-        others = [name for name in ("blogPostId", "parentCommentId", "attachmentId", "customContentId")
-                  if payload.get(name) is not None]
+        others = [
+            name
+            for name in ("blogPostId", "parentCommentId", "attachmentId", "customContentId")
+            if payload.get(name) is not None
+        ]
         if others:
             raise bad_request(f"This emulator adds top-level page comments only ({others[0]} is not emulated)")
         page_ref = payload.get("pageId")
@@ -120,9 +142,16 @@ class CommentRoutes:
             except ReplyError:
                 return v2_error(404, "NOT_FOUND", f"Page {page_ref} was not found")
             comment = self.model.comments.add(page_id, representation, value)
-            return Reply(201, comment_json(comment, title=self._title(page_id), author_id=self.model.author_id,
-                                           body_format=representation if representation != "wiki" else "storage",
-                                           base=self.model.base))
+            return Reply(
+                201,
+                comment_json(
+                    comment,
+                    title=self._title(page_id),
+                    author_id=self.model.author_id,
+                    body_format=representation if representation != "wiki" else "storage",
+                    base=self.model.base,
+                ),
+            )
 
     def list_for_page(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
         page_id = self._live_page(args[0])
@@ -140,5 +169,6 @@ class CommentRoutes:
         if sort is not None and sort.startswith("-"):
             found.reverse()
         title = self._title(page_id)
-        return self._paginate(req, found, lambda c: comment_json(c, title=title, author_id=self.model.author_id,
-                                                                 body_format=body_format))
+        return self._paginate(
+            req, found, lambda c: comment_json(c, title=title, author_id=self.model.author_id, body_format=body_format)
+        )

@@ -94,8 +94,14 @@ class ConfluenceModel:
 
     # ----------------------------------------------------------------- seeding (the test's side)
     def add_space(
-        self, key: str, name: str | None = None, *, type: str = "global", status: str = "current",
-        labels: tuple[str, ...] | list[str] = (), homepage: bool = True,
+        self,
+        key: str,
+        name: str | None = None,
+        *,
+        type: str = "global",
+        status: str = "current",
+        labels: tuple[str, ...] | list[str] = (),
+        homepage: bool = True,
     ) -> Space:
         """Create a space (and its homepage unless ``homepage`` is False); raise ValueError on a bad key."""
         if not _KEY_RE.match(key) or type not in SPACE_TYPES or status not in SPACE_STATUSES:
@@ -111,15 +117,20 @@ class ConfluenceModel:
                 space.homepage_id = home.id
             return space
 
-    def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>",
-                 parent_id: str | int | None = None) -> Page:
+    def add_page(
+        self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>", parent_id: str | int | None = None
+    ) -> Page:
         """Create a current page through the same checks as ``POST /pages``; raise ValueError if refused."""
         with self.lock:
             space = self.find_space(space_key_or_id)
             if space is None:
                 raise ValueError(f"no space {space_key_or_id!r}")
-            payload: dict[str, Any] = {"spaceId": str(space.id), "title": title, "status": "current",
-                                       "body": {"representation": "storage", "value": body}}
+            payload: dict[str, Any] = {
+                "spaceId": str(space.id),
+                "title": title,
+                "status": "current",
+                "body": {"representation": "storage", "value": body},
+            }
             if parent_id is not None:
                 payload["parentId"] = str(parent_id)
             try:
@@ -158,13 +169,19 @@ class ConfluenceModel:
     def space_json(self, space: Space, *, single: bool = False, include_labels: bool = False) -> dict[str, Any]:
         """Render a space like ``SpaceBulk`` (or ``SpaceSingle`` with ``_links.base`` when ``single``)."""
         out: dict[str, Any] = {
-            "id": str(space.id), "key": space.key, "name": space.name, "type": space.type, "status": space.status,
-            "authorId": self.author_id, "createdAt": iso(space.created_at),
+            "id": str(space.id),
+            "key": space.key,
+            "name": space.name,
+            "type": space.type,
+            "status": space.status,
+            "authorId": self.author_id,
+            "createdAt": iso(space.created_at),
             "homepageId": str(space.homepage_id) if space.homepage_id is not None else None,
         }
         if include_labels:
-            labels = [{"id": str(1000 + index), "name": label, "prefix": "global"}
-                      for index, label in enumerate(space.labels)]
+            labels = [
+                {"id": str(1000 + index), "name": label, "prefix": "global"} for index, label in enumerate(space.labels)
+            ]
             out["labels"] = {"results": labels, "meta": {"hasMore": False}}
         out["_links"] = {"webui": f"/spaces/{space.key}"}
         if single:
@@ -176,13 +193,24 @@ class ConfluenceModel:
         space = self._spaces[page.space_id]
         tiny = base64.urlsafe_b64encode(page.id.to_bytes(8, "little").rstrip(b"\0")).decode().rstrip("=")
         out: dict[str, Any] = {
-            "id": str(page.id), "status": page.status, "title": page.title, "spaceId": str(page.space_id),
+            "id": str(page.id),
+            "status": page.status,
+            "title": page.title,
+            "spaceId": str(page.space_id),
             "parentId": str(page.parent_id) if page.parent_id is not None else None,
             "parentType": "page" if page.parent_id is not None else None,
-            "position": page.position, "authorId": self.author_id, "ownerId": self.author_id, "lastOwnerId": None,
+            "position": page.position,
+            "authorId": self.author_id,
+            "ownerId": self.author_id,
+            "lastOwnerId": None,
             "createdAt": iso(page.created_at),
-            "version": {"createdAt": iso(page.version_at), "message": page.version_message, "number": page.version,
-                        "minorEdit": page.minor_edit, "authorId": self.author_id},
+            "version": {
+                "createdAt": iso(page.version_at),
+                "message": page.version_message,
+                "number": page.version,
+                "minorEdit": page.minor_edit,
+                "authorId": self.author_id,
+            },
         }
         if body_format:
             out["body"] = render_body(page.representation, page.value, body_format)
@@ -196,28 +224,43 @@ class ConfluenceModel:
         return out
 
     # ----------------------------------------------------------------- queries
-    def query_spaces(self, *, ids: list[int], keys: list[str], type: str | None, status: str | None,
-                     labels: list[str], sort: str) -> list[Space]:
+    def query_spaces(
+        self, *, ids: list[int], keys: list[str], type: str | None, status: str | None, labels: list[str], sort: str
+    ) -> list[Space]:
         """Spaces matching every given filter (``labels``: any of them), sorted by ``sort`` (``-`` = desc)."""
         with self.lock:
             found = [
-                space for space in self._spaces.values()
-                if (not ids or space.id in ids) and (not keys or space.key in keys)
-                and (type is None or space.type == type) and (status is None or space.status == status)
+                space
+                for space in self._spaces.values()
+                if (not ids or space.id in ids)
+                and (not keys or space.key in keys)
+                and (type is None or space.type == type)
+                and (status is None or space.status == status)
                 and (not labels or set(labels) & set(space.labels))
             ]
         field = sort.lstrip("-")
         found.sort(key=lambda space: (getattr(space, field), space.id), reverse=sort.startswith("-"))
         return found
 
-    def query_pages(self, *, ids: list[int], space_ids: list[int], title: str | None, statuses: list[str],
-                    sort: str, root_only: bool = False) -> list[Page]:
+    def query_pages(
+        self,
+        *,
+        ids: list[int],
+        space_ids: list[int],
+        title: str | None,
+        statuses: list[str],
+        sort: str,
+        root_only: bool = False,
+    ) -> list[Page]:
         """Pages matching every given filter, sorted by ``sort`` (``id``, ``title``, ``created-date``, ...)."""
         with self.lock:
             found = [
-                page for page in self._pages.values()
-                if (not ids or page.id in ids) and (not space_ids or page.space_id in space_ids)
-                and (title is None or page.title == title) and page.status in statuses
+                page
+                for page in self._pages.values()
+                if (not ids or page.id in ids)
+                and (not space_ids or page.space_id in space_ids)
+                and (title is None or page.title == title)
+                and page.status in statuses
                 and (not root_only or page.parent_id is None)
             ]
         field = {"created-date": "created_at", "modified-date": "version_at"}.get(sort.lstrip("-"), sort.lstrip("-"))
@@ -225,13 +268,24 @@ class ConfluenceModel:
         return found
 
     # ----------------------------------------------------------------- writes (raise ReplyError)
-    def _insert(self, space: Space, title: str, representation: str, value: str, parent: Page | None,
-                status: str) -> Page:
+    def _insert(
+        self, space: Space, title: str, representation: str, value: str, parent: Page | None, status: str
+    ) -> Page:
         now = self._clock.now()
         parent_id = parent.id if parent else None
         siblings = sum(1 for page in self._pages.values() if page.space_id == space.id and page.parent_id == parent_id)
-        page = Page(self._next_page, space.id, title, status, parent.id if parent else None, siblings, now,
-                    representation, value, version_at=now)
+        page = Page(
+            self._next_page,
+            space.id,
+            title,
+            status,
+            parent.id if parent else None,
+            siblings,
+            now,
+            representation,
+            value,
+            version_at=now,
+        )
         self._next_page += 1
         self._pages[page.id] = page
         return page

@@ -59,8 +59,7 @@ def authorize(auth: AuthModel, query: dict[str, list[str]]) -> Reply:
     return Reply(302, None, {"Location": _add_query(redirect, code=code, state=params["state"])})
 
 
-def accessible_resources(check: AccessCheck, site_url: str, cloud_id: str,
-                         extra_sites: list[tuple[str, str]]) -> Reply:
+def accessible_resources(check: AccessCheck, site_url: str, cloud_id: str, extra_sites: list[tuple[str, str]]) -> Reply:
     """Answer ``GET /oauth/token/accessible-resources`` for the caller judged by ``check`` (a 3LO or service-account
     bearer token: anything else answers 401). Extra sites are listed BEFORE the real one, so a client that takes the
     first entry instead of matching the site's hostname fails visibly; a service account sees only its sites."""
@@ -69,6 +68,9 @@ def accessible_resources(check: AccessCheck, site_url: str, cloud_id: str,
     scopes = [scope for scope in check.scopes if scope != "offline_access"]
     sites = [(str(uuid.uuid5(uuid.NAMESPACE_URL, url)), name, url) for name, url in extra_sites]
     sites.append((cloud_id, (urlsplit(site_url).hostname or site_url).split(".")[0], site_url))
-    resources = [{"id": site_id, "name": name, "url": url, "scopes": scopes, "avatarUrl": _AVATAR}
-                 for site_id, name, url in sites if check.reaches(site_id)]
+    resources = [
+        {"id": site_id, "name": name, "url": url, "scopes": scopes, "avatarUrl": _AVATAR}
+        for site_id, name, url in sites
+        if check.reaches(site_id)
+    ]
     return Reply(200, resources)

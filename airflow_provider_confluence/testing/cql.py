@@ -21,18 +21,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
 
 CONTENT_TYPES = ("page", "blogpost", "comment", "attachment")
 ORDER_FIELDS = ("title", "created", "lastmodified")
 _EQUALITY = ("=", "!=", "in", "not in")
 FIELD_OPERATORS: dict[str, tuple[str, ...]] = {
-    "type": _EQUALITY, "space": _EQUALITY, "label": _EQUALITY, "id": _EQUALITY, "parent": _EQUALITY,
-    "ancestor": _EQUALITY, "title": ("=", "!=", "~", "!~"), "text": ("~", "!~"),
+    "type": _EQUALITY,
+    "space": _EQUALITY,
+    "label": _EQUALITY,
+    "id": _EQUALITY,
+    "parent": _EQUALITY,
+    "ancestor": _EQUALITY,
+    "title": ("=", "!=", "~", "!~"),
+    "text": ("~", "!~"),
 }
 _KEYWORDS = ("and", "or", "not", "in", "order", "by", "asc", "desc")
-_TOKEN = re.compile(r"""\s*(?:(?P<op>!=|!~|=|~|\(|\)|,)|"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'"""
-                    r"""|(?P<word>[\w.:\-*]+))""", re.S)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<op>!=|!~|=|~|\(|\)|,)|"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'"""
+    r"""|(?P<word>[\w.:\-*]+))""",
+    re.S,
+)
 _ESCAPE = re.compile(r"\\(.)", re.S)
 
 
@@ -72,7 +80,7 @@ class BoolOp:
     nodes: tuple[Node, ...]
 
 
-Node = Union[Clause, Not, BoolOp]
+Node = Clause | Not | BoolOp
 
 
 @dataclass(frozen=True)
@@ -241,8 +249,13 @@ def _clause_matches(clause: Clause, doc: Doc) -> bool:
         found = _contains(target, values[0])
         return found if clause.op == "~" else not found
     have: set[str] = {
-        "type": {doc.type}, "space": {doc.space_key.lower()}, "label": doc.labels, "id": {doc.id},
-        "parent": {doc.parent} if doc.parent else set(), "ancestor": doc.ancestors, "title": {doc.title.lower()},
+        "type": {doc.type},
+        "space": {doc.space_key.lower()},
+        "label": doc.labels,
+        "id": {doc.id},
+        "parent": {doc.parent} if doc.parent else set(),
+        "ancestor": doc.ancestors,
+        "title": {doc.title.lower()},
     }[name]
     wanted = {value.removeprefix("att") if name == "id" else value for value in values}
     hit = bool(have & wanted)

@@ -9,7 +9,8 @@ import copy
 import secrets
 import threading
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..config.connection import RENAMED_EXTRAS as _RENAMED_EXTRAS
 from ..get_provider_info import CONN_TYPE
@@ -28,11 +29,29 @@ from .signin import SignInKnobs
 from .v2 import ConfluenceApi
 
 DEFAULT_SITE = "https://fake-site.atlassian.net"
-_COUNTERS = ("token_requests", "token_requests_json", "token_requests_form", "refreshes", "code_exchanges",
-             "invalid_grants", "stale_refresh_reuses", "grant_revocations", "refresh_with_extra_params",
-             "client_auth_failures", "accessible_resources_calls", "api_calls", "throttled", "injected_failures",
-             "client_credentials_grants", "client_credentials_with_scope", "api_token_failures",
-             "api_token_expired_uses", "tenant_info_calls", "quota_points", "quota_rejections")
+_COUNTERS = (
+    "token_requests",
+    "token_requests_json",
+    "token_requests_form",
+    "refreshes",
+    "code_exchanges",
+    "invalid_grants",
+    "stale_refresh_reuses",
+    "grant_revocations",
+    "refresh_with_extra_params",
+    "client_auth_failures",
+    "accessible_resources_calls",
+    "api_calls",
+    "throttled",
+    "injected_failures",
+    "client_credentials_grants",
+    "client_credentials_with_scope",
+    "api_token_failures",
+    "api_token_expired_uses",
+    "tenant_info_calls",
+    "quota_points",
+    "quota_rejections",
+)
 
 
 class FakeAtlassian(SignInKnobs):
@@ -49,8 +68,14 @@ class FakeAtlassian(SignInKnobs):
     :param port: the port; 0 picks a free one (read :attr:`url` after :meth:`start`).
     """
 
-    def __init__(self, site_url: str = DEFAULT_SITE, access_token_lifetime: float = 3600.0,
-                 rotation_leeway: float = 600.0, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        site_url: str = DEFAULT_SITE,
+        access_token_lifetime: float = 3600.0,
+        rotation_leeway: float = 600.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self._lock = threading.RLock()
         self.clock = Clock()
         self.site_url = site_url.rstrip("/")
@@ -62,11 +87,18 @@ class FakeAtlassian(SignInKnobs):
         self._counters: dict[str, Any] = {**dict.fromkeys(_COUNTERS, 0), "api_calls_by_route": {}}
         self._requests: list[dict[str, Any]] = []
         self._injector = Injector(self._lock, self._counters, self.clock.now)
-        self._auth = AuthModel(clock=self.clock, lock=self._lock, counters=self._counters, client_id=self.client_id,
-                               client_secret=self.client_secret, access_token_lifetime=access_token_lifetime,
-                               rotation_leeway=rotation_leeway)
-        self._service = ServiceAccountModel(clock=self.clock, lock=self._lock, counters=self._counters,
-                                            app_client_id=self.client_id)
+        self._auth = AuthModel(
+            clock=self.clock,
+            lock=self._lock,
+            counters=self._counters,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            access_token_lifetime=access_token_lifetime,
+            rotation_leeway=rotation_leeway,
+        )
+        self._service = ServiceAccountModel(
+            clock=self.clock, lock=self._lock, counters=self._counters, app_client_id=self.client_id
+        )
         self._api_tokens = ApiTokenModel(clock=self.clock, lock=self._lock, counters=self._counters)
         self._quota = QuotaModel(self._lock, self._counters, self.clock.now)
         author = f"557058:{uuid.uuid4()}"
@@ -81,8 +113,9 @@ class FakeAtlassian(SignInKnobs):
         """Start serving in a daemon thread; return self."""
         if self._server is None:
             self._server = EmulatorServer(self._address, Router(self).dispatch)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="FakeAtlassian", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeAtlassian", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -146,19 +179,26 @@ class FakeAtlassian(SignInKnobs):
         """Move the emulated time forward; return the new time."""
         return self.clock.advance(seconds)
 
-    access_token_lifetime = property(lambda self: self._auth.access_token_lifetime,
-                                     lambda self, value: setattr(self._auth, "access_token_lifetime", value),
-                                     doc="Seconds an access token lives; settable.")
-    rotation_leeway = property(lambda self: self._auth.rotation_leeway,
-                               lambda self, value: setattr(self._auth, "rotation_leeway", value),
-                               doc="Seconds a superseded refresh token keeps working; settable.")
-    deny_consent = property(lambda self: self._auth.deny_consent,
-                            lambda self, value: setattr(self._auth, "deny_consent", bool(value)),
-                            doc="When True, /authorize redirects with error=access_denied.")
+    access_token_lifetime = property(
+        lambda self: self._auth.access_token_lifetime,
+        lambda self, value: setattr(self._auth, "access_token_lifetime", value),
+        doc="Seconds an access token lives; settable.",
+    )
+    rotation_leeway = property(
+        lambda self: self._auth.rotation_leeway,
+        lambda self, value: setattr(self._auth, "rotation_leeway", value),
+        doc="Seconds a superseded refresh token keeps working; settable.",
+    )
+    deny_consent = property(
+        lambda self: self._auth.deny_consent,
+        lambda self, value: setattr(self._auth, "deny_consent", bool(value)),
+        doc="When True, /authorize redirects with error=access_denied.",
+    )
     registered_redirect_uris = property(
         lambda self: self._auth.registered_redirect_uris,
         lambda self, value: setattr(self._auth, "registered_redirect_uris", value),
-        doc="None (default) accepts any http(s) redirect_uri; a list restricts /authorize to these.")
+        doc="None (default) accepts any http(s) redirect_uri; a list restricts /authorize to these.",
+    )
 
     def issue_grant(self, scopes: str = DEFAULT_SCOPES, *, label: str = "") -> str:
         """Simulate a completed consent: a new grant family; return its first refresh token."""
@@ -179,8 +219,9 @@ class FakeAtlassian(SignInKnobs):
         with self._lock:
             self._auth.omit_refresh_token_pending = True
 
-    def connection(self, conn_id: str = "confluence_default", refresh_token: str | None = None,
-                   **extra_overrides: Any) -> dict[str, Any]:
+    def connection(
+        self, conn_id: str = "confluence_default", refresh_token: str | None = None, **extra_overrides: Any
+    ) -> dict[str, Any]:
         """An Airflow connection dict for this emulator (``Connection(conn_id=..., **d)`` or ``json.dumps(d)``).
 
         :param conn_id: labels the grant in :attr:`refresh_log` (not part of the dict: ``from_json`` rejects it).
@@ -190,9 +231,13 @@ class FakeAtlassian(SignInKnobs):
         """
         scopes = str(extra_overrides.get("scopes") or DEFAULT_SCOPES)
         extra: dict[str, Any] = {
-            "refresh_token": refresh_token or self._auth.issue_grant(scopes, conn_id), "scopes": scopes,
-            "auth_url": self.auth_url, "grant_url": self.token_url, "api_url": self.api_url,
-            "redirect_uri": self.url + "/callback-not-used", "state_store": "auto",
+            "refresh_token": refresh_token or self._auth.issue_grant(scopes, conn_id),
+            "scopes": scopes,
+            "auth_url": self.auth_url,
+            "grant_url": self.token_url,
+            "api_url": self.api_url,
+            "redirect_uri": self.url + "/callback-not-used",
+            "state_store": "auto",
         }
         for name, value in extra_overrides.items():
             name = _RENAMED_EXTRAS.get(name, name)  # token_store= and token_url= still work, as in a connection
@@ -200,26 +245,47 @@ class FakeAtlassian(SignInKnobs):
                 extra.pop(name, None)
             else:
                 extra[name] = value
-        return {"conn_type": CONN_TYPE, "host": self.site_url, "login": self.client_id,
-                "password": self.client_secret, "extra": extra}
+        return {
+            "conn_type": CONN_TYPE,
+            "host": self.site_url,
+            "login": self.client_id,
+            "password": self.client_secret,
+            "extra": extra,
+        }
 
     # ----------------------------------------------------------------- content
-    def add_space(self, key: str, name: str | None = None, *, type: str = "global", status: str = "current",
-                  labels: tuple[str, ...] | list[str] = (), homepage: bool = True) -> dict[str, Any]:
+    def add_space(
+        self,
+        key: str,
+        name: str | None = None,
+        *,
+        type: str = "global",
+        status: str = "current",
+        labels: tuple[str, ...] | list[str] = (),
+        homepage: bool = True,
+    ) -> dict[str, Any]:
         """Create a space (with a homepage unless ``homepage=False``); return it as the API shows it."""
         with self._lock:
-            return self._model.space_json(self._model.add_space(key, name, type=type, status=status, labels=labels,
-                                                                homepage=homepage))
+            return self._model.space_json(
+                self._model.add_space(key, name, type=type, status=status, labels=labels, homepage=homepage)
+            )
 
     def add_spaces(self, n: int, prefix: str = "S") -> list[dict[str, Any]]:
         """Create ``n`` spaces keyed ``<prefix>1``, ``<prefix>2``, ... (skipping keys in use)."""
         with self._lock:
             taken = {space.key for space in self._model.all_spaces()}
             keys = (f"{prefix}{index}" for index in range(1, n + len(taken) + 1) if f"{prefix}{index}" not in taken)
-            return [self.add_space(key, f"Space {key}") for _, key in zip(range(n), keys)]
+            return [self.add_space(key, f"Space {key}") for _, key in zip(range(n), keys, strict=False)]
 
-    def add_page(self, space_key_or_id: str | int, title: str, body: str = "<p>x</p>",
-                 parent_id: str | int | None = None, *, labels: Iterable[str] = ()) -> dict[str, Any]:
+    def add_page(
+        self,
+        space_key_or_id: str | int,
+        title: str,
+        body: str = "<p>x</p>",
+        parent_id: str | int | None = None,
+        *,
+        labels: Iterable[str] = (),
+    ) -> dict[str, Any]:
         """Create a current page (same checks as POST /pages), with ``labels``; return it with its storage body.
 
         Raise ValueError when Confluence would refuse the page or a label name.
@@ -244,8 +310,10 @@ class FakeAtlassian(SignInKnobs):
         with self._lock:
             page = self._model.page(int(page_id))
             title = page.title if page is not None else ""
-            return [comment_json(c, title=title, author_id=self._model.author_id, body_format="storage")
-                    for c in self._model.comments.of(int(page_id))]
+            return [
+                comment_json(c, title=title, author_id=self._model.author_id, body_format="storage")
+                for c in self._model.comments.of(int(page_id))
+            ]
 
     def attachments(self, page_id: str | int) -> list[dict[str, Any]]:
         """The attachments of a page, oldest first, as ``GET /pages/{id}/attachments`` shows them."""
@@ -270,8 +338,10 @@ class FakeAtlassian(SignInKnobs):
     def pages(self) -> list[dict[str, Any]]:
         """Every page (homepages and trashed ones included), with its stored body, by id."""
         with self._lock:
-            return [self._model.page_json(page, body_format=page.representation, single=True)
-                    for page in self._model.all_pages()]
+            return [
+                self._model.page_json(page, body_format=page.representation, single=True)
+                for page in self._model.all_pages()
+            ]
 
     # ----------------------------------------------------------------- failure knobs
     def throttle(self, times: int = 1, retry_after: str | int | float | None = "2", status: int = 429) -> None:
@@ -282,8 +352,9 @@ class FakeAtlassian(SignInKnobs):
         """
         self._injector.throttle(times, retry_after, status)
 
-    def rate_limit(self, per_second: float | None, burst: float | None = None,
-                   retry_after: str | int | float | None = None) -> None:
+    def rate_limit(
+        self, per_second: float | None, burst: float | None = None, retry_after: str | int | float | None = None
+    ) -> None:
         """Enforce at most ``per_second`` Confluence API calls per second (a token bucket on the emulated clock).
 
         A call over the limit answers 429 like :meth:`throttle` (counted in ``throttled``), is not processed and
@@ -297,8 +368,16 @@ class FakeAtlassian(SignInKnobs):
         """
         self._injector.rate_limit(per_second, burst, retry_after)
 
-    def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
-                  headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        route: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        landed: bool = False,
+    ) -> None:
         """Answer the next ``times`` matching calls with ``status``.
 
         :param route: ``"POST /oauth/token"``, ``"GET /oauth/token/accessible-resources"``, a route template

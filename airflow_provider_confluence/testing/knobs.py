@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ._http import Reply, iso, reason, v2_error
 
@@ -80,8 +81,9 @@ class Injector:
         with self._lock:
             self._throttle = (int(times), None if retry_after is None else str(retry_after), status)
 
-    def rate_limit(self, per_second: float | None, burst: float | None = None,
-                   retry_after: str | int | float | None = None) -> None:
+    def rate_limit(
+        self, per_second: float | None, burst: float | None = None, retry_after: str | int | float | None = None
+    ) -> None:
         """Limit Confluence API calls to ``per_second`` (None or 0: no limit); see ``FakeAtlassian.rate_limit``."""
         with self._lock:
             if not per_second:
@@ -91,15 +93,24 @@ class Injector:
             self._bucket = TokenBucket(float(per_second), float(size), self._now)
             self._bucket_retry_after = None if retry_after is None else str(retry_after)
 
-    def fail_next(self, status: int, times: int = 1, route: str | None = None, body: Any = None,
-                  headers: dict[str, str] | None = None, *, landed: bool = False) -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        route: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        landed: bool = False,
+    ) -> None:
         """Queue a failure for the next ``times`` calls matching ``route`` (see ``FakeAtlassian.fail_next``)."""
         if body is None:
             token = route is not None and route.split(" ", 1)[-1] == "/oauth/token"
             body = {"error": "server_error", "error_description": reason(status)} if token else v2_error(status).body
         json_body = isinstance(body, (dict, list))
-        reply = Reply(int(status), body, dict(headers or {}),
-                      "application/json" if json_body else "text/plain; charset=utf-8")
+        reply = Reply(
+            int(status), body, dict(headers or {}), "application/json" if json_body else "text/plain; charset=utf-8"
+        )
         with self._lock:
             self._failures.append(Failure(int(times), route, reply, landed))
 

@@ -9,8 +9,9 @@ label a page already has is a no-op. A page's labels keep the order they were ad
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ._http import v1_bad_request
 

@@ -14,7 +14,8 @@ import hashlib
 import hmac
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from ._http import ApiRequest, Reply, ReplyError, bad_param
@@ -73,8 +74,16 @@ def v2_limit(req: ApiRequest, default: int = DEFAULT_LIMIT) -> int:
     return min(limit, MAX_LIMIT)
 
 
-def paginate_v2(req: ApiRequest, items: list[Any], render: Callable[[Any], dict[str, Any]], *, cursors: Cursors,
-                base: str, lock: threading.RLock, default_limit: int = DEFAULT_LIMIT) -> Reply:
+def paginate_v2(
+    req: ApiRequest,
+    items: list[Any],
+    render: Callable[[Any], dict[str, Any]],
+    *,
+    cursors: Cursors,
+    base: str,
+    lock: threading.RLock,
+    default_limit: int = DEFAULT_LIMIT,
+) -> Reply:
     """Answer one page of a v2 list: ``{"results", "_links": {"next"?, "base"}}`` and a ``Link`` header.
 
     :param req: the request (its ``cursor`` and ``limit`` choose the page).

@@ -128,8 +128,9 @@ class QuotaModel:
         """True when a budget is set."""
         return self.site_points is not None or self.global_points is not None
 
-    def configure(self, site_points: int | None, global_points: int | None = None, *,
-                  align_to_hour: bool = True) -> None:
+    def configure(
+        self, site_points: int | None, global_points: int | None = None, *, align_to_hour: bool = True
+    ) -> None:
         """Set the budgets (points per hour; None: that pool is not limited) and forget what was used."""
         for value in (site_points, global_points):
             if value is not None and (isinstance(value, bool) or int(value) < 1):
@@ -158,8 +159,10 @@ class QuotaModel:
 
     def _pools_of(self, app: str, site: str) -> list[tuple[str, _Pool]]:
         found: list[tuple[str, _Pool]] = []
-        for policy, key, limit in ((SITE_POLICY, (app, site), self.site_points),
-                                   (GLOBAL_POLICY, (app, None), self.global_points)):
+        for policy, key, limit in (
+            (SITE_POLICY, (app, site), self.site_points),
+            (GLOBAL_POLICY, (app, None), self.global_points),
+        ):
             if limit is None:
                 continue
             pool = self._pools.get(key)
@@ -225,6 +228,7 @@ class QuotaModel:
         if use.remaining < NEAR_LIMIT_FRACTION * use.limit:
             headers["X-Beta-RateLimit-NearLimit"] = "true"
         return headers
+
 
 def _reason(policy: str) -> str:
     return SITE_REASON if policy == SITE_POLICY else GLOBAL_REASON

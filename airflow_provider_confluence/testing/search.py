@@ -54,14 +54,30 @@ def _hits(model: ConfluenceModel) -> list[Hit]:
         key = space.key if space is not None else ""
         ancestors = _ancestors(model, page)
         text = plain_text(page.representation, page.value)
-        doc = Doc("page", str(page.id), key, page.title, text, set(model.labels.names(page.id)),
-                  str(page.parent_id) if page.parent_id is not None else None, {str(a) for a in ancestors})
+        doc = Doc(
+            "page",
+            str(page.id),
+            key,
+            page.title,
+            text,
+            set(model.labels.names(page.id)),
+            str(page.parent_id) if page.parent_id is not None else None,
+            {str(a) for a in ancestors},
+        )
         hits.append(Hit(doc, page, None, page.created_at, page.version_at))
         for att in model.attachments.of(page.id):
             if att.status != "current":
                 continue
-            att_doc = Doc("attachment", str(att.id), key, att.title, att.comment, set(), str(page.id),
-                          {str(page.id), *(str(a) for a in ancestors)})
+            att_doc = Doc(
+                "attachment",
+                str(att.id),
+                key,
+                att.title,
+                att.comment,
+                set(),
+                str(page.id),
+                {str(page.id), *(str(a) for a in ancestors)},
+            )
             hits.append(Hit(att_doc, page, att, att.created_at, att.version_at))
     return hits
 
@@ -72,8 +88,11 @@ def find(model: ConfluenceModel, query: Query) -> list[Hit]:
         found = [hit for hit in _hits(model) if matches(query.where, hit.doc)]
     found.sort(key=lambda hit: (hit.attachment is not None, int(hit.doc.id)))
     for name, descending in reversed(query.order):
-        value = {"title": lambda hit: hit.doc.title.lower(), "created": lambda hit: hit.created,
-                 "lastmodified": lambda hit: hit.modified}[name]
+        value = {
+            "title": lambda hit: hit.doc.title.lower(),
+            "created": lambda hit: hit.created,
+            "lastmodified": lambda hit: hit.modified,
+        }[name]
         found.sort(key=value, reverse=descending)
     return found
 
@@ -93,18 +112,31 @@ def render(model: ConfluenceModel, hit: Hit) -> dict[str, Any]:
         icon = "aui-icon content-type-page"
     else:
         content_id, kind, webui = f"att{hit.attachment.id}", "attachment", hit.attachment.webui()
-        links = {"webui": webui, "download": hit.attachment.download(),
-                 "self": f"{model.base}/rest/api/content/{content_id}"}
+        links = {
+            "webui": webui,
+            "download": hit.attachment.download(),
+            "self": f"{model.base}/rest/api/content/{content_id}",
+        }
         icon = "aui-icon content-type-attachment"
-    modified = datetime.datetime.fromtimestamp(hit.modified, tz=datetime.timezone.utc)
+    modified = datetime.datetime.fromtimestamp(hit.modified, tz=datetime.UTC)
     return {
-        "content": {"id": content_id, "type": kind, "status": "current", "title": hit.doc.title,
-                    "childTypes": {}, "macroRenderedOutput": {}, "restrictions": {}, "_links": links},
+        "content": {
+            "id": content_id,
+            "type": kind,
+            "status": "current",
+            "title": hit.doc.title,
+            "childTypes": {},
+            "macroRenderedOutput": {},
+            "restrictions": {},
+            "_links": links,
+        },
         "title": hit.doc.title,
         "excerpt": _excerpt(hit.doc.text),
         "url": webui,
-        "resultGlobalContainer": {"title": space.name if space else "",
-                                  "displayUrl": f"/spaces/{space.key}" if space else ""},
+        "resultGlobalContainer": {
+            "title": space.name if space else "",
+            "displayUrl": f"/spaces/{space.key}" if space else "",
+        },
         "breadcrumbs": [],
         "entityType": "content",
         "iconCssClass": icon,

@@ -27,9 +27,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._http import ApiRequest, Reply, ReplyError, gateway_error, oauth_error, v1_error, v2_error
@@ -75,8 +76,15 @@ class Router:
         if req.path.startswith("/ex/confluence/"):
             return self._gateway(req)
         route = f"{req.method} {req.path}"
-        entry: dict[str, Any] = {"method": req.method, "path": req.path, "route": route, "query": query,
-                                 "json": None, "form": None, "content_type": req.headers.get("content-type")}
+        entry: dict[str, Any] = {
+            "method": req.method,
+            "path": req.path,
+            "route": route,
+            "query": query,
+            "json": None,
+            "form": None,
+            "content_type": req.headers.get("content-type"),
+        }
         if route == "POST /oauth/token":
             reply = self._token(req, entry)
         elif route == "GET /authorize":
@@ -120,13 +128,23 @@ class Router:
                 latest = fake.latest_refresh_token
                 digest = hashlib.sha256(latest.encode()).hexdigest()[:12] if latest else None
                 quota = [vars(use) for use in fake._quota.usage(fake.client_id, fake.cloud_id)]
-                return Reply(200, {"counters": fake.counters, "latest_refresh_token_sha256": digest,
-                                   "refresh_log": fake.refresh_log, "now": fake.now(), "quota": quota})
+                return Reply(
+                    200,
+                    {
+                        "counters": fake.counters,
+                        "latest_refresh_token_sha256": digest,
+                        "refresh_log": fake.refresh_log,
+                        "now": fake.now(),
+                        "quota": quota,
+                    },
+                )
             if (req.method, req.path) == ("POST", "/_emulator/advance"):
                 return Reply(200, {"now": fake.advance(float(payload.get("seconds", 0)))})
             actions: dict[str, Callable[..., None]] = {
-                "/_emulator/throttle": fake.throttle, "/_emulator/fail_next": fake.fail_next,
-                "/_emulator/reset_counters": fake.reset_counters, "/_emulator/quota": fake.enable_quota,
+                "/_emulator/throttle": fake.throttle,
+                "/_emulator/fail_next": fake.fail_next,
+                "/_emulator/reset_counters": fake.reset_counters,
+                "/_emulator/quota": fake.enable_quota,
             }
             if req.method == "POST" and req.path in actions:
                 actions[req.path](**payload)
@@ -168,25 +186,38 @@ class Router:
             parsed_json = json.loads(req.body) if req.body else None
         except ValueError:
             parsed_json = None
-        query = {name: ["***"] * len(values) if name in _SECRET_FIELDS else list(values)
-                 for name, values in api_req.query.items()}
-        entry: dict[str, Any] = {"method": req.method, "path": path, "route": route, "query": query,
-                                 "json": parsed_json, "form": None, "content_type": req.headers.get("content-type")}
+        query = {
+            name: ["***"] * len(values) if name in _SECRET_FIELDS else list(values)
+            for name, values in api_req.query.items()
+        }
+        entry: dict[str, Any] = {
+            "method": req.method,
+            "path": path,
+            "route": route,
+            "query": query,
+            "json": parsed_json,
+            "form": None,
+            "content_type": req.headers.get("content-type"),
+        }
         fake._count_api(route)
         if fake.latency > 0:
             time.sleep(fake.latency)
         reply = self._gateway_reply(req, api_req, matched, route, concrete, cloud_id)
         return self._traced(entry, reply)
 
-    def _gateway_reply(self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str,
-                       cloud_id: str) -> Reply:
+    def _gateway_reply(
+        self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str, cloud_id: str
+    ) -> Reply:
         fake = self._fake
         v1 = api_req.path.startswith("/wiki/rest/")
         if cloud_id != fake.cloud_id:
             return gateway_error(404, f"Not Found: no site with cloud id {cloud_id}")
         check = self._caller(req.headers)
-        if check.state == "unknown" or not check.reaches(cloud_id) or (check.state == "expired"
-                                                                       and check.kind == "api_token"):
+        if (
+            check.state == "unknown"
+            or not check.reaches(cloud_id)
+            or (check.state == "expired" and check.kind == "api_token")
+        ):
             return gateway_error(401, "Unauthorized")
         if check.state == "expired":
             return v1_error(403, "Current user not permitted to use Confluence") if v1 else v2_error(404)

@@ -86,16 +86,29 @@ class ServiceAccountModel:
         self._credentials: dict[str, ServiceAccountCredential] = {}
         self._tokens: dict[str, _Token] = {}
 
-    def register(self, scopes: tuple[str, ...], cloud_ids: tuple[str, ...], *, client_id: str | None = None,
-                 client_secret: str | None = None, token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
-                 label: str = "") -> ServiceAccountCredential:
+    def register(
+        self,
+        scopes: tuple[str, ...],
+        cloud_ids: tuple[str, ...],
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+        label: str = "",
+    ) -> ServiceAccountCredential:
         """Create a credential (random id and secret unless given); raise ValueError on a taken id."""
         if not scopes:
             raise ValueError("a service-account credential needs at least one scope")
         if token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive")
-        credential = ServiceAccountCredential(client_id or secrets.token_urlsafe(24), client_secret or new_secret(48),
-                                              tuple(scopes), tuple(cloud_ids), float(token_lifetime), label)
+        credential = ServiceAccountCredential(
+            client_id or secrets.token_urlsafe(24),
+            client_secret or new_secret(48),
+            tuple(scopes),
+            tuple(cloud_ids),
+            float(token_lifetime),
+            label,
+        )
         with self._lock:
             if credential.client_id in self._credentials or credential.client_id == self._app_client_id:
                 raise ValueError("a credential or app with this client id already exists")
@@ -117,8 +130,9 @@ class ServiceAccountModel:
             self._count("token_requests_form" if form else "token_requests_json")
             client_id = params.get("client_id") or ""
             if same(client_id, self._app_client_id):
-                return oauth_error(403, "unauthorized_client",
-                                   "Grant type 'client_credentials' not allowed for the client.")
+                return oauth_error(
+                    403, "unauthorized_client", "Grant type 'client_credentials' not allowed for the client."
+                )
             credential = self._credentials.get(client_id)
             if credential is None or not same(params.get("client_secret"), credential.client_secret):
                 self._count("client_auth_failures")
@@ -126,8 +140,9 @@ class ServiceAccountModel:
                 return oauth_error(401, self.auth_error, description)
             if "scope" in params:
                 self._count("client_credentials_with_scope")
-                return oauth_error(400, "invalid_scope",
-                                   "The scope parameter is not allowed: a service account's scopes are fixed.")
+                return oauth_error(
+                    400, "invalid_scope", "The scope parameter is not allowed: a service account's scopes are fixed."
+                )
             token = new_secret(48)
             lifetime = int(credential.token_lifetime)
             self._tokens[token] = _Token(credential.client_id, self._clock.now() + lifetime)
@@ -144,5 +159,10 @@ class ServiceAccountModel:
             credential = self._credentials.get(record.client_id)
             if credential is None or self._clock.now() >= record.expires_at:
                 return AccessCheck("expired", kind="client_credentials")
-            return AccessCheck("ok", credential.scopes, kind="client_credentials", app=credential.client_id,
-                               cloud_ids=credential.cloud_ids)
+            return AccessCheck(
+                "ok",
+                credential.scopes,
+                kind="client_credentials",
+                app=credential.client_id,
+                cloud_ids=credential.cloud_ids,
+            )

@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 UNATTENDED_SCOPES = " ".join(scope for scope in DEFAULT_SCOPES.split() if scope != "offline_access")
 
 
-def identify(auth: AuthModel, service: ServiceAccountModel, api_tokens: ApiTokenModel,
-             headers: dict[str, str]) -> AccessCheck:
+def identify(
+    auth: AuthModel, service: ServiceAccountModel, api_tokens: ApiTokenModel, headers: dict[str, str]
+) -> AccessCheck:
     """Who calls: a 3LO or service-account bearer token, or a scoped API token (HTTP Basic)."""
     scheme, _, value = headers.get("authorization", "").partition(" ")
     scheme = scheme.lower()
@@ -74,10 +75,16 @@ class SignInKnobs:
     api_url: Any
 
     # ----------------------------------------------------------------- service accounts
-    def add_service_account(self, scopes: str = UNATTENDED_SCOPES, *, cloud_ids: list[str] | None = None,
-                            client_id: str | None = None, client_secret: str | None = None,
-                            token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
-                            label: str = "") -> ServiceAccountCredential:
+    def add_service_account(
+        self,
+        scopes: str = UNATTENDED_SCOPES,
+        *,
+        cloud_ids: list[str] | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+        label: str = "",
+    ) -> ServiceAccountCredential:
         """Register a service account's OAuth 2.0 credential (what an admin creates in Atlassian Administration).
 
         :param scopes: the scopes fixed at creation (space- or comma-separated).
@@ -89,8 +96,14 @@ class SignInKnobs:
         :return: the credential (``client_id``, ``client_secret``, ``scopes``, ``cloud_ids``).
         """
         sites = tuple(cloud_ids) if cloud_ids is not None else (self.cloud_id,)
-        return self._service.register(split_scopes(scopes), sites, client_id=client_id, client_secret=client_secret,
-                                      token_lifetime=token_lifetime, label=label)
+        return self._service.register(
+            split_scopes(scopes),
+            sites,
+            client_id=client_id,
+            client_secret=client_secret,
+            token_lifetime=token_lifetime,
+            label=label,
+        )
 
     def revoke_service_account(self, client_id: str) -> None:
         """Delete a credential: its access tokens stop working at once, and the token endpoint refuses it."""
@@ -100,22 +113,35 @@ class SignInKnobs:
         lambda self: self._service.auth_error,
         lambda self, value: setattr(self._service, "auth_error", _auth_error(value)),
         doc="The ``error`` of a client-credentials request with an unknown client or a wrong secret (401): "
-            "``invalid_client`` (default, RFC 6749) or ``access_denied`` (what the 3LO grants answer).")
+        "``invalid_client`` (default, RFC 6749) or ``access_denied`` (what the 3LO grants answer).",
+    )
 
-    def service_account_connection(self, credential: ServiceAccountCredential,
-                                   **extra_overrides: Any) -> dict[str, Any]:
+    def service_account_connection(
+        self, credential: ServiceAccountCredential, **extra_overrides: Any
+    ) -> dict[str, Any]:
         """An Airflow connection dict (``auth_type`` ``client_credentials``) for this credential.
 
         :param extra_overrides: extra fields to set; a None value removes the field.
         """
         extra = {"auth_type": "client_credentials", "grant_url": self.token_url, "api_url": self.api_url}
-        return {"conn_type": CONN_TYPE, "host": self.site_url, "login": credential.client_id,
-                "password": credential.client_secret, "extra": _merge(extra, extra_overrides)}
+        return {
+            "conn_type": CONN_TYPE,
+            "host": self.site_url,
+            "login": credential.client_id,
+            "password": credential.client_secret,
+            "extra": _merge(extra, extra_overrides),
+        }
 
     # ----------------------------------------------------------------- scoped API tokens
-    def add_api_token(self, email: str = "robot@example.com", scopes: str = UNATTENDED_SCOPES, *,
-                      token: str | None = None, expires: Expiry = None,
-                      cloud_ids: list[str] | None = None) -> ApiTokenCredential:
+    def add_api_token(
+        self,
+        email: str = "robot@example.com",
+        scopes: str = UNATTENDED_SCOPES,
+        *,
+        token: str | None = None,
+        expires: Expiry = None,
+        cloud_ids: list[str] | None = None,
+    ) -> ApiTokenCredential:
         """Register a scoped API token of the account ``email``.
 
         :param scopes: its granular scopes (space- or comma-separated).
@@ -147,14 +173,23 @@ class SignInKnobs:
 
         :param extra_overrides: extra fields to set; a None value removes the field.
         """
-        extra = {"auth_type": "api_token", "api_url": self.api_url,
-                 "credential_expires": credential.expires_on.isoformat()}
-        return {"conn_type": CONN_TYPE, "host": self.url, "login": credential.email,
-                "password": credential.token, "extra": _merge(extra, extra_overrides)}
+        extra = {
+            "auth_type": "api_token",
+            "api_url": self.api_url,
+            "credential_expires": credential.expires_on.isoformat(),
+        }
+        return {
+            "conn_type": CONN_TYPE,
+            "host": self.url,
+            "login": credential.email,
+            "password": credential.token,
+            "extra": _merge(extra, extra_overrides),
+        }
 
     # ----------------------------------------------------------------- the points quota
-    def enable_quota(self, hourly_points: int | None, *, global_hourly_points: int | None = None,
-                     align_to_hour: bool = True) -> None:
+    def enable_quota(
+        self, hourly_points: int | None, *, global_hourly_points: int | None = None, align_to_hour: bool = True
+    ) -> None:
         """Enforce the points-based hourly quota on OAuth traffic (3LO and service accounts; never API tokens).
 
         Starts afresh: every pool is whole. Costs, headers and the 429 are described in ``quota.py``.

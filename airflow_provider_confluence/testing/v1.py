@@ -15,7 +15,7 @@ Every other ``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path a
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from ._http import ApiRequest, Reply, v1_bad_request, v1_error, v1_not_found
@@ -51,10 +51,20 @@ class V1Api:
         search = (("search:confluence",), ("read:content-details:confluence",))
         return [
             ("POST", r"/content/([^/]+)/label", "/content/{id}/label", labels, self._add_labels),
-            ("PUT", r"/content/([^/]+)/child/attachment", "/content/{id}/child/attachment", upload,
-             lambda req, args: self._upload(req, args, create_only=False)),
-            ("POST", r"/content/([^/]+)/child/attachment", "/content/{id}/child/attachment", upload,
-             lambda req, args: self._upload(req, args, create_only=True)),
+            (
+                "PUT",
+                r"/content/([^/]+)/child/attachment",
+                "/content/{id}/child/attachment",
+                upload,
+                lambda req, args: self._upload(req, args, create_only=False),
+            ),
+            (
+                "POST",
+                r"/content/([^/]+)/child/attachment",
+                "/content/{id}/child/attachment",
+                upload,
+                lambda req, args: self._upload(req, args, create_only=True),
+            ),
             ("GET", r"/search", "/search", search, self._search),
         ]
 
@@ -74,8 +84,16 @@ class V1Api:
             page = self._content(args[0])
             labels = self.model.labels.add(page.id, parse_label_body(payload))
         results = [label.v1_json() for label in labels]
-        return Reply(200, {"results": results, "start": 0, "limit": 200, "size": len(results),
-                           "_links": {"base": self.model.base, "context": CONTEXT}})
+        return Reply(
+            200,
+            {
+                "results": results,
+                "start": 0,
+                "limit": 200,
+                "size": len(results),
+                "_links": {"base": self.model.base, "context": CONTEXT},
+            },
+        )
 
     # ----------------------------------------------------------------- attachments
     def _upload(self, req: ApiRequest, args: tuple[str, ...], *, create_only: bool) -> Reply:
@@ -99,17 +117,25 @@ class V1Api:
             if create_only:
                 taken = [part.filename for part in files if store.find(page.id, str(part.filename))]
                 if taken:
-                    raise v1_bad_request("Cannot add a new attachment with same file name as an existing "
-                                         f"attachment: {taken[0]}")
+                    raise v1_bad_request(
+                        f"Cannot add a new attachment with same file name as an existing attachment: {taken[0]}"
+                    )
             stored = [
-                store.upload(page.id, filename=str(part.filename), data=part.data, media_type=part.content_type,
-                             comment=comments[index] if index < len(comments) else "",
-                             minor_edit=bool(minor) and minor[-1] == "true", create_only=create_only)
+                store.upload(
+                    page.id,
+                    filename=str(part.filename),
+                    data=part.data,
+                    media_type=part.content_type,
+                    comment=comments[index] if index < len(comments) else "",
+                    minor_edit=bool(minor) and minor[-1] == "true",
+                    create_only=create_only,
+                )
                 for index, part in enumerate(files)
             ]
             results = [store.v1_json(att, page.title) for att in stored]
-        return Reply(200, {"results": results, "size": len(results),
-                           "_links": {"base": self.model.base, "context": CONTEXT}})
+        return Reply(
+            200, {"results": results, "size": len(results), "_links": {"base": self.model.base, "context": CONTEXT}}
+        )
 
     # ----------------------------------------------------------------- search
     @staticmethod
@@ -141,8 +167,9 @@ class V1Api:
         rest = [(name, value) for name, value in req.pairs if name not in ("cql", "cursor", "limit", "start")]
 
         def link(at: int) -> str:
-            query_text = urlencode([("cql", cql), ("cursor", Cursors.encode(at, signature)), ("limit", str(limit)),
-                                    *rest])
+            query_text = urlencode(
+                [("cql", cql), ("cursor", Cursors.encode(at, signature)), ("limit", str(limit)), *rest]
+            )
             return f"/rest/api/search?{query_text}"
 
         links = {"base": self.model.base, "context": CONTEXT}
@@ -151,7 +178,14 @@ class V1Api:
         if offset > 0:
             links["prev"] = link(max(0, offset - limit))
         links["self"] = f"{self.model.base}/rest/api/search?{urlencode(req.pairs)}"
-        body = {"results": results, "start": offset, "limit": limit, "size": len(results), "totalSize": len(hits),
-                "cqlQuery": cql, "searchDuration": 7, "_links": links}
+        body = {
+            "results": results,
+            "start": offset,
+            "limit": limit,
+            "size": len(results),
+            "totalSize": len(hits),
+            "cqlQuery": cql,
+            "searchDuration": 7,
+            "_links": links,
+        }
         return Reply(200, body)
-

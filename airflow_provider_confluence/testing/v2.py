@@ -12,9 +12,10 @@ last parameter. Of v1, only label add, attachment upload and CQL search are serv
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
+from urllib.parse import unquote
 
 from ._http import V1_GONE_BODY, ApiRequest, Reply, ReplyError, bad_param, v2_error
 from .bodies import READ_FORMATS
@@ -114,8 +115,13 @@ class ConfluenceApi:
             ("PUT", r"/pages/([^/]+)", "/pages/{id}", "write:page:confluence", self._update_page),
             ("DELETE", r"/pages/([^/]+)", "/pages/{id}", "delete:page:confluence", self._delete_page),
             ("GET", r"/pages/([^/]+)/labels", "/pages/{id}/labels", "read:page:confluence", self._page_labels),
-            ("GET", r"/pages/([^/]+)/attachments", "/pages/{id}/attachments", "read:attachment:confluence",
-             self._page_attachments),
+            (
+                "GET",
+                r"/pages/([^/]+)/attachments",
+                "/pages/{id}/attachments",
+                "read:attachment:confluence",
+                self._page_attachments,
+            ),
             *CommentRoutes(model, self._live_page, self._paginate).table(),
         ]
         self._routes = [
@@ -123,8 +129,15 @@ class ConfluenceApi:
             for method, pattern, template, scope, handler in table
         ]
         # an attachment's downloadLink, relative to the site's /wiki, served behind the gateway (never the site)
-        self._routes.append(("GET", re.compile(r"^/wiki/download/attachments/([^/]+)/([^/]+)$"), Route(
-            "GET /wiki/download/attachments/{id}/{filename}", (("read:attachment:confluence",),), self._download)))
+        self._routes.append(
+            (
+                "GET",
+                re.compile(r"^/wiki/download/attachments/([^/]+)/([^/]+)$"),
+                Route(
+                    "GET /wiki/download/attachments/{id}/{filename}", (("read:attachment:confluence",),), self._download
+                ),
+            )
+        )
         v1 = "/wiki/rest/api"
         self._routes += [
             (method, re.compile(f"^{v1}{pattern}/?$"), Route(f"{method} {v1}{template}", scopes, handler))
@@ -146,16 +159,31 @@ class ConfluenceApi:
             return Route(f"{method} {path}", (), _gone), ()
         return None
 
-    def _paginate(self, req: ApiRequest, items: list[Any], render: Callable[[Any], dict[str, Any]],
-                  default_limit: int = DEFAULT_LIMIT) -> Reply:
-        return paginate_v2(req, items, render, cursors=self._cursors, base=self.model.base, lock=self.model.lock,
-                           default_limit=default_limit)
+    def _paginate(
+        self,
+        req: ApiRequest,
+        items: list[Any],
+        render: Callable[[Any], dict[str, Any]],
+        default_limit: int = DEFAULT_LIMIT,
+    ) -> Reply:
+        return paginate_v2(
+            req,
+            items,
+            render,
+            cursors=self._cursors,
+            base=self.model.base,
+            lock=self.model.lock,
+            default_limit=default_limit,
+        )
 
     # ----------------------------------------------------------------- spaces
     def _list_spaces(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
         spaces = self.model.query_spaces(
-            ids=_ints(req, "ids"), keys=req.many("keys"), type=_enum(req, "type", SPACE_TYPES),
-            status=_enum(req, "status", SPACE_STATUSES), labels=req.many("labels"),
+            ids=_ints(req, "ids"),
+            keys=req.many("keys"),
+            type=_enum(req, "type", SPACE_TYPES),
+            status=_enum(req, "status", SPACE_STATUSES),
+            labels=req.many("labels"),
             sort=_enum(req, "sort", SPACE_SORTS) or "id",
         )
         return self._paginate(req, spaces, self.model.space_json)
@@ -175,8 +203,12 @@ class ConfluenceApi:
             if status not in PAGE_STATUSES:
                 raise bad_param(f"Provided value {{{status}}} for 'status' is not valid")
         pages = self.model.query_pages(
-            ids=_ints(req, "id"), space_ids=space_ids, title=req.one("title"), statuses=statuses,
-            sort=_enum(req, "sort", PAGE_SORTS) or "id", root_only=root_only,
+            ids=_ints(req, "id"),
+            space_ids=space_ids,
+            title=req.one("title"),
+            statuses=statuses,
+            sort=_enum(req, "sort", PAGE_SORTS) or "id",
+            root_only=root_only,
         )
         return self._paginate(req, pages, lambda page: self.model.page_json(page, body_format=body_format))
 
@@ -248,8 +280,10 @@ class ConfluenceApi:
                 raise bad_param(f"Provided value {{{status}}} for 'status' is not valid")
         filename, media_type = req.one("filename"), req.one("mediaType")
         found = [
-            att for att in self.model.attachments.of(page_id)
-            if att.status in statuses and (filename is None or att.title == filename)
+            att
+            for att in self.model.attachments.of(page_id)
+            if att.status in statuses
+            and (filename is None or att.title == filename)
             and (media_type is None or att.media_type == media_type)
         ]
         sort = _enum(req, "sort", ATTACHMENT_SORTS)
@@ -257,8 +291,9 @@ class ConfluenceApi:
             field = "created_at" if sort.lstrip("-") == "created-date" else "version_at"
             found.sort(key=lambda att: (getattr(att, field), att.id), reverse=sort.startswith("-"))
         author = self.model.author_id
-        return self._paginate(req, found, lambda att: self.model.attachments.v2_json(att, author),
-                              default_limit=ATTACHMENT_DEFAULT_LIMIT)
+        return self._paginate(
+            req, found, lambda att: self.model.attachments.v2_json(att, author), default_limit=ATTACHMENT_DEFAULT_LIMIT
+        )
 
     def _download(self, req: ApiRequest, args: tuple[str, ...]) -> Reply:
         """The content of the page's attachment (its current version; an older ``version`` answers 404)."""

@@ -104,8 +104,14 @@ class ConfluencePageTrigger(BaseTrigger):
     def _wait(self) -> PageWait:
         from airflow_provider_confluence.triggers.page_check import PageWait
 
-        return PageWait.build(page_id=self.page_id, space_key=self.space_key, space_id=self.space_id,
-                              title=self.title, min_version=self.min_version, label=self.label)
+        return PageWait.build(
+            page_id=self.page_id,
+            space_key=self.space_key,
+            space_id=self.space_id,
+            title=self.title,
+            min_version=self.min_version,
+            label=self.label,
+        )
 
     def _hook(self) -> ConfluenceOAuthHook:
         from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook

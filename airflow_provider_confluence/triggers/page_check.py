@@ -16,6 +16,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.content.summaries import page_summary
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceAuthError,
@@ -26,7 +27,6 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceRateLimited,
     ConfluenceSpaceMissing,
 )
-from airflow_provider_confluence.content.summaries import page_summary
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -153,4 +153,3 @@ class PageWait:
                 "space_key (the sensor waits for pages, not for spaces).",
                 space_key=str(self.space_key),
             ) from None
-

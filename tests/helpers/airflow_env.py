@@ -45,7 +45,9 @@ def airflow_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def run_airflow(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_airflow(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the ``airflow`` command of this virtualenv and fail with its output when it fails."""
     result = subprocess.run(
         [sys.executable, "-m", "airflow", *args],
@@ -68,8 +70,11 @@ def put_connection(conn_id: str, conn: dict[str, Any]) -> None:
 
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
-        state_keys = (f"confluence_oauth_token_state__{conn_id}", f"confluence_oauth_token_journal__{conn_id}",
-                      f"confluence_oauth__{conn_id}")  # the Variable store's name before 0.2.0
+        state_keys = (
+            f"confluence_oauth_token_state__{conn_id}",
+            f"confluence_oauth_token_journal__{conn_id}",
+            f"confluence_oauth__{conn_id}",
+        )  # the Variable store's name before 0.2.0
         session.query(Variable).filter(Variable.key.in_(state_keys)).delete(synchronize_session=False)
         session.add(
             Connection(

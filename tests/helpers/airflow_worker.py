@@ -35,8 +35,16 @@ def put_connection(conn_id: str, raw: str) -> None:
         session.query(Connection).filter(Connection.conn_id == conn_id).delete()
         state_keys = (f"confluence_oauth_token_state__{conn_id}", f"confluence_oauth__{conn_id}")  # new, pre-0.2.0
         session.query(Variable).filter(Variable.key.in_(state_keys)).delete(synchronize_session=False)
-        session.add(Connection(conn_id=conn_id, conn_type=conn["conn_type"], host=conn["host"], login=conn["login"],
-                               password=conn["password"], extra=json.dumps(conn["extra"])))
+        session.add(
+            Connection(
+                conn_id=conn_id,
+                conn_type=conn["conn_type"],
+                host=conn["host"],
+                login=conn["login"],
+                password=conn["password"],
+                extra=json.dumps(conn["extra"]),
+            )
+        )
 
 
 def read_extra(conn_id: str) -> None:

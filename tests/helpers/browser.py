@@ -103,8 +103,10 @@ class Browser:
             return WebDriverWait(self.driver, timeout, poll_frequency=0.25).until(condition)
         except TimeoutException:
             errors = "\n".join(self.console_errors()[-10:]) or "none"
-            raise AssertionError(f"{message} (waited {timeout:.0f} s) at {self.driver.current_url}; the page "
-                                 f"shows:\n{self.visible_text()[:3000]}\nbrowser console errors:\n{errors}") from None
+            raise AssertionError(
+                f"{message} (waited {timeout:.0f} s) at {self.driver.current_url}; the page "
+                f"shows:\n{self.visible_text()[:3000]}\nbrowser console errors:\n{errors}"
+            ) from None
 
     def visible_text(self) -> str:
         try:

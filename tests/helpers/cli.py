@@ -16,7 +16,6 @@ from typing import Any
 CONSOLE_SCRIPT = Path(sys.executable).with_name("airflow-confluence")
 
 
-
 def raw_extra(conn_id: str) -> str:
     """The connection's extra column as stored: Fernet ciphertext, different after any write."""
     from airflow.utils.session import create_session
@@ -32,15 +31,21 @@ class Cli:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         assert CONSOLE_SCRIPT.exists(), f"{CONSOLE_SCRIPT} is missing: is the provider installed with its scripts?"
         self.proc = subprocess.Popen(
-            [str(CONSOLE_SCRIPT), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, **(env or {})}, cwd=tempfile.gettempdir(),
+            [str(CONSOLE_SCRIPT), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+            cwd=tempfile.gettempdir(),
         )
         self.out: list[str] = []
         self.err: list[str] = []
         self._err_lines: queue.Queue[str] = queue.Queue()
-        self._pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.out, None), daemon=True),
-                       threading.Thread(target=self._pump, args=(self.proc.stderr, self.err, self._err_lines),
-                                        daemon=True)]
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out, None), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err, self._err_lines), daemon=True),
+        ]
         for pump in self._pumps:
             pump.start()
 

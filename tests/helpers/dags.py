@@ -24,15 +24,19 @@ except ImportError:
 """
 
 
-
 def new_dag(name: str, **kwargs: Any) -> Any:
     try:  # Airflow 3
         from airflow.sdk import DAG
     except ImportError:  # Airflow 2.11
         from airflow import DAG
 
-    return DAG(dag_id=f"toolkit_{name}_{uuid.uuid4().hex[:8]}", schedule=None,
-               start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False, **kwargs)
+    return DAG(
+        dag_id=f"toolkit_{name}_{uuid.uuid4().hex[:8]}",
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        **kwargs,
+    )
 
 
 def task_decorator() -> Any:
@@ -53,8 +57,9 @@ def run_dag(dag: Any) -> dict[str, dict[str, Any]]:
 
         DagBundlesManager().sync_bundles_to_db()
         with create_session() as session:
-            update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None,
-                                             set(), session=session)
+            update_dag_parsing_results_in_db(
+                "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+            )
     run = dag.test()
     try:
         from airflow.models.xcom import XComModel as Model  # Airflow 3
@@ -64,10 +69,15 @@ def run_dag(dag: Any) -> dict[str, dict[str, Any]]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        states = {ti.task_id: str(ti.state) for ti in session.query(TaskInstance).filter(
-            TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id)}
+        states = {
+            ti.task_id: str(ti.state)
+            for ti in session.query(TaskInstance).filter(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id
+            )
+        }
         rows = session.query(Model.task_id, Model.key, Model.value).filter(
-            Model.dag_id == dag.dag_id, Model.run_id == run.run_id)
+            Model.dag_id == dag.dag_id, Model.run_id == run.run_id
+        )
         stored: dict[str, dict[str, Any]] = {}
         for task_id, key, value in rows:
             stored.setdefault(key, {})[task_id] = Model.deserialize_value(SimpleNamespace(value=value))
@@ -75,20 +85,37 @@ def run_dag(dag: Any) -> dict[str, dict[str, Any]]:
     return stored
 
 
-def run_dag_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dag_id: str, body: str,
-                   header: str = DAG_HEADER) -> Any:
+def run_dag_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dag_id: str, body: str, header: str = DAG_HEADER
+) -> Any:
     """Write a DAG file (``header`` + a ``with DAG(dag_id)`` block around ``body``), load it, ``dag.test()`` it."""
     folder = tmp_path / "dags"
     folder.mkdir(exist_ok=True)
-    source = header + textwrap.dedent(f"""
+    source = (
+        header
+        + textwrap.dedent(f"""
         with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
-        """) + textwrap.indent(textwrap.dedent(body), "    ")
+        """)
+        + textwrap.indent(textwrap.dedent(body), "    ")
+    )
     (folder / f"{dag_id}.py").write_text(source)
-    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps([
-        {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}},
-        {"name": "apc-test-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-         "kwargs": {"path": str(folder), "refresh_interval": 0}},
-    ]))
+    monkeypatch.setenv(
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+        json.dumps(
+            [
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {},
+                },
+                {
+                    "name": "apc-test-dags",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(folder), "refresh_interval": 0},
+                },
+            ]
+        ),
+    )
     return load_dag(folder, dag_id).test()
 
 

@@ -25,8 +25,14 @@ HELPER = Path(__file__).parent / "airflow_worker.py"
 
 def helper(env: Mapping[str, str], *args: str) -> str:
     """Run one command of ``helpers/airflow_worker.py`` (put-connection, read-extra, ...) with ``env``; its stdout."""
-    result = subprocess.run([sys.executable, str(HELPER), *args], env=dict(env), capture_output=True, text=True,
-                            timeout=180, cwd=str(HELPER.parent))
+    result = subprocess.run(
+        [sys.executable, str(HELPER), *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=str(HELPER.parent),
+    )
     assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{redact(result.stderr[-3000:])}"
     return result.stdout
 
@@ -90,8 +96,14 @@ class Deployment:
         process_env = {**self.env, **(env or {})}
         self._commands[name] = (command, process_env)
         with open(self.output(name), "a") as out:
-            self.procs[name] = subprocess.Popen(command, env=process_env, stdout=out, stderr=subprocess.STDOUT,
-                                                cwd=str(self.home), start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                command,
+                env=process_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.home),
+                start_new_session=True,
+            )
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -109,8 +121,14 @@ class Deployment:
         with open(self.output(name), "a") as out:
             out.write(f"\n===== restarted by the test at {time.time():.3f} =====\n")
             out.flush()
-            self.procs[name] = subprocess.Popen(command, env=process_env, stdout=out, stderr=subprocess.STDOUT,
-                                                cwd=str(self.home), start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                command,
+                env=process_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.home),
+                start_new_session=True,
+            )
 
     def stop(self, first: Iterable[str] = ("scheduler",)) -> None:
         """Stop everything: ``first`` (no new task starts), then the others at once, the API server last (running
@@ -157,8 +175,9 @@ class Deployment:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"no API server with the token broker after {timeout:.0f} s:\n"
-                            f"{tail(self.output('api-server'))}")
+                pytest.fail(
+                    f"no API server with the token broker after {timeout:.0f} s:\n{tail(self.output('api-server'))}"
+                )
             time.sleep(1.0)
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -177,8 +196,10 @@ class Deployment:
                 return
             if time.monotonic() > deadline:
                 errors = self.api("GET", "/importErrors").text
-                pytest.fail(f"the dag-processor did not parse {dag_id} in {timeout:.0f} s ({response.status_code}); "
-                            f"import errors: {redact(errors[-2000:])}\n{tail(self.output('dag-processor'))}")
+                pytest.fail(
+                    f"the dag-processor did not parse {dag_id} in {timeout:.0f} s ({response.status_code}); "
+                    f"import errors: {redact(errors[-2000:])}\n{tail(self.output('dag-processor'))}"
+                )
             time.sleep(2.0)
 
     def trigger(self, dag_id: str, run_id: str) -> None:
@@ -194,8 +215,15 @@ class Deployment:
         assert response.status_code == 200, response.text
         return list(response.json()["task_instances"])
 
-    def wait_for_tasks(self, dag_id: str, run_id: str, done: Callable[[list[dict[str, Any]]], bool],
-                       what: str, timeout: float, logs_of: Sequence[str] = ("scheduler",)) -> list[dict[str, Any]]:
+    def wait_for_tasks(
+        self,
+        dag_id: str,
+        run_id: str,
+        done: Callable[[list[dict[str, Any]]], bool],
+        what: str,
+        timeout: float,
+        logs_of: Sequence[str] = ("scheduler",),
+    ) -> list[dict[str, Any]]:
         """Until ``done(task instances)`` holds (bounded); fails saying ``what`` was awaited, with output tails."""
         deadline = time.monotonic() + timeout
         while True:
@@ -209,8 +237,9 @@ class Deployment:
                 pytest.fail(f"{what}: not within {timeout:.0f} s; tasks of {run_id}: {states}\n{tails}")
             time.sleep(1.0)
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float,
-                     logs_of: Sequence[str] = ("scheduler",)) -> tuple[str, dict[str, str]]:
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float, logs_of: Sequence[str] = ("scheduler",)
+    ) -> tuple[str, dict[str, str]]:
         """Until the run is finished (bounded): its state and the state of each task."""
         deadline = time.monotonic() + timeout
         state = None
@@ -252,7 +281,10 @@ class Deployment:
 
     def texts_to_scan(self) -> dict[str, str]:
         """Every log file under the home's logs folder and the output of every process, by where it is."""
-        texts = {str(p.relative_to(self.home)): p.read_text(errors="replace")
-                 for p in (self.home / "logs").rglob("*") if p.is_file()}
+        texts = {
+            str(p.relative_to(self.home)): p.read_text(errors="replace")
+            for p in (self.home / "logs").rglob("*")
+            if p.is_file()
+        }
         texts.update({f"{p.stem} output": p.read_text(errors="replace") for p in self.home.glob("*.out")})
         return texts

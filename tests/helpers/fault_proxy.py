@@ -59,8 +59,15 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    def add(self, kind: str, *, method: str | None = None, path_prefix: str = "/", query_contains: str | None = None,
-            times: int = 1) -> None:
+    def add(
+        self,
+        kind: str,
+        *,
+        method: str | None = None,
+        path_prefix: str = "/",
+        query_contains: str | None = None,
+        times: int = 1,
+    ) -> None:
         """Break the next ``times`` matching requests with ``kind`` (see the module docstring)."""
         assert kind in KINDS, kind
         with self._lock:

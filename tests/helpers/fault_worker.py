@@ -92,8 +92,9 @@ def run(conn_id: str, space_key: str) -> int:
             hook.token_manager.refresh_rejected(hook.get_access_token())
         space_id = hook.get_space_id(space_key)
     except ConfluenceError as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": exc.message,
-                          "conn_id": getattr(exc, "conn_id", None)}))
+        print(
+            json.dumps({"error": type(exc).__name__, "message": exc.message, "conn_id": getattr(exc, "conn_id", None)})
+        )
         return 3
     print(json.dumps({"space_id": space_id, "store": hook.token_manager.store.name}))
     return 0

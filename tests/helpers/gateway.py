@@ -12,5 +12,8 @@ def put_gateway_connection(fake: Any) -> None:
 
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == "confluence_gateway").delete()
-        session.add(Connection(conn_id="confluence_gateway", conn_type="http",
-                               host=f"{fake.api_url}/ex/confluence/{fake.cloud_id}"))
+        session.add(
+            Connection(
+                conn_id="confluence_gateway", conn_type="http", host=f"{fake.api_url}/ex/confluence/{fake.cloud_id}"
+            )
+        )

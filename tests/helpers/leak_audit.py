@@ -20,7 +20,9 @@ def audit_for_leaks() -> list[str]:
     places = [(nodeid, find_leaks(text, canaries)) for nodeid, text in _AUDITED]
     logs = AIRFLOW_HOME / "logs"
     if logs.exists():
-        places += [(str(p), find_leaks(p.read_text(errors="replace"), canaries)) for p in logs.rglob("*") if p.is_file()]
+        places += [
+            (str(p), find_leaks(p.read_text(errors="replace"), canaries)) for p in logs.rglob("*") if p.is_file()
+        ]
     places += [(where, find_leaks(text, canaries)) for where, text in _stored_task_outputs()]
     return [f"{where}: {len(found)} emulator-issued secret(s)" for where, found in places if found]
 

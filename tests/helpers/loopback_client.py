@@ -26,8 +26,13 @@ class StaticTokens:
 def loopback_client(fake: Any, scopes: str | None = None) -> ConfluenceClient:
     """A client of ``fake`` holding a token of a new grant (with ``scopes``, else the default ones); no sleeps."""
     token = fake.issue_access_token() if scopes is None else fake.issue_access_token(scopes)
-    return ConfluenceClient(api_url=fake.api_url, cloud_id=fake.cloud_id, tokens=StaticTokens(token),
-                            site_url=fake.site_url, sleep=lambda seconds: None)
+    return ConfluenceClient(
+        api_url=fake.api_url,
+        cloud_id=fake.cloud_id,
+        tokens=StaticTokens(token),
+        site_url=fake.site_url,
+        sleep=lambda seconds: None,
+    )
 
 
 def sent(fake: Any, route: str) -> list[dict[str, Any]]:

@@ -107,8 +107,7 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None,
-                            timeout: float = 300) -> Iterator[str]:
+def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> Iterator[str]:
     """A fresh, migrated Airflow metadata database ``<prefix>_<pid>``; yields its SQLAlchemy URL, dropped after.
 
     Skips when CONFLUENCE_TEST_PG_URL is not set (a failure under CI=true). ``airflow db migrate`` runs with env
@@ -129,8 +128,9 @@ def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None,
         cursor.execute(f'CREATE DATABASE "{name}"')
     database_url = urlunsplit(("postgresql+psycopg2", urlsplit(url).netloc, f"/{name}", "", ""))
     try:
-        run_airflow("db", "migrate", env={**(env or {}), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url},
-                    timeout=timeout)
+        run_airflow(
+            "db", "migrate", env={**(env or {}), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url}, timeout=timeout
+        )
         yield database_url
     finally:
         with admin.cursor() as cursor:

@@ -53,7 +53,6 @@ GATE_KEY = "the-deployments-broker-key-0123456789"
 TOKEN_URL = "http://broker.test/confluence-oauth/token"
 
 
-
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -191,8 +190,9 @@ class TestBrokerTokenSource:
     def test_tokens_are_cached_masked_and_every_request_is_signed_anew(self, requests_mock):
         clock = Clock(time.time())
         first = {**answer("tok-1"), "expires_at": clock.now + 3600}
-        requests_mock.post(TOKEN_URL, [{"json": first}, {"json": {**first, "access_token": "tok-2",
-                                                                  "expires_at": clock.now + 7200}}])
+        requests_mock.post(
+            TOKEN_URL, [{"json": first}, {"json": {**first, "access_token": "tok-2", "expires_at": clock.now + 7200}}]
+        )
         source, masked = broker_source(clock=clock)
         assert source.get_access_token() == "tok-1"
         clock.now += 3600 - 61
@@ -241,12 +241,15 @@ class TestBrokerTokenSource:
         assert caplog.text.count("Waiting up to 30 s for the API server") == 1  # one line, not one per try
 
     def test_a_restarting_broker_is_waited_for_and_then_answers(self, requests_mock, caplog):
-        requests_mock.post(TOKEN_URL, [
-            {"exc": requests.exceptions.ConnectionError("refused")},
-            {"status_code": 502, "text": "<html>Bad Gateway</html>"},
-            {"status_code": 503, "text": "starting"},
-            {"json": answer("tok-after-restart")},
-        ])
+        requests_mock.post(
+            TOKEN_URL,
+            [
+                {"exc": requests.exceptions.ConnectionError("refused")},
+                {"status_code": 502, "text": "<html>Bad Gateway</html>"},
+                {"status_code": 503, "text": "starting"},
+                {"json": answer("tok-after-restart")},
+            ],
+        )
         slept: list[float] = []
         source, masked = broker_source(sleep=slept.append)
         with caplog.at_level(logging.WARNING, logger="airflow_provider_confluence.auth.broker.client"):
@@ -263,12 +266,16 @@ class TestBrokerTokenSource:
 
     def test_a_refused_key_is_tried_once_more_with_the_connection_read_again(self, requests_mock):
         """The API server wrote a broker_secret into the connection after this task read it."""
-        requests_mock.post(TOKEN_URL, [
-            {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
-            {"json": answer("tok-1")},
-        ])
-        source, _ = broker_source(credentials=lambda fresh: BrokerCredentials(
-            "the-new-broker-secret" if fresh else SECRET, GATE_KEY))
+        requests_mock.post(
+            TOKEN_URL,
+            [
+                {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
+                {"json": answer("tok-1")},
+            ],
+        )
+        source, _ = broker_source(
+            credentials=lambda fresh: BrokerCredentials("the-new-broker-secret" if fresh else SECRET, GATE_KEY)
+        )
         assert source.get_access_token() == "tok-1"
         first, second = (r.json() for r in requests_mock.request_history)
         verify_both(second, "the-new-broker-secret")
@@ -278,13 +285,21 @@ class TestBrokerTokenSource:
     def test_a_new_deployment_may_refuse_the_gate_then_the_key_and_still_answers(self, requests_mock):
         """The task read the Variable before the API server created it, and the connection before the first save
         gave it a broker_secret: each refusal is read again once."""
-        requests_mock.post(TOKEN_URL, [
-            {"status_code": 401, "json": {"error": "invalid_gate", "detail": "no"}},
-            {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
-            {"json": answer("tok-1")},
-        ])
-        reads = iter([BrokerCredentials("derived", None), BrokerCredentials("derived", GATE_KEY),
-                      BrokerCredentials(SECRET, GATE_KEY)])
+        requests_mock.post(
+            TOKEN_URL,
+            [
+                {"status_code": 401, "json": {"error": "invalid_gate", "detail": "no"}},
+                {"status_code": 401, "json": {"error": "invalid_signature", "detail": "no"}},
+                {"json": answer("tok-1")},
+            ],
+        )
+        reads = iter(
+            [
+                BrokerCredentials("derived", None),
+                BrokerCredentials("derived", GATE_KEY),
+                BrokerCredentials(SECRET, GATE_KEY),
+            ]
+        )
         source, _ = broker_source(credentials=lambda fresh: next(reads))
         assert source.get_access_token() == "tok-1"
         verify_both(requests_mock.request_history[2].json(), SECRET)
@@ -427,9 +442,16 @@ class TestRouter:
         assert fake.counters["refreshes"] == 1 and fake.counters["accessible_resources_calls"] == 1
         # The first save gave the connection a random broker key of its own; the derived key is retired.
         assert len(extra["broker_secret"]) >= 40 and key_of("brokered") == extra["broker_secret"]
-        derived = broker_key(ConnectionSettings.from_connection_fields(
-            "brokered", host=conn["host"], login=conn["login"], password=conn["password"], extra=conn["extra"],
-            allowed_endpoint_hosts=fake.allowed_endpoint_hosts))
+        derived = broker_key(
+            ConnectionSettings.from_connection_fields(
+                "brokered",
+                host=conn["host"],
+                login=conn["login"],
+                password=conn["password"],
+                extra=conn["extra"],
+                allowed_endpoint_hosts=fake.allowed_endpoint_hosts,
+            )
+        )
         assert ask(broker, fake, "brokered", secret=derived).json()["error"] == "invalid_signature"
         # The next caller gets the same token: no refresh, no second discovery of the cloud id.
         again = ask(broker, fake, "brokered")
@@ -443,13 +465,23 @@ class TestRouter:
         wrong = ask(broker, fake, "brokered", secret="not-the-connections-key")
         unknown = ask(broker, fake, "no_such_connection", secret="not-the-connections-key")
         other_type = ask(broker, fake, "not_confluence", secret="not-the-connections-key")
-        stale = broker.post("/confluence-oauth/token", json=signed_request(
-            key_of("brokered"), "brokered", timestamp=int(time.time()) - MAX_AGE - 5, gate_key=gate_key()))
-        future = broker.post("/confluence-oauth/token", json=signed_request(
-            key_of("brokered"), "brokered", timestamp=int(time.time()) + 300, gate_key=gate_key()))
-        for response, error in [(wrong, "invalid_signature"), (unknown, "invalid_signature"),
-                                (other_type, "invalid_signature"), (stale, "stale_timestamp"),
-                                (future, "future_timestamp")]:
+        stale = broker.post(
+            "/confluence-oauth/token",
+            json=signed_request(
+                key_of("brokered"), "brokered", timestamp=int(time.time()) - MAX_AGE - 5, gate_key=gate_key()
+            ),
+        )
+        future = broker.post(
+            "/confluence-oauth/token",
+            json=signed_request(key_of("brokered"), "brokered", timestamp=int(time.time()) + 300, gate_key=gate_key()),
+        )
+        for response, error in [
+            (wrong, "invalid_signature"),
+            (unknown, "invalid_signature"),
+            (other_type, "invalid_signature"),
+            (stale, "stale_timestamp"),
+            (future, "future_timestamp"),
+        ]:
             assert response.status_code == 401, response.text
             assert response.json()["error"] == error and response.json()["detail"]
             assert "access_token" not in response.json()
@@ -499,8 +531,9 @@ class TestRouter:
         assert lookups == [] and fake.counters["token_requests"] == 0
         assert ask(broker, fake, "gated").status_code == 200 and lookups == ["gated"]
 
-    def test_forged_requests_do_not_make_the_broker_read_its_key_again_and_again(self, fake_atlassian, broker,
-                                                                                 monkeypatch):
+    def test_forged_requests_do_not_make_the_broker_read_its_key_again_and_again(
+        self, fake_atlassian, broker, monkeypatch
+    ):
         from airflow_provider_confluence.plugins.broker import DeploymentGate
 
         reads: list[int] = []
@@ -575,7 +608,8 @@ class TestRouter:
         forced = ask(broker, fake, "from_env", rejected_token=token_fingerprint(first.json()["access_token"]))
         assert forced.status_code == 200 and forced.json()["access_token"] != first.json()["access_token"]
         assert json.loads(read_variable("confluence_oauth_token_state__from_env") or "{}")["refresh_token"] == (
-            fake.latest_refresh_token)
+            fake.latest_refresh_token
+        )
         assert fake.counters["refreshes"] == 2 and fake.counters["stale_refresh_reuses"] == 0
 
     def test_a_dead_grant_is_reported_and_the_stored_token_kept(self, fake_atlassian, broker):
@@ -690,8 +724,6 @@ def test_a_read_inside_a_row_transaction_does_not_drop_the_save(fake_atlassian, 
 # -- a worker's hook, over real HTTP, to the router -------------------------------------------------------
 
 
-
-
 @pytest.fixture
 def broker_server(airflow_db: Any) -> Iterator[str]:
     """The plugin's app behind uvicorn on loopback, in a thread; its base URL."""
@@ -765,8 +797,9 @@ def test_the_plugin_is_registered_and_serves_only_on_airflow_3(airflow_db):
     plugin = plugins["confluence"]
     assert "airflow_provider_confluence.plugins.confluence:ConfluencePlugin" in str(plugin["source"])
     if airflow_major() >= 3:
-        assert [(a["url_prefix"], a["name"]) for a in plugin["fastapi_apps"]] == [("/confluence-oauth",
-                                                                                    "Confluence OAuth")]
+        assert [(a["url_prefix"], a["name"]) for a in plugin["fastapi_apps"]] == [
+            ("/confluence-oauth", "Confluence OAuth")
+        ]
     else:
         from airflow_provider_confluence.plugins.confluence import ConfluencePlugin
 

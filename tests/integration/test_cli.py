@@ -81,8 +81,7 @@ def test_authorize_in_loopback_mode_end_to_end(fake_atlassian, airflow_db):
 
 
 def test_authorize_in_paste_mode_refuses_a_forged_state(fake_atlassian, airflow_db):
-    put_connection("cli_paste", fake_atlassian.connection("cli_paste",
-                                                          redirect_uri=PASTED_CALLBACK))
+    put_connection("cli_paste", fake_atlassian.connection("cli_paste", redirect_uri=PASTED_CALLBACK))
     before = raw_extra("cli_paste")
     cli = Cli("authorize", "--conn-id", "cli_paste")
     location = atlassian(consent_url(cli, fake_atlassian))
@@ -97,8 +96,7 @@ def test_authorize_in_paste_mode_refuses_a_forged_state(fake_atlassian, airflow_
 
 
 def test_authorize_in_paste_mode_saves_the_grant(fake_atlassian, airflow_db):
-    put_connection("cli_paste_ok", fake_atlassian.connection("cli_paste_ok",
-                                                             redirect_uri=PASTED_CALLBACK))
+    put_connection("cli_paste_ok", fake_atlassian.connection("cli_paste_ok", redirect_uri=PASTED_CALLBACK))
     cli = Cli("authorize", "--conn-id", "cli_paste_ok")
     location = atlassian(consent_url(cli, fake_atlassian))
     exit_code, out, err = cli.finish(location + "\n")
@@ -108,8 +106,7 @@ def test_authorize_in_paste_mode_saves_the_grant(fake_atlassian, airflow_db):
 
 
 def test_a_declined_consent_exits_1_and_changes_nothing(fake_atlassian, airflow_db):
-    put_connection("cli_denied", fake_atlassian.connection("cli_denied",
-                                                           redirect_uri=PASTED_CALLBACK))
+    put_connection("cli_denied", fake_atlassian.connection("cli_denied", redirect_uri=PASTED_CALLBACK))
     before = raw_extra("cli_denied")
     fake_atlassian.deny_consent = True
     cli = Cli("authorize", "--conn-id", "cli_denied")
@@ -131,14 +128,17 @@ def test_authorize_a_connection_from_an_environment_variable_prints_its_new_extr
     assert "access_token" not in extra
     assert "environment variable" in err
     assert new_token not in err  # the token is on stdout only, for the secrets backend
-    assert scan_for_secrets(out + err, [fake_atlassian.client_secret, conn["extra"]["refresh_token"],
-                                        "old-access-token"]) == []
+    assert (
+        scan_for_secrets(out + err, [fake_atlassian.client_secret, conn["extra"]["refresh_token"], "old-access-token"])
+        == []
+    )
 
 
 def test_bad_input_exits_2(fake_atlassian, airflow_db, capfd):
     put_connection("cli_no_cb", fake_atlassian.connection("cli_no_cb", redirect_uri=None))
-    put_connection("cli_http", {"conn_type": "http", "host": "https://example.com", "login": "", "password": "",
-                                "extra": {}})
+    put_connection(
+        "cli_http", {"conn_type": "http", "host": "https://example.com", "login": "", "password": "", "extra": {}}
+    )
     assert main(["authorize"]) == 2
     assert main(["authorize", "--conn-id", "cli_missing"]) == 2
     assert "no connection 'cli_missing'" in capfd.readouterr().err
@@ -171,7 +171,9 @@ def test_status_shows_the_facts_of_every_connection_and_no_token(fake_atlassian,
     assert fingerprint(extra["refresh_token"]) in row
     assert row.split()[-1] in ("364", "365")
     assert "cli_broken: Connection 'cli_broken' has state_store='nowhere'" in out
-    assert scan_for_secrets(out + err, [extra["refresh_token"], extra["access_token"], fake_atlassian.client_secret]) == []
+    assert (
+        scan_for_secrets(out + err, [extra["refresh_token"], extra["access_token"], fake_atlassian.client_secret]) == []
+    )
 
     assert main(["status", "--conn-id", confluence_conn, "--json"]) == 0
     [facts] = json.loads(capfd.readouterr().out)
@@ -189,8 +191,13 @@ def test_refresh_rotates_and_stores_now(fake_atlassian, confluence_conn, capfd):
         assert fake_atlassian.counters["refreshes"] == round_
         assert after["refresh_token"] == fake_atlassian.latest_refresh_token != before["refresh_token"]
         assert f"{fingerprint(before['refresh_token'])} -> {fingerprint(after['refresh_token'])}" in out
-        assert scan_for_secrets(out + err, [before["refresh_token"], after["refresh_token"], after["access_token"],
-                                            fake_atlassian.client_secret]) == []
+        assert (
+            scan_for_secrets(
+                out + err,
+                [before["refresh_token"], after["refresh_token"], after["access_token"], fake_atlassian.client_secret],
+            )
+            == []
+        )
     assert all(entry["was_latest"] for entry in fake_atlassian.refresh_log)
 
 
@@ -199,8 +206,9 @@ def test_refresh_refuses_the_memory_store_and_reports_a_dead_grant(fake_atlassia
     assert main(["refresh", "--conn-id", "cli_memory"]) == 2
     assert "saves nothing" in capfd.readouterr().err
     assert fake_atlassian.counters["token_requests"] == 0
-    put_connection("cli_dead", fake_atlassian.connection("cli_dead", refresh_token="not-a-live-token",
-                                                         state_store="connection"))
+    put_connection(
+        "cli_dead", fake_atlassian.connection("cli_dead", refresh_token="not-a-live-token", state_store="connection")
+    )
     assert main(["refresh", "--conn-id", "cli_dead"]) == 1
     assert "authorize the app again" in capfd.readouterr().err
     assert read_connection_extra("cli_dead")["refresh_token"] == "not-a-live-token"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceScopeError
 from airflow_provider_confluence.content.summaries import attachment_summary, search_result_summary
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceScopeError
 from airflow_provider_confluence.testing import FakeAtlassian
 from helpers.loopback_client import loopback_client, sent
 
@@ -36,7 +36,6 @@ def fake(fake_atlassian: FakeAtlassian) -> Iterator[FakeAtlassian]:
 @pytest.fixture
 def client(fake: FakeAtlassian) -> ConfluenceClient:
     return loopback_client(fake)
-
 
 
 class TestLabels:

@@ -37,8 +37,13 @@ def comments_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 def api(fake: Any, method: str, path: str, scopes: str = COMMENT_SCOPES, **kwargs: Any) -> requests.Response:
     token = fake.issue_access_token(scopes)
-    return requests.request(method, f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs)
+    return requests.request(
+        method,
+        f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+        **kwargs,
+    )
 
 
 # -- the emulator ------------------------------------------------------------------------------------------
@@ -48,12 +53,20 @@ def test_the_emulator_adds_and_lists_comments_with_cursor_pages(fake_atlassian):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     for n in range(3):
-        answer = api(fake_atlassian, "POST", "/wiki/api/v2/footer-comments",
-                     json={"pageId": page["id"], "body": {"representation": "storage", "value": f"<p>c{n}</p>"}})
+        answer = api(
+            fake_atlassian,
+            "POST",
+            "/wiki/api/v2/footer-comments",
+            json={"pageId": page["id"], "body": {"representation": "storage", "value": f"<p>c{n}</p>"}},
+        )
         assert answer.status_code == 201, answer.text
         assert answer.json()["pageId"] == page["id"] and answer.json()["_links"]["base"].endswith("/wiki")
-    first = api(fake_atlassian, "GET", f"/wiki/api/v2/pages/{page['id']}/footer-comments",
-                params={"limit": 2, "body-format": "storage"})
+    first = api(
+        fake_atlassian,
+        "GET",
+        f"/wiki/api/v2/pages/{page['id']}/footer-comments",
+        params={"limit": 2, "body-format": "storage"},
+    )
     assert first.status_code == 200
     assert [c["body"]["storage"]["value"] for c in first.json()["results"]] == ["<p>c0</p>", "<p>c1</p>"]
     assert "cursor=" in first.json()["_links"]["next"]
@@ -61,16 +74,24 @@ def test_the_emulator_adds_and_lists_comments_with_cursor_pages(fake_atlassian):
     assert next(p for p in fake_atlassian.pages if p["id"] == page["id"])["version"]["number"] == 1
 
 
-@pytest.mark.parametrize(("method", "path", "scope"), [
-    ("POST", "/wiki/api/v2/footer-comments", "write:comment:confluence"),
-    ("GET", "/wiki/api/v2/pages/{id}/footer-comments", "read:comment:confluence"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("POST", "/wiki/api/v2/footer-comments", "write:comment:confluence"),
+        ("GET", "/wiki/api/v2/pages/{id}/footer-comments", "read:comment:confluence"),
+    ],
+)
 def test_the_emulator_checks_the_scopes_of_each_route(fake_atlassian, method, path, scope):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     body = {"pageId": page["id"], "body": {"representation": "storage", "value": "<p>x</p>"}}
-    answer = api(fake_atlassian, method, path.replace("{id}", page["id"]), scopes=DEFAULT_SCOPES,
-                 json=body if method == "POST" else None)
+    answer = api(
+        fake_atlassian,
+        method,
+        path.replace("{id}", page["id"]),
+        scopes=DEFAULT_SCOPES,
+        json=body if method == "POST" else None,
+    )
     assert answer.status_code == 401 and "scope" in answer.text.lower()
     assert fake_atlassian.footer_comments(page["id"]) == []
 
@@ -78,14 +99,26 @@ def test_the_emulator_checks_the_scopes_of_each_route(fake_atlassian, method, pa
 def test_the_emulator_refuses_a_missing_page_and_a_bad_body(fake_atlassian):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
-    missing = api(fake_atlassian, "POST", "/wiki/api/v2/footer-comments",
-                  json={"pageId": "999999", "body": {"representation": "storage", "value": "<p>x</p>"}})
+    missing = api(
+        fake_atlassian,
+        "POST",
+        "/wiki/api/v2/footer-comments",
+        json={"pageId": "999999", "body": {"representation": "storage", "value": "<p>x</p>"}},
+    )
     assert missing.status_code == 404
-    empty = api(fake_atlassian, "POST", "/wiki/api/v2/footer-comments",
-                json={"pageId": page["id"], "body": {"representation": "storage", "value": " "}})
+    empty = api(
+        fake_atlassian,
+        "POST",
+        "/wiki/api/v2/footer-comments",
+        json={"pageId": page["id"], "body": {"representation": "storage", "value": " "}},
+    )
     assert empty.status_code == 400
-    reply = api(fake_atlassian, "POST", "/wiki/api/v2/footer-comments",
-                json={"parentCommentId": "1", "body": {"representation": "storage", "value": "<p>x</p>"}})
+    reply = api(
+        fake_atlassian,
+        "POST",
+        "/wiki/api/v2/footer-comments",
+        json={"parentCommentId": "1", "body": {"representation": "storage", "value": "<p>x</p>"}},
+    )
     assert reply.status_code == 400
     assert api(fake_atlassian, "GET", "/wiki/api/v2/pages/999999/footer-comments").status_code == 404
 
@@ -107,8 +140,11 @@ def test_the_hook_adds_markdown_and_lists_every_comment(fake_atlassian, comments
 def test_the_client_refuses_bad_input_before_sending(fake_atlassian, comments_conn):
     client = ConfluenceOAuthHook(comments_conn).get_conn()
     before = fake_atlassian.counters["api_calls"]
-    for kwargs in ({"page_id": "12a", "body": "<p>x</p>"}, {"page_id": "1", "body": "  "},
-                   {"page_id": "1", "body": "x", "representation": "markdown"}):
+    for kwargs in (
+        {"page_id": "12a", "body": "<p>x</p>"},
+        {"page_id": "1", "body": "  "},
+        {"page_id": "1", "body": "x", "representation": "markdown"},
+    ):
         with pytest.raises(ConfluenceConfigError):
             client.add_footer_comment(**kwargs)
     with pytest.raises(ConfluenceConfigError, match="not a page id"):
@@ -140,8 +176,13 @@ def test_the_operator_comments_once_per_run_in_a_dag_run(fake_atlassian, comment
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report 2026-05-01")
     with new_dag("comment", params={"day": "2026-05-01"}) as dag:
-        ConfluenceAddCommentOperator(task_id="comment", space_key="DEMO", title="Report {{ params.day }}",
-                                     body="Checked **{{ params.day }}**: ok", representation="markdown")
+        ConfluenceAddCommentOperator(
+            task_id="comment",
+            space_key="DEMO",
+            title="Report {{ params.day }}",
+            body="Checked **{{ params.day }}**: ok",
+            representation="markdown",
+        )
         ConfluenceAddCommentOperator(task_id="again", page_id=page["id"], body="<p>second task</p>")
     stored = run_dag(dag)
     result = stored["return_value"]["comment"]
@@ -153,8 +194,9 @@ def test_the_operator_comments_once_per_run_in_a_dag_run(fake_atlassian, comment
     assert checked["id"] == result["id"]
 
     op = ConfluenceAddCommentOperator(task_id="comment", page_id=page["id"], body="<p>retry</p>")
-    ti = SimpleNamespace(dag_id=dag.dag_id, task_id="again", run_id="manual__x", map_index=-1,
-                         xcom_push=lambda *args, **kwargs: None)
+    ti = SimpleNamespace(
+        dag_id=dag.dag_id, task_id="again", run_id="manual__x", map_index=-1, xcom_push=lambda *args, **kwargs: None
+    )
     first = op.execute({"ti": ti})
     retried = op.execute({"ti": ti})  # a retry of the same run: the comment is there already
     assert (first["action"], retried["action"], retried["id"]) == ("created", "skipped", first["id"])
@@ -169,11 +211,14 @@ def test_a_missing_page_is_not_found_and_nothing_is_posted(fake_atlassian, comme
     assert fake_atlassian.counters["api_calls_by_route"].get(POST, 0) == 0
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"body": "<p>x</p>"}, "Say which page"),
-    ({"page_id": "1", "body": " "}, "body is empty"),
-    ({"page_id": "1", "body": "x", "representation": "table"}, "representation='table' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"body": "<p>x</p>"}, "Say which page"),
+        ({"page_id": "1", "body": " "}, "body is empty"),
+        ({"page_id": "1", "body": "x", "representation": "table"}, "representation='table' is not one of"),
+    ],
+)
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, words):
     with pytest.raises(ConfluenceConfigError, match=words):
         ConfluenceAddCommentOperator(task_id="c", **kwargs)

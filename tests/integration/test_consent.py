@@ -67,7 +67,7 @@ class Api:
         assert answer.status_code == 302, answer.text
         back = answer.headers["Location"]
         assert back.startswith(BASE), back
-        return back[len(BASE):]
+        return back[len(BASE) :]
 
     def start(self, browser: Any, conn_id: str) -> str:
         """Connect and consent: the callback path to deliver."""
@@ -76,8 +76,9 @@ class Api:
 
 @pytest.fixture
 def api(fake_atlassian: Any, airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER",
-                       "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager")
+    monkeypatch.setenv(
+        "AIRFLOW__CORE__AUTH_MANAGER", "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    )
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", ",".join(f"{u}:{r}" for u, r in USERS.items()))
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
     from airflow.api_fastapi.app import init_auth_manager, purge_cached_app
@@ -103,11 +104,15 @@ def _secrets(api: Api, *extra: str) -> list[str]:
 
 def test_every_route_needs_a_login(api, conn):
     before = raw_extra(conn)
-    for path in (f"/confluence-oauth/connect/{conn}", "/confluence-oauth/callback?code=x&state=y",
-                 "/confluence-oauth/status"):
+    for path in (
+        f"/confluence-oauth/connect/{conn}",
+        "/confluence-oauth/callback?code=x&state=y",
+        "/confluence-oauth/status",
+    ):
         assert api.anonymous.get(path).status_code == 401, path
-    assert api.anonymous.get(f"/confluence-oauth/connect/{conn}", headers={"Authorization": "Bearer nonsense"}
-                             ).status_code in (401, 403)
+    assert api.anonymous.get(
+        f"/confluence-oauth/connect/{conn}", headers={"Authorization": "Bearer nonsense"}
+    ).status_code in (401, 403)
     assert raw_extra(conn) == before
 
 
@@ -129,7 +134,9 @@ def test_connect_redirects_to_the_consent_screen_with_every_parameter(api, conn)
     assert query["redirect_uri"] == CALLBACK
     assert (query["response_type"], query["prompt"]) == ("code", "consent")
     assert len(query["state"]) > 40
-    bearer = api.anonymous.get(f"/confluence-oauth/connect/{conn}", headers={"Authorization": f"Bearer {api.jwt('admin')}"})
+    bearer = api.anonymous.get(
+        f"/confluence-oauth/connect/{conn}", headers={"Authorization": f"Bearer {api.jwt('admin')}"}
+    )
     assert bearer.status_code == 302
 
 
@@ -191,7 +198,8 @@ def test_consent_saves_the_new_grant_and_the_next_hook_call_uses_it(api, conn, c
     assert extra["cloud_id"] == api.fake.cloud_id
     assert not {"access_token", "expires_at", "rotated_at"} & extra.keys()
     assert {k: extra[k] for k in ("scopes", "redirect_uri", "grant_url")} == {
-        k: old[k] for k in ("scopes", "redirect_uri", "grant_url")}
+        k: old[k] for k in ("scopes", "redirect_uri", "grant_url")
+    }
     assert api.fake.site_url in page.text and "write:page:confluence" in page.text
     assert 'href="../connections"' in page.text
     assert api.fake.counters["code_exchanges"] == 1
@@ -210,7 +218,10 @@ def test_a_new_consent_wins_over_the_state_in_the_variable_store(api):
 
     put_connection("var_conn", api.fake.connection("var_conn", state_store="variable", redirect_uri=CALLBACK))
     ConfluenceOAuthHook("var_conn").get_access_token()
-    assert json.loads(read_variable("confluence_oauth_token_state__var_conn"))["refresh_token"] == api.fake.latest_refresh_token
+    assert (
+        json.loads(read_variable("confluence_oauth_token_state__var_conn"))["refresh_token"]
+        == api.fake.latest_refresh_token
+    )
     assert api.browser("admin").get(api.start(api.browser("admin"), "var_conn")).status_code == 200
     new_token = api.fake.latest_refresh_token
     ConfluenceOAuthHook("var_conn").get_access_token()
@@ -255,7 +266,11 @@ def _signed_elsewhere(state: str) -> str:
     ("forge", "status", "words"),
     [
         (lambda state: "nonsense", 400, "malformed"),
-        (lambda state: state[:-4] + ("AAAA" if not state.endswith("AAAA") else "BBBB"), 400, "not issued by this Airflow"),
+        (
+            lambda state: state[:-4] + ("AAAA" if not state.endswith("AAAA") else "BBBB"),
+            400,
+            "not issued by this Airflow",
+        ),
         (_signed_elsewhere, 400, "not issued by this Airflow"),
         (lambda state: _moved_to(state, "other_conn"), 400, "not issued by this Airflow"),
         (lambda state: "", 400, "missing or malformed"),
@@ -374,9 +389,16 @@ def test_a_code_issued_for_another_redirect_uri_is_refused(api, conn):
 def test_a_grant_without_offline_access_changes_nothing(api, conn):
     before = raw_extra(conn)
     back = api.start(api.browser("admin"), conn)
-    api.fake.fail_next(200, route="POST /oauth/token", body={
-        "access_token": "an-access-token-without-refresh", "expires_in": 3600, "token_type": "Bearer",
-        "scope": "read:space:confluence read:page:confluence"})
+    api.fake.fail_next(
+        200,
+        route="POST /oauth/token",
+        body={
+            "access_token": "an-access-token-without-refresh",
+            "expires_in": 3600,
+            "token_type": "Bearer",
+            "scope": "read:space:confluence read:page:confluence",
+        },
+    )
     page = api.browser("admin").get(back)
     assert page.status_code == 400
     assert "without offline_access" in page.text
@@ -402,10 +424,12 @@ def test_a_connection_editor_cannot_make_the_api_server_post_the_secret_elsewher
 
     marker = "internal-detail-of-the-attackers-host"
     with FakeAtlassian() as attacker:  # a loopback port of the editor's choosing
-        attacker.fail_next(400, route="POST /oauth/token",
-                           body={"error": "invalid_request", "error_description": marker})
-        edited = api.fake.connection(conn, state_store="connection", redirect_uri=CALLBACK,
-                                     grant_url=attacker.token_url)
+        attacker.fail_next(
+            400, route="POST /oauth/token", body={"error": "invalid_request", "error_description": marker}
+        )
+        edited = api.fake.connection(
+            conn, state_store="connection", redirect_uri=CALLBACK, grant_url=attacker.token_url
+        )
         put_connection(conn, edited)
         editor = api.browser("alice")  # may edit connections; sees *** for the secret
         page = editor.get(f"/confluence-oauth/connect/{conn}")
@@ -434,7 +458,7 @@ def test_the_status_page_lists_every_connection_without_tokens(api, conn):
     page = api.browser("admin").get("/confluence-oauth/status")
     assert page.status_code == 200
     text = page.text
-    row = text[text.index("<code>consent_conn</code>"):]
+    row = text[text.index("<code>consent_conn</code>") :]
     row = row[: row.index("</tr>")]
     assert api.fake.site_url in row and ">connection (token broker)<" in row and ">database<" in row
     assert ">364<" in row or ">365<" in row
@@ -497,8 +521,11 @@ def test_a_state_whose_last_character_changed_is_refused_even_when_it_decodes_to
 
     states = ConsentStates(b"k" * 32, clock=lambda: 1_000_000.0)
     body, _, mac = states.issue(conn_id="c", user="u", binding="b").rpartition(".")
-    alike = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-             if c != mac[-1] and decode(mac[:-1] + c) == decode(mac)]
+    alike = [
+        c
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        if c != mac[-1] and decode(mac[:-1] + c) == decode(mac)
+    ]
     assert alike, "the last character carries unused bits"
     with pytest.raises(ConfluenceAuthError) as info:
         states.verify(f"{body}.{mac[:-1]}{alike[0]}", user="u")

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.content.publish import update_page_body
+from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
 
@@ -129,12 +129,20 @@ def exercised(fake_atlassian, confluence_conn):
     update_page_body(hook.get_conn(), page_id=created["id"], title="Contract renamed", body="<p>three</p>")
     hook.get_page(created["id"])
     elsewhere = fake_atlassian.add_page("DEMO", "Elsewhere")  # the toolkit's updates: a move, a keyed append
-    update_page_body(hook.get_conn(), page_id=created["id"], body="<p>four</p>", parent_id=elsewhere["id"],
-                     message="moved")
-    update_page_body(hook.get_conn(), page_id=created["id"], body="**five**", representation="markdown",
-                     mode="append", append_key="run-1")
-    hook.create_page(space_key="DEMO", title="Child", body="- a <b>", representation="markdown",
-                     parent_title="Parent", labels=["x"])
+    update_page_body(
+        hook.get_conn(), page_id=created["id"], body="<p>four</p>", parent_id=elsewhere["id"], message="moved"
+    )
+    update_page_body(
+        hook.get_conn(),
+        page_id=created["id"],
+        body="**five**",
+        representation="markdown",
+        mode="append",
+        append_key="run-1",
+    )
+    hook.create_page(
+        space_key="DEMO", title="Child", body="- a <b>", representation="markdown", parent_title="Parent", labels=["x"]
+    )
     hook.get_page(created["id"], body_format="atlas_doc_format")
     client = hook.get_conn()
     client.add_page_labels(created["id"], ["Contract", "daily-report"])
@@ -170,8 +178,11 @@ def v1_violations(recorded: dict[str, Any]) -> list[str]:
             name = item.get("name") if isinstance(item, dict) else None
             if not isinstance(item, dict) or set(item) != {"prefix", "name"} or item["prefix"] != "global":
                 problems.append(f"{route}: {item!r} is not {{prefix: global, name}}")
-            elif not isinstance(name, str) or name != name.lower() or not 0 < len(name) <= 255 or any(
-                ch.isspace() or ch in "!#&()*,.:;<>?@[]^" for ch in name
+            elif (
+                not isinstance(name, str)
+                or name != name.lower()
+                or not 0 < len(name) <= 255
+                or any(ch.isspace() or ch in "!#&()*,.:;<>?@[]^" for ch in name)
             ):
                 problems.append(f"{route}: bad label name {name!r}")
     elif not (recorded.get("content_type") or "").startswith("multipart/form-data; boundary="):
@@ -182,9 +193,14 @@ def v1_violations(recorded: dict[str, Any]) -> list[str]:
 def test_every_request_matches_the_openapi_document(exercised):
     v2 = v2_requests(exercised)
     routes = {r["route"] for r in v2}
-    assert {"POST /wiki/api/v2/pages", "PUT /wiki/api/v2/pages/{id}", "GET /wiki/api/v2/spaces",
-            "GET /wiki/api/v2/pages", "GET /wiki/api/v2/pages/{id}/labels",
-            "GET /wiki/api/v2/pages/{id}/attachments"} <= routes
+    assert {
+        "POST /wiki/api/v2/pages",
+        "PUT /wiki/api/v2/pages/{id}",
+        "GET /wiki/api/v2/spaces",
+        "GET /wiki/api/v2/pages",
+        "GET /wiki/api/v2/pages/{id}/labels",
+        "GET /wiki/api/v2/pages/{id}/attachments",
+    } <= routes
     assert any("cursor" in r["query"] for r in v2)
     assert any(r["query"].get("filename") == ["chart.png"] for r in v2)
     problems = [p for r in v2 for p in contract_violations(r)]
@@ -208,8 +224,12 @@ def test_the_v1_requests_match_the_v1_notes(exercised):
         {"route": "POST /wiki/rest/api/content/{id}/label", "query": {}, "json": {"prefix": "global", "name": "a"}},
         {"route": "GET /wiki/rest/api/search", "query": {"cql": ["x"], "limit": ["1000"]}, "json": None},
         {"route": "GET /wiki/rest/api/search", "query": {"limit": ["10"]}, "json": None},
-        {"route": "PUT /wiki/rest/api/content/{id}/child/attachment", "query": {}, "json": None,
-         "content_type": "application/json"},
+        {
+            "route": "PUT /wiki/rest/api/content/{id}/child/attachment",
+            "query": {},
+            "json": None,
+            "content_type": "application/json",
+        },
         {"route": "GET /wiki/rest/api/space", "query": {}, "json": None},
     ],
 )
@@ -247,7 +267,9 @@ def test_the_contract_check_catches_bad_bodies(route, body):
 
 def test_the_contract_check_catches_unknown_query_parameters():
     recorded = {"route": "GET /wiki/api/v2/spaces", "query": {"spaceKey": ["DEMO"]}, "json": None}
-    assert contract_violations(recorded) == ["GET /wiki/api/v2/spaces: query parameter 'spaceKey' is not in the document"]
+    assert contract_violations(recorded) == [
+        "GET /wiki/api/v2/spaces: query parameter 'spaceKey' is not in the document"
+    ]
 
 
 COMMENT_SCOPES = f"{DEFAULT_SCOPES} read:comment:confluence write:comment:confluence"
@@ -263,12 +285,15 @@ def test_the_footer_comment_requests_match_the_openapi_document(fake_atlassian, 
         hook.add_footer_comment(page["id"], text, representation="markdown" if "*" in text else "storage")
     hook.add_footer_comment(page["id"], "h1. three", representation="wiki")
     assert len(list(hook.list_footer_comments(page["id"]))) == 3
-    listed = hook.get_conn().paginate(f"/wiki/api/v2/pages/{page['id']}/footer-comments",
-                                      {"limit": 2, "body-format": "atlas_doc_format"})
+    listed = hook.get_conn().paginate(
+        f"/wiki/api/v2/pages/{page['id']}/footer-comments", {"limit": 2, "body-format": "atlas_doc_format"}
+    )
     assert len(list(listed)) == 3  # two pages: the second through a cursor
     recorded = [r for r in fake_atlassian.requests if "footer-comments" in r["path"]]
-    assert {r["route"] for r in recorded} == {"POST /wiki/api/v2/footer-comments",
-                                              "GET /wiki/api/v2/pages/{id}/footer-comments"}
+    assert {r["route"] for r in recorded} == {
+        "POST /wiki/api/v2/footer-comments",
+        "GET /wiki/api/v2/pages/{id}/footer-comments",
+    }
     assert any("cursor" in r["query"] for r in recorded)
     posts = [r["json"] for r in recorded if r["route"].startswith("POST")]
     assert [b["body"]["representation"] for b in posts] == ["storage", "storage", "wiki"]

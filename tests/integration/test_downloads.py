@@ -46,12 +46,18 @@ def seeded(fake: Any, conn_id: str) -> dict[str, Any]:
 def test_download_and_export_in_a_dag_run(fake_atlassian, confluence_conn, tmp_path):
     page = seeded(fake_atlassian, confluence_conn)
     with new_dag("downloads", params={"file": "chart v1.png"}) as dag:
-        ConfluenceDownloadAttachmentOperator(task_id="to_xcom", space_key="DEMO", title="Quarterly report",
-                                             filename="{{ params.file }}")
-        ConfluenceDownloadAttachmentOperator(task_id="to_file", page_id=page["id"], filename="rows.csv",
-                                             output_path=str(tmp_path / "{{ ds }}-rows.csv"))
-        ConfluenceExportPageOperator(task_id="export", page_id=page["id"], body_format="atlas_doc_format",
-                                     output_path=str(tmp_path / "export.json"))
+        ConfluenceDownloadAttachmentOperator(
+            task_id="to_xcom", space_key="DEMO", title="Quarterly report", filename="{{ params.file }}"
+        )
+        ConfluenceDownloadAttachmentOperator(
+            task_id="to_file", page_id=page["id"], filename="rows.csv", output_path=str(tmp_path / "{{ ds }}-rows.csv")
+        )
+        ConfluenceExportPageOperator(
+            task_id="export",
+            page_id=page["id"],
+            body_format="atlas_doc_format",
+            output_path=str(tmp_path / "export.json"),
+        )
     stored = run_dag(dag)["return_value"]
     as_xcom = stored["to_xcom"]
     assert base64.b64decode(as_xcom["content_base64"]) == PNG
@@ -82,8 +88,9 @@ def test_export_in_storage_format_by_title(fake_atlassian, confluence_conn):
 
 def test_too_large_for_xcom_fails_before_downloading(fake_atlassian, confluence_conn):
     page = seeded(fake_atlassian, confluence_conn)
-    op = ConfluenceDownloadAttachmentOperator(task_id="d", page_id=page["id"], filename="chart v1.png",
-                                              max_xcom_bytes=10)
+    op = ConfluenceDownloadAttachmentOperator(
+        task_id="d", page_id=page["id"], filename="chart v1.png", max_xcom_bytes=10
+    )
     with pytest.raises(ConfluenceConfigError, match="Give output_path"):
         op.execute({})
     assert fake_atlassian.counters["api_calls_by_route"].get(DOWNLOAD, 0) == 0
@@ -99,8 +106,9 @@ def test_a_missing_attachment_is_not_found(fake_atlassian, confluence_conn):
 
 def test_a_missing_output_directory_fails_before_any_request(fake_atlassian, confluence_conn, tmp_path):
     before = fake_atlassian.counters["api_calls"]
-    op = ConfluenceDownloadAttachmentOperator(task_id="d", page_id="1", filename="a.csv",
-                                              output_path=str(tmp_path / "nope" / "a.csv"))
+    op = ConfluenceDownloadAttachmentOperator(
+        task_id="d", page_id="1", filename="a.csv", output_path=str(tmp_path / "nope" / "a.csv")
+    )
     with pytest.raises(ConfluenceConfigError, match="directory that does not exist"):
         op.execute({})
     assert fake_atlassian.counters["api_calls"] == before
@@ -131,13 +139,18 @@ def test_a_link_to_the_site_host_is_refused_before_sending(fake_atlassian, confl
     assert fake_atlassian.counters["api_calls"] == before
 
 
-@pytest.mark.parametrize(("make", "words"), [
-    (lambda: ConfluenceDownloadAttachmentOperator(task_id="d", page_id="1", filename=" "), "filename is empty"),
-    (lambda: ConfluenceDownloadAttachmentOperator(task_id="d", filename="a.csv"), "Say which page"),
-    (lambda: ConfluenceDownloadAttachmentOperator(task_id="d", page_id="1", filename="a", max_xcom_bytes=0),
-     "max_xcom_bytes=0"),
-    (lambda: ConfluenceExportPageOperator(task_id="e", page_id="1", body_format="view"), "body_format='view'"),
-])
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: ConfluenceDownloadAttachmentOperator(task_id="d", page_id="1", filename=" "), "filename is empty"),
+        (lambda: ConfluenceDownloadAttachmentOperator(task_id="d", filename="a.csv"), "Say which page"),
+        (
+            lambda: ConfluenceDownloadAttachmentOperator(task_id="d", page_id="1", filename="a", max_xcom_bytes=0),
+            "max_xcom_bytes=0",
+        ),
+        (lambda: ConfluenceExportPageOperator(task_id="e", page_id="1", body_format="view"), "body_format='view'"),
+    ],
+)
 def test_bad_arguments_fail_when_the_dag_is_parsed(make, words):
     with pytest.raises(ConfluenceConfigError, match=words):
         make()

@@ -13,8 +13,9 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -56,8 +57,13 @@ def http() -> Iterator[requests.Session]:
 
 
 def refresh(http: requests.Session, fake: FakeAtlassian, token: str, **extra: str) -> requests.Response:
-    body = {"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "refresh_token": token, **extra}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "refresh_token": token,
+        **extra,
+    }
     return http.post(fake.token_url, json=body, timeout=5)
 
 
@@ -129,8 +135,11 @@ def test_unknown_refresh_token_and_wrong_client_secret(fake: FakeAtlassian, http
     unknown = refresh(http, fake, "not-a-token")
     assert unknown.status_code == 403 and unknown.json() == INVALID_GRANT
     rt = fake.issue_grant()
-    wrong = http.post(fake.token_url, json={"grant_type": "refresh_token", "client_id": fake.client_id,
-                                            "client_secret": "nope", "refresh_token": rt}, timeout=5)
+    wrong = http.post(
+        fake.token_url,
+        json={"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": "nope", "refresh_token": rt},
+        timeout=5,
+    )
     assert wrong.status_code == 401
     assert wrong.json() == {"error": "access_denied", "error_description": "Unauthorized"}
     assert refresh(http, fake, rt).status_code == 200  # a refused client did not burn the token
@@ -193,9 +202,16 @@ def test_absolute_expiry_is_365_days_from_the_first_token(fake: FakeAtlassian, h
 def consent(
     http: requests.Session, fake: FakeAtlassian, redirect: str = "http://localhost:9/cb", **override: str
 ) -> requests.Response:
-    params = {"audience": "api.atlassian.com", "client_id": fake.client_id,
-              "scope": "offline_access read:page:confluence", "redirect_uri": redirect, "state": "s-123",
-              "response_type": "code", "prompt": "consent", **override}
+    params = {
+        "audience": "api.atlassian.com",
+        "client_id": fake.client_id,
+        "scope": "offline_access read:page:confluence",
+        "redirect_uri": redirect,
+        "state": "s-123",
+        "response_type": "code",
+        "prompt": "consent",
+        **override,
+    }
     return http.get(fake.auth_url, params=params, allow_redirects=False, timeout=5)
 
 
@@ -206,8 +222,13 @@ def test_authorize_and_single_use_code_exchange(fake: FakeAtlassian, http: reque
     assert location.netloc == "localhost:9" and location.path == "/cb"
     query = parse_qs(location.query)
     assert query["state"] == ["s-123"]
-    form = {"grant_type": "authorization_code", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "code": query["code"][0], "redirect_uri": "http://localhost:9/cb"}
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "code": query["code"][0],
+        "redirect_uri": "http://localhost:9/cb",
+    }
     exchanged = http.post(fake.token_url, data=form, timeout=5)  # form-encoded, as requests-oauthlib sends it
     assert exchanged.status_code == 200
     body = exchanged.json()
@@ -221,8 +242,13 @@ def test_authorize_and_single_use_code_exchange(fake: FakeAtlassian, http: reque
 
 def test_code_exchange_needs_the_same_redirect_uri(fake: FakeAtlassian, http: requests.Session) -> None:
     code = parse_qs(urlsplit(consent(http, fake).headers["Location"]).query)["code"][0]
-    body = {"grant_type": "authorization_code", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "code": code, "redirect_uri": "http://localhost:9/other"}
+    body = {
+        "grant_type": "authorization_code",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "code": code,
+        "redirect_uri": "http://localhost:9/other",
+    }
     answer = http.post(fake.token_url, json=body, timeout=5)
     assert answer.status_code == 403 and answer.json()["error"] == "invalid_grant"
     assert fake.counters["code_exchanges"] == 0
@@ -240,8 +266,13 @@ def test_authorize_validates_parameters_and_honours_denial(fake: FakeAtlassian, 
 
 def test_no_refresh_token_without_offline_access(fake: FakeAtlassian, http: requests.Session) -> None:
     code = parse_qs(urlsplit(consent(http, fake, scope="read:page:confluence").headers["Location"]).query)["code"][0]
-    body = {"grant_type": "authorization_code", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "code": code, "redirect_uri": "http://localhost:9/cb"}
+    body = {
+        "grant_type": "authorization_code",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "code": code,
+        "redirect_uri": "http://localhost:9/cb",
+    }
     answer = http.post(fake.token_url, json=body, timeout=5).json()
     assert "access_token" in answer and "refresh_token" not in answer
 
@@ -368,11 +399,15 @@ def test_create_page_duplicate_malformed_and_too_large(fake: FakeAtlassian, http
     url = gw(fake, "/wiki/api/v2/pages")
 
     def create(title: str, value: str, space_id: str = space["id"]) -> requests.Response:
-        body = {"spaceId": space_id, "status": "current", "title": title,
-                "body": {"representation": "storage", "value": value}}
+        body = {
+            "spaceId": space_id,
+            "status": "current",
+            "title": title,
+            "body": {"representation": "storage", "value": value},
+        }
         return http.post(url, json=body, headers=bearer(token), timeout=10)
 
-    made = create("Report & more", "<p>Hello&nbsp;<ac:emoticon ac:name=\"smile\"/></p>")
+    made = create("Report & more", '<p>Hello&nbsp;<ac:emoticon ac:name="smile"/></p>')
     assert made.status_code == 200
     page = made.json()
     assert page["spaceId"] == space["id"] and page["version"]["number"] == 1
@@ -395,11 +430,19 @@ def test_get_page_body_only_when_asked_and_space_pages(fake: FakeAtlassian, http
     token = access_token(http, fake)
     plain = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}"), headers=bearer(token), timeout=5).json()
     assert "body" not in plain and plain["title"] == "Notes"
-    stored = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}"), params={"body-format": "storage"},
-                      headers=bearer(token), timeout=5)
+    stored = http.get(
+        gw(fake, f"/wiki/api/v2/pages/{page['id']}"),
+        params={"body-format": "storage"},
+        headers=bearer(token),
+        timeout=5,
+    )
     assert stored.json()["body"]["storage"] == {"representation": "storage", "value": "<p>hi</p>"}
-    listed = http.get(gw(fake, f"/wiki/api/v2/spaces/{space['id']}/pages"), params={"title": "Notes"},
-                      headers=bearer(token), timeout=5).json()
+    listed = http.get(
+        gw(fake, f"/wiki/api/v2/spaces/{space['id']}/pages"),
+        params={"title": "Notes"},
+        headers=bearer(token),
+        timeout=5,
+    ).json()
     assert [p["id"] for p in listed["results"]] == [page["id"]]
     missing = http.get(gw(fake, "/wiki/api/v2/pages/42"), headers=bearer(token), timeout=5)
     assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "NOT_FOUND"
@@ -413,8 +456,13 @@ def test_update_needs_the_next_version_and_a_free_title(fake: FakeAtlassian, htt
     url = gw(fake, f"/wiki/api/v2/pages/{page['id']}")
 
     def update(number: int, title: str = "Weekly") -> requests.Response:
-        body = {"id": page["id"], "status": "current", "title": title, "version": {"number": number},
-                "body": {"representation": "storage", "value": "<p>v2</p>"}}
+        body = {
+            "id": page["id"],
+            "status": "current",
+            "title": title,
+            "version": {"number": number},
+            "body": {"representation": "storage", "value": "<p>v2</p>"},
+        }
         return http.put(url, json=body, headers=bearer(token), timeout=5)
 
     stale = update(1)
@@ -444,8 +492,9 @@ def test_throttle_answers_429_with_retry_after_then_recovers(fake: FakeAtlassian
     first = http.get(url, headers=bearer(token), timeout=5)
     assert first.status_code == 429 and first.headers["Retry-After"] == "7"
     assert first.headers["X-RateLimit-NearLimit"] == "true" and "Beta-Retry-After" in first.headers
-    assert first.json() == {"errors": [{"status": 429, "code": "TOO_MANY_REQUESTS", "title": "Rate limit exceeded",
-                                        "detail": None}]}
+    assert first.json() == {
+        "errors": [{"status": 429, "code": "TOO_MANY_REQUESTS", "title": "Rate limit exceeded", "detail": None}]
+    }
     assert refresh(http, fake, fake.issue_grant()).status_code == 200  # the token endpoint is not throttled
     assert http.get(url, headers=bearer(token), timeout=5).status_code == 429
     assert http.get(url, headers=bearer(token), timeout=5).status_code == 200
@@ -490,9 +539,16 @@ def test_requests_log_never_holds_a_secret_or_token(fake: FakeAtlassian, http: r
     issued = [rt0]
     answer = refresh(http, fake, rt0).json()
     issued += [answer["refresh_token"], answer["access_token"]]
-    http.post(fake.token_url, data={"grant_type": "refresh_token", "client_id": fake.client_id,
-                                    "client_secret": fake.client_secret, "refresh_token": answer["refresh_token"]},
-              timeout=5)
+    http.post(
+        fake.token_url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "refresh_token": answer["refresh_token"],
+        },
+        timeout=5,
+    )
     http.get(gw(fake, "/wiki/api/v2/spaces"), headers=bearer(answer["access_token"]), timeout=5)
     http.get(fake.api_url + "/oauth/token/accessible-resources", headers=bearer(answer["access_token"]), timeout=5)
     http.get(gw(fake, "/wiki/api/v2/pages"), params={"access_token": answer["access_token"]}, timeout=5)
@@ -528,14 +584,25 @@ def test_module_command_prints_one_json_line_and_exits_cleanly(stop_signal: int)
             assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
             assert conn["conn_type"] == "confluence_oauth" and conn["extra"]["grant_url"] == url + "/oauth/token"
             with requests.Session() as http:
-                tokens = http.post(conn["extra"]["grant_url"], json={
-                    "grant_type": "refresh_token", "client_id": conn["login"], "client_secret": conn["password"],
-                    "refresh_token": conn["extra"]["refresh_token"]}, timeout=5).json()
-                sites = http.get(url + "/oauth/token/accessible-resources", headers=bearer(tokens["access_token"]),
-                                 timeout=5).json()
+                tokens = http.post(
+                    conn["extra"]["grant_url"],
+                    json={
+                        "grant_type": "refresh_token",
+                        "client_id": conn["login"],
+                        "client_secret": conn["password"],
+                        "refresh_token": conn["extra"]["refresh_token"],
+                    },
+                    timeout=5,
+                ).json()
+                sites = http.get(
+                    url + "/oauth/token/accessible-resources", headers=bearer(tokens["access_token"]), timeout=5
+                ).json()
                 assert sites[0]["url"] == conn["host"]
-                spaces = http.get(f"{url}/ex/confluence/{sites[0]['id']}/wiki/api/v2/spaces",
-                                  headers=bearer(tokens["access_token"]), timeout=5).json()["results"]
+                spaces = http.get(
+                    f"{url}/ex/confluence/{sites[0]['id']}/wiki/api/v2/spaces",
+                    headers=bearer(tokens["access_token"]),
+                    timeout=5,
+                ).json()["results"]
                 assert [space["key"] for space in spaces] == ["DEMO", "ENG", "OPS"]
             proc.send_signal(stop_signal)
             assert proc.wait(timeout=10) == 0, proc.stderr.read()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -45,34 +46,56 @@ def gw(fake: FakeAtlassian, path: str) -> str:
 
 
 def auth(http: requests.Session, fake: FakeAtlassian, scopes: str = DEFAULT_SCOPES) -> dict[str, str]:
-    body = {"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "refresh_token": fake.issue_grant(scopes)}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "refresh_token": fake.issue_grant(scopes),
+    }
     response = http.post(fake.token_url, json=body, timeout=5)
     assert response.status_code == 200
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def add_labels(http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], page_id: str,
-               body: Any) -> requests.Response:
+def add_labels(
+    http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], page_id: str, body: Any
+) -> requests.Response:
     return http.post(gw(fake, f"/wiki/rest/api/content/{page_id}/label"), headers=headers, json=body, timeout=5)
 
 
-def upload(http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], page_id: str, name: str,
-           data: bytes, media_type: str | None = "application/octet-stream", method: str = "PUT",
-           xsrf: bool = True, **fields: str) -> requests.Response:
+def upload(
+    http: requests.Session,
+    fake: FakeAtlassian,
+    headers: dict[str, str],
+    page_id: str,
+    name: str,
+    data: bytes,
+    media_type: str | None = "application/octet-stream",
+    method: str = "PUT",
+    xsrf: bool = True,
+    **fields: str,
+) -> requests.Response:
     file = (name, data, media_type) if media_type else (name, data)
-    return http.request(method, gw(fake, f"/wiki/rest/api/content/{page_id}/child/attachment"),
-                        headers={**headers, **(XSRF if xsrf else {})}, files={"file": file}, data=fields, timeout=5)
+    return http.request(
+        method,
+        gw(fake, f"/wiki/rest/api/content/{page_id}/child/attachment"),
+        headers={**headers, **(XSRF if xsrf else {})},
+        files={"file": file},
+        data=fields,
+        timeout=5,
+    )
 
 
-def search(http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], cql: str,
-           **params: Any) -> requests.Response:
+def search(
+    http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], cql: str, **params: Any
+) -> requests.Response:
     return http.get(gw(fake, "/wiki/rest/api/search"), headers=headers, params={"cql": cql, **params}, timeout=5)
 
 
 def version_of(http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], page_id: str) -> int:
-    return int(http.get(gw(fake, f"/wiki/api/v2/pages/{page_id}"), headers=headers, timeout=5).json()
-               ["version"]["number"])
+    return int(
+        http.get(gw(fake, f"/wiki/api/v2/pages/{page_id}"), headers=headers, timeout=5).json()["version"]["number"]
+    )
 
 
 def follow_v2(http: requests.Session, fake: FakeAtlassian, headers: dict[str, str], path: str) -> tuple[list, set]:
@@ -104,7 +127,9 @@ def test_labels_are_added_lower_cased_once_and_listed_in_order(fake: FakeAtlassi
     assert added.status_code == 200
     body = added.json()
     assert [(r["prefix"], r["name"], r["label"]) for r in body["results"]] == [
-        ("global", "daily", "daily"), ("global", "weekly", "weekly")]
+        ("global", "daily", "daily"),
+        ("global", "weekly", "weekly"),
+    ]
     assert (body["start"], body["limit"], body["size"]) == (0, 200, 2)
     single = add_labels(http, fake, headers, page["id"], {"prefix": "global", "name": "KPI"})
     assert [r["name"] for r in single.json()["results"]] == ["daily", "weekly", "kpi"]
@@ -112,11 +137,18 @@ def test_labels_are_added_lower_cased_once_and_listed_in_order(fake: FakeAtlassi
     assert again.json()["size"] == 3
     assert fake.page_labels(page["id"]) == ["daily", "weekly", "kpi"]
     listed = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels"), headers=headers, timeout=5).json()
-    assert [(r["name"], r["prefix"]) for r in listed["results"]] == [("daily", "global"), ("weekly", "global"),
-                                                                      ("kpi", "global")]
+    assert [(r["name"], r["prefix"]) for r in listed["results"]] == [
+        ("daily", "global"),
+        ("weekly", "global"),
+        ("kpi", "global"),
+    ]
     other = fake.add_page("DEMO", "Other", labels=["kpi"])
-    other_ids = {r["name"]: r["id"] for r in http.get(gw(fake, f"/wiki/api/v2/pages/{other['id']}/labels"),
-                                                        headers=headers, timeout=5).json()["results"]}
+    other_ids = {
+        r["name"]: r["id"]
+        for r in http.get(gw(fake, f"/wiki/api/v2/pages/{other['id']}/labels"), headers=headers, timeout=5).json()[
+            "results"
+        ]
+    }
     assert other_ids["kpi"] == {r["name"]: r["id"] for r in listed["results"]}["kpi"]  # labels are site-wide
     assert version_of(http, fake, headers, page["id"]) == 1  # labels never make a page version
 
@@ -127,8 +159,13 @@ def test_an_invalid_label_name_is_a_v1_400_and_nothing_is_added(
 ) -> None:
     headers = auth(http, fake)
     page = fake.add_page("DEMO", "Report")
-    refused = add_labels(http, fake, headers, page["id"], [{"prefix": "global", "name": "fine"},
-                                                           {"prefix": "global", "name": f"a{name}" if name else ""}])
+    refused = add_labels(
+        http,
+        fake,
+        headers,
+        page["id"],
+        [{"prefix": "global", "name": "fine"}, {"prefix": "global", "name": f"a{name}" if name else ""}],
+    )
     assert refused.status_code == 400
     assert refused.json()["statusCode"] == 400 and refused.json()["message"].startswith(BAD_REQUEST)
     assert fake.page_labels(page["id"]) == []
@@ -142,13 +179,21 @@ def test_a_label_name_of_255_characters_is_accepted(fake: FakeAtlassian, http: r
     assert added.status_code == 200 and fake.page_labels(page["id"]) == ["y" * 255]
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'["daily"]', b'[{"prefix": "system", "name": "x"}]',
-                                  b'{"prefix": "global"}', b'[{"name": 7}]'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'["daily"]',
+        b'[{"prefix": "system", "name": "x"}]',
+        b'{"prefix": "global"}',
+        b'[{"name": 7}]',
+    ],
+)
 def test_a_malformed_label_body_is_a_v1_400(fake: FakeAtlassian, http: requests.Session, body: bytes) -> None:
     page = fake.add_page("DEMO", "Report")
     headers = {**auth(http, fake), "Content-Type": "application/json"}
-    refused = http.post(gw(fake, f"/wiki/rest/api/content/{page['id']}/label"), headers=headers, data=body,
-                        timeout=5)
+    refused = http.post(gw(fake, f"/wiki/rest/api/content/{page['id']}/label"), headers=headers, data=body, timeout=5)
     assert refused.status_code == 400 and refused.json()["message"].startswith(BAD_REQUEST)
 
 
@@ -172,8 +217,9 @@ def test_v2_labels_paginate_filter_and_sort(fake: FakeAtlassian, http: requests.
     assert [r["name"] for r in results] == names and len(cursors) == 2
     default = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels"), headers=headers, timeout=5).json()
     assert len(default["results"]) == 25  # the v2 default page size
-    by_name = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels?sort=-name&limit=3"), headers=headers,
-                       timeout=5).json()
+    by_name = http.get(
+        gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels?sort=-name&limit=3"), headers=headers, timeout=5
+    ).json()
     assert [r["name"] for r in by_name["results"]] == ["l59", "l58", "l57"]
     mine = http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels?prefix=my"), headers=headers, timeout=5)
     assert mine.status_code == 200 and mine.json()["results"] == []
@@ -208,21 +254,29 @@ def test_upload_creates_then_versions_an_attachment_and_keeps_the_bytes(
     assert fake.attachment_data(page["id"], "chart.png") == b"v2 bytes"
     other = upload(http, fake, headers, page["id"], "data.csv", b"a,b\n1,2\n", None).json()["results"][0]
     assert other["id"] != att["id"] and other["extensions"]["mediaType"] == "text/csv"  # guessed from the name
-    assert [(a["title"], a["version"]["number"]) for a in fake.attachments(page["id"])] == [("chart.png", 2),
-                                                                                        ("data.csv", 1)]
+    assert [(a["title"], a["version"]["number"]) for a in fake.attachments(page["id"])] == [
+        ("chart.png", 2),
+        ("data.csv", 1),
+    ]
     assert version_of(http, fake, headers, page["id"]) == 1  # attachments never make a page version
     with pytest.raises(KeyError):
         fake.attachment_data(page["id"], "nope.txt")
 
 
-def test_one_upload_may_carry_several_files_each_with_its_comment(
-    fake: FakeAtlassian, http: requests.Session
-) -> None:
+def test_one_upload_may_carry_several_files_each_with_its_comment(fake: FakeAtlassian, http: requests.Session) -> None:
     page = fake.add_page("DEMO", "Report")
-    parts = [("file", ("résumé report.pdf", b"%PDF", "application/pdf")), ("file", ("empty.txt", b"")),
-             ("comment", (None, "the pdf")), ("comment", (None, "the text"))]
-    response = http.put(gw(fake, f"/wiki/rest/api/content/{page['id']}/child/attachment"),
-                        headers={**auth(http, fake), **XSRF}, files=parts, timeout=5)
+    parts = [
+        ("file", ("résumé report.pdf", b"%PDF", "application/pdf")),
+        ("file", ("empty.txt", b"")),
+        ("comment", (None, "the pdf")),
+        ("comment", (None, "the text")),
+    ]
+    response = http.put(
+        gw(fake, f"/wiki/rest/api/content/{page['id']}/child/attachment"),
+        headers={**auth(http, fake), **XSRF},
+        files=parts,
+        timeout=5,
+    )
     assert response.status_code == 200 and response.json()["size"] == 2
     stored = [(r["title"], r["extensions"]["comment"], r["extensions"]["fileSize"]) for r in response.json()["results"]]
     assert stored == [("résumé report.pdf", "the pdf", 4), ("empty.txt", "the text", 0)]
@@ -262,8 +316,9 @@ def test_post_only_creates_and_refuses_a_known_file_name(fake: FakeAtlassian, ht
     assert created.status_code == 200 and created.json()["results"][0]["version"]["number"] == 1
     refused = upload(http, fake, headers, page["id"], "report.pdf", b"%PDF-2", "application/pdf", method="POST")
     assert refused.status_code == 400
-    assert refused.json()["message"] == (BAD_REQUEST + "Cannot add a new attachment with same file name as an "
-                                         "existing attachment: report.pdf")
+    assert refused.json()["message"] == (
+        BAD_REQUEST + "Cannot add a new attachment with same file name as an existing attachment: report.pdf"
+    )
     assert fake.attachment_data(page["id"], "report.pdf") == b"%PDF-1"
 
 
@@ -315,10 +370,19 @@ def site(fake: FakeAtlassian, http: requests.Session) -> dict[str, Any]:
     gone = http.delete(gw(fake, f"/wiki/api/v2/pages/{ids['Trashed report']}"), headers=headers, timeout=5)
     assert gone.status_code == 204
     fake.advance(60)
-    update = {"id": ids["Weekly report"], "status": "current", "title": "Weekly report",
-              "body": {"representation": "storage", "value": "<p>Churn is down</p>"}, "version": {"number": 2}}
-    assert http.put(gw(fake, f"/wiki/api/v2/pages/{ids['Weekly report']}"), headers=headers, json=update,
-                    timeout=5).status_code == 200
+    update = {
+        "id": ids["Weekly report"],
+        "status": "current",
+        "title": "Weekly report",
+        "body": {"representation": "storage", "value": "<p>Churn is down</p>"},
+        "version": {"number": 2},
+    }
+    assert (
+        http.put(
+            gw(fake, f"/wiki/api/v2/pages/{ids['Weekly report']}"), headers=headers, json=update, timeout=5
+        ).status_code
+        == 200
+    )
     return {"headers": headers, "ids": ids}
 
 
@@ -344,16 +408,21 @@ def site(fake: FakeAtlassian, http: requests.Session) -> dict[str, Any]:
         ("id = {Runbook}", ["Runbook"]),
         ("id in ({Runbook}, {Grandchild})", ["Grandchild", "Runbook"]),
         ("type = page AND label = report ORDER BY title DESC", ["Weekly report", "Daily report"]),
-        ("type = page AND space = DEMO AND label = report ORDER BY lastmodified desc", ["Weekly report",
-                                                                                        "Daily report"]),
-        ("type = page AND space = DEMO ORDER BY created DESC", ["Grandchild", "Child of daily", "Weekly report",
-                                                                "Daily report", "Demo Home"]),
+        (
+            "type = page AND space = DEMO AND label = report ORDER BY lastmodified desc",
+            ["Weekly report", "Daily report"],
+        ),
+        (
+            "type = page AND space = DEMO ORDER BY created DESC",
+            ["Grandchild", "Child of daily", "Weekly report", "Daily report", "Demo Home"],
+        ),
         ("type = page AND title ~ Trashed", []),
         ("type = blogpost", []),
     ],
 )
-def test_cql_search_finds_what_the_query_says(fake: FakeAtlassian, http: requests.Session, site: dict[str, Any],
-                                              cql: str, expected: list[str]) -> None:
+def test_cql_search_finds_what_the_query_says(
+    fake: FakeAtlassian, http: requests.Session, site: dict[str, Any], cql: str, expected: list[str]
+) -> None:
     for title, page_id in site["ids"].items():
         cql = cql.replace("{" + title + "}", page_id)
     response = search(http, fake, site["headers"], cql)
@@ -443,12 +512,30 @@ def next_link_of_query(http: requests.Session, fake: FakeAtlassian, headers: dic
     return str(search(http, fake, headers, cql, limit=5).json()["_links"]["next"])
 
 
-@pytest.mark.parametrize("cql", [
-    " ", "type = page AND", "type = foo", "title = ", "space ~ DEMO", "text = revenue", "label ~ report",
-    "creator = currentUser()", "type = page ORDER BY id", "type = page ORDER title", "(type = page",
-    "type == page", "title ~ 'x' extra", "lastmodified > now('-1d')", "type = page AND OR label = x",
-    "ORDER BY title", "label in report", "label in ()", 'title ~ "unterminated',
-])
+@pytest.mark.parametrize(
+    "cql",
+    [
+        " ",
+        "type = page AND",
+        "type = foo",
+        "title = ",
+        "space ~ DEMO",
+        "text = revenue",
+        "label ~ report",
+        "creator = currentUser()",
+        "type = page ORDER BY id",
+        "type = page ORDER title",
+        "(type = page",
+        "type == page",
+        "title ~ 'x' extra",
+        "lastmodified > now('-1d')",
+        "type = page AND OR label = x",
+        "ORDER BY title",
+        "label in report",
+        "label in ()",
+        'title ~ "unterminated',
+    ],
+)
 def test_cql_outside_the_subset_is_the_v1_parse_error(fake: FakeAtlassian, http: requests.Session, cql: str) -> None:
     refused = search(http, fake, auth(http, fake), cql)
     assert refused.status_code == 400
@@ -459,10 +546,13 @@ def test_cql_outside_the_subset_is_the_v1_parse_error(fake: FakeAtlassian, http:
 def test_the_cql_parser_binds_and_before_or_and_reads_quotes() -> None:
     query = parse("label = a OR NOT label = b AND title ~ 'it\\'s' ORDER BY created DESC, title")
     assert query.order == (("created", True), ("title", False))
-    assert query.where == BoolOp("or", (
-        Clause("label", "=", ("a",)),
-        BoolOp("and", (Not(Clause("label", "=", ("b",))), Clause("title", "~", ("it's",)))),
-    ))
+    assert query.where == BoolOp(
+        "or",
+        (
+            Clause("label", "=", ("a",)),
+            BoolOp("and", (Not(Clause("label", "=", ("b",))), Clause("title", "~", ("it's",)))),
+        ),
+    )
     doc = Doc("page", "1", "DEMO", "It's here", "Résumé of Q3", {"c"})
     assert matches(query.where, doc) and not matches(parse("label = b").where, doc)
     assert matches(parse("text ~ résumé").where, doc) and matches(parse("text ~ RÉSUM*").where, doc)
@@ -471,12 +561,19 @@ def test_the_cql_parser_binds_and_before_or_and_reads_quotes() -> None:
 
 
 # --------------------------------------------------------------------------- routing, scopes, knobs
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/wiki/rest/api/space"), ("POST", "/wiki/rest/api/content"), ("GET", "/wiki/rest/api/content/{id}"),
-    ("GET", "/wiki/rest/api/content/{id}/label"), ("DELETE", "/wiki/rest/api/content/{id}/label"),
-    ("GET", "/wiki/rest/api/content/{id}/child/attachment"), ("PUT", "/wiki/rest/api/content/{id}"),
-    ("GET", "/wiki/rest/api/space/DEMO/content"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/wiki/rest/api/space"),
+        ("POST", "/wiki/rest/api/content"),
+        ("GET", "/wiki/rest/api/content/{id}"),
+        ("GET", "/wiki/rest/api/content/{id}/label"),
+        ("DELETE", "/wiki/rest/api/content/{id}/label"),
+        ("GET", "/wiki/rest/api/content/{id}/child/attachment"),
+        ("PUT", "/wiki/rest/api/content/{id}"),
+        ("GET", "/wiki/rest/api/space/DEMO/content"),
+    ],
+)
 def test_the_rest_of_v1_is_still_gone(fake: FakeAtlassian, http: requests.Session, method: str, path: str) -> None:
     page = fake.add_page("DEMO", "Report")
     response = http.request(method, gw(fake, path.replace("{id}", page["id"])), headers=auth(http, fake), timeout=5)
@@ -497,8 +594,9 @@ def test_each_route_checks_its_scopes(fake: FakeAtlassian, http: requests.Sessio
             "add labels": add_labels(http, fake, headers, page["id"], [{"name": "x"}]).status_code,
             "upload": upload(http, fake, headers, page["id"], "a.txt", b"a").status_code,
             "search": search(http, fake, headers, "type = page").status_code,
-            "attachments": http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/attachments"), headers=headers,
-                                    timeout=5).status_code,
+            "attachments": http.get(
+                gw(fake, f"/wiki/api/v2/pages/{page['id']}/attachments"), headers=headers, timeout=5
+            ).status_code,
             "labels": http.get(gw(fake, labels_path), headers=headers, timeout=5).status_code,
         }
 
@@ -517,8 +615,14 @@ def test_each_route_checks_its_scopes(fake: FakeAtlassian, http: requests.Sessio
 
 def test_default_scopes_cover_the_toolkit_but_not_delete(fake: FakeAtlassian) -> None:
     scopes = DEFAULT_SCOPES.split()
-    assert {"read:label:confluence", "write:label:confluence", "read:attachment:confluence",
-            "read:content-details:confluence", "write:attachment:confluence", "search:confluence"} <= set(scopes)
+    assert {
+        "read:label:confluence",
+        "write:label:confluence",
+        "read:attachment:confluence",
+        "read:content-details:confluence",
+        "write:attachment:confluence",
+        "search:confluence",
+    } <= set(scopes)
     assert "delete:page:confluence" not in scopes and "offline_access" in scopes
     assert fake.connection()["extra"]["scopes"] == DEFAULT_SCOPES
 
@@ -527,11 +631,12 @@ def test_an_expired_token_on_a_v1_route_is_403(fake: FakeAtlassian, http: reques
     page = fake.add_page("DEMO", "Report")
     headers = auth(http, fake)
     fake.advance(3601)
-    for response in (add_labels(http, fake, headers, page["id"], [{"name": "x"}]),
-                     search(http, fake, headers, "type = page")):
+    for response in (
+        add_labels(http, fake, headers, page["id"], [{"name": "x"}]),
+        search(http, fake, headers, "type = page"),
+    ):
         assert response.status_code == 403 and response.json()["statusCode"] == 403
-    assert http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels"), headers=headers,
-                    timeout=5).status_code == 404
+    assert http.get(gw(fake, f"/wiki/api/v2/pages/{page['id']}/labels"), headers=headers, timeout=5).status_code == 404
 
 
 def test_counters_and_failure_knobs_cover_the_new_routes(fake: FakeAtlassian, http: requests.Session) -> None:
@@ -556,8 +661,10 @@ def test_counters_and_failure_knobs_cover_the_new_routes(fake: FakeAtlassian, ht
     assert statuses == [200, 429]
     by_route = fake.counters["api_calls_by_route"]
     assert by_route == {
-        "POST /wiki/rest/api/content/{id}/label": 2, "PUT /wiki/rest/api/content/{id}/child/attachment": 1,
-        "GET /wiki/rest/api/search": 4, "GET /wiki/api/v2/pages/{id}/labels": 1,
+        "POST /wiki/rest/api/content/{id}/label": 2,
+        "PUT /wiki/rest/api/content/{id}/child/attachment": 1,
+        "GET /wiki/rest/api/search": 4,
+        "GET /wiki/api/v2/pages/{id}/labels": 1,
         "GET /wiki/api/v2/pages/{id}/attachments": 1,
     }
     assert fake.counters["throttled"] == 2 and fake.counters["injected_failures"] == 2

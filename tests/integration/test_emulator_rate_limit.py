@@ -6,7 +6,7 @@ the real time a test takes adds a few milliseconds' worth of calls, which never 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -29,8 +29,12 @@ def http() -> Iterator[requests.Session]:
 
 
 def refresh(http: requests.Session, fake: FakeAtlassian, token: str) -> requests.Response:
-    body = {"grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-            "refresh_token": token}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "refresh_token": token,
+    }
     return http.post(fake.token_url, json=body, timeout=5)
 
 

@@ -38,8 +38,9 @@ def gateway(fake: FakeAtlassian, path: str) -> str:
     return f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki{path}"
 
 
-def client_credentials(http: requests.Session, fake: FakeAtlassian, client_id: str, client_secret: str,
-                       **extra: str) -> requests.Response:
+def client_credentials(
+    http: requests.Session, fake: FakeAtlassian, client_id: str, client_secret: str, **extra: str
+) -> requests.Response:
     body = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret, **extra}
     return http.post(fake.token_url, json=body)
 
@@ -56,8 +57,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- service accounts
-def test_client_credentials_token_has_fixed_scopes_and_no_refresh_token(fake: FakeAtlassian,
-                                                                      http: requests.Session) -> None:
+def test_client_credentials_token_has_fixed_scopes_and_no_refresh_token(
+    fake: FakeAtlassian, http: requests.Session
+) -> None:
     cred = fake.add_service_account(READ_ONLY)
     answer = client_credentials(http, fake, cred.client_id, cred.client_secret)
     assert answer.status_code == 200
@@ -72,8 +74,10 @@ def test_client_credentials_token_has_fixed_scopes_and_no_refresh_token(fake: Fa
 
 def test_client_credentials_form_body_and_lifetime_knob(fake: FakeAtlassian, http: requests.Session) -> None:
     cred = fake.add_service_account(READ_ONLY, token_lifetime=600)
-    answer = http.post(fake.token_url, data={"grant_type": "client_credentials", "client_id": cred.client_id,
-                                             "client_secret": cred.client_secret})
+    answer = http.post(
+        fake.token_url,
+        data={"grant_type": "client_credentials", "client_id": cred.client_id, "client_secret": cred.client_secret},
+    )
     assert answer.status_code == 200 and answer.json()["expires_in"] == 600
     assert fake.counters["token_requests_form"] == 1
 
@@ -111,8 +115,9 @@ def test_the_3lo_app_is_not_a_service_account(fake: FakeAtlassian, http: request
     assert (answer.status_code, answer.json()["error"]) == (403, "unauthorized_client")
 
 
-def test_accessible_resources_lists_the_sites_a_service_account_reaches(fake: FakeAtlassian,
-                                                                       http: requests.Session) -> None:
+def test_accessible_resources_lists_the_sites_a_service_account_reaches(
+    fake: FakeAtlassian, http: requests.Session
+) -> None:
     fake.extra_sites.append(("other", "https://other-site.atlassian.net"))
     cred, headers = sa_token(http, fake, READ_ONLY)
     resources = http.get(fake.api_url + "/oauth/token/accessible-resources", headers=headers).json()
@@ -130,8 +135,11 @@ def test_gateway_checks_service_account_scopes_and_expiry(fake: FakeAtlassian, h
     cred, headers = sa_token(http, fake, READ_ONLY)
     listed = http.get(gateway(fake, "/api/v2/spaces"), headers=headers)
     assert listed.status_code == 200 and [s["id"] for s in listed.json()["results"]] == [space["id"]]
-    write = http.post(gateway(fake, "/api/v2/pages"), headers=headers,
-                      json={"spaceId": space["id"], "title": "T", "body": {"representation": "storage", "value": "x"}})
+    write = http.post(
+        gateway(fake, "/api/v2/pages"),
+        headers=headers,
+        json={"spaceId": space["id"], "title": "T", "body": {"representation": "storage", "value": "x"}},
+    )
     assert (write.status_code, write.json()) == (401, SCOPE_MISMATCH)
     assert len(fake.pages) == 1  # only the homepage
     fake.advance(3601)
@@ -156,8 +164,11 @@ def test_api_token_basic_auth_accepted_with_scope_checks(fake: FakeAtlassian, ht
     assert listed.status_code == 200 and listed.json()["results"][0]["id"] == space["id"]
     other_case = {"Authorization": basic_header("robot@example.com", api.token)}
     assert http.get(gateway(fake, "/api/v2/spaces"), headers=other_case).status_code == 200
-    write = http.post(gateway(fake, "/api/v2/pages"), headers={"Authorization": api.basic()},
-                      json={"spaceId": space["id"], "title": "T", "body": {"representation": "storage", "value": "x"}})
+    write = http.post(
+        gateway(fake, "/api/v2/pages"),
+        headers={"Authorization": api.basic()},
+        json={"spaceId": space["id"], "title": "T", "body": {"representation": "storage", "value": "x"}},
+    )
     assert (write.status_code, write.json()) == (401, SCOPE_MISMATCH)
 
 
@@ -213,8 +224,12 @@ def test_tenant_info_needs_no_credentials(fake: FakeAtlassian, http: requests.Se
 def test_connection_dicts(fake: FakeAtlassian) -> None:
     cred = fake.add_service_account()
     conn = fake.service_account_connection(cred, scopes=None, timeout=5)
-    assert conn["extra"] == {"auth_type": "client_credentials", "grant_url": fake.token_url,
-                             "api_url": fake.api_url, "timeout": 5}
+    assert conn["extra"] == {
+        "auth_type": "client_credentials",
+        "grant_url": fake.token_url,
+        "api_url": fake.api_url,
+        "timeout": 5,
+    }
     assert conn["host"] == fake.site_url and conn["login"] == cred.client_id
     assert (conn["password"] == cred.client_secret) is True
 
@@ -331,6 +346,7 @@ def test_quota_through_the_admin_endpoints(fake: FakeAtlassian, http: requests.S
     http.get(gateway(fake, "/api/v2/spaces"), headers=bearer(fake.issue_access_token()))
     state = http.get(fake.url + "/_emulator/state").json()
     assert [(pool["policy"], pool["used"], pool["remaining"]) for pool in state["quota"]] == [
-        ("tenant-app-quota", 1, 4)]
+        ("tenant-app-quota", 1, 4)
+    ]
     fake.disable_quota()
     assert http.get(fake.url + "/_emulator/state").json()["quota"] == []

@@ -10,8 +10,6 @@ from helpers.dags import dagbag
 pytestmark = pytest.mark.airflow2
 
 
-
-
 def test_example_dags_load_without_import_errors(airflow_db):
     bag = dagbag()
     assert bag.import_errors == {}

@@ -60,8 +60,12 @@ def test_a_site_the_grant_does_not_cover_is_named(fake_atlassian, airflow_db):
 def test_a_dead_grant_asks_for_reauthorization_and_keeps_the_stored_token(fake_atlassian, confluence_conn):
     planted = fake_atlassian.latest_refresh_token
     # Someone used the token, then a stale copy after the 10-minute leeway: the whole grant is revoked.
-    body = {"grant_type": "refresh_token", "client_id": fake_atlassian.client_id,
-            "client_secret": fake_atlassian.client_secret, "refresh_token": planted}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": fake_atlassian.client_id,
+        "client_secret": fake_atlassian.client_secret,
+        "refresh_token": planted,
+    }
     assert requests.post(fake_atlassian.token_url, json=body, timeout=5).status_code == 200
     fake_atlassian.advance(601)
     assert requests.post(fake_atlassian.token_url, json=body, timeout=5).status_code == 403
@@ -125,7 +129,10 @@ def test_an_env_var_connection_keeps_its_state_in_a_variable(fake_atlassian, air
     second = ConfluenceOAuthHook("from_env")
     second.token_manager.refresh_rejected(second.get_access_token())
     assert fake_atlassian.counters["stale_refresh_reuses"] == 0
-    assert json.loads(read_variable("confluence_oauth_token_state__from_env"))["refresh_token"] == fake_atlassian.latest_refresh_token
+    assert (
+        json.loads(read_variable("confluence_oauth_token_state__from_env"))["refresh_token"]
+        == fake_atlassian.latest_refresh_token
+    )
 
 
 def test_token_store_connection_is_refused_for_an_env_var_connection(fake_atlassian, airflow_db, monkeypatch):
@@ -183,8 +190,10 @@ def test_no_secret_reaches_logs_or_errors(fake_atlassian, confluence_conn, caplo
         hook = ConfluenceOAuthHook(confluence_conn)
         assert len(list(hook.iter_spaces())) == 300
         hook.create_page(space_key="S1", title="Leak check", body="<p>x</p>")
-        for call in (lambda: hook.get_page("999999"), lambda: hook.create_page(space_key="S1", title="Leak check",
-                                                                             body="<p>y</p>")):
+        for call in (
+            lambda: hook.get_page("999999"),
+            lambda: hook.create_page(space_key="S1", title="Leak check", body="<p>y</p>"),
+        ):
             try:
                 call()
             except Exception as exc:  # noqa: BLE001 - collecting error texts to scan

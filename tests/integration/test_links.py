@@ -74,10 +74,16 @@ def served_link(folder: Path, dag_id: str, run_id: str, task_id: str) -> str:
 def test_the_created_page_is_linked(fake_atlassian, confluence_conn, tmp_path, monkeypatch):
     fake = fake_atlassian
     fake.add_space("DEMO")
-    run = run_dag_source(tmp_path, monkeypatch, "apc_link_create", """
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_link_create",
+        """
         ConfluenceCreatePageOperator(task_id="publish", space_key="DEMO", title="Linked report",
                                      body="<p>hello</p>")
-        """, header=HEADER)
+        """,
+        header=HEADER,
+    )
     assert str(run.state).endswith("success")
     page = next(p for p in fake.pages if p["title"] == "Linked report")
     url = f"{fake.site_url}/wiki{page['_links']['webui']}"
@@ -92,9 +98,15 @@ def test_a_sensor_links_the_page_it_waited_for(fake_atlassian, confluence_conn, 
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Runbook")
     fake.fail_next(404, times=1, route="GET /wiki/api/v2/pages/{id}")  # defers once: a try without a link
-    run = run_dag_source(tmp_path, monkeypatch, "apc_link_sensor", f"""
-        ConfluencePageSensor(task_id="wait", page_id="{page['id']}", deferrable=True, poke_interval=0.1)
-        """, header=HEADER)
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_link_sensor",
+        f"""
+        ConfluencePageSensor(task_id="wait", page_id="{page["id"]}", deferrable=True, poke_interval=0.1)
+        """,
+        header=HEADER,
+    )
     assert str(run.state).endswith("success")
     url = f"{fake.site_url}/wiki{page['_links']['webui']}"
     assert served_link(tmp_path / "dags", "apc_link_sensor", run.run_id, "wait") == url
@@ -103,13 +115,20 @@ def test_a_sensor_links_the_page_it_waited_for(fake_atlassian, confluence_conn, 
 def test_no_link_when_the_task_ended_on_no_page(fake_atlassian, airflow_db, tmp_path, monkeypatch):
     fake = fake_atlassian
     fake.add_space("DEMO")
-    put_connection("confluence_default", fake.connection(
-        "confluence_default", scopes="offline_access read:space:confluence"))
-    run = run_dag_source(tmp_path, monkeypatch, "apc_link_none", """
+    put_connection(
+        "confluence_default", fake.connection("confluence_default", scopes="offline_access read:space:confluence")
+    )
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_link_none",
+        """
         ConfluenceCreatePageOperator(task_id="publish", space_key="DEMO", title="Never", body="<p>x</p>")
         PersistOperator(task_id="not_web", url="javascript:alert(1)")
         PersistOperator(task_id="no_url", url=None)
-        """, header=HEADER)
+        """,
+        header=HEADER,
+    )
     assert str(run.state).endswith("failed")  # the create task lacks write:page:confluence
     for task_id in ("publish", "not_web", "no_url"):
         assert served_link(tmp_path / "dags", "apc_link_none", run.run_id, task_id) == "", task_id

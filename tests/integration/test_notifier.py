@@ -43,8 +43,9 @@ def run_failing_dag(notifier: ConfluenceNotifier, error: str = "disk <full> & sa
 
         DagBundlesManager().sync_bundles_to_db()
         with create_session() as session:
-            update_dag_parsing_results_in_db("dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None,
-                                             set(), session=session)
+            update_dag_parsing_results_in_db(
+                "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+            )
     run = dag.test()
     return dag, run
 
@@ -77,8 +78,12 @@ def test_a_failed_task_appends_one_entry_and_a_second_call_writes_nothing(fake_a
 def test_a_page_per_incident_under_a_parent_is_created_once(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("OPS")
     parent = fake_atlassian.add_page("OPS", "Incidents")
-    notifier = ConfluenceNotifier(space_key="OPS", parent_title="Incidents", title="Failed: {{ ti.task_id }}",
-                                  message="Task `{{ ti.task_id }}` failed: {{ exception }}")
+    notifier = ConfluenceNotifier(
+        space_key="OPS",
+        parent_title="Incidents",
+        title="Failed: {{ ti.task_id }}",
+        message="Task `{{ ti.task_id }}` failed: {{ exception }}",
+    )
     dag, run = run_failing_dag(notifier, error="no rows")
     assert str(run.state).endswith("failed")
     key = f"{dag.dag_id}/{run.run_id}/boom/-1/1"
@@ -104,8 +109,7 @@ def test_a_notifier_that_cannot_write_leaves_the_task_failure_as_it_was(fake_atl
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        (ti,) = session.query(TaskInstance).filter(TaskInstance.dag_id == dag.dag_id,
-                                                    TaskInstance.run_id == run.run_id)
+        (ti,) = session.query(TaskInstance).filter(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id)
         assert str(ti.state).endswith("failed")
 
 
@@ -159,8 +163,9 @@ def test_async_notify_writes_once_too(fake_atlassian, confluence_conn):
 
     fake_atlassian.add_space("OPS")
     log_page = fake_atlassian.add_page("OPS", "Incident log", "<h1>Incidents</h1>")
-    notifier = ConfluenceNotifier(page_id=log_page["id"], message="<p>{{ ti.task_id }} retried</p>",
-                                  representation="storage")
+    notifier = ConfluenceNotifier(
+        page_id=log_page["id"], message="<p>{{ ti.task_id }} retried</p>", representation="storage"
+    )
     context = {"ti": _Ti(), "run_id": "r1", "dag": new_dag("async")}
     notifier.render_template_fields(context)
     for _ in range(2):
@@ -174,8 +179,9 @@ def test_every_call_renders_its_own_context(fake_atlassian, confluence_conn):
     """BaseNotifier renders in place; one notifier shared by several tasks still writes each task's entry."""
     fake_atlassian.add_space("OPS")
     log_page = fake_atlassian.add_page("OPS", "Incident log", "<h1>Incidents</h1>")
-    notifier = ConfluenceNotifier(page_id=log_page["id"], message="<p>{{ ti.task_id }} ok</p>",
-                                  representation="storage")
+    notifier = ConfluenceNotifier(
+        page_id=log_page["id"], message="<p>{{ ti.task_id }} ok</p>", representation="storage"
+    )
     dag = new_dag("shared")
     for task_id in ("first", "second"):
         ti = _Ti()

@@ -57,8 +57,12 @@ def test_if_exists_skip_returns_the_existing_page(fake_atlassian, confluence_con
     fake_atlassian.add_space("DEMO")
     existing = fake_atlassian.add_page("DEMO", "Report", "<p>old</p>")
     result = create(space_key="DEMO", title="Report", body="<p>new</p>", if_exists="skip")
-    assert (result["id"], result["version"], result["action"], result["changed"]) == (existing["id"], 1, "skipped",
-                                                                                      False)
+    assert (result["id"], result["version"], result["action"], result["changed"]) == (
+        existing["id"],
+        1,
+        "skipped",
+        False,
+    )
     assert fake_atlassian.counters["api_calls_by_route"].get("PUT /wiki/api/v2/pages/{id}", 0) == 0
 
 

@@ -58,14 +58,23 @@ def test_create_update_and_get_in_a_dag_run(fake_atlassian, confluence_conn):
     parent = fake_atlassian.add_page("DEMO", "Reports")
     with new_dag("pages", params={"space": "DEMO", "day": "2026-05-01"}) as dag:
         create = ConfluenceCreatePageOperator(
-            task_id="create", space_key="{{ params.space }}", title="Report {{ params.day }}",
-            body="# Report {{ params.day }}\n\nRows: **42** <b>raw</b>", representation="markdown",
-            parent_title="Reports", labels="daily-report, Metrics",
+            task_id="create",
+            space_key="{{ params.space }}",
+            title="Report {{ params.day }}",
+            body="# Report {{ params.day }}\n\nRows: **42** <b>raw</b>",
+            representation="markdown",
+            parent_title="Reports",
+            labels="daily-report, Metrics",
         )
         update = ConfluenceUpdatePageOperator(
-            task_id="update", space_key="{{ params.space }}", title="Report {{ params.day }}",
-            body="| check | ok |\n|---|---|\n| rows | yes |", representation="markdown", mode="append",
-            labels=["checked"], version_message="checks of {{ params.day }}",
+            task_id="update",
+            space_key="{{ params.space }}",
+            title="Report {{ params.day }}",
+            body="| check | ok |\n|---|---|\n| rows | yes |",
+            representation="markdown",
+            mode="append",
+            labels=["checked"],
+            version_message="checks of {{ params.day }}",
         )
         get = ConfluenceGetPageOperator(task_id="get", page_id="{{ ti.xcom_pull(task_ids='create')['id'] }}")
         create >> update >> get
@@ -74,9 +83,15 @@ def test_create_update_and_get_in_a_dag_run(fake_atlassian, confluence_conn):
 
     created, updated, read = results["create"], results["update"], results["get"]
     page = page_of(fake_atlassian, created["id"])
-    assert created == {"id": page["id"], "title": "Report 2026-05-01", "space_id": space["id"], "version": 1,
-                       "url": f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}", "changed": True,
-                       "action": "created"}
+    assert created == {
+        "id": page["id"],
+        "title": "Report 2026-05-01",
+        "space_id": space["id"],
+        "version": 1,
+        "url": f"{fake_atlassian.site_url}/wiki{page['_links']['webui']}",
+        "changed": True,
+        "action": "created",
+    }
     assert updated == {**created, "version": 2, "changed": True, "action": "updated"}
     assert page["parentId"] == parent["id"]
     assert page["version"]["message"] == "checks of 2026-05-01"
@@ -115,8 +130,7 @@ def in_run(run_id: str) -> dict[str, Any]:
     """The part of a task's context the update operator reads: which run this try belongs to."""
     from types import SimpleNamespace
 
-    ti = SimpleNamespace(dag_id="log", task_id="update", run_id=run_id, map_index=-1,
-                         xcom_push=lambda **kwargs: None)
+    ti = SimpleNamespace(dag_id="log", task_id="update", run_id=run_id, map_index=-1, xcom_push=lambda **kwargs: None)
     return {"ti": ti}
 
 
@@ -125,15 +139,17 @@ def test_update_append_appends_once_per_run(fake_atlassian, confluence_conn):
 
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Log", "<p>day 1</p>")
-    op = ConfluenceUpdatePageOperator(task_id="update", space_key="DEMO", title="Log", body="<p>ok</p>",
-                                      mode="append")
+    op = ConfluenceUpdatePageOperator(task_id="update", space_key="DEMO", title="Log", body="<p>ok</p>", mode="append")
     first = op.execute(context=in_run("scheduled__2026-05-02"))
     retried = op.execute(context=in_run("scheduled__2026-05-02"))  # a retry of the same run
     next_day = op.execute(context=in_run("scheduled__2026-05-03"))  # the same text, the next day
     assert (first["changed"], retried["changed"], next_day["changed"]) == (True, False, True)
     assert page_of(fake_atlassian, page["id"])["body"]["storage"]["value"] == (
-        "<p>day 1</p>" + append_marker("log/update/scheduled__2026-05-02") + "<p>ok</p>"
-        + append_marker("log/update/scheduled__2026-05-03") + "<p>ok</p>"
+        "<p>day 1</p>"
+        + append_marker("log/update/scheduled__2026-05-02")
+        + "<p>ok</p>"
+        + append_marker("log/update/scheduled__2026-05-03")
+        + "<p>ok</p>"
     )
 
 
@@ -226,7 +242,10 @@ def test_get_of_a_missing_page_is_a_clear_not_found(fake_atlassian, confluence_c
         get(page_id="424242")
     [answered] = [r for r in fake_atlassian.requests if r["route"] == "GET /wiki/api/v2/pages/{id}"]
     assert (by_id.value.method, by_id.value.url.startswith(fake_atlassian.api_url), by_id.value.trace_id) == (
-        "GET", True, answered["trace_id"])
+        "GET",
+        True,
+        answered["trace_id"],
+    )
 
 
 # -- create -----------------------------------------------------------------------------------------------
@@ -238,11 +257,23 @@ def create(**kwargs: Any) -> dict[str, Any]:
 
 def test_create_with_labels_is_idempotent_with_if_exists_update(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
-    first = create(space_key="DEMO", title="Daily", body="Hello *world*", representation="markdown",
-                   labels=["daily-report"], if_exists="update")
+    first = create(
+        space_key="DEMO",
+        title="Daily",
+        body="Hello *world*",
+        representation="markdown",
+        labels=["daily-report"],
+        if_exists="update",
+    )
     posts = calls(fake_atlassian, ADD_LABELS)
-    again = create(space_key="DEMO", title="Daily", body="Hello *world*", representation="markdown",
-                   labels=["daily-report"], if_exists="update")
+    again = create(
+        space_key="DEMO",
+        title="Daily",
+        body="Hello *world*",
+        representation="markdown",
+        labels=["daily-report"],
+        if_exists="update",
+    )
     assert (first["version"], again["version"], again["id"]) == (1, 1, first["id"])
     assert calls(fake_atlassian, PUT_PAGE) == 0
     assert calls(fake_atlassian, ADD_LABELS) == posts == 1
@@ -280,8 +311,9 @@ def test_search_feeds_a_downstream_task(fake_atlassian, confluence_conn):
     task = task_decorator()
     with new_dag("search", params={"space": "DEMO"}) as dag:
         search = ConfluenceSearchOperator(
-            task_id="search", cql='type = page AND space = "{{ params.space }}" AND label = "daily-report" '
-                                  "ORDER BY title", limit=2,
+            task_id="search",
+            cql='type = page AND space = "{{ params.space }}" AND label = "daily-report" ORDER BY title',
+            limit=2,
         )
 
         @task
@@ -333,13 +365,20 @@ def test_upload_by_path_by_text_from_xcom_and_by_bytes(fake_atlassian, confluenc
             return "metric,value\nrows,42\nnaïve,1\n"
 
         by_data = ConfluenceUploadAttachmentOperator(
-            task_id="upload_csv", space_key="{{ params.space }}", title="Charts", data=build_csv(),
-            filename="metrics-{{ ds }}.csv", media_type="text/csv", comment="from {{ dag.dag_id }}",
+            task_id="upload_csv",
+            space_key="{{ params.space }}",
+            title="Charts",
+            data=build_csv(),
+            filename="metrics-{{ ds }}.csv",
+            media_type="text/csv",
+            comment="from {{ dag.dag_id }}",
         )
-        by_path = ConfluenceUploadAttachmentOperator(task_id="upload_png", page_id=page["id"],
-                                                     file_path="{{ params.path }}")
-        by_bytes = ConfluenceUploadAttachmentOperator(task_id="upload_bytes", page_id=page["id"],
-                                                      data=b"\x00\xff\x01", filename="raw.bin")
+        by_path = ConfluenceUploadAttachmentOperator(
+            task_id="upload_png", page_id=page["id"], file_path="{{ params.path }}"
+        )
+        by_bytes = ConfluenceUploadAttachmentOperator(
+            task_id="upload_bytes", page_id=page["id"], data=b"\x00\xff\x01", filename="raw.bin"
+        )
         by_data >> by_path >> by_bytes
     stored = run_dag(dag)
     results = stored["return_value"]
@@ -349,7 +388,12 @@ def test_upload_by_path_by_text_from_xcom_and_by_bytes(fake_atlassian, confluenc
     assert fake_atlassian.attachment_data(page["id"], "chart.png") == chart.read_bytes()
     png = results["upload_png"]
     assert (png["title"], png["page_id"], png["media_type"], png["file_size"], png["version"]) == (
-        "chart.png", page["id"], "image/png", len(chart.read_bytes()), 1)
+        "chart.png",
+        page["id"],
+        "image/png",
+        len(chart.read_bytes()),
+        1,
+    )
     assert results["upload_csv"]["media_type"] == "text/csv"
     assert fake_atlassian.attachment_data(page["id"], "raw.bin") == b"\x00\xff\x01"
     assert results["upload_bytes"]["file_size"] == 3
@@ -369,8 +413,13 @@ def test_binary_content_travels_through_xcom_as_base64(fake_atlassian, confluenc
 
             return base64.b64encode(png).decode()
 
-        ConfluenceUploadAttachmentOperator(task_id="upload_chart", page_id=page["id"], data=render_chart(),
-                                           data_encoding="base64", filename="chart.png")
+        ConfluenceUploadAttachmentOperator(
+            task_id="upload_chart",
+            page_id=page["id"],
+            data=render_chart(),
+            data_encoding="base64",
+            filename="chart.png",
+        )
     stored = run_dag(dag)
     assert fake_atlassian.attachment_data(page["id"], "chart.png") == png
     assert stored["return_value"]["upload_chart"]["media_type"] == "image/png"
@@ -380,12 +429,12 @@ def test_data_that_is_not_base64_uploads_nothing(fake_atlassian, confluence_conn
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Charts")
     with pytest.raises(ConfluenceConfigError, match="not valid base64.*data_encoding='utf-8'"):
-        ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], data="not base64!",
-                                           data_encoding="base64", filename="x.png").execute({})
+        ConfluenceUploadAttachmentOperator(
+            task_id="u", page_id=page["id"], data="not base64!", data_encoding="base64", filename="x.png"
+        ).execute({})
     assert fake_atlassian.attachments(page["id"]) == []
     with pytest.raises(ConfluenceConfigError, match="data_encoding='gzip' is not one of utf-8, base64"):
-        ConfluenceUploadAttachmentOperator(task_id="u", page_id="1", data="x", data_encoding="gzip",
-                                           filename="x.bin")
+        ConfluenceUploadAttachmentOperator(task_id="u", page_id="1", data="x", data_encoding="gzip", filename="x.bin")
 
 
 def test_uploading_the_same_name_again_makes_a_new_version_not_a_new_page_version(
@@ -398,8 +447,9 @@ def test_uploading_the_same_name_again_makes_a_new_version_not_a_new_page_versio
     first = ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], file_path=str(report)).execute({})
     report.write_text("v2")
     second = ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], file_path=str(report)).execute({})
-    raw = ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], data=b"\x00\x01",
-                                             filename="raw.bin").execute({})
+    raw = ConfluenceUploadAttachmentOperator(
+        task_id="u", page_id=page["id"], data=b"\x00\x01", filename="raw.bin"
+    ).execute({})
     assert (first["id"], first["version"], second["version"]) == (second["id"], 1, 2)
     assert fake_atlassian.attachment_data(page["id"], "report.txt") == b"v2"
     assert fake_atlassian.attachment_data(page["id"], "raw.bin") == b"\x00\x01" and raw["file_size"] == 2
@@ -418,8 +468,9 @@ def test_a_missing_file_fails_before_any_network_call(fake_atlassian, confluence
 def test_upload_to_a_missing_page_uploads_nothing(fake_atlassian, confluence_conn):
     fake_atlassian.add_space("DEMO")
     with pytest.raises(ConfluencePageMissing, match="'Nowhere'"):
-        ConfluenceUploadAttachmentOperator(task_id="u", space_key="DEMO", title="Nowhere", data="x",
-                                           filename="x.txt").execute({})
+        ConfluenceUploadAttachmentOperator(
+            task_id="u", space_key="DEMO", title="Nowhere", data="x", filename="x.txt"
+        ).execute({})
     assert calls(fake_atlassian, UPLOAD) == 0
 
 
@@ -438,16 +489,24 @@ PARSE_ERRORS = [
     (ConfluenceUpdatePageOperator, {"space_key": "X", "space_id": "1", "title": "t", "body": "b"}, "space_id, not"),
     (ConfluenceUpdatePageOperator, {"page_id": "1", "body": "b", "mode": "prepend"}, "mode='prepend'"),
     (ConfluenceUpdatePageOperator, {"page_id": "1", "body": "b", "representation": "html"}, "representation"),
-    (ConfluenceUpdatePageOperator, {"page_id": "1", "body": "b", "representation": "wiki", "mode": "append"},
-     "append"),
-    (ConfluenceUpdatePageOperator, {"page_id": "1", "body": "b", "parent_id": "2", "parent_title": "P"},
-     "parent_id or parent_title"),
+    (ConfluenceUpdatePageOperator, {"page_id": "1", "body": "b", "representation": "wiki", "mode": "append"}, "append"),
+    (
+        ConfluenceUpdatePageOperator,
+        {"page_id": "1", "body": "b", "parent_id": "2", "parent_title": "P"},
+        "parent_id or parent_title",
+    ),
     (ConfluenceGetPageOperator, {"page_id": "1", "body_format": "view"}, "body_format='view'"),
     (ConfluenceGetPageOperator, {"space_key": "X"}, "Say which page"),
-    (ConfluenceCreatePageOperator, {"space_key": "X", "title": "t", "body": "b", "parent_id": "1",
-                                    "parent_title": "P"}, "parent_id or parent_title"),
-    (ConfluenceCreatePageOperator, {"space_key": "X", "title": "t", "body": "b", "representation": "rst"},
-     "representation='rst'"),
+    (
+        ConfluenceCreatePageOperator,
+        {"space_key": "X", "title": "t", "body": "b", "parent_id": "1", "parent_title": "P"},
+        "parent_id or parent_title",
+    ),
+    (
+        ConfluenceCreatePageOperator,
+        {"space_key": "X", "title": "t", "body": "b", "representation": "rst"},
+        "representation='rst'",
+    ),
     (ConfluenceSearchOperator, {"cql": "  "}, "cql is empty"),
     (ConfluenceSearchOperator, {"cql": "type = page", "limit": 0}, "limit=0"),
     (ConfluenceSearchOperator, {"cql": "type = page", "limit": 251}, "between 1 and 250"),
@@ -459,32 +518,55 @@ PARSE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("operator", "kwargs", "message"), PARSE_ERRORS,
-                         ids=[f"{op.__name__}-{i}" for i, (op, _k, _m) in enumerate(PARSE_ERRORS)])
+@pytest.mark.parametrize(
+    ("operator", "kwargs", "message"),
+    PARSE_ERRORS,
+    ids=[f"{op.__name__}-{i}" for i, (op, _k, _m) in enumerate(PARSE_ERRORS)],
+)
 def test_bad_arguments_fail_when_the_dag_is_parsed(operator, kwargs, message):
     with pytest.raises(ConfluenceConfigError, match=message):
         operator(task_id="t", **kwargs)
 
 
 def test_arguments_are_keyword_only_and_templated():
-    for operator in (ConfluenceCreatePageOperator, ConfluenceUpdatePageOperator, ConfluenceGetPageOperator,
-                     ConfluenceSearchOperator, ConfluenceUploadAttachmentOperator):
+    for operator in (
+        ConfluenceCreatePageOperator,
+        ConfluenceUpdatePageOperator,
+        ConfluenceGetPageOperator,
+        ConfluenceSearchOperator,
+        ConfluenceUploadAttachmentOperator,
+    ):
         with pytest.raises(Exception, match="keyword|positional"):
             operator("t")
         assert "confluence_conn_id" in operator.template_fields
-    assert {"page_id", "space_key", "space_id", "title", "body", "new_title", "labels", "parent_id",
-            "parent_title", "version_message"} <= set(ConfluenceUpdatePageOperator.template_fields)
+    assert {
+        "page_id",
+        "space_key",
+        "space_id",
+        "title",
+        "body",
+        "new_title",
+        "labels",
+        "parent_id",
+        "parent_title",
+        "version_message",
+    } <= set(ConfluenceUpdatePageOperator.template_fields)
     assert {"labels", "parent_title", "body"} <= set(ConfluenceCreatePageOperator.template_fields)
     assert {"file_path", "data", "filename", "comment", "page_id", "title"} <= set(
-        ConfluenceUploadAttachmentOperator.template_fields)
+        ConfluenceUploadAttachmentOperator.template_fields
+    )
     assert "cql" in ConfluenceSearchOperator.template_fields
 
 
 def test_operators_that_end_on_a_page_offer_the_page_link():
     from airflow_provider_confluence.links.confluence import ConfluencePageLink
 
-    for operator in (ConfluenceCreatePageOperator, ConfluenceUpdatePageOperator, ConfluenceGetPageOperator,
-                     ConfluenceUploadAttachmentOperator):
+    for operator in (
+        ConfluenceCreatePageOperator,
+        ConfluenceUpdatePageOperator,
+        ConfluenceGetPageOperator,
+        ConfluenceUploadAttachmentOperator,
+    ):
         assert [type(link) for link in operator.operator_extra_links] == [ConfluencePageLink]
     assert not ConfluenceSearchOperator.operator_extra_links
 
@@ -493,7 +575,8 @@ def test_labels_rendered_from_a_list_param_are_the_list(fake_atlassian, confluen
     """``labels="{{ params.labels }}"`` renders Python's text of the list, ``['daily', 'kpi']``: read as the list."""
     fake_atlassian.add_space("DEMO")
     with new_dag("rendered_labels", params={"labels": ["daily", "KPI"]}) as dag:
-        ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Rendered", body="<p>x</p>",
-                                     labels="{{ params.labels }}")
+        ConfluenceCreatePageOperator(
+            task_id="create", space_key="DEMO", title="Rendered", body="<p>x</p>", labels="{{ params.labels }}"
+        )
     created = run_dag(dag)["return_value"]["create"]
     assert fake_atlassian.page_labels(created["id"]) == ["daily", "kpi"]

@@ -13,18 +13,18 @@ from typing import Any
 import pytest
 
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.exceptions import (
-    ConfluenceConfigError,
-    ConfluenceConflict,
-    ConfluencePageExists,
-    ConfluencePageMissing,
-)
 from airflow_provider_confluence.content.publish import (
     UPDATE_MODES,
     append_marker,
     publish_page,
     resolve_parent_id,
     update_page_body,
+)
+from airflow_provider_confluence.exceptions import (
+    ConfluenceConfigError,
+    ConfluenceConflict,
+    ConfluencePageExists,
+    ConfluencePageMissing,
 )
 from airflow_provider_confluence.testing import FakeAtlassian
 from helpers.loopback_client import loopback_client, sent
@@ -50,7 +50,6 @@ def client(fake: FakeAtlassian) -> ConfluenceClient:
 @pytest.fixture
 def space_id(client: ConfluenceClient) -> str:
     return client.get_space_id("DEMO")
-
 
 
 def stored(client: ConfluenceClient, page_id: str) -> tuple[str, str, int]:
@@ -100,13 +99,15 @@ class TestAppend:
         page = fake.add_page("DEMO", "Log", "<p>day 1</p>")
         update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append", append_key="run-1")
         assert stored(client, page["id"]) == ("Log", "<p>day 1</p>" + append_marker("run-1") + "<p>ok</p>", 2)
-        again = update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append",
-                                 append_key="run-1")  # a retried task of the same run
+        again = update_page_body(
+            client, page_id=page["id"], body="<p>ok</p>", mode="append", append_key="run-1"
+        )  # a retried task of the same run
         assert again["version"]["number"] == 2
         assert len(sent(fake, PUT)) == 1
         update_page_body(client, page_id=page["id"], body="<p>ok</p>", mode="append", append_key="run-2")
         assert stored(client, page["id"])[1:] == (
-            "<p>day 1</p>" + append_marker("run-1") + "<p>ok</p>" + append_marker("run-2") + "<p>ok</p>", 3
+            "<p>day 1</p>" + append_marker("run-1") + "<p>ok</p>" + append_marker("run-2") + "<p>ok</p>",
+            3,
         )  # the next run appends the same text again: repeated content is never dropped
 
     def test_without_a_key_every_call_appends(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
@@ -125,8 +126,7 @@ class TestAppend:
     def test_append_with_a_new_title_keeps_the_body(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
         body = "<p>a</p>" + append_marker("k") + "<p>b</p>"
         page = fake.add_page("DEMO", "Log", body)
-        update_page_body(client, page_id=page["id"], body="<p>b</p>", mode="append", append_key="k",
-                         title="Log 2026")
+        update_page_body(client, page_id=page["id"], body="<p>b</p>", mode="append", append_key="k", title="Log 2026")
         assert stored(client, page["id"]) == ("Log 2026", body, 2)
 
     def test_markdown_is_converted_before_it_is_appended(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
@@ -142,10 +142,14 @@ class TestAppend:
 
     @pytest.mark.parametrize(
         ("kwargs", "match"),
-        [({"mode": "prepend"}, "replace, append"), ({"mode": "append", "representation": "wiki"}, "storage"),
-         ({"mode": "append", "representation": "atlas_doc_format"}, "storage"),
-         ({"representation": "html"}, "representation"), ({"labels": ["a b"]}, "a space"),
-         ({"representation": "table"}, "table")],
+        [
+            ({"mode": "prepend"}, "replace, append"),
+            ({"mode": "append", "representation": "wiki"}, "storage"),
+            ({"mode": "append", "representation": "atlas_doc_format"}, "storage"),
+            ({"representation": "html"}, "representation"),
+            ({"labels": ["a b"]}, "a space"),
+            ({"representation": "table"}, "table"),
+        ],
     )
     def test_bad_options_are_refused_before_anything_is_sent(
         self, fake: FakeAtlassian, client: ConfluenceClient, kwargs: dict[str, Any], match: str
@@ -167,7 +171,9 @@ class TestLabels:
         assert fake.page_labels(page["id"]) == ["kpi", "daily-report"]
         assert [r["json"] for r in sent(fake, POST_LABEL)] == [[{"prefix": "global", "name": "daily-report"}]]
 
-    def test_labels_are_added_even_when_the_body_is_unchanged(self, fake: FakeAtlassian, client: ConfluenceClient) -> None:
+    def test_labels_are_added_even_when_the_body_is_unchanged(
+        self, fake: FakeAtlassian, client: ConfluenceClient
+    ) -> None:
         page = fake.add_page("DEMO", "Report", "<p>a</p>")
         update_page_body(client, page_id=page["id"], body="<p>a</p>", labels=["weekly"])
         assert sent(fake, PUT) == []
@@ -182,19 +188,21 @@ class TestLabels:
         page = publish_page(client, space_id=space_id, title="New", body="<p>x</p>", labels=["a", "b"])
         assert fake.page_labels(page["id"]) == ["a", "b"]
 
-    def test_publish_skip_still_adds_missing_labels(self, fake: FakeAtlassian, client: ConfluenceClient,
-                                                    space_id: str) -> None:
+    def test_publish_skip_still_adds_missing_labels(
+        self, fake: FakeAtlassian, client: ConfluenceClient, space_id: str
+    ) -> None:
         existing = fake.add_page("DEMO", "Kept", "<p>x</p>", labels=["a"])
-        page = publish_page(client, space_id=space_id, title="Kept", body="<p>other</p>", if_exists="skip",
-                            labels=["a", "b"])
+        page = publish_page(
+            client, space_id=space_id, title="Kept", body="<p>other</p>", if_exists="skip", labels=["a", "b"]
+        )
         assert page["version"]["number"] == 1 and sent(fake, PUT) == []
         assert fake.page_labels(existing["id"]) == ["a", "b"]
 
-    def test_publish_update_adds_labels_to_the_new_version(self, fake: FakeAtlassian, client: ConfluenceClient,
-                                                           space_id: str) -> None:
+    def test_publish_update_adds_labels_to_the_new_version(
+        self, fake: FakeAtlassian, client: ConfluenceClient, space_id: str
+    ) -> None:
         existing = fake.add_page("DEMO", "Upd", "<p>x</p>")
-        page = publish_page(client, space_id=space_id, title="Upd", body="<p>y</p>", if_exists="update",
-                            labels=["c"])
+        page = publish_page(client, space_id=space_id, title="Upd", body="<p>y</p>", if_exists="update", labels=["c"])
         assert page["version"]["number"] == 2
         assert fake.page_labels(existing["id"]) == ["c"]
 
@@ -224,8 +232,9 @@ class TestParent:
         child = publish_page(client, space_id=space_id, title="Child", body="<p>c</p>", parent_id=parent_id)
         assert child["parentId"] == parent["id"]
 
-    def test_a_missing_title_names_the_space_and_title(self, fake: FakeAtlassian, client: ConfluenceClient,
-                                                       space_id: str) -> None:
+    def test_a_missing_title_names_the_space_and_title(
+        self, fake: FakeAtlassian, client: ConfluenceClient, space_id: str
+    ) -> None:
         fake.add_page("DEMO", "Reports")
         with pytest.raises(ConfluencePageMissing) as caught:
             resolve_parent_id(client, space_id=space_id, parent_title="reports ")

@@ -13,10 +13,10 @@ import logging
 
 import pytest
 
+from airflow_provider_confluence.auth.fingerprint import fingerprint
+from airflow_provider_confluence.auth.stores.journal import KEEP_RETIRED, journal_key
 from airflow_provider_confluence.exceptions import ConfluenceReauthorizationRequired
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-from airflow_provider_confluence.auth.stores.journal import KEEP_RETIRED, journal_key
-from airflow_provider_confluence.auth.fingerprint import fingerprint
 from helpers.airflow_env import read_connection_extra, read_variable
 
 pytestmark = pytest.mark.airflow2

@@ -40,8 +40,9 @@ def test_a_url_that_urlsplit_and_urllib3_read_differently_sends_nothing(fake_atl
     before the backslash. The client secret and the refresh token went there in clear text."""
     with CaptureServer() as attacker:
         asked = reroute(monkeypatch, "attacker.example", 8080, ("127.0.0.1", attacker.port))
-        conn = fake_atlassian.connection("split_url", state_store="connection",
-                                         grant_url="http://attacker.example:8080\\@127.0.0.1/oauth/token")
+        conn = fake_atlassian.connection(
+            "split_url", state_store="connection", grant_url="http://attacker.example:8080\\@127.0.0.1/oauth/token"
+        )
         put_connection("split_url", conn)
         error = _attempt(lambda: ConfluenceOAuthHook("split_url").get_access_token())
     assert not attacker.requests, f"urllib3 sent {attacker.requests} to attacker.example over plain http"
@@ -54,8 +55,9 @@ def test_a_url_that_urlsplit_and_urllib3_read_differently_sends_nothing(fake_atl
 # -- 2. a connection editor points an endpoint at a host of their own ---------------------------------------
 
 
-def edit_connection(conn_id: str, *, host: str | None = None, login: str | None = None,
-                    extra: dict[str, Any] | None = None) -> None:
+def edit_connection(
+    conn_id: str, *, host: str | None = None, login: str | None = None, extra: dict[str, Any] | None = None
+) -> None:
     """Save fields of the connection row the way the edit form does: in place (its journal stays)."""
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
@@ -82,7 +84,8 @@ def emulator_url(fake, extra: str) -> str:
 
 @pytest.mark.parametrize("field", ["grant_url", "api_url"])
 def test_a_connection_editor_cannot_send_the_connections_tokens_to_a_host_of_their_own(
-        field, fake_atlassian, airflow_db):
+    field, fake_atlassian, airflow_db
+):
     """The editor sees ``***`` for the client secret and the refresh token, but may point ``grant_url`` (or
     ``api_url``) at a host of their own and clear the Extra's token state: the rotation journal restored the newest
     rotated token and the provider sent it there, with the client secret (or the access token to ``api_url``)."""
@@ -96,17 +99,21 @@ def test_a_connection_editor_cannot_send_the_connections_tokens_to_a_host_of_the
         edit_connection("edited", extra={**without_token_state(conn), field: emulator_url(attacker, field)})
         error = _attempt(lambda: ConfluenceOAuthHook("edited").get_conn().get_space_id("DEMO"))
         reached, address = attacker.counters, attacker.allowed_endpoint_hosts
-    assert (reached["token_requests"], reached["api_calls"], reached["accessible_resources_calls"]) == (0, 0, 0), \
+    assert (reached["token_requests"], reached["api_calls"], reached["accessible_resources_calls"]) == (0, 0, 0), (
         f"the attacker's host received {reached['token_requests']} token request(s) and {reached['api_calls']} API call(s)"
+    )
     assert isinstance(error, ConfluenceConfigError), repr(error)
     assert f"{field} points at {address}" in error.message
-    assert "[confluence] allowed_endpoint_hosts" in error.message and "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS" \
-        in error.message
+    assert (
+        "[confluence] allowed_endpoint_hosts" in error.message
+        and "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS" in error.message
+    )
 
 
 @pytest.mark.parametrize("changed", ["grant_url", "api_url", "site", "client_id"])
 def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connection(
-        changed, fake_atlassian, airflow_db, monkeypatch):
+    changed, fake_atlassian, airflow_db, monkeypatch
+):
     """Even between two endpoints the deployment allows, a connection whose client ID, token URL, API URL or
     site changed and whose token state was cleared must not inherit the journal's rotated token."""
     from airflow_provider_confluence.exceptions import ConfluenceReauthorizationRequired
@@ -116,17 +123,26 @@ def test_the_rotation_journal_never_hands_a_rotated_token_to_a_changed_connectio
     put_connection("rebound", conn)
     ConfluenceOAuthHook("rebound").get_access_token()  # a rotation on record in the journal
     with FakeAtlassian() as other:
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
-                           f"{fake_atlassian.allowed_endpoint_hosts},{other.allowed_endpoint_hosts}")
+        monkeypatch.setenv(
+            "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+            f"{fake_atlassian.allowed_endpoint_hosts},{other.allowed_endpoint_hosts}",
+        )
         extra = without_token_state(conn)
         if changed in ("grant_url", "api_url"):
             extra[changed] = emulator_url(other, changed)
-        edit_connection("rebound", extra=extra, host="https://other-site.atlassian.net" if changed == "site" else None,
-                        login="another-client-id" if changed == "client_id" else None)
+        edit_connection(
+            "rebound",
+            extra=extra,
+            host="https://other-site.atlassian.net" if changed == "site" else None,
+            login="another-client-id" if changed == "client_id" else None,
+        )
         before = fake_atlassian.counters["token_requests"]
         error = _attempt(lambda: ConfluenceOAuthHook("rebound").get_access_token())
-        sent = (other.counters["token_requests"], other.counters["api_calls"],
-                fake_atlassian.counters["token_requests"] - before)
+        sent = (
+            other.counters["token_requests"],
+            other.counters["api_calls"],
+            fake_atlassian.counters["token_requests"] - before,
+        )
     assert sent == (0, 0, 0), f"the changed connection redeemed the journal's rotated token {sent}"
     assert isinstance(error, ConfluenceReauthorizationRequired), repr(error)
     assert "has no refresh token" in error.message
@@ -147,10 +163,17 @@ def test_no_credential_is_ever_sent_to_the_site_url(airflow_db, monkeypatch):
         fake.add_space("DEMO")
         put_connection("links_only", fake.connection("links_only", state_store="connection"))
         hook = ConfluenceOAuthHook("links_only")
-        page = ConfluenceCreatePageOperator(task_id="create", space_key="DEMO", title="Report", body="<p>x</p>",
-                                            labels=["report"], confluence_conn_id="links_only").execute({})
-        ConfluenceUploadAttachmentOperator(task_id="upload", page_id=page["id"], data="a,b\n", filename="a.csv",
-                                           confluence_conn_id="links_only").execute({})
+        page = ConfluenceCreatePageOperator(
+            task_id="create",
+            space_key="DEMO",
+            title="Report",
+            body="<p>x</p>",
+            labels=["report"],
+            confluence_conn_id="links_only",
+        ).execute({})
+        ConfluenceUploadAttachmentOperator(
+            task_id="upload", page_id=page["id"], data="a,b\n", filename="a.csv", confluence_conn_id="links_only"
+        ).execute({})
         ConfluenceSearchOperator(task_id="search", cql="type = page", confluence_conn_id="links_only").execute({})
         hook.token_manager.refresh_rejected(hook.get_access_token())
         assert hook.test_connection()[0]
@@ -169,8 +192,10 @@ def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlas
     from helpers.processes import free_port
 
     port = free_port()
-    put_connection("silent", fake_atlassian.connection("silent", state_store="connection",
-                                                       redirect_uri=f"http://127.0.0.1:{port}/callback"))
+    put_connection(
+        "silent",
+        fake_atlassian.connection("silent", state_store="connection", redirect_uri=f"http://127.0.0.1:{port}/callback"),
+    )
     before = raw_extra("silent")
     cli = Cli("authorize", "--conn-id", "silent", "--timeout", "2")
     cli.wait_for("Waiting up to")  # printed once the server listens
@@ -190,14 +215,26 @@ def test_a_silent_local_client_cannot_hold_authorize_past_its_timeout(fake_atlas
 
 #: (route the redirect answers, status, the call) for every kind of write the client makes.
 WRITES = {
-    "create-page": ("POST /wiki/api/v2/pages", 307,
-                    lambda hook, page: hook.create_page(space_key="DEMO", title="New", body="<p>the body</p>")),
-    "update-page": ("PUT /wiki/api/v2/pages/{id}", 308,
-                    lambda hook, page: hook.update_page(page_id=page["id"], body="<p>the new body</p>")),
-    "upload-attachment": ("PUT /wiki/rest/api/content/{id}/child/attachment", 307,
-                          lambda hook, page: hook.upload_attachment(page["id"], filename="a.csv", data=b"a,b\n")),
-    "add-label": ("POST /wiki/rest/api/content/{id}/label", 308,
-                  lambda hook, page: hook.add_labels(page["id"], ["reviewed"])),
+    "create-page": (
+        "POST /wiki/api/v2/pages",
+        307,
+        lambda hook, page: hook.create_page(space_key="DEMO", title="New", body="<p>the body</p>"),
+    ),
+    "update-page": (
+        "PUT /wiki/api/v2/pages/{id}",
+        308,
+        lambda hook, page: hook.update_page(page_id=page["id"], body="<p>the new body</p>"),
+    ),
+    "upload-attachment": (
+        "PUT /wiki/rest/api/content/{id}/child/attachment",
+        307,
+        lambda hook, page: hook.upload_attachment(page["id"], filename="a.csv", data=b"a,b\n"),
+    ),
+    "add-label": (
+        "POST /wiki/rest/api/content/{id}/label",
+        308,
+        lambda hook, page: hook.add_labels(page["id"], ["reviewed"]),
+    ),
 }
 
 
@@ -252,8 +289,9 @@ def test_a_read_follows_a_redirect_only_on_the_same_host(route, fake_atlassian, 
     assert isinstance(error, (ConfluenceApiError, ConfluenceAuthError)) and error.status_code == 302, repr(error)
 
     gateway = f"{fake_atlassian.api_url}/ex/confluence/{fake_atlassian.cloud_id}"
-    fake_atlassian.fail_next(302, route="GET /wiki/api/v2/spaces",
-                             headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"})
+    fake_atlassian.fail_next(
+        302, route="GET /wiki/api/v2/spaces", headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"}
+    )
     assert hook.get_conn().get_space_id("DEMO") == next(s["id"] for s in fake_atlassian.spaces if s["key"] == "DEMO")
 
 
@@ -264,8 +302,12 @@ def test_a_redirect_loop_on_the_same_host_ends(fake_atlassian, airflow_db):
     hook, _page = _demo(fake_atlassian, "redirect_loop")
     hook.get_conn().get_space_id("DEMO")
     gateway = f"{fake_atlassian.api_url}/ex/confluence/{fake_atlassian.cloud_id}"
-    fake_atlassian.fail_next(302, times=MAX_REDIRECTS + 3, route="GET /wiki/api/v2/spaces",
-                             headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"})
+    fake_atlassian.fail_next(
+        302,
+        times=MAX_REDIRECTS + 3,
+        route="GET /wiki/api/v2/spaces",
+        headers={"Location": f"{gateway}/wiki/api/v2/spaces?keys=DEMO"},
+    )
     before = fake_atlassian.counters["api_calls"]
     error = _attempt(lambda: hook.get_conn().get_space_id("DEMO"))
     assert isinstance(error, ConfluenceApiError) and "stopping instead of looping" in error.message
@@ -293,8 +335,11 @@ def test_file_path_outside_attachment_roots_is_refused(fake_atlassian, airflow_d
     _hook, page = _demo(fake_atlassian, "uploads")
 
     def upload(path: str) -> ConfluenceError | None:
-        return _attempt(lambda: ConfluenceUploadAttachmentOperator(
-            task_id="upload", page_id=page["id"], file_path=path, confluence_conn_id="uploads").execute({}))
+        return _attempt(
+            lambda: ConfluenceUploadAttachmentOperator(
+                task_id="upload", page_id=page["id"], file_path=path, confluence_conn_id="uploads"
+            ).execute({})
+        )
 
     for path in ("/proc/self/environ", f"{reports}/../private/secret.txt", f"{reports}/innocent.csv"):
         error = upload(path)
@@ -315,9 +360,14 @@ def test_a_relative_attachment_root_is_refused_and_named(roots, fake_atlassian, 
     (tmp_path / "a.csv").write_bytes(b"a\n")
     monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", roots)
     _hook, page = _demo(fake_atlassian, "uploads_relative")
-    error = _attempt(lambda: ConfluenceUploadAttachmentOperator(
-        task_id="upload", page_id=page["id"], file_path=str(tmp_path / "a.csv"),
-        confluence_conn_id="uploads_relative").execute({}))
+    error = _attempt(
+        lambda: ConfluenceUploadAttachmentOperator(
+            task_id="upload",
+            page_id=page["id"],
+            file_path=str(tmp_path / "a.csv"),
+            confluence_conn_id="uploads_relative",
+        ).execute({})
+    )
     assert isinstance(error, ConfluenceConfigError), repr(error)
     assert "[confluence] attachment_roots" in error.message and "not an absolute path" in error.message
     assert fake_atlassian.attachments(page["id"]) == []
@@ -333,10 +383,14 @@ def test_a_listed_endpoint_with_an_untrusted_certificate_receives_no_request(fak
     from airflow_provider_confluence.exceptions import ConfluenceAuthError
 
     with CaptureServer(status=200, body={"access_token": "x", "expires_in": 3600}, tls=True) as impostor:
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
-                           f"{fake_atlassian.allowed_endpoint_hosts},127.0.0.1:{impostor.port}")
-        put_connection("impostor", fake_atlassian.connection("impostor", state_store="connection",
-                                                             grant_url=f"{impostor.url}/oauth/token"))
+        monkeypatch.setenv(
+            "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+            f"{fake_atlassian.allowed_endpoint_hosts},127.0.0.1:{impostor.port}",
+        )
+        put_connection(
+            "impostor",
+            fake_atlassian.connection("impostor", state_store="connection", grant_url=f"{impostor.url}/oauth/token"),
+        )
         error = _attempt(lambda: ConfluenceOAuthHook("impostor").get_access_token())
     assert impostor.requests == []
     assert isinstance(error, ConfluenceAuthError) and "could not be reached (SSLError)" in error.message, repr(error)
@@ -362,7 +416,8 @@ def test_every_test_security_md_cites_exists():
         for cls in classes:
             scope = next(n.body for n in scope if isinstance(n, ast.ClassDef) and n.name == cls)
         assert function.startswith("test_") and any(
-            isinstance(n, ast.FunctionDef) and n.name == function for n in scope), f"{filename}::{name}"
+            isinstance(n, ast.FunctionDef) and n.name == function for n in scope
+        ), f"{filename}::{name}"
     for path in re.findall(r"`(tests/[\w/]+\.py)`", text):
         assert (REPO / path).is_file(), path
 
@@ -381,8 +436,13 @@ def test_a_broker_url_of_the_editors_choosing_receives_no_secret(fake_atlassian,
     put_connection("editor_broker", conn)
     ConfluenceOAuthHook("editor_broker").get_access_token()  # a rotation: the row holds every kind of secret
     extra = read_connection_extra("editor_broker")
-    secrets = [fake_atlassian.client_secret, conn["extra"]["refresh_token"], extra["refresh_token"],
-               extra["access_token"], extra.get("broker_secret") or ""]
+    secrets = [
+        fake_atlassian.client_secret,
+        conn["extra"]["refresh_token"],
+        extra["refresh_token"],
+        extra["access_token"],
+        extra.get("broker_secret") or "",
+    ]
     monkeypatch.setattr(stores, "orm_available", lambda: False)  # this process now plays a task worker
     with CaptureServer(status=401, body={"error": "invalid_signature", "detail": "not this deployment"}) as editor:
         edit_connection("editor_broker", extra={**extra, "broker_url": editor.url})
@@ -415,13 +475,22 @@ def test_output_path_outside_attachment_roots_is_refused(fake_atlassian, airflow
     hook.upload_attachment(page["id"], filename="a.bin", data=b"downloaded payload")
 
     def download(path: str) -> ConfluenceError | None:
-        return _attempt(lambda: ConfluenceDownloadAttachmentOperator(
-            task_id="download", page_id=page["id"], filename="a.bin", output_path=path,
-            confluence_conn_id="downloads").execute({}))
+        return _attempt(
+            lambda: ConfluenceDownloadAttachmentOperator(
+                task_id="download",
+                page_id=page["id"],
+                filename="a.bin",
+                output_path=path,
+                confluence_conn_id="downloads",
+            ).execute({})
+        )
 
     def export(path: str) -> ConfluenceError | None:
-        return _attempt(lambda: ConfluenceExportPageOperator(
-            task_id="export", page_id=page["id"], output_path=path, confluence_conn_id="downloads").execute({}))
+        return _attempt(
+            lambda: ConfluenceExportPageOperator(
+                task_id="export", page_id=page["id"], output_path=path, confluence_conn_id="downloads"
+            ).execute({})
+        )
 
     for write in (download, export):
         for path in (str(dag_file), f"{exports}/../dags/a_dag.py", f"{exports}/innocent.bin"):
@@ -431,4 +500,6 @@ def test_output_path_outside_attachment_roots_is_refused(fake_atlassian, airflow
             assert "outside [confluence] attachment_roots" in error.message and "nothing was" in error.message
 
     assert download(f"{exports}/a.bin") is None and (exports / "a.bin").read_bytes() == b"downloaded payload"
-    assert export(f"{exports}/page.json") is None and json.loads((exports / "page.json").read_text())["id"] == page["id"]
+    assert (
+        export(f"{exports}/page.json") is None and json.loads((exports / "page.json").read_text())["id"] == page["id"]
+    )

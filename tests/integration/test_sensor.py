@@ -34,7 +34,6 @@ from helpers.dags import run_dag_source, xcom
 pytestmark = pytest.mark.airflow2
 
 
-
 # -- helpers (test_links.py and test_macro.py use them too) ------------------------------------------------
 
 
@@ -75,8 +74,13 @@ def test_the_check_says_not_yet_until_page_version_and_label_are_there(fake_atla
     client.add_page_labels(page["id"], ["reviewed", "approved"])
     summary, reason = by_title.check(hook())
     assert reason == "page 'Runbook' in space DEMO is there (version 2)"
-    assert summary == {"id": page["id"], "title": "Runbook", "space_id": page["spaceId"], "version": 2,
-                       "url": f"{fake.site_url}/wiki{page['_links']['webui']}"}
+    assert summary == {
+        "id": page["id"],
+        "title": "Runbook",
+        "space_id": page["spaceId"],
+        "version": 2,
+        "url": f"{fake.site_url}/wiki{page['_links']['webui']}",
+    }
 
     missing = PageWait.build(page_id="987654321")
     assert missing.check(hook()) == (None, "page 987654321 does not exist yet (or the app's user cannot see it)")
@@ -131,14 +135,24 @@ def test_poke_mode_returns_the_page_and_keeps_its_link(fake_atlassian, confluenc
     fake = fake_atlassian
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Runbook")
-    run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_poke", """
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_sensor_poke",
+        """
         ConfluencePageSensor(task_id="wait", space_key="{{ 'DE' + 'MO' }}", title="Run{{ 'book' }}",
                              poke_interval=1, timeout=60)
-        """)
+        """,
+    )
     assert str(run.state).endswith("success")
     url = f"{fake.site_url}/wiki{page['_links']['webui']}"
     assert xcom("apc_sensor_poke", run.run_id, "wait") == {
-        "id": page["id"], "title": "Runbook", "space_id": page["spaceId"], "version": 1, "url": url}
+        "id": page["id"],
+        "title": "Runbook",
+        "space_id": page["spaceId"],
+        "version": 1,
+        "url": url,
+    }
     assert xcom("apc_sensor_poke", run.run_id, "wait", key="confluence_page_url") == url
 
 
@@ -147,10 +161,15 @@ def test_reschedule_mode_frees_the_slot_and_pokes_again(fake_atlassian, confluen
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Runbook")
     fake.fail_next(404, times=1, route="GET /wiki/api/v2/pages/{id}")  # the first poke: not there yet
-    run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_reschedule", f"""
-        ConfluencePageSensor(task_id="wait", page_id="{page['id']}", mode="reschedule", poke_interval=1,
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_sensor_reschedule",
+        f"""
+        ConfluencePageSensor(task_id="wait", page_id="{page["id"]}", mode="reschedule", poke_interval=1,
                              timeout=60)
-        """)
+        """,
+    )
     assert str(run.state).endswith("success")
     assert page_calls(fake) == 2
     assert xcom("apc_sensor_reschedule", run.run_id, "wait")["id"] == page["id"]
@@ -164,8 +183,9 @@ def test_reschedule_mode_frees_the_slot_and_pokes_again(fake_atlassian, confluen
             ti = session.query(TaskInstance).filter_by(dag_id="apc_sensor_reschedule", run_id=run.run_id).one()
             reschedules = session.query(TaskReschedule).filter_by(ti_id=ti.id).count()
         else:
-            reschedules = session.query(TaskReschedule).filter_by(dag_id="apc_sensor_reschedule",
-                                                                  run_id=run.run_id).count()
+            reschedules = (
+                session.query(TaskReschedule).filter_by(dag_id="apc_sensor_reschedule", run_id=run.run_id).count()
+            )
     assert reschedules == 1
 
 
@@ -175,26 +195,42 @@ def test_deferrable_waits_in_the_trigger(fake_atlassian, confluence_conn, tmp_pa
     page = fake.add_page("DEMO", "Runbook")
     # The task's own check and the trigger's first check miss; the trigger's second check finds the page.
     fake.fail_next(404, times=2, route="GET /wiki/api/v2/pages/{id}")
-    run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_deferrable", f"""
-        ConfluencePageSensor(task_id="wait", page_id="{{{{ '{page['id']}' }}}}", deferrable=True,
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_sensor_deferrable",
+        f"""
+        ConfluencePageSensor(task_id="wait", page_id="{{{{ '{page["id"]}' }}}}", deferrable=True,
                              poke_interval=0.1, timeout=60)
-        """)
+        """,
+    )
     assert str(run.state).endswith("success")
     assert page_calls(fake) == 3
     url = f"{fake.site_url}/wiki{page['_links']['webui']}"
     assert xcom("apc_sensor_deferrable", run.run_id, "wait") == {
-        "id": page["id"], "title": "Runbook", "space_id": page["spaceId"], "version": 1, "url": url}
+        "id": page["id"],
+        "title": "Runbook",
+        "space_id": page["spaceId"],
+        "version": 1,
+        "url": url,
+    }
     assert xcom("apc_sensor_deferrable", run.run_id, "wait", key="confluence_page_url") == url
 
 
 def test_a_missing_scope_fails_the_task_at_once(fake_atlassian, airflow_db, tmp_path, monkeypatch):
     fake = fake_atlassian
     fake.add_space("DEMO")
-    put_connection("confluence_default", fake.connection(
-        "confluence_default", scopes="offline_access read:space:confluence"))
-    run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_scope", """
+    put_connection(
+        "confluence_default", fake.connection("confluence_default", scopes="offline_access read:space:confluence")
+    )
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_sensor_scope",
+        """
         ConfluencePageSensor(task_id="wait", space_key="DEMO", title="Runbook", poke_interval=1, timeout=60)
-        """)
+        """,
+    )
     assert str(run.state).endswith("failed")
     assert task_state("apc_sensor_scope", run.run_id, "wait").endswith("failed")
     # one look only: the 401 "scope does not match" was not taken for "not yet"
@@ -203,10 +239,15 @@ def test_a_missing_scope_fails_the_task_at_once(fake_atlassian, airflow_db, tmp_
 
 def test_a_missing_space_fails_the_deferrable_task_at_once(fake_atlassian, confluence_conn, tmp_path, monkeypatch):
     fake = fake_atlassian
-    run = run_dag_source(tmp_path, monkeypatch, "apc_sensor_nospace", """
+    run = run_dag_source(
+        tmp_path,
+        monkeypatch,
+        "apc_sensor_nospace",
+        """
         ConfluencePageSensor(task_id="wait", space_key="NOPE", title="Runbook", deferrable=True, poke_interval=1,
                              timeout=60)
-        """)
+        """,
+    )
     assert str(run.state).endswith("failed")
     assert fake.counters["api_calls_by_route"].get("GET /wiki/api/v2/spaces", 0) == 1
     assert fake.counters["api_calls_by_route"].get("GET /wiki/api/v2/pages", 0) == 0
@@ -230,22 +271,43 @@ def test_the_trigger_serializes_to_json_and_yields_a_json_event(fake_atlassian, 
     fake = fake_atlassian
     fake.add_space("DEMO")
     page = fake.add_page("DEMO", "Runbook", labels=["approved"])
-    trigger = ConfluencePageTrigger(space_key="DEMO", title="Runbook", label="approved", min_version=1,
-                                    poke_interval=0.05)
+    trigger = ConfluencePageTrigger(
+        space_key="DEMO", title="Runbook", label="approved", min_version=1, poke_interval=0.05
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_confluence.triggers.confluence.ConfluencePageTrigger"
-    assert json.loads(json.dumps(kwargs)) == kwargs == {
-        "confluence_conn_id": "confluence_default", "page_id": None, "space_key": "DEMO", "space_id": None,
-        "title": "Runbook", "min_version": 1, "label": "approved", "poke_interval": 0.05}
+    assert (
+        json.loads(json.dumps(kwargs))
+        == kwargs
+        == {
+            "confluence_conn_id": "confluence_default",
+            "page_id": None,
+            "space_key": "DEMO",
+            "space_id": None,
+            "title": "Runbook",
+            "min_version": 1,
+            "label": "approved",
+            "poke_interval": 0.05,
+        }
+    )
     assert ConfluencePageTrigger(**kwargs).serialize() == (classpath, kwargs)
 
     fake.fail_next(200, times=1, route="GET /wiki/api/v2/pages", body={"results": [], "_links": {}})
     event = first_event(trigger)
-    assert json.loads(json.dumps(event.payload)) == event.payload == {
-        "status": "found",
-        "page": {"id": page["id"], "title": "Runbook", "space_id": page["spaceId"], "version": 1,
-                 "url": f"{fake.site_url}/wiki{page['_links']['webui']}"},
-    }
+    assert (
+        json.loads(json.dumps(event.payload))
+        == event.payload
+        == {
+            "status": "found",
+            "page": {
+                "id": page["id"],
+                "title": "Runbook",
+                "space_id": page["spaceId"],
+                "version": 1,
+                "url": f"{fake.site_url}/wiki{page['_links']['webui']}",
+            },
+        }
+    )
     assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/pages"] == 2  # not yet, then found
 
 
@@ -255,8 +317,9 @@ def test_the_trigger_reports_a_fatal_error_as_a_json_event(fake_atlassian, airfl
 
     fake = fake_atlassian
     page = fake.add_page(fake.add_space("DEMO")["id"], "Runbook")
-    put_connection("confluence_default", fake.connection(
-        "confluence_default", scopes="offline_access read:space:confluence"))
+    put_connection(
+        "confluence_default", fake.connection("confluence_default", scopes="offline_access read:space:confluence")
+    )
     event = first_event(ConfluencePageTrigger(page_id=page["id"], poke_interval=0.05))
     assert json.loads(json.dumps(event.payload)) == event.payload
     assert event.payload["status"] == "error"
@@ -283,15 +346,22 @@ class FailingHook:
         raise self.error
 
 
-@pytest.mark.parametrize(("error", "waits"), [
-    (ConfluenceAuthError("The token endpoint timed out.", transient=True), True),
-    (ConfluenceBrokerError("No broker answered.", url="http://api:8080/x", reason="unreachable"), True),
-    (ConfluenceBrokerError("The broker failed.", url="http://api:8080/x", reason="error", status_code=502), True),
-    (ConfluenceAuthError("The client credentials were refused.", error="invalid_client"), False),
-    (ConfluenceBrokerError("Bad signature.", url="http://api:8080/x", reason="invalid_signature", status_code=401),
-     False),
-    (ConfluenceReauthorizationRequired("Authorize again.", conn_id="confluence_default"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "waits"),
+    [
+        (ConfluenceAuthError("The token endpoint timed out.", transient=True), True),
+        (ConfluenceBrokerError("No broker answered.", url="http://api:8080/x", reason="unreachable"), True),
+        (ConfluenceBrokerError("The broker failed.", url="http://api:8080/x", reason="error", status_code=502), True),
+        (ConfluenceAuthError("The client credentials were refused.", error="invalid_client"), False),
+        (
+            ConfluenceBrokerError(
+                "Bad signature.", url="http://api:8080/x", reason="invalid_signature", status_code=401
+            ),
+            False,
+        ),
+        (ConfluenceReauthorizationRequired("Authorize again.", conn_id="confluence_default"), False),
+    ],
+)
 def test_a_passing_token_failure_means_not_yet_and_a_lasting_one_fails(error, waits):
     wait = PageWait.build(page_id="42")
     if waits:
@@ -305,21 +375,37 @@ def test_a_passing_token_failure_means_not_yet_and_a_lasting_one_fails(error, wa
 def test_error_events_keep_the_connection_and_the_auth_facts():
     dead = ConfluenceError.from_event(ConfluenceReauthorizationRequired("Authorize again.", conn_id="wiki").to_event())
     assert type(dead) is ConfluenceReauthorizationRequired and dead.conn_id == "wiki"
-    flaky = ConfluenceError.from_event(ConfluenceAuthError("Timed out.", error="temporarily_unavailable",
-                                                           transient=True).to_event())
+    flaky = ConfluenceError.from_event(
+        ConfluenceAuthError("Timed out.", error="temporarily_unavailable", transient=True).to_event()
+    )
     assert type(flaky) is ConfluenceAuthError and flaky.transient and flaky.error == "temporarily_unavailable"
     broker = ConfluenceError.from_event(ConfluenceBrokerError("x", url="u", reason="stale_timestamp").to_event())
     assert broker.reason == "stale_timestamp"
 
 
 def test_error_events_rebuild_the_error_class():
-    original = ConfluenceNotFound(404, "GET", "https://gw/wiki/api/v2/spaces", "NOT_FOUND", "Space 'X' is missing.",
-                                  headers={"Atl-Traceid": "abc123"})
+    original = ConfluenceNotFound(
+        404,
+        "GET",
+        "https://gw/wiki/api/v2/spaces",
+        "NOT_FOUND",
+        "Space 'X' is missing.",
+        headers={"Atl-Traceid": "abc123"},
+    )
     event = original.to_event()
-    assert event == {"error_type": "ConfluenceNotFound", "message": str(original),
-                     "kwargs": {"status_code": 404, "method": "GET", "url": "https://gw/wiki/api/v2/spaces",
-                                "code": "NOT_FOUND", "message": "Space 'X' is missing.", "trace_id": "abc123",
-                                "headers": {"Atl-Traceid": "abc123"}}}
+    assert event == {
+        "error_type": "ConfluenceNotFound",
+        "message": str(original),
+        "kwargs": {
+            "status_code": 404,
+            "method": "GET",
+            "url": "https://gw/wiki/api/v2/spaces",
+            "code": "NOT_FOUND",
+            "message": "Space 'X' is missing.",
+            "trace_id": "abc123",
+            "headers": {"Atl-Traceid": "abc123"},
+        },
+    }
     rebuilt = ConfluenceError.from_event(event)
     assert type(rebuilt) is ConfluenceNotFound and str(rebuilt) == str(original) and rebuilt.trace_id == "abc123"
     config = ConfluenceError.from_event(ConfluenceConfigError("Give a title.").to_event())

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_confluence.auth import oauth
+from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.content.storage_format import (
     BODY_REPRESENTATIONS,
     code_macro,
@@ -30,20 +30,31 @@ from airflow_provider_confluence.content.storage_format import (
     table_to_storage,
     to_storage,
 )
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.testing import FakeAtlassian
 from airflow_provider_confluence.testing.bodies import check_storage
-from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
 
 pytestmark = pytest.mark.airflow2
 #: reproducible runs that write no example database into the checkout (as in test_fuzz.py)
 PROPS = settings(deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 AC = "{http://atlassian.com/content}"
-NASTY = ["<script>alert(1)</script>", "a & b", "]]>", "x]]>y<![CDATA[z", "\"quoted\" 'single'", "tab\tcr\rlf\n",
-         "\x00\x01\x08\x0b\x0c\x1f\ufffe\uffff", "&nbsp; &amp; &#0; &#x1;", "\U0001f600 é ∑", "\udc80lone"]
+NASTY = [
+    "<script>alert(1)</script>",
+    "a & b",
+    "]]>",
+    "x]]>y<![CDATA[z",
+    "\"quoted\" 'single'",
+    "tab\tcr\rlf\n",
+    "\x00\x01\x08\x0b\x0c\x1f\ufffe\uffff",
+    "&nbsp; &amp; &#0; &#x1;",
+    "\U0001f600 é ∑",
+    "\udc80lone",
+]
 # st.characters() excludes surrogates by default; these are the characters XML refuses or parsers normalize
-TEXT = st.lists(st.one_of(st.characters(), st.sampled_from(["\x00", "\x0b", "\r", "\r\n", "\ufffe", "]]>", "<", "&"])),
-               max_size=40).map("".join)
+TEXT = st.lists(
+    st.one_of(st.characters(), st.sampled_from(["\x00", "\x0b", "\r", "\r\n", "\ufffe", "]]>", "<", "&"])), max_size=40
+).map("".join)
 
 
 def parse(value: str) -> ElementTree.Element:
@@ -56,8 +67,9 @@ def parse(value: str) -> ElementTree.Element:
 
 def xml_legal(text: str) -> str:
     """``text`` without the characters outside XML 1.0's Char production."""
-    return "".join(c for c in text if c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF or 0xE000 <= ord(c) <= 0xFFFD
-                   or ord(c) >= 0x10000)
+    return "".join(
+        c for c in text if c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000
+    )
 
 
 def valid(value: str) -> ElementTree.Element:
@@ -151,16 +163,35 @@ def test_raw_html_is_shown_as_text() -> None:
     assert "]]>" in "".join(root.itertext())
 
 
-@pytest.mark.parametrize("url", ["https://example.com/a?b=1&c=2", "http://x.org", "mailto:a@b.c", "../rel/page",
-                                 "/wiki/spaces/X", "#anchor", "HTTPS://X.ORG"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/a?b=1&c=2",
+        "http://x.org",
+        "mailto:a@b.c",
+        "../rel/page",
+        "/wiki/spaces/X",
+        "#anchor",
+        "HTTPS://X.ORG",
+    ],
+)
 def test_safe_links_are_kept(url: str) -> None:
     link = valid(markdown_to_storage(f"[go]({url})")).find(".//a")
     assert link is not None and link.text == "go"
     assert link.get("href").lower() == url.lower()
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "JavaScript:alert(1)", "vbscript:x", "data:text/html,x",
-                                 "file:///etc/passwd", "ftp://x.org/f"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "vbscript:x",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "ftp://x.org/f",
+    ],
+)
 def test_unsafe_links_stay_text(url: str) -> None:
     root = valid(markdown_to_storage(f"[go]({url}) <{url}>\n\n[ref]\n\n[ref]: {url}"))
     assert root.find(".//a") is None
@@ -168,8 +199,12 @@ def test_unsafe_links_stay_text(url: str) -> None:
 
 
 def test_images_keep_escaped_src_and_alt_and_unsafe_ones_stay_text() -> None:
-    root = valid(markdown_to_storage('![a <b> & "c"](https://img.example/p.png?x=1&y=2 "t")\n\n'
-                                     "![x](javascript:alert(1)) ![y](data:image/png;base64,AAAA)"))
+    root = valid(
+        markdown_to_storage(
+            '![a <b> & "c"](https://img.example/p.png?x=1&y=2 "t")\n\n'
+            "![x](javascript:alert(1)) ![y](data:image/png;base64,AAAA)"
+        )
+    )
     images = list(root.iter("img"))
     assert len(images) == 1
     assert images[0].get("src") == "https://img.example/p.png?x=1&y=2"
@@ -191,12 +226,68 @@ def test_markdown_must_be_a_string() -> None:
         markdown_to_storage([{"a": 1}])  # type: ignore[arg-type]
 
 
-MARKDOWN_PIECES = st.sampled_from(["# ", "*", "**", "~~", "`", "```", "\n", "\n\n", "| a |\n|---|\n", "[x](", ")",
-                                   "![i](", "<", ">", "&", "]]>", "javascript:", "http://h/", "    ", "- ", "1. ",
-                                   "\\", "&amp;", "&#0;", "\x00", "\r", "\x0c"])
-ALLOWED_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "em", "strong", "s", "code", "a", "img", "br", "hr", "ul",
-                "ol", "li", "blockquote", "table", "thead", "tbody", "tr", "th", "td", "root",
-                f"{AC}structured-macro", f"{AC}parameter", f"{AC}plain-text-body"}
+MARKDOWN_PIECES = st.sampled_from(
+    [
+        "# ",
+        "*",
+        "**",
+        "~~",
+        "`",
+        "```",
+        "\n",
+        "\n\n",
+        "| a |\n|---|\n",
+        "[x](",
+        ")",
+        "![i](",
+        "<",
+        ">",
+        "&",
+        "]]>",
+        "javascript:",
+        "http://h/",
+        "    ",
+        "- ",
+        "1. ",
+        "\\",
+        "&amp;",
+        "&#0;",
+        "\x00",
+        "\r",
+        "\x0c",
+    ]
+)
+ALLOWED_TAGS = {
+    "p",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "em",
+    "strong",
+    "s",
+    "code",
+    "a",
+    "img",
+    "br",
+    "hr",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "root",
+    f"{AC}structured-macro",
+    f"{AC}parameter",
+    f"{AC}plain-text-body",
+}
 
 
 @given(st.lists(st.one_of(MARKDOWN_PIECES, TEXT), max_size=30).map("".join))
@@ -232,13 +323,38 @@ def test_table_columns_argument_selects_and_orders() -> None:
 
 
 def test_cell_values() -> None:
-    row = {"none": None, "nan": math.nan, "t": True, "f": False, "int": 7, "float": 1.5, "dec": decimal.Decimal("2.50"),
-           "date": dt.date(2024, 5, 1), "ts": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
-           "nested": {"k": [1, "é", None, dt.date(2024, 1, 2)]}, "tuple": (1, 2), "bytes": b"ab\xff",
-           "html": "<b>&amp;</b>", 3: "int key"}
+    row = {
+        "none": None,
+        "nan": math.nan,
+        "t": True,
+        "f": False,
+        "int": 7,
+        "float": 1.5,
+        "dec": decimal.Decimal("2.50"),
+        "date": dt.date(2024, 5, 1),
+        "ts": dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
+        "nested": {"k": [1, "é", None, dt.date(2024, 1, 2)]},
+        "tuple": (1, 2),
+        "bytes": b"ab\xff",
+        "html": "<b>&amp;</b>",
+        3: "int key",
+    }
     assert cells(table_to_storage([row]))[1] == [
-        "", "", "true", "false", "7", "1.5", "2.50", "2024-05-01", "2024-05-01T12:30:00+00:00",
-        '{"k":[1,"é",null,"2024-01-02"]}', "[1,2]", "ab\ufffd", "<b>&amp;</b>", "int key"]
+        "",
+        "",
+        "true",
+        "false",
+        "7",
+        "1.5",
+        "2.50",
+        "2024-05-01",
+        "2024-05-01T12:30:00+00:00",
+        '{"k":[1,"é",null,"2024-01-02"]}',
+        "[1,2]",
+        "ab\ufffd",
+        "<b>&amp;</b>",
+        "int key",
+    ]
     assert cells(table_to_storage([row]))[0][-1] == "3"
 
 
@@ -298,16 +414,22 @@ def test_any_rows_give_valid_storage_whose_cells_parse_back(rows: list[dict[Any,
         return xml_legal(value if isinstance(value, str) else str(value))
 
     assert cells(table_to_storage(rows)) == [[text(k) for k in keys]] + [
-        [text(row.get(k)) for k in keys] for row in rows]
+        [text(row.get(k)) for k in keys] for row in rows
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------- pandas
 def test_a_real_dataframe() -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(
-        {"name": ["<a>", "b & c", None], "n": [1, 2, 3], "x": [1.5, math.nan, 3.0], "ok": [True, False, True],
-         "when": [pd.Timestamp("2024-05-01"), pd.NaT, pd.Timestamp("2024-05-03 10:00")],
-         "maybe": pd.array([1, None, 3], dtype="Int64")},
+        {
+            "name": ["<a>", "b & c", None],
+            "n": [1, 2, 3],
+            "x": [1.5, math.nan, 3.0],
+            "ok": [True, False, True],
+            "when": [pd.Timestamp("2024-05-01"), pd.NaT, pd.Timestamp("2024-05-03 10:00")],
+            "maybe": pd.array([1, None, 3], dtype="Int64"),
+        },
         index=["r1", "r2", "r3"],
     )
     assert cells(table_to_storage(frame)) == [
@@ -339,8 +461,10 @@ def test_to_storage() -> None:
 
 
 def test_importing_storage_imports_neither_markdown_it_nor_pandas() -> None:
-    code = ("import sys, airflow_provider_confluence.content.storage_format as s; s.to_storage('x', 'storage'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('markdown_it', 'pandas', 'numpy', 'airflow')))")
+    code = (
+        "import sys, airflow_provider_confluence.content.storage_format as s; s.to_storage('x', 'storage'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('markdown_it', 'pandas', 'numpy', 'airflow')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -353,23 +477,37 @@ def client(fake_atlassian: FakeAtlassian) -> Iterator[ConfluenceClient]:
     session = requests.Session()
 
     def refresh(refresh_token: str) -> oauth.TokenResponse:
-        return oauth.refresh(session, token_url=fake.token_url, client_id=fake.client_id,
-                             client_secret=fake.client_secret, refresh_token=refresh_token, timeout=10)
+        return oauth.refresh(
+            session,
+            token_url=fake.token_url,
+            client_id=fake.client_id,
+            client_secret=fake.client_secret,
+            refresh_token=refresh_token,
+            timeout=10,
+        )
 
     tokens = TokenManager(store=MemoryTokenStore(TokenState(refresh_token=fake.issue_grant())), refresh=refresh)
-    yield ConfluenceClient(api_url=fake.api_url, cloud_id=fake.cloud_id, tokens=tokens, site_url=fake.site_url,
-                           session=session)
+    yield ConfluenceClient(
+        api_url=fake.api_url, cloud_id=fake.cloud_id, tokens=tokens, site_url=fake.site_url, session=session
+    )
     session.close()
 
 
-NASTY_MARKDOWN = "\n\n".join([
-    "# Report <script>alert(1)</script> & ]]>", "| col <b> | x |\n|---|---|\n| ]]> | \x01&nbsp; |",
-    "```python\nprint(']]>') # <!-- & -->\r\n```", "[bad](javascript:alert(1)) [ok](https://x.org/?a=1&b=2)",
-    "![img \"alt\"](https://img.example/a.png)", "\x00\x0b\ufffe end"])
+NASTY_MARKDOWN = "\n\n".join(
+    [
+        "# Report <script>alert(1)</script> & ]]>",
+        "| col <b> | x |\n|---|---|\n| ]]> | \x01&nbsp; |",
+        "```python\nprint(']]>') # <!-- & -->\r\n```",
+        "[bad](javascript:alert(1)) [ok](https://x.org/?a=1&b=2)",
+        '![img "alt"](https://img.example/a.png)',
+        "\x00\x0b\ufffe end",
+    ]
+)
 
 
-def test_pages_with_converted_bodies_are_accepted_and_read_back(client: ConfluenceClient,
-                                                                fake_atlassian: FakeAtlassian) -> None:
+def test_pages_with_converted_bodies_are_accepted_and_read_back(
+    client: ConfluenceClient, fake_atlassian: FakeAtlassian
+) -> None:
     space_id = fake_atlassian.add_space("STO")["id"]
     bodies = {
         "markdown": to_storage(NASTY_MARKDOWN, "markdown"),
@@ -385,10 +523,13 @@ def test_pages_with_converted_bodies_are_accepted_and_read_back(client: Confluen
 
 @given(st.lists(TEXT, min_size=1, max_size=3))
 @settings(PROPS, max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-def test_any_cells_and_code_survive_the_emulator(client: ConfluenceClient, fake_atlassian: FakeAtlassian,
-                                                  texts: list[str]) -> None:
-    space_id = next((s["id"] for s in fake_atlassian.spaces if s["key"] == "HYP"), None) \
+def test_any_cells_and_code_survive_the_emulator(
+    client: ConfluenceClient, fake_atlassian: FakeAtlassian, texts: list[str]
+) -> None:
+    space_id = (
+        next((s["id"] for s in fake_atlassian.spaces if s["key"] == "HYP"), None)
         or fake_atlassian.add_space("HYP")["id"]
+    )
     body = table_to_storage([{"v": t} for t in texts]) + "".join(code_macro(t) for t in texts)
     page = client.create_page(space_id=space_id, title=f"p{next(_TITLES)}", body=body)
     stored = client.get_page(page["id"], body_format="storage")["body"]["storage"]["value"]

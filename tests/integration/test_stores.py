@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from airflow_provider_confluence.auth.stores.choice import VariableTokenStore, fingerprint
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-from airflow_provider_confluence.auth.stores.choice import VariableTokenStore, fingerprint
 from helpers.airflow_env import put_connection
 
 pytestmark = pytest.mark.airflow2
@@ -82,8 +82,8 @@ def test_the_variable_remembers_which_consent_it_descends_from(fake_atlassian, a
 @pytest.mark.parametrize("state_store", ["auto", "connection", "broker"])
 def test_a_blocked_process_reaches_the_row_through_the_broker(fake_atlassian, airflow_db, monkeypatch, state_store):
     """An Airflow 3 task worker or triggerer (ORM blocked) never writes a store itself: it asks the broker."""
-    from airflow_provider_confluence.auth.stores import choice as stores
     from airflow_provider_confluence.auth.broker.client import BrokerTokenSource
+    from airflow_provider_confluence.auth.stores import choice as stores
 
     monkeypatch.setattr(stores, "orm_available", lambda: False)
     put_connection("blocked", fake_atlassian.connection("blocked", state_store=state_store))
@@ -125,9 +125,13 @@ def test_a_variable_planted_by_a_task_is_never_adopted(fake_atlassian, confluenc
     fake_atlassian.add_space("DEMO")
     ConfluenceOAuthHook(confluence_conn).get_space_id("DEMO")  # the row holds a token and the site's cloud id
     extra = read_connection_extra(confluence_conn)
-    planted = {"refresh_token": "planted-refresh-token", "access_token": "planted-access-token",
-               "expires_at": extra["expires_at"] + 86400, "cloud_id": "planted-cloud-id",
-               "seed_fingerprint": extra["refresh_token_fingerprint"]}
+    planted = {
+        "refresh_token": "planted-refresh-token",
+        "access_token": "planted-access-token",
+        "expires_at": extra["expires_at"] + 86400,
+        "cloud_id": "planted-cloud-id",
+        "seed_fingerprint": extra["refresh_token_fingerprint"],
+    }
     Variable.set(f"confluence_oauth_token_state__{confluence_conn}", json.dumps(planted))
     hook = ConfluenceOAuthHook(confluence_conn)
     assert hook.get_access_token() == extra["access_token"]

@@ -200,8 +200,14 @@ print("DAG-RUN-RESULT " + json.dumps({"state": str(run.state), "run_id": run.run
 
 
 def worker(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    result = subprocess.run([sys.executable, str(WORKER), *args], env=env, capture_output=True, text=True,
-                            timeout=timeout, cwd=str(WORKER.parent))
+    result = subprocess.run(
+        [sys.executable, str(WORKER), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(WORKER.parent),
+    )
     assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -246,7 +252,11 @@ def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     with open(log_path, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(home),
+            start_new_session=True,
         )
     try:
         health = f"http://127.0.0.1:{port}/execution/health"
@@ -256,8 +266,9 @@ def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
         stop_group(proc)
 
 
-def run_dag_in_worker(api_server: dict[str, Any], dag_id: str,
-                      run_conf: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, str]:
+def run_dag_in_worker(
+    api_server: dict[str, Any], dag_id: str, run_conf: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str, str]:
     """Run ``dag_id`` with ``dag.test(use_executor=True)`` (and ``run_conf``) in a subprocess.
 
     :returns: the run's result, the runner's output, and what the api-server wrote meanwhile.
@@ -272,13 +283,19 @@ def run_dag_in_worker(api_server: dict[str, Any], dag_id: str,
     with open(out_path, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", RUNNER, str(EXAMPLE_DAGS), dag_id, *([json.dumps(run_conf)] if run_conf else [])],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(home),
+            start_new_session=True,
         )
     try:
         proc.wait(timeout=DAG_RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"dag.test(use_executor=True) of {dag_id} did not finish in {DAG_RUN_TIMEOUT:.0f} s:\n"
-                    f"{out_path.read_text(errors='replace')[-6000:]}")
+        pytest.fail(
+            f"dag.test(use_executor=True) of {dag_id} did not finish in {DAG_RUN_TIMEOUT:.0f} s:\n"
+            f"{out_path.read_text(errors='replace')[-6000:]}"
+        )
     finally:
         stop_group(proc, timeout=5)  # and any LocalExecutor worker or supervisor it left behind
     output = out_path.read_text(errors="replace")
@@ -364,8 +381,16 @@ def _prepare(api_server: dict[str, Any], fake: Any, **extra: Any) -> tuple[dict[
     return env, connection["extra"]["refresh_token"]
 
 
-def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, planted: str, output: str,
-                       server_output: str, result: dict[str, Any], client_task: str) -> dict[str, str]:
+def _check_worker_path(
+    api_server: dict[str, Any],
+    fake: Any,
+    dag_id: str,
+    planted: str,
+    output: str,
+    server_output: str,
+    result: dict[str, Any],
+    client_task: str,
+) -> dict[str, str]:
     env = api_server["env"]
     assert result["state"].endswith("success"), f"{result}\n{output[-6000:]}"
     assert all(state.endswith("success") for state in result["tasks"].values()), result["tasks"]
@@ -381,8 +406,10 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     client_events = events(logs[client_task])
     lines = [str(e.get("event")) for e in client_events]
     broker = f"http://127.0.0.1:{api_server['port']}/confluence-oauth/token"
-    assert any(line.startswith(f"Connection {CONN_ID!r} gets its access tokens from the token broker at {broker}")
-               for line in lines), lines
+    assert any(
+        line.startswith(f"Connection {CONN_ID!r} gets its access tokens from the token broker at {broker}")
+        for line in lines
+    ), lines
     assert not any(line.startswith("Refreshed the Confluence access token") for line in lines), lines
     assert fake.counters["refreshes"] == 1
     assert fake.counters["invalid_grants"] == 0
@@ -393,8 +420,9 @@ def _check_worker_path(api_server: dict[str, Any], fake: Any, dag_id: str, plant
     # The worker read the connection through the execution API, and got its token from the broker.
     assert served(server_output, "GET", f"/execution/connections/{CONN_ID}"), server_output[-3000:]
     assert served(server_output, "POST", "/confluence-oauth/token"), server_output[-3000:]
-    no_variable = not any(put in server_output for put in ("method=PUT path=/execution/variables/",
-                                                           '"PUT /execution/variables/'))
+    no_variable = not any(
+        put in server_output for put in ("method=PUT path=/execution/variables/", '"PUT /execution/variables/')
+    )
     assert no_variable, server_output[-3000:]  # no Variable store
 
     # The scan below is not vacuous: the task log holds the hook's lines, and the probe logged the stored tokens
@@ -430,8 +458,9 @@ def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
 
     result, output, server_output = run_dag_in_worker(api_server, "confluence_publish_report")
 
-    logs = _check_worker_path(api_server, fake, "confluence_publish_report", planted, output, server_output,
-                              result, "publish_report")
+    logs = _check_worker_path(
+        api_server, fake, "confluence_publish_report", planted, output, server_output, result, "publish_report"
+    )
     pages = [p for p in fake.pages if p["title"].startswith("Pipeline report ")]
     assert len(pages) == 1
     assert "<td>1234</td>" in pages[0]["body"]["storage"]["value"]
@@ -443,8 +472,9 @@ def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
     # ConfluencePageLink.get_link's answer in XCom, and the api-server's XComOperatorLink reads it back.
     url = f"{fake.site_url}/wiki{pages[0]['_links']['webui']}"
     assert summary["url"] == url
-    links = rest_api(api_server, f"/dags/confluence_publish_report/dagRuns/{result['run_id']}/taskInstances/"
-                                 "publish_report/links")
+    links = rest_api(
+        api_server, f"/dags/confluence_publish_report/dagRuns/{result['run_id']}/taskInstances/publish_report/links"
+    )
     assert links == {"extra_links": {"Confluence page": url}, "total_entries": 1}
 
 
@@ -455,8 +485,9 @@ def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
 
     result, output, server_output = run_dag_in_worker(api_server, "confluence_list_spaces")
 
-    logs = _check_worker_path(api_server, fake, "confluence_list_spaces", planted, output, server_output, result,
-                              "list_spaces")
+    logs = _check_worker_path(
+        api_server, fake, "confluence_list_spaces", planted, output, server_output, result, "list_spaces"
+    )
     assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces"] == 2
     spaces = result["xcoms"]["list_spaces"]
     assert len(spaces) == 260 and {s["key"] for s in spaces} == {s["key"] for s in fake.spaces}
@@ -474,9 +505,16 @@ def test_the_host_locked_variable_store_moves_its_pre_0_2_0_variable_in_a_forked
     fake = fake_atlassian
     env, planted = _prepare(api_server, fake, state_store="variable")
     old_name = f"confluence_oauth__{CONN_ID}"
-    rotated = requests.post(fake.token_url, timeout=10, json={  # what 0.1 rotated into the old-named Variable
-        "grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-        "refresh_token": planted}).json()["refresh_token"]
+    rotated = requests.post(
+        fake.token_url,
+        timeout=10,
+        json={  # what 0.1 rotated into the old-named Variable
+            "grant_type": "refresh_token",
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "refresh_token": planted,
+        },
+    ).json()["refresh_token"]
     seed = hashlib.sha256(planted.encode()).hexdigest()[:16]
     worker(env, "put-variable", old_name, json.dumps({"refresh_token": rotated, "seed_fingerprint": seed}))
 
@@ -488,7 +526,10 @@ def test_the_host_locked_variable_store_moves_its_pre_0_2_0_variable_in_a_forked
     assert state["refresh_token"] == fake.latest_refresh_token not in (planted, rotated)
     assert served(server_output, "DELETE", f"/execution/variables/{old_name}"), server_output[-3000:]
     assert (fake.counters["refreshes"], fake.counters["stale_refresh_reuses"], fake.counters["invalid_grants"]) == (
-        2, 0, 0)
+        2,
+        0,
+        0,
+    )
 
 
 def test_the_host_locked_variable_store_works_in_a_forked_worker_when_chosen(api_server, fake_atlassian):
@@ -511,7 +552,8 @@ def test_the_host_locked_variable_store_works_in_a_forked_worker_when_chosen(api
     assert fake.counters["invalid_grants"] == 0
     texts = {f"task log of {task}": text for task, text in logs.items()}
     texts["dag.test(use_executor=True) output"] = "\n".join(
-        line for line in output.splitlines() if f"{PROBE} tokens " not in line)
+        line for line in output.splitlines() if f"{PROBE} tokens " not in line
+    )
     texts["api-server output"] = server_output
     assert_no_token_leaked(texts, every_token(fake, state))
 
@@ -525,21 +567,27 @@ def test_http_example_with_the_token_macro_in_a_forked_worker(api_server, fake_a
     for title in ("Alpha", "Beta"):
         fake.add_page("DEMO", title)
     env, planted = _prepare(api_server, fake)
-    gateway = {"conn_type": "http", "host": f"{fake.api_url}/ex/confluence/{fake.cloud_id}", "login": None,
-               "password": None, "extra": {}}
+    gateway = {
+        "conn_type": "http",
+        "host": f"{fake.api_url}/ex/confluence/{fake.cloud_id}",
+        "login": None,
+        "password": None,
+        "extra": {},
+    }
     worker(env, "put-connection", "confluence_gateway", json.dumps(gateway))
 
-    result, output, server_output = run_dag_in_worker(api_server, "confluence_http_with_token",
-                                                      {"space_id": space["id"]})
+    result, output, server_output = run_dag_in_worker(
+        api_server, "confluence_http_with_token", {"space_id": space["id"]}
+    )
 
-    logs = _check_worker_path(api_server, fake, "confluence_http_with_token", planted, output, server_output,
-                              result, "recent_pages")
+    logs = _check_worker_path(
+        api_server, fake, "confluence_http_with_token", planted, output, server_output, result, "recent_pages"
+    )
     assert fake.counters["api_calls_by_route"]["GET /wiki/api/v2/spaces/{id}/pages"] == 1
     assert [page["title"] for page in result["xcoms"]["recent_pages"]][:2] == ["Beta", "Alpha"]
     assert result["xcoms"]["show"] == 3
     assert probe(logs["recent_pages"], "header") == [f"{PROBE} header Bearer ***"]
-    ti = rest_api(api_server, f"/dags/confluence_http_with_token/dagRuns/{result['run_id']}/taskInstances/"
-                              "recent_pages")
+    ti = rest_api(api_server, f"/dags/confluence_http_with_token/dagRuns/{result['run_id']}/taskInstances/recent_pages")
     assert ti["rendered_fields"]["headers"]["Authorization"] in ("***", "Bearer ***"), ti["rendered_fields"]
     assert_no_token_leaked({"rendered fields (REST API)": json.dumps(ti)}, every_token(fake))
 
@@ -551,8 +599,14 @@ def triggerer(api_server: dict[str, Any]) -> Iterator[Path]:
     env = api_server["env"]
     log_path = Path(env["AIRFLOW_HOME"]) / "triggerer.out"
     with open(log_path, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "triggerer"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=env["AIRFLOW_HOME"], start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "triggerer"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=env["AIRFLOW_HOME"],
+            start_new_session=True,
+        )
     try:
         yield log_path
     finally:
@@ -591,10 +645,16 @@ def test_deferrable_sensor_in_a_real_triggerer(api_server, fake_atlassian, trigg
     assert sum(line.startswith(broker) for line in lines) + len(triggerer_lines) == 2, (lines, triggerer_lines)
     extra = json.loads(worker(api_server["env"], "read-extra", CONN_ID))
     assert extra["refresh_token"] == fake.latest_refresh_token and fake.counters["invalid_grants"] == 0
-    links = rest_api(api_server, f"/dags/confluence_wait_for_page/dagRuns/{result['run_id']}/taskInstances/"
-                                 "wait_for_approval/links")
+    links = rest_api(
+        api_server, f"/dags/confluence_wait_for_page/dagRuns/{result['run_id']}/taskInstances/wait_for_approval/links"
+    )
     assert links["extra_links"] == {"Confluence page": url}
     texts = {f"task log of {task}": text for task, text in logs.items()}
-    texts.update({"dag.test(use_executor=True) output": output, "api-server output": server_output,
-                  "triggerer output": triggerer_output})
+    texts.update(
+        {
+            "dag.test(use_executor=True) output": output,
+            "api-server output": server_output,
+            "triggerer output": triggerer_output,
+        }
+    )
     assert_no_token_leaked(texts, every_token(fake))

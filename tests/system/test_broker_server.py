@@ -86,8 +86,6 @@ print("WORKER-RESULT " + json.dumps({"calls": calls, "orm": orm_available(), "st
 """
 
 
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeAtlassian]:
     """One emulator for the module: the API server is started with connections that point at it."""
@@ -119,9 +117,23 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         try:
             with open(log_path, "w") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                     "--workers", "1"],
-                    env=server_env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "airflow",
+                        "api-server",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                    ],
+                    env=server_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(home),
+                    start_new_session=True,
                 )
             broker = f"http://127.0.0.1:{port}/confluence-oauth/token"
             deadline = time.monotonic() + SERVER_START_TIMEOUT
@@ -143,8 +155,14 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def helper(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, str(HELPER), *args], env=env, capture_output=True, text=True,
-                            timeout=120, cwd=str(HELPER.parent))
+    result = subprocess.run(
+        [sys.executable, str(HELPER), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(HELPER.parent),
+    )
     assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -155,15 +173,19 @@ def deployment_key(server: dict[str, Any]) -> str:
     return helper(server["env"], "read-variable", GATE_VARIABLE).strip()
 
 
-def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: str,
-         tmp_path: Path) -> list[dict[str, Any]]:
+def race(
+    server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: str, tmp_path: Path
+) -> list[dict[str, Any]]:
     """Start the worker processes, release them together, and return what each printed.
 
     :param connection: the connection's JSON as the workers see it.
     """
-    env = {**server["env"], f"AIRFLOW_CONN_{conn_id.upper()}": connection,
-           # what a task reads through the execution API: the deployment's broker key
-           f"AIRFLOW_VAR_{GATE_VARIABLE.upper()}": deployment_key(server)}
+    env = {
+        **server["env"],
+        f"AIRFLOW_CONN_{conn_id.upper()}": connection,
+        # what a task reads through the execution API: the deployment's broker key
+        f"AIRFLOW_VAR_{GATE_VARIABLE.upper()}": deployment_key(server),
+    }
     go = tmp_path / "go"
     ready = [tmp_path / f"ready-{i}" for i in range(WORKERS)]
     outputs = [tmp_path / f"worker-{i}.out" for i in range(WORKERS)]
@@ -171,11 +193,26 @@ def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: 
     try:
         for i in range(WORKERS):
             with open(outputs[i], "w") as out:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-c", WORKER, conn_id, str(MIN_CALLS), str(ready[i]), str(go), fake.url,
-                     str(MIN_REFRESHES)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path), start_new_session=True,
-                ))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            WORKER,
+                            conn_id,
+                            str(MIN_CALLS),
+                            str(ready[i]),
+                            str(go),
+                            fake.url,
+                            str(MIN_REFRESHES),
+                        ],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        cwd=str(tmp_path),
+                        start_new_session=True,
+                    )
+                )
         deadline = time.monotonic() + 120
         while not all(r.exists() for r in ready):
             dead = [o.read_text()[-3000:] for p, o in zip(procs, outputs, strict=True) if p.poll() is not None]
@@ -193,8 +230,12 @@ def race(server: dict[str, Any], fake: FakeAtlassian, connection: str, conn_id: 
     for proc, text in zip(procs, texts, strict=True):
         assert proc.returncode == 0, text[-3000:]
     server["worker_output"] = "\n".join(texts)
-    return [json.loads(next(line for line in reversed(t.splitlines()) if line.startswith("WORKER-RESULT "))
-                       .split(" ", 1)[1]) for t in texts]
+    return [
+        json.loads(
+            next(line for line in reversed(t.splitlines()) if line.startswith("WORKER-RESULT ")).split(" ", 1)[1]
+        )
+        for t in texts
+    ]
 
 
 def assert_rotation_was_perfect(fake: FakeAtlassian, server: dict[str, Any], results: list[dict[str, Any]]) -> None:
@@ -216,8 +257,10 @@ def assert_rotation_was_perfect(fake: FakeAtlassian, server: dict[str, Any], res
 
 def assert_nothing_leaked(server: dict[str, Any], fake: FakeAtlassian) -> None:
     canaries = {fake.client_secret, *getattr(fake._auth, "_refresh", {}), *getattr(fake._auth, "_access", {})}
-    for where, text in [("api-server output", server["log"].read_text(errors="replace")),
-                        ("worker output", server["worker_output"])]:
+    for where, text in [
+        ("api-server output", server["log"].read_text(errors="replace")),
+        ("worker output", server["worker_output"]),
+    ]:
         leaked = find_leaks(text, canaries)
         clean = not leaked  # a bool: pytest would print the list itself
         assert clean, f"{len(leaked)} token(s) in clear text in the {where}"  # never say which
@@ -274,9 +317,16 @@ def test_the_refusals_over_http(server, fake):
     fake.access_token_lifetime = 3600  # (the races before made it 1 s)
     connection = fake.connection(ROW_CONN)
     helper(server["env"], "put-connection", ROW_CONN, json.dumps(connection))
-    key = broker_key(ConnectionSettings.from_connection_fields(
-        ROW_CONN, host=connection["host"], login=connection["login"], password=connection["password"],
-        extra=connection["extra"], allowed_endpoint_hosts=fake.allowed_endpoint_hosts))
+    key = broker_key(
+        ConnectionSettings.from_connection_fields(
+            ROW_CONN,
+            host=connection["host"],
+            login=connection["login"],
+            password=connection["password"],
+            extra=connection["extra"],
+            allowed_endpoint_hosts=fake.allowed_endpoint_hosts,
+        )
+    )
     assert key
     url, now = server["broker"], int(time.time())
 
@@ -295,9 +345,15 @@ def test_the_refusals_over_http(server, fake):
     retired = post(signed_request(key, ROW_CONN, timestamp=now, gate_key=gate))
     good = signed_request(saved, ROW_CONN, timestamp=now, gate_key=gate)
     second, replayed = post(good), post(good)
-    for response, error in [(outsider, "invalid_gate"), (wrong, "invalid_signature"), (app_secret, "invalid_signature"),
-                            (unknown, "invalid_signature"), (stale, "stale_timestamp"), (retired, "invalid_signature"),
-                            (replayed, "replayed_nonce")]:
+    for response, error in [
+        (outsider, "invalid_gate"),
+        (wrong, "invalid_signature"),
+        (app_secret, "invalid_signature"),
+        (unknown, "invalid_signature"),
+        (stale, "stale_timestamp"),
+        (retired, "invalid_signature"),
+        (replayed, "replayed_nonce"),
+    ]:
         assert response.status_code == 401, response.text
         assert response.json()["error"] == error and response.json()["detail"]
         assert "access_token" not in response.text

@@ -74,10 +74,16 @@ STEP_TIMEOUT = 30.0
 #: What the docs promise the Airflow 3 form shows (docs/connection.md, "2. Create the Airflow connection").
 STANDARD_FIELDS = {  # input name -> (label, placeholder, input type)
     "host": ("Confluence site URL", "https://your-site.atlassian.net", "text"),
-    "login": ("Client ID (or e-mail for api_token)",
-              "client ID of the app or service account; the account's e-mail for api_token", "text"),
-    "password": ("Client secret (or API token for api_token)", "client secret; the scoped API token for api_token",
-                 "password"),
+    "login": (
+        "Client ID (or e-mail for api_token)",
+        "client ID of the app or service account; the account's e-mail for api_token",
+        "text",
+    ),
+    "password": (
+        "Client secret (or API token for api_token)",
+        "client secret; the scoped API token for api_token",
+        "password",
+    ),
 }
 #: Extra key -> label, as the table in docs/connection.md names them; every one a text input but the refresh token.
 README_EXTRAS = {
@@ -100,9 +106,14 @@ def declared_extras() -> dict[str, dict[str, Any]]:
     from airflow_provider_confluence.get_provider_info import get_provider_info
 
     (conn_type,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "confluence_oauth"]
-    return {key: {"label": field["label"], "description": field.get("description") or "",
-                  "secret": field["schema"].get("format") == "password"}
-            for key, field in conn_type["conn-fields"].items()}
+    return {
+        key: {
+            "label": field["label"],
+            "description": field.get("description") or "",
+            "secret": field["schema"].get("format") == "password",
+        }
+        for key, field in conn_type["conn-fields"].items()
+    }
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -120,7 +131,9 @@ def browser_parts() -> None:
 
 
 @pytest.fixture(scope="module")
-def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> Iterator[dict[str, Any]]:
+def ui_env(
+    browser_parts: None, tmp_path_factory: pytest.TempPathFactory, emulator_port: int
+) -> Iterator[dict[str, Any]]:
     """A private AIRFLOW_HOME, the admin's password, and a fresh, migrated PostgreSQL metadata database."""
     home = tmp_path_factory.mktemp("airflow3-ui-home")
     (home / "dags").mkdir()
@@ -142,8 +155,14 @@ def ui_env(browser_parts: None, tmp_path_factory: pytest.TempPathFactory, emulat
     }
     with fresh_postgres_database("apc_browser", env) as sqlalchemy_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = sqlalchemy_url
-        yield {"env": env, "home": home, "port": port, "base_url": base_url, "password": password,
-               "database_url": libpq_url(sqlalchemy_url)}
+        yield {
+            "env": env,
+            "home": home,
+            "port": port,
+            "base_url": base_url,
+            "password": password,
+            "database_url": libpq_url(sqlalchemy_url),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +172,23 @@ def ui_server(ui_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
     log_path = home / "api-server.out"
     with open(log_path, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(ui_env["port"]),
-             "--workers", "1"],
-            env=ui_env["env"], stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ui_env["port"]),
+                "--workers",
+                "1",
+            ],
+            env=ui_env["env"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(home),
+            start_new_session=True,
         )
     try:
         health = f"{ui_env['base_url']}/api/v2/monitor/health"
@@ -218,9 +251,16 @@ def connection_row(database_url: str, conn_id: str) -> dict[str, Any] | None:
         password = fernet.decrypt(password.encode()).decode()
     if extra and is_extra_encrypted:
         extra = fernet.decrypt(extra.encode()).decode()
-    return {"conn_type": conn_type, "host": host, "schema": schema, "login": login, "password": password,
-            "port": port, "extra": json.loads(extra) if extra else {},
-            "encrypted": bool(is_encrypted) and bool(is_extra_encrypted)}
+    return {
+        "conn_type": conn_type,
+        "host": host,
+        "schema": schema,
+        "login": login,
+        "password": password,
+        "port": port,
+        "extra": json.loads(extra) if extra else {},
+        "encrypted": bool(is_encrypted) and bool(is_extra_encrypted),
+    }
 
 
 def put_connection_row(database_url: str, conn_id: str, fake: Any, host: str | None = None, **extra: Any) -> None:
@@ -229,14 +269,24 @@ def put_connection_row(database_url: str, conn_id: str, fake: Any, host: str | N
     from cryptography.fernet import Fernet
 
     fernet = Fernet(FERNET_KEY.encode())
-    values = {"scopes": SCOPES, "auth_url": fake.auth_url, "grant_url": fake.token_url, "api_url": fake.api_url,
-              **extra}
+    values = {
+        "scopes": SCOPES,
+        "auth_url": fake.auth_url,
+        "grant_url": fake.token_url,
+        "api_url": fake.api_url,
+        **extra,
+    }
     with psycopg2.connect(database_url) as db, db.cursor() as cursor:
         cursor.execute(
             "INSERT INTO connection (conn_id, conn_type, host, login, password, extra, is_encrypted, "
             "is_extra_encrypted) VALUES (%s, 'confluence_oauth', %s, %s, %s, %s, true, true)",
-            (conn_id, host or fake.site_url, fake.client_id, fernet.encrypt(fake.client_secret.encode()).decode(),
-             fernet.encrypt(json.dumps(values).encode()).decode()),
+            (
+                conn_id,
+                host or fake.site_url,
+                fake.client_id,
+                fernet.encrypt(fake.client_secret.encode()).decode(),
+                fernet.encrypt(json.dumps(values).encode()).decode(),
+            ),
         )
     db.close()
 
@@ -278,8 +328,11 @@ def log_in(b: Browser, server: dict[str, Any]) -> None:
     user = b.wait(shown(b, by("NAME", "username")), UI_TIMEOUT, "the login page shows no username field")
     user.send_keys(ADMIN)
     b.driver.find_element(*by("NAME", "password")).send_keys(server["password"], Keys.ENTER)
-    b.wait(shown(b, by("CSS_SELECTOR", "button[aria-label='Admin']")), UI_TIMEOUT,
-           "the UI shows no Admin menu after logging in")
+    b.wait(
+        shown(b, by("CSS_SELECTOR", "button[aria-label='Admin']")),
+        UI_TIMEOUT,
+        "the UI shows no Admin menu after logging in",
+    )
     assert "/auth/login" not in b.driver.current_url
 
 
@@ -308,8 +361,11 @@ def dialog_fields(b: Browser) -> dict[str, dict[str, Any]]:
 
 def expand_section(b: Browser, title: str) -> None:
     """Open one accordion section of the connection dialog (no-op when it is open)."""
-    trigger = b.wait(shown(b, by("XPATH", f"//*[@role='dialog']//button[normalize-space()={title!r}]")),
-                     STEP_TIMEOUT, f"the dialog has no {title!r} section")
+    trigger = b.wait(
+        shown(b, by("XPATH", f"//*[@role='dialog']//button[normalize-space()={title!r}]")),
+        STEP_TIMEOUT,
+        f"the dialog has no {title!r} section",
+    )
     if trigger.get_attribute("aria-expanded") != "true":
         b.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", trigger)
         trigger.click()
@@ -333,7 +389,8 @@ def screenshot_dialog(b: Browser, path: Path) -> None:
     try:
         try:  # best effort: a picture cut short is still a picture, and no reason to fail the test
             WebDriverWait(b.driver, 10, poll_frequency=0.25).until(
-                lambda d: int(d.execute_script(to_top)) <= d.execute_script("return window.innerHeight"))
+                lambda d: int(d.execute_script(to_top)) <= d.execute_script("return window.innerHeight")
+            )
         except TimeoutException:
             pass
         b.screenshot(path)
@@ -356,8 +413,11 @@ def type_into(b: Browser, name: str, text: str) -> None:
         b.wait(lambda d: field.get_attribute("value") == "", STEP_TIMEOUT, f"{name!r} could not be emptied")
     for count in range(1, len(text) + 1):
         field.send_keys(text[count - 1])
-        b.wait(lambda d, count=count: field.get_attribute("value") == text[:count], STEP_TIMEOUT,
-               f"{name!r} did not take the key {text[count - 1]!r} after {text[:count - 1]!r}")
+        b.wait(
+            lambda d, count=count: field.get_attribute("value") == text[:count],
+            STEP_TIMEOUT,
+            f"{name!r} did not take the key {text[count - 1]!r} after {text[: count - 1]!r}",
+        )
 
 
 def wait_for_toast(b: Browser, text: str) -> None:
@@ -366,11 +426,17 @@ def wait_for_toast(b: Browser, text: str) -> None:
 
 def enter_status_frame(b: Browser) -> None:
     """The status page is the plugin's external view: a frame of /confluence-oauth/status in the UI."""
-    frame = b.wait(shown(b, by("CSS_SELECTOR", "iframe[src$='/confluence-oauth/status']")), UI_TIMEOUT,
-                   "Admin -> Confluence OAuth shows no frame of /confluence-oauth/status")
+    frame = b.wait(
+        shown(b, by("CSS_SELECTOR", "iframe[src$='/confluence-oauth/status']")),
+        UI_TIMEOUT,
+        "Admin -> Confluence OAuth shows no frame of /confluence-oauth/status",
+    )
     b.driver.switch_to.frame(frame)
-    b.wait(shown(b, by("XPATH", "//h1[normalize-space()='Confluence OAuth connections']")), UI_TIMEOUT,
-           "the status page did not load in the frame")
+    b.wait(
+        shown(b, by("XPATH", "//h1[normalize-space()='Confluence OAuth connections']")),
+        UI_TIMEOUT,
+        "the status page did not load in the frame",
+    )
 
 
 def status_row(b: Browser, conn_id: str) -> dict[str, Any]:
@@ -406,7 +472,6 @@ def no_leaks(where: str, text: str) -> None:
         pytest.fail(f"{where} shows {len(found)} emulator-issued secret(s) in clear", pytrace=False)
 
 
-
 def server_output(server: dict[str, Any], offset: int = 0) -> str:
     with open(server["log"], "rb") as handle:
         handle.seek(offset)
@@ -423,15 +488,24 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     # 1. Admin -> Connections -> Add Connection -> "Confluence Cloud (OAuth 2.0)".
     log_in(b, server)
     open_admin_item(b, "Connections")
-    b.wait(lambda d: urlsplit(d.current_url).path.rstrip("/").endswith("/connections"), UI_TIMEOUT,
-           "Admin -> Connections did not open the connections list")
+    b.wait(
+        lambda d: urlsplit(d.current_url).path.rstrip("/").endswith("/connections"),
+        UI_TIMEOUT,
+        "Admin -> Connections did not open the connections list",
+    )
     click(b, by("XPATH", "//button[normalize-space()='Add Connection']"), "Add Connection", UI_TIMEOUT)
-    conn_type = b.wait(shown(b, by("CSS_SELECTOR", "[role=dialog] input[role=combobox]")), STEP_TIMEOUT,
-                       "the Add Connection dialog has no connection type chooser")
+    conn_type = b.wait(
+        shown(b, by("CSS_SELECTOR", "[role=dialog] input[role=combobox]")),
+        STEP_TIMEOUT,
+        "the Add Connection dialog has no connection type chooser",
+    )
     conn_type.click()
     conn_type.send_keys("Confluence")
-    click(b, by("XPATH", f"//*[@role='option'][normalize-space()={TYPE_LABEL!r}]"),
-          f"the {TYPE_LABEL!r} connection type (is the provider installed?)")
+    click(
+        b,
+        by("XPATH", f"//*[@role='option'][normalize-space()={TYPE_LABEL!r}]"),
+        f"the {TYPE_LABEL!r} connection type (is the provider installed?)",
+    )
     b.wait(shown(b, by("NAME", "host")), STEP_TIMEOUT, "choosing the type showed no standard fields")
 
     fields = dialog_fields(b)  # every field, in page order, whichever section is open
@@ -481,10 +555,19 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     row = connection_row(server["database_url"], CONN_ID)
     assert row is not None, f"{CONN_ID} is not in the metadata database after Save"
     assert (row["conn_type"], row["host"], row["login"], row["password"]) == (
-        "confluence_oauth", fake.site_url, fake.client_id, fake.client_secret)
+        "confluence_oauth",
+        fake.site_url,
+        fake.client_id,
+        fake.client_secret,
+    )
     assert row["schema"] in (None, "") and row["port"] is None and row["encrypted"]
-    typed = {"scopes": SCOPES, "redirect_uri": callback, "auth_url": fake.auth_url, "grant_url": fake.token_url,
-             "api_url": fake.api_url}
+    typed = {
+        "scopes": SCOPES,
+        "redirect_uri": callback,
+        "auth_url": fake.auth_url,
+        "grant_url": fake.token_url,
+        "api_url": fake.api_url,
+    }
     assert {key: row["extra"].get(key) for key in typed} == typed
     assert set(row["extra"]) <= set(declared), f"unexpected extra keys: {sorted(row['extra'])}"
     assert not row["extra"].get("refresh_token"), "a refresh token was saved, though none was typed"
@@ -504,8 +587,11 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     # (it approves at once) -> the plugin's callback.
     b.driver.get(server["base_url"] + "/confluence-oauth/status")
     click(b, by("XPATH", f"//tr[td/code[normalize-space()={CONN_ID!r}]]//a[@class='button']"), "Connect")
-    b.wait(shown(b, by("XPATH", "//h1[normalize-space()='Connected to Confluence']")), UI_TIMEOUT,
-           "Connect did not end on the callback's success page")
+    b.wait(
+        shown(b, by("XPATH", "//h1[normalize-space()='Connected to Confluence']")),
+        UI_TIMEOUT,
+        "Connect did not end on the callback's success page",
+    )
     assert urlsplit(b.driver.current_url).path == "/confluence-oauth/callback", b.driver.current_url
     page = b.visible_text()
     assert f"Connection {CONN_ID} is connected to {fake.site_url}" in page, page
@@ -513,16 +599,25 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     no_leaks("the callback's page", b.driver.page_source)
     b.screenshot(shots / "consent-done.png")
     row = connection_row(server["database_url"], CONN_ID)
-    assert row is not None and row["extra"].get("refresh_token") == fake.latest_refresh_token, \
+    assert row is not None and row["extra"].get("refresh_token") == fake.latest_refresh_token, (
         "the consent's refresh token is not the one in the connection row"
+    )
     assert row["extra"].get("grant_issued_at"), "the consent did not record its time"
 
     # The connected connection on the status page, in the UI (the docs' screenshot).
     click(b, by("XPATH", "//a[normalize-space()='Back to Airflow connections']"), "the callback's link back")
-    b.wait(shown(b, by("XPATH", f"//td[normalize-space()={CONN_ID!r}]")), UI_TIMEOUT,
-           "the callback's link back does not lead to the connections list")
-    put_connection_row(server["database_url"], "confluence_team_wiki", fake, host="https://team-wiki.atlassian.net",
-                       redirect_uri=callback)  # and one not connected yet, beside it
+    b.wait(
+        shown(b, by("XPATH", f"//td[normalize-space()={CONN_ID!r}]")),
+        UI_TIMEOUT,
+        "the callback's link back does not lead to the connections list",
+    )
+    put_connection_row(
+        server["database_url"],
+        "confluence_team_wiki",
+        fake,
+        host="https://team-wiki.atlassian.net",
+        redirect_uri=callback,
+    )  # and one not connected yet, beside it
     open_status_view(b)
     status = status_row(b, CONN_ID)
     assert status["button"] and status["button"]["text"] == "Reconnect", status
@@ -534,17 +629,24 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     b.driver.switch_to.default_content()
     b.screenshot(shots / "status-page.png")
     if len(b.driver.window_handles) > 1:  # back from the status page's tab to the UI's, reloaded: a tab opened
-        b.driver.close()                   # before the consent holds the connection as it was then, and saving
+        b.driver.close()  # before the consent holds the connection as it was then, and saving
         b.driver.switch_to.window(b.driver.window_handles[0])  # its stale form would write that back
         b.driver.refresh()
 
     # 4. The edit form of the connected connection: no secret in clear; saved unchanged, nothing changes.
     before = connection_row(server["database_url"], CONN_ID)
     open_admin_item(b, "Connections")
-    click(b, by("XPATH", f"//tr[td[normalize-space()={CONN_ID!r}]]//button[@aria-label='Edit Connection']"),
-          f"Edit Connection of {CONN_ID}", UI_TIMEOUT)
-    b.wait(lambda d: dialog_fields(b).get("host", {}).get("value") == fake.site_url, STEP_TIMEOUT,
-           "the edit form did not load the connection")
+    click(
+        b,
+        by("XPATH", f"//tr[td[normalize-space()={CONN_ID!r}]]//button[@aria-label='Edit Connection']"),
+        f"Edit Connection of {CONN_ID}",
+        UI_TIMEOUT,
+    )
+    b.wait(
+        lambda d: dialog_fields(b).get("host", {}).get("value") == fake.site_url,
+        STEP_TIMEOUT,
+        "the edit form did not load the connection",
+    )
     expand_section(b, "Extra Fields")
     b.wait(shown(b, by("NAME", "element_refresh_token")), STEP_TIMEOUT, "the extra fields did not show")
     fields = dialog_fields(b)
@@ -559,8 +661,11 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
     no_leaks("the edit form's extra JSON", b.visible_text())
     token = b.driver.get_cookie("_token")  # the UI's own credentials, for what the form was given
     assert token, "the UI has no _token cookie"
-    answer = requests.get(f"{server['base_url']}/api/v2/connections/{CONN_ID}", timeout=30,
-                          headers={"Authorization": f"Bearer {token['value']}"})
+    answer = requests.get(
+        f"{server['base_url']}/api/v2/connections/{CONN_ID}",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token['value']}"},
+    )
     assert answer.status_code == 200, answer.status_code
     no_leaks("the REST API's answer that the edit form shows", answer.text)
     no_leaks("the edit form", b.driver.page_source)
@@ -572,8 +677,11 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
 
     # No client secret, token or authorization code in what the API server printed, its access log included
     # (it logs the callback's query, code and all, unless the callback gave the code to mask_secret).
-    b.wait(lambda d: "path=/confluence-oauth/callback" in server_output(server), STEP_TIMEOUT,
-           "the API server logged no request of the callback")
+    b.wait(
+        lambda d: "path=/confluence-oauth/callback" in server_output(server),
+        STEP_TIMEOUT,
+        "the API server logged no request of the callback",
+    )
     no_leaks("the api-server's output", server_output(server))
 
 
@@ -599,15 +707,19 @@ def open_status_view(b: Browser) -> None:
     elif where == "frame":
         enter_status_frame(b)
         return
-    b.wait(shown(b, by("XPATH", "//h1[normalize-space()='Confluence OAuth connections']")), UI_TIMEOUT,
-           "the status page did not load")
+    b.wait(
+        shown(b, by("XPATH", "//h1[normalize-space()='Confluence OAuth connections']")),
+        UI_TIMEOUT,
+        "the status page did not load",
+    )
 
 
 def test_connect_from_the_admin_menu_view(ui_server, fake, browser):
     """What a person does: Admin -> Confluence OAuth -> Connect, and the consent completes."""
     b, server, conn_id = browser, ui_server, "confluence_from_menu"
-    put_connection_row(server["database_url"], conn_id, fake,
-                       redirect_uri=f"{server['base_url']}/confluence-oauth/callback")
+    put_connection_row(
+        server["database_url"], conn_id, fake, redirect_uri=f"{server['base_url']}/confluence-oauth/callback"
+    )
     log_in(b, server)
     open_status_view(b)
     click(b, by("XPATH", f"//tr[td/code[normalize-space()={conn_id!r}]]//a[@class='button']"), f"Connect of {conn_id}")
@@ -631,11 +743,17 @@ def test_edit_form_shows_the_non_secret_state_store_and_grant_url(ui_server, fak
     put_connection_row(server["database_url"], conn_id, fake, state_store="connection")
     log_in(b, server)
     open_admin_item(b, "Connections")
-    click(b, by("XPATH", f"//tr[td[normalize-space()={conn_id!r}]]//button[@aria-label='Edit Connection']"),
-          f"Edit Connection of {conn_id}", UI_TIMEOUT)
-    b.wait(lambda d: dialog_fields(b).get("host", {}).get("value") == fake.site_url, STEP_TIMEOUT,
-           "the edit form did not load the connection")
+    click(
+        b,
+        by("XPATH", f"//tr[td[normalize-space()={conn_id!r}]]//button[@aria-label='Edit Connection']"),
+        f"Edit Connection of {conn_id}",
+        UI_TIMEOUT,
+    )
+    b.wait(
+        lambda d: dialog_fields(b).get("host", {}).get("value") == fake.site_url,
+        STEP_TIMEOUT,
+        "the edit form did not load the connection",
+    )
     fields = dialog_fields(b)
     shown_values = {key: fields[f"element_{key}"]["value"] for key in ("state_store", "grant_url", "auth_url")}
     assert shown_values == {"state_store": "connection", "grant_url": fake.token_url, "auth_url": fake.auth_url}
-

@@ -81,7 +81,7 @@ RESULT = "APC-CELERY-RESULT"
 
 # The DAGs, written into the home's dags folder (placeholders __NAME__ filled in by _dag_file). The pauses
 # between calls only pace the load on a 2-core machine: nothing is timed.
-FANOUT_DAG_FILE = r'''
+FANOUT_DAG_FILE = r"""
 from __future__ import annotations
 
 import json
@@ -150,7 +150,7 @@ def confluence_celery_fanout():
 
 
 confluence_celery_fanout()
-'''
+"""
 
 RESTART_DAG_FILE = r'''
 from __future__ import annotations
@@ -261,9 +261,17 @@ if __name__ == "__main__":
 
 def _dag_file(template: str) -> str:
     values = {
-        "FANOUT_DAG": FANOUT_DAG, "RESTART_DAG": RESTART_DAG, "LOCAL_DAG": LOCAL_DAG, "TASKS": TASKS,
-        "RESTART_TASKS": RESTART_TASKS, "MIN_CALLS": MIN_CALLS, "TASK_SECONDS": TASK_SECONDS, "REPORT": REPORT,
-        "RELEASE": RELEASE, "RUN_TIMEOUT": RUN_TIMEOUT, "RESULT": RESULT,
+        "FANOUT_DAG": FANOUT_DAG,
+        "RESTART_DAG": RESTART_DAG,
+        "LOCAL_DAG": LOCAL_DAG,
+        "TASKS": TASKS,
+        "RESTART_TASKS": RESTART_TASKS,
+        "MIN_CALLS": MIN_CALLS,
+        "TASK_SECONDS": TASK_SECONDS,
+        "REPORT": REPORT,
+        "RELEASE": RELEASE,
+        "RUN_TIMEOUT": RUN_TIMEOUT,
+        "RESULT": RESULT,
     }
     for name, value in values.items():
         template = template.replace(f"__{name}__", str(value))
@@ -334,8 +342,10 @@ def results(logs: dict[str, str], tasks: list[str]) -> dict[str, dict[str, Any]]
 
 
 def refresh_lines(text: str) -> int:
-    return text.count(f"Refreshed the Confluence access token of connection {CONN_ID!r}; the rotated refresh token "
-                      "is saved in the connection store.")
+    return text.count(
+        f"Refreshed the Confluence access token of connection {CONN_ID!r}; the rotated refresh token "
+        "is saved in the connection store."
+    )
 
 
 def assert_grant_safe(fake: Any) -> None:
@@ -372,8 +382,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
     home = tmp_path_factory.mktemp("celery-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
-    for dag_id, template in ((FANOUT_DAG, FANOUT_DAG_FILE), (RESTART_DAG, RESTART_DAG_FILE),
-                             (LOCAL_DAG, LOCAL_DAG_FILE)):
+    for dag_id, template in (
+        (FANOUT_DAG, FANOUT_DAG_FILE),
+        (RESTART_DAG, RESTART_DAG_FILE),
+        (LOCAL_DAG, LOCAL_DAG_FILE),
+    ):
         (home / "dags" / f"{dag_id}.py").write_text(_dag_file(template))
     port = free_port()
     queue = f"apc_celery_{os.getpid()}"
@@ -405,8 +418,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
         deployment = Deployment(env, home, port)
         try:
-            deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1")
+            deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
             deployment.start("scheduler", "scheduler")
             deployment.start("dag-processor", "dag-processor")
             deployment.start("triggerer", "triggerer")
@@ -414,8 +426,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
                 tmpdir = home / f"tmp-{name}"
                 tmpdir.mkdir()
                 deployment.start(
-                    name, "celery", "worker", "--celery-hostname", f"apc{os.getpid()}{letter}@{name}",
-                    "--queues", queue, "--concurrency", str(CONCURRENCY), "--pid", str(home / f"{name}.pid"),
+                    name,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"apc{os.getpid()}{letter}@{name}",
+                    "--queues",
+                    queue,
+                    "--concurrency",
+                    str(CONCURRENCY),
+                    "--pid",
+                    str(home / f"{name}.pid"),
                     prefix=prefixes[name],
                     env={"TMPDIR": str(tmpdir), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())},
                 )
@@ -439,16 +460,17 @@ def test_tasks_on_two_celery_workers_and_a_deferred_sensor_rotate_one_grant(depl
     offsets = {name: deployment.output(name).stat().st_size for name in ("api-server", "triggerer")}
     started = time.monotonic()
     deployment.trigger(FANOUT_DAG, FANOUT_RUN)
-    state, tasks = deployment.wait_for_run(FANOUT_DAG, FANOUT_RUN, RUN_TIMEOUT,
-                                           logs_of=("scheduler", *WORKERS, "triggerer"))
+    state, tasks = deployment.wait_for_run(
+        FANOUT_DAG, FANOUT_RUN, RUN_TIMEOUT, logs_of=("scheduler", *WORKERS, "triggerer")
+    )
     run_seconds = time.monotonic() - started
 
     # Every task succeeded.
     logs = deployment.task_logs(FANOUT_DAG, FANOUT_RUN)
     failed = {task: s for task, s in tasks.items() if s != "success"}
-    assert state == "success" and len(tasks) == TASKS + 2 and not failed, (
-        f"run {state}, tasks {tasks}\n"
-        + "\n".join(f"--- {t}\n{redact(logs.get(t, '(no log)')[-3000:])}" for t in failed))
+    assert state == "success" and len(tasks) == TASKS + 2 and not failed, f"run {state}, tasks {tasks}\n" + "\n".join(
+        f"--- {t}\n{redact(logs.get(t, '(no log)')[-3000:])}" for t in failed
+    )
 
     # Tasks ran on both workers, each in its own hostname and TMPDIR, and side by side.
     instances = {ti["task_id"]: ti for ti in deployment.task_instances(FANOUT_DAG, FANOUT_RUN)}
@@ -462,8 +484,13 @@ def test_tasks_on_two_celery_workers_and_a_deferred_sensor_rotate_one_grant(depl
     spans = {name: [] for name in WORKERS}
     for task, result in found.items():
         task_events = events(logs[task])
-        begin = next(str(e["timestamp"]) for e in task_events if str(e.get("event")).startswith(
-            f"Connection {CONN_ID!r} gets its access tokens from the token broker at {deployment.broker}"))
+        begin = next(
+            str(e["timestamp"])
+            for e in task_events
+            if str(e.get("event")).startswith(
+                f"Connection {CONN_ID!r} gets its access tokens from the token broker at {deployment.broker}"
+            )
+        )
         spans[result["hostname"]].append((begin, result["_at"]))
     overlap = any(a0 < b1 and b0 < a1 for a0, a1 in spans["worker-a"] for b0, b1 in spans["worker-b"])
     assert overlap, f"no task of worker-a called Confluence while one of worker-b did: {spans}"
@@ -485,20 +512,27 @@ def test_tasks_on_two_celery_workers_and_a_deferred_sensor_rotate_one_grant(depl
     trigger_lines = [str(e.get("event")) for e in trigger_events]
     triggerer_output = deployment.output_since("triggerer", offsets["triggerer"])
     # The hook's own lines, logged in the trigger's check thread, reach the triggerer's output.
-    assert triggerer_output.count(f"Connection {CONN_ID!r} gets its access tokens from the token broker at "
-                                  f"{deployment.broker}") == 1, tail(deployment.output("triggerer"))
+    assert (
+        triggerer_output.count(
+            f"Connection {CONN_ID!r} gets its access tokens from the token broker at {deployment.broker}"
+        )
+        == 1
+    ), tail(deployment.output("triggerer"))
     checks = [e for e in trigger_events if "does not exist yet" in str(e.get("event"))]
     found_page = [line for line in trigger_lines if line.endswith("is there (version 1)")]
     assert len(found_page) == 1 and checks, redact(trigger_log[-3000:])
     from datetime import datetime
 
-    waited = (datetime.fromisoformat(str(checks[-1]["timestamp"]).replace("Z", "+00:00"))
-              - datetime.fromisoformat(str(checks[0]["timestamp"]).replace("Z", "+00:00"))).total_seconds()
+    waited = (
+        datetime.fromisoformat(str(checks[-1]["timestamp"]).replace("Z", "+00:00"))
+        - datetime.fromisoformat(str(checks[0]["timestamp"]).replace("Z", "+00:00"))
+    ).total_seconds()
     assert waited > 2 * LIFETIME, f"the trigger checked for only {waited:.1f} s: it outlived no token"
     assert refresh_lines(trigger_log) == refresh_lines(triggerer_output) == 0, "the triggerer refreshed the grant"
     report = next(p for p in fake.pages if p["title"] == f"{REPORT} {FANOUT_RUN}")
-    sensor_xcom = deployment.api("GET", f"/dags/{FANOUT_DAG}/dagRuns/{FANOUT_RUN}/taskInstances/wait_for_report/"
-                                        "xcomEntries/return_value").json()
+    sensor_xcom = deployment.api(
+        "GET", f"/dags/{FANOUT_DAG}/dagRuns/{FANOUT_RUN}/taskInstances/wait_for_report/xcomEntries/return_value"
+    ).json()
     assert str(report["id"]) in json.dumps(sensor_xcom), sensor_xcom
 
     # One token request per expiry, all of them in the API server; no invalid_grant, no retired refresh token.
@@ -523,11 +557,13 @@ def test_tasks_on_two_celery_workers_and_a_deferred_sensor_rotate_one_grant(depl
     assert_no_leaks(texts)
     span = log[-1]["at"] - log[0]["at"]
     latest_left = max(e["latest_access_remaining"] or 0 for e in log)
-    print(f"\n{TASKS} tasks: {', '.join(f'{n} ran {len(t)}' for n, t in per_worker.items())}; "
-          f"{sum(r['calls'] for r in found.values())} hook calls, {broker_posts} broker requests; "
-          f"{counters['refreshes']} refreshes over {span:.1f} s, each with at most {latest_left:.2f} s left on the "
-          f"newest token (access tokens living {LIFETIME:.0f} s, leeway {LEEWAY} s); the trigger checked "
-          f"{len(checks)} times over {waited:.1f} s; the run took {run_seconds:.0f} s")
+    print(
+        f"\n{TASKS} tasks: {', '.join(f'{n} ran {len(t)}' for n, t in per_worker.items())}; "
+        f"{sum(r['calls'] for r in found.values())} hook calls, {broker_posts} broker requests; "
+        f"{counters['refreshes']} refreshes over {span:.1f} s, each with at most {latest_left:.2f} s left on the "
+        f"newest token (access tokens living {LIFETIME:.0f} s, leeway {LEEWAY} s); the trigger checked "
+        f"{len(checks)} times over {waited:.1f} s; the run took {run_seconds:.0f} s"
+    )
 
 
 # -- 2. the API server restarts in the middle of a run --------------------------------------------------
@@ -542,8 +578,13 @@ def restart_run(deployment: Deployment, emulator: Any) -> dict[str, Any]:
     fake.reset_counters()
     deployment.trigger(RESTART_DAG, RESTART_RUN)
     deployment.wait_for_tasks(
-        RESTART_DAG, RESTART_RUN, lambda tis: sum(ti["state"] == "running" for ti in tis) == RESTART_TASKS,
-        f"all {RESTART_TASKS} tasks running", RUN_TIMEOUT, logs_of=("scheduler", *WORKERS))
+        RESTART_DAG,
+        RESTART_RUN,
+        lambda tis: sum(ti["state"] == "running" for ti in tis) == RESTART_TASKS,
+        f"all {RESTART_TASKS} tasks running",
+        RUN_TIMEOUT,
+        logs_of=("scheduler", *WORKERS),
+    )
     # Mid-work: the broker has rotated the grant for them at least twice since the run started.
     deadline = time.monotonic() + RUN_TIMEOUT
     while fake.counters["refreshes"] < 2:
@@ -558,8 +599,13 @@ def restart_run(deployment: Deployment, emulator: Any) -> dict[str, Any]:
     outage = time.monotonic() - outage_started
     fake.add_page("DEMO", f"{RELEASE} {RESTART_RUN}")
     state, tasks = deployment.wait_for_run(RESTART_DAG, RESTART_RUN, RUN_TIMEOUT, logs_of=("scheduler", *WORKERS))
-    return {"state": state, "tasks": tasks, "outage": outage, "refreshes_before": refreshes_before,
-            "logs": deployment.task_logs(RESTART_DAG, RESTART_RUN)}
+    return {
+        "state": state,
+        "tasks": tasks,
+        "outage": outage,
+        "refreshes_before": refreshes_before,
+        "logs": deployment.task_logs(RESTART_DAG, RESTART_RUN),
+    }
 
 
 def test_api_server_restart_mid_run_keeps_the_grant_safe(deployment, emulator, restart_run):
@@ -570,8 +616,10 @@ def test_api_server_restart_mid_run_keeps_the_grant_safe(deployment, emulator, r
     assert early == [], f"refreshes while the newest token still had {early} s to live"
     assert read_extra(deployment)["refresh_token"] == fake.latest_refresh_token
     assert_no_leaks(deployment.texts_to_scan())
-    print(f"\nAPI server down for {restart_run['outage']:.1f} s; {fake.counters['refreshes']} refreshes "
-          f"({restart_run['refreshes_before']} before the restart); tasks: {restart_run['tasks']}")
+    print(
+        f"\nAPI server down for {restart_run['outage']:.1f} s; {fake.counters['refreshes']} refreshes "
+        f"({restart_run['refreshes_before']} before the restart); tasks: {restart_run['tasks']}"
+    )
 
 
 def test_api_server_restart_mid_run_run_succeeds(restart_run):
@@ -579,7 +627,8 @@ def test_api_server_restart_mid_run_run_succeeds(restart_run):
     assert restart_run["state"] == "success" and len(restart_run["tasks"]) == RESTART_TASKS and not failed, (
         f"run {restart_run['state']} after the API server was down {restart_run['outage']:.1f} s; tasks "
         f"{restart_run['tasks']}\n"
-        + "\n".join(f"--- {t}\n{redact(restart_run['logs'].get(t, '(no log)')[-1500:])}" for t in sorted(failed)))
+        + "\n".join(f"--- {t}\n{redact(restart_run['logs'].get(t, '(no log)')[-1500:])}" for t in sorted(failed))
+    )
 
 
 # -- 3. the CLI and dag.test() in the same deployment ----------------------------------------------------
@@ -593,17 +642,31 @@ def test_cli_refresh_and_dag_test_rotate_the_same_connection_row(deployment, emu
     before = read_extra(deployment)["refresh_token"]
     assert before == fake.latest_refresh_token
 
-    cli = subprocess.run([str(Path(sys.executable).parent / "airflow-confluence"), "refresh", "--conn-id", CONN_ID],
-                         env=deployment.env, capture_output=True, text=True, timeout=180, cwd=str(deployment.home))
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow-confluence"), "refresh", "--conn-id", CONN_ID],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=str(deployment.home),
+    )
     assert cli.returncode == 0, redact(f"{cli.stdout}\n{cli.stderr}"[-4000:])
     after_cli = read_extra(deployment)["refresh_token"]
     assert after_cli == fake.latest_refresh_token != before
-    assert (f"Refreshed connection {CONN_ID!r} in the connection store: refresh token {fingerprint(before)} -> "
-            f"{fingerprint(after_cli)};") in cli.stdout, redact(cli.stdout)
+    assert (
+        f"Refreshed connection {CONN_ID!r} in the connection store: refresh token {fingerprint(before)} -> "
+        f"{fingerprint(after_cli)};"
+    ) in cli.stdout, redact(cli.stdout)
     assert fake.counters["refreshes"] == 1
 
-    local = subprocess.run([sys.executable, str(deployment.home / "dags" / f"{LOCAL_DAG}.py")], env=deployment.env,
-                           capture_output=True, text=True, timeout=300, cwd=str(deployment.home))
+    local = subprocess.run(
+        [sys.executable, str(deployment.home / "dags" / f"{LOCAL_DAG}.py")],
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(deployment.home),
+    )
     output = f"{local.stdout}\n{local.stderr}"
     assert local.returncode == 0 and f'{RESULT} dag.test {{"state": "success"}}' in local.stdout, redact(output[-4000:])
     after_test = read_extra(deployment)["refresh_token"]
@@ -614,6 +677,11 @@ def test_cli_refresh_and_dag_test_rotate_the_same_connection_row(deployment, emu
 
     assert_grant_safe(fake)
     assert fake.counters["refreshes"] == 1 + in_process, (fake.counters, in_process)
-    assert_no_leaks({"airflow-confluence refresh output": f"{cli.stdout}\n{cli.stderr}", "dag.test() output": output,
-                     **deployment.texts_to_scan()})
+    assert_no_leaks(
+        {
+            "airflow-confluence refresh output": f"{cli.stdout}\n{cli.stderr}",
+            "dag.test() output": output,
+            **deployment.texts_to_scan(),
+        }
+    )
     print(f"\nthe CLI refreshed once, dag.test() {in_process} time(s); the row holds the latest refresh token")

@@ -41,8 +41,14 @@ def postgres_env():
 
 
 def worker(env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    result = subprocess.run([sys.executable, str(WORKER), *args], env={**os.environ, **env}, capture_output=True,
-                            text=True, timeout=timeout, cwd=str(WORKER.parent))
+    result = subprocess.run(
+        [sys.executable, str(WORKER), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(WORKER.parent),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -53,9 +59,21 @@ def run_race(env: dict[str, str], fake, conn_id: str, tmp_path: Path) -> list[di
     ready = [tmp_path / f"ready-{i}" for i in range(PROCESSES)]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), "hammer", conn_id, str(MIN_CALLS), str(ready[i]), str(go), fake.url,
-             str(MIN_REFRESHES)],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(WORKER),
+                "hammer",
+                conn_id,
+                str(MIN_CALLS),
+                str(ready[i]),
+                str(go),
+                fake.url,
+                str(MIN_REFRESHES),
+            ],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             cwd=str(WORKER.parent),
         )
         for i in range(PROCESSES)

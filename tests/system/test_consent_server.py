@@ -59,8 +59,6 @@ HTTP_TIMEOUT = 30.0
 CONFIG_KEYS = ("scopes", "redirect_uri", "grant_url", "auth_url", "api_url", "state_store")
 
 
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeAtlassian]:
     with FakeAtlassian() as emulator:
@@ -78,8 +76,7 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         **api_server_env(home, port),  # conftest's FERNET_KEY: the helper processes decrypt what the server encrypts
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),  # empty: the plugin comes from the entry point
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
@@ -96,9 +93,23 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         try:
             with open(log_path, "w") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                     "--workers", "1"],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(home), start_new_session=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "airflow",
+                        "api-server",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        "1",
+                    ],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=str(home),
+                    start_new_session=True,
                 )
             deadline = time.monotonic() + SERVER_START_TIMEOUT
             while True:  # the plugin is mounted (its status page wants a login) and the passwords are written
@@ -116,8 +127,10 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
                     if set(USERS) <= set(passwords):
                         break
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the api-server did not serve the plugin within {SERVER_START_TIMEOUT:.0f} s:\n"
-                                f"{log_path.read_text()[-4000:]}")
+                    pytest.fail(
+                        f"the api-server did not serve the plugin within {SERVER_START_TIMEOUT:.0f} s:\n"
+                        f"{log_path.read_text()[-4000:]}"
+                    )
                 time.sleep(0.5)
             db = psycopg2.connect(libpq_url(database_url))
             db.autocommit = True
@@ -132,8 +145,14 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def helper(server: dict[str, Any], *args: str) -> str:
-    result = subprocess.run([sys.executable, str(HELPER), *args], env=server["env"], capture_output=True, text=True,
-                            timeout=120, cwd=str(HELPER.parent))
+    result = subprocess.run(
+        [sys.executable, str(HELPER), *args],
+        env=server["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(HELPER.parent),
+    )
     assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -162,18 +181,25 @@ def login(server: dict[str, Any], username: str) -> requests.Session:
     """A browser session of ``username``, logged in as Airflow's login page does it (see the module docstring)."""
     base = server["base"]
     browser = requests.Session()
-    start = browser.get(f"{base}/api/v2/auth/login", params={"next": f"{base}/confluence-oauth/status"},
-                        allow_redirects=False, timeout=HTTP_TIMEOUT)
+    start = browser.get(
+        f"{base}/api/v2/auth/login",
+        params={"next": f"{base}/confluence-oauth/status"},
+        allow_redirects=False,
+        timeout=HTTP_TIMEOUT,
+    )
     assert start.status_code == 307, start.text
     assert start.headers["location"].startswith("/auth/login?next="), start.headers["location"]
     page = browser.get(base + start.headers["location"], allow_redirects=False, timeout=HTTP_TIMEOUT)
     assert page.status_code == 200 and "<html" in page.text.lower(), page.text[:500]
-    wrong = browser.post(f"{base}/auth/token", json={"username": username, "password": "not-the-password"},
-                         timeout=HTTP_TIMEOUT)
+    wrong = browser.post(
+        f"{base}/auth/token", json={"username": username, "password": "not-the-password"}, timeout=HTTP_TIMEOUT
+    )
     assert wrong.status_code == 401, wrong.text
-    answer = browser.post(f"{base}/auth/token",
-                          json={"username": username, "password": server["passwords"][username]},
-                          timeout=HTTP_TIMEOUT)
+    answer = browser.post(
+        f"{base}/auth/token",
+        json={"username": username, "password": server["passwords"][username]},
+        timeout=HTTP_TIMEOUT,
+    )
     assert answer.status_code == 201, answer.text
     assert "_token" not in answer.cookies  # the login page's script sets the cookie, not the server
     browser.cookies.set("_token", answer.json()["access_token"], domain="127.0.0.1", path="/")
@@ -197,8 +223,9 @@ def viewer(server: dict[str, Any]) -> requests.Session:
 
 def connect(browser: requests.Session, server: dict[str, Any], conn_id: str) -> str:
     """``/connect`` of the plugin: the consent URL it redirects the browser to."""
-    response = browser.get(f"{server['base']}/confluence-oauth/connect/{conn_id}", allow_redirects=False,
-                           timeout=HTTP_TIMEOUT)
+    response = browser.get(
+        f"{server['base']}/confluence-oauth/connect/{conn_id}", allow_redirects=False, timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 302, response.text
     assert response.headers.get("cache-control") == "no-store"
     return response.headers["location"]
@@ -242,12 +269,19 @@ def test_no_login_is_401_and_a_viewer_gets_403(server, fake, admin, viewer):
     put_connection(server, fake, conn_id)
     before = raw_extra(server, conn_id)
     base = server["base"]
-    for path in (f"/confluence-oauth/connect/{conn_id}", "/confluence-oauth/callback?code=x&state=y",
-                 "/confluence-oauth/status"):
+    for path in (
+        f"/confluence-oauth/connect/{conn_id}",
+        "/confluence-oauth/callback?code=x&state=y",
+        "/confluence-oauth/status",
+    ):
         response = requests.get(base + path, allow_redirects=False, timeout=HTTP_TIMEOUT)
         assert response.status_code == 401, (path, response.text)
-    forged_jwt = requests.get(f"{base}/confluence-oauth/connect/{conn_id}", allow_redirects=False,
-                              headers={"Authorization": "Bearer not.a.jwt"}, timeout=HTTP_TIMEOUT)
+    forged_jwt = requests.get(
+        f"{base}/confluence-oauth/connect/{conn_id}",
+        allow_redirects=False,
+        headers={"Authorization": "Bearer not.a.jwt"},
+        timeout=HTTP_TIMEOUT,
+    )
     assert forged_jwt.status_code in (401, 403) and "location" not in forged_jwt.headers
 
     authorize_calls = [r for r in fake.requests if r["path"] == "/authorize"]
@@ -273,8 +307,12 @@ def test_no_login_is_401_and_a_viewer_gets_403(server, fake, admin, viewer):
 
     # The bearer token of the same login works as well as the cookie (the CLI's and scripts' way).
     token = admin.cookies.get("_token")
-    bearer = requests.get(f"{base}/confluence-oauth/connect/{conn_id}", allow_redirects=False,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT)
+    bearer = requests.get(
+        f"{base}/confluence-oauth/connect/{conn_id}",
+        allow_redirects=False,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=HTTP_TIMEOUT,
+    )
     assert bearer.status_code == 302 and bearer.headers["location"].startswith(fake.auth_url)
 
 
@@ -383,10 +421,12 @@ def test_a_forged_or_replayed_state_is_refused_and_changes_nothing(server, fake,
     state = query_of(back)["state"]
     exchanges, token_requests = fake.counters["code_exchanges"], fake.counters["token_requests"]
 
-    for forged, words in [(_tampered(state), "not issued by this Airflow"),
-                          (_moved(state, other), "not issued by this Airflow"),
-                          ("nonsense", "malformed"),
-                          ("", "missing or malformed")]:
+    for forged, words in [
+        (_tampered(state), "not issued by this Airflow"),
+        (_moved(state, other), "not issued by this Airflow"),
+        ("nonsense", "malformed"),
+        ("", "missing or malformed"),
+    ]:
         page = deliver(admin, with_state(back, forged))
         assert page.status_code == 400, page.text
         assert "Consent refused" in page.text and words in page.text

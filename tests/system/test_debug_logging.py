@@ -27,10 +27,10 @@ import sys
 from typing import Any
 
 import pytest
-from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, airflow_version
-from helpers.gateway import put_gateway_connection
 
 from airflow_provider_confluence.testing import find_leaks, issued_secrets
+from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, airflow_version
+from helpers.gateway import put_gateway_connection
 
 pytestmark = [
     pytest.mark.every_line,

@@ -6,15 +6,20 @@ import re
 import subprocess
 import sys
 
-from helpers.airflow_env import REPO, airflow_major
-
 import pytest
+
+from helpers.airflow_env import REPO, airflow_major
 
 
 @pytest.mark.skipif(airflow_major() < 3, reason="make demo runs on the Airflow 3 virtualenv")
 def test_the_demo_reaches_its_end_state():
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py")], capture_output=True, text=True,
-                            timeout=600, cwd=str(REPO / "scripts"))
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=str(REPO / "scripts"),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert re.search(r"page: +https://fake-site\.atlassian\.net/wiki/spaces/DEMO/pages/\d+/", out)

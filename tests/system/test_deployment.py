@@ -68,7 +68,7 @@ RESULT = "APC-DEPLOY-RESULT"
 
 # The DAG, written into the home's dags folder. Each task uses the hook like a user's task would; the pause
 # between calls only paces the load on a 2-core machine (nothing is timed).
-DAG_FILE = r'''
+DAG_FILE = r"""
 from __future__ import annotations
 
 import json
@@ -120,7 +120,7 @@ def confluence_deployment_broker():
 
 
 confluence_deployment_broker()
-'''
+"""
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -132,8 +132,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> 
     home = tmp_path_factory.mktemp("deployment-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
-    (home / "dags" / f"{DAG_ID}.py").write_text(DAG_FILE.format(
-        dag_id=DAG_ID, tasks=TASKS, min_calls=MIN_CALLS, task_seconds=TASK_SECONDS, result=RESULT))
+    (home / "dags" / f"{DAG_ID}.py").write_text(
+        DAG_FILE.format(dag_id=DAG_ID, tasks=TASKS, min_calls=MIN_CALLS, task_seconds=TASK_SECONDS, result=RESULT)
+    )
     port = free_port()
     env = {
         # os.environ with conftest's fixed Fernet key: the helper processes decrypt what the servers wrote
@@ -157,8 +158,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> 
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
         deployment = Deployment(env, home, port)
         try:
-            deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1")
+            deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
             deployment.start("scheduler", "scheduler")
             deployment.start("dag-processor", "dag-processor")
             deployment.wait_for_api_server(SERVER_START_TIMEOUT)
@@ -192,8 +192,9 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     # Every task succeeded.
     logs = deployment.task_logs(DAG_ID, RUN_ID)
     failed = {task: s for task, s in tasks.items() if s != "success"}
-    assert state == "success" and len(tasks) == TASKS and not failed, (
-        f"run {state}, tasks {tasks}\n" + "\n".join(f"--- {t}\n{logs.get(t, '(no log)')[-3000:]}" for t in failed))
+    assert state == "success" and len(tasks) == TASKS and not failed, f"run {state}, tasks {tasks}\n" + "\n".join(
+        f"--- {t}\n{logs.get(t, '(no log)')[-3000:]}" for t in failed
+    )
     assert sorted(logs) == sorted(tasks), f"task logs for {sorted(logs)}"
 
     # Every task ran with its ORM blocked and asked the broker where Airflow's config says the API server is.
@@ -204,12 +205,18 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
         ends = [e for e in task_events if str(e.get("event")).startswith(f"{RESULT} ")]
         assert len(ends) == 1, f"no result line in the log of {task}:\n{text[-3000:]}"
         results.append(json.loads(str(ends[0]["event"]).split(" ", 1)[1]))
-        starts = [e for e in task_events if str(e.get("event")).startswith(
-            f"Connection {CONN_ID!r} gets its access tokens from the token broker at {deployment.broker}")]
+        starts = [
+            e
+            for e in task_events
+            if str(e.get("event")).startswith(
+                f"Connection {CONN_ID!r} gets its access tokens from the token broker at {deployment.broker}"
+            )
+        ]
         assert len(starts) == 1, lines
         spans.append((str(starts[0]["timestamp"]), str(ends[0]["timestamp"])))
         assert not any(line.startswith("Refreshed the Confluence access token") for line in lines), (
-            f"{task} refreshed the grant itself instead of asking the broker")
+            f"{task} refreshed the grant itself instead of asking the broker"
+        )
     assert {(r["orm"], r["store"], r["broker_url"]) for r in results} == {(False, "broker", deployment.broker)}
     # The tasks really ran side by side (ISO timestamps of one clock compare as text): the most that were
     # between their first hook call and their result at one moment. Reported; only "more than one" is asserted.
@@ -235,8 +242,10 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
     assert all(entry["ok"] and entry["was_latest"] for entry in log), log
     early = [e["latest_access_remaining"] for e in log if (e["latest_access_remaining"] or 0) > EXPIRY_WINDOW]
     assert early == [], f"refreshes while the newest token still had {early} s to live"
-    refreshed = f"Refreshed the Confluence access token of connection {CONN_ID!r}; the rotated refresh token is " \
-                "saved in the connection store."
+    refreshed = (
+        f"Refreshed the Confluence access token of connection {CONN_ID!r}; the rotated refresh token is "
+        "saved in the connection store."
+    )
     assert run_output.count(refreshed) == counters["refreshes"], (run_output.count(refreshed), counters)
     assert counters["accessible_resources_calls"] == 1  # the broker found the cloud id once and kept it
     assert counters["api_calls"] >= sum(r["calls"] for r in results)
@@ -258,6 +267,8 @@ def test_sixteen_parallel_tasks_rotate_one_grant_through_the_broker(deployment, 
         leaked = find_leaks(text, canaries)
         clean = not leaked  # a bool: pytest would print the list itself
         assert clean, f"{len(leaked)} token(s) in clear text in {where}"  # say where, never what
-    print(f"\n{TASKS} tasks, {sum(r['calls'] for r in results)} hook calls, "
-          f"{sum(r['broker_requests'] for r in results)} broker requests, {counters['refreshes']} refreshes "
-          f"(access tokens living {LIFETIME:.0f} s); at most {peak} tasks calling Confluence at once")
+    print(
+        f"\n{TASKS} tasks, {sum(r['calls'] for r in results)} hook calls, "
+        f"{sum(r['broker_requests'] for r in results)} broker requests, {counters['refreshes']} refreshes "
+        f"(access tokens living {LIFETIME:.0f} s); at most {peak} tasks calling Confluence at once"
+    )

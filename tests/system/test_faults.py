@@ -41,8 +41,10 @@ pytestmark = pytest.mark.airflow2
 WORKER = Path(__file__).resolve().parents[1] / "helpers" / "fault_worker.py"
 TOKEN_ROUTE = "POST /oauth/token"
 SPACES_ROUTE = "GET /wiki/api/v2/spaces"
-HTML_PAGE = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
-             "<p>The server encountered a temporary error and could not complete your request.</p></body></html>")
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+    "<p>The server encountered a temporary error and could not complete your request.</p></body></html>"
+)
 
 
 def raw_extra(conn_id: str) -> str:
@@ -52,16 +54,23 @@ def raw_extra(conn_id: str) -> str:
     return value
 
 
-def run_worker(conn_id: str, tmp_path: Path, *, kill_at: str | None = None,
-               force_refresh: bool = False) -> tuple[int, dict, str | None]:
+def run_worker(
+    conn_id: str, tmp_path: Path, *, kill_at: str | None = None, force_refresh: bool = False
+) -> tuple[int, dict, str | None]:
     """Run one task-like process; return (exit code, its JSON line or {}, the point it died at)."""
     marker = tmp_path / f"marker-{kill_at}"
     env = {**os.environ, "FAULT_MARKER": str(marker), "FORCE_REFRESH": "1" if force_refresh else "0"}
     env.pop("FAULT_KILL_AT", None)
     if kill_at:
         env["FAULT_KILL_AT"] = kill_at
-    result = subprocess.run([sys.executable, str(WORKER), "run", conn_id, "DEMO"], env=env, capture_output=True,
-                            text=True, timeout=120, cwd=str(WORKER.parent))
+    result = subprocess.run(
+        [sys.executable, str(WORKER), "run", conn_id, "DEMO"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(WORKER.parent),
+    )
     lines = result.stdout.strip().splitlines()
     output = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     died_at = marker.read_text() if marker.exists() else None
@@ -91,8 +100,14 @@ def killed_worker(fake_atlassian, airflow_db, tmp_path, request) -> Iterator[dic
     else:
         assert raw_extra(conn_id) == before  # nothing was written; (b): the open transaction was rolled back
         assert stored["refresh_token"] == planted
-    yield {"fake": fake, "conn_id": conn_id, "planted": planted, "rotated": rotated, "space_id": space["id"],
-           "point": point}
+    yield {
+        "fake": fake,
+        "conn_id": conn_id,
+        "planted": planted,
+        "rotated": rotated,
+        "space_id": space["id"],
+        "point": point,
+    }
 
 
 @pytest.mark.parametrize("killed_worker", ["after_response", "during_save", "after_save"], indirect=True)
@@ -157,8 +172,10 @@ def client_sleeps(monkeypatch) -> list[float]:
 def proxy(fake_atlassian, monkeypatch) -> Iterator[FaultProxy]:
     """The fault proxy in front of the emulator; the deployment lists both as endpoint hosts."""
     with FaultProxy(fake_atlassian.url) as running:
-        monkeypatch.setenv("AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
-                           f"{fake_atlassian.allowed_endpoint_hosts},{running.url.split('//', 1)[1]}")
+        monkeypatch.setenv(
+            "AIRFLOW__CONFLUENCE__ALLOWED_ENDPOINT_HOSTS",
+            f"{fake_atlassian.allowed_endpoint_hosts},{running.url.split('//', 1)[1]}",
+        )
         yield running
 
 
@@ -188,8 +205,9 @@ TOKEN_FAILURES = {
 
 @pytest.mark.parametrize("landed", [False, True], ids=["not-landed", "landed"])
 @pytest.mark.parametrize("failure", list(TOKEN_FAILURES))
-def test_token_endpoint_failures_are_retried_with_the_same_token(fake_atlassian, airflow_db, client_sleeps,
-                                                                  failure, landed):
+def test_token_endpoint_failures_are_retried_with_the_same_token(
+    fake_atlassian, airflow_db, client_sleeps, failure, landed
+):
     fake = fake_atlassian
     space = fake.add_space("DEMO")
     status, body = TOKEN_FAILURES[failure]
@@ -301,8 +319,9 @@ def test_a_create_that_failed_before_landing_says_so_and_is_not_resent(fake_atla
     assert fake.counters["api_calls_by_route"]["POST /wiki/api/v2/pages"] == 1
 
 
-def test_a_create_whose_answer_timed_out_after_landing_is_found_not_resent(fake_atlassian, airflow_db, proxy,
-                                                                           client_sleeps):
+def test_a_create_whose_answer_timed_out_after_landing_is_found_not_resent(
+    fake_atlassian, airflow_db, proxy, client_sleeps
+):
     fake = fake_atlassian
     fake.add_space("DEMO")
     hook, _ = make_hook(fake, "create_lost", api_url=proxy.url, timeout=2)
@@ -320,8 +339,7 @@ def many_spaces(fake_atlassian, airflow_db, proxy, client_sleeps) -> tuple[str, 
     """600 spaces (3 pages of 250) behind the proxy; the connection's API calls go through it."""
     spaces = fake_atlassian.add_spaces(600)
     conn_id = "paged"
-    put_connection(conn_id, fake_atlassian.connection(conn_id, api_url=proxy.url,
-                                                      timeout=2))
+    put_connection(conn_id, fake_atlassian.connection(conn_id, api_url=proxy.url, timeout=2))
     return conn_id, {s["id"] for s in spaces}
 
 

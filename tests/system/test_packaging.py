@@ -18,9 +18,8 @@ pytestmark = [pytest.mark.airflow2, pytest.mark.every_line]
 
 
 def test_provider_info_validates_against_the_installed_airflow_schema():
-    import jsonschema
-
     import airflow
+    import jsonschema
 
     from airflow_provider_confluence.get_provider_info import get_provider_info
 
@@ -96,8 +95,13 @@ def test_airflow_lists_the_provider_and_its_connection_type(airflow_db):
 def test_the_deployment_settings_are_registered_with_their_defaults(airflow_db):
     """``[confluence]`` comes from the provider info: the broker is on with no configuration at all."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW__CONFLUENCE__")}
-    result = subprocess.run([sys.executable, "-m", "airflow", "config", "get-value", "confluence", "token_broker"],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "config", "get-value", "confluence", "token_broker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "True"
 
@@ -121,20 +125,27 @@ def test_the_wheel_holds_every_module(tmp_path):
     import shutil
 
     source = tmp_path / "src"
-    shutil.copytree(REPO / "airflow_provider_confluence", source / "airflow_provider_confluence",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "airflow_provider_confluence",
+        source / "airflow_provider_confluence",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
     )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     archive = zipfile.ZipFile(wheel)
     names = set(archive.namelist())
     package = REPO / "airflow_provider_confluence"
-    expected = {p.relative_to(REPO).as_posix() for p in package.rglob("*.py")} | {"airflow_provider_confluence/py.typed"}
+    expected = {p.relative_to(REPO).as_posix() for p in package.rglob("*.py")} | {
+        "airflow_provider_confluence/py.typed"
+    }
     templates = {p.relative_to(REPO).as_posix() for p in (package / "plugins" / "templates").glob("*.html")}
     assert expected - names == set() and len(templates) >= 5 and templates - names == set()
     entry_text = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
@@ -172,8 +183,11 @@ def test_no_runtime_dependency_without_a_runtime_import():
                 imported.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 imported.add(node.module)
-    unused = {name for name, module in RUNTIME_IMPORTS.items()
-              if not any(m == module or m.startswith(module + ".") for m in imported)}
+    unused = {
+        name
+        for name, module in RUNTIME_IMPORTS.items()
+        if not any(m == module or m.startswith(module + ".") for m in imported)
+    }
     assert unused == set()
     assert "requests_oauthlib" not in imported and "oauthlib" not in imported
 

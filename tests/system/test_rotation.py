@@ -18,8 +18,14 @@ WORKER = Path(__file__).resolve().parents[1] / "helpers" / "airflow_worker.py"
 
 
 def run_in_new_process(conn_id: str) -> dict:
-    result = subprocess.run([sys.executable, str(WORKER), "refresh", conn_id], env=dict(os.environ),
-                            capture_output=True, text=True, timeout=300, cwd=str(WORKER.parent))
+    result = subprocess.run(
+        [sys.executable, str(WORKER), "refresh", conn_id],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(WORKER.parent),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

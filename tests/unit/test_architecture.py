@@ -34,7 +34,11 @@ def _reads_airflow_version(tree: ast.AST) -> list[str]:
             found.append(node.name)
         elif isinstance(node, ast.ImportFrom) and node.module in {"airflow.version", "packaging.version"}:
             found.append(f"from {node.module} import ...")
-        elif isinstance(node, ast.Attribute) and node.attr == "__version__" and getattr(node.value, "id", "") == "airflow":
+        elif (
+            isinstance(node, ast.Attribute)
+            and node.attr == "__version__"
+            and getattr(node.value, "id", "") == "airflow"
+        ):
             found.append("airflow.__version__")
         elif isinstance(node, ast.Constant) and node.value == "apache-airflow":
             found.append("the distribution's version")
@@ -51,7 +55,9 @@ def test_only_version_compat_tells_airflow_versions_apart() -> None:
 
 
 def test_the_check_sees_a_version_branch() -> None:
-    tree = ast.parse("from airflow_provider_confluence.version_compat import AIRFLOW_V_3_0_PLUS\nif AIRFLOW_V_3_0_PLUS: pass")
+    tree = ast.parse(
+        "from airflow_provider_confluence.version_compat import AIRFLOW_V_3_0_PLUS\nif AIRFLOW_V_3_0_PLUS: pass"
+    )
     assert _reads_airflow_version(tree) == ["AIRFLOW_V_3_0_PLUS", "AIRFLOW_V_3_0_PLUS"]
 
 

@@ -131,7 +131,9 @@ class TestBasics:
         with pytest.raises(ConfluenceConfigError):
             ConfluenceClient(api_url="api.atlassian.com", cloud_id=CLOUD, tokens=FakeTokens())
 
-    def test_request_sends_bearer_accept_and_timeout_and_parses_json(self, h: Harness, requests_mock: rm.Mocker) -> None:
+    def test_request_sends_bearer_accept_and_timeout_and_parses_json(
+        self, h: Harness, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.get(f"{SPACES}/42", json={"id": "42", "key": "DOCS"})
         assert h.client.request("GET", "/wiki/api/v2/spaces/42") == {"id": "42", "key": "DOCS"}
         req = last(requests_mock)
@@ -211,7 +213,9 @@ class TestRateLimitsAndBackoff:
         assert 0.25 <= h.sleeps[0] <= 0.5
 
     def test_429_exhausted_raises_rate_limited_with_retry_after(self, h: Harness, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(PAGES, status_code=429, headers={"Retry-After": "20"}, json={"code": 429, "message": "Too many"})
+        requests_mock.get(
+            PAGES, status_code=429, headers={"Retry-After": "20"}, json={"code": 429, "message": "Too many"}
+        )
         with pytest.raises(ConfluenceRateLimited) as info:
             h.client.request("GET", "/wiki/api/v2/pages")
         assert info.value.retry_after == 20.0
@@ -246,7 +250,9 @@ class TestRateLimitsAndBackoff:
             assert step / 2 <= delay <= step
 
     def test_5xx_backoff_is_bounded_by_total_wait(self, requests_mock: rm.Mocker) -> None:
-        policy = RetryPolicy(max_attempts=1000, max_total_wait=20.0, base_delay=1.0, max_delay=8.0, rng=random.Random(1))
+        policy = RetryPolicy(
+            max_attempts=1000, max_total_wait=20.0, base_delay=1.0, max_delay=8.0, rng=random.Random(1)
+        )
         h = Harness(retry=policy)
         requests_mock.get(PAGES, status_code=504)
         with pytest.raises(ConfluenceApiError):
@@ -261,7 +267,8 @@ class TestRateLimitsAndBackoff:
         assert requests_mock.call_count == 1 and h.sleeps == []
 
     @pytest.mark.parametrize(
-        "exc", [requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout]
+        "exc",
+        [requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout],
     )
     def test_get_connection_errors_back_off_then_succeed(
         self, h: Harness, requests_mock: rm.Mocker, exc: type[Exception]
@@ -313,8 +320,10 @@ class TestCreatePageNeverSentTwice:
         self, h: Harness, requests_mock: rm.Mocker, failure: dict[str, Any], caplog: pytest.LogCaptureFixture
     ) -> None:
         requests_mock.post(PAGES, [failure, {"json": PAGE}])
-        listing = {"results": [{k: v for k, v in PAGE.items() if k != "_links"} | {"_links": {"webui": "/x"}}],
-                   "_links": {"base": f"{SITE}/wiki"}}
+        listing = {
+            "results": [{k: v for k, v in PAGE.items() if k != "_links"} | {"_links": {"webui": "/x"}}],
+            "_links": {"base": f"{SITE}/wiki"},
+        }
         requests_mock.get(PAGES, json=listing)
         with caplog.at_level(logging.INFO):
             page = h.client.create_page(space_id="42", title="Weekly report", body="<p>hi</p>")
@@ -348,7 +357,9 @@ class TestCreatePageNeverSentTwice:
             assert info.value.status_code == failure["status_code"] and info.value.method == "POST"
         assert len(sent(requests_mock, "POST")) == 1
 
-    def test_when_the_check_itself_fails_the_original_error_is_raised(self, h: Harness, requests_mock: rm.Mocker) -> None:
+    def test_when_the_check_itself_fails_the_original_error_is_raised(
+        self, h: Harness, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.post(PAGES, status_code=502)
         requests_mock.get(PAGES, status_code=500)
         with pytest.raises(ConfluenceApiError, match="could not be checked") as info:
@@ -367,7 +378,9 @@ class TestCreatePageNeverSentTwice:
     def test_duplicate_title_is_raised_without_a_check(self, h: Harness, requests_mock: rm.Mocker) -> None:
         title = "A page with this title already exists: A page already exists with the same TITLE in this space"
         requests_mock.post(
-            PAGES, status_code=400, json={"errors": [{"status": 400, "code": "BAD_REQUEST", "title": title, "detail": None}]}
+            PAGES,
+            status_code=400,
+            json={"errors": [{"status": 400, "code": "BAD_REQUEST", "title": title, "detail": None}]},
         )
         with pytest.raises(ConfluenceApiError) as info:
             h.client.create_page(space_id="42", title="Weekly report", body="<p>hi</p>")
@@ -378,8 +391,10 @@ class TestCreatePageNeverSentTwice:
 
 class TestAuthFailures:
     def test_401_refreshes_once_and_retries_with_the_new_token(self, h: Harness, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(f"{PAGES}/1", [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}},
-                                         {"json": {"id": "1"}}])
+        requests_mock.get(
+            f"{PAGES}/1",
+            [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}}, {"json": {"id": "1"}}],
+        )
         assert h.client.get_page("1")["id"] == "1"
         assert h.tokens.rejected == [TOKEN_1]
         assert [r.headers["Authorization"] for r in sent(requests_mock)] == [f"Bearer {TOKEN_1}", f"Bearer {REFRESHED}"]
@@ -419,7 +434,9 @@ class TestAuthFailures:
         assert requests_mock.call_count == 1
 
     @pytest.mark.parametrize("status", [403, 404])
-    def test_403_404_with_expired_stored_token_refreshes_and_retries(self, requests_mock: rm.Mocker, status: int) -> None:
+    def test_403_404_with_expired_stored_token_refreshes_and_retries(
+        self, requests_mock: rm.Mocker, status: int
+    ) -> None:
         h = Harness(FakeTokens(expired=True))
         requests_mock.get(f"{PAGES}/7", [{"status_code": status}, {"json": {"id": "7"}}])
         assert h.client.get_page("7")["id"] == "7"
@@ -437,9 +454,12 @@ class TestAuthFailures:
         requests_mock.get(
             f"{GW}/wiki/rest/api/space",
             status_code=410,
-            json={"statusCode": 410, "data": {"authorized": True, "valid": True, "errors": [], "successful": True},
-                  "message": "com.atlassian.confluence.api.service.exceptions.pagesmodes.GoneException: "
-                             "This deprecated endpoint has been removed."},
+            json={
+                "statusCode": 410,
+                "data": {"authorized": True, "valid": True, "errors": [], "successful": True},
+                "message": "com.atlassian.confluence.api.service.exceptions.pagesmodes.GoneException: "
+                "This deprecated endpoint has been removed.",
+            },
         )
         with pytest.raises(ConfluenceGone, match="use the v2 API"):
             h.client.request("GET", "/wiki/rest/api/space")
@@ -456,8 +476,11 @@ def serve_pages(total: int, *, via_link_header: bool = False, cursor_first: bool
         items = [{"id": str(i)} for i in range(start, min(start + limit, total))]
         body: dict[str, Any] = {"results": items, "_links": {"base": f"{SITE}/wiki"}}
         if start + limit < total:
-            nxt = (f"/wiki/api/v2/spaces?cursor=c{start + limit}&limit={limit}" if cursor_first
-                   else f"/wiki/api/v2/spaces?limit={limit}&cursor=c{start + limit}&status=current")
+            nxt = (
+                f"/wiki/api/v2/spaces?cursor=c{start + limit}&limit={limit}"
+                if cursor_first
+                else f"/wiki/api/v2/spaces?limit={limit}&cursor=c{start + limit}&status=current"
+            )
             if via_link_header:
                 context.headers["Link"] = f'<{nxt}>; rel="next"'
             else:
@@ -513,7 +536,9 @@ class TestPagination:
         assert len(seen) == len(links)
 
     def test_next_link_to_another_host_is_refused(self, h: Harness, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SPACES, json={"results": [{"id": "1"}], "_links": {"next": "https://evil.example.com/wiki/x"}})
+        requests_mock.get(
+            SPACES, json={"results": [{"id": "1"}], "_links": {"next": "https://evil.example.com/wiki/x"}}
+        )
         requests_mock.get("https://evil.example.com/wiki/x", json={"results": []})
         with pytest.raises(ConfluenceError, match="Refusing"):
             list(h.client.paginate("/wiki/api/v2/spaces"))
@@ -531,7 +556,11 @@ class TestTypedApi:
         spaces = list(h.client.iter_spaces(keys=["A", "B"], space_type="global", status="current", labels="x,y"))
         assert spaces == [{"id": "1", "key": "A"}]
         assert query(last(requests_mock)) == {
-            "keys": ["A,B"], "type": ["global"], "status": ["current"], "labels": ["x,y"], "limit": ["250"],
+            "keys": ["A,B"],
+            "type": ["global"],
+            "status": ["current"],
+            "labels": ["x,y"],
+            "limit": ["250"],
         }
 
     def test_get_space_id(self, h: Harness, requests_mock: rm.Mocker) -> None:
@@ -565,14 +594,19 @@ class TestTypedApi:
         assert last(requests_mock).path == "/ex/confluence/cloud-1/wiki/api/v2/pages/..%2fspaces"
 
     def test_find_page(self, h: Harness, requests_mock: rm.Mocker) -> None:
-        listing = {"results": [{"id": "1", "title": "weekly REPORT"}, {"id": "2", "title": "Weekly report"}],
-                   "_links": {"base": f"{SITE}/wiki"}}
+        listing = {
+            "results": [{"id": "1", "title": "weekly REPORT"}, {"id": "2", "title": "Weekly report"}],
+            "_links": {"base": f"{SITE}/wiki"},
+        }
         requests_mock.get(PAGES, json=listing)
         page = h.client.find_page(space_id="42", title="Weekly report", body_format="storage")
         assert page is not None and page["id"] == "2"
         assert page["_links"]["base"] == f"{SITE}/wiki"
         assert query(last(requests_mock)) == {
-            "space-id": ["42"], "title": ["Weekly report"], "status": ["current"], "body-format": ["storage"],
+            "space-id": ["42"],
+            "title": ["Weekly report"],
+            "status": ["current"],
+            "body-format": ["storage"],
         }
 
     def test_find_page_none(self, h: Harness, requests_mock: rm.Mocker) -> None:
@@ -584,7 +618,10 @@ class TestTypedApi:
         page = h.client.create_page(space_id="42", title="Weekly report", body="<p>hi</p>", parent_id="7")
         assert page == PAGE
         assert last(requests_mock).json() == {
-            "spaceId": "42", "status": "current", "title": "Weekly report", "parentId": "7",
+            "spaceId": "42",
+            "status": "current",
+            "title": "Weekly report",
+            "parentId": "7",
             "body": {"representation": "storage", "value": "<p>hi</p>"},
         }
 
@@ -592,7 +629,10 @@ class TestTypedApi:
         requests_mock.post(PAGES, json=PAGE)
         h.client.create_page(space_id="42", title="T", body="x", representation="wiki", status="draft")
         assert last(requests_mock).json() == {
-            "spaceId": "42", "status": "draft", "title": "T", "body": {"representation": "wiki", "value": "x"},
+            "spaceId": "42",
+            "status": "draft",
+            "title": "T",
+            "body": {"representation": "wiki", "value": "x"},
         }
 
     def test_update_page_body(self, h: Harness, requests_mock: rm.Mocker) -> None:
@@ -600,14 +640,23 @@ class TestTypedApi:
         page = h.client.update_page(page_id="9001", title="T", body="<p>v5</p>", version=5, message="nightly")
         assert page["version"]["number"] == 5
         assert last(requests_mock).json() == {
-            "id": "9001", "status": "current", "title": "T",
+            "id": "9001",
+            "status": "current",
+            "title": "T",
             "body": {"representation": "storage", "value": "<p>v5</p>"},
             "version": {"number": 5, "message": "nightly"},
         }
 
     def test_update_conflict(self, h: Harness, requests_mock: rm.Mocker) -> None:
-        body = {"errors": [{"status": 409, "code": "CONFLICT",
-                            "title": "Version must be incremented on update. Current version is: 6"}]}
+        body = {
+            "errors": [
+                {
+                    "status": 409,
+                    "code": "CONFLICT",
+                    "title": "Version must be incremented on update. Current version is: 6",
+                }
+            ]
+        }
         requests_mock.put(f"{PAGES}/9001", status_code=409, json=body)
         with pytest.raises(ConfluenceConflict, match="Current version is: 6"):
             h.client.update_page(page_id="9001", title="T", body="b", version=6)

@@ -19,9 +19,16 @@ import pytest
 import requests
 import requests_mock as rm
 
-from airflow_provider_confluence.content import publish
-from airflow_provider_confluence.content import summaries
 from airflow_provider_confluence.client.confluence import ConfluenceClient
+from airflow_provider_confluence.client.labels import normalize_labels
+from airflow_provider_confluence.client.pagination import join_v1_next_link
+from airflow_provider_confluence.content import publish, summaries
+from airflow_provider_confluence.content.summaries import (
+    attachment_summary,
+    page_summary,
+    page_url,
+    search_result_summary,
+)
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
@@ -29,10 +36,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceError,
     ConfluenceScopeError,
 )
-from airflow_provider_confluence.client.labels import normalize_labels
-from airflow_provider_confluence.client.pagination import join_v1_next_link
 from airflow_provider_confluence.retry import RetryPolicy
-from airflow_provider_confluence.content.summaries import attachment_summary, page_summary, page_url, search_result_summary
 
 pytestmark = pytest.mark.airflow2
 
@@ -75,8 +79,12 @@ def sleeps() -> list[float]:
 @pytest.fixture
 def client(sleeps: list[float]) -> ConfluenceClient:
     return ConfluenceClient(
-        api_url=API, cloud_id=CLOUD, tokens=Tokens(), site_url=SITE,
-        retry=RetryPolicy(rng=random.Random(7)), sleep=sleeps.append,
+        api_url=API,
+        cloud_id=CLOUD,
+        tokens=Tokens(),
+        site_url=SITE,
+        retry=RetryPolicy(rng=random.Random(7)),
+        sleep=sleeps.append,
     )
 
 
@@ -103,13 +111,21 @@ def parts_of(request: Any) -> dict[str, dict[str, Any]]:
 
 def upload_answer(title: str = "chart.png", number: int = 1, **links: str) -> dict[str, Any]:
     return {
-        "results": [{
-            "id": "att77", "type": "attachment", "status": "current", "title": title, "version": {"number": number},
-            "extensions": {"mediaType": "image/png", "fileSize": 4, "comment": ""},
-            "_links": {"webui": "/pages/viewpageattachments.action?pageId=9001",
-                       "download": f"/download/attachments/9001/{title}"},
-            "_expandable": {"container": "/rest/api/content/9001"},
-        }],
+        "results": [
+            {
+                "id": "att77",
+                "type": "attachment",
+                "status": "current",
+                "title": title,
+                "version": {"number": number},
+                "extensions": {"mediaType": "image/png", "fileSize": 4, "comment": ""},
+                "_links": {
+                    "webui": "/pages/viewpageattachments.action?pageId=9001",
+                    "download": f"/download/attachments/9001/{title}",
+                },
+                "_expandable": {"container": "/rest/api/content/9001"},
+            }
+        ],
         "size": 1,
         "_links": {"base": f"{SITE}/wiki", "context": "/wiki", **links},
     }
@@ -153,7 +169,9 @@ class TestUploadWire:
         assert parts["file"]["type"] == expected
         assert "comment" not in parts
 
-    def test_returns_the_v1_object_with_base_filled_in(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    def test_returns_the_v1_object_with_base_filled_in(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.put(UPLOAD, json=upload_answer(number=3))
         attachment = client.upload_attachment("9001", filename="chart.png", data=b"\x89PNG")
         assert attachment["id"] == "att77" and attachment["version"]["number"] == 3
@@ -166,7 +184,9 @@ class TestUploadWire:
         requests_mock.put(UPLOAD, json=answer)
         assert client.upload_attachment("9001", filename="chart.png", data=b"x")["_links"]["base"] == f"{SITE}/wiki"
 
-    def test_an_answer_without_an_attachment_is_an_error(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    def test_an_answer_without_an_attachment_is_an_error(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.put(UPLOAD, json={"results": [], "size": 0})
         with pytest.raises(ConfluenceApiError, match="lists no attachment"):
             client.upload_attachment("9001", filename="chart.png", data=b"x")
@@ -232,8 +252,9 @@ class TestUploadIsNotIdempotent:
     def test_a_401_refreshes_and_resends_with_the_file_rewound(
         self, client: ConfluenceClient, requests_mock: rm.Mocker
     ) -> None:
-        requests_mock.put(UPLOAD, [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}},
-                                   {"json": upload_answer()}])
+        requests_mock.put(
+            UPLOAD, [{"status_code": 401, "json": {"code": 401, "message": "Unauthorized"}}, {"json": upload_answer()}]
+        )
         client.upload_attachment("9001", filename="chart.png", data=io.BytesIO(b"0123456789"))
         history = requests_mock.request_history
         assert [r.headers["Authorization"] for r in history] == [f"Bearer {TOKEN}", f"Bearer {REFRESHED}"]
@@ -272,7 +293,9 @@ class TestUploadIsNotIdempotent:
             client.request("PUT", "/wiki/rest/api/other", json={}, idempotent=False)
         assert len(sleeps) == 1
 
-    def test_extra_headers_cannot_replace_authorization(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    def test_extra_headers_cannot_replace_authorization(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.get(f"{GW}/wiki/rest/api/x", json={})
         client.request("GET", "/wiki/rest/api/x", headers={"authorization": "Basic Zm9v", "X-Extra": "1"})
         assert requests_mock.last_request.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -290,8 +313,10 @@ class TestUploadIsNotIdempotent:
 @pytest.mark.parametrize(
     ("link", "expected"),
     [
-        ("/rest/api/search?cql=type%3Dpage&cursor=abc&limit=2",
-         f"{GW}/wiki/rest/api/search?cql=type%3Dpage&cursor=abc&limit=2"),
+        (
+            "/rest/api/search?cql=type%3Dpage&cursor=abc&limit=2",
+            f"{GW}/wiki/rest/api/search?cql=type%3Dpage&cursor=abc&limit=2",
+        ),
         ("/rest/api/search?cursor=a%2Fb&cql=x&next=true", f"{GW}/wiki/rest/api/search?cursor=a%2Fb&cql=x&next=true"),
         ("/wiki/rest/api/search?cursor=c", f"{GW}/wiki/rest/api/search?cursor=c"),  # never /wiki/wiki
         (f"{GW}/wiki/rest/api/search?cursor=d", f"{GW}/wiki/rest/api/search?cursor=d"),
@@ -303,8 +328,14 @@ def test_v1_next_links_join_onto_the_gateway_wiki(link: str, expected: str) -> N
 
 
 @pytest.mark.parametrize(
-    "link", ["https://evil.example.com/wiki/rest/api/search?cursor=x", "//evil.example.com/rest/api/search",
-             "/rest/api/../../../admin", "", "rest/api/search"],
+    "link",
+    [
+        "https://evil.example.com/wiki/rest/api/search?cursor=x",
+        "//evil.example.com/rest/api/search",
+        "/rest/api/../../../admin",
+        "",
+        "rest/api/search",
+    ],
 )
 def test_v1_next_links_elsewhere_are_refused(link: str) -> None:
     with pytest.raises(ConfluenceError):
@@ -316,10 +347,18 @@ def test_v1_next_links_elsewhere_are_refused(link: str) -> None:
 
 def hit(n: int | str) -> dict[str, Any]:
     return {
-        "content": {"id": str(n), "type": "page", "status": "current", "title": f"Page {n}",
-                    "_links": {"webui": f"/spaces/DEMO/pages/{n}"}},
-        "title": f"Page @@@hl@@@{n}@@@endhl@@@", "excerpt": "", "url": f"/spaces/DEMO/pages/{n}",
-        "entityType": "content", "lastModified": "2026-01-02T03:04:05.000Z",
+        "content": {
+            "id": str(n),
+            "type": "page",
+            "status": "current",
+            "title": f"Page {n}",
+            "_links": {"webui": f"/spaces/DEMO/pages/{n}"},
+        },
+        "title": f"Page @@@hl@@@{n}@@@endhl@@@",
+        "excerpt": "",
+        "url": f"/spaces/DEMO/pages/{n}",
+        "entityType": "content",
+        "lastModified": "2026-01-02T03:04:05.000Z",
         "resultGlobalContainer": {"title": "Demo", "displayUrl": "/spaces/DEMO"},
     }
 
@@ -332,9 +371,13 @@ def search_page(ids: list[Any], next_cursor: str | None = None, limit: int = 2) 
 
 
 class TestSearch:
-    def test_follows_v1_next_links_onto_the_gateway_wiki(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SEARCH, [{"json": search_page([1, 2], "c2")}, {"json": search_page([3, 4], "c3")},
-                                   {"json": search_page([5])}])
+    def test_follows_v1_next_links_onto_the_gateway_wiki(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
+        requests_mock.get(
+            SEARCH,
+            [{"json": search_page([1, 2], "c2")}, {"json": search_page([3, 4], "c3")}, {"json": search_page([5])}],
+        )
         ids = [r["content"]["id"] for r in client.search("type=page", limit=2)]
         assert ids == ["1", "2", "3", "4", "5"]
         urls = [r.url for r in requests_mock.request_history]
@@ -342,9 +385,17 @@ class TestSearch:
         assert query(requests_mock.request_history[0]) == {"cql": ["type=page"], "limit": ["2"]}
         assert query(requests_mock.request_history[1])["cursor"] == ["c2"]
 
-    def test_max_results_stops_without_asking_for_more(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SEARCH, [{"json": search_page([1, 2, 3], "c2", 3)}, {"json": search_page([4, 5, 6], "c3", 3)},
-                                   {"json": search_page([7])}])
+    def test_max_results_stops_without_asking_for_more(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
+        requests_mock.get(
+            SEARCH,
+            [
+                {"json": search_page([1, 2, 3], "c2", 3)},
+                {"json": search_page([4, 5, 6], "c3", 3)},
+                {"json": search_page([7])},
+            ],
+        )
         results = list(client.search("type=page", max_results=5, limit=100))
         assert [r["content"]["id"] for r in results] == ["1", "2", "3", "4", "5"]
         assert requests_mock.call_count == 2
@@ -367,28 +418,46 @@ class TestSearch:
         assert requests_mock.call_count == 2
 
     def test_pages_without_progress_stop_the_search(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SEARCH, [{"json": search_page([1, 2], "c2")}, {"json": search_page([], "c3")},
-                                   {"json": search_page([], "c4")}, {"json": search_page([], "c5")},
-                                   {"json": search_page([9])}])
+        requests_mock.get(
+            SEARCH,
+            [
+                {"json": search_page([1, 2], "c2")},
+                {"json": search_page([], "c3")},
+                {"json": search_page([], "c4")},
+                {"json": search_page([], "c5")},
+                {"json": search_page([9])},
+            ],
+        )
         with pytest.raises(ConfluenceError, match="no progress over 3 pages"):
             list(client.search("type=page", limit=2))
         assert requests_mock.call_count == 4
 
     def test_a_repeated_page_is_not_yielded_twice(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SEARCH, [{"json": search_page([1, 2], "c2")}, {"json": search_page([1, 2], "c3")},
-                                   {"json": search_page([3])}])
+        requests_mock.get(
+            SEARCH,
+            [{"json": search_page([1, 2], "c2")}, {"json": search_page([1, 2], "c3")}, {"json": search_page([3])}],
+        )
         assert [r["content"]["id"] for r in client.search("type=page", limit=2)] == ["1", "2", "3"]
 
     def test_empty_last_pages_are_fine(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(SEARCH, [{"json": search_page([], "c2")}, {"json": search_page([], "c3")},
-                                   {"json": search_page([])}])
+        requests_mock.get(
+            SEARCH, [{"json": search_page([], "c2")}, {"json": search_page([], "c3")}, {"json": search_page([])}]
+        )
         assert list(client.search("type=page")) == []
 
     @pytest.mark.parametrize(
         ("cql", "kwargs"),
-        [("", {}), ("   ", {}), (None, {}), ("type=page", {"max_results": 0}), ("type=page", {"max_results": -1}),
-         ("type=page", {"max_results": True}), ("type=page", {"limit": 0}), ("type=page", {"limit": 251}),
-         ("type=page", {"limit": "10"})],
+        [
+            ("", {}),
+            ("   ", {}),
+            (None, {}),
+            ("type=page", {"max_results": 0}),
+            ("type=page", {"max_results": -1}),
+            ("type=page", {"max_results": True}),
+            ("type=page", {"limit": 0}),
+            ("type=page", {"limit": 251}),
+            ("type=page", {"limit": "10"}),
+        ],
     )
     def test_bad_arguments_fail_at_the_call_before_sending(
         self, client: ConfluenceClient, requests_mock: rm.Mocker, cql: Any, kwargs: dict[str, Any]
@@ -400,8 +469,9 @@ class TestSearch:
     def test_a_bad_cql_is_a_400_that_says_to_check_the_query(
         self, client: ConfluenceClient, requests_mock: rm.Mocker
     ) -> None:
-        message = ("com.atlassian.confluence.api.service.exceptions.BadRequestException: Could not parse cql : "
-                   "type = = page")
+        message = (
+            "com.atlassian.confluence.api.service.exceptions.BadRequestException: Could not parse cql : type = = page"
+        )
         requests_mock.get(SEARCH, status_code=400, json={"statusCode": 400, "message": message})
         with pytest.raises(ConfluenceApiError) as caught:
             list(client.search("type = = page"))
@@ -429,15 +499,20 @@ def labels_answer(names: list[str], limit: int = 200) -> dict[str, Any]:
 
 class TestLabels:
     def test_get_page_labels_follows_every_page(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-        requests_mock.get(LABELS_V2, [
-            {"json": labels_page(["b-label", "a-label"], "/wiki/api/v2/pages/9001/labels?cursor=x2&limit=250")},
-            {"json": labels_page(["c-label"])},
-        ])
+        requests_mock.get(
+            LABELS_V2,
+            [
+                {"json": labels_page(["b-label", "a-label"], "/wiki/api/v2/pages/9001/labels?cursor=x2&limit=250")},
+                {"json": labels_page(["c-label"])},
+            ],
+        )
         assert client.get_page_labels("9001") == ["b-label", "a-label", "c-label"]
         assert query(requests_mock.request_history[0]) == {"limit": ["250"]}
         assert query(requests_mock.request_history[1])["cursor"] == ["x2"]
 
-    def test_add_sends_only_missing_lower_cased_labels(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    def test_add_sends_only_missing_lower_cased_labels(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.get(LABELS_V2, json=labels_page(["daily-report"]))
         requests_mock.post(LABELS_V1, json=labels_answer(["daily-report", "kpi", "team_a"]))
         after = client.add_page_labels("9001", ["Daily-Report", "KPI", "kpi", " team_a "])
@@ -447,7 +522,9 @@ class TestLabels:
         assert post[0].json() == [{"prefix": "global", "name": "kpi"}, {"prefix": "global", "name": "team_a"}]
         assert post[0].headers["Content-Type"] == "application/json"
 
-    def test_nothing_is_written_when_the_page_has_them_all(self, client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    def test_nothing_is_written_when_the_page_has_them_all(
+        self, client: ConfluenceClient, requests_mock: rm.Mocker
+    ) -> None:
         requests_mock.get(LABELS_V2, json=labels_page(["kpi", "daily-report"]))
         assert client.add_page_labels("9001", ["KPI"]) == ["kpi", "daily-report"]
         assert [r.method for r in requests_mock.request_history] == ["GET"]
@@ -507,8 +584,10 @@ class TestLabels:
 
 
 def test_list_attachments_filters_by_name_and_follows_pages(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
-    first = {"results": [{"id": "att1", "title": "a.png"}],
-             "_links": {"next": "/wiki/api/v2/pages/9001/attachments?cursor=n2&filename=a.png"}}
+    first = {
+        "results": [{"id": "att1", "title": "a.png"}],
+        "_links": {"next": "/wiki/api/v2/pages/9001/attachments?cursor=n2&filename=a.png"},
+    }
     requests_mock.get(ATTACHMENTS_V2, [{"json": first}, {"json": {"results": [{"id": "att2"}], "_links": {}}}])
     assert [a["id"] for a in client.list_attachments("9001", filename="a.png")] == ["att1", "att2"]
     assert query(requests_mock.request_history[0]) == {"filename": ["a.png"], "limit": ["250"]}
@@ -530,15 +609,29 @@ class TestSummaries:
         assert publish.page_url is summaries.page_url
 
     def test_page_summary(self) -> None:
-        page = {"id": 9001, "title": "Weekly", "spaceId": 42, "version": {"number": 3},
-                "_links": {"webui": "/spaces/D/pages/9001", "base": f"{SITE}/wiki"}}
-        assert page_summary(page) == {"id": "9001", "title": "Weekly", "space_id": "42", "version": 3,
-                                      "url": f"{SITE}/wiki/spaces/D/pages/9001"}
+        page = {
+            "id": 9001,
+            "title": "Weekly",
+            "spaceId": 42,
+            "version": {"number": 3},
+            "_links": {"webui": "/spaces/D/pages/9001", "base": f"{SITE}/wiki"},
+        }
+        assert page_summary(page) == {
+            "id": "9001",
+            "title": "Weekly",
+            "space_id": "42",
+            "version": 3,
+            "url": f"{SITE}/wiki/spaces/D/pages/9001",
+        }
 
     @pytest.mark.parametrize(
         "page",
-        [{}, {"id": None, "version": None, "_links": None}, {"version": "x", "_links": "y", "title": ["t"]},
-         {"version": {"number": True}, "_links": {"webui": ""}}],
+        [
+            {},
+            {"id": None, "version": None, "_links": None},
+            {"version": "x", "_links": "y", "title": ["t"]},
+            {"version": {"number": True}, "_links": {"webui": ""}},
+        ],
     )
     def test_page_summary_of_odd_pages_has_nones(self, page: dict[str, Any]) -> None:
         assert page_summary(page, SITE) == {"id": None, "title": None, "space_id": None, "version": None, "url": None}
@@ -548,12 +641,25 @@ class TestSummaries:
         assert page_url({"_links": {"webui": "/x"}}) == "/x"  # no base known: the path as is
 
     def test_attachment_summary_of_a_v2_object(self) -> None:
-        att = {"id": "att5", "status": "current", "title": "chart.png", "mediaType": "image/png", "fileSize": 1234,
-               "pageId": "9001", "version": {"number": 2}, "downloadLink": "/download/attachments/9001/chart.png?v=2",
-               "_links": {"webui": "/pages/viewpageattachments.action?pageId=9001&preview=chart.png"}}
+        att = {
+            "id": "att5",
+            "status": "current",
+            "title": "chart.png",
+            "mediaType": "image/png",
+            "fileSize": 1234,
+            "pageId": "9001",
+            "version": {"number": 2},
+            "downloadLink": "/download/attachments/9001/chart.png?v=2",
+            "_links": {"webui": "/pages/viewpageattachments.action?pageId=9001&preview=chart.png"},
+        }
         assert attachment_summary(att, SITE) == {
-            "id": "att5", "title": "chart.png", "page_id": "9001", "media_type": "image/png", "file_size": 1234,
-            "version": 2, "url": f"{SITE}/wiki/pages/viewpageattachments.action?pageId=9001&preview=chart.png",
+            "id": "att5",
+            "title": "chart.png",
+            "page_id": "9001",
+            "media_type": "image/png",
+            "file_size": 1234,
+            "version": 2,
+            "url": f"{SITE}/wiki/pages/viewpageattachments.action?pageId=9001&preview=chart.png",
             "download_url": f"{SITE}/wiki/download/attachments/9001/chart.png?v=2",
         }
 
@@ -579,8 +685,12 @@ class TestSummaries:
     def test_search_result_summary(self) -> None:
         result = hit(12) | {"excerpt": "Revenue &amp; @@@hl@@@costs@@@endhl@@@\n  up"}
         assert search_result_summary(result, f"{SITE}/wiki") == {
-            "id": "12", "type": "page", "title": "Page 12", "space": "Demo",
-            "url": f"{SITE}/wiki/spaces/DEMO/pages/12", "excerpt": "Revenue & costs up",
+            "id": "12",
+            "type": "page",
+            "title": "Page 12",
+            "space": "Demo",
+            "url": f"{SITE}/wiki/spaces/DEMO/pages/12",
+            "excerpt": "Revenue & costs up",
             "last_modified": "2026-01-02T03:04:05.000Z",
         }
 
@@ -588,8 +698,13 @@ class TestSummaries:
         assert search_result_summary(hit(1), SITE + "/")["url"] == f"{SITE}/wiki/spaces/DEMO/pages/1"
 
     def test_search_result_summary_of_odd_results(self) -> None:
-        space = {"space": {"key": "OPS"}, "title": "@@@hl@@@Ops@@@endhl@@@", "entityType": "space",
-                 "excerpt": "x" * 2000, "url": "/spaces/OPS"}
+        space = {
+            "space": {"key": "OPS"},
+            "title": "@@@hl@@@Ops@@@endhl@@@",
+            "entityType": "space",
+            "excerpt": "x" * 2000,
+            "url": "/spaces/OPS",
+        }
         summary = search_result_summary(space, None)
         assert summary["id"] is None and summary["type"] == "space" and summary["title"] == "Ops"
         assert summary["url"] is None  # no base known

@@ -31,17 +31,18 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_confluence.client.confluence import ConfluenceClient
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceError
 from airflow_provider_confluence.client.pagination import join_next_link
 from airflow_provider_confluence.client.responses import MAX_ECHO, error_from_response
-from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.config.connection import parse_scopes
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceError
+from airflow_provider_confluence.retry import RetryPolicy
 from airflow_provider_confluence.testing import FakeAtlassian
 
 pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 FUZZ_HTTP = settings(FUZZ, max_examples=200)
 
 # A secret planted in answers (it has the shape of an Atlassian token but was never issued by anyone).
@@ -105,10 +106,18 @@ def test_next_links_stay_on_the_gateway_and_keep_their_query(data: st.DataObject
 
 
 @FUZZ
-@given(base=gateway_bases(), host=st.sampled_from(["evil.example.com", "api.atlassian.com.evil.test", "[::1]"]),
-       scheme=st.sampled_from(["https:", "http:", ""]), path=st.sampled_from(["/wiki/api/v2/spaces", "/x"]))
-@example(base="https://api.atlassian.com/ex/confluence/c", host="api.atlassian.com:8443", scheme="https:",
-         path="/wiki/api/v2/spaces")
+@given(
+    base=gateway_bases(),
+    host=st.sampled_from(["evil.example.com", "api.atlassian.com.evil.test", "[::1]"]),
+    scheme=st.sampled_from(["https:", "http:", ""]),
+    path=st.sampled_from(["/wiki/api/v2/spaces", "/x"]),
+)
+@example(
+    base="https://api.atlassian.com/ex/confluence/c",
+    host="api.atlassian.com:8443",
+    scheme="https:",
+    path="/wiki/api/v2/spaces",
+)
 def test_next_links_to_another_host_are_refused(base: str, host: str, scheme: str, path: str) -> None:
     assume(host.lower() != urlsplit(base).netloc.lower())
     with pytest.raises(ConfluenceError, match="Refusing to follow a link"):
@@ -133,8 +142,17 @@ def test_any_next_link_is_joined_onto_the_gateway_or_refused_cleanly(base: str, 
 # -- scopes -------------------------------------------------------------------------------------------
 
 scope_names = st.one_of(
-    st.sampled_from(["offline_access", "read:space:confluence", "read:page:confluence", "write:page:confluence",
-                     "write:confluence-content", "read:confluence-space.summary", "search:confluence"]),
+    st.sampled_from(
+        [
+            "offline_access",
+            "read:space:confluence",
+            "read:page:confluence",
+            "write:page:confluence",
+            "write:confluence-content",
+            "read:confluence-space.summary",
+            "search:confluence",
+        ]
+    ),
     st.text(string.ascii_letters + string.digits + ":._-", min_size=1, max_size=20),
 )
 separators = st.text(" ,\t\n\r\f\v\u00a0\u3000", min_size=1, max_size=3)
@@ -179,8 +197,11 @@ def test_scopes_without_offline_access_are_refused(case: tuple[str, list[str]]) 
 # -- error bodies -------------------------------------------------------------------------------------
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=8)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=30)
 
 
@@ -191,8 +212,9 @@ def error_bodies(draw: st.DrawFn) -> bytes:
     text = draw(st.text(max_size=400))
     pos = draw(st.integers(0, len(text)))
     said = text[:pos] + secret + text[pos:]
-    shape = draw(st.sampled_from(["v2", "v1", "gateway", "token", "problem", "html", "text", "bytes", "json",
-                                  "nested"]))
+    shape = draw(
+        st.sampled_from(["v2", "v1", "gateway", "token", "problem", "html", "text", "bytes", "json", "nested"])
+    )
     if shape == "v2":
         item = {"status": draw(st.integers()), "code": draw(json_values), "title": said, "detail": draw(json_values)}
         return json.dumps({"errors": [item, draw(json_values)]}).encode()
@@ -216,22 +238,46 @@ def error_bodies(draw: st.DrawFn) -> bytes:
     return draw(st.binary(max_size=400)) + secret.encode()
 
 
-statuses = st.one_of(st.sampled_from([400, 401, 403, 404, 409, 410, 413, 429, 500, 502, 503, 504]),
-                     st.integers(min_value=0, max_value=999))
+statuses = st.one_of(
+    st.sampled_from([400, 401, 403, 404, 409, 410, 413, 429, 500, 502, 503, 504]),
+    st.integers(min_value=0, max_value=999),
+)
 error_headers = st.dictionaries(
     st.sampled_from(["Retry-After", "retry-after", "Content-Type", "Link", "X-Anything"]),
-    st.one_of(header_text, st.sampled_from(["9223372036854775807", "-1", "1e309", "Wed, 21 Oct 2015 07:28:00 GMT",
-                                            "Fri, 31 Dec 9999 23:59:59 GMT", "NaN", "inf"])),
+    st.one_of(
+        header_text,
+        st.sampled_from(
+            [
+                "9223372036854775807",
+                "-1",
+                "1e309",
+                "Wed, 21 Oct 2015 07:28:00 GMT",
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+                "NaN",
+                "inf",
+            ]
+        ),
+    ),
     max_size=3,
 )
 
 
 @FUZZ
-@given(method=st.sampled_from(["GET", "post", "PUT", "DELETE"]), status=statuses, body=error_bodies(),
-       headers=error_headers, path=st.sampled_from(["/wiki/api/v2/pages", "/wiki/api/v2/spaces/1", "/x"]))
+@given(
+    method=st.sampled_from(["GET", "post", "PUT", "DELETE"]),
+    status=statuses,
+    body=error_bodies(),
+    headers=error_headers,
+    path=st.sampled_from(["/wiki/api/v2/pages", "/wiki/api/v2/spaces/1", "/x"]),
+)
 @example(method="GET", status=500, body=b"[" * 3000, headers={}, path="/x")
-@example(method="GET", status=401, body=b'{"code":401,"message":"Unauthorized; scope does not match"}',
-         headers={}, path="/wiki/api/v2/pages")
+@example(
+    method="GET",
+    status=401,
+    body=b'{"code":401,"message":"Unauthorized; scope does not match"}',
+    headers={},
+    path="/wiki/api/v2/pages",
+)
 def test_any_error_answer_becomes_a_bounded_api_error_without_the_secret(
     method: str, status: int, body: bytes, headers: dict[str, str], path: str
 ) -> None:
@@ -273,8 +319,17 @@ field_values = st.one_of(
 def token_requests(draw: st.DrawFn) -> tuple[str, object, str | None]:
     """(encoding, payload, content type): a JSON or form body, or raw bytes."""
     encoding = draw(st.sampled_from(["json", "json", "form", "bytes", "json-scalar"]))
-    content_type = draw(st.sampled_from([None, "application/json", "application/json; charset=utf-8",
-                                         "application/x-www-form-urlencoded", "text/plain"]))
+    content_type = draw(
+        st.sampled_from(
+            [
+                None,
+                "application/json",
+                "application/json; charset=utf-8",
+                "application/x-www-form-urlencoded",
+                "text/plain",
+            ]
+        )
+    )
     if encoding == "bytes":
         return encoding, draw(st.binary(max_size=200)), content_type
     if encoding == "json-scalar":
@@ -300,10 +355,30 @@ def _swap(value: object, real: dict[str, str]) -> object:
 @FUZZ_HTTP
 @given(case=token_requests())
 @example(case=("json", {"grant_type": "refresh_token", "client_id": "\ud800", "client_secret": "x"}, None))
-@example(case=("json", {"grant_type": "refresh_token", "client_id": "<client_id>",
-                        "client_secret": "<client_secret>", "refresh_token": "\udfff"}, None))
-@example(case=("form", {"grant_type": "refresh_token", "client_id": "<client_id>",
-                        "client_secret": "<client_secret>", "refresh_token": "<refresh_token>"}, None))
+@example(
+    case=(
+        "json",
+        {
+            "grant_type": "refresh_token",
+            "client_id": "<client_id>",
+            "client_secret": "<client_secret>",
+            "refresh_token": "\udfff",
+        },
+        None,
+    )
+)
+@example(
+    case=(
+        "form",
+        {
+            "grant_type": "refresh_token",
+            "client_id": "<client_id>",
+            "client_secret": "<client_secret>",
+            "refresh_token": "<refresh_token>",
+        },
+        None,
+    )
+)
 def test_the_emulator_token_endpoint_answers_every_body_with_an_oauth_json(
     token_fake: FakeAtlassian, case: tuple[str, object, str | None]
 ) -> None:
@@ -334,8 +409,12 @@ def test_the_emulator_token_endpoint_answers_every_body_with_an_oauth_json(
 def test_the_token_fuzz_left_the_emulator_consistent(token_fake: FakeAtlassian) -> None:
     """Runs after the fuzz (same module fixture): the emulator still refreshes a fresh grant normally."""
     refresh_token = token_fake.issue_grant()
-    body = {"grant_type": "refresh_token", "client_id": token_fake.client_id,
-            "client_secret": token_fake.client_secret, "refresh_token": refresh_token}
+    body = {
+        "grant_type": "refresh_token",
+        "client_id": token_fake.client_id,
+        "client_secret": token_fake.client_secret,
+        "refresh_token": refresh_token,
+    }
     answer = requests.post(token_fake.token_url, json=body, timeout=10)
     assert answer.status_code == 200 and answer.json()["refresh_token"] != refresh_token
 
@@ -364,23 +443,41 @@ class _Tokens:
 answer_bodies = st.one_of(
     error_bodies(),
     st.builds(lambda v: json.dumps(v).encode(), json_values),
-    st.builds(lambda results, nxt: json.dumps({"results": results, "_links": {"next": nxt}}).encode(),
-              st.lists(json_values, max_size=3), st.one_of(st.none(), st.text(max_size=40),
-                                                           st.sampled_from(["/wiki/api/v2/spaces?cursor=2",
-                                                                            "http://[", "//evil.test/wiki/x"]))),
+    st.builds(
+        lambda results, nxt: json.dumps({"results": results, "_links": {"next": nxt}}).encode(),
+        st.lists(json_values, max_size=3),
+        st.one_of(
+            st.none(),
+            st.text(max_size=40),
+            st.sampled_from(["/wiki/api/v2/spaces?cursor=2", "http://[", "//evil.test/wiki/x"]),
+        ),
+    ),
 )
 answer_headers = st.dictionaries(
     st.sampled_from(["Retry-After", "Content-Type", "Link", "X-RateLimit-NearLimit", "Beta-Retry-After"]),
-    st.one_of(header_text, st.sampled_from(['</wiki/api/v2/spaces?cursor=x>; rel="next"', '<http://[>; rel="next"',
-                                            "<https://evil.test/wiki/x>; rel=next", "application/json"])),
+    st.one_of(
+        header_text,
+        st.sampled_from(
+            [
+                '</wiki/api/v2/spaces?cursor=x>; rel="next"',
+                '<http://[>; rel="next"',
+                "<https://evil.test/wiki/x>; rel=next",
+                "application/json",
+            ]
+        ),
+    ),
     max_size=3,
 )
-answers = st.fixed_dictionaries({
-    "status_code": st.one_of(st.sampled_from([200, 204, 401, 403, 404, 409, 429, 500, 502, 503, 504]),
-                             st.integers(min_value=200, max_value=599)),
-    "content": answer_bodies,
-    "headers": answer_headers,
-})
+answers = st.fixed_dictionaries(
+    {
+        "status_code": st.one_of(
+            st.sampled_from([200, 204, 401, 403, 404, 409, 429, 500, 502, 503, 504]),
+            st.integers(min_value=200, max_value=599),
+        ),
+        "content": answer_bodies,
+        "headers": answer_headers,
+    }
+)
 
 
 def _client(answers_: list[dict], expired: bool) -> tuple[ConfluenceClient, rm.Adapter, list[float]]:
@@ -389,19 +486,32 @@ def _client(answers_: list[dict], expired: bool) -> tuple[ConfluenceClient, rm.A
     session.mount("https://", adapter)
     adapter.register_uri(rm.ANY, rm.ANY, answers_)
     slept: list[float] = []
-    client = ConfluenceClient(api_url=API, cloud_id="cloud-1", tokens=_Tokens(expired), session=session,
-                              retry=RetryPolicy(rng=random.Random(5)), sleep=slept.append)
+    client = ConfluenceClient(
+        api_url=API,
+        cloud_id="cloud-1",
+        tokens=_Tokens(expired),
+        session=session,
+        retry=RetryPolicy(rng=random.Random(5)),
+        sleep=slept.append,
+    )
     return client, adapter, slept
 
 
 @FUZZ
-@given(answers_=st.lists(answers, min_size=1, max_size=4), method=st.sampled_from(["GET", "POST", "PUT"]),
-       expired=st.booleans())
+@given(
+    answers_=st.lists(answers, min_size=1, max_size=4),
+    method=st.sampled_from(["GET", "POST", "PUT"]),
+    expired=st.booleans(),
+)
 @example(answers_=[{"status_code": 200, "content": b"[" * 3000, "headers": {}}], method="GET", expired=False)
-@example(answers_=[{"status_code": 503, "content": b"", "headers": {"Retry-After": "9223372036854775807"}}],
-         method="GET", expired=False)
-def test_any_answer_gives_a_parsed_result_or_a_confluence_error(answers_: list[dict], method: str,
-                                                                 expired: bool) -> None:
+@example(
+    answers_=[{"status_code": 503, "content": b"", "headers": {"Retry-After": "9223372036854775807"}}],
+    method="GET",
+    expired=False,
+)
+def test_any_answer_gives_a_parsed_result_or_a_confluence_error(
+    answers_: list[dict], method: str, expired: bool
+) -> None:
     client, adapter, slept = _client(answers_, expired)
     try:
         result = client.request(method, "/wiki/api/v2/spaces", json={"x": 1} if method != "GET" else None)

@@ -17,8 +17,9 @@ RT = "planted-refresh-token-xyz"
 
 
 def refresh(session):
-    return oauth.refresh(session, token_url=TOKEN_URL, client_id="cid", client_secret=SECRET, refresh_token=RT,
-                         timeout=5)
+    return oauth.refresh(
+        session, token_url=TOKEN_URL, client_id="cid", client_secret=SECRET, refresh_token=RT, timeout=5
+    )
 
 
 def test_refresh_sends_json_without_scope_or_redirect_uri():
@@ -28,8 +29,12 @@ def test_refresh_sends_json_without_scope_or_redirect_uri():
         result = refresh(session)
     sent = m.request_history[0]
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.json() == {"grant_type": "refresh_token", "client_id": "cid", "client_secret": SECRET,
-                           "refresh_token": RT}
+    assert sent.json() == {
+        "grant_type": "refresh_token",
+        "client_id": "cid",
+        "client_secret": SECRET,
+        "refresh_token": RT,
+    }
     assert (result.access_token, result.expires_in, result.refresh_token, result.scope) == ("at", 3600.0, "rt2", "s")
 
 
@@ -41,8 +46,11 @@ def test_refresh_without_refresh_token_in_answer():
 
 def test_invalid_grant_is_its_own_type_and_quotes_atlassian():
     with requests_mock.Mocker() as m:
-        m.post(TOKEN_URL, status_code=403,
-               json={"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."})
+        m.post(
+            TOKEN_URL,
+            status_code=403,
+            json={"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
+        )
         with pytest.raises(ConfluenceInvalidGrant) as info:
             refresh(requests.Session())
     assert info.value.status_code == 403
@@ -91,20 +99,41 @@ def test_network_failures_are_transient(exc):
 def test_code_exchange_sends_the_redirect_uri():
     with requests_mock.Mocker() as m:
         m.post(TOKEN_URL, json={"access_token": "at", "expires_in": 3600, "refresh_token": "rt"})
-        oauth.exchange_code(requests.Session(), token_url=TOKEN_URL, client_id="cid", client_secret=SECRET,
-                            code="c0de", redirect_uri="https://x/cb", timeout=5)
-    assert m.request_history[0].json() == {"grant_type": "authorization_code", "client_id": "cid",
-                                           "client_secret": SECRET, "code": "c0de", "redirect_uri": "https://x/cb"}
+        oauth.exchange_code(
+            requests.Session(),
+            token_url=TOKEN_URL,
+            client_id="cid",
+            client_secret=SECRET,
+            code="c0de",
+            redirect_uri="https://x/cb",
+            timeout=5,
+        )
+    assert m.request_history[0].json() == {
+        "grant_type": "authorization_code",
+        "client_id": "cid",
+        "client_secret": SECRET,
+        "code": "c0de",
+        "redirect_uri": "https://x/cb",
+    }
 
 
 def test_authorization_url_has_every_parameter_atlassian_requires():
-    url = oauth.authorization_url(auth_url="https://auth.atlassian.com/authorize", client_id="cid",
-                                  scope="offline_access read:space:confluence", redirect_uri="https://x/cb",
-                                  state="st4te")
+    url = oauth.authorization_url(
+        auth_url="https://auth.atlassian.com/authorize",
+        client_id="cid",
+        scope="offline_access read:space:confluence",
+        redirect_uri="https://x/cb",
+        state="st4te",
+    )
     query = parse_qs(urlsplit(url).query)
     assert query == {
-        "audience": ["api.atlassian.com"], "client_id": ["cid"], "scope": ["offline_access read:space:confluence"],
-        "redirect_uri": ["https://x/cb"], "state": ["st4te"], "response_type": ["code"], "prompt": ["consent"],
+        "audience": ["api.atlassian.com"],
+        "client_id": ["cid"],
+        "scope": ["offline_access read:space:confluence"],
+        "redirect_uri": ["https://x/cb"],
+        "state": ["st4te"],
+        "response_type": ["code"],
+        "prompt": ["consent"],
     }
 
 
@@ -121,16 +150,21 @@ def test_no_matching_site_lists_the_reachable_ones():
 def test_accessible_resources_sends_the_bearer_token():
     with requests_mock.Mocker() as m:
         m.get("https://api.atlassian.com/oauth/token/accessible-resources", json=[{"id": "x", "url": "https://s"}])
-        assert oauth.accessible_resources(requests.Session(), api_url="https://api.atlassian.com/",
-                                          access_token="tok", timeout=5) == [{"id": "x", "url": "https://s"}]
+        assert oauth.accessible_resources(
+            requests.Session(), api_url="https://api.atlassian.com/", access_token="tok", timeout=5
+        ) == [{"id": "x", "url": "https://s"}]
     assert m.request_history[0].headers["Authorization"] == "Bearer tok"
 
 
 def test_accessible_resources_refused():
     with requests_mock.Mocker() as m:
-        m.get("https://api.atlassian.com/oauth/token/accessible-resources", status_code=401,
-              json={"code": 401, "message": "Unauthorized"})
+        m.get(
+            "https://api.atlassian.com/oauth/token/accessible-resources",
+            status_code=401,
+            json={"code": 401, "message": "Unauthorized"},
+        )
         with pytest.raises(ConfluenceAuthError) as info:
-            oauth.accessible_resources(requests.Session(), api_url="https://api.atlassian.com", access_token="planted-at-77",
-                                       timeout=5)
+            oauth.accessible_resources(
+                requests.Session(), api_url="https://api.atlassian.com", access_token="planted-at-77", timeout=5
+            )
     assert info.value.status_code == 401 and "planted-at-77" not in str(info.value)

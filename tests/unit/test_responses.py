@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from airflow_provider_confluence.client.pagination import join_next_link, next_link
+from airflow_provider_confluence.client.responses import MAX_ECHO, error_from_response, required_scope
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConflict,
@@ -15,8 +17,6 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceRateLimited,
     ConfluenceScopeError,
 )
-from airflow_provider_confluence.client.pagination import join_next_link, next_link
-from airflow_provider_confluence.client.responses import MAX_ECHO, error_from_response, required_scope
 
 pytestmark = pytest.mark.airflow2  # Airflow-free code: the same on 2.11
 
@@ -42,8 +42,15 @@ DUPLICATE = {
 SCOPE = {"code": 401, "message": "Unauthorized; scope does not match"}
 
 
-def err(status: int, body: object, *, method: str = "GET", url: str = PAGES, headers: dict[str, str] | None = None,
-        secrets: tuple[str, ...] = ()) -> ConfluenceApiError:
+def err(
+    status: int,
+    body: object,
+    *,
+    method: str = "GET",
+    url: str = PAGES,
+    headers: dict[str, str] | None = None,
+    secrets: tuple[str, ...] = (),
+) -> ConfluenceApiError:
     raw = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
     return error_from_response(method, url, status, raw, headers or {}, secrets=secrets)
 
@@ -53,15 +60,37 @@ class TestErrorFormats:
         ("status", "body", "cls", "code", "expected"),
         [
             (400, DUPLICATE, ConfluenceApiError, "BAD_REQUEST", "A page with this title already exists"),
-            (404, {"errors": [{"status": 404, "code": "NOT_FOUND", "title": "Not Found", "detail": "No page 7"}]},
-             ConfluenceNotFound, "NOT_FOUND", "Not Found: No page 7"),
+            (
+                404,
+                {"errors": [{"status": 404, "code": "NOT_FOUND", "title": "Not Found", "detail": "No page 7"}]},
+                ConfluenceNotFound,
+                "NOT_FOUND",
+                "Not Found: No page 7",
+            ),
             (410, V1_410, ConfluenceGone, None, "This deprecated endpoint has been removed"),
             (401, SCOPE, ConfluenceScopeError, "401", "scope does not match"),
-            (403, {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
-             ConfluenceApiError, "invalid_grant", "Unknown or invalid refresh token."),
-            (409, {"errors": [{"status": 409, "code": "CONFLICT",
-                               "title": "Version must be incremented on update. Current version is: 4"}]},
-             ConfluenceConflict, "CONFLICT", "Current version is: 4"),
+            (
+                403,
+                {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
+                ConfluenceApiError,
+                "invalid_grant",
+                "Unknown or invalid refresh token.",
+            ),
+            (
+                409,
+                {
+                    "errors": [
+                        {
+                            "status": 409,
+                            "code": "CONFLICT",
+                            "title": "Version must be incremented on update. Current version is: 4",
+                        }
+                    ]
+                },
+                ConfluenceConflict,
+                "CONFLICT",
+                "Current version is: 4",
+            ),
             (429, {"code": 429, "message": "Rate limit exceeded"}, ConfluenceRateLimited, "429", "Rate limit exceeded"),
             (500, {"title": "Internal error", "detail": "boom"}, ConfluenceApiError, None, "Internal error: boom"),
         ],
@@ -80,10 +109,14 @@ class TestErrorFormats:
     @pytest.mark.parametrize(
         ("body", "expected"),
         [
-            ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Oops</h1></body></html>",
-             "an HTML page: 502 Bad Gateway"),
-            ("<html><body><script>var x = 1;</script><p>Service   unavailable</p></body></html>",
-             "an HTML page: Service unavailable"),
+            (
+                "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Oops</h1></body></html>",
+                "an HTML page: 502 Bad Gateway",
+            ),
+            (
+                "<html><body><script>var x = 1;</script><p>Service   unavailable</p></body></html>",
+                "an HTML page: Service unavailable",
+            ),
             (b"", "Bad Gateway"),
             (None, "Bad Gateway"),
             ("   \n", "Bad Gateway"),
@@ -201,8 +234,14 @@ class TestNoSecretsInMessages:
     def test_tokens_are_redacted(self, body: str) -> None:
         exc = err(400, body, secrets=("opaque-known-secret",))
         text = str(exc)
-        for secret in ("sekrit-token-value", self.TOKEN, "rt-very-secret-1", "at-very-secret-2", "cs-3",
-                       "opaque-known-secret"):
+        for secret in (
+            "sekrit-token-value",
+            self.TOKEN,
+            "rt-very-secret-1",
+            "at-very-secret-2",
+            "cs-3",
+            "opaque-known-secret",
+        ):
             assert secret not in text
         assert "[redacted]" in text
 
@@ -223,23 +262,35 @@ class TestJoinNextLink:
         ("base", "link", "expected"),
         [
             (GW, "/wiki/api/v2/pages?cursor=abc", f"{GW}/wiki/api/v2/pages?cursor=abc"),
-            (GW, "/wiki/api/v2/spaces?cursor=c%3D%3D&limit=250&keys=A,B",
-             f"{GW}/wiki/api/v2/spaces?cursor=c%3D%3D&limit=250&keys=A,B"),  # cursor not last, kept verbatim
+            (
+                GW,
+                "/wiki/api/v2/spaces?cursor=c%3D%3D&limit=250&keys=A,B",
+                f"{GW}/wiki/api/v2/spaces?cursor=c%3D%3D&limit=250&keys=A,B",
+            ),  # cursor not last, kept verbatim
             (GW + "/", "/wiki/api/v2/pages?cursor=abc", f"{GW}/wiki/api/v2/pages?cursor=abc"),
             (GW + "/wiki", "/wiki/api/v2/pages?cursor=abc", f"{GW}/wiki/api/v2/pages?cursor=abc"),
             (GW + "/wiki/", "/wiki/api/v2/pages?cursor=abc", f"{GW}/wiki/api/v2/pages?cursor=abc"),
             (GW, "/wiki/wiki/api/v2/pages?cursor=abc", f"{GW}/wiki/api/v2/pages?cursor=abc"),
             (GW, f"{GW}/wiki/api/v2/pages?limit=5&cursor=x", f"{GW}/wiki/api/v2/pages?limit=5&cursor=x"),
-            (GW, "HTTPS://API.ATLASSIAN.COM:443/ex/confluence/abc-123/wiki/api/v2/pages?cursor=x",
-             f"{GW}/wiki/api/v2/pages?cursor=x"),
+            (
+                GW,
+                "HTTPS://API.ATLASSIAN.COM:443/ex/confluence/abc-123/wiki/api/v2/pages?cursor=x",
+                f"{GW}/wiki/api/v2/pages?cursor=x",
+            ),
             (GW, "https://api.atlassian.com/wiki/api/v2/pages?cursor=x", f"{GW}/wiki/api/v2/pages?cursor=x"),
             (GW, "/ex/confluence/abc-123/wiki/api/v2/pages?cursor=x", f"{GW}/wiki/api/v2/pages?cursor=x"),
             (GW, "/api/v2/pages?cursor=x", f"{GW}/wiki/api/v2/pages?cursor=x"),
             (GW, "  /wiki/api/v2/pages?cursor=x#frag ", f"{GW}/wiki/api/v2/pages?cursor=x"),
-            ("http://127.0.0.1:8080/ex/confluence/c1", "/wiki/api/v2/pages?cursor=1",
-             "http://127.0.0.1:8080/ex/confluence/c1/wiki/api/v2/pages?cursor=1"),
-            ("http://127.0.0.1:8080/ex/confluence/c1", "http://127.0.0.1:8080/ex/confluence/c1/wiki/x?cursor=1",
-             "http://127.0.0.1:8080/ex/confluence/c1/wiki/x?cursor=1"),
+            (
+                "http://127.0.0.1:8080/ex/confluence/c1",
+                "/wiki/api/v2/pages?cursor=1",
+                "http://127.0.0.1:8080/ex/confluence/c1/wiki/api/v2/pages?cursor=1",
+            ),
+            (
+                "http://127.0.0.1:8080/ex/confluence/c1",
+                "http://127.0.0.1:8080/ex/confluence/c1/wiki/x?cursor=1",
+                "http://127.0.0.1:8080/ex/confluence/c1/wiki/x?cursor=1",
+            ),
         ],
     )
     def test_joins(self, base: str, link: str, expected: str) -> None:
@@ -275,7 +326,10 @@ class TestJoinNextLink:
 
 class TestNextLink:
     def test_from_body(self) -> None:
-        body = {"results": [], "_links": {"next": "/wiki/api/v2/pages?cursor=b", "base": "https://x.atlassian.net/wiki"}}
+        body = {
+            "results": [],
+            "_links": {"next": "/wiki/api/v2/pages?cursor=b", "base": "https://x.atlassian.net/wiki"},
+        }
         assert next_link(body, {"Link": '</wiki/api/v2/pages?cursor=h>; rel="next"'}) == "/wiki/api/v2/pages?cursor=b"
 
     @pytest.mark.parametrize(
@@ -302,8 +356,8 @@ class TestNextLink:
 
 @pytest.mark.parametrize("link", ["/wiki/../../ex/confluence/other-cloud/wiki/api/v2/spaces", "/wiki/./api/v2/pages"])
 def test_next_links_with_dot_segments_are_refused(link: str) -> None:
-    from airflow_provider_confluence.exceptions import ConfluenceError
     from airflow_provider_confluence.client.pagination import join_next_link
+    from airflow_provider_confluence.exceptions import ConfluenceError
 
     with pytest.raises(ConfluenceError, match="dot segments"):
         join_next_link("https://api.atlassian.com/ex/confluence/cloud-1", link)

@@ -114,7 +114,11 @@ class TestNextDelay:
     def test_default_policy_matches_the_documented_values(self) -> None:
         p = RetryPolicy()
         assert (p.max_attempts, p.max_total_wait, p.base_delay, p.max_delay, p.retry_after_cap) == (
-            6, 180.0, 0.5, 30.0, 60.0,
+            6,
+            180.0,
+            0.5,
+            30.0,
+            60.0,
         )
 
     @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
 from airflow_provider_confluence.config.connection import DEFAULT_SCOPES, ConnectionSettings
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 pytestmark = pytest.mark.airflow2
 
@@ -67,8 +67,13 @@ def test_https_is_required_for_atlassian_urls(name):
 @pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:1", "[::1]:9"])
 def test_loopback_may_use_http_when_the_deployment_lists_it(host):
     s = ConnectionSettings.from_connection_fields(
-        "c1", host="https://example.atlassian.net", login="cid", password=SECRET, allowed_endpoint_hosts=host,
-        extra={"grant_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"})
+        "c1",
+        host="https://example.atlassian.net",
+        login="cid",
+        password=SECRET,
+        allowed_endpoint_hosts=host,
+        extra={"grant_url": f"http://{host}/oauth/token", "api_url": f"http://{host}"},
+    )
     assert s.token_url.startswith("http://")
 
 
@@ -160,8 +165,14 @@ def test_the_site_url_refuses_the_same(kind):
 
 
 def parse_allowed(allowed, **extra):
-    return ConnectionSettings.from_connection_fields("c1", host="https://example.atlassian.net", login="cid",
-                                                     password=SECRET, extra=extra, allowed_endpoint_hosts=allowed)
+    return ConnectionSettings.from_connection_fields(
+        "c1",
+        host="https://example.atlassian.net",
+        login="cid",
+        password=SECRET,
+        extra=extra,
+        allowed_endpoint_hosts=allowed,
+    )
 
 
 @pytest.mark.parametrize("field", ["auth_url", "grant_url", "api_url"])
@@ -202,8 +213,16 @@ def test_the_deployment_may_list_other_endpoint_hosts(allowed, url, accepted):
             parse_allowed(allowed, grant_url=url)
 
 
-@pytest.mark.parametrize("entry", ["https://attacker.example", "attacker.example/path", "attacker.example:port",
-                                   "user@attacker.example", "attacker.example:99999"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "https://attacker.example",
+        "attacker.example/path",
+        "attacker.example:port",
+        "user@attacker.example",
+        "attacker.example:99999",
+    ],
+)
 def test_a_malformed_allow_list_entry_is_refused_and_named(entry):
     with pytest.raises(ConfluenceConfigError) as info:
         parse_allowed(f"api.example.com,{entry}")
@@ -220,10 +239,13 @@ def test_the_site_may_be_any_https_host_because_no_credential_is_sent_there():
 # -- the extras renamed in 0.2.0 (token_store -> state_store, token_url -> grant_url) ---------------------------
 
 
-@pytest.mark.parametrize(("old", "new", "value", "attribute"), [
-    ("token_store", "state_store", "variable", "token_store"),
-    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "token_url"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "value", "attribute"),
+    [
+        ("token_store", "state_store", "variable", "token_store"),
+        ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "token_url"),
+    ],
+)
 def test_an_old_extra_name_still_works_with_a_deprecation_warning(old, new, value, attribute):
     with pytest.warns(DeprecationWarning, match=f"rename it to {new}"):
         s = parse(extra={"refresh_token": "rt", old: value})
@@ -231,19 +253,25 @@ def test_an_old_extra_name_still_works_with_a_deprecation_warning(old, new, valu
     assert any(old in w and new in w for w in s.warnings)  # the hook logs them
 
 
-@pytest.mark.parametrize(("old", "new", "value"), [
-    ("token_store", "state_store", "variable"),
-    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [
+        ("token_store", "state_store", "variable"),
+        ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2"),
+    ],
+)
 def test_old_and_new_names_with_the_same_value_are_accepted(old, new, value):
     s = parse(extra={"refresh_token": "rt", old: value, new: value})
     assert value in (s.token_store, s.token_url)
 
 
-@pytest.mark.parametrize(("old", "new", "old_value", "new_value"), [
-    ("token_store", "state_store", "variable", "connection"),
-    ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "https://auth.atlassian.com/oauth/token"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "old_value", "new_value"),
+    [
+        ("token_store", "state_store", "variable", "connection"),
+        ("token_url", "grant_url", "https://auth.atlassian.com/oauth/token2", "https://auth.atlassian.com/oauth/token"),
+    ],
+)
 def test_old_and_new_names_with_different_values_are_refused(old, new, old_value, new_value):
     with pytest.raises(ConfluenceConfigError) as info:
         parse(extra={"refresh_token": "rt", old: old_value, new: new_value})

@@ -8,16 +8,15 @@ from dataclasses import replace
 
 import pytest
 
+from airflow_provider_confluence.auth.oauth import TokenResponse
+from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceInvalidGrant,
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.auth.oauth import TokenResponse
-from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenManager, TokenState
 from helpers.clock import Clock
-
 
 
 class FakeTokenEndpoint:
@@ -39,14 +38,21 @@ class FakeTokenEndpoint:
 
 
 def manager(store: MemoryTokenStore, endpoint, clock: Clock, **kwargs) -> TokenManager:
-    return TokenManager(store=store, refresh=endpoint, conn_id="confluence_default", clock=clock,
-                        sleep=kwargs.pop("sleep", lambda s: None), **kwargs)
+    return TokenManager(
+        store=store,
+        refresh=endpoint,
+        conn_id="confluence_default",
+        clock=clock,
+        sleep=kwargs.pop("sleep", lambda s: None),
+        **kwargs,
+    )
 
 
 def test_valid_token_is_returned_without_refresh():
     clock = Clock()
-    store = MemoryTokenStore(TokenState(refresh_token="rt-0", access_token="at-0", expires_at=clock.now + 3000,
-                                        rotated_at=clock.now - 600))
+    store = MemoryTokenStore(
+        TokenState(refresh_token="rt-0", access_token="at-0", expires_at=clock.now + 3000, rotated_at=clock.now - 600)
+    )
     endpoint = FakeTokenEndpoint()
     assert manager(store, endpoint, clock).get_access_token() == "at-0"
     assert endpoint.presented == []
@@ -132,6 +138,7 @@ class FailingSaveStore(MemoryTokenStore):
         @contextmanager
         def transaction():
             with original() as tx:
+
                 def broken_save(state: TokenState) -> None:
                     raise ConfluenceTokenStoreError("database is down")
 
@@ -159,8 +166,9 @@ def test_invalid_grant_after_a_siblings_rotation_adopts_the_siblings_token():
     def endpoint(refresh_token: str) -> TokenResponse:
         if refresh_token == "rt-old":
             # Another host rotated the token while we held our (host-local) lock.
-            store.state = TokenState(refresh_token="rt-sibling", access_token="at-sibling",
-                                     expires_at=clock.now + 3600, rotated_at=clock.now)
+            store.state = TokenState(
+                refresh_token="rt-sibling", access_token="at-sibling", expires_at=clock.now + 3600, rotated_at=clock.now
+            )
             raise ConfluenceInvalidGrant("invalid_grant", status_code=403, error="invalid_grant")
         raise AssertionError(f"unexpected refresh with {refresh_token}")
 
@@ -189,8 +197,13 @@ def test_invalid_grant_after_a_siblings_rotation_refreshes_the_siblings_expired_
 
 def test_a_real_invalid_grant_raises_reauthorization_and_keeps_the_stored_token():
     clock = Clock()
-    original = TokenState(refresh_token="rt-dead", access_token="at-old", expires_at=clock.now - 10,
-                          cloud_id="cid", grant_issued_at=clock.now - 86400)
+    original = TokenState(
+        refresh_token="rt-dead",
+        access_token="at-old",
+        expires_at=clock.now - 10,
+        cloud_id="cid",
+        grant_issued_at=clock.now - 86400,
+    )
     store = MemoryTokenStore(original)
 
     def endpoint(refresh_token: str) -> TokenResponse:
@@ -277,8 +290,9 @@ def test_threads_racing_on_an_expired_token_refresh_once():
 
 def test_refresh_rejected_refreshes_a_token_that_looks_valid():
     clock = Clock()
-    store = MemoryTokenStore(TokenState(refresh_token="rt-0", access_token="at-0", expires_at=clock.now + 3000,
-                                        rotated_at=clock.now))
+    store = MemoryTokenStore(
+        TokenState(refresh_token="rt-0", access_token="at-0", expires_at=clock.now + 3000, rotated_at=clock.now)
+    )
     endpoint = FakeTokenEndpoint()
     tm = manager(store, endpoint, clock)
     assert tm.refresh_rejected("at-0") == "at-1"
@@ -287,8 +301,9 @@ def test_refresh_rejected_refreshes_a_token_that_looks_valid():
 
 def test_refresh_rejected_adopts_a_newer_token_without_refreshing():
     clock = Clock()
-    store = MemoryTokenStore(TokenState(refresh_token="rt-5", access_token="at-5", expires_at=clock.now + 3000,
-                                        rotated_at=clock.now))
+    store = MemoryTokenStore(
+        TokenState(refresh_token="rt-5", access_token="at-5", expires_at=clock.now + 3000, rotated_at=clock.now)
+    )
     endpoint = FakeTokenEndpoint()
     assert manager(store, endpoint, clock).refresh_rejected("at-4") == "at-5"
     assert endpoint.presented == []
@@ -340,8 +355,15 @@ def test_cloud_id_is_discovered_once_and_saved():
 
 
 def test_state_round_trips_through_a_dict():
-    state = TokenState(refresh_token="r", access_token="a", expires_at=1.5, scope="s", cloud_id="c",
-                       grant_issued_at=2.0, rotated_at=1.0)
+    state = TokenState(
+        refresh_token="r",
+        access_token="a",
+        expires_at=1.5,
+        scope="s",
+        cloud_id="c",
+        grant_issued_at=2.0,
+        rotated_at=1.0,
+    )
     assert TokenState.from_mapping(state.to_dict()) == state
     assert TokenState.from_mapping({"expires_at": "garbage", "refresh_token": ""}) == TokenState()
     secret = replace(state, refresh_token="SECRET-RT", access_token="SECRET-AT")

@@ -24,7 +24,7 @@ import requests
 
 from airflow_provider_confluence.auth.broker.protocol import signed_request, token_fingerprint
 from airflow_provider_confluence.auth.token_codec import parse_broker_answer
-from airflow_provider_confluence.retry import RetryPolicy
+from airflow_provider_confluence.auth.tokens import MAX_LEEWAY
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceBrokerError,
@@ -32,7 +32,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.auth.tokens import MAX_LEEWAY
+from airflow_provider_confluence.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,9 @@ class BrokerTokenSource:
         if self._answer is not None and self._answer.cloud_id:
             return self._answer.cloud_id
         if discover is None:
-            raise ConfluenceBrokerError(f"The token broker at {self.url} sent no cloud id.", url=self.url,
-                                        reason="no_cloud_id")
+            raise ConfluenceBrokerError(
+                f"The token broker at {self.url} sent no cloud id.", url=self.url, reason="no_cloud_id"
+            )
         return discover(token)
 
     # -- HTTP -----------------------------------------------------------------------------------------
@@ -190,8 +191,12 @@ class BrokerTokenSource:
                     refused.add(exc.reason)
                     fresh = self._read_credentials(True)
                     if fresh != self._credentials:
-                        log.info("The token broker refused the keys of connection %r read first (%s); trying "
-                                 "once more with the keys as they are now.", self.conn_id, exc.reason)
+                        log.info(
+                            "The token broker refused the keys of connection %r read first (%s); trying "
+                            "once more with the keys as they are now.",
+                            self.conn_id,
+                            exc.reason,
+                        )
                         self._credentials = fresh
                         continue
                 if not exc.unreachable:
@@ -201,17 +206,28 @@ class BrokerTokenSource:
                 if delay is None:
                     raise ConfluenceBrokerError(
                         f"{exc.message} Waited {waited:.0f} s for it; this task did not refresh anywhere else.",
-                        url=self.url, reason=exc.reason, status_code=exc.status_code,
+                        url=self.url,
+                        reason=exc.reason,
+                        status_code=exc.status_code,
                     ) from None
                 if attempt == 1:
-                    log.warning("%s Waiting up to %.0f s for the API server (a restart, a deploy); this task never "
-                                "refreshes the token anywhere else.", exc.message, self._retry.max_total_wait)
+                    log.warning(
+                        "%s Waiting up to %.0f s for the API server (a restart, a deploy); this task never "
+                        "refreshes the token anywhere else.",
+                        exc.message,
+                        self._retry.max_total_wait,
+                    )
                 self._sleep(delay)
                 waited += delay
 
     def _send(self, rejected: str | None, credentials: BrokerCredentials) -> BrokerAnswer:
-        body = signed_request(credentials.key, self.conn_id, timestamp=int(self._clock()), rejected_token=rejected,
-                              gate_key=credentials.gate_key)
+        body = signed_request(
+            credentials.key,
+            self.conn_id,
+            timestamp=int(self._clock()),
+            rejected_token=rejected,
+            gate_key=credentials.gate_key,
+        )
         self.requests_sent += 1
         try:
             response = self._session.post(self.url, json=body, timeout=self._timeout, allow_redirects=False)
@@ -220,7 +236,9 @@ class BrokerTokenSource:
         except requests.RequestException as exc:  # it was reached but did not answer in time
             raise ConfluenceBrokerError(
                 f"The token broker at {self.url} did not answer in time ({type(exc).__name__}); it may be waiting "
-                "for Atlassian's token endpoint.", url=self.url, reason="timeout",
+                "for Atlassian's token endpoint.",
+                url=self.url,
+                reason="timeout",
             ) from None
         payload = _json_or_none(response)
         if response.status_code == 200 and isinstance(payload, dict):
@@ -232,14 +250,19 @@ class BrokerTokenSource:
         raise self._unreachable(
             f"answered {response.status_code} without a broker's answer (is airflow-provider-confluence installed "
             "in the API server? Its plugin serves /confluence-oauth/token)",
-            response.status_code, reason=reason,
+            response.status_code,
+            reason=reason,
         )
 
     def _accept(self, payload: dict[str, Any]) -> BrokerAnswer:
         parsed = parse_broker_answer(payload)
         if parsed is None:
-            raise ConfluenceBrokerError(f"The token broker at {self.url} sent an unusable answer.", url=self.url,
-                                        reason="bad_answer", status_code=200)
+            raise ConfluenceBrokerError(
+                f"The token broker at {self.url} sent an unusable answer.",
+                url=self.url,
+                reason="bad_answer",
+                status_code=200,
+            )
         token, expires_at, cloud_id = parsed
         if token not in self._seen:
             self._on_secret(token)
@@ -254,7 +277,9 @@ class BrokerTokenSource:
             f"The token broker at {self.url} {what}. Tasks of connection {self.conn_id!r} get their tokens from the "
             "Airflow API server: check that it runs this provider, and [core] execution_api_server_url or the "
             "connection's broker_url extra.",
-            url=self.url, reason=reason, status_code=status_code,
+            url=self.url,
+            reason=reason,
+            status_code=status_code,
         )
 
     def _refused(self, status: int, payload: dict[str, Any]) -> Exception:
@@ -271,7 +296,9 @@ class BrokerTokenSource:
         return ConfluenceBrokerError(
             f"The token broker at {self.url} refused the token request of connection {self.conn_id!r} "
             f"({status} {error}): {detail}",
-            url=self.url, reason=error, status_code=status,
+            url=self.url,
+            reason=error,
+            status_code=status,
         )
 
 

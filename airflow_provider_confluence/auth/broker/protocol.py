@@ -111,10 +111,13 @@ class NonceLedger(Protocol):
     def add(self, key: str, keep_until: float, now: float) -> bool: ...
 
 
-
-
 def signed_request(
-    secret: str, conn_id: str, *, timestamp: int, rejected_token: str | None = None, nonce: str | None = None,
+    secret: str,
+    conn_id: str,
+    *,
+    timestamp: int,
+    rejected_token: str | None = None,
+    nonce: str | None = None,
     gate_key: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of one token request, with a fresh random ``jti`` unless ``nonce`` is given.
@@ -128,13 +131,19 @@ def signed_request(
     claims: dict[str, Any] = {"sub": conn_id}
     if rejected_token:
         claims["rejected_token"] = rejected_token
-    request = signing.issue(signing.signing_key(secret), signing.BROKER_REQUEST, claims, now=timestamp,
-                            lifetime=MAX_AGE, jti=nonce)
+    request = signing.issue(
+        signing.signing_key(secret), signing.BROKER_REQUEST, claims, now=timestamp, lifetime=MAX_AGE, jti=nonce
+    )
     body: dict[str, Any] = {"conn_id": conn_id, "request": request}
     if gate_key:
-        body["gate"] = signing.issue(signing.signing_key(gate_key), signing.BROKER_GATE,
-                                     {"sub": conn_id, "request_sha256": token_fingerprint(request)},
-                                     now=timestamp, lifetime=MAX_AGE, jti=nonce)
+        body["gate"] = signing.issue(
+            signing.signing_key(gate_key),
+            signing.BROKER_GATE,
+            {"sub": conn_id, "request_sha256": token_fingerprint(request)},
+            now=timestamp,
+            lifetime=MAX_AGE,
+            jti=nonce,
+        )
     return body
 
 
@@ -229,8 +238,15 @@ class RequestVerifier:
     def _claims(self, token: Any, key: str, audience: str, require: tuple[str, ...]) -> dict[str, Any]:
         now = self._clock()
         try:
-            return signing.verify(token, signing.signing_key(key), audience, now=now, max_age=self.max_age,
-                                  max_future=self.max_future, require=require)
+            return signing.verify(
+                token,
+                signing.signing_key(key),
+                audience,
+                now=now,
+                max_age=self.max_age,
+                max_future=self.max_future,
+                require=require,
+            )
         except signing.SignatureRefused as refused:
             if refused.reason in ("expired", "future"):
                 raise self._time_refusal(refused, now) from None
@@ -242,8 +258,11 @@ class RequestVerifier:
         request = body.get("request")
         try:
             claims = self._claims(body.get("gate"), gate_key, signing.BROKER_GATE, ("sub", "request_sha256"))
-            bound = (isinstance(request, str) and claims["sub"] == body.get("conn_id")
-                     and hmac.compare_digest(str(claims["request_sha256"]), token_fingerprint(request) or ""))
+            bound = (
+                isinstance(request, str)
+                and claims["sub"] == body.get("conn_id")
+                and hmac.compare_digest(str(claims["request_sha256"]), token_fingerprint(request) or "")
+            )
         except signing.SignatureRefused:
             bound = False
         if not bound:
@@ -265,8 +284,11 @@ class RequestVerifier:
         try:
             claims = self._claims(body.get("request"), secret or _NO_KEY, signing.BROKER_REQUEST, ("sub",))
             rejected = claims.get("rejected_token")
-            valid = (secret is not None and claims["sub"] == conn_id
-                     and (rejected is None or (isinstance(rejected, str) and bool(_HEX_SHA256.match(rejected)))))
+            valid = (
+                secret is not None
+                and claims["sub"] == conn_id
+                and (rejected is None or (isinstance(rejected, str) and bool(_HEX_SHA256.match(rejected))))
+            )
         except signing.SignatureRefused:
             valid = False
         if not valid:

@@ -23,33 +23,44 @@ from __future__ import annotations
 
 import logging
 
-from airflow_provider_confluence.version_compat import TASKS_MAY_USE_ORM, orm_available
 from airflow_provider_confluence.auth.broker.client import endpoint_url
-from airflow_provider_confluence.auth.token_codec import WRITTEN_FINGERPRINT
 from airflow_provider_confluence.auth.stores.connection import (
     ConnectionTokenStore,
     _ConnectionTransaction,
     connection_row_exists,
 )
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
-from airflow_provider_confluence.config.connection import ConnectionSettings
 from airflow_provider_confluence.auth.stores.support import VARIABLE_PREFIX, fingerprint, host_lock, variable_key
 from airflow_provider_confluence.auth.stores.variable import VariableRowTokenStore, VariableTokenStore
+from airflow_provider_confluence.auth.token_codec import WRITTEN_FINGERPRINT
 from airflow_provider_confluence.auth.tokens import MemoryTokenStore, TokenState, TokenStore
+from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.version_compat import TASKS_MAY_USE_ORM, orm_available
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BROKER_OPTION", "BROKER_SECTION", "VARIABLE_PREFIX", "WRITTEN_FINGERPRINT", "ConnectionTokenStore",
-    "VariableRowTokenStore", "VariableTokenStore", "_ConnectionTransaction", "broker_configured",
-    "broker_endpoint", "choose_token_store", "connection_row_exists", "fingerprint", "host_lock",
-    "keeps_tokens_in_row", "row_store", "uses_broker",
+    "BROKER_OPTION",
+    "BROKER_SECTION",
+    "VARIABLE_PREFIX",
+    "WRITTEN_FINGERPRINT",
+    "ConnectionTokenStore",
+    "VariableRowTokenStore",
+    "VariableTokenStore",
+    "_ConnectionTransaction",
+    "broker_configured",
+    "broker_endpoint",
+    "choose_token_store",
+    "connection_row_exists",
+    "fingerprint",
+    "host_lock",
+    "keeps_tokens_in_row",
+    "row_store",
+    "uses_broker",
 ]
 #: ``[confluence] token_broker`` (``AIRFLOW__CONFLUENCE__TOKEN_BROKER``, default True): Airflow 3 task workers
 #: get their tokens from the broker in the API server. False falls back to the host-locked Variable store.
 BROKER_SECTION, BROKER_OPTION = "confluence", "token_broker"
-
-
 
 
 def broker_configured() -> bool:
@@ -78,9 +89,12 @@ def row_store(settings: ConnectionSettings) -> TokenStore:
     """The connection's row, or, for a connection from an env var or secrets backend, its Variable's row."""
     if connection_row_exists(settings.conn_id):
         return ConnectionTokenStore(settings.conn_id)
-    log.info("Connection %r comes from an environment variable or a secrets backend, which the provider cannot "
-             "write: its rotated tokens are kept in Variable %r, locked by its row.",
-             settings.conn_id, variable_key(settings.conn_id))
+    log.info(
+        "Connection %r comes from an environment variable or a secrets backend, which the provider cannot "
+        "write: its rotated tokens are kept in Variable %r, locked by its row.",
+        settings.conn_id,
+        variable_key(settings.conn_id),
+    )
     return VariableRowTokenStore(settings.conn_id, settings.refresh_token)
 
 
@@ -111,7 +125,9 @@ def choose_token_store(settings: ConnectionSettings) -> TokenStore:
             "Connection %r keeps its rotated tokens in Variable %r under a host file lock (%s). That is safe only "
             "while every process that uses the connection runs on ONE host: two hosts can redeem the same refresh "
             "token, which revokes the grant. Remove the setting to keep the tokens in the connection.",
-            conn_id, variable_key(conn_id), why,
+            conn_id,
+            variable_key(conn_id),
+            why,
         )
         return VariableTokenStore(conn_id, settings.refresh_token)
     if not orm_available():

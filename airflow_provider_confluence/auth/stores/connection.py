@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confluence.version_compat import create_session
 from airflow_provider_confluence.auth.broker.protocol import BROKER_SECRET, new_broker_secret
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
 from airflow_provider_confluence.auth.stores.journal import (
     connection_binding,
     read_journal,
@@ -38,11 +36,14 @@ from airflow_provider_confluence.auth.token_codec import (
     state_from_extra,
 )
 from airflow_provider_confluence.auth.tokens import TokenState
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceTokenStoreError
+from airflow_provider_confluence.version_compat import create_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
+
 
 def _connection_model() -> Any:
     from airflow.models.connection import Connection
@@ -148,8 +149,9 @@ class ConnectionTokenStore:
     def _redeemable_state(self, session: Session, row: Any) -> tuple[TokenState, Exception | None]:
         """The row's state, read under the lock before a redeem: a stale copy is replaced by the journal's
         state, and a token the Variable store rotated away comes with the error that forbids redeeming it."""
-        state = recover_from_stale_copy(read_journal(session, self.conn_id), state_from_extra(_extra_of(row)),
-                                        self.conn_id, connection_binding(row))
+        state = recover_from_stale_copy(
+            read_journal(session, self.conn_id), state_from_extra(_extra_of(row)), self.conn_id, connection_binding(row)
+        )
         return state, unmigrated_variable_refusal(session, self.conn_id, state)
 
     @contextmanager
@@ -264,12 +266,18 @@ def migrate_variable_state(conn_id: str, *, dry_run: bool = False) -> Migration:
             return Migration("kept", before, before, variable=name)
         variable, newer = found
         moved = replace(newer, cloud_id=newer.cloud_id or state.cloud_id)
-        result = Migration("moved", before, fingerprint(moved.refresh_token), moved.cloud_id, moved.rotated_at,
-                           variable=variable.key)
+        result = Migration(
+            "moved", before, fingerprint(moved.refresh_token), moved.cloud_id, moved.rotated_at, variable=variable.key
+        )
         if dry_run:
             return result
         session.delete(variable)
         _ConnectionTransaction(conn_id, session, row, state).save(moved)  # commits the delete with the save
-    log.info("Moved the token state of connection %r from Variable %r into the connection (refresh token %s -> %s).",
-             conn_id, result.variable, result.before, result.after)
+    log.info(
+        "Moved the token state of connection %r from Variable %r into the connection (refresh token %s -> %s).",
+        conn_id,
+        result.variable,
+        result.before,
+        result.after,
+    )
     return result

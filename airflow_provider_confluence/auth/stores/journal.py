@@ -22,7 +22,9 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.auth.stores.support import fingerprint
+from airflow_provider_confluence.auth.token_codec import journal_value, parse_journal
+from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.config.connection import (
     DEFAULT_API_URL,
     DEFAULT_TOKEN_URL,
@@ -30,9 +32,7 @@ from airflow_provider_confluence.config.connection import (
     parse_extra,
     parse_site_url,
 )
-from airflow_provider_confluence.auth.stores.support import fingerprint
-from airflow_provider_confluence.auth.token_codec import journal_value, parse_journal
-from airflow_provider_confluence.auth.tokens import TokenState
+from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -117,8 +117,10 @@ def record_rotation(
     retired = [item for item in retired if item != kept][-KEEP_RETIRED:]
     value = journal_value(saved, retired, binding)  # without the access token: a recovery refreshes
     if row is None:
-        description = (f"Rotation journal of connection {conn_id!r}, kept by airflow-provider-confluence: it "
-                       "protects the grant from a stale copy of the connection. Do not edit.")
+        description = (
+            f"Rotation journal of connection {conn_id!r}, kept by airflow-provider-confluence: it "
+            "protects the grant from a stale copy of the connection. Do not edit."
+        )
         session.add(Variable(key=journal_key(conn_id), val=value, description=description))
     else:
         row.set_val(value)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import tempfile
-import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -18,8 +18,15 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 __all__ = [
-    "LEGACY_VARIABLE_PREFIX", "VARIABLE_PREFIX", "fingerprint", "host_lock", "legacy_variable_key",
-    "private_session", "row_lock_or_host_lock", "variable_key", "variable_lock_name",
+    "LEGACY_VARIABLE_PREFIX",
+    "VARIABLE_PREFIX",
+    "fingerprint",
+    "host_lock",
+    "legacy_variable_key",
+    "private_session",
+    "row_lock_or_host_lock",
+    "variable_key",
+    "variable_lock_name",
 ]
 
 #: The Variable store keeps a connection's state in ``confluence_oauth_token_state__<conn_id>``: the word "token"

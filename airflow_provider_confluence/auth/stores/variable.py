@@ -91,8 +91,13 @@ class VariableTokenStore:
         if legacy is None:
             return
         if self._read(self.key) is not None:
-            log.warning("Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
-                        self.key, self.legacy_key, self.key, self.legacy_key)
+            log.warning(
+                "Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
+                self.key,
+                self.legacy_key,
+                self.key,
+                self.legacy_key,
+            )
             return
         try:
             set_variable(self.key, legacy, description=self.description)
@@ -106,12 +111,21 @@ class VariableTokenStore:
         except Exception:
             deleted = False
         if deleted:
-            log.info("Moved the token state of connection %r from Variable %r to %r (a name Airflow masks).",
-                     self.conn_id, self.legacy_key, self.key)
+            log.info(
+                "Moved the token state of connection %r from Variable %r to %r (a name Airflow masks).",
+                self.conn_id,
+                self.legacy_key,
+                self.key,
+            )
         else:
-            log.warning("Copied the token state of connection %r from Variable %r to %r (a name Airflow masks), "
-                        "but could not delete %r: delete it, it is no longer read.",
-                        self.conn_id, self.legacy_key, self.key, self.legacy_key)
+            log.warning(
+                "Copied the token state of connection %r from Variable %r to %r (a name Airflow masks), "
+                "but could not delete %r: delete it, it is no longer read.",
+                self.conn_id,
+                self.legacy_key,
+                self.key,
+                self.legacy_key,
+            )
 
     def parse(self, raw: str | None) -> TokenState:
         """The state in the Variable's raw value, or the seed when the connection holds a newer consent."""
@@ -126,8 +140,12 @@ class VariableTokenStore:
         seed = fingerprint(self._seed)
         if seed and not seed_matches(data, self._seed):
             if data:
-                log.info("Connection %r holds a new refresh token (fingerprint %s); it replaces the state in "
-                         "Variable %r.", self.conn_id, seed, self.key)
+                log.info(
+                    "Connection %r holds a new refresh token (fingerprint %s); it replaces the state in Variable %r.",
+                    self.conn_id,
+                    seed,
+                    self.key,
+                )
             return TokenState(refresh_token=self._seed)
         return TokenState.from_stored(data)
 
@@ -137,8 +155,10 @@ class VariableTokenStore:
 
     @property
     def description(self) -> str:
-        return (f"Rotated OAuth token state of connection {self.conn_id!r}, kept by airflow-provider-confluence. "
-                "Do not edit.")
+        return (
+            f"Rotated OAuth token state of connection {self.conn_id!r}, kept by airflow-provider-confluence. "
+            "Do not edit."
+        )
 
     def write(self, state: TokenState) -> None:
         """Save ``state`` with the fingerprint of the connection's refresh token it descends from."""
@@ -210,17 +230,21 @@ class VariableRowTokenStore(VariableTokenStore):
     def _locked_row(self, session: Session) -> Any:
         """The Variable's row, locked: created from the pre-0.2.0 Variable (deleted in this same transaction) when
         only that exists, else seeded from the connection's refresh token. Locks the old name first, always."""
-        from sqlalchemy.exc import IntegrityError
-
         from airflow.models.variable import Variable
+        from sqlalchemy.exc import IntegrityError
 
         for _ in range(3):
             legacy = self._query(session, self.legacy_key).with_for_update().one_or_none()
             row = self._query(session).with_for_update().one_or_none()
             if row is not None:
                 if legacy is not None:
-                    log.warning("Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
-                                self.key, self.legacy_key, self.key, self.legacy_key)
+                    log.warning(
+                        "Variables %r and %r both exist: the token state is read from %r only. Delete %r.",
+                        self.key,
+                        self.legacy_key,
+                        self.key,
+                        self.legacy_key,
+                    )
                 return row
             value = legacy.get_val() if legacy is not None else self.serialize(TokenState(refresh_token=self._seed))
             created = Variable(key=self.key, val=value, description=self.description)
@@ -233,8 +257,12 @@ class VariableRowTokenStore(VariableTokenStore):
                 session.rollback()  # a sibling created it meanwhile: lock theirs
                 continue
             if legacy is not None:
-                log.info("Moving the token state of connection %r from Variable %r to %r (a name Airflow masks).",
-                         self.conn_id, self.legacy_key, self.key)
+                log.info(
+                    "Moving the token state of connection %r from Variable %r to %r (a name Airflow masks).",
+                    self.conn_id,
+                    self.legacy_key,
+                    self.key,
+                )
             return created
         raise ConfluenceTokenStoreError(f"Could not create or lock Variable {self.key!r}; nothing was changed.")
 
