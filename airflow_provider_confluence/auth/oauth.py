@@ -240,7 +240,7 @@ def _snippet(response: requests.Response) -> str:
 def accessible_resources(
     session: requests.Session, *, api_url: str, access_token: str, timeout: float
 ) -> list[dict[str, Any]]:
-    """List the sites an access token can reach (FACTS.md section 3)."""
+    """List the sites an access token can reach (https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/)."""
     url = f"{api_url.rstrip('/')}/oauth/token/accessible-resources"
     try:
         response = session.get(

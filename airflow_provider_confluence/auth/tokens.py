@@ -1,4 +1,4 @@
-"""Token state and the rotation protocol (DESIGN.md, "Token state and the rotation protocol").
+"""Token state and the rotation protocol (docs/token-stores.md).
 
 :class:`TokenManager` hands out access tokens and refreshes them through a :class:`TokenStore`, which owns
 where the state lives and how it is locked. It imports nothing from Airflow. The protocol, in short:
@@ -210,7 +210,7 @@ class TokenManager:
         """True when the token last handed out may be dead, so that a 403/404 is worth one refresh.
 
         That is when the stored expiry has passed (the gateway answers 404 on v2 for an expired token;
-        FACTS.md section 3), or when another process has stored a newer token: Atlassian revokes the old
+        https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/), or when another process has stored a newer token: Atlassian revokes the old
         access token 10 minutes after a refresh, whatever its own expiry said.
         """
         state = self.store.load()

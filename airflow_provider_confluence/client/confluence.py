@@ -7,7 +7,7 @@ token from an :class:`AccessTokenSource`, or HTTP Basic for a scoped API token),
 * 401 (not "scope does not match"): the source refreshes, and the request is sent once more (a Basic source has
   nothing to refresh and raises its own error instead);
   403/404: the same, but only when the stored expiry has passed (the gateway answers 404 on v2 paths for an
-  expired token; FACTS.md section 3). A real 404 costs no refresh.
+  expired token; https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/). A real 404 costs no refresh.
 * Redirects: a write never follows one; a read follows one on the gateway's own host only
   (:func:`~.endpoints.redirect_target`).
 * 429 (any method; it means "not processed") and 503 honour ``Retry-After`` through :class:`RetryPolicy`;

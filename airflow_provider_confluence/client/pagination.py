@@ -2,7 +2,7 @@
 
 v2 links are relative to the site root (``/wiki/api/v2/...``); v1 links are relative to ``_links.context``
 (``/wiki``). Both are joined onto ``{api_url}/ex/confluence/{cloudId}`` and refused when they point anywhere else
-(FACTS.md section 6). This module imports nothing from Airflow and does no I/O.
+(https://developer.atlassian.com/cloud/confluence/rest/v2/intro/). This module imports nothing from Airflow and does no I/O.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _LINK_ITEM = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
 
 
 def join_next_link(gateway_base: str, next_link: str) -> str:
-    """Join a pagination ``next`` link onto the gateway base (FACTS.md section 6).
+    """Join a pagination ``next`` link onto the gateway base (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/).
 
     ``next`` is relative to the site root (``/wiki/api/v2/...?cursor=...``) and is joined onto
     ``{api_url}/ex/confluence/{cloudId}``; the query string is kept verbatim (the cursor is not always last).

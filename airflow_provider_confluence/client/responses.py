@@ -2,7 +2,7 @@
 
 Next links are joined in :mod:`.next_links`.
 
-Error bodies come in four shapes (FACTS.md section 6), plus whatever a proxy puts in front of them::
+Error bodies come in four shapes (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/), plus whatever a proxy puts in front of them::
 
     v2       {"errors": [{"status", "code", "title", "detail"}]}
     v1       {"statusCode", "message"}
@@ -59,7 +59,7 @@ _HTML_DROP = re.compile(r"(?is)<(script|style)[^>]*>.*?</\1\s*>")
 _HTML_TAG = re.compile(r"(?s)<[^>]*>")
 _SPACES = re.compile(r"\s+")
 
-# (method, path pattern relative to the gateway, granular scope) from FACTS.md section 4 and SPEC-V2.
+# (method, path pattern relative to the gateway, granular scope) from https://developer.atlassian.com/cloud/confluence/scopes-for-oauth-2-3LO-and-forge-apps/ and the v2 OpenAPI document (x-atlassian-oauth2-scopes).
 _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/wiki/api/v2/spaces/[^/]+/pages/?$"), "read:page:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/spaces(/[^/]+)?/?$"), "read:space:confluence"),
@@ -185,7 +185,7 @@ def _describe_body(status: int, raw: str, size: int) -> tuple[str | None, str]:
 
 
 def required_scope(method: str, url: str) -> str | None:
-    """The granular OAuth scope a known Confluence route needs (FACTS.md section 4), or None.
+    """The granular OAuth scope a known Confluence route needs (https://developer.atlassian.com/cloud/confluence/scopes-for-oauth-2-3LO-and-forge-apps/), or None.
 
     :param method: the HTTP method.
     :param url: the request URL (gateway URL or a path starting with ``/wiki``).

@@ -50,7 +50,7 @@ RENAMED_EXTRAS: dict[str, str] = {
     "api_token_expires": "credential_expires",
 }
 
-#: Classic (v1) scopes and the granular scopes that the v2 endpoints need instead (FACTS.md section 4).
+#: Classic (v1) scopes and the granular scopes that the v2 endpoints need instead (https://developer.atlassian.com/cloud/confluence/scopes-for-oauth-2-3LO-and-forge-apps/).
 CLASSIC_TO_GRANULAR: dict[str, tuple[str, ...]] = {
     "read:confluence-space.summary": ("read:space:confluence",),
     "read:confluence-content.summary": ("read:page:confluence",),

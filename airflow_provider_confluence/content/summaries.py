@@ -2,7 +2,7 @@
 
 Every function here is total: odd or missing fields (a number where a string was expected, no ``_links``, no
 ``version``) give ``None`` for that key, never an exception, since Confluence's answers vary between v1 and v2
-and between endpoints. The URL people open is ``_links.base + _links.webui`` (FACTS.md section 6); when an
+and between endpoints. The URL people open is ``_links.base + _links.webui`` (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/); when an
 object carries no ``base``, ``{site_url}/wiki`` is used.
 
 This module imports nothing from Airflow and does no I/O.
@@ -64,7 +64,7 @@ def _join(base: str, value: Any) -> str | None:
 
 
 def page_url(page: Mapping[str, Any], site_url: str | None = None) -> str | None:
-    """The address people open: ``_links.base + _links.webui`` (FACTS.md section 6).
+    """The address people open: ``_links.base + _links.webui`` (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/).
 
     :param page: a page object (v2).
     :param site_url: the Confluence site, used when the page has no ``_links.base``.

@@ -1,6 +1,6 @@
 """Small HTTP-level building blocks shared by the emulator's modules: replies and error bodies.
 
-Each error form is the one Atlassian uses for that layer (FACTS.md §6): Confluence v2
+Each error form is the one Atlassian uses for that layer (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/): Confluence v2
 ``{"errors": [{"status", "code", "title", "detail"}]}``, Confluence v1 ``{"statusCode", "message"}``, the
 API gateway ``{"code", "message"}`` and the token endpoint ``{"error", "error_description"}``.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-#: the answer of every removed v1 endpoint behind the OAuth gateway (FACTS.md §5)
+#: the answer of every removed v1 endpoint behind the OAuth gateway (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/)
 V1_GONE_BODY: dict[str, Any] = {
     "statusCode": 410,
     "data": {"authorized": True, "valid": True, "errors": [], "successful": True},
@@ -21,7 +21,7 @@ V1_GONE_BODY: dict[str, Any] = {
     "This deprecated endpoint has been removed.",
 }
 
-#: the title of the duplicate-title error of Confluence v2 (FACTS.md §6)
+#: the title of the duplicate-title error of Confluence v2 (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/)
 DUPLICATE_TITLE = "A page with this title already exists: A page already exists with the same TITLE in this space"
 
 

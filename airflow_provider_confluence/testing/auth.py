@@ -4,7 +4,7 @@ Pure logic, no HTTP: :class:`AuthModel` takes the parsed parameters of a request
 :class:`~airflow_provider_confluence.testing._http.Reply`. Every method takes the emulator's one lock, so the
 model is safe to call from the server's threads and from the test at once.
 
-The rules follow FACTS.md §1-§2:
+The rules follow https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/ and https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens/:
 
 * a refresh returns a new refresh token and supersedes the one sent; a superseded token still works for
   ``rotation_leeway`` seconds after it was superseded (and yields yet another pair);

@@ -1,6 +1,6 @@
 """The consent screen (``GET /authorize``) and site discovery (``GET /oauth/token/accessible-resources``).
 
-``authorize`` checks every parameter FACTS.md §1 lists as required and answers a 400 HTML page naming the first
+``authorize`` checks every parameter https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/ lists as required and answers a 400 HTML page naming the first
 missing or wrong one; otherwise it redirects (302) to ``redirect_uri`` with ``code`` and ``state``, or with
 ``error=access_denied`` when the emulator's ``deny_consent`` knob is set.
 """

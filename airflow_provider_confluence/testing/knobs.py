@@ -1,6 +1,6 @@
 """Injected failures: throttling (429/503 with ``Retry-After``), a rate limit, and failures on chosen routes.
 
-Atlassian's rate-limit answers (FACTS.md §7): 429 with ``Retry-After`` (seconds) and a v2 error body, plus the
+Atlassian's rate-limit answers (https://developer.atlassian.com/cloud/confluence/rate-limiting/): 429 with ``Retry-After`` (seconds) and a v2 error body, plus the
 warning headers ``X-RateLimit-NearLimit: true`` and ``Beta-Retry-After`` (a future limit, not a limit: a
 client must not sleep on it) and ``X-RateLimit-Reset``. Some 503s carry ``Retry-After`` too.
 """

@@ -3,7 +3,7 @@
 A cursor is opaque to clients: URL-safe base64 of ``"<offset>:<hash>"`` where the hash covers the method, the
 path, every query parameter but ``cursor`` and ``limit``, and a per-emulator secret. A tampered cursor, or one
 taken from another list or another emulator, is refused. v2 lists put the ``next`` link relative to the site root
-(``/wiki/api/v2/...``, FACTS.md §6) with the cursor never the last parameter.
+(``/wiki/api/v2/...``, https://developer.atlassian.com/cloud/confluence/rest/v2/intro/) with the cursor never the last parameter.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The gateway takes a bearer token (3LO or service account) or HTTP Basic with a s
 
 Gateway checks run in this order: cloud id (404 gateway body), credentials (unknown bearer token, wrong API token or
 e-mail, expired API token, or a credential that does not reach this site: 401; an expired, cut short or revoked
-bearer token: 404 with a v2 body on v2 paths, 403 with a v1 body on v1 paths, FACTS.md §3), injected failures and
+bearer token: 404 with a v2 body on v2 paths, 403 with a v1 body on v1 paths, https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/), injected failures and
 throttling, the points quota when enabled (429, ``quota.py``), the route (404 when unknown), the OAuth scopes (401
 "scope does not match"; a route may need several, or accept a classic scope instead), then the handler; a call that
 passed the quota check is charged its points and its answer gets the quota headers.
@@ -95,7 +95,8 @@ class Router:
             self._fake._bump("tenant_info_calls")
             reply = self._injected(route, api=False) or Reply(200, {"cloudId": self._fake.cloud_id})
         elif req.path.startswith("/wiki/"):
-            reply = gateway_error(401, "Unauthorized")  # the site itself refuses OAuth tokens (FACTS.md §3)
+            # The site itself refuses OAuth tokens: https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/
+            reply = gateway_error(401, "Unauthorized")
         else:
             reply = gateway_error(404, "Not Found")
         return self._traced(entry, reply)

@@ -1,6 +1,6 @@
 """The three Confluence v1 routes still served behind the OAuth gateway: label add, attachment upload, CQL search.
 
-Every other ``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path answers 410 (FACTS.md §5; see
+Every other ``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path answers 410 (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/; see
 ``v2.py``). Errors use the v1 form ``{"statusCode", "data", "message"}``.
 
 * ``POST /wiki/rest/api/content/{id}/label``: body ``[{"prefix", "name"}, ...]`` or one object; answers every

@@ -2,11 +2,11 @@
 (``comments.py``); v1 routing.
 
 :class:`ConfluenceApi` maps ``(method, path)`` (the path without the ``/ex/confluence/{cloudId}`` prefix) to a
-:class:`Route` carrying the OAuth scopes the operation accepts (FACTS.md §4, from ``x-atlassian-oauth2-scopes``)
+:class:`Route` carrying the OAuth scopes the operation accepts (from the OpenAPI document's ``x-atlassian-oauth2-scopes``)
 and its handler. Lists are paginated with opaque signed cursors (``paging.py``): a tampered or foreign cursor
 answers 400; the ``next`` link is relative to the site root (``/wiki/api/v2/...``) and its cursor is never the
 last parameter. Of v1, only label add, attachment upload and CQL search are served (``v1.py``); every other
-``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path answers 410 (FACTS.md §5).
+``/wiki/rest/api/space...`` and ``/wiki/rest/api/content...`` path answers 410 (https://developer.atlassian.com/cloud/confluence/rest/v2/intro/).
 """
 
 from __future__ import annotations

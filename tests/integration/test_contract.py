@@ -1,13 +1,13 @@
 """Contract test: what the client sends is valid for Atlassian's published Confluence v2 OpenAPI document.
 
-The document is read from ``../shared/atlassian/confluence-v2.openapi.json`` (never copied into the project);
-where it is absent, as on a user's machine, the test is skipped and says why.
+The document is vendored, unmodified, as ``tests/data/confluence-v2.openapi.json`` (its source and checksum are in
+``tests/data/README.md``), so the test runs on every clone.
 
 Every v2 request is checked against it, including the toolkit's label and attachment listings
 (``GET /pages/{id}/labels``, ``GET /pages/{id}/attachments``). The three v1 calls the toolkit makes, CQL search
 (``GET /wiki/rest/api/search``), adding labels (``POST /wiki/rest/api/content/{id}/label``) and uploading an
 attachment (``PUT /wiki/rest/api/content/{id}/child/attachment``), are outside the v2 document: they are checked
-against the FACTS-style notes of the v1 reference instead (``V1_NOTES`` below: body shape, multipart, query
+against notes taken from the v1 reference instead (``V1_NOTES`` below: body shape, multipart, query
 parameters).
 """
 

@@ -1,6 +1,6 @@
 """The offline Atlassian emulator, exercised over real HTTP on loopback.
 
-Each test asserts an outcome of FACTS.md that a wrong emulator would get wrong; time moves with
+Each test asserts an outcome of Atlassian's documented behaviour that a wrong emulator would get wrong; time moves with
 ``fake.advance``, never with ``sleep``.
 """
 
