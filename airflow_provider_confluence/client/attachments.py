@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import mimetypes
 from collections.abc import Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
 __all__ = ["AttachmentsMixin", "DEFAULT_MEDIA_TYPE", "guess_media_type"]
@@ -65,31 +66,8 @@ def _check_data(data: object) -> bytes | IO[bytes]:
     return data  # type: ignore[return-value]
 
 
-class AttachmentsMixin:
+class AttachmentsMixin(MixinBase):
     """Attachment methods; the host class provides ``request``, ``paginate``, ``url`` and ``_site_url``."""
-
-    if TYPE_CHECKING:
-        _site_url: str | None
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[dict[str, Any]]: ...
-
-        def url(self, path: str) -> str: ...
-
-        def download(self, link: str) -> bytes: ...
 
     def download_attachment(self, attachment: Mapping[str, Any]) -> bytes:
         """The content of an attachment (a v2 object, as :meth:`list_attachments` yields), from its

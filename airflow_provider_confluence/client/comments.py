@@ -14,10 +14,11 @@ This module imports nothing from Airflow and nothing heavy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
 __all__ = ["COMMENT_REPRESENTATIONS", "FOOTER_COMMENTS_PATH", "CommentsMixin", "READ_SCOPE", "WRITE_SCOPE"]
@@ -45,29 +46,8 @@ def check_page_id(page_id: object) -> str:
     return text
 
 
-class CommentsMixin:
+class CommentsMixin(MixinBase):
     """Footer-comment methods; the host class provides ``request``, ``paginate`` and ``_site_url``."""
-
-    if TYPE_CHECKING:
-        _site_url: str | None
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[dict[str, Any]]: ...
-
-        def url(self, path: str) -> str: ...
 
     def add_footer_comment(self, page_id: str, body: str, *, representation: str = "storage") -> dict[str, Any]:
         """Add a footer comment to a page and return it (the v2 ``FooterCommentModel``, ``_links.base`` filled in).

@@ -15,10 +15,11 @@ This module imports nothing from Airflow and nothing heavy (operators import it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 __all__ = ["FORBIDDEN_LABEL_CHARACTERS", "LabelsMixin", "MAX_LABEL_LENGTH", "normalize_labels"]
@@ -74,26 +75,8 @@ def _names(results: Any) -> list[str]:
     return [str(r["name"]) for r in results or () if isinstance(r, dict) and r.get("name") is not None]
 
 
-class LabelsMixin:
+class LabelsMixin(MixinBase):
     """Label methods; the host class provides ``request`` and ``paginate``."""
-
-    if TYPE_CHECKING:
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[dict[str, Any]]: ...
 
     def get_page_labels(self, page_id: str) -> list[str]:
         """Return the names of a page's labels, in Confluence's order, following every page of results.

@@ -15,10 +15,10 @@ This module imports nothing from Airflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConflict,
@@ -45,38 +45,8 @@ def _page_path(page_id: str) -> str:
     return f"{PAGES_PATH}/{quote(str(page_id), safe='')}"
 
 
-class PagesMixin:
+class PagesMixin(MixinBase):
     """Page methods; the host class provides ``request``, ``url``, ``_send`` and ``_site_url``."""
-
-    if TYPE_CHECKING:
-        _site_url: str | None
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def url(self, path: str) -> str: ...
-
-        def _send(
-            self,
-            method: str,
-            url: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json_body: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-            state: RetryState | None = None,
-        ) -> tuple[Any, Mapping[str, str]]: ...
 
     def _single(self, page: Any, listing: Any = None, *, method: str = "GET", path: str = PAGES_PATH) -> dict[str, Any]:
         """Check that ``page`` is an object and give it ``_links.base`` (from the listing, else the site)."""

@@ -13,9 +13,10 @@ This module imports nothing from Airflow and nothing heavy (operators import it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.client.pagination import next_link
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceError
 
@@ -57,14 +58,8 @@ def _check(cql: object, max_results: object, limit: object) -> None:
         raise ConfluenceConfigError(f"limit={limit!r} must be a whole number from 1 to {MAX_SEARCH_LIMIT}.")
 
 
-class SearchMixin:
+class SearchMixin(MixinBase):
     """The CQL search; the host class provides ``iter_pages``."""
-
-    if TYPE_CHECKING:
-
-        def iter_pages(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[tuple[list[Any], dict[str, Any]]]: ...
 
     def search(
         self, cql: str, *, max_results: int | None = None, limit: int = DEFAULT_SEARCH_LIMIT

@@ -6,10 +6,11 @@ This module imports nothing from Airflow.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluenceSpaceMissing
 
 __all__ = ["SPACES_PATH", "SpacesMixin", "csv_param"]
@@ -24,18 +25,8 @@ def csv_param(value: str | Iterable[str]) -> str:
     return ",".join(str(item).strip() for item in value if str(item).strip())
 
 
-class SpacesMixin:
+class SpacesMixin(MixinBase):
     """Space methods; the host class provides ``request``, ``paginate`` and ``url``."""
-
-    if TYPE_CHECKING:
-
-        def request(
-            self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
-        ) -> Any: ...
-
-        def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]: ...
-
-        def url(self, path: str) -> str: ...
 
     def iter_spaces(
         self,

@@ -1,0 +1,60 @@
+"""What the client's mixins (pages, spaces, labels, attachments, comments, search) use of the class they are mixed
+into, :class:`~airflow_provider_confluence.client.confluence.ConfluenceClient`: declared once, for the type checker.
+
+At run time :data:`MixinBase` is ``object``; only mypy sees :class:`ClientHost`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from airflow_provider_confluence.retry import RetryState
+
+    class ClientHost(Protocol):
+        """The transport of :class:`~airflow_provider_confluence.client.confluence.ConfluenceClient`."""
+
+        _site_url: str | None
+
+        def request(
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
+        ) -> Any: ...
+
+        def url(self, path: str) -> str: ...
+
+        def download(self, link: str) -> bytes: ...
+
+        def paginate(
+            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+        ) -> Iterator[dict[str, Any]]: ...
+
+        def _send(
+            self,
+            method: str,
+            url: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json_body: Any = None,
+            files: Any = None,
+            headers: Mapping[str, str] | None = None,
+            idempotent: bool | None = None,
+            state: RetryState | None = None,
+            raw: bool = False,
+        ) -> tuple[Any, Mapping[str, str]]: ...
+
+        def iter_pages(
+            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+        ) -> Iterator[tuple[list[Any], dict[str, Any]]]: ...
+
+    MixinBase = ClientHost
+else:
+    MixinBase = object
