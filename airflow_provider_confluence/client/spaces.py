@@ -33,7 +33,9 @@ class SpacesMixin:
             self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
         ) -> Any: ...
 
-        def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]: ...
+        def paginate(
+            self, path: str, params: Mapping[str, Any] | None = None, *, cursor: str | None = None
+        ) -> Iterator[dict[str, Any]]: ...
 
         def url(self, path: str) -> str: ...
 
@@ -44,6 +46,7 @@ class SpacesMixin:
         space_type: str | None = None,
         status: str | None = None,
         labels: str | Iterable[str] | None = None,
+        cursor: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the spaces the app's user can see, one by one (250 per request).
 
@@ -51,6 +54,7 @@ class SpacesMixin:
         :param space_type: ``global``, ``collaboration``, ``knowledge_base`` or ``personal``.
         :param status: ``current`` or ``archived``.
         :param labels: only spaces with these labels (a list, or a comma-separated string).
+        :param cursor: resume a listing that a ``ConfluenceRateLimited`` interrupted, at its ``progress["cursor"]``.
         """
         params: dict[str, Any] = {}
         if keys:
@@ -61,7 +65,7 @@ class SpacesMixin:
             params["status"] = status
         if labels:
             params["labels"] = csv_param(labels)
-        return self.paginate(SPACES_PATH, params)
+        return self.paginate(SPACES_PATH, params, cursor=cursor)
 
     def get_space(self, space_id: str) -> dict[str, Any]:
         """Return one space by its id.
