@@ -45,9 +45,13 @@ class RateLimitDeferralMixin:
         """
         raise NotImplementedError
 
+    #: The facts of :attr:`ConfluenceRateLimited.progress` this operator resumes from (others, such as the
+    #: cursor of a listing the operator makes along the way, are dropped).
+    resume_keys: tuple[str, ...] = ()
+
     def resume_state(self, resume: dict[str, Any], exc: ConfluenceRateLimited) -> dict[str, Any]:
-        """The state to resume from after ``exc`` (default: what the error's ``progress`` says, over ``resume``)."""
-        return {**resume, **exc.progress}
+        """The state to resume from after ``exc``: the :attr:`resume_keys` of its ``progress``, over ``resume``."""
+        return {**resume, **{key: exc.progress[key] for key in self.resume_keys if key in exc.progress}}
 
     def resume_after_rate_limit(
         self, context: Any, event: dict[str, Any] | None = None, resume: dict[str, Any] | None = None

@@ -36,6 +36,7 @@ class ConfluenceSearchOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, 
     :returns: a list of ``{"id", "type", "title", "space", "url", "excerpt", "last_modified"}``.
     """
 
+    resume_keys = ("cursor", "results")
     template_fields: Sequence[str] = ("cql", CONN_ID_FIELD)
 
     def __init__(

@@ -78,6 +78,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two.
     """
 
+    resume_keys = ("page_id", "action")
     template_fields: Sequence[str] = (
         "space_key",
         "space_id",
@@ -205,6 +206,7 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         new version was written (``action`` ``updated``, else ``unchanged``).
     """
 
+    resume_keys = ("page_id", "action")
     template_fields: Sequence[str] = (
         *PAGE_TARGET_FIELDS,
         "body",
@@ -318,6 +320,7 @@ class ConfluenceGetSpacesOperator(RateLimitDeferralMixin, ConfluenceOperatorMixi
     :returns: a list of ``{"id", "key", "name", "type", "status", "url"}``.
     """
 
+    resume_keys = ("cursor", "results")
     template_fields: Sequence[str] = ("keys", "labels", CONN_ID_FIELD)
 
     def __init__(
