@@ -37,7 +37,7 @@ PUBLISHED_3.1 := 2026-03-11
 PUBLISHED_3.2 := 2026-05-29
 PUBLISHED_CUTOFF = --exclude-newer "$(PUBLISHED_$(1))T23:59:59Z" \
 	--exclude-newer-package "apache-airflow-providers-common-compat=$$$$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-TEST_PACKAGES := apache-airflow-providers-common-compat apache-airflow-providers-http requests requests-oauthlib \
+TEST_PACKAGES := apache-airflow-providers-common-compat apache-airflow-providers-http requests \
 	pytest requests-mock psycopg2-binary hypothesis pandas
 SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed -o -name '*.html')
 

@@ -101,6 +101,19 @@ SECRET_EXTRAS = {"refresh_token"}
 SCOPES = "offline_access read:space:confluence read:page:confluence write:page:confluence"
 
 
+def _input_type(schema: dict[str, Any]) -> str:
+    """The ``type`` of the input element the Airflow 3 form renders for a field's JSON schema: a password input
+    for a secret, a date input for a date, and for a choice (``enum``) a select, whose value sits in a hidden
+    input behind the visible chooser."""
+    if schema.get("format") == "password":
+        return "password"
+    if "enum" in schema:
+        return "hidden"
+    if schema.get("format") == "date":
+        return "date"
+    return "text"
+
+
 def declared_extras() -> dict[str, dict[str, Any]]:
     """The provider's ``conn-fields``, as the Airflow 3 UI reads them: key -> label, description, secret."""
     from airflow_provider_confluence.get_provider_info import get_provider_info
@@ -111,6 +124,7 @@ def declared_extras() -> dict[str, dict[str, Any]]:
             "label": field["label"],
             "description": field.get("description") or "",
             "secret": field["schema"].get("format") == "password",
+            "input": _input_type(field["schema"]),
         }
         for key, field in conn_type["conn-fields"].items()
     }
@@ -524,8 +538,9 @@ def test_connection_form_status_page_and_connect_in_chromium(ui_server, fake, br
         assert declared[key]["secret"] == (key in SECRET_EXTRAS), f"extra {key}: secret={declared[key]['secret']}"
     for key, field in declared.items():
         assert extras[key]["label"] == field["label"], f"extra {key}: labelled {extras[key]['label']!r}"
-        expected_type = "password" if field["secret"] else "text"
-        assert extras[key]["type"] == expected_type, f"extra {key}: a {extras[key]['type']} input, not {expected_type}"
+        assert extras[key]["type"] == field["input"], (
+            f"extra {key}: a {extras[key]['type']} input, not {field['input']}"
+        )
     screenshot_dialog(b, shots / "connection-form-empty.png")  # the placeholders
 
     # Fill in what a person fills in, section by section (the dialog opens one section at a time).
