@@ -34,6 +34,7 @@ This module imports nothing from Airflow.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from airflow_provider_confluence._error_support import TRACE_HEADER, ErrorSupport, kept_headers, trace_id_of
 
@@ -277,9 +278,15 @@ class ConfluenceGone(ConfluenceApiError):
 
 
 class ConfluenceRateLimited(ConfluenceApiError):
-    """429 after every retry allowed by ``Retry-After`` was spent.
+    """429 after every retry allowed by ``Retry-After`` was spent, or at once when the wait it asks for is longer
+    than the client may sleep in a task (an exhausted hourly points quota: up to an hour).
 
     :param retry_after: the server's last ``Retry-After`` in seconds, when it sent one.
+    :param retry_at: when to come back, in epoch seconds (from ``Retry-After``, else the quota's reset), when
+        known: a deferrable operator defers until then, a sensor reschedules to then.
+    :param reason: ``X-Beta-RateLimit-Reason`` (``confluence-quota-tenant-based``, ...), when sent.
+    :param progress: what the interrupted work had already done, for a resumed task (a listing's ``cursor``,
+        the ``page_id`` of a page already created); set with :meth:`with_progress`.
     """
 
     def __init__(
@@ -291,11 +298,29 @@ class ConfluenceRateLimited(ConfluenceApiError):
         message: str,
         *,
         retry_after: float | None = None,
+        retry_at: float | None = None,
+        reason: str | None = None,
+        progress: Mapping[str, Any] | None = None,
         trace_id: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(status_code, method, url, code, message, trace_id=trace_id, headers=headers)
         self.retry_after = retry_after
+        self.retry_at = retry_at
+        self.reason = reason
+        self.progress: dict[str, Any] = dict(progress or {})
+
+    def with_retry_at(self, retry_at: float | None, reason: str | None) -> ConfluenceRateLimited:
+        """Record when to come back (epoch seconds) and the quota's reason; returns self."""
+        self.retry_at, self.reason = retry_at, reason
+        self._remember(retry_at=retry_at, reason=reason)
+        return self
+
+    def with_progress(self, **facts: Any) -> ConfluenceRateLimited:
+        """Record what the interrupted work had already done (JSON-able facts, never a secret); returns self."""
+        self.progress.update(facts)
+        self._remember(progress=dict(self.progress))
+        return self
 
 
 class ConfluenceScopeError(ConfluenceApiError):

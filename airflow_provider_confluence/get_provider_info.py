@@ -204,7 +204,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Confluence Cloud",
-                "python-modules": ["airflow_provider_confluence.triggers.confluence"],
+                "python-modules": [
+                    "airflow_provider_confluence.triggers.confluence",
+                    "airflow_provider_confluence.triggers.rate_limit",
+                ],
             }
         ],
         "extra-links": [LINK_CLASS],

@@ -54,6 +54,10 @@ class RetryPolicy:
     :param base_delay: the first exponential backoff step, in seconds.
     :param max_delay: cap of one exponential backoff step, in seconds.
     :param retry_after_cap: cap applied to a server's ``Retry-After``, in seconds.
+    :param max_retry_after: the longest ``Retry-After`` that is believed, in seconds (an exhausted hourly quota
+        asks for up to an hour). A believed wait longer than what is left of ``max_total_wait`` is not slept at
+        all: the client raises ``ConfluenceRateLimited`` with ``retry_at`` at once, for the task to defer or
+        reschedule. A longer one (``9223372036854775807`` has been seen) is capped and retried as any other.
     :param jitter: ``"equal"`` (half the step fixed, half random; the default) or ``"full"`` (0 to the step).
     :param rng: the source of randomness; inject a seeded :class:`random.Random` for deterministic tests.
     """
@@ -64,13 +68,14 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     retry_after_cap: float = 60.0
+    max_retry_after: float = 7200.0
     jitter: Literal["equal", "full"] = "equal"
     rng: random.Random | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_attempts_with_retry_after < 1:
             raise ValueError("max_attempts and max_attempts_with_retry_after must be at least 1")
-        for name in ("max_total_wait", "base_delay", "max_delay", "retry_after_cap"):
+        for name in ("max_total_wait", "base_delay", "max_delay", "retry_after_cap", "max_retry_after"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
@@ -109,6 +114,17 @@ class RetryPolicy:
         floor = min(max(retry_after, 0.0), self.retry_after_cap)
         spread = min(1.0, max(0.1, 0.1 * floor))
         return floor + self._uniform(0.0, spread)
+
+    def outlasts_budget(self, waited: float, retry_after: float | None) -> bool:
+        """True when the server asks for a believable wait (at most ``max_retry_after``) longer than what is left
+        of ``max_total_wait``: sleeping would only end in giving up, so the caller should give up now.
+
+        :param waited: seconds already slept for this call.
+        :param retry_after: the server's ``Retry-After`` in seconds, or None.
+        """
+        if retry_after is None or math.isnan(retry_after) or retry_after > self.max_retry_after:
+            return False
+        return retry_after > self.max_total_wait - waited
 
     def next_delay(self, attempt: int, waited: float, retry_after: float | None = None) -> float | None:
         """The delay before another try, or None when the policy says to give up.

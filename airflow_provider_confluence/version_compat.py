@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink
+from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink, conf
 from airflow.providers.common.compat.sdk import mask_secret as _sdk_mask_secret
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
@@ -31,6 +31,7 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
+    "conf",
     "connection_details",
     "create_session",
     "delete_variable",

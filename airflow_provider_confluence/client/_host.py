@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         def download(self, link: str) -> bytes: ...
 
         def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2", cursor: str | None = None
         ) -> Iterator[dict[str, Any]]: ...
 
         def _send(
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
         ) -> tuple[Any, Mapping[str, str]]: ...
 
         def iter_pages(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2", cursor: str | None = None
         ) -> Iterator[tuple[list[Any], dict[str, Any]]]: ...
 
     MixinBase = ClientHost

@@ -11,6 +11,8 @@ token from an :class:`AccessTokenSource`, or HTTP Basic for a scoped API token),
 * Redirects: a write never follows one; a read follows one on the gateway's own host only
   (:func:`~.endpoints.redirect_target`).
 * 429 (any method; it means "not processed") and 503 honour ``Retry-After`` through :class:`RetryPolicy`;
+  a 429 whose ``Retry-After`` is longer than what is left of the policy's ``max_total_wait`` (an exhausted hourly
+  points quota) is not slept: :class:`ConfluenceRateLimited` is raised at once, with ``retry_at`` and ``reason``;
   502, 504, 503 without it, timeouts and connection errors back off exponentially, for idempotent methods only.
   A POST is never re-sent after a failure that may have landed; ``create_page`` checks instead. A call marked
   ``idempotent=False`` (the attachment upload, which makes a new version each time) is treated like a POST; a
@@ -42,6 +44,7 @@ from airflow_provider_confluence.client.comments import CommentsMixin
 from airflow_provider_confluence.client.labels import LabelsMixin
 from airflow_provider_confluence.client.pages import PagesMixin
 from airflow_provider_confluence.client.pagination import join_next_link, join_v1_next_link, next_link
+from airflow_provider_confluence.client.rate_limits import RateLimitStatus, parse_rate_limit
 from airflow_provider_confluence.client.responses import (
     error_from_response,
     parse_json_body,
@@ -56,6 +59,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceConfigError,
     ConfluenceConnectionError,
     ConfluenceError,
+    ConfluenceRateLimited,
     ConfluenceScopeError,
 )
 from airflow_provider_confluence.retry import RetryPolicy, RetryState, file_marks, parse_retry_after, rewind
@@ -143,6 +147,9 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         self._sleep = sleep or _sleep
         #: HTTP requests sent to Confluence so far (retries included), for progress logs and benchmarks.
         self.request_count = 0
+        #: The points quota as the last answer that carried its headers said (None before any).
+        self.rate_limit: RateLimitStatus | None = None
+        self._warned_windows: set[tuple[str | None, int | None]] = set()
 
     @property
     def cloud_id(self) -> str:
@@ -218,7 +225,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         return bytes(self._send("GET", url, raw=True)[0])
 
     def paginate(
-        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2", cursor: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Yield the ``results`` of a cursor-paginated listing one by one, following ``next`` links.
 
@@ -228,24 +235,38 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         :param path: the listing's path, such as ``/wiki/api/v2/spaces``.
         :param params: query parameters of the first request (next links carry their own).
         :param api: ``v2`` (next links relative to the site root) or ``v1`` (relative to ``/wiki``).
+        :param cursor: resume at this page (see :meth:`iter_pages`).
         :raises ConfluenceError: when a next link repeats an earlier one, or points to another host.
+        :raises ConfluenceRateLimited: with ``progress["cursor"]``, where to resume.
         """
-        for results, _ in self.iter_pages(path, params, api=api):
+        for results, _ in self.iter_pages(path, params, api=api, cursor=cursor):
             yield from results
 
     def iter_pages(
-        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
+        self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2", cursor: str | None = None
     ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
-        """Yield ``(results, body)`` for each page of a listing; see :meth:`paginate`."""
+        """Yield ``(results, body)`` for each page of a listing; see :meth:`paginate`.
+
+        :param cursor: resume at this page of the listing (the gateway URL a :class:`ConfluenceRateLimited` put in
+            its ``progress["cursor"]``) instead of the first; ``path`` and ``params`` are then not used.
+        :raises ConfluenceRateLimited: with ``progress["cursor"]``: the URL of the page that was refused.
+        """
         join = join_v1_next_link if api == "v1" else join_next_link
-        query: dict[str, Any] = dict(params or {})
-        query.setdefault("limit", DEFAULT_PAGE_LIMIT)
-        prepared = requests.PreparedRequest()
-        prepared.prepare_url(self.url(path), query)
-        url = str(prepared.url)
+        if cursor:
+            url = self.url(cursor)  # refuses a URL on another host
+        else:
+            query: dict[str, Any] = dict(params or {})
+            query.setdefault("limit", DEFAULT_PAGE_LIMIT)
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(self.url(path), query)
+            url = str(prepared.url)
         seen = {url}
         while True:
-            body, headers = self._send("GET", url)
+            try:
+                body, headers = self._send("GET", url)
+            except ConfluenceRateLimited as exc:
+                exc.with_progress(cursor=url)
+                raise
             results = body.get("results") if isinstance(body, dict) else None
             if not isinstance(results, list):
                 raise ConfluenceApiError(200, "GET", url, None, "The answer has no 'results' list; is this a listing?")
@@ -344,6 +365,7 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
                 )
                 params, redirects, header = None, redirects + 1, sent  # the target carries its own query
                 continue
+            self._note_rate_limit(response.headers)
             if log.isEnabledFor(logging.DEBUG) and any(warnings := rate_limit_warnings(response.headers)):
                 log.debug("Atlassian rate-limit warning on %s: near limit=%s, beta headers=%s", url, *warnings)
             if 200 <= status < 300 and raw:
@@ -364,12 +386,42 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
             if status in _RETRIED_STATUSES and (idempotent or status == 429):
                 state.failures += 1
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if status == 429 and self._retry.outlasts_budget(state.waited, retry_after):
+                    log.warning(
+                        "%s %s: 429 asks to wait %.0f s, longer than the %.0f s this task may sleep; giving up "
+                        "for now (a deferrable task defers until then)",
+                        method,
+                        url,
+                        retry_after,
+                        self._retry.max_total_wait - state.waited,
+                    )
+                    raise _come_back_at(error, response.headers, self._retry)
                 delay = self._retry.next_delay(state.failures, state.waited, retry_after)
                 if delay is not None:
                     self._wait(method, url, str(status), delay, state)
                     state.resent_after_uncertain |= status != 429
                     continue
-            raise error
+            raise _come_back_at(error, response.headers, self._retry)
+
+    def _note_rate_limit(self, headers: Mapping[str, str]) -> None:
+        """Keep the quota status of an answer; warn once per window (and pool) when it is nearly spent."""
+        status = parse_rate_limit(headers)
+        if not status.known:
+            return
+        self.rate_limit = status
+        if not status.near_limit:
+            return
+        resets = status.resets_at(time.time())
+        window = (status.policy, None if resets is None else round(resets / 60))
+        if window in self._warned_windows:
+            return
+        self._warned_windows.add(window)
+        log.warning(
+            "Atlassian says the app's points quota is nearly spent (%s%s); calls will be refused with 429 until "
+            "it resets. Spread the DAGs' calls over the hour, or ask for fewer objects per call.",
+            status.describe(),
+            f", {status.reason}" if status.reason else "",
+        )
 
     def _wait(self, method: str, url: str, reason: str, delay: float, state: RetryState) -> None:
         log.warning(
@@ -383,3 +435,17 @@ class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, C
         )
         self._sleep(delay)
         state.waited += delay
+
+
+def _come_back_at(error: ConfluenceApiError, headers: Mapping[str, str], policy: RetryPolicy) -> ConfluenceApiError:
+    """A 429's error, with when to come back (``retry_at``, epoch seconds) and the quota's ``reason``."""
+    if not isinstance(error, ConfluenceRateLimited):
+        return error
+    now = time.time()
+    status = parse_rate_limit(headers)
+    retry_after = error.retry_after
+    if retry_after is not None and retry_after <= policy.max_retry_after:
+        retry_at: float | None = now + retry_after
+    else:
+        retry_at = status.resets_at(now)
+    return error.with_retry_at(retry_at, status.reason)

@@ -62,7 +62,12 @@ class SearchMixin(MixinBase):
     """The CQL search; the host class provides ``iter_pages``."""
 
     def search(
-        self, cql: str, *, max_results: int | None = None, limit: int = DEFAULT_SEARCH_LIMIT
+        self,
+        cql: str,
+        *,
+        max_results: int | None = None,
+        limit: int = DEFAULT_SEARCH_LIMIT,
+        cursor: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the raw v1 search results of a CQL query, following every page, lazily.
 
@@ -73,18 +78,21 @@ class SearchMixin(MixinBase):
         :param cql: the CQL query, such as ``type = page AND space = "DEMO" ORDER BY lastmodified DESC``.
         :param max_results: stop after this many results (default: all); no page beyond them is requested.
         :param limit: results per request, 1 to 250 (default 100).
+        :param cursor: resume a search that a :class:`~airflow_provider_confluence.exceptions.ConfluenceRateLimited`
+            interrupted, at its ``progress["cursor"]`` (``max_results`` then counts from there).
         :raises ConfluenceConfigError: for an empty query or a bad number, before anything is sent.
+        :raises ConfluenceRateLimited: with ``progress["cursor"]``, where to resume.
         :raises ConfluenceApiError: 400 for a CQL query Confluence cannot parse.
         :raises ConfluenceError: when the next links loop or the pages stop bringing new results.
         """
         _check(cql, max_results, limit)
-        return self._search(cql.strip(), max_results, limit)
+        return self._search(cql.strip(), max_results, limit, cursor)
 
-    def _search(self, cql: str, max_results: int | None, limit: int) -> Iterator[dict[str, Any]]:
+    def _search(self, cql: str, max_results: int | None, limit: int, cursor: str | None) -> Iterator[dict[str, Any]]:
         params = {"cql": cql, "limit": min(limit, max_results) if max_results else limit}
         count = stalled = 0
         previous: set[str] = set()
-        for results, body in self.iter_pages(SEARCH_PATH, params, api="v1"):
+        for results, body in self.iter_pages(SEARCH_PATH, params, api="v1", cursor=cursor):
             keys = {key for key in map(_key, results) if key is not None}
             fresh = [r for r in results if isinstance(r, dict) and (_key(r) is None or _key(r) not in previous)]
             previous = keys

@@ -35,6 +35,7 @@ class SpacesMixin(MixinBase):
         space_type: str | None = None,
         status: str | None = None,
         labels: str | Iterable[str] | None = None,
+        cursor: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield the spaces the app's user can see, one by one (250 per request).
 
@@ -42,6 +43,7 @@ class SpacesMixin(MixinBase):
         :param space_type: ``global``, ``collaboration``, ``knowledge_base`` or ``personal``.
         :param status: ``current`` or ``archived``.
         :param labels: only spaces with these labels (a list, or a comma-separated string).
+        :param cursor: resume a listing that a ``ConfluenceRateLimited`` interrupted, at its ``progress["cursor"]``.
         """
         params: dict[str, Any] = {}
         if keys:
@@ -52,7 +54,7 @@ class SpacesMixin(MixinBase):
             params["status"] = status
         if labels:
             params["labels"] = csv_param(labels)
-        return self.paginate(SPACES_PATH, params)
+        return self.paginate(SPACES_PATH, params, cursor=cursor)
 
     def get_space(self, space_id: str) -> dict[str, Any]:
         """Return one space by its id.

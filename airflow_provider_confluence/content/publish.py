@@ -36,6 +36,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceConflict,
     ConfluencePageExists,
     ConfluencePageMissing,
+    ConfluenceRateLimited,
 )
 
 if TYPE_CHECKING:  # the operators import this module at DAG parse time: keep requests out of it
@@ -64,9 +65,18 @@ def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
     return exc.status_code == 400 and "already exists" in exc.detail.lower()
 
 
-def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str]) -> None:
-    if labels:
+def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str], *, written: str = "") -> None:
+    """Add the missing labels. When the quota refuses them after the page was ``written`` (``created`` or
+    ``updated``), the :class:`ConfluenceRateLimited` says so in its ``progress`` (``page_id``, ``action``): a
+    resumed task then finishes the labels and reports what was written, and never writes the page again."""
+    if not labels:
+        return
+    try:
         client.add_page_labels(str(page["id"]), labels)
+    except ConfluenceRateLimited as exc:
+        if written:
+            exc.with_progress(page_id=str(page["id"]), action=written)
+        raise
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
             log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, spec.if_exists)
         else:
             log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
-            _add_labels(client, page, wanted)
+            _add_labels(client, page, wanted, written="created")
             return Published(page, "created")
     if spec.if_exists == "fail":
         raise ConfluencePageExists(
@@ -229,7 +239,7 @@ def update_page_body(
             )
             continue
         log.info("Updated page %s to version %s (%s).", page_id, version, mode)
-        _add_labels(client, page, wanted)
+        _add_labels(client, page, wanted, written="updated")
         return page
     raise AssertionError("unreachable")
 

@@ -185,9 +185,12 @@ class ConfluenceOAuthHook(BaseHook):
         space_type: str | None = None,
         status: str | None = None,
         labels: list[str] | None = None,
+        cursor: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every space matching the filters, page after page, as a generator."""
-        return self.get_conn().iter_spaces(keys=keys, space_type=space_type, status=status, labels=labels)
+        """Every space matching the filters, page after page, as a generator (from ``cursor`` when resuming)."""
+        return self.get_conn().iter_spaces(
+            keys=keys, space_type=space_type, status=status, labels=labels, cursor=cursor
+        )
 
     def resolve_space_id(self, space_key: str | None = None, space_id: str | None = None) -> str:
         """The numeric id of a space given by key or id (exactly one of them)."""
@@ -279,9 +282,11 @@ class ConfluenceOAuthHook(BaseHook):
         """Add the labels the page lacks (names checked and lower-cased); return the page's labels after."""
         return self.get_conn().add_page_labels(str(page_id), labels)
 
-    def search(self, cql: str, *, max_results: int | None = None, limit: int = 100) -> Iterator[dict[str, Any]]:
-        """Raw CQL search results (v1), page after page, as a generator."""
-        return self.get_conn().search(cql, max_results=max_results, limit=limit)
+    def search(
+        self, cql: str, *, max_results: int | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Raw CQL search results (v1), page after page, as a generator (from ``cursor`` when resuming)."""
+        return self.get_conn().search(cql, max_results=max_results, limit=limit, cursor=cursor)
 
     def list_attachments(self, page_id: str, *, filename: str | None = None) -> Iterator[dict[str, Any]]:
         """The page's attachments (v2 objects), optionally only the one with this file name."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_confluence.content.page_spec import PageSpec
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
@@ -31,6 +31,7 @@ from airflow_provider_confluence.operators._common import (
     run_key,
     text_or_none,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin, default_deferrable
 from airflow_provider_confluence.operators._downloads import (
     ConfluenceDownloadAttachmentOperator,
     ConfluenceExportPageOperator,
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """Create a Confluence page, or handle an existing page of the same title as ``if_exists`` says.
 
     :param space_key: the space's key, such as ``ENG`` (templated); give it or ``space_id``.
@@ -70,10 +71,14 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
     :param labels: labels the page should carry (templated; a list or a comma-separated string); only the
         missing ones are added, also when the page is skipped or unchanged.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created is never sent twice), holding no worker slot (default: ``[operators]
+        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``action`` is ``created``,
         ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two.
     """
 
+    resume_keys = ("page_id", "action")
     template_fields: Sequence[str] = (
         "space_key",
         "space_id",
@@ -100,9 +105,11 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
         if_exists: str = "fail",
         labels: str | Sequence[str] | None = None,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         PageSpec.check_options(
             representation=representation,
             status=status,
@@ -123,6 +130,14 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Publish; after a deferral whose ``resume`` names a page this task already wrote, only finish its labels.
+
+        A create that the quota refused was not processed (429), so it is simply sent again: the title lookup of
+        :func:`~airflow_provider_confluence.content.publish.publish` finds nothing and creates the page once.
+        """
         from airflow_provider_confluence.content.summaries import page_summary
 
         spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
@@ -138,11 +153,17 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
             labels=as_list(self.labels),
         )
         hook = self.confluence_hook()
-        published = hook.publish(spec)
+        written = resume.get("action") if resume.get("page_id") else None
+        if written:  # the page was written before the quota ran out: keep it, add the labels it still lacks
+            published = hook.publish(spec.with_changes(if_exists="skip"))
+            action = str(written)
+        else:
+            published = hook.publish(spec)
+            action = published.action
         summary = {
             **page_summary(published.page, hook.settings.site_url),
-            "changed": published.changed,
-            "action": published.action,
+            "changed": action in ("created", "updated"),
+            "action": action,
         }
         self.log.info(
             "Page %s %r is at version %s (%s): %s",
@@ -156,7 +177,7 @@ class ConfluenceCreatePageOperator(ConfluenceOperatorMixin, BaseOperator):
         return summary
 
 
-class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
+class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Write a new version of an existing page: replace its body, or append to it.
 
     No new version is made when nothing would change (a re-run is safe); a version written by someone else
@@ -177,10 +198,15 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
     :param version_message: the version comment (templated).
     :param status: ``current`` (default) or ``draft``.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends and resume, holding no worker slot (default: ``[operators]
+        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``. A version the quota
+        refused is written on resume; one already written is not written again.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``changed`` is True when a
         new version was written (``action`` ``updated``, else ``unchanged``).
     """
 
+    resume_keys = ("page_id", "action")
     template_fields: Sequence[str] = (
         *PAGE_TARGET_FIELDS,
         "body",
@@ -210,9 +236,11 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         version_message: str | None = None,
         status: str = "current",
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         PageSpec.check_options(
             representation=representation,
             status=status,
@@ -234,6 +262,11 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Update the page. After a deferral, the update runs again: an unchanged body (or, appending, the run's
+        anchor already in the page) writes no second version; ``resume`` says whether this task wrote one."""
         from airflow_provider_confluence.content.summaries import page_summary
 
         spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
@@ -255,7 +288,7 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         page = hook.update_page(
             spec, page_id=str(current["id"]), append_key=run_key(context) if self.mode == "append" else None
         )
-        changed = changed_version(current, page)
+        changed = changed_version(current, page) or resume.get("action") == "updated"
         summary = {
             **page_summary(page, hook.settings.site_url),
             "changed": changed,
@@ -273,7 +306,7 @@ class ConfluenceUpdatePageOperator(PageTargetMixin, BaseOperator):
         return summary
 
 
-class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceGetSpacesOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """Read spaces, following every page of results.
 
     :param keys: only these space keys (templated; a list or a comma-separated string).
@@ -282,9 +315,12 @@ class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
     :param labels: only spaces with these labels (templated; a list or a comma-separated string).
     :param max_results: stop after this many spaces (default: all).
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep, defer until it
+        ends and continue from the page of spaces that was refused (default: ``[operators] default_deferrable``).
     :returns: a list of ``{"id", "key", "name", "type", "status", "url"}``.
     """
 
+    resume_keys = ("cursor", "results")
     template_fields: Sequence[str] = ("keys", "labels", CONN_ID_FIELD)
 
     def __init__(
@@ -296,9 +332,11 @@ class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
         labels: str | Sequence[str] | None = None,
         max_results: int | None = None,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         if max_results is not None and (
             isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
         ):
@@ -313,28 +351,46 @@ class ConfluenceGetSpacesOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> list[dict[str, Any]]:
+        """List the spaces; after a deferral, from ``resume["cursor"]`` with ``resume["results"]`` kept."""
         hook = self.confluence_hook()
         client = hook.get_conn()
         wiki = f"{hook.settings.site_url}/wiki"
         requests_before = client.request_count
-        spaces: list[dict[str, Any]] = []
-        for space in hook.iter_spaces(
-            keys=as_list(self.keys), space_type=self.space_type, status=self.status, labels=as_list(self.labels)
-        ):
-            webui = (space.get("_links") or {}).get("webui")
-            spaces.append(
-                {
-                    "id": str(space.get("id")),
-                    "key": space.get("key"),
-                    "name": space.get("name"),
-                    "type": space.get("type"),
-                    "status": space.get("status"),
-                    "url": f"{wiki}{webui}" if webui else None,
-                }
-            )
-            if len(spaces) % PROGRESS_EVERY == 0:
-                self.log.info("Fetched %d spaces so far.", len(spaces))
-            if self.max_results is not None and len(spaces) >= self.max_results:
-                break
+        spaces: list[dict[str, Any]] = [s for s in resume.get("results") or [] if isinstance(s, dict)]
+        cursor = resume.get("cursor") if isinstance(resume.get("cursor"), str) else None
+        done = self.max_results is not None and len(spaces) >= self.max_results
+        try:
+            for space in (
+                ()
+                if done
+                else hook.iter_spaces(
+                    keys=as_list(self.keys),
+                    space_type=self.space_type,
+                    status=self.status,
+                    labels=as_list(self.labels),
+                    cursor=cursor,
+                )
+            ):
+                webui = (space.get("_links") or {}).get("webui")
+                spaces.append(
+                    {
+                        "id": str(space.get("id")),
+                        "key": space.get("key"),
+                        "name": space.get("name"),
+                        "type": space.get("type"),
+                        "status": space.get("status"),
+                        "url": f"{wiki}{webui}" if webui else None,
+                    }
+                )
+                if len(spaces) % PROGRESS_EVERY == 0:
+                    self.log.info("Fetched %d spaces so far.", len(spaces))
+                if self.max_results is not None and len(spaces) >= self.max_results:
+                    break
+        except ConfluenceRateLimited as exc:
+            exc.with_progress(results=spaces)
+            raise
         self.log.info("Fetched %d spaces in %d requests.", len(spaces), client.request_count - requests_before)
         return spaces

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -22,7 +23,8 @@ class ConfluencePageSensor(BaseSensorOperator):
     Optionally wait until its version is at least ``min_version`` and/or until it carries ``label``. Works in
     ``poke`` and ``reschedule`` mode, and deferred to :class:`~airflow_provider_confluence.triggers.confluence.
     ConfluencePageTrigger` with ``deferrable=True``. A missing page (404) means "not yet", and so do passing
-    failures (timeouts, 5xx, 429 after the client's retries); bad arguments, a missing space, authorization and
+    failures (timeouts, 5xx, 429 after the client's retries); an exhausted hourly rate limit reschedules the
+    task (``reschedule`` mode) or makes the trigger sleep (``deferrable``) until it resets; bad arguments, a missing space, authorization and
     scope errors fail the task at once.
 
     :param page_id: the page's id (templated).
@@ -108,9 +110,19 @@ class ConfluencePageSensor(BaseSensorOperator):
         return summary
 
     def poke(self, context: Any) -> PokeReturnValue:
-        """One check: done with the page's summary, or not yet (the reason is logged)."""
-        summary, reason = self._wait().check(self._hook())
+        """One check: done with the page's summary, or not yet (the reason is logged).
+
+        In ``reschedule`` mode, a look refused by an exhausted rate limit reschedules the task to the moment the
+        limit resets (``AirflowRescheduleException``), not to the next ``poke_interval``.
+        """
+        summary, reason, retry_at = self._wait().look(self._hook())
         self.log.info("%s", reason)
+        if summary is None and retry_at is not None and self.reschedule:
+            from airflow.exceptions import AirflowRescheduleException
+
+            when = datetime.fromtimestamp(max(retry_at, time.time() + self.poke_interval), tz=UTC)
+            self.log.info("Rescheduling to %s, when the rate limit resets.", when.isoformat(timespec="seconds"))
+            raise AirflowRescheduleException(when)
         if summary is None:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._done(context, summary))

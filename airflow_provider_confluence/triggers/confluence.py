@@ -14,6 +14,10 @@ resolves tokens exactly as in a task (``state_store`` rules, ``stores.choose_tok
 * Airflow 2.11: the triggerer may use the ORM; the thread keeps the blocking database and HTTP calls off the
   event loop, as Airflow's docs ask (``sync_to_async``).
 
+Between two checks it sleeps ``poke_interval``, or, when an exhausted rate limit (Atlassian's hourly points
+quota) refused the check, until the limit resets (the ``retry_at`` of ``ConfluenceRateLimited``) instead of
+failing.
+
 The event is JSON only: ``{"status": "found", "page": summary}`` or ``{"status": "error", "error_type",
 "message", ...}`` (the error's class and facts, never a token).
 """
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +45,16 @@ if TYPE_CHECKING:
 CHECK_THREADS = 4
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _now() -> float:
+    """The clock (looked up at call time: tests put a fake one here)."""
+    return time.time()
+
+
+def _sleep(seconds: float) -> Awaitable[None]:
+    """How the trigger waits between checks (looked up at call time: tests replace it)."""
+    return asyncio.sleep(seconds)
 
 
 def _check_threads() -> ThreadPoolExecutor:
@@ -125,13 +140,14 @@ class ConfluencePageTrigger(BaseTrigger):
             hook = self._hook()
             while True:
                 loop = asyncio.get_running_loop()
-                summary, reason = await loop.run_in_executor(_check_threads(), wait.check, hook)
+                summary, reason, retry_at = await loop.run_in_executor(_check_threads(), wait.look, hook)
                 if summary is not None:
                     self.log.info("%s", reason)
                     yield TriggerEvent({"status": "found", "page": summary})
                     return
-                self.log.info("%s; checking again in %g s", reason, self.poke_interval)
-                await asyncio.sleep(self.poke_interval)
+                pause = self.poke_interval if retry_at is None else max(self.poke_interval, retry_at - _now())
+                self.log.info("%s; checking again in %g s", reason, pause)
+                await _sleep(pause)
         except ConfluenceError as exc:
             self.log.error("Stopped waiting for the Confluence page: %s", exc.message)
             yield TriggerEvent({"status": "error", **exc.to_event()})

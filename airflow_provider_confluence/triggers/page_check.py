@@ -103,22 +103,34 @@ class PageWait:
 
         :raises ConfluenceError: when waiting cannot help (see the module docstring).
         """
+        summary, reason, _ = self.look(hook)
+        return summary, reason
+
+    def look(self, hook: ConfluenceOAuthHook) -> tuple[dict[str, Any] | None, str, float | None]:
+        """:meth:`check`, plus when to look again at the earliest: the ``retry_at`` (epoch seconds) of a rate
+        limit that refused this look (an exhausted hourly quota), else None."""
         try:
-            return self._check(hook)
-        except (ConfluenceConnectionError, ConfluenceRateLimited) as exc:
-            return None, f"Confluence did not answer this time ({type(exc).__name__}); trying again later"
+            summary, reason = self._check(hook)
+        except ConfluenceRateLimited as exc:
+            if exc.retry_at is not None:
+                why = f"Atlassian's rate limit is exhausted ({exc.reason or '429'}); looking again once it resets"
+                return None, why, exc.retry_at
+            return None, "Confluence did not answer this time (ConfluenceRateLimited); trying again later", None
+        except ConfluenceConnectionError as exc:
+            return None, f"Confluence did not answer this time ({type(exc).__name__}); trying again later", None
         except ConfluenceApiError as exc:
             if (exc.status_code or 0) >= 500:
-                return None, f"Confluence answered {exc.status_code} this time; trying again later"
+                return None, f"Confluence answered {exc.status_code} this time; trying again later", None
             raise
         except ConfluenceAuthError as exc:
             if exc.transient:  # the token endpoint timed out or answered 5xx: the grant itself is fine
-                return None, "Atlassian's token endpoint did not answer this time; trying again later"
+                return None, "Atlassian's token endpoint did not answer this time; trying again later", None
             raise
         except ConfluenceBrokerError as exc:
             if exc.unreachable or (exc.status_code or 0) >= 500:  # the API server restarting, say
-                return None, "The token broker did not answer this time; trying again later"
+                return None, "The token broker did not answer this time; trying again later", None
             raise
+        return summary, reason, None
 
     def _check(self, hook: ConfluenceOAuthHook) -> tuple[dict[str, Any] | None, str]:
         client = hook.get_conn()
