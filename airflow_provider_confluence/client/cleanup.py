@@ -25,7 +25,7 @@ from urllib.parse import quote
 from airflow_provider_confluence.client.comments import check_page_id
 from airflow_provider_confluence.client.labels import normalize_labels
 from airflow_provider_confluence.client.pages import PAGES_PATH
-from airflow_provider_confluence.exceptions import ConfluenceConfigError
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
 
 __all__ = ["CleanupMixin", "plan_retention"]
 
@@ -138,12 +138,32 @@ class CleanupMixin:
             log.info("Dry run: page %s (%r) %s; nothing was deleted.", pid, title, action.replace("_", " "))
             return {"id": pid, "title": title, "action": action}
         if not trashed:
-            self.request("DELETE", path)
+            self._delete(path, None, landed_if=["trashed"])
         if purge:
-            self.request("DELETE", path, params={"purge": "true"})
+            self._delete(path, {"purge": "true"}, landed_if=[])
         action = "purged" if purge else "trashed"
         log.info("Page %s (%r) %s.", pid, title, action)
         return {"id": pid, "title": title, "action": action}
+
+    def _delete(self, path: str, params: dict[str, str] | None, *, landed_if: list[str]) -> None:
+        """Send one DELETE. A 404 may mean that an earlier try, re-sent after a 5xx or a timeout, had landed: the
+        page is then read again, and the 404 stands only when the page is not where the DELETE put it (in the
+        trash, ``landed_if=["trashed"]``; gone for good, ``landed_if=[]``)."""
+        try:
+            self.request("DELETE", path, params=params)
+        except ConfluenceNotFound:
+            statuses = "current,archived,trashed"
+            try:
+                page = self.request("GET", path, params={"status": statuses})
+            except ConfluenceNotFound:
+                page = None
+            status = page.get("status") if isinstance(page, dict) else None
+            landed = status in landed_if if landed_if else page is None
+            if not landed:
+                raise
+            log.warning(
+                "DELETE %s answered 404, but an earlier try had landed (the page is %s).", path, status or "gone"
+            )
 
     def remove_page_label(self, page_id: str, label: str, *, dry_run: bool = False) -> dict[str, Any]:
         """Remove a label from a page; return ``{"id", "label", "action", "labels"}``.

@@ -261,3 +261,36 @@ def test_tree_node_summary_is_total() -> None:
         "position": None,
         "url": None,
     }
+
+
+def test_a_resent_delete_that_had_landed_is_not_an_error(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    """The first DELETE answered 502 after landing; the re-sent one answers 404: the page is in the trash."""
+    requests_mock.get(
+        f"{V2}/pages/5",
+        [
+            {"json": {"id": "5", "title": "Old", "status": "current"}},
+            {"json": {"id": "5", "title": "Old", "status": "trashed"}},
+        ],
+    )
+    requests_mock.delete(f"{V2}/pages/5", [{"status_code": 502}, {"status_code": 404, "json": {"errors": []}}])
+    assert client.delete_page("5")["action"] == "trashed"
+
+
+def test_a_404_on_delete_stands_when_the_page_is_still_there(
+    client: ConfluenceClient, requests_mock: rm.Mocker
+) -> None:
+    from airflow_provider_confluence.exceptions import ConfluenceNotFound
+
+    requests_mock.get(f"{V2}/pages/5", json={"id": "5", "title": "Old", "status": "current"})
+    requests_mock.delete(f"{V2}/pages/5", status_code=404, json={"errors": []})
+    with pytest.raises(ConfluenceNotFound):
+        client.delete_page("5")
+
+
+def test_a_resent_purge_that_had_landed_is_not_an_error(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    requests_mock.get(
+        f"{V2}/pages/5",
+        [{"json": {"id": "5", "title": "Old", "status": "trashed"}}, {"status_code": 404, "json": {"errors": []}}],
+    )
+    requests_mock.delete(f"{V2}/pages/5", [{"status_code": 504}, {"status_code": 404, "json": {"errors": []}}])
+    assert client.delete_page("5", purge=True)["action"] == "purged"
