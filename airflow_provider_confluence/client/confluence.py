@@ -19,7 +19,7 @@ token from an :class:`AccessTokenSource`, or HTTP Basic for a scoped API token),
   file object is rewound before every re-send.
 
 The typed methods live in mixins (:mod:`.pages`, :mod:`.spaces`, :mod:`.labels`, :mod:`.attachments`,
-:mod:`.search`) to keep this module small.
+:mod:`.search`, :mod:`.tree`, :mod:`.cleanup`) to keep this module small.
 This module imports nothing from Airflow.
 """
 
@@ -40,6 +40,7 @@ from airflow_provider_confluence.client.authorization import (
     AuthorizationSource,
     BearerAuthorization,
 )
+from airflow_provider_confluence.client.cleanup import CleanupMixin
 from airflow_provider_confluence.client.comments import CommentsMixin
 from airflow_provider_confluence.client.labels import LabelsMixin
 from airflow_provider_confluence.client.pages import PagesMixin
@@ -53,6 +54,7 @@ from airflow_provider_confluence.client.responses import (
 )
 from airflow_provider_confluence.client.search import SearchMixin
 from airflow_provider_confluence.client.spaces import SpacesMixin
+from airflow_provider_confluence.client.tree import TreeMixin
 from airflow_provider_confluence.config.endpoints import redirect_target
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
@@ -93,7 +95,9 @@ def _uncertain(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSPORT_ERRORS)
 
 
-class ConfluenceClient(PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin):
+class ConfluenceClient(
+    PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin, TreeMixin, CleanupMixin
+):
     """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
 
     No network in ``__init__``: the cloud id (when given as a callable) is resolved on first use, once.

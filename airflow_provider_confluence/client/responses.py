@@ -71,12 +71,21 @@ _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/attachments/?$"), "read:attachment:confluence"),
     ("POST", re.compile(r"^/wiki/api/v2/footer-comments/?$"), "write:comment:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/footer-comments/?$"), "read:comment:confluence"),
+    ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/children/?$"), "read:page:confluence"),
+    ("POST", re.compile(r"^/wiki/api/v2/folders/?$"), "write:folder:confluence"),
+    ("GET", re.compile(r"^/wiki/api/v2/folders/[^/]+/?$"), "read:folder:confluence"),
+    ("DELETE", re.compile(r"^/wiki/api/v2/folders/[^/]+/?$"), "delete:folder:confluence"),
     ("*", re.compile(r"^/wiki/rest/api/search(/.*)?$"), "search:confluence"),
     # v1 endpoints that v2 lacks; their granular scopes (the classic one in parentheses works too).
     (
         "POST",
         re.compile(r"^/wiki/rest/api/content/[^/]+/label/?$"),
         "write:label:confluence (with read:label:confluence; classic: write:confluence-content)",
+    ),
+    (
+        "DELETE",
+        re.compile(r"^/wiki/rest/api/content/[^/]+/label(/[^/]+)?/?$"),
+        "write:label:confluence (classic: write:confluence-content)",
     ),
     (
         "*",

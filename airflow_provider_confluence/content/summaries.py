@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["attachment_summary", "page_summary", "page_url", "search_result_summary"]
+__all__ = ["attachment_summary", "page_summary", "page_url", "search_result_summary", "tree_node_summary"]
 
 #: Longest excerpt kept in a search result summary (Confluence's own are about 300 characters).
 MAX_EXCERPT = 500
@@ -155,4 +155,22 @@ def search_result_summary(result: Mapping[str, Any], base_url: str | None) -> di
         "url": _join(base, result.get("url") or _dict(content.get("_links")).get("webui")),
         "excerpt": _clean(result.get("excerpt"), MAX_EXCERPT),
         "last_modified": _text(result.get("lastModified")),
+    }
+
+
+def tree_node_summary(node: Mapping[str, Any], site_url: str | None = None) -> dict[str, Any]:
+    """The summary of a page in a tree listing (a v2 ``ChildPage`` with ``parentId`` and ``depth`` added).
+
+    ``ChildPage`` carries no links; ``url`` is the site's ``/wiki/pages/viewpage.action?pageId=...``.
+    """
+    page_id = _text(node.get("id"))
+    base = f"{site_url.rstrip('/')}/wiki" if site_url else ""
+    return {
+        "id": page_id,
+        "title": _text(node.get("title")),
+        "status": _text(node.get("status")),
+        "parent_id": _text(node.get("parentId")),
+        "depth": _number(node.get("depth")),
+        "position": _number(node.get("childPosition")),
+        "url": f"{base}/pages/viewpage.action?pageId={page_id}" if base and page_id else None,
     }

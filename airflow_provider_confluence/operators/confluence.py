@@ -38,10 +38,24 @@ from airflow_provider_confluence.operators._downloads import (
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
+from airflow_provider_confluence.operators._tree import (
+    ConfluenceApplyRetentionOperator,
+    ConfluenceCreateFolderOperator,
+    ConfluenceDeletePageOperator,
+    ConfluenceFindPageByPathOperator,
+    ConfluenceListChildrenOperator,
+    ConfluenceRemoveLabelOperator,
+)
 from airflow_provider_confluence.version_compat import BaseOperator
 
 __all__ = [
     "ConfluenceAddCommentOperator",
+    "ConfluenceApplyRetentionOperator",
+    "ConfluenceCreateFolderOperator",
+    "ConfluenceDeletePageOperator",
+    "ConfluenceFindPageByPathOperator",
+    "ConfluenceListChildrenOperator",
+    "ConfluenceRemoveLabelOperator",
     "ConfluenceCreatePageOperator",
     "ConfluenceDownloadAttachmentOperator",
     "ConfluenceExportPageOperator",

@@ -147,6 +147,10 @@ class ConfluenceModel:
                     return found
             return next((space for space in self._spaces.values() if space.key == key_or_id), None)
 
+    def now(self) -> float:
+        """The emulator clock's time (epoch seconds)."""
+        return self._clock.now()
+
     def all_spaces(self) -> list[Space]:
         """Every space, by id."""
         with self.lock:

@@ -105,3 +105,13 @@ class LabelStore:
     def names(self, page_id: int) -> list[str]:
         """A page's label names, in the order they were added."""
         return [label.name for label in self.of(page_id)]
+
+    def remove(self, page_id: int, name: str) -> bool:
+        """Detach the label ``name`` (any prefix) from a page; False when the page did not have it."""
+        with self._lock:
+            have = self._by_page.get(page_id, [])
+            kept = [label for label in have if label.name != name]
+            if len(kept) == len(have):
+                return False
+            self._by_page[page_id] = kept
+            return True

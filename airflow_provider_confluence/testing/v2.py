@@ -1,5 +1,5 @@
-"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels, attachments and footer comments
-(``comments.py``); v1 routing.
+"""The Confluence REST routes behind the gateway: v2 spaces, pages, page labels, attachments, footer comments
+(``comments.py``), children and folders (``tree.py``); v1 routing.
 
 :class:`ConfluenceApi` maps ``(method, path)`` (the path without the ``/ex/confluence/{cloudId}`` prefix) to a
 :class:`Route` carrying the OAuth scopes the operation accepts (from the OpenAPI document's ``x-atlassian-oauth2-scopes``)
@@ -23,6 +23,7 @@ from .comments import CommentRoutes
 from .confluence import SPACE_STATUSES, SPACE_TYPES, ConfluenceModel
 from .labels import PREFIXES
 from .paging import DEFAULT_LIMIT, MAX_LIMIT, Cursors, paginate_v2
+from .tree import TreeRoutes
 from .v1 import V1Api
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ApiRequest", "ConfluenceApi", "Route"]
@@ -104,6 +105,7 @@ class ConfluenceApi:
     def __init__(self, model: ConfluenceModel, cursor_secret: bytes) -> None:
         self.model = model
         self._cursors = Cursors(cursor_secret)
+        self.tree = TreeRoutes(model, self._live_page, self._paginate, model.now)
         v2 = "/wiki/api/v2"
         table: list[tuple[str, str, str, str, Handler]] = [
             ("GET", r"/spaces", "/spaces", "read:space:confluence", self._list_spaces),
@@ -123,6 +125,7 @@ class ConfluenceApi:
                 self._page_attachments,
             ),
             *CommentRoutes(model, self._live_page, self._paginate).table(),
+            *self.tree.table(),
         ]
         self._routes = [
             (method, re.compile(f"^{v2}{pattern}/?$"), Route(f"{method} {v2}{template}", ((scope,),), handler))
@@ -141,7 +144,10 @@ class ConfluenceApi:
         v1 = "/wiki/rest/api"
         self._routes += [
             (method, re.compile(f"^{v1}{pattern}/?$"), Route(f"{method} {v1}{template}", scopes, handler))
-            for method, pattern, template, scopes, handler in V1Api(model, self._cursors).routes()
+            for method, pattern, template, scopes, handler in [
+                *V1Api(model, self._cursors).routes(),
+                *self.tree.v1_routes(),
+            ]
         ]
         self._v1_gone = re.compile(r"^/wiki/rest/api/(space|content)(/.*)?$")
 

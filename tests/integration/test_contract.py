@@ -299,3 +299,66 @@ def test_the_footer_comment_requests_match_the_openapi_document(fake_atlassian, 
     assert [b["body"]["representation"] for b in posts] == ["storage", "storage", "wiki"]
     assert all(b["pageId"] == page["id"] for b in posts)
     assert [p for r in recorded for p in contract_violations(r)] == []
+
+
+TREE_SCOPES = f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence"
+#: The v1 label removal (https://developer.atlassian.com/cloud/confluence/rest/v1/api-group-content-labels/):
+#: the label's name in the path, no body, no query; answers 204.
+LABEL_REMOVAL = "DELETE /wiki/rest/api/content/{id}/label/{label}"
+
+
+def document_scopes(route: str) -> list[str]:
+    """The ``x-atlassian-oauth2-scopes`` of a v2 route in the document."""
+    return [scope for entry in operation(route).get("x-atlassian-oauth2-scopes", []) for scope in entry["scopes"]]
+
+
+def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassian, airflow_db):
+    """Children (a cursor page), descendants, find by path, folders, delete and purge, retention's id listing,
+    label removal: parameters and bodies as the document says, the scopes it names, the answers it promises."""
+    from datetime import UTC, datetime
+
+    from airflow_provider_confluence.client.responses import required_scope
+
+    put_connection("contract_tree", fake_atlassian.connection("contract_tree", scopes=TREE_SCOPES))
+    space = fake_atlassian.add_space("DEMO")
+    parent = fake_atlassian.add_page("DEMO", "Reports")
+    kids = [fake_atlassian.add_page("DEMO", f"R{n}", parent_id=parent["id"], labels=["old"]) for n in range(3)]
+    fake_atlassian.add_page("DEMO", "Deep", parent_id=kids[0]["id"])
+    hook = ConfluenceOAuthHook("contract_tree")
+    client = hook.get_conn()
+    assert len(list(client.paginate(f"/wiki/api/v2/pages/{parent['id']}/children", {"limit": 2}))) == 3
+    assert len(list(client.list_children(parent["id"], sort="-created-date"))) == 3
+    assert len(hook.list_children(parent["id"], depth=2)) == 4
+    assert hook.find_page_by_path(["Reports", "R0", "Deep"], space_key="DEMO") is not None
+    folder = hook.create_folder("Archive", space_id=space["id"], parent_id=parent["id"])
+    client.get_folder(folder["id"])
+    hook.remove_label(kids[2]["id"], "old")
+    hook.delete_page(kids[1]["id"], purge=True)
+    hook.apply_retention(parent["id"], keep_latest=1, now=datetime.now(UTC))
+
+    recorded = [r for r in fake_atlassian.requests if r["path"].startswith("/wiki/")]
+    v2 = [r for r in recorded if r["path"].startswith(V2_PREFIX)]
+    assert {
+        "GET /wiki/api/v2/pages/{id}/children",
+        "POST /wiki/api/v2/folders",
+        "GET /wiki/api/v2/folders/{id}",
+        "DELETE /wiki/api/v2/pages/{id}",
+        "GET /wiki/api/v2/pages/{id}",
+        "GET /wiki/api/v2/pages",
+    } <= {r["route"] for r in v2}
+    assert any("cursor" in r["query"] for r in v2 if r["route"].endswith("/children"))
+    assert any(r["query"].get("purge") == ["true"] for r in v2 if r["route"].startswith("DELETE"))
+    assert [p for r in v2 for p in contract_violations(r)] == []
+    for r in v2:
+        answered = str(r["status"])
+        assert answered in operation(r["route"])["responses"], f"{r['route']} answered {answered}"
+        scopes = document_scopes(r["route"])
+        assert set(scopes) <= set(TREE_SCOPES.split()), r["route"]
+        assert required_scope(r["method"], r["path"]) in scopes, r["route"]  # a scope error names it
+    assert [r["status"] for r in v2 if r["method"] == "DELETE"] == [204] * len(
+        [r for r in v2 if r["method"] == "DELETE"]
+    )
+    removals = [r for r in recorded if r["path"].startswith(V1_PREFIX) and r["method"] == "DELETE"]
+    assert [(r["route"], r["query"], r["json"], r["status"]) for r in removals] == [(LABEL_REMOVAL, {}, None, 204)]
+    assert removals[0]["path"].endswith("/label/old")
+    assert required_scope("DELETE", removals[0]["path"]).startswith("write:label:confluence")

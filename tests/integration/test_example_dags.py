@@ -117,3 +117,20 @@ def test_incident_log_gets_one_entry_per_failed_try(fake_atlassian, confluence_c
     assert body.count(f"airflow-append:confluence_incident_log/{failed.run_id}/load/-1/1") == 1
     assert "the warehouse refused the load" in body
     assert page["version"]["number"] == 2
+
+
+def test_retention_finds_the_parent_by_path_and_keeps_recent_reports(fake_atlassian, confluence_conn):
+    """Every report here is younger than keep_days: the preview and the real run keep them all, and no write is
+    sent (the tree and retention rules themselves are tested in test_tree.py)."""
+    fake_atlassian.add_space("DEMO")
+    reports = fake_atlassian.add_page("DEMO", "Reports")
+    daily = fake_atlassian.add_page("DEMO", "Daily", parent_id=reports["id"])
+    for day in range(1, 10):
+        fake_atlassian.add_page("DEMO", f"Report {day}", parent_id=daily["id"])
+    fake_atlassian.reset_counters()
+    run = dagbag().get_dag("confluence_retention").test()
+    assert str(run.state).endswith("success")
+    by_route = fake_atlassian.counters["api_calls_by_route"]
+    assert by_route.get("GET /wiki/api/v2/pages/{id}/children", 0) >= 3  # preview, apply, remaining
+    assert not [route for route in by_route if route.startswith("DELETE")]
+    assert sum(1 for p in fake_atlassian.pages if p["status"] == "current" and p["title"].startswith("Report ")) == 9

@@ -1,0 +1,88 @@
+"""The page-tree and clean-up methods of :class:`~.confluence.ConfluenceOAuthHook` (a mixin), JSON-able results.
+
+Each delegates to the client (:mod:`airflow_provider_confluence.client.tree`,
+:mod:`airflow_provider_confluence.client.cleanup`) and returns plain dicts and lists, fit for XCom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confluence.content.summaries import page_summary, tree_node_summary
+
+if TYPE_CHECKING:
+    from airflow_provider_confluence.client.confluence import ConfluenceClient
+    from airflow_provider_confluence.config.connection import ConnectionSettings
+
+
+class TreeHookMixin:
+    """Tree and clean-up methods; the hook provides ``get_conn``, ``settings`` and ``resolve_space_id``."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def settings(self) -> ConnectionSettings: ...
+
+        def get_conn(self) -> ConfluenceClient: ...
+
+        def resolve_space_id(self, space_key: str | None = None, space_id: str | None = None) -> str: ...
+
+    def list_children(self, page_id: str, *, depth: int = 1) -> list[dict[str, Any]]:
+        """The pages below a page down to ``depth`` levels (1: its children), as :func:`tree_node_summary` dicts.
+
+        Needs ``read:page:confluence``.
+        """
+        client = self.get_conn()
+        nodes: Iterator[dict[str, Any]]
+        if depth == 1:
+            nodes = ({**child, "parentId": str(page_id), "depth": 1} for child in client.list_children(str(page_id)))
+        else:
+            nodes = client.list_descendants(str(page_id), depth=depth)
+        return [tree_node_summary(node, self.settings.site_url) for node in nodes]
+
+    def find_page_by_path(
+        self, path: str | Sequence[str], *, space_key: str | None = None, space_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The :func:`page_summary` of the page at a path of titles (``"Reports/2026/December"``), or None."""
+        page = self.get_conn().find_page_by_path(space_id=self.resolve_space_id(space_key, space_id), path=path)
+        return None if page is None else page_summary(page, self.settings.site_url)
+
+    def create_folder(
+        self, title: str, *, space_key: str | None = None, space_id: str | None = None, parent_id: str | None = None
+    ) -> dict[str, Any]:
+        """Create a folder; ``{"id", "title", "parent_id", "parent_type"}``. Needs ``write:folder:confluence``."""
+        folder = self.get_conn().create_folder(
+            space_id=self.resolve_space_id(space_key, space_id), title=title, parent_id=parent_id
+        )
+        return {
+            "id": str(folder.get("id")),
+            "title": folder.get("title"),
+            "parent_id": folder.get("parentId"),
+            "parent_type": folder.get("parentType"),
+        }
+
+    def delete_page(self, page_id: str, *, purge: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        """Trash (or purge) a page; ``{"id", "title", "action"}``. Needs ``delete:page:confluence``."""
+        return self.get_conn().delete_page(str(page_id), purge=purge, dry_run=dry_run)
+
+    def remove_label(self, page_id: str, label: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Remove a label from a page; ``{"id", "label", "action", "labels"}``. Needs ``write:label:confluence``."""
+        return self.get_conn().remove_page_label(str(page_id), label, dry_run=dry_run)
+
+    def apply_retention(
+        self,
+        parent_id: str,
+        *,
+        keep_latest: int | None = None,
+        keep_days: float | None = None,
+        purge: bool = False,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Delete the children of ``parent_id`` the rule does not keep; ``{"parent_id", "dry_run", "kept",
+        "removed"}``."""
+        return self.get_conn().apply_retention(
+            str(parent_id), keep_latest=keep_latest, keep_days=keep_days, purge=purge, dry_run=dry_run, now=now
+        )
