@@ -1,4 +1,4 @@
-"""What the client's mixins (pages, spaces, labels, attachments, comments, search) use of the class they are mixed
+"""What the client's mixins (pages, spaces, labels, attachments, comments, search, tree, clean-up) use of the class they are mixed
 into, :class:`~airflow_provider_confluence.client.confluence.ConfluenceClient`: declared once, for the type checker.
 
 At run time :data:`MixinBase` is ``object``; only mypy sees :class:`ClientHost`.
@@ -54,6 +54,18 @@ if TYPE_CHECKING:
         def iter_pages(
             self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2", cursor: str | None = None
         ) -> Iterator[tuple[list[Any], dict[str, Any]]]: ...
+
+        # Methods of one mixin that another uses (tree and clean-up build on pages and labels).
+
+        def get_page(self, page_id: str, *, body_format: str | None = None) -> dict[str, Any]: ...
+
+        def find_page(
+            self, *, space_id: str, title: str, body_format: str | None = None, status: str = "current"
+        ) -> dict[str, Any] | None: ...
+
+        def list_children(self, page_id: str, *, sort: str | None = None) -> Iterator[dict[str, Any]]: ...
+
+        def get_page_labels(self, page_id: str) -> list[str]: ...
 
     MixinBase = ClientHost
 else:

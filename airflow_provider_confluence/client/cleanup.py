@@ -17,11 +17,12 @@ This module imports nothing from Airflow and nothing heavy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.client.comments import check_page_id
 from airflow_provider_confluence.client.labels import normalize_labels
 from airflow_provider_confluence.client.pages import PAGES_PATH
@@ -89,31 +90,9 @@ def _brief(page: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": str(page.get("id")), "title": page.get("title"), "created_at": page.get("createdAt")}
 
 
-class CleanupMixin:
+class CleanupMixin(MixinBase):
     """Clean-up methods; the host class provides ``request``, ``paginate``, ``get_page``, ``list_children`` and
     ``get_page_labels``."""
-
-    if TYPE_CHECKING:
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[dict[str, Any]]: ...
-
-        def list_children(self, page_id: str, *, sort: str | None = None) -> Iterator[dict[str, Any]]: ...
-
-        def get_page_labels(self, page_id: str) -> list[str]: ...
 
     def delete_page(self, page_id: str, *, purge: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Move a page to the trash, or with ``purge`` delete it for good; return ``{"id", "title", "action"}``.

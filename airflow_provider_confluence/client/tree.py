@@ -18,10 +18,11 @@ This module imports nothing from Airflow and nothing heavy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any
 from urllib.parse import quote
 
+from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.client.comments import check_page_id
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
@@ -73,35 +74,8 @@ def split_title_path(path: str | Sequence[str]) -> list[str]:
     return titles
 
 
-class TreeMixin:
+class TreeMixin(MixinBase):
     """Tree and folder methods; the host class provides ``request``, ``paginate``, ``find_page`` and ``get_page``."""
-
-    if TYPE_CHECKING:
-        _site_url: str | None
-
-        def request(
-            self,
-            method: str,
-            path: str,
-            *,
-            params: Mapping[str, Any] | None = None,
-            json: Any = None,
-            files: Any = None,
-            headers: Mapping[str, str] | None = None,
-            idempotent: bool | None = None,
-        ) -> Any: ...
-
-        def paginate(
-            self, path: str, params: Mapping[str, Any] | None = None, *, api: str = "v2"
-        ) -> Iterator[dict[str, Any]]: ...
-
-        def url(self, path: str) -> str: ...
-
-        def get_page(self, page_id: str, *, body_format: str | None = None) -> dict[str, Any]: ...
-
-        def find_page(
-            self, *, space_id: str, title: str, body_format: str | None = None, status: str = "current"
-        ) -> dict[str, Any] | None: ...
 
     def list_children(self, page_id: str, *, sort: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield a page's child pages (v2 ``ChildPage`` objects), following every page of results.
