@@ -38,7 +38,7 @@ PUBLISHED_3.2 := 2026-05-29
 PUBLISHED_CUTOFF = --exclude-newer "$(PUBLISHED_$(1))T23:59:59Z" \
 	--exclude-newer-package "apache-airflow-providers-common-compat=$$$$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 TEST_PACKAGES := apache-airflow-providers-common-compat apache-airflow-providers-http requests \
-	pytest requests-mock psycopg2-binary hypothesis pandas
+	pytest requests-mock psycopg2-binary hypothesis pandas matplotlib
 SOURCES := pyproject.toml $(shell find airflow_provider_confluence -name '*.py' -o -name py.typed -o -name '*.html')
 
 # The names the README and the bench use.

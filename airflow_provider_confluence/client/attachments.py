@@ -16,8 +16,10 @@ This module imports nothing from Airflow and nothing heavy (operators import it 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
+import re
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import quote
@@ -25,7 +27,14 @@ from urllib.parse import quote
 from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
 
-__all__ = ["AttachmentsMixin", "DEFAULT_MEDIA_TYPE", "guess_media_type"]
+__all__ = [
+    "AttachmentsMixin",
+    "DEFAULT_MEDIA_TYPE",
+    "content_sha256",
+    "digest_comment",
+    "guess_media_type",
+    "recorded_sha256",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,35 @@ def guess_media_type(filename: str) -> str:
     """The media type of a file name (``chart.png`` -> ``image/png``), else ``application/octet-stream``."""
     guessed, _ = mimetypes.guess_type(filename, strict=False)
     return guessed or DEFAULT_MEDIA_TYPE
+
+
+_DIGEST = re.compile(r"\bsha256:([0-9a-f]{64})\b")
+
+
+def content_sha256(data: bytes) -> str:
+    """The hex SHA-256 of an attachment's content."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def digest_comment(digest: str) -> str:
+    """The attachment comment that records the content's digest (read back by :func:`recorded_sha256`)."""
+    return f"Published by Airflow; sha256:{digest}"
+
+
+def recorded_sha256(attachment: Mapping[str, Any]) -> str | None:
+    """The digest an attachment's comment records (v2 ``comment``, v1 ``extensions.comment`` or the version
+    message), or None when it records none."""
+    extensions = attachment.get("extensions")
+    version = attachment.get("version")
+    for text in (
+        attachment.get("comment"),
+        extensions.get("comment") if isinstance(extensions, Mapping) else None,
+        version.get("message") if isinstance(version, Mapping) else None,
+    ):
+        found = _DIGEST.search(text) if isinstance(text, str) else None
+        if found:
+            return found.group(1)
+    return None
 
 
 def _check_filename(filename: object) -> str:
@@ -89,6 +127,54 @@ class AttachmentsMixin(MixinBase):
         data = self.download(link)
         log.info("Downloaded attachment %s (%d bytes).", attachment.get("id"), len(data))
         return data
+
+    def holds_content(self, attachment: Mapping[str, Any], data: bytes) -> bool:
+        """True when ``attachment`` (a listed v2 object) already holds exactly ``data``.
+
+        By the digest its comment records (no request); else by its size, then by downloading it (one GET).
+        """
+        recorded = recorded_sha256(attachment)
+        if recorded is not None:
+            return recorded == content_sha256(data)
+        size = attachment.get("fileSize")
+        if isinstance(size, int) and size != len(data):
+            return False
+        return content_sha256(self.download_attachment(attachment)) == content_sha256(data)
+
+    def sync_attachment(
+        self,
+        page_id: str,
+        *,
+        filename: str,
+        data: bytes,
+        media_type: str | None = None,
+        existing: Mapping[str, Any] | None = None,
+        listed: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Make the page's attachment ``filename`` hold ``data``: upload it (recording its digest in the comment)
+        unless the attachment of that name already holds these bytes.
+
+        :param existing: the page's attachment of this name, when the caller listed the page's attachments already.
+        :param listed: True when ``existing`` is the result of such a listing (None then means "no such
+            attachment"); False lists the page's attachment of this name first (one GET).
+        :returns: the attachment (the listed v2 object when unchanged, the v1 upload answer otherwise), and True
+            when it was uploaded.
+        """
+        if not listed:
+            existing = next(iter(self.list_attachments(page_id, filename=filename)), None)
+        if existing is not None and self.holds_content(existing, data):
+            log.info(
+                "Attachment %r of page %s already holds these %d bytes; not uploaded.", filename, page_id, len(data)
+            )
+            return dict(existing), False
+        uploaded = self.upload_attachment(
+            page_id,
+            filename=filename,
+            data=data,
+            media_type=media_type,
+            comment=digest_comment(content_sha256(data)),
+        )
+        return uploaded, True
 
     def list_attachments(self, page_id: str, *, filename: str | None = None) -> Iterator[dict[str, Any]]:
         """Yield a page's attachments (v2 objects: ``id``, ``title``, ``mediaType``, ``fileSize``, ``version``, ...).

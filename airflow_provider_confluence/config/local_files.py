@@ -26,6 +26,7 @@ __all__ = [
     "open_for_upload",
     "open_for_write",
     "parse_roots",
+    "read_under",
 ]
 
 #: ``[confluence] attachment_roots``: the folders whose files may be uploaded (empty: any file).
@@ -100,6 +101,51 @@ def open_for_upload(file_path: str, attachment_roots: str | None) -> tuple[Binar
             handle.close()
             raise _outside("file_path", path, real, roots, "uploaded")
     return handle, os.path.basename(path)
+
+
+def read_under(base_dir: str, relative_path: str, attachment_roots: str | None = None) -> bytes:
+    """The content of the file ``relative_path`` names inside ``base_dir``; refuse one that lies outside it.
+
+    The check is made on the file actually opened (symlinks and ``..`` resolved), so ``../secrets`` or a symlink
+    pointing out of ``base_dir`` is refused. When ``[confluence] attachment_roots`` is set, ``base_dir`` must lie
+    under one of its folders too.
+
+    :param base_dir: the folder the paths are relative to (``~`` is expanded).
+    :param relative_path: a path relative to ``base_dir``, such as ``charts/volume.png``; absolute paths are
+        refused.
+    :param attachment_roots: ``[confluence] attachment_roots`` as configured; empty adds no check.
+    :raises ConfluenceConfigError: an absolute path, a path escaping ``base_dir``, no such file, or a ``base_dir``
+        outside the roots; nothing is read then.
+    """
+    roots = parse_roots(attachment_roots)
+    base = os.path.realpath(os.path.expanduser(str(base_dir).strip()))
+    if not os.path.isdir(base):
+        raise ConfluenceConfigError(
+            f"The image folder {base_dir!r} is not a directory on this worker: nothing was published. Check "
+            "image_dir (it is read on the worker that runs the task)."
+        )
+    if roots and not any(_within(base, root) for root in roots):
+        raise _outside("image_dir", str(base_dir), base, roots, "published")
+    relative = str(relative_path).strip()
+    if os.path.isabs(relative) or relative.startswith("~"):
+        raise ConfluenceConfigError(
+            f"The image path {relative!r} must be relative to the image folder {base_dir!r}: nothing was published. "
+            "Write it as it is under that folder, such as 'charts/volume.png'."
+        )
+    path = os.path.join(base, relative)
+    if not os.path.isfile(path):
+        raise ConfluenceConfigError(
+            f"The image {relative!r} is not a file under {base_dir!r}: nothing was published. Check the name, or "
+            "pass the image itself (bytes, base64 text or a figure) in images."
+        )
+    with open(path, "rb") as handle:
+        real = _opened_path(handle.fileno(), path)
+        if not _within(real, base):
+            raise ConfluenceConfigError(
+                f"The image path {relative!r} leads outside the image folder {base_dir!r} (to {real!r}): nothing "
+                "was published. Keep images inside that folder (no '..', no symlink out of it)."
+            )
+        return handle.read()
 
 
 def check_write_path(output_path: str, attachment_roots: str | None, *, nothing: str) -> str:

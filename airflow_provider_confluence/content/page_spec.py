@@ -150,11 +150,14 @@ class PageSpec:
         if_exists: str = "fail",
         mode: str = "replace",
         message: str | None = None,
+        attachments: Mapping[str, str] | None = None,
     ) -> PageSpec:
         """Check everything and convert the body, once; a spec that nothing downstream checks again.
 
         :param body: the body in ``representation``: ``markdown`` text and ``table`` rows are converted to
             storage format here (:func:`~airflow_provider_confluence.content.storage_format.to_storage`).
+        :param attachments: for a ``markdown`` body, its image targets -> the page attachments shown there
+            (:attr:`airflow_provider_confluence.content.images.PreparedImages.names`).
         :param labels: label names (a single string is one label).
         :raises ConfluenceConfigError: for a bad option, body or label name; nothing has been sent then.
         """
@@ -166,7 +169,7 @@ class PageSpec:
             parent_id=parent_id,
             parent_title=parent_title,
         )
-        wire, converted = to_storage(body, representation)
+        wire, converted = to_storage(body, representation, attachments=attachments)
         return cls(
             body=converted,
             title=title,

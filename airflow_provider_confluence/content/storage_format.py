@@ -6,7 +6,8 @@ cell or a Markdown paragraph holding ``<script>``, ``&``, ``]]>`` or ``\\x00`` a
 
 * ``markdown``: CommonMark plus GFM tables and strikethrough, through markdown-it-py with raw HTML shown as
   text; fenced and indented code blocks become Confluence's code macro; links keep only http, https, mailto
-  and relative targets.
+  and relative targets; an image whose target is named in ``attachments`` becomes Confluence's attachment-image
+  markup (:func:`attachment_image`).
 * ``table``: a list of mappings, a pandas DataFrame (duck-typed) or a JSON string of a list of objects becomes
   a ``<table>`` with a header row.
 
@@ -22,14 +23,17 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 __all__ = [
     "BODY_REPRESENTATIONS",
+    "attachment_image",
     "code_macro",
     "escape_text",
     "markdown_to_storage",
+    "parse_markdown",
     "table_to_storage",
     "to_storage",
 ]
@@ -81,6 +85,20 @@ def code_macro(code: str, language: str | None = None) -> str:
     return "".join(parts)
 
 
+def attachment_image(filename: str, alt: str = "", title: str | None = None) -> str:
+    """Confluence's markup of an image attached to the page itself:
+    ``<ac:image ac:alt="..."><ri:attachment ri:filename="..." /></ac:image>`` (the "Images" section of Atlassian's
+    "Confluence Storage Format", https://confluence.atlassian.com/doc/confluence-storage-format-790796544.html).
+
+    :param filename: the attachment's file name on the page.
+    :param alt: the alternative text (omitted when empty).
+    :param title: the image's tooltip (omitted when None or empty).
+    """
+    attributes = f' ac:alt="{escape_text(alt)}"' if alt else ""
+    attributes += f' ac:title="{escape_text(title)}"' if title else ""
+    return f'<ac:image{attributes}><ri:attachment ri:filename="{escape_text(filename)}" /></ac:image>'
+
+
 # ---------------------------------------------------------------------------------------------- Markdown
 def _safe_link(url: str) -> bool:
     """markdown-it's link check: only http, https, mailto and relative targets (``url`` is normalized)."""
@@ -96,6 +114,18 @@ def _render_fence(self: Any, tokens: Sequence[Any], idx: int, options: Any, env:
     return code_macro(content, language) + "\n"
 
 
+def _render_image(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
+    """An image whose target ``env["attachments"]`` names becomes the attachment-image markup; others as usual."""
+    token = tokens[idx]
+    names = env.get("attachments") if isinstance(env, Mapping) else None
+    source = unquote(str(token.attrGet("src") or ""))
+    filename = names.get(source) if names else None
+    if filename is None:
+        return str(self.image(tokens, idx, options, env))
+    title = token.attrGet("title")
+    return attachment_image(filename, self.renderInlineAsText(token.children, options, env), str(title or ""))
+
+
 @functools.lru_cache(maxsize=1)
 def _markdown() -> Any:
     from markdown_it import MarkdownIt  # a heavy import, kept out of DAG parsing
@@ -104,16 +134,24 @@ def _markdown() -> Any:
     md.validateLink = _safe_link  # type: ignore[method-assign]
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("code_block", _render_fence)
+    md.add_render_rule("image", _render_image)
     return md
 
 
-def markdown_to_storage(text: str) -> str:
+def parse_markdown(text: str) -> list[Any]:
+    """The block tokens markdown-it makes of ``text`` with this module's settings (inline tokens as children)."""
+    return list(_markdown().parse(_strip_illegal(text)))
+
+
+def markdown_to_storage(text: str, *, attachments: Mapping[str, str] | None = None) -> str:
     """Convert Markdown (CommonMark, GFM tables and strikethrough) to storage format.
 
     Raw HTML in the Markdown is shown as text, code blocks become the code macro, and links or images with
     another scheme than http, https or mailto (``javascript:``, ``data:``...) stay as plain text.
 
     :param text: the Markdown source.
+    :param attachments: image targets as written in the Markdown (``chart.png`` in ``![Daily](chart.png)``) ->
+        the file name of the page's attachment to show there (see :mod:`.images`).
     :raises ConfluenceConfigError: when ``text`` is not a string.
     """
     if not isinstance(text, str):
@@ -121,7 +159,8 @@ def markdown_to_storage(text: str) -> str:
             f"A markdown body must be a string, not {type(text).__name__}: pass Markdown text, or use "
             "representation='table' for rows."
         )
-    return str(_markdown().render(_strip_illegal(text)))
+    env = {"attachments": dict(attachments)} if attachments else {}
+    return str(_markdown().render(_strip_illegal(text), env))
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -257,7 +296,7 @@ def table_to_storage(rows: object, *, columns: Sequence[Any] | None = None) -> s
 
 
 # ------------------------------------------------------------------------------------------------- entry
-def to_storage(body: object, representation: str) -> tuple[str, str]:
+def to_storage(body: object, representation: str, *, attachments: Mapping[str, str] | None = None) -> tuple[str, str]:
     """Return ``(wire_representation, value)`` for a body given in any of :data:`BODY_REPRESENTATIONS`.
 
     ``markdown`` and ``table`` become ``("storage", xhtml)``; ``storage``, ``atlas_doc_format`` and ``wiki`` pass
@@ -265,10 +304,12 @@ def to_storage(body: object, representation: str) -> tuple[str, str]:
 
     :param body: the page body: a string, or rows for ``table``.
     :param representation: one of :data:`BODY_REPRESENTATIONS`.
+    :param attachments: for ``markdown``, the images shown from the page's attachments (see
+        :func:`markdown_to_storage`).
     :raises ConfluenceConfigError: for an unknown representation or a body of the wrong type.
     """
     if representation == "markdown":
-        return "storage", markdown_to_storage(body)  # type: ignore[arg-type]
+        return "storage", markdown_to_storage(body, attachments=attachments)  # type: ignore[arg-type]
     if representation == "table":
         return "storage", table_to_storage(body)
     if representation not in BODY_REPRESENTATIONS:

@@ -34,11 +34,12 @@ from airflow_provider_confluence.get_provider_info import (
     RELABELING,
 )
 from airflow_provider_confluence.hooks import _signin
+from airflow_provider_confluence.hooks._images import ImagesHookMixin
 from airflow_provider_confluence.hooks._tree import TreeHookMixin
 from airflow_provider_confluence.version_compat import BaseHook, get_connection, get_variable, mask_secret
 
 
-class ConfluenceOAuthHook(TreeHookMixin, BaseHook):
+class ConfluenceOAuthHook(ImagesHookMixin, TreeHookMixin, BaseHook):
     """Talk to Confluence Cloud with a ``confluence_oauth`` connection, signed in as its ``auth_type`` says.
 
     ``oauth2_3lo`` (default): access tokens are refreshed before they expire, and every rotated refresh token is

@@ -9,7 +9,7 @@ importable from here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_confluence.content.page_spec import PageSpec
@@ -37,6 +37,7 @@ from airflow_provider_confluence.operators._downloads import (
     ConfluenceExportPageOperator,
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
+from airflow_provider_confluence.operators._images import IMAGE_FIELDS, ImagesOperatorMixin
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
 from airflow_provider_confluence.operators._tree import (
     ConfluenceApplyRetentionOperator,
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 
-class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, ConfluenceOperatorMixin, BaseOperator):
     """Create a Confluence page, or handle an existing page of the same title as ``if_exists`` says.
 
     :param space_key: the space's key, such as ``ENG`` (templated); give it or ``space_id``.
@@ -84,12 +85,20 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         ``update`` (a new version with this body; none when the body is unchanged).
     :param labels: labels the page should carry (templated; a list or a comma-separated string); only the
         missing ones are added, also when the page is skipped or unchanged.
+    :param images: images the page shows (templated): image name as the Markdown body writes it
+        (``chart.png`` for ``![Daily volume](chart.png)``) -> bytes, base64 text (an upstream task's output), a
+        file path relative to ``image_dir``, a Matplotlib figure (anything with ``savefig``; saved as PNG) or a
+        function returning one. Each is uploaded as an attachment of the page (named after the name's last part)
+        before the body that shows it is written; bytes the attachment already holds are not uploaded again.
+    :param image_dir: the folder (on the worker) that image files are read from (templated); Markdown images not
+        in ``images`` are read from it too. Paths leading out of it are refused.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created is never sent twice), holding no worker slot (default: ``[operators]
         default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``action`` is ``created``,
-        ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two.
+        ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two. With images, also
+        ``images`` (each attachment's summary and ``uploaded``), and ``changed`` is True when one was uploaded.
     """
 
     resume_keys = ("page_id", "action")
@@ -100,6 +109,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         "body",
         *PARENT_FIELDS,
         "labels",
+        *IMAGE_FIELDS,
         CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
@@ -118,6 +128,8 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         status: str = "current",
         if_exists: str = "fail",
         labels: str | Sequence[str] | None = None,
+        images: Mapping[str, Any] | None = None,
+        image_dir: str | None = None,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
@@ -131,6 +143,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
             parent_id=parent_id,
             parent_title=parent_title,
         )
+        self.set_images(images, image_dir)
         self.space_key = space_key
         self.space_id = space_id
         self.title = title
@@ -154,7 +167,9 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         """
         from airflow_provider_confluence.content.summaries import page_summary
 
+        prepared = self.prepare_page_images(self.body, self.representation)  # every image read before any request
         spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
+            attachments=prepared.names,
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
             title=str(self.title).strip(),
@@ -169,16 +184,18 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         hook = self.confluence_hook()
         written = resume.get("action") if resume.get("page_id") else None
         if written:  # the page was written before the quota ran out: keep it, add the labels it still lacks
-            published = hook.publish(spec.with_changes(if_exists="skip"))
-            action = str(written)
+            spec = spec.with_changes(if_exists="skip")
+        extra: dict[str, Any] = {}
+        if prepared:
+            done = hook.publish_with_images(spec, prepared.files)
+            page, action, changed = done.page, done.action, done.changed
+            extra["images"] = hook.image_summaries(done.attachments)
         else:
             published = hook.publish(spec)
-            action = published.action
-        summary = {
-            **page_summary(published.page, hook.settings.site_url),
-            "changed": action in ("created", "updated"),
-            "action": action,
-        }
+            page, action, changed = published.page, published.action, published.changed
+        if written:
+            action, changed = str(written), True
+        summary = {**page_summary(page, hook.settings.site_url), "changed": changed, "action": action, **extra}
         self.log.info(
             "Page %s %r is at version %s (%s): %s",
             summary["id"],
@@ -191,7 +208,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         return summary
 
 
-class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
+class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, PageTargetMixin, BaseOperator):
     """Write a new version of an existing page: replace its body, or append to it.
 
     No new version is made when nothing would change (a re-run is safe); a version written by someone else
@@ -211,13 +228,21 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
     :param parent_title: move the page under the page with this title in its space (templated).
     :param version_message: the version comment (templated).
     :param status: ``current`` (default) or ``draft``.
+    :param images: images the page shows (templated): image name as the Markdown body writes it
+        (``chart.png`` for ``![Daily volume](chart.png)``) -> bytes, base64 text (an upstream task's output), a
+        file path relative to ``image_dir``, a Matplotlib figure (anything with ``savefig``; saved as PNG) or a
+        function returning one. Each is uploaded as an attachment of the page (named after the name's last part)
+        before the body that shows it is written; bytes the attachment already holds are not uploaded again.
+    :param image_dir: the folder (on the worker) that image files are read from (templated); Markdown images not
+        in ``images`` are read from it too. Paths leading out of it are refused.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume, holding no worker slot (default: ``[operators]
         default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``. A version the quota
         refused is written on resume; one already written is not written again.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``changed`` is True when a
-        new version was written (``action`` ``updated``, else ``unchanged``).
+        new version was written (``action`` ``updated``, else ``unchanged``). With images, also ``images`` (each
+        attachment's summary and ``uploaded``), and ``changed`` is True when one was uploaded.
     """
 
     resume_keys = ("page_id", "action")
@@ -228,6 +253,7 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         "labels",
         *PARENT_FIELDS,
         "version_message",
+        *IMAGE_FIELDS,
         CONN_ID_FIELD,
     )
     template_fields_renderers = {"body": "html"}
@@ -249,11 +275,14 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         parent_title: str | None = None,
         version_message: str | None = None,
         status: str = "current",
+        images: Mapping[str, Any] | None = None,
+        image_dir: str | None = None,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.set_images(images, image_dir)
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         PageSpec.check_options(
             representation=representation,
@@ -283,7 +312,9 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         anchor already in the page) writes no second version; ``resume`` says whether this task wrote one."""
         from airflow_provider_confluence.content.summaries import page_summary
 
+        prepared = self.prepare_page_images(self.body, self.representation)  # every image read before any request
         spec = PageSpec.build(  # the rendered arguments, checked and converted once, before any request
+            attachments=prepared.names,
             body=self.body,
             title=text_or_none(self.new_title),
             representation=self.representation,
@@ -299,14 +330,21 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         if spec.parent_title is not None:  # a title names a page of the page's own space
             parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")), parent_title=spec.parent_title)
             spec = spec.with_changes(parent_id=parent, parent_title=None)
-        page = hook.update_page(
-            spec, page_id=str(current["id"]), append_key=run_key(context) if self.mode == "append" else None
-        )
+        append_key = run_key(context) if self.mode == "append" else None
+        extra: dict[str, Any] = {}
+        if prepared:
+            page, images = hook.update_page_with_images(
+                spec, page_id=str(current["id"]), images=prepared.files, append_key=append_key
+            )
+            extra["images"] = images
+        else:
+            page = hook.update_page(spec, page_id=str(current["id"]), append_key=append_key)
         changed = changed_version(current, page) or resume.get("action") == "updated"
         summary = {
             **page_summary(page, hook.settings.site_url),
-            "changed": changed,
+            "changed": changed or any(image["uploaded"] for image in extra.get("images", [])),
             "action": "updated" if changed else "unchanged",
+            **extra,
         }
         self.log.info(
             "Page %s %r is at version %s (%s): %s",

@@ -41,7 +41,8 @@ Example::
 
 Seeding and reading content: ``fake.add_space(key)``, ``fake.add_page(space, title, body, parent_id,
 labels=[...])``, ``fake.pages``, ``fake.page_labels(page_id)``, ``fake.attachments(page_id)`` and
-``fake.attachment_data(page_id, filename)`` (the bytes a DAG uploaded). Grants and connections default to
+``fake.attachment_data(page_id, filename)`` (the bytes a DAG uploaded), ``fake.broken_images(page_id)`` (images
+the body shows that the page has no attachment of). Grants and connections default to
 :data:`DEFAULT_SCOPES`: the provider's scopes plus those of labels, attachments and search (never
 ``delete:page:confluence``).
 

@@ -39,6 +39,18 @@ def parse_storage(value: str) -> ElementTree.Element:
     return ElementTree.fromstring(f"<root {_NAMESPACES}>{_ENTITY.sub(_numeric_entity, value)}</root>")
 
 
+def attachment_image_names(value: str) -> list[str]:
+    """The file names that a storage body's ``<ac:image><ri:attachment ri:filename="..."/></ac:image>`` show, in
+    order (images of another page's attachment, with an ``ri:page`` inside, and ``ri:url`` images are left out)."""
+    ac, ri = "{http://atlassian.com/content}", "{http://atlassian.com/resource/identifier}"
+    names: list[str] = []
+    for image in parse_storage(value).iter(f"{ac}image"):
+        attachment = image.find(f"{ri}attachment")
+        if attachment is not None and attachment.find(f"{ri}page") is None:
+            names.append(attachment.get(f"{ri}filename", ""))
+    return names
+
+
 def check_storage(value: str) -> None:
     """Raise a 400 v2 error when ``value`` is not a well-formed storage-format (XHTML) fragment."""
     try:

@@ -328,6 +328,18 @@ class FakeAtlassian(SignInKnobs):
             raise KeyError(f"page {page_id} has no attachment named {filename!r}")
         return found.data
 
+    def broken_images(self, page_id: str | int) -> list[str]:
+        """The attachment names that the page's current storage body shows as images but the page has no
+        attachment of: what Confluence would show as a broken image. Empty for a page whose images are all there."""
+        from .bodies import attachment_image_names
+
+        with self._lock:
+            page = self._model.page(int(page_id))
+            if page is None:
+                raise KeyError(f"there is no page {page_id}")
+            shown = attachment_image_names(page.value) if page.representation == "storage" else []
+            return [name for name in shown if self._model.attachments.find(int(page_id), name) is None]
+
     @property
     def spaces(self) -> list[dict[str, Any]]:
         """Every space, as the API shows it, by id."""
