@@ -362,3 +362,45 @@ def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassia
     assert [(r["route"], r["query"], r["json"], r["status"]) for r in removals] == [(LABEL_REMOVAL, {}, None, 204)]
     assert removals[0]["path"].endswith("/label/old")
     assert required_scope("DELETE", removals[0]["path"]).startswith("write:label:confluence")
+
+
+def test_the_chart_requests_match_the_openapi_document(fake_atlassian, confluence_conn):
+    """A page with an image, published twice: the attachment listing (no filename filter, limit 250) and the
+    page writes as the document says; the upload as the v1 notes say, with the digest in its ``comment`` part;
+    and the field the unchanged check reads back, ``comment``, is one the document's ``AttachmentBulk`` declares."""
+    from airflow_provider_confluence.client.attachments import recorded_sha256
+    from airflow_provider_confluence.content.images import prepare_images
+    from airflow_provider_confluence.content.page_spec import PageSpec
+
+    fake_atlassian.add_space("DEMO")
+    hook = ConfluenceOAuthHook(confluence_conn)
+    markdown = "![Daily volume](chart.png)"
+    prepared = prepare_images({"chart.png": b"\x89PNG\r\n\x1a\nchart"}, markdown=markdown)
+    spec = PageSpec.build(
+        space_key="DEMO",
+        title="Chart contract",
+        body=markdown,
+        representation="markdown",
+        if_exists="update",
+        attachments=prepared.names,
+    )
+    first = hook.publish_with_images(spec, prepared.files)
+    assert hook.publish_with_images(spec, prepared.files).uploaded == 0
+    recorded = [r for r in fake_atlassian.requests if r["path"].startswith("/wiki/")]
+    v2 = [r for r in recorded if r["path"].startswith(V2_PREFIX)]
+    listings = [r for r in v2 if r["route"] == "GET /wiki/api/v2/pages/{id}/attachments"]
+    assert len(listings) == 2 and all(r["query"] == {"limit": ["250"]} for r in listings)
+    assert {"POST /wiki/api/v2/pages", "PUT /wiki/api/v2/pages/{id}"} <= {r["route"] for r in v2}
+    assert [p for r in v2 for p in contract_violations(r)] == []
+    uploads = [r for r in recorded if r["route"] == "PUT /wiki/rest/api/content/{id}/child/attachment"]
+    assert len(uploads) == 1 and [p for r in uploads for p in v1_violations(r)] == []
+    bulk = resolve(spec_schema("AttachmentBulk"))
+    assert bulk["properties"]["comment"]["type"] == "string"
+    listed = fake_atlassian.attachments(first.page["id"])
+    assert recorded_sha256(listed[0]) == prepared.files[0].sha256
+    assert schema_errors(listed[0], bulk) == []
+
+
+def spec_schema(name: str) -> dict[str, Any]:
+    """A component schema of the document, by name."""
+    return {"$ref": f"#/components/schemas/{name}"}

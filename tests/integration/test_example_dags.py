@@ -20,6 +20,7 @@ def test_example_dags_load_without_import_errors(airflow_db):
         "confluence_search_pages",
         "confluence_run_log",
         "confluence_incident_log",
+        "confluence_chart_report",
     } <= set(bag.dag_ids)
 
 
