@@ -211,6 +211,7 @@ def prepare_images(
     markdown: str | None = None,
     image_dir: str | None = None,
     attachment_roots: str | None = None,
+    markdown_dir: str = "",
 ) -> PreparedImages:
     """Read every image of a page before anything is sent.
 
@@ -219,6 +220,9 @@ def prepare_images(
     :param markdown: the page's Markdown body: its relative image targets are matched to ``images`` and, when
         not there, read from ``image_dir``.
     :param image_dir: the folder that file paths and unmatched Markdown targets are relative to.
+    :param markdown_dir: where the Markdown file lies inside ``image_dir`` (a mirror of a folder tree passes the
+        tree's root as ``image_dir`` and ``reports/2026`` here): its unmatched targets are read relative to it, and
+        still never from outside ``image_dir``.
     :returns: nothing when neither ``images`` nor ``image_dir`` is given (the body is converted as before).
     :raises ConfluenceConfigError: a Markdown image that nothing provides, two images with one attachment name,
         or an unusable source; nothing was sent then.
@@ -240,7 +244,7 @@ def prepare_images(
             if image_dir is None:
                 missing.append(target)
                 continue
-            by_key[key] = (target, target)  # a file of image_dir
+            by_key[key] = (target, posixpath.join(markdown_dir, target) if markdown_dir else target)  # a file
         names[target] = _attachment_name(by_key[key][0])
     if missing:
         raise ConfluenceConfigError(

@@ -151,6 +151,23 @@ def test_prepare_maps_each_markdown_target_to_its_attachment(tmp_path: Path) -> 
     assert '<ri:attachment ri:filename="on-disk.png" />' in body
 
 
+def test_markdown_targets_are_read_relative_to_the_markdown_files_folder(tmp_path: Path) -> None:
+    """How a mirror of a Markdown tree reuses it: the tree is image_dir, the file's folder is markdown_dir."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "reports" / "2026").mkdir(parents=True)
+    (tmp_path / "shared" / "logo.png").write_bytes(PNG)
+    (tmp_path.parent / "outside.png").write_bytes(PNG)
+    prepared = prepare_images(
+        None, markdown="![logo](../../shared/logo.png)", image_dir=str(tmp_path), markdown_dir="reports/2026"
+    )
+    assert [(f.filename, f.data) for f in prepared.files] == [("logo.png", PNG)]
+    assert dict(prepared.names) == {"../../shared/logo.png": "logo.png"}
+    with pytest.raises(ConfluenceConfigError, match="outside the image folder"):
+        prepare_images(
+            None, markdown="![x](../../../outside.png)", image_dir=str(tmp_path), markdown_dir="reports/2026"
+        )
+
+
 def test_a_markdown_image_nothing_provides_fails_before_anything_is_sent() -> None:
     with pytest.raises(ConfluenceConfigError, match="'missing.png', which images does not provide"):
         prepare_images({"chart.png": PNG}, markdown="![a](chart.png) ![b](missing.png)")
