@@ -7,7 +7,7 @@ cell or a Markdown paragraph holding ``<script>``, ``&``, ``]]>`` or ``\\x00`` a
 * ``markdown``: CommonMark plus GFM tables and strikethrough, through markdown-it-py with raw HTML shown as
   text; fenced and indented code blocks become Confluence's code macro; links keep only http, https, mailto
   and relative targets; an image whose target is named in ``attachments`` becomes Confluence's attachment-image
-  markup (:func:`attachment_image`).
+  markup (:func:`~airflow_provider_confluence.content.markup.attachment_image`).
 * ``table``: a list of mappings, a pandas DataFrame (duck-typed) or a JSON string of a list of objects becomes
   a ``<table>`` with a header row.
 
@@ -18,13 +18,13 @@ import it while DAGs are parsed).
 from __future__ import annotations
 
 import functools
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from airflow_provider_confluence.content.markup import attachment_image, code_macro, escape_text, strip_illegal
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
 __all__ = [
@@ -40,63 +40,12 @@ __all__ = [
 
 #: What ``representation`` may be: the three Confluence wire formats, then the two this module converts.
 BODY_REPRESENTATIONS = ("storage", "atlas_doc_format", "wiki", "markdown", "table")
-#: Characters XML 1.0 does not allow (its ``Char`` production, complemented).
-_XML_ILLEGAL = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _NATIVE_HINT = (
     "If the value comes from a template, set render_template_as_native_obj=True on the DAG or pass the "
     "upstream task's XComArg (task.output) instead of a '{{ ... }}' string."
 )
-
-
-def _strip_illegal(text: str) -> str:
-    return _XML_ILLEGAL.sub("", text)
-
-
-def escape_text(value: object) -> str:
-    """Return ``value`` as XML text, safe in element content and in quoted attributes.
-
-    ``&``, ``<``, ``>``, ``"`` and ``'`` are escaped, a carriage return becomes ``&#13;`` (so that XML parsers
-    do not turn it into a line feed), and characters illegal in XML 1.0 are removed.
-
-    :param value: any value; non-strings are converted with ``str()``.
-    """
-    text = value if isinstance(value, str) else str(value)
-    text = html.escape(_strip_illegal(text), quote=True)
-    return text.replace("\r", "&#13;") if "\r" in text else text
-
-
-def code_macro(code: str, language: str | None = None) -> str:
-    """Return Confluence's code macro holding ``code`` as plain text.
-
-    ``]]>`` in the code is split across two CDATA sections, line endings become ``\\n`` and characters illegal
-    in XML 1.0 are removed; every other character arrives unchanged.
-
-    :param code: the code block's text.
-    :param language: the macro's ``language`` parameter (``python``, ``sql``...); None or empty for none.
-    """
-    code = _strip_illegal(code).replace("\r\n", "\n").replace("\r", "\n")
-    parts = ['<ac:structured-macro ac:name="code">']
-    if language:
-        parts.append(f'<ac:parameter ac:name="language">{escape_text(language)}</ac:parameter>')
-    parts.append(f"<ac:plain-text-body><![CDATA[{code.replace(']]>', ']]]]><![CDATA[>')}]]></ac:plain-text-body>")
-    parts.append("</ac:structured-macro>")
-    return "".join(parts)
-
-
-def attachment_image(filename: str, alt: str = "", title: str | None = None) -> str:
-    """Confluence's markup of an image attached to the page itself:
-    ``<ac:image ac:alt="..."><ri:attachment ri:filename="..." /></ac:image>`` (the "Images" section of Atlassian's
-    "Confluence Storage Format", https://confluence.atlassian.com/doc/confluence-storage-format-790796544.html).
-
-    :param filename: the attachment's file name on the page.
-    :param alt: the alternative text (omitted when empty).
-    :param title: the image's tooltip (omitted when None or empty).
-    """
-    attributes = f' ac:alt="{escape_text(alt)}"' if alt else ""
-    attributes += f' ac:title="{escape_text(title)}"' if title else ""
-    return f'<ac:image{attributes}><ri:attachment ri:filename="{escape_text(filename)}" /></ac:image>'
 
 
 # ---------------------------------------------------------------------------------------------- Markdown
@@ -140,7 +89,7 @@ def _markdown() -> Any:
 
 def parse_markdown(text: str) -> list[Any]:
     """The block tokens markdown-it makes of ``text`` with this module's settings (inline tokens as children)."""
-    return list(_markdown().parse(_strip_illegal(text)))
+    return list(_markdown().parse(strip_illegal(text)))
 
 
 def markdown_to_storage(text: str, *, attachments: Mapping[str, str] | None = None) -> str:
@@ -160,7 +109,7 @@ def markdown_to_storage(text: str, *, attachments: Mapping[str, str] | None = No
             "representation='table' for rows."
         )
     env = {"attachments": dict(attachments)} if attachments else {}
-    return str(_markdown().render(_strip_illegal(text), env))
+    return str(_markdown().render(strip_illegal(text), env))
 
 
 # ------------------------------------------------------------------------------------------------ tables
