@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
 from airflow_provider_confluence.content.page_spec import PageSpec
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
-from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
 from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
