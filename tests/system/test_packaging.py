@@ -61,7 +61,13 @@ def test_every_module_the_provider_info_names_imports():
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    for path in info["extra-links"] + info["notifications"] + [info["connection-types"][0]["hook-class-name"]]:
+    handlers = [entry["handler"] for key in ("asset-uris", "dataset-uris") for entry in info[key]]
+    for path in [
+        *info["extra-links"],
+        *info["notifications"],
+        info["connection-types"][0]["hook-class-name"],
+        *handlers,
+    ]:
         module, _, name = path.rpartition(".")
         assert getattr(importlib.import_module(module), name)
 

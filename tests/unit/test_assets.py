@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
-from importlib.resources import files
 from urllib.parse import urlsplit
 
 import pytest
@@ -69,10 +67,3 @@ def test_provider_info_registers_the_scheme_and_its_importable_normaliser(key: s
     assert entry["schemes"] == ["confluence"]
     module, _, name = entry["handler"].rpartition(".")
     assert getattr(importlib.import_module(module), name) is sanitize_uri
-
-
-def test_provider_info_is_valid_for_the_installed_airflow() -> None:
-    import jsonschema
-
-    schema = json.loads(files("airflow").joinpath("provider_info.schema.json").read_text())
-    jsonschema.validate(get_provider_info(), schema)
