@@ -51,7 +51,8 @@ def with_page_alias(kwargs: dict[str, Any], asset_alias: str | None) -> dict[str
 def emit_page_event(operator: Any, context: Any, summary: dict[str, Any], site_url: str) -> str | None:
     """Add the page's asset event to the operator's alias when ``summary["changed"]``; return its URI, else None."""
     alias_name = getattr(operator, "asset_alias", None)
-    if not alias_name or context is None or not hasattr(context, "get"):
+    events = context.get("outlet_events") if hasattr(context, "get") else None
+    if not alias_name or events is None:  # no alias, or not in a task run (``execute`` called directly)
         return None
     if not summary.get("changed"):
         operator.log.info("No asset event: page %s did not change.", summary.get("id"))
@@ -60,6 +61,6 @@ def emit_page_event(operator: Any, context: Any, summary: dict[str, Any], site_u
 
     uri = page_asset_uri(site_url, str(summary["id"]))
     extra = {field: summary.get(field) for field in EVENT_FIELDS}
-    context["outlet_events"][confluence_pages_alias(alias_name)].add(Asset(uri), extra=extra)
+    events[confluence_pages_alias(alias_name)].add(Asset(uri), extra=extra)
     operator.log.info("Asset event for %s (%s) through the alias %r.", uri, summary.get("action"), alias_name)
     return uri

@@ -38,7 +38,13 @@ def test_provider_info_validates_against_the_installed_airflow_schema():
         {"integration-name": integration, "python-modules": ["airflow_provider_confluence.sensors.confluence"]}
     ]
     assert info["triggers"] == [
-        {"integration-name": integration, "python-modules": ["airflow_provider_confluence.triggers.confluence"]}
+        {
+            "integration-name": integration,
+            "python-modules": [
+                "airflow_provider_confluence.triggers.confluence",
+                "airflow_provider_confluence.triggers.rate_limit",
+            ],
+        }
     ]
     assert info["extra-links"] == ["airflow_provider_confluence.links.confluence.ConfluencePageLink"]
     behaviour = conn_type["ui-field-behaviour"]
