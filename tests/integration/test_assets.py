@@ -164,3 +164,12 @@ def test_the_example_pair_runs_the_consumer_after_a_change_only(fake_atlassian, 
     assert str(producer.test().state).endswith("success")
     assert len(events_of(page_asset_uri(fake_atlassian.site_url, page["id"]), producer)) == 1
     assert not triggered("confluence_asset_consumer")
+
+
+def test_asset_alias_none_emits_nothing_even_when_the_page_changed(fake_atlassian, confluence_conn):
+    fake_atlassian.add_space("DEMO")
+    page = fake_atlassian.add_page("DEMO", "Quiet", body="<p>old</p>")
+    with new_dag("no_alias") as producer:
+        ConfluenceUpdatePageOperator(task_id="update", page_id=page["id"], body="<p>new</p>", asset_alias=None)
+    assert run_dag(producer)["return_value"]["update"]["changed"] is True
+    assert events_of(page_asset_uri(fake_atlassian.site_url, page["id"]), producer) == []

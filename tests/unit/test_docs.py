@@ -11,7 +11,10 @@ anchor, a page missing from the nav, or a snippet whose file is gone. These test
   connection extra and ``state_store`` value its mention;
 * every ``airflow_provider_confluence`` import in a docs code block, and every dotted module path the docs name,
   imports;
-* the benchmark chart in the docs is the one ``make bench`` wrote.
+* the benchmark chart in the docs is the one ``make bench`` wrote;
+* the feature table (``docs/features.md``) has one row per operation of the vendored v2 OpenAPI document, its
+  summary adds up, every v2 operation the client calls (``helpers/api_operations.py``, which the contract test
+  enforces) is marked covered, and what a covered row names exists.
 """
 
 from __future__ import annotations
