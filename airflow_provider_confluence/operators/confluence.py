@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
 from airflow_provider_confluence.content.page_spec import PageSpec
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
+from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
 from airflow_provider_confluence.operators._common import (
@@ -92,6 +94,9 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
         before the body that shows it is written; bytes the attachment already holds are not uploaded again.
     :param image_dir: the folder (on the worker) that image files are read from (templated); Markdown images not
         in ``images`` are read from it too. Paths leading out of it are refused.
+    :param asset_alias: the asset alias (dataset alias on Airflow 2) among the task's outlets through which the
+        page's asset ``confluence://<site host>/pages/<id>`` gets an event, only when this run changed the page
+        (default ``confluence_pages``; None: no asset events). A DAG scheduled on the page's asset runs after it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created is never sent twice), holding no worker slot (default: ``[operators]
@@ -130,11 +135,13 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
         labels: str | Sequence[str] | None = None,
         images: Mapping[str, Any] | None = None,
         image_dir: str | None = None,
+        asset_alias: str | None = DEFAULT_PAGE_ALIAS,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_page_alias(kwargs, asset_alias))
+        self.asset_alias = asset_alias
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         PageSpec.check_options(
             representation=representation,
@@ -205,6 +212,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
             summary["url"],
         )
         persist_link(context, summary["url"])
+        emit_page_event(self, context, summary, hook.settings.site_url)
         return summary
 
 
@@ -235,6 +243,9 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
         before the body that shows it is written; bytes the attachment already holds are not uploaded again.
     :param image_dir: the folder (on the worker) that image files are read from (templated); Markdown images not
         in ``images`` are read from it too. Paths leading out of it are refused.
+    :param asset_alias: the asset alias (dataset alias on Airflow 2) among the task's outlets through which the
+        page's asset ``confluence://<site host>/pages/<id>`` gets an event, only when this run changed the page
+        (default ``confluence_pages``; None: no asset events). A DAG scheduled on the page's asset runs after it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume, holding no worker slot (default: ``[operators]
@@ -277,11 +288,13 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
         status: str = "current",
         images: Mapping[str, Any] | None = None,
         image_dir: str | None = None,
+        asset_alias: str | None = DEFAULT_PAGE_ALIAS,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_page_alias(kwargs, asset_alias))
+        self.asset_alias = asset_alias
         self.set_images(images, image_dir)
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         PageSpec.check_options(
@@ -355,6 +368,7 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
             summary["url"],
         )
         persist_link(context, summary["url"])
+        emit_page_event(self, context, summary, hook.settings.site_url)
         return summary
 
 
