@@ -56,9 +56,10 @@ def content_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def digest_comment(digest: str) -> str:
-    """The attachment comment that records the content's digest (read back by :func:`recorded_sha256`)."""
-    return f"Published by Airflow; sha256:{digest}"
+def digest_comment(digest: str, comment: str | None = None) -> str:
+    """The attachment comment that records the content's digest (read back by :func:`recorded_sha256`), after the
+    caller's own ``comment`` when there is one."""
+    return f"{comment} (sha256:{digest})" if comment else f"Published by Airflow; sha256:{digest}"
 
 
 def recorded_sha256(attachment: Mapping[str, Any]) -> str | None:
@@ -150,13 +151,16 @@ class AttachmentsMixin(MixinBase):
         media_type: str | None = None,
         existing: Mapping[str, Any] | None = None,
         listed: bool = False,
+        comment: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Make the page's attachment ``filename`` hold ``data``: upload it (recording its digest in the comment)
         unless the attachment of that name already holds these bytes.
 
         :param existing: the page's attachment of this name, when the caller listed the page's attachments already.
         :param listed: True when ``existing`` is the result of such a listing (None then means "no such
-            attachment"); False lists the page's attachment of this name first (one GET).
+            attachment"); False lists the page's attachment of this name first (one GET, which needs
+            ``read:attachment:confluence``).
+        :param comment: the caller's comment for a new version; the digest is added after it.
         :returns: the attachment (the listed v2 object when unchanged, the v1 upload answer otherwise), and True
             when it was uploaded.
         """
@@ -172,7 +176,7 @@ class AttachmentsMixin(MixinBase):
             filename=filename,
             data=data,
             media_type=media_type,
-            comment=digest_comment(content_sha256(data)),
+            comment=digest_comment(content_sha256(data), comment),
         )
         return uploaded, True
 

@@ -56,6 +56,22 @@ class ImagesHookMixin:
         )
         return page, self.image_summaries(attachments)
 
+    def sync_attachment(
+        self,
+        page_id: str,
+        *,
+        filename: str,
+        data: bytes,
+        media_type: str | None = None,
+        comment: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Upload ``data`` as the page's attachment ``filename`` unless it already holds these bytes (see
+        :meth:`~airflow_provider_confluence.client.attachments.AttachmentsMixin.sync_attachment`); the attachment,
+        and True when it was uploaded."""
+        return self.get_conn().sync_attachment(
+            str(page_id), filename=filename, data=data, media_type=media_type, comment=comment
+        )
+
     def image_summaries(self, attachments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url", "uploaded"}``
         of each image attachment."""

@@ -54,8 +54,12 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
     :param filename: the attachment's name (templated); required with ``data``, by default the file's name.
     :param media_type: the content type, such as ``text/csv`` (default: guessed from the file name).
     :param comment: the attachment's comment (templated).
+    :param skip_unchanged: upload nothing when the page's attachment of this name already holds these bytes
+        (compared by the SHA-256 that the upload records in the attachment's comment), so a re-run makes no new
+        version; needs ``read:attachment:confluence`` too. Default False: every run uploads a new version.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url"}``.
+    :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url",
+        "uploaded"}``; ``uploaded`` is False when ``skip_unchanged`` found the bytes already there.
     """
 
     template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, "file_path", "data", "filename", "comment", CONN_ID_FIELD)
@@ -74,6 +78,7 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         filename: str | None = None,
         media_type: str | None = None,
         comment: str | None = None,
+        skip_unchanged: bool = False,
         confluence_conn_id: str = "confluence_default",
         **kwargs: Any,
     ) -> None:
@@ -90,6 +95,7 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         self.filename = filename
         self.media_type = media_type
         self.comment = comment
+        self.skip_unchanged = bool(skip_unchanged)
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -98,18 +104,29 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         content, filename = self._content()  # before any network call: a missing file fails here
         hook = self.confluence_hook()
         page = self.find_target(hook)
+        uploaded = True
         try:
-            attachment = hook.upload_attachment(
-                str(page["id"]),
-                filename=filename,
-                data=content,
-                media_type=text_or_none(self.media_type),
-                comment=text_or_none(self.comment),
-            )
+            if self.skip_unchanged:
+                data = content.read() if hasattr(content, "read") else content
+                attachment, uploaded = hook.sync_attachment(
+                    str(page["id"]),
+                    filename=filename,
+                    data=data,
+                    media_type=text_or_none(self.media_type),
+                    comment=text_or_none(self.comment),
+                )
+            else:
+                attachment = hook.upload_attachment(
+                    str(page["id"]),
+                    filename=filename,
+                    data=content,
+                    media_type=text_or_none(self.media_type),
+                    comment=text_or_none(self.comment),
+                )
         finally:
             if hasattr(content, "close"):
                 content.close()
-        summary = attachment_summary(attachment, hook.settings.site_url)
+        summary = {**attachment_summary(attachment, hook.settings.site_url), "uploaded": uploaded}
         if summary.get("page_id") is None:
             summary["page_id"] = str(page["id"])
         self.log.info(

@@ -25,6 +25,7 @@ from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceUpdatePageOperator,
+    ConfluenceUploadAttachmentOperator,
 )
 from helpers.airflow_env import EXAMPLE_DAGS
 from helpers.dags import dagbag, new_dag, run_dag
@@ -213,3 +214,24 @@ def test_an_image_path_escaping_image_dir_fails_before_any_request(fake_atlassia
     with pytest.raises(ConfluenceConfigError, match="outside the image folder"):
         operator.execute({})
     assert fake_atlassian.counters["api_calls"] == 0
+
+
+def test_the_upload_operator_can_skip_unchanged_bytes_through_the_same_check(fake_atlassian, confluence_conn, tmp_path):
+    fake_atlassian.add_space("DEMO")
+    page = fake_atlassian.add_page("DEMO", "Files")
+    report = tmp_path / "report.csv"
+    report.write_text("a,b\n1,2\n")
+
+    def upload() -> dict[str, Any]:
+        return ConfluenceUploadAttachmentOperator(
+            task_id="u", page_id=page["id"], file_path=str(report), comment="nightly", skip_unchanged=True
+        ).execute({})
+
+    first, second = upload(), upload()
+    assert (first["uploaded"], second["uploaded"], second["version"]) == (True, False, 1)
+    (listed,) = fake_atlassian.attachments(page["id"])
+    assert listed["comment"].startswith("nightly (sha256:")
+    report.write_text("a,b\n1,3\n")
+    assert (upload()["uploaded"], fake_atlassian.attachments(page["id"])[0]["version"]["number"]) == (True, 2)
+    plain = ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], file_path=str(report)).execute({})
+    assert (plain["uploaded"], plain["version"]) == (True, 3)  # the default: every run a new version
