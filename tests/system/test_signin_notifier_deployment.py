@@ -229,9 +229,9 @@ def deployment(
             if airflow_major() >= 3:
                 deployment.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(port))
                 deployment.start("dag-processor", "dag-processor")
-            deployment.start("scheduler", "scheduler")
-            if airflow_major() >= 3:
+                # The workers the scheduler forks need the execution API from their first task on.
                 deployment.wait_for_api_server(SERVER_START_TIMEOUT)
+            deployment.start("scheduler", "scheduler")
             yield deployment, db, stored
         finally:
             deployment.stop()
