@@ -1,7 +1,8 @@
 """The DAG files of the Airflow 3 deployment tests (test_deployment.py, test_celery_deployment.py), built from one
 header and one hook-calling task.
 
-A template's placeholders are ``__NAME__`` (filled in by :func:`fill`), so that the DAG code keeps its own braces.
+A template's placeholders are ``__NAME__`` (filled in by :func:`fill`, which the other DAG-file templates of the
+system tests use too), so that the DAG code keeps its own braces.
 """
 
 from __future__ import annotations
