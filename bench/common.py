@@ -144,7 +144,6 @@ def run_json(args: list[str], env: dict[str, str], timeout: float) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-
 # -- the metadata database of rows 4 and 6 -------------------------------------------------------------------
 
 
@@ -249,7 +248,6 @@ class Workers:
             except ProcessLookupError:
                 pass
             self.proc.wait()
-
 
 
 # -- what a row module's run(ctx) gets ------------------------------------------------------------------------

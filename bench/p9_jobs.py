@@ -115,7 +115,9 @@ def serialize_for_test(dag: Any) -> None:
 
 
 def overlap(intervals: list[list[float]], windows: list[tuple[float, float]]) -> float:
-    return sum(max(0.0, min(end, w_end) - max(start, w_start)) for start, end in intervals for w_start, w_end in windows)
+    return sum(
+        max(0.0, min(end, w_end) - max(start, w_start)) for start, end in intervals for w_start, w_end in windows
+    )
 
 
 def main(port: int, variant: str) -> dict[str, Any]:

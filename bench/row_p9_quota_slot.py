@@ -19,9 +19,7 @@ def run(ctx: Any) -> dict[str, Any]:
     held = hold["slot_seconds_while_exhausted"]
     used = defer["slot_seconds_while_exhausted"]
     share = used / held if held else float("nan")
-    clean = all(
-        v["failed_tasks"] == 0 and v["duplicate_pages"] == 0 and v["missing_pages"] == 0 for v in (defer, hold)
-    )
+    clean = all(v["failed_tasks"] == 0 and v["duplicate_pages"] == 0 and v["missing_pages"] == 0 for v in (defer, hold))
     met = share < 0.01 and clean and defer["quota_rejections"] >= defer["tasks"]
     return {
         "name": f"Worker-slot seconds while {defer['tasks']} tasks wait out an exhausted quota (Retry-After 1800 s)",

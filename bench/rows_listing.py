@@ -10,20 +10,12 @@ The client side runs in ``bench/clients.py`` (a process of its own).
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import requests
 from common import (
     EMULATOR_PORT,
     MB,
-    PY,
-    MetadataDb,
-    Workers,
     access_token,
     client_env,
     log,
@@ -34,19 +26,10 @@ from common import (
 
 from airflow_provider_confluence.testing import FakeAtlassian
 
-
 # row parameters
 SPACES = 10_000
 PAGE_LIMIT = 250
 STREAMED = 100_000
-PROCESSES = 32
-CALLS = (17, 17, 16)  # 50 calls per process, one phase per access-token expiry
-LIFETIME = 12  # seconds an access token lives in row 4 (Atlassian: 3600)
-LEEWAY = LIFETIME / 6  # Atlassian's 600 s reuse interval, scaled like the lifetime (600/3600)
-PAGES = 500
-RATE = 20  # calls per second in row 6
-CREATORS = 8  # worker processes creating pages in row 6
-IMPORT_RUNS = 9
 PEER_RUNS = 5  # atlassian-python-api at its defaults makes 400 requests a run
 
 
@@ -168,6 +151,3 @@ def row_3(home: Path, runs: int) -> dict[str, Any]:
         "goal_mb": 30,
         "goal_met": peak_mb < 30,
     }
-
-
-

@@ -22,25 +22,18 @@ from typing import Any
 import requests
 from common import (
     EMULATOR_PORT,
-    MB,
     PY,
     MetadataDb,
     Workers,
-    access_token,
     client_env,
     log,
     median,
     run_json,
-    seed_spaces,
 )
 
 from airflow_provider_confluence.testing import FakeAtlassian
 
-
 # row parameters
-SPACES = 10_000
-PAGE_LIMIT = 250
-STREAMED = 100_000
 PROCESSES = 32
 CALLS = (17, 17, 16)  # 50 calls per process, one phase per access-token expiry
 LIFETIME = 12  # seconds an access token lives in row 4 (Atlassian: 3600)
@@ -49,7 +42,6 @@ PAGES = 500
 RATE = 20  # calls per second in row 6
 CREATORS = 8  # worker processes creating pages in row 6
 IMPORT_RUNS = 9
-PEER_RUNS = 5  # atlassian-python-api at its defaults makes 400 requests a run
 
 
 # -- row 4 ---------------------------------------------------------------------------------------------------
@@ -257,5 +249,3 @@ def row_6(db: MetadataDb, work: Path) -> dict[str, Any]:
         "processed_per_second": [per_second.get(s, 0) for s in range(int(elapsed) + 1)],
         "goal_met": achieved >= 0.9 * RATE and failed == 0 and duplicates == 0 and len(set(created)) == PAGES,
     }
-
-

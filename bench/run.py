@@ -47,7 +47,12 @@ def measured(results: dict[str, Any], keys: list[str], action: Callable[[], dict
     """Run ``action`` (returning ``{key: row}``), and put the load before and after beside each of its rows."""
     before, started = load_now(), time.monotonic()
     produced = action()
-    load = {"before": before, "after": load_now(), "cores": os.cpu_count(), "seconds": round(time.monotonic() - started, 1)}
+    load = {
+        "before": before,
+        "after": load_now(),
+        "cores": os.cpu_count(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     for key in keys:
         if key in produced:
             results[key] = {**produced[key], "load": load}
@@ -102,7 +107,9 @@ def main() -> int:
             if label in rows:
                 log(f"row {label}: {module_name}")
                 key = label.lower()
-                measured(results, [key], lambda module_name=module_name, key=key: {key: second_round_row(module_name, ctx)})
+                measured(
+                    results, [key], lambda module_name=module_name, key=key: {key: second_round_row(module_name, ctx)}
+                )
     finally:
         ctx.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -133,5 +133,3 @@ def first_round_lines(results: dict[str, Any]) -> list[str]:
             f"0 duplicates | {yes(r['goal_met'])} | {load_text(r)} |"
         )
     return lines
-
-
