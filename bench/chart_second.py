@@ -19,6 +19,9 @@ def _not_run(ax: Any, title: str, why: str) -> None:
 
 def figures_panel(ax: Any, label: str, row: dict[str, Any] | None) -> None:
     """A row that has no panel of its own (P7, P10): its name, goal and scalar figures as text."""
+    from table import shown
+
+    row = shown(label, row) if row else row
     title = f"{label}. {(row or {}).get('name', '')}"[:70]
     if not row or row.get("not_run"):
         _not_run(ax, title, (row or {}).get("not_run", "not asked for"))
@@ -103,7 +106,11 @@ def load_panel(ax: Any, results: dict[str, Any]) -> None:
     """The 1-minute load average before and after each row (what else the 2 cores were doing)."""
     keys = ["row1", "row3", "row4", "row5", "row6", "p7", "p8", "p9", "p10"]
     names = ["1-2", "3", "4", "5", "6", "P7", "P8", "P9", "P10"]
-    shown = [(n, results[k]["load"]) for k, n in zip(keys, names, strict=True) if results.get(k, {}).get("load")]
+    shown = [
+        (n, results[k]["load"])
+        for k, n in zip(keys, names, strict=True)
+        if results.get(k, {}).get("load") and not results[k].get("not_run")
+    ]
     if not shown:
         _not_run(ax, "Machine load per row", "no row ran")
         return

@@ -102,11 +102,11 @@ def run(ctx: Any) -> dict[str, Any]:
             "theirs_calls": theirs["calls"],
         }
         theirs_text = f"{theirs['requests']}" + ("" if theirs["outcome"] == "ok" else " (fails)")
-        mark = "*" if op in DIFFERENCES else ""
+        mark = "†" if op in DIFFERENCES else ""
         lines.append(f"{op} {minimum} / **{ours['requests']}**{mark} / {theirs_text}")
     figures["peer_probes"] = {k: v for k, v in peer.items() if k not in OPERATIONS}
     notes = [f"{op}: minimum {MINIMUM[op][1]}: {MINIMUM[op][2]}." for op in OPERATIONS]
-    notes += [f"* {op}: {why}." for op, why in DIFFERENCES.items()]
+    notes += [f"† {op}: {why}." for op, why in DIFFERENCES.items()]
     notes.append(PEER_FAILURES + ".")
     for name, probe in figures["peer_probes"].items():
         notes.append(f"atlassian-python-api {name}: {probe['requests']} request(s), {probe['outcome']}")
