@@ -71,13 +71,19 @@ def labels_answer(*names: str) -> dict[str, Any]:
 def test_creating_a_page_with_labels_does_not_read_the_labels_of_the_page_it_just_made(requests_mock: rm.Mocker):
     requests_mock.get(PAGES, json={"results": [], "_links": {}})
     requests_mock.post(PAGES, json=page(version=1))
-    requests_mock.post(f"{GW}/rest/api/content/{PAGE_ID}/label", json={**labels_answer("weekly", "report"), "limit": 200})
+    requests_mock.post(
+        f"{GW}/rest/api/content/{PAGE_ID}/label", json={**labels_answer("weekly", "report"), "limit": 200}
+    )
     requests_mock.get(f"{PAGES}/{PAGE_ID}/labels", json=labels_answer())
 
     done = publish(client(), space_id="42", title="Weekly", body=BODY, parent_id="7", labels=["weekly", "report"])
 
     assert done.action == "created"
-    assert calls(requests_mock) == ["GET /api/v2/pages", "POST /api/v2/pages", f"POST /rest/api/content/{PAGE_ID}/label"]
+    assert calls(requests_mock) == [
+        "GET /api/v2/pages",
+        "POST /api/v2/pages",
+        f"POST /rest/api/content/{PAGE_ID}/label",
+    ]
     assert requests_mock.request_history[-1].json() == [
         {"prefix": "global", "name": "weekly"},
         {"prefix": "global", "name": "report"},
@@ -90,7 +96,13 @@ def test_a_rerun_with_nothing_changed_reads_the_page_once_with_its_body_and_writ
     requests_mock.get(f"{PAGES}/{PAGE_ID}/labels", json=labels_answer("weekly", "report"))
 
     done = publish(
-        client(), space_id="42", title="Weekly", body=BODY, parent_id="7", labels=["weekly", "report"], if_exists="update"
+        client(),
+        space_id="42",
+        title="Weekly",
+        body=BODY,
+        parent_id="7",
+        labels=["weekly", "report"],
+        if_exists="update",
     )
 
     assert done.action == "unchanged"
