@@ -6,13 +6,14 @@ Task SDK's supervisor does, each fetch an access token ``FETCHES`` times through
 they expire many times during the run. Each fetch is a task's first fetch: a new ``ConfluenceOAuthHook`` (its
 token source is built, untimed), then ``get_access_token()`` timed (one signed request to the broker, which
 reads the connection row and refreshes under ``SELECT ... FOR UPDATE`` when the token is due), then
-``get_access_token()`` again, timed: the cached token, the baseline. The latency the broker adds is the
-difference of each pair.
+``get_access_token()`` again, timed: the cached token. The latency the broker adds is each first fetch minus
+the process's median cached fetch. Each worker stops after ``BUDGET`` seconds; the fetches it did not start are
+reported as skipped, so that an overloaded server still gives a figure in bounded time.
 
-The same run with ``state_store=variable`` (no broker: each process reads the Variable from PostgreSQL and
-refreshes under a host file lock) is the comparison; its processes may use the ORM, as on Airflow 2.11. The API
-server is stopped before it. Then one process alone makes ``FETCHES`` fetches through the broker: the broker's
-service time without queueing.
+First one process alone makes ``FETCHES`` fetches through the broker: its service time without queueing. Then
+the ``PROCESSES`` workers. The comparison is the same run with ``state_store=variable`` (no broker: each process
+reads the Variable from PostgreSQL and refreshes under a host file lock; its processes may use the ORM, as on
+Airflow 2.11), after the API server has been stopped.
 
 Refreshes per expiry: the emulator logs every refresh with the life left to the newest access token. A refresh
 is due when that is at most the leeway (a quarter of the lifetime); one made while a fresh token was there is
@@ -73,7 +74,8 @@ def fetch_loop(spec: dict[str, Any]) -> dict[str, Any]:
     folder, ident = Path(spec["dir"]), spec["id"]
     (folder / f"ready-{ident}").touch()
     wait_for(folder / "go")
-    fetched, cached, added = [], [], []
+    fetched: list[float] = []
+    cached: list[float] = []
     errors: Counter[str] = Counter()
     sent = mismatched = 0
     started = time.time()
@@ -99,8 +101,11 @@ def fetch_loop(spec: dict[str, Any]) -> dict[str, Any]:
         mismatched += again != token
         fetched.append(t1 - t0)
         cached.append(t2 - t1)
-        added.append((t1 - t0) - (t2 - t1))
     ended = time.time()
+    # The baseline is this process's median cached fetch: a second fetch that came too close to the expiry (or
+    # after it, behind a slow broker) went to the network again, and is counted in cached_differs.
+    baseline = statistics.median(cached) if cached else 0.0
+    added = [value - baseline for value in fetched]
     return {
         "fetch_s": fetched,
         "cached_s": cached,
@@ -373,8 +378,9 @@ def run(ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
                     f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection),  # what the execution API gives
                     f"AIRFLOW_VAR_{GATE_VARIABLE.upper()}": deployment_key(broker, server_env),
                 }
-                figures["broker"] = race("broker", PROCESSES, workers, work / "p7-broker", conn_id, fake)
+                # alone first: a server that has just been flooded may still work off requests given up on
                 figures["broker_alone"] = race("broker", 1, workers, work / "p7-alone", conn_id, fake)
+                figures["broker"] = race("broker", PROCESSES, workers, work / "p7-broker", conn_id, fake)
             variable_id = "confluence_p7_variable"
             put_connection(base, variable_id, fake.connection(variable_id, state_store="variable"))
             figures["variable"] = race("variable", PROCESSES, base, work / "p7-variable", variable_id, fake)
