@@ -59,16 +59,10 @@ BUDGET = 150.0  # seconds a worker keeps fetching; fetches not started by then a
 # -- the worker processes ----------------------------------------------------------------------------------
 
 
-def wait_for(path: Path, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"never told to go ({path.name})")
-        time.sleep(0.005)
-
-
 def fetch_loop(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec["fetches"]`` first fetches of a new hook, each followed by a cached fetch; errors are counted."""
+    from worker import wait_for
+
     from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 
     folder, ident = Path(spec["dir"]), spec["id"]
@@ -321,7 +315,7 @@ def summarize(outputs: list[dict[str, Any]], fake: Any, before: list[float], aft
     }
 
 
-def ok(figures: dict[str, Any]) -> bool:
+def goal_met(figures: dict[str, Any]) -> bool:
     return bool(
         figures["errors"] == 0
         and figures["skipped"] == 0
@@ -395,7 +389,7 @@ def run(ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "name": "P7 the broker under load",
         "goal": GOAL,
         "figures": figures,
-        "met": ok(b),
+        "met": goal_met(b),
         "notes": (
             f"{PROCESSES} processes x {FETCHES} fetches through one `airflow api-server` ({API_WORKERS} worker), "
             f"PostgreSQL, {LIFETIME:.0f}-second tokens. Broker: added p50 {b['added']['p50_ms']:.1f} ms, p99 "
