@@ -50,6 +50,7 @@ __all__ = [
     "STATUSES",
     "UPDATE_MODES",
     "check_page_options",
+    "is_unchanged",
     "page_summary",
     "page_url",
     "publish",
@@ -168,9 +169,10 @@ def update_page_body(
     *,
     page_id: str,
     append_key: str | None = None,
+    known: dict[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Write a new version of a page, unless it would be the same as the current one.
+    """Write a new version of a page, unless it would be the same as the current one (:func:`is_unchanged`).
 
     ``replace`` writes the body as the page's body; no new version is made when the body, title, status and
     parent are already the page's. ``append`` (storage only) writes the current storage body followed by the
@@ -185,6 +187,8 @@ def update_page_body(
         Instead of a spec, the keyword arguments of :meth:`PageSpec.build` are accepted.
     :param page_id: the page's id.
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
+    :param known: the page as just read, with its body in the format written (``storage`` for ``wiki``), to save
+        reading it again; a 409 re-reads it all the same.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -199,7 +203,10 @@ def update_page_body(
     wanted = list(spec.labels)
     read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
     for attempt in (1, 2):
-        current = client.get_page(page_id, body_format=read_format)
+        if attempt == 1 and known is not None:
+            current = known
+        else:
+            current = client.get_page(page_id, body_format=read_format)
         new_title = current.get("title") if title is None else title
         stored = _current_body(current, read_format)
         if mode == "append":
@@ -209,9 +216,7 @@ def update_page_body(
                 new_body += marker + spec.body
         else:
             new_body = spec.body
-        same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
-        unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
-        if new_body == stored and unchanged:
+        if is_unchanged(current, body=new_body, title=new_title, status=status, parent_id=parent_id, fmt=read_format):
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -242,6 +247,18 @@ def update_page_body(
         _add_labels(client, page, wanted, written="updated")
         return page
     raise AssertionError("unreachable")
+
+
+def is_unchanged(
+    current: dict[str, Any], *, body: str, title: object, status: str, parent_id: str | None, fmt: str
+) -> bool:
+    """True when writing ``body``, ``title``, ``status`` and ``parent_id`` (None: keep the parent) over the page
+    ``current`` (read with its body in ``fmt``) would make no difference: the one test of "unchanged" that every
+    write and every dry run uses. Bodies are compared as stored: a site that rewrites the storage format it is
+    sent (adding macro ids, say) makes the page count as changed once more."""
+    same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
+    same_fields = title == current.get("title") and current.get("status", status) == status and same_parent
+    return same_fields and body == _current_body(current, fmt)
 
 
 def append_marker(key: str) -> str:
