@@ -135,8 +135,10 @@ def _preview(existing: dict[str, Any] | None, wanted: PageSpec) -> str:
     """What a run would do to the page: ``create``, ``update`` or ``unchanged``."""
     if existing is None:
         return "create"
-    fields = {"body": wanted.body, "title": wanted.title, "status": wanted.status}
-    return "unchanged" if is_unchanged(existing, **fields, parent_id=None, fmt="storage") else "update"
+    same = is_unchanged(
+        existing, body=wanted.body, title=wanted.title, status=wanted.status, parent_id=None, fmt="storage"
+    )
+    return "unchanged" if same else "update"
 
 
 def _write(

@@ -275,9 +275,7 @@ class ConfluenceModel:
         return found
 
     # ----------------------------------------------------------------- writes (raise ReplyError)
-    def _insert(
-        self, space: Space, title: str, representation: str, value: str, parent: Any, status: str
-    ) -> Page:
+    def _insert(self, space: Space, title: str, representation: str, value: str, parent: Any, status: str) -> Page:
         """Store a new page under ``parent`` (a page, a folder, or None)."""
         now = self._clock.now()
         parent_id = parent.id if parent else None

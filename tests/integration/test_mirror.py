@@ -73,7 +73,10 @@ def test_mirror_edit_one_file_and_rerun_in_dag_runs(fake_atlassian, handbook, do
     setup.write_text(setup.read_text() + "\nRun `make install` first.\n")
     fake_atlassian.reset_counters()
     second = run_dag(mirror_dag("mirror_edit", docs))["return_value"]["mirror"]
-    assert {p: e["action"] for p, e in second.items()} == {**dict.fromkeys(PATHS, "unchanged"), "guide/setup.md": "updated"}
+    assert {p: e["action"] for p, e in second.items()} == {
+        **dict.fromkeys(PATHS, "unchanged"),
+        "guide/setup.md": "updated",
+    }
     after = versions(fake_atlassian)
     bumped = {title for title in after if after[title] != before[title]}
     assert bumped == {"Setting up the pipeline"} and after["Setting up the pipeline"] == 2

@@ -70,7 +70,11 @@ def test_the_plan_puts_parents_first_and_directories_become_pages(tmp_path):
 def test_a_readme_is_the_body_unless_there_is_an_index(tmp_path):
     write(tmp_path, {"one/README.md": "# One\n", "two/index.md": "# Two\n", "two/README.md": "# Two readme\n"})
     plan = build_plan(tmp_path)
-    assert [(p.path, p.title) for p in plan.pages] == [("one/", "One"), ("two/", "Two"), ("two/README.md", "Two readme")]
+    assert [(p.path, p.title) for p in plan.pages] == [
+        ("one/", "One"),
+        ("two/", "Two"),
+        ("two/README.md", "Two readme"),
+    ]
     titles = plan.titles()
     assert target_path("../two/README.md", "one/x.md", titles)[0] == "two/README.md"
     assert target_path("../one/README.md", "two/x.md", titles)[0] == "one/"
