@@ -24,6 +24,7 @@ This module imports nothing from Airflow and nothing heavy.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,8 +131,15 @@ def title_of(text: str, fallback: str) -> tuple[str, str]:
 
 
 def _read(file: Path, relative: str) -> str:
+    """The file's text; a symbolic link swapped in after the directory was listed is refused, not followed."""
     try:
-        return file.read_text(encoding="utf-8")
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ConfluenceConfigError(f"{relative} could not be read ({exc.strerror}): nothing was sent.") from None
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read()
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfluenceConfigError(f"{relative} is not UTF-8 text ({exc.reason}): save it as UTF-8.") from None
 

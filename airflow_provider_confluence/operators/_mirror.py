@@ -34,7 +34,9 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
     Needs ``read:page:confluence`` and ``write:page:confluence`` (and ``delete:page:confluence`` with
     ``delete_missing``).
 
-    :param directory: the directory of Markdown files on the worker (templated); an absolute path is safest.
+    :param directory: the directory of Markdown files on the worker (templated); an absolute path is safest. When
+        the deployment sets ``[confluence] attachment_roots``, it must lie under one of those folders (as files to
+        upload must); symbolic links inside it are not followed.
     :param space_key: the space's key (templated); or ``space_id``.
     :param space_id: the space's numeric id (templated).
     :param parent_id: the page or folder the directory goes under (templated).
@@ -86,8 +88,12 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, dict[str, Any]]:
+        from airflow_provider_confluence.config.deployment import attachment_roots
+        from airflow_provider_confluence.config.local_files import check_read_directory
+
+        directory = check_read_directory(str(self.directory), attachment_roots())
         summary = self.confluence_hook().mirror_directory(
-            str(self.directory),
+            directory,
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
             parent_id=text_or_none(self.parent_id),

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluencePageExists
+from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError, ConfluencePageExists
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.operators.confluence import ConfluenceMirrorDirectoryOperator
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
@@ -160,3 +160,27 @@ def test_a_folder_can_be_the_parent(fake_atlassian, handbook, docs):
     assert {p["parentId"] for p in top} == {folder["id"]}
     again = hook.mirror_directory(docs, space_id=space_id, parent_id=folder["id"])
     assert {e["action"] for e in again.values()} == {"unchanged"}
+
+
+def test_a_directory_outside_the_attachment_roots_is_refused_before_anything_is_read(
+    fake_atlassian, handbook, docs, tmp_path, monkeypatch
+):
+    """Like uploads: with ``[confluence] attachment_roots`` set, a templated ``directory`` cannot publish files from
+    elsewhere on the worker, not even through a symbolic link inside an allowed folder."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "sneaky").symlink_to(docs, target_is_directory=True)
+    monkeypatch.setenv("AIRFLOW__CONFLUENCE__ATTACHMENT_ROOTS", str(allowed))
+    fake_atlassian.reset_counters()
+    for directory in (docs, allowed / "sneaky", allowed / ".." / "docs"):
+        operator = ConfluenceMirrorDirectoryOperator(
+            task_id="mirror", directory=str(directory), space_key="DEMO", parent_id=handbook["id"]
+        )
+        with pytest.raises(ConfluenceConfigError, match="outside"):
+            operator.execute({})
+    assert fake_atlassian.requests == []
+    shutil.copytree(docs, allowed / "docs")
+    inside = ConfluenceMirrorDirectoryOperator(
+        task_id="mirror", directory=str(allowed / "docs"), space_key="DEMO", parent_id=handbook["id"]
+    )
+    assert {e["action"] for e in inside.execute({}).values()} == {"created"}
