@@ -16,8 +16,10 @@ The rules (one of each, so that a page's title never depends on the order files 
   mirrored pages (see :mod:`.mirror_links`); other links are kept as they are.
 
 Titles are unique within a Confluence space, so two entries with the same title are refused here, before
-anything is sent. Images are not handled here: a relative image stays an ``<img>`` of its path (the page keeps
-its source directory, ``source``, for a step that uploads images as attachments).
+anything is sent. Images are not handled here: a relative image stays an ``<img>`` of its path. Each page keeps
+its ``source`` file and its ``markdown``, and the plan its ``root``, for a step that uploads a page's images as
+attachments and renders its body with them (the Markdown images of ``content/images.py``) before
+:mod:`.mirror` writes it.
 
 This module imports nothing from Airflow and nothing heavy.
 """
@@ -56,6 +58,9 @@ class MirrorPage:
     :param parent: the ``path`` of its parent page, or None for a page directly under the mirror's parent.
     :param body: its body in storage format, links resolved.
     :param source: the Markdown file it comes from (relative to the directory), or None for a listing page.
+    :param markdown: that file's Markdown without its front matter (and without the heading that became the
+        title): what a step that attaches the page's images reads (its relative targets are relative to
+        ``source``'s folder in :attr:`MirrorPlan.root`).
     """
 
     path: str
@@ -63,14 +68,16 @@ class MirrorPage:
     parent: str | None
     body: str
     source: str | None = None
+    markdown: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class MirrorPlan:
-    """The pages of a directory, parents before their children, and what could not be linked."""
+    """The pages of a directory (``root``), parents before their children, and what could not be linked."""
 
     pages: tuple[MirrorPage, ...]
     unresolved_links: dict[str, list[str]] = field(default_factory=dict)
+    root: str = ""
 
     def titles(self) -> dict[str, str]:
         """``{path: title}``."""
@@ -223,5 +230,5 @@ def build_plan(directory: str | Path) -> MirrorPlan:
             body, missing = resolve_links(markdown_to_storage(entry.markdown), entry.source or "", titles)
             if missing:
                 unresolved[entry.path] = missing
-        pages.append(MirrorPage(entry.path, entry.title, entry.parent, body, entry.source))
-    return MirrorPlan(tuple(pages), unresolved)
+        pages.append(MirrorPage(entry.path, entry.title, entry.parent, body, entry.source, entry.markdown))
+    return MirrorPlan(tuple(pages), unresolved, str(root))
