@@ -30,15 +30,6 @@ class TreeHookMixin:
 
         def resolve_space_id(self, space_key: str | None = None, space_id: str | None = None) -> str: ...
 
-        def resolve_parent_id(
-            self,
-            *,
-            space_key: str | None = None,
-            space_id: str | None = None,
-            parent_id: str | None = None,
-            parent_title: str | None = None,
-        ) -> str | None: ...
-
     def list_children(self, page_id: str, *, depth: int = 1) -> list[dict[str, Any]]:
         """The pages below a page down to ``depth`` levels (1: its children), as :func:`tree_node_summary` dicts.
 
@@ -116,15 +107,17 @@ class TreeHookMixin:
         ``write:page:confluence`` (``delete:page:confluence`` with ``delete_missing``)."""
         from airflow_provider_confluence.content.mirror import mirror_plan
         from airflow_provider_confluence.content.mirror_plan import build_plan
+        from airflow_provider_confluence.content.publish import resolve_parent_id
         from airflow_provider_confluence.exceptions import ConfluenceConfigError
 
         plan = build_plan(directory)
         if not parent_id and not parent_title:
             raise ConfluenceConfigError("Say where the mirror goes: give parent_id (a page or folder) or parent_title.")
         space = self.resolve_space_id(space_key, space_id)
-        parent = self.resolve_parent_id(space_id=space, parent_id=parent_id, parent_title=parent_title)
+        client = self.get_conn()
+        parent = resolve_parent_id(client, space_id=space, parent_id=parent_id, parent_title=parent_title)
         return mirror_plan(
-            self.get_conn(),
+            client,
             plan,
             space_id=space,
             parent_id=str(parent),

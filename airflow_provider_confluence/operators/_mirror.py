@@ -13,10 +13,10 @@ from airflow_provider_confluence.operators._common import (
     ConfluenceOperatorMixin,
     as_list,
     check_parent,
-    check_space,
     given,
     text_or_none,
 )
+from airflow_provider_confluence.operators._tree import check_one_space
 from airflow_provider_confluence.version_compat import BaseOperator
 
 
@@ -69,9 +69,7 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_space(space_key, space_id)
-        if not given(space_key) and not given(space_id):
-            raise ConfluenceConfigError("Name the space: give space_key or space_id.")
+        check_one_space(space_key, space_id)
         check_parent(parent_id, parent_title)
         if not given(parent_id) and not given(parent_title):
             raise ConfluenceConfigError("Say where the mirror goes: give parent_id (a page or folder) or parent_title.")
