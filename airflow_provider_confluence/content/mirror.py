@@ -8,7 +8,8 @@ Two phases, so that a refusal comes before any write:
    ``delete_missing``, the pages below the parent are listed too.
 2. Write, parents first: a missing page is created (:func:`.publish.publish`), an existing one gets a new
    version only when :func:`.publish.is_unchanged` says its body or title differ
-   (:func:`.publish.update_page_body`); with ``delete_missing``, the pages below the parent that the directory
+   (:func:`.publish.update_page_body`): the version message of an update records a :func:`fingerprint` of the body
+   sent, so that a page Confluence stores otherwise than it was sent is not written again on every run; with ``delete_missing``, the pages below the parent that the directory
    no longer has are moved to the trash (:meth:`~airflow_provider_confluence.client.cleanup.CleanupMixin.delete_page`),
    deepest first.
 
@@ -21,6 +22,7 @@ Airflow.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,12 +37,18 @@ from airflow_provider_confluence.exceptions import ConfluenceConfigError, Conflu
 if TYPE_CHECKING:
     from airflow_provider_confluence.client.confluence import ConfluenceClient
 
-__all__ = ["MISSING_PREFIX", "mirror_plan"]
+__all__ = ["MISSING_PREFIX", "fingerprint", "mirror_plan"]
 
 log = logging.getLogger(__name__)
 
 #: The key of a page below the parent that the directory does not have (``delete_missing``): this + its id.
 MISSING_PREFIX = "page:"
+
+
+def fingerprint(body: str) -> str:
+    """What the version message of a mirrored page records of the body sent: ``mirror-sha256:`` and 16 hex digits
+    of the body's SHA-256 (see :func:`.publish.is_unchanged`)."""
+    return "mirror-sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
 
 def _entry(page_id: object, title: str, action: str, **more: Any) -> dict[str, Any]:
@@ -136,7 +144,13 @@ def _preview(existing: dict[str, Any] | None, wanted: PageSpec) -> str:
     if existing is None:
         return "create"
     same = is_unchanged(
-        existing, body=wanted.body, title=wanted.title, status=wanted.status, parent_id=None, fmt="storage"
+        existing,
+        body=wanted.body,
+        title=wanted.title,
+        status=wanted.status,
+        parent_id=None,
+        fmt="storage",
+        fingerprint=fingerprint(wanted.body),
     )
     return "unchanged" if same else "update"
 
@@ -150,9 +164,13 @@ def _write(
         published = publish(client, wanted)
         return published.action, published.page
     version = (existing.get("version") or {}).get("number")
-    message = f"Mirrored from {page.source or page.path}"
+    mark = fingerprint(wanted.body)
     written = update_page_body(
-        client, wanted.with_changes(parent_id=None, message=message), page_id=str(existing["id"]), known=existing
+        client,
+        wanted.with_changes(parent_id=None, message=f"Mirrored from {page.source or page.path} ({mark})"),
+        page_id=str(existing["id"]),
+        known=existing,
+        fingerprint=mark,
     )
     return ("updated" if (written.get("version") or {}).get("number") != version else "unchanged"), written
 

@@ -170,6 +170,7 @@ def update_page_body(
     page_id: str,
     append_key: str | None = None,
     known: dict[str, Any] | None = None,
+    fingerprint: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Write a new version of a page, unless it would be the same as the current one (:func:`is_unchanged`).
@@ -189,6 +190,8 @@ def update_page_body(
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
     :param known: the page as just read, with its body in the format written (``storage`` for ``wiki``), to save
         reading it again; a 409 re-reads it all the same.
+    :param fingerprint: what identifies the body's source (see :func:`is_unchanged`); give it inside
+        ``spec.message`` too, so that the version written carries it.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -216,7 +219,15 @@ def update_page_body(
                 new_body += marker + spec.body
         else:
             new_body = spec.body
-        if is_unchanged(current, body=new_body, title=new_title, status=status, parent_id=parent_id, fmt=read_format):
+        if is_unchanged(
+            current,
+            body=new_body,
+            title=new_title,
+            status=status,
+            parent_id=parent_id,
+            fmt=read_format,
+            fingerprint=fingerprint,
+        ):
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -250,15 +261,32 @@ def update_page_body(
 
 
 def is_unchanged(
-    current: dict[str, Any], *, body: str, title: object, status: str, parent_id: str | None, fmt: str
+    current: dict[str, Any],
+    *,
+    body: str,
+    title: object,
+    status: str,
+    parent_id: str | None,
+    fmt: str,
+    fingerprint: str | None = None,
 ) -> bool:
     """True when writing ``body``, ``title``, ``status`` and ``parent_id`` (None: keep the parent) over the page
     ``current`` (read with its body in ``fmt``) would make no difference: the one test of "unchanged" that every
-    write and every dry run uses. Bodies are compared as stored: a site that rewrites the storage format it is
-    sent (adding macro ids, say) makes the page count as changed once more."""
+    write and every dry run uses.
+
+    Bodies are compared as stored. Confluence may store a body otherwise than it was sent (it adds ids to macros,
+    for one), so a writer that knows where its body comes from gives a ``fingerprint`` of that source and writes
+    it into the version message: a page whose current version message holds the fingerprint is unchanged
+    whatever its stored body (with the same title, status and parent). Someone's edit in Confluence makes a
+    version without it, and the body is compared again.
+    """
     same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
     same_fields = title == current.get("title") and current.get("status", status) == status and same_parent
-    return same_fields and body == _current_body(current, fmt)
+    if not same_fields:
+        return False
+    if fingerprint and fingerprint in str((current.get("version") or {}).get("message") or ""):
+        return True
+    return body == _current_body(current, fmt)
 
 
 def append_marker(key: str) -> str:
