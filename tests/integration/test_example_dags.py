@@ -150,3 +150,5 @@ def test_mirror_docs_previews_then_mirrors_the_sample_directory(fake_atlassian, 
     fake_atlassian.reset_counters()
     assert str(dag.test().state).endswith("success")
     assert not [r for r in fake_atlassian.requests if r["method"] in ("POST", "PUT", "DELETE")]
+    # the preview: the space, the parent, five pages by title (7); the mirror: the same and each page's labels (12)
+    assert fake_atlassian.counters["api_calls"] == 7 + 12
