@@ -7,8 +7,8 @@ Two phases, so that a refusal comes before any write:
    taken elsewhere in the space: the mirror stops, naming every such page, and writes nothing. With
    ``delete_missing``, the pages below the parent are listed too.
 2. Write, parents first: a missing page is created (:func:`.publish.publish`), an existing one gets a new
-   version only when :func:`.publish.is_unchanged` says its body or title differ
-   (:func:`.publish.update_page_body`): the version message of an update records a :func:`fingerprint` of the body
+   version only when :func:`.changes.is_unchanged` says its body or title differ
+   (:func:`.publish.update_page_body`): the version message of an update records a :func:`body_mark` of the body
    sent, so that a page Confluence stores otherwise than it was sent is not written again on every run; with ``delete_missing``, the pages below the parent that the directory
    no longer has are moved to the trash (:meth:`~airflow_provider_confluence.client.cleanup.CleanupMixin.delete_page`),
    deepest first.
@@ -28,16 +28,17 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.client.tree import MAX_DEPTH
+from airflow_provider_confluence.content.changes import is_unchanged
 from airflow_provider_confluence.content.mirror_plan import MirrorPage, MirrorPlan
 from airflow_provider_confluence.content.page_spec import PageSpec
-from airflow_provider_confluence.content.publish import is_unchanged, publish, update_page_body
+from airflow_provider_confluence.content.publish import publish, update_page_body
 from airflow_provider_confluence.content.summaries import page_url
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound, ConfluencePageExists
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.client.confluence import ConfluenceClient
 
-__all__ = ["MISSING_PREFIX", "fingerprint", "mirror_plan"]
+__all__ = ["MISSING_PREFIX", "body_mark", "mirror_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 MISSING_PREFIX = "page:"
 
 
-def fingerprint(body: str) -> str:
+def body_mark(body: str) -> str:
     """What the version message of a mirrored page records of the body sent: ``mirror-sha256:`` and 16 hex digits
-    of the body's SHA-256 (see :func:`.publish.is_unchanged`)."""
+    of the body's SHA-256 (see :func:`.changes.is_unchanged`)."""
     return "mirror-sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
 
@@ -55,8 +56,10 @@ def _entry(page_id: object, title: str, action: str, **more: Any) -> dict[str, A
     return {"id": None if page_id is None else str(page_id), "title": title, "action": action, **more}
 
 
-def _misplaced(plan: MirrorPlan, found: dict[str, dict[str, Any] | None], root: str) -> list[str]:
-    """The pages whose title is taken by a page under another parent than the plan's."""
+def _misplaced(
+    plan: MirrorPlan, found: dict[str, dict[str, Any] | None], root: str
+) -> list[tuple[MirrorPage, dict[str, Any], str]]:
+    """The pages whose title is taken by a page under another parent than the plan's: (page, that page, why)."""
     clashes = []
     for page in plan.pages:
         existing = found[page.path]
@@ -65,10 +68,11 @@ def _misplaced(plan: MirrorPlan, found: dict[str, dict[str, Any] | None], root: 
         above = found[page.parent] if page.parent is not None else {"id": root}
         wanted = str(above["id"]) if above is not None else None
         if wanted is None or str(existing.get("parentId")) != wanted:
-            clashes.append(
+            why = (
                 f"{page.path} -> {page.title!r}: page {existing.get('id')} ({page_url(existing) or 'no URL'}) "
                 f"is under parent {existing.get('parentId')}, not {wanted or 'the new page ' + str(page.parent)}"
             )
+            clashes.append((page, existing, why))
     return clashes
 
 
@@ -106,15 +110,15 @@ def mirror_plan(
     found = {p.path: client.find_page(space_id=space_id, title=p.title, body_format="storage") for p in plan.pages}
     clashes = _misplaced(plan, found, str(parent_id))
     if clashes:
-        first = next(p for p in plan.pages if found[p.path] is not None and any(c.startswith(p.path) for c in clashes))
+        first, taken, _ = clashes[0]
         raise ConfluencePageExists(
             "Titles are unique in a Confluence space, and these titles are taken by pages outside the place the "
-            "mirror puts them: " + "; ".join(clashes) + ". Rename the files' titles, or move or delete those "
-            "pages. Nothing was written.",
+            "mirror puts them: " + "; ".join(why for _, _, why in clashes) + ". Rename the files' titles, or move "
+            "or delete those pages. Nothing was written.",
             title=first.title,
             space_id=str(space_id),
-            page_id=str((found[first.path] or {}).get("id")),
-            page_url=page_url(found[first.path] or {}),
+            page_id=str(taken.get("id")),
+            page_url=page_url(taken),
         )
     stale = _stale_pages_of(client, plan, found, str(parent_id)) if delete_missing else []
     summary: dict[str, dict[str, Any]] = {}
@@ -150,7 +154,7 @@ def _preview(existing: dict[str, Any] | None, wanted: PageSpec) -> str:
         status=wanted.status,
         parent_id=None,
         fmt="storage",
-        fingerprint=fingerprint(wanted.body),
+        version_mark=body_mark(wanted.body),
     )
     return "unchanged" if same else "update"
 
@@ -164,13 +168,13 @@ def _write(
         published = publish(client, wanted)
         return published.action, published.page
     version = (existing.get("version") or {}).get("number")
-    mark = fingerprint(wanted.body)
+    mark = body_mark(wanted.body)
     written = update_page_body(
         client,
         wanted.with_changes(parent_id=None, message=f"Mirrored from {page.source or page.path} ({mark})"),
         page_id=str(existing["id"]),
         known=existing,
-        fingerprint=mark,
+        version_mark=mark,
     )
     return ("updated" if (written.get("version") or {}).get("number") != version else "unchanged"), written
 

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.content.changes import current_body, is_unchanged
 from airflow_provider_confluence.content.page_spec import (
     IF_EXISTS,
     REPRESENTATIONS,
@@ -170,10 +171,10 @@ def update_page_body(
     page_id: str,
     append_key: str | None = None,
     known: dict[str, Any] | None = None,
-    fingerprint: str | None = None,
+    version_mark: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Write a new version of a page, unless it would be the same as the current one (:func:`is_unchanged`).
+    """Write a new version of a page, unless it would be the same as the current one (:func:`.changes.is_unchanged`).
 
     ``replace`` writes the body as the page's body; no new version is made when the body, title, status and
     parent are already the page's. ``append`` (storage only) writes the current storage body followed by the
@@ -190,7 +191,7 @@ def update_page_body(
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
     :param known: the page as just read, with its body in the format written (``storage`` for ``wiki``), to save
         reading it again; a 409 re-reads it all the same.
-    :param fingerprint: what identifies the body's source (see :func:`is_unchanged`); give it inside
+    :param version_mark: what identifies the body's source (see :func:`.changes.is_unchanged`); give it inside
         ``spec.message`` too, so that the version written carries it.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
@@ -211,7 +212,7 @@ def update_page_body(
         else:
             current = client.get_page(page_id, body_format=read_format)
         new_title = current.get("title") if title is None else title
-        stored = _current_body(current, read_format)
+        stored = current_body(current, read_format)
         if mode == "append":
             marker = append_marker(append_key) if append_key else ""
             new_body = stored or ""
@@ -226,7 +227,7 @@ def update_page_body(
             status=status,
             parent_id=parent_id,
             fmt=read_format,
-            fingerprint=fingerprint,
+            version_mark=version_mark,
         ):
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
@@ -258,35 +259,6 @@ def update_page_body(
         _add_labels(client, page, wanted, written="updated")
         return page
     raise AssertionError("unreachable")
-
-
-def is_unchanged(
-    current: dict[str, Any],
-    *,
-    body: str,
-    title: object,
-    status: str,
-    parent_id: str | None,
-    fmt: str,
-    fingerprint: str | None = None,
-) -> bool:
-    """True when writing ``body``, ``title``, ``status`` and ``parent_id`` (None: keep the parent) over the page
-    ``current`` (read with its body in ``fmt``) would make no difference: the one test of "unchanged" that every
-    write and every dry run uses.
-
-    Bodies are compared as stored. Confluence may store a body otherwise than it was sent (it adds ids to macros,
-    for one), so a writer that knows where its body comes from gives a ``fingerprint`` of that source and writes
-    it into the version message: a page whose current version message holds the fingerprint is unchanged
-    whatever its stored body (with the same title, status and parent). Someone's edit in Confluence makes a
-    version without it, and the body is compared again.
-    """
-    same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
-    same_fields = title == current.get("title") and current.get("status", status) == status and same_parent
-    if not same_fields:
-        return False
-    if fingerprint and fingerprint in str((current.get("version") or {}).get("message") or ""):
-        return True
-    return body == _current_body(current, fmt)
 
 
 def append_marker(key: str) -> str:
@@ -331,9 +303,3 @@ def resolve_parent_id(
 
 def _version(page: dict[str, Any]) -> Any:
     return (page.get("version") or {}).get("number")
-
-
-def _current_body(page: dict[str, Any], representation: str) -> str | None:
-    body = (page.get("body") or {}).get(representation) or {}
-    value = body.get("value")
-    return str(value) if value is not None else None
