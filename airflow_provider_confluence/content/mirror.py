@@ -173,7 +173,7 @@ def _write(
         client,
         wanted.with_changes(parent_id=None, message=f"Mirrored from {page.source or page.path} ({mark})"),
         page_id=str(existing["id"]),
-        known=existing,
+        read=existing,
         version_mark=mark,
     )
     return ("updated" if (written.get("version") or {}).get("number") != version else "unchanged"), written

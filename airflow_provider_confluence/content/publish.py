@@ -28,6 +28,7 @@ from airflow_provider_confluence.content.page_spec import (
     UPDATE_MODES,
     PageSpec,
     check_page_options,
+    update_read_format,
 )
 from airflow_provider_confluence.content.storage_format import escape_text
 from airflow_provider_confluence.content.summaries import page_summary, page_url
@@ -67,14 +68,22 @@ def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
     return exc.status_code == 400 and "already exists" in exc.detail.lower()
 
 
-def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str], *, written: str = "") -> None:
-    """Add the missing labels. When the quota refuses them after the page was ``written`` (``created`` or
-    ``updated``), the :class:`ConfluenceRateLimited` says so in its ``progress`` (``page_id``, ``action``): a
-    resumed task then finishes the labels and reports what was written, and never writes the page again."""
+def _add_labels(
+    client: ConfluenceClient,
+    page: dict[str, Any],
+    labels: list[str],
+    *,
+    written: str = "",
+    current: list[str] | None = None,
+) -> None:
+    """Add the missing labels (``current``: the page's labels when known, as for a page just created: none). When
+    the quota refuses them after the page was ``written`` (``created`` or ``updated``), the
+    :class:`ConfluenceRateLimited` says so in its ``progress`` (``page_id``, ``action``): a resumed task then
+    finishes the labels and reports what was written, and never writes the page again."""
     if not labels:
         return
     try:
-        client.add_page_labels(str(page["id"]), labels)
+        client.add_page_labels(str(page["id"]), labels, current=current)
     except ConfluenceRateLimited as exc:
         if written:
             exc.with_progress(page_id=str(page["id"]), action=written)
@@ -121,7 +130,9 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         raise ConfluenceConfigError("The page has no title: give title.")
     wanted = list(spec.labels)
     parent_id = resolve_parent_id(client, space_id=space_id, parent_id=spec.parent_id, parent_title=spec.parent_title)
-    existing = client.find_page(space_id=space_id, title=title)
+    # if_exists=update compares bodies: the lookup brings the body along, so the update need not read it again
+    read_format = update_read_format(spec.representation) if spec.if_exists == "update" else None
+    existing = client.find_page(space_id=space_id, title=title, body_format=read_format)
     if existing is None:
         try:
             page = client.create_page(
@@ -135,13 +146,13 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         except ConfluenceApiError as exc:
             if not _is_duplicate_title(exc):
                 raise
-            existing = client.find_page(space_id=space_id, title=title)
+            existing = client.find_page(space_id=space_id, title=title, body_format=read_format)
             if existing is None:
                 raise
             log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, spec.if_exists)
         else:
             log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
-            _add_labels(client, page, wanted, written="created")
+            _add_labels(client, page, wanted, written="created", current=[])  # a new page has no labels
             return Published(page, "created")
     if spec.if_exists == "fail":
         raise ConfluencePageExists(
@@ -159,7 +170,7 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         _add_labels(client, page, wanted)
         return Published(page, "skipped")
     new_version = spec.with_changes(mode="replace", message=None, parent_id=None, parent_title=None)
-    page = update_page_body(client, new_version, page_id=str(existing["id"]))
+    page = update_page_body(client, new_version, page_id=str(existing["id"]), read=existing)
     return Published(page, "updated" if _version(page) != _version(existing) else "unchanged")
 
 
@@ -170,7 +181,7 @@ def update_page_body(
     *,
     page_id: str,
     append_key: str | None = None,
-    known: dict[str, Any] | None = None,
+    read: dict[str, Any] | None = None,
     version_mark: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
@@ -189,8 +200,9 @@ def update_page_body(
         Instead of a spec, the keyword arguments of :meth:`PageSpec.build` are accepted.
     :param page_id: the page's id.
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
-    :param known: the page as just read, with its body in the format written (``storage`` for ``wiki``), to save
-        reading it again; a 409 re-reads it all the same.
+    :param read: the page as the caller has just read it, with its body in the format this update reads
+        (:func:`~airflow_provider_confluence.content.page_spec.update_read_format`): the first attempt uses it instead of reading the page again. Without that body
+        (or None), the page is read.
     :param version_mark: what identifies the body's source (see :func:`.changes.is_unchanged`); give it inside
         ``spec.message`` too, so that the version written carries it.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
@@ -205,10 +217,10 @@ def update_page_body(
     representation, status, mode, title = spec.representation, spec.status, spec.mode, spec.title
     parent_id = spec.parent_id
     wanted = list(spec.labels)
-    read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
+    read_format = update_read_format(representation)
     for attempt in (1, 2):
-        if attempt == 1 and known is not None:
-            current = known
+        if attempt == 1 and read is not None and current_body(read, read_format) is not None:
+            current = read
         else:
             current = client.get_page(page_id, body_format=read_format)
         new_title = current.get("title") if title is None else title
