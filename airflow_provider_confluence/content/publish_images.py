@@ -142,7 +142,7 @@ def publish_with_images(client: ConfluenceClient, spec: PageSpec, files: Sequenc
     page_id = str(existing["id"])
     attachments = attach_images(client, page_id, files)
     final = spec.with_changes(mode="replace", message=None, parent_id=None, parent_title=None)
-    page = update_page_body(client, final, page_id=page_id)
+    page = update_page_body(client, final, page_id=page_id, read=None if created else existing)  # read: its body
     if created:
         action = "created"
     else:
@@ -157,14 +157,17 @@ def update_with_images(
     page_id: str,
     files: Sequence[ImageFile],
     append_key: str | None = None,
+    read: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Upload the images a page's new version shows, then write that version
-    (:func:`~airflow_provider_confluence.content.publish.update_page_body`).
+    (:func:`~airflow_provider_confluence.content.publish.update_page_body`; ``read``: the page as just read, which
+    uploading attachments does not change).
 
     :returns: the page after the update, and its attachments for the images (each with ``uploaded``).
     """
     attachments = attach_images(client, str(page_id), files)
-    return update_page_body(client, spec, page_id=str(page_id), append_key=append_key), attachments
+    page = update_page_body(client, spec, page_id=str(page_id), append_key=append_key, read=read)
+    return page, attachments
 
 
 def _version(page: dict[str, Any]) -> Any:

@@ -45,14 +45,21 @@ class ImagesHookMixin:
         return publish_with_images(self.get_conn(), spec.with_changes(space_key=None, space_id=space_id), images)
 
     def update_page_with_images(
-        self, spec: PageSpec, *, page_id: str, images: Sequence[ImageFile] = (), append_key: str | None = None
+        self,
+        spec: PageSpec,
+        *,
+        page_id: str,
+        images: Sequence[ImageFile] = (),
+        append_key: str | None = None,
+        read: dict[str, Any] | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Upload ``images`` to the page, then write its new version (as :meth:`update_page` does).
+        """Upload ``images`` to the page, then write its new version (as :meth:`update_page` does, ``read``
+        included: the page just read, so that it is not read again).
 
         :returns: the page, and :meth:`image_summaries` of its image attachments.
         """
         page, attachments = update_with_images(
-            self.get_conn(), spec, page_id=str(page_id), files=images, append_key=append_key
+            self.get_conn(), spec, page_id=str(page_id), files=images, append_key=append_key, read=read
         )
         return page, self.image_summaries(attachments)
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
-from airflow_provider_confluence.content.page_spec import PageSpec
+from airflow_provider_confluence.content.page_spec import PageSpec, update_read_format
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
@@ -40,6 +40,7 @@ from airflow_provider_confluence.operators._downloads import (
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._images import IMAGE_FIELDS, ImagesOperatorMixin
+from airflow_provider_confluence.operators._mirror import ConfluenceMirrorDirectoryOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
 from airflow_provider_confluence.operators._tree import (
     ConfluenceApplyRetentionOperator,
@@ -58,6 +59,7 @@ __all__ = [
     "ConfluenceDeletePageOperator",
     "ConfluenceFindPageByPathOperator",
     "ConfluenceListChildrenOperator",
+    "ConfluenceMirrorDirectoryOperator",
     "ConfluenceRemoveLabelOperator",
     "ConfluenceCreatePageOperator",
     "ConfluenceDownloadAttachmentOperator",
@@ -339,7 +341,8 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
             parent_title=text_or_none(self.parent_title),
         )
         hook = self.confluence_hook()
-        current = self.find_target(hook, hint=UPSERT_HINT)
+        # read with the body the update compares and extends, so that the update does not read the page again
+        current = self.find_target(hook, body_format=update_read_format(spec.representation), hint=UPSERT_HINT)
         if spec.parent_title is not None:  # a title names a page of the page's own space
             parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")), parent_title=spec.parent_title)
             spec = spec.with_changes(parent_id=parent, parent_title=None)
@@ -347,11 +350,11 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, ImagesOperatorMixin, 
         extra: dict[str, Any] = {}
         if prepared:
             page, images = hook.update_page_with_images(
-                spec, page_id=str(current["id"]), images=prepared.files, append_key=append_key
+                spec, page_id=str(current["id"]), images=prepared.files, append_key=append_key, read=current
             )
             extra["images"] = images
         else:
-            page = hook.update_page(spec, page_id=str(current["id"]), append_key=append_key)
+            page = hook.update_page(spec, page_id=str(current["id"]), append_key=append_key, read=current)
         changed = changed_version(current, page) or resume.get("action") == "updated"
         summary = {
             **page_summary(page, hook.settings.site_url),
