@@ -28,17 +28,9 @@ from airflow_provider_confluence.operators.confluence import (
     ConfluenceRemoveLabelOperator,
     ConfluenceUploadAttachmentOperator,
 )
-from airflow_provider_confluence.testing import DEFAULT_SCOPES
-from helpers.airflow_env import put_connection
 from helpers.quota import calls, run_deferrable, spend
 
 pytestmark = pytest.mark.airflow2
-
-#: the scopes of every operator here: comments, deletes and folders besides the default ones
-WIDE_SCOPES = (
-    f"{DEFAULT_SCOPES} read:comment:confluence write:comment:confluence delete:page:confluence "
-    "read:folder:confluence write:folder:confluence"
-)
 
 UPLOAD = "PUT /wiki/rest/api/content/{id}/child/attachment"
 COMMENT = "POST /wiki/api/v2/footer-comments"
@@ -52,13 +44,6 @@ QUOTA_SPENT = {
 }
 
 
-@pytest.fixture
-def confluence_conn(fake_atlassian: Any, airflow_db: Any) -> str:
-    """``confluence_default`` with a grant of :data:`WIDE_SCOPES`."""
-    put_connection("confluence_default", fake_atlassian.connection("confluence_default", scopes=WIDE_SCOPES))
-    return "confluence_default"
-
-
 def refuse_next(fake: Any, route: str, *, landed: bool = False) -> None:
     """The next call of ``route`` gets the 429 of a spent quota (``landed``: after it was processed)."""
     fake.fail_next(429, route=route, headers=QUOTA_SPENT, landed=landed)
@@ -70,11 +55,11 @@ def task_context(task_id: str) -> dict[str, Any]:
     return {"ti": ti}
 
 
-def test_an_upload_the_quota_refused_is_sent_again_and_stored_once(fake_atlassian, confluence_conn, emulator_time):
+def test_an_upload_the_quota_refused_is_sent_again_and_stored_once(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(confluence_conn, 8)  # 2 points left: the page lookup (2) spends them, the upload is refused
+    spend(wide_conn, 8)  # 2 points left: the page lookup (2) spends them, the upload is refused
     op = ConfluenceUploadAttachmentOperator(
         task_id="u", page_id=page["id"], data="a,b\n1,2\n", filename="r.csv", deferrable=True
     )
@@ -87,7 +72,7 @@ def test_an_upload_the_quota_refused_is_sent_again_and_stored_once(fake_atlassia
     assert fake_atlassian.attachment_data(page["id"], "r.csv") == b"a,b\n1,2\n"
 
 
-def test_a_comment_the_quota_refused_is_added_once_after_the_wait(fake_atlassian, confluence_conn, emulator_time):
+def test_a_comment_the_quota_refused_is_added_once_after_the_wait(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     refuse_next(fake_atlassian, COMMENT)
@@ -97,7 +82,7 @@ def test_a_comment_the_quota_refused_is_added_once_after_the_wait(fake_atlassian
     assert result["action"] == "created" and len(fake_atlassian.footer_comments(page["id"])) == 1
 
 
-def test_a_comment_accepted_before_the_refusal_is_not_added_again(fake_atlassian, confluence_conn, emulator_time):
+def test_a_comment_accepted_before_the_refusal_is_not_added_again(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report")
     refuse_next(fake_atlassian, COMMENT, landed=True)  # the worst case: the comment exists, the answer is a 429
@@ -108,7 +93,7 @@ def test_a_comment_accepted_before_the_refusal_is_not_added_again(fake_atlassian
     assert len(fake_atlassian.footer_comments(page["id"])) == 1
 
 
-def test_the_children_listing_continues_from_its_cursor(fake_atlassian, confluence_conn, emulator_time):
+def test_the_children_listing_continues_from_its_cursor(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("TREE")
     top = fake_atlassian.add_page("TREE", "Top")
     for index in range(300):
@@ -117,7 +102,7 @@ def test_the_children_listing_continues_from_its_cursor(fake_atlassian, confluen
     before = calls(fake_atlassian, CHILDREN)
     # 251 points left: the first 250 children (251 points) pass, the second page of results is refused
     fake_atlassian.enable_quota(260, align_to_hour=False)
-    spend(confluence_conn, 9)
+    spend(wide_conn, 9)
     op = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"], deferrable=True)
     result, deferrals = run_deferrable(op, emulator_time)
     assert result == expected and len({node["id"] for node in result}) == 300
@@ -126,7 +111,7 @@ def test_the_children_listing_continues_from_its_cursor(fake_atlassian, confluen
     assert calls(fake_atlassian, CHILDREN) - before == 3  # two pages of results and the refused one: none twice
 
 
-def test_a_deeper_walk_starts_again_after_the_wait(fake_atlassian, confluence_conn, emulator_time):
+def test_a_deeper_walk_starts_again_after_the_wait(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("TREE")
     top = fake_atlassian.add_page("TREE", "Top")
     child = fake_atlassian.add_page("TREE", "Child", parent_id=top["id"])
@@ -147,7 +132,7 @@ def cost_of(fake: Any, action: Any) -> int:
     return used
 
 
-def test_a_purge_whose_trashing_was_accepted_purges_the_page_it_found(fake_atlassian, confluence_conn, emulator_time):
+def test_a_purge_whose_trashing_was_accepted_purges_the_page_it_found(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Old report")
     kwargs: dict[str, Any] = {"task_id": "d", "space_key": "DEMO", "title": "Old report", "purge": True}
@@ -161,7 +146,7 @@ def test_a_purge_whose_trashing_was_accepted_purges_the_page_it_found(fake_atlas
     assert all(p["id"] != page["id"] for p in fake_atlassian.pages)
 
 
-def test_retention_resumes_with_the_pages_left_to_delete(fake_atlassian, confluence_conn, emulator_time):
+def test_retention_resumes_with_the_pages_left_to_delete(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     parent = fake_atlassian.add_page("DEMO", "Reports")
     children = [fake_atlassian.add_page("DEMO", f"Report {index}", parent_id=parent["id"]) for index in range(5)]
@@ -182,7 +167,7 @@ def test_retention_resumes_with_the_pages_left_to_delete(fake_atlassian, conflue
     assert current & {child["id"] for child in children} == newest
 
 
-def test_a_folder_the_quota_refused_is_created_once(fake_atlassian, confluence_conn, emulator_time):
+def test_a_folder_the_quota_refused_is_created_once(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     refuse_next(fake_atlassian, "POST /wiki/api/v2/folders")
     op = ConfluenceCreateFolderOperator(task_id="f", title="2026", space_key="DEMO", deferrable=True)
@@ -192,7 +177,7 @@ def test_a_folder_the_quota_refused_is_created_once(fake_atlassian, confluence_c
     assert calls(fake_atlassian, "POST /wiki/api/v2/folders") == 2  # the refused one, which did nothing, and one
 
 
-def test_a_removed_label_is_reported_as_removed(fake_atlassian, confluence_conn, emulator_time):
+def test_a_removed_label_is_reported_as_removed(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report", labels=["draft", "q4"])
     refuse_next(fake_atlassian, "DELETE /wiki/rest/api/content/{id}/label/{label}")
@@ -213,7 +198,7 @@ def reading_operators(page: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("index", range(4), ids=["get", "export", "download", "find-by-path"])
-def test_a_reading_operator_defers_and_reads_again(fake_atlassian, confluence_conn, emulator_time, index):
+def test_a_reading_operator_defers_and_reads_again(fake_atlassian, wide_conn, emulator_time, index):
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Report", labels=["q4"])
     ConfluenceUploadAttachmentOperator(task_id="u", page_id=page["id"], data="x,y\n", filename="data.csv").execute({})
@@ -243,7 +228,7 @@ def new_operators(page_id: str, **kwargs: Any) -> list[Any]:
 
 
 @pytest.mark.parametrize("index", range(11))
-def test_without_deferrable_the_try_fails_with_retry_at(fake_atlassian, confluence_conn, index):
+def test_without_deferrable_the_try_fails_with_retry_at(fake_atlassian, wide_conn, index):
     import time
 
     fake_atlassian.add_space("DEMO")
