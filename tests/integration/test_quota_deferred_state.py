@@ -78,9 +78,7 @@ def test_tasks_wait_out_a_spent_quota_deferred_then_finish_with_no_failure_and_n
     assert sorted(p["title"] for p in pages) == titles  # 0 duplicate pages
     assert calls(fake_atlassian, "POST /wiki/api/v2/pages") - fake_atlassian.counters["quota_rejections"] <= 3
     first = next(p for p in pages if p["title"] == titles[0])
-    assert [(a["title"], a["version"]["number"]) for a in fake_atlassian.attachments(first["id"])] == [
-        ("daily.csv", 1)
-    ]
+    assert [(a["title"], a["version"]["number"]) for a in fake_atlassian.attachments(first["id"])] == [("daily.csv", 1)]
     assert len(fake_atlassian.footer_comments(first["id"])) == 1
     found = [r["title"] for r in stored["return_value"]["search"]]
     assert len(found) == len(set(found)) and set(titles) <= set(found)

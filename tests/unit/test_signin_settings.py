@@ -102,7 +102,10 @@ def test_credential_expires_is_parsed_and_only_kept_for_api_tokens():
 
 def test_api_token_does_not_warn_when_only_its_fields_are_set():
     settings = parse(
-        login="Robot@Example.com", auth_type="api_token", credential_expires="2027-01-31", cloud_id="1324a887-45db-1bf4-1e99-ef0ff456d421"
+        login="Robot@Example.com",
+        auth_type="api_token",
+        credential_expires="2027-01-31",
+        cloud_id="1324a887-45db-1bf4-1e99-ef0ff456d421",
     )
     assert settings.warnings == ()
     assert settings.cloud_id == "1324a887-45db-1bf4-1e99-ef0ff456d421"
