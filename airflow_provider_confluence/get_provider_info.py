@@ -18,6 +18,9 @@ CONN_TYPE = "confluence_oauth"
 HOOK_NAME = "Confluence Cloud (OAuth 2.0)"
 LINK_CLASS = "airflow_provider_confluence.links.confluence.ConfluencePageLink"
 NOTIFIER_CLASS = "airflow_provider_confluence.notifications.confluence.ConfluenceNotifier"
+#: The ``confluence://<site host>/pages/<id>`` asset URIs and their normaliser: ``asset-uris`` is read by Airflow 3,
+#: ``dataset-uris`` by Airflow 2 (each line ignores the other's key).
+ASSET_URIS = [{"schemes": ["confluence"], "handler": "airflow_provider_confluence.assets.uri.sanitize_uri"}]
 
 #: The values of the ``auth_type`` extra and how the form shows them (``config/signin.py`` parses them).
 AUTH_TYPE_CHOICES: dict[str, str] = {
@@ -212,6 +215,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "extra-links": [LINK_CLASS],
         "notifications": [NOTIFIER_CLASS],
+        "asset-uris": ASSET_URIS,
+        "dataset-uris": ASSET_URIS,
         "config": CONFIG,
         "connection-types": [
             {

@@ -2,7 +2,7 @@
 
 Nothing else in the provider branches on the Airflow version. Built on
 ``airflow.providers.common.compat.sdk``, which resolves each name to the Task SDK on Airflow 3 and to the
-core module on Airflow 2.
+core module on Airflow 2 (``Asset`` and ``AssetAlias`` are ``Dataset`` and ``DatasetAlias`` there).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook, BaseOperator, BaseOperatorLink, conf
+from airflow.providers.common.compat.sdk import Asset, AssetAlias, BaseHook, BaseOperator, BaseOperatorLink, conf
 from airflow.providers.common.compat.sdk import mask_secret as _sdk_mask_secret
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
@@ -28,6 +28,8 @@ __all__ = [
     "AIRFLOW_V_3_0_PLUS",
     "PLUGINS_SERVE_FASTAPI_APPS",
     "TASKS_MAY_USE_ORM",
+    "Asset",
+    "AssetAlias",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",

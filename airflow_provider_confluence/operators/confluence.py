@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
 from airflow_provider_confluence.content.page_spec import PageSpec
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
+from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
 from airflow_provider_confluence.operators._cleanup import (
     ConfluenceApplyRetentionOperator,
@@ -86,6 +88,9 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         ``update`` (a new version with this body; none when the body is unchanged).
     :param labels: labels the page should carry (templated; a list or a comma-separated string); only the
         missing ones are added, also when the page is skipped or unchanged.
+    :param asset_alias: the asset alias (dataset alias on Airflow 2) among the task's outlets through which the
+        page's asset ``confluence://<site host>/pages/<id>`` gets an event, only when this run changed the page
+        (default ``confluence_pages``; None: no asset events). A DAG scheduled on the page's asset runs after it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created
@@ -121,11 +126,13 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         status: str = "current",
         if_exists: str = "fail",
         labels: str | Sequence[str] | None = None,
+        asset_alias: str | None = DEFAULT_PAGE_ALIAS,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_page_alias(kwargs, asset_alias))
+        self.asset_alias = asset_alias
         self.init_deferrable(deferrable)
         PageSpec.check_options(
             representation=representation,
@@ -191,6 +198,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
             summary["url"],
         )
         persist_link(context, summary["url"])
+        emit_page_event(self, context, summary, hook.settings.site_url)
         return summary
 
 
@@ -214,6 +222,9 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
     :param parent_title: move the page under the page with this title in its space (templated).
     :param version_message: the version comment (templated).
     :param status: ``current`` (default) or ``draft``.
+    :param asset_alias: the asset alias (dataset alias on Airflow 2) among the task's outlets through which the
+        page's asset ``confluence://<site host>/pages/<id>`` gets an event, only when this run changed the page
+        (default ``confluence_pages``; None: no asset events). A DAG scheduled on the page's asset runs after it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume, holding no worker slot (default: ``[operators]
@@ -252,11 +263,13 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
         parent_title: str | None = None,
         version_message: str | None = None,
         status: str = "current",
+        asset_alias: str | None = DEFAULT_PAGE_ALIAS,
         confluence_conn_id: str = "confluence_default",
         deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**with_page_alias(kwargs, asset_alias))
+        self.asset_alias = asset_alias
         self.init_deferrable(deferrable)
         PageSpec.check_options(
             representation=representation,
@@ -320,6 +333,7 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
             summary["url"],
         )
         persist_link(context, summary["url"])
+        emit_page_event(self, context, summary, hook.settings.site_url)
         return summary
 
 

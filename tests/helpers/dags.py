@@ -30,9 +30,9 @@ def new_dag(name: str, **kwargs: Any) -> Any:
     except ImportError:  # Airflow 2.11
         from airflow import DAG
 
+    kwargs.setdefault("schedule", None)
     return DAG(
         dag_id=f"toolkit_{name}_{uuid.uuid4().hex[:8]}",
-        schedule=None,
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         **kwargs,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_confluence.assets.uri import page_asset_uri
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceGetSpacesOperator,
@@ -23,6 +24,7 @@ from airflow_provider_confluence.operators.confluence import (
 )
 from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
 from airflow_provider_confluence.triggers.confluence import ConfluencePageTrigger
+from helpers.assets import events_of
 from helpers.dags import new_dag, run_dag
 from helpers.quota import calls, first_event, run_deferrable, spend
 
@@ -221,6 +223,8 @@ def test_a_dag_run_waits_out_a_30_minute_quota_deferred_with_no_failure_and_no_d
     assert len(states) == 4 and all(state.endswith("success") for state in states.values()), states  # 0 failed
     for title in titles:
         assert len(titled(fake_atlassian, title)) == 1  # 0 duplicate pages
+        (page,) = titled(fake_atlassian, title)  # one asset event per created page, resumed tries included
+        assert [e["action"] for e in events_of(page_asset_uri(fake_atlassian.site_url, page["id"]), dag)] == ["created"]
     assert calls(fake_atlassian, CREATE) == 3
     found = [r["title"] for r in stored["return_value"]["search"]]
     assert len(found) == len(set(found)) and set(titles) <= set(found)  # the listing resumed, nothing twice

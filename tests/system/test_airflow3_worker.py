@@ -477,6 +477,14 @@ def test_publish_report_in_a_forked_worker(api_server, fake_atlassian):
     )
     assert links == {"extra_links": {"Confluence page": url}, "total_entries": 1}
 
+    # The page's asset event, sent by the forked worker through the execution API (the task created the page).
+    from airflow_provider_confluence.assets.uri import page_asset_uri
+
+    asset_events = rest_api(api_server, "/assets/events?source_dag_id=confluence_publish_report")["asset_events"]
+    assert [(e["uri"], e["extra"]["action"]) for e in asset_events] == [
+        (page_asset_uri(fake.site_url, pages[0]["id"]), "created")
+    ]
+
 
 def test_list_spaces_in_a_forked_worker(api_server, fake_atlassian):
     fake = fake_atlassian

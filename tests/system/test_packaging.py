@@ -38,7 +38,13 @@ def test_provider_info_validates_against_the_installed_airflow_schema():
         {"integration-name": integration, "python-modules": ["airflow_provider_confluence.sensors.confluence"]}
     ]
     assert info["triggers"] == [
-        {"integration-name": integration, "python-modules": ["airflow_provider_confluence.triggers.confluence"]}
+        {
+            "integration-name": integration,
+            "python-modules": [
+                "airflow_provider_confluence.triggers.confluence",
+                "airflow_provider_confluence.triggers.rate_limit",
+            ],
+        }
     ]
     assert info["extra-links"] == ["airflow_provider_confluence.links.confluence.ConfluencePageLink"]
     behaviour = conn_type["ui-field-behaviour"]
@@ -61,7 +67,13 @@ def test_every_module_the_provider_info_names_imports():
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
-    for path in info["extra-links"] + info["notifications"] + [info["connection-types"][0]["hook-class-name"]]:
+    handlers = [entry["handler"] for key in ("asset-uris", "dataset-uris") for entry in info[key]]
+    for path in [
+        *info["extra-links"],
+        *info["notifications"],
+        info["connection-types"][0]["hook-class-name"],
+        *handlers,
+    ]:
         module, _, name = path.rpartition(".")
         assert getattr(importlib.import_module(module), name)
 

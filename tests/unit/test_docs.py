@@ -11,7 +11,10 @@ anchor, a page missing from the nav, or a snippet whose file is gone. These test
   connection extra and ``state_store`` value its mention;
 * every ``airflow_provider_confluence`` import in a docs code block, and every dotted module path the docs name,
   imports;
-* the benchmark chart in the docs is the one ``make bench`` wrote.
+* the benchmark chart in the docs is the one ``make bench`` wrote;
+* the feature table (``docs/features.md``) has one row per operation of the vendored v2 OpenAPI document, its
+  summary adds up, every v2 operation the client calls (``helpers/api_operations.py``, which the contract test
+  enforces) is marked covered, and what a covered row names exists.
 """
 
 from __future__ import annotations
@@ -292,3 +295,65 @@ def test_every_dotted_path_the_docs_name_imports() -> None:
 
 def test_the_benchmark_chart_is_the_one_make_bench_wrote() -> None:
     assert (DOCS / "images" / "bench-chart.png").read_bytes() == (REPO / "bench" / "results" / "chart.png").read_bytes()
+
+
+# -- the feature table (docs/features.md) ------------------------------------------------------------------
+
+
+def test_the_feature_table_has_one_row_per_operation_of_the_openapi_document() -> None:
+    from helpers.feature_table import operations, rows
+
+    documented = sorted((r.tag, r.operation_id, r.method, r.path) for r in rows())
+    expected = sorted((o.tag, o.operation_id, o.method, o.path) for o in operations())
+    assert documented == expected
+
+
+def test_the_feature_table_summary_adds_up() -> None:
+    from helpers.feature_table import rows, summary
+
+    counted: dict[str, tuple[int, int]] = {}
+    for row in rows():
+        total, covered = counted.get(row.tag, (0, 0))
+        counted[row.tag] = (total + 1, covered + row.covered)
+    assert summary() == counted
+    text = (DOCS / "features.md").read_text(encoding="utf-8")
+    assert f"| **All** | **{len(rows())}** | **{sum(r.covered for r in rows())}** |" in text
+
+
+def test_every_v2_operation_the_client_calls_is_covered_in_the_feature_table() -> None:
+    """The client's routes (the contract test refuses any other) are rows marked covered."""
+    from helpers.api_operations import CLIENT_V2_ROUTES
+    from helpers.feature_table import operation_of_route, rows
+
+    covered = {r.operation_id for r in rows() if r.covered}
+    called = {operation_of_route(route).operation_id for route in CLIENT_V2_ROUTES}
+    assert called - covered == set(), "mark these covered in docs/features.md"
+    assert covered - called == set(), "covered in docs/features.md, but not in helpers/api_operations.py"
+
+
+def test_a_covered_row_names_what_really_covers_it() -> None:
+    """Every `ConfluenceX`, `hook.x` and `client.x` a covered row names exists."""
+    from airflow_provider_confluence.client.confluence import ConfluenceClient
+    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
+    from airflow_provider_confluence.operators import confluence
+    from helpers.feature_table import rows
+
+    classes = {*confluence.__all__, "ConfluenceNotifier", "ConfluencePageSensor"}
+    owners = {"hook": ConfluenceOAuthHook, "client": ConfluenceClient}
+    for row in (r for r in rows() if r.covered):
+        names = re.findall(r"`(Confluence\w+|(?:hook|client)\.\w+)`", row.cell)
+        assert names, f"{row.operation_id}: a covered row names what covers it"
+        for name in names:
+            owner, _, attr = name.partition(".")
+            assert (name in classes) if not attr else hasattr(owners[owner], attr), f"{row.operation_id}: {name}"
+
+
+def test_the_quiet_updates_section_still_matches_the_openapi_document() -> None:
+    """docs/operators.md says v2 page updates have no minor-edit flag; fails when Atlassian's document adds one."""
+    from helpers.feature_table import document
+
+    update = document()["paths"]["/pages/{id}"]["put"]
+    body = document()["components"]["requestBodies"]["PageUpdateRequest"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]["version"]["properties"]) == {"number", "message"}
+    assert [p["name"] for p in update.get("parameters", [])] == ["id"]
+    assert "`updatePage`" in (DOCS / "operators.md").read_text(encoding="utf-8")
