@@ -37,6 +37,7 @@ __all__ = [
     "connection_details",
     "create_session",
     "delete_variable",
+    "ensure_alias_registered",
     "get_connection",
     "get_variable",
     "mask_secret",
@@ -207,3 +208,26 @@ def delete_variable(key: str) -> bool:
 
     Variable.delete(key)
     return True
+
+
+def ensure_alias_registered(name: str) -> None:
+    """Give the asset alias ``name`` its metadata-database row if it has none (Airflow 2 only).
+
+    Airflow 3 creates a missing alias row when it records an event. Airflow 2.10 and 2.11 do not: a task whose
+    alias was never written by the DAG processor (``dag.test()`` or ``airflow dags test`` on a fresh database)
+    fails after it ran with ``FlushError: Can't flush None value found in collection DatasetModel.aliases``.
+    Two tasks racing to add the row are harmless: the loser's unique-index error is ignored.
+    """
+    if not TASKS_MAY_USE_ORM or not orm_available():
+        return
+    from airflow.models.dataset import DatasetAliasModel  # type: ignore[import-not-found]  # Airflow 2 only
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with create_session() as session:
+            found = session.scalar(select(DatasetAliasModel.id).where(DatasetAliasModel.name == name).limit(1))
+            if found is None:
+                session.add(DatasetAliasModel(name=name))
+    except IntegrityError:  # another task added it between the read and the write
+        pass

@@ -49,9 +49,11 @@ def draw(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from chart_second import draw_second_round
 
-    fig, axes = plt.subplots(2, 3, figsize=(17, 10.5))
-    (a1, a2, a3), (a4, a5, a6) = axes
+    fig, axes = plt.subplots(4, 3, figsize=(17, 21))
+    (a1, a2, a3), (a4, a5, a6) = axes[:2]
+    draw_second_round(axes[2:], results)
     apa = "atlassian-\npython-api"
 
     r1 = results.get("row1")
@@ -201,7 +203,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         f"{info.get('memory_gib')} GiB, Python {info.get('python')}, Airflow {info.get('airflow')}",
         fontsize=12,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -86,7 +86,9 @@ class LabelsMixin(MixinBase):
         """
         return _names(self.paginate(_labels_path(page_id)))
 
-    def add_page_labels(self, page_id: str, labels: str | Iterable[str]) -> list[str]:
+    def add_page_labels(
+        self, page_id: str, labels: str | Iterable[str], *, current: Iterable[str] | None = None
+    ) -> list[str]:
         """Add the labels the page lacks (prefix ``global``) and return the page's label names afterwards.
 
         Names are checked and lower-cased first (:func:`normalize_labels`); labels the page already has are not
@@ -94,10 +96,12 @@ class LabelsMixin(MixinBase):
 
         :param page_id: the page's id.
         :param labels: label names (a single string is one label).
+        :param current: the page's labels when the caller knows them (a page it has just created has none): they
+            are not read again, which saves a request. None (default): read them.
         :raises ConfluenceConfigError: for a name Confluence would refuse; nothing is sent then.
         """
         wanted = normalize_labels(labels)
-        current = self.get_page_labels(page_id)
+        current = self.get_page_labels(page_id) if current is None else list(current)
         missing = [name for name in wanted if name not in current]
         if not missing:
             log.info("Page %s already has the labels %s; nothing to add.", page_id, wanted)

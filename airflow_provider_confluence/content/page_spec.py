@@ -61,6 +61,12 @@ def wire_representation(representation: str) -> str:
     return "storage" if representation in ("markdown", "table") else representation
 
 
+def update_read_format(representation: str) -> str:
+    """The body format an update reads the page in (to compare and to append to): the spec's own wire format,
+    but ``storage`` for ``wiki`` (Confluence never returns wiki markup)."""
+    return "storage" if representation == "wiki" else representation
+
+
 @dataclass(frozen=True)
 class PageSpec:
     """A page to create or a new version to write, checked: build it with :meth:`build`.

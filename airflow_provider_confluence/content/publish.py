@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.content.changes import current_body, is_unchanged
 from airflow_provider_confluence.content.page_spec import (
     IF_EXISTS,
     REPRESENTATIONS,
@@ -27,6 +28,7 @@ from airflow_provider_confluence.content.page_spec import (
     UPDATE_MODES,
     PageSpec,
     check_page_options,
+    update_read_format,
 )
 from airflow_provider_confluence.content.storage_format import escape_text
 from airflow_provider_confluence.content.summaries import page_summary, page_url
@@ -50,6 +52,7 @@ __all__ = [
     "STATUSES",
     "UPDATE_MODES",
     "check_page_options",
+    "is_unchanged",
     "page_summary",
     "page_url",
     "publish",
@@ -65,14 +68,22 @@ def _is_duplicate_title(exc: ConfluenceApiError) -> bool:
     return exc.status_code == 400 and "already exists" in exc.detail.lower()
 
 
-def _add_labels(client: ConfluenceClient, page: dict[str, Any], labels: list[str], *, written: str = "") -> None:
-    """Add the missing labels. When the quota refuses them after the page was ``written`` (``created`` or
-    ``updated``), the :class:`ConfluenceRateLimited` says so in its ``progress`` (``page_id``, ``action``): a
-    resumed task then finishes the labels and reports what was written, and never writes the page again."""
+def _add_labels(
+    client: ConfluenceClient,
+    page: dict[str, Any],
+    labels: list[str],
+    *,
+    written: str = "",
+    current: list[str] | None = None,
+) -> None:
+    """Add the missing labels (``current``: the page's labels when known, as for a page just created: none). When
+    the quota refuses them after the page was ``written`` (``created`` or ``updated``), the
+    :class:`ConfluenceRateLimited` says so in its ``progress`` (``page_id``, ``action``): a resumed task then
+    finishes the labels and reports what was written, and never writes the page again."""
     if not labels:
         return
     try:
-        client.add_page_labels(str(page["id"]), labels)
+        client.add_page_labels(str(page["id"]), labels, current=current)
     except ConfluenceRateLimited as exc:
         if written:
             exc.with_progress(page_id=str(page["id"]), action=written)
@@ -119,7 +130,9 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         raise ConfluenceConfigError("The page has no title: give title.")
     wanted = list(spec.labels)
     parent_id = resolve_parent_id(client, space_id=space_id, parent_id=spec.parent_id, parent_title=spec.parent_title)
-    existing = client.find_page(space_id=space_id, title=title)
+    # if_exists=update compares bodies: the lookup brings the body along, so the update need not read it again
+    read_format = update_read_format(spec.representation) if spec.if_exists == "update" else None
+    existing = client.find_page(space_id=space_id, title=title, body_format=read_format)
     if existing is None:
         try:
             page = client.create_page(
@@ -133,13 +146,13 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         except ConfluenceApiError as exc:
             if not _is_duplicate_title(exc):
                 raise
-            existing = client.find_page(space_id=space_id, title=title)
+            existing = client.find_page(space_id=space_id, title=title, body_format=read_format)
             if existing is None:
                 raise
             log.info("Another writer created page %r meanwhile; applying if_exists=%s to it.", title, spec.if_exists)
         else:
             log.info("Created page %s (%r) in space %s.", page.get("id"), title, space_id)
-            _add_labels(client, page, wanted, written="created")
+            _add_labels(client, page, wanted, written="created", current=[])  # a new page has no labels
             return Published(page, "created")
     if spec.if_exists == "fail":
         raise ConfluencePageExists(
@@ -157,7 +170,7 @@ def publish(client: ConfluenceClient, spec: PageSpec | None = None, /, **fields:
         _add_labels(client, page, wanted)
         return Published(page, "skipped")
     new_version = spec.with_changes(mode="replace", message=None, parent_id=None, parent_title=None)
-    page = update_page_body(client, new_version, page_id=str(existing["id"]))
+    page = update_page_body(client, new_version, page_id=str(existing["id"]), read=existing)
     return Published(page, "updated" if _version(page) != _version(existing) else "unchanged")
 
 
@@ -168,9 +181,11 @@ def update_page_body(
     *,
     page_id: str,
     append_key: str | None = None,
+    read: dict[str, Any] | None = None,
+    version_mark: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Write a new version of a page, unless it would be the same as the current one.
+    """Write a new version of a page, unless it would be the same as the current one (:func:`.changes.is_unchanged`).
 
     ``replace`` writes the body as the page's body; no new version is made when the body, title, status and
     parent are already the page's. ``append`` (storage only) writes the current storage body followed by the
@@ -185,6 +200,11 @@ def update_page_body(
         Instead of a spec, the keyword arguments of :meth:`PageSpec.build` are accepted.
     :param page_id: the page's id.
     :param append_key: with ``mode="append"``, what identifies this append (such as the task run).
+    :param read: the page as the caller has just read it, with its body in the format this update reads
+        (:func:`~airflow_provider_confluence.content.page_spec.update_read_format`): the first attempt uses it instead of reading the page again. Without that body
+        (or None), the page is read.
+    :param version_mark: what identifies the body's source (see :func:`.changes.is_unchanged`); give it inside
+        ``spec.message`` too, so that the version written carries it.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -197,11 +217,14 @@ def update_page_body(
     representation, status, mode, title = spec.representation, spec.status, spec.mode, spec.title
     parent_id = spec.parent_id
     wanted = list(spec.labels)
-    read_format = "storage" if representation == "wiki" else representation  # Confluence never returns wiki
+    read_format = update_read_format(representation)
     for attempt in (1, 2):
-        current = client.get_page(page_id, body_format=read_format)
+        if attempt == 1 and read is not None and current_body(read, read_format) is not None:
+            current = read
+        else:
+            current = client.get_page(page_id, body_format=read_format)
         new_title = current.get("title") if title is None else title
-        stored = _current_body(current, read_format)
+        stored = current_body(current, read_format)
         if mode == "append":
             marker = append_marker(append_key) if append_key else ""
             new_body = stored or ""
@@ -209,9 +232,15 @@ def update_page_body(
                 new_body += marker + spec.body
         else:
             new_body = spec.body
-        same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
-        unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
-        if new_body == stored and unchanged:
+        if is_unchanged(
+            current,
+            body=new_body,
+            title=new_title,
+            status=status,
+            parent_id=parent_id,
+            fmt=read_format,
+            version_mark=version_mark,
+        ):
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -286,9 +315,3 @@ def resolve_parent_id(
 
 def _version(page: dict[str, Any]) -> Any:
     return (page.get("version") or {}).get("number")
-
-
-def _current_body(page: dict[str, Any], representation: str) -> str | None:
-    body = (page.get("body") or {}).get(representation) or {}
-    value = body.get("value")
-    return str(value) if value is not None else None

@@ -260,7 +260,14 @@ class ConfluenceOAuthHook(TreeHookMixin, BaseHook):
         return publish(self.get_conn(), spec.with_changes(space_key=None, space_id=space_id))
 
     def update_page(
-        self, spec: PageSpec | None = None, /, *, page_id: str, append_key: str | None = None, **fields: Any
+        self,
+        spec: PageSpec | None = None,
+        /,
+        *,
+        page_id: str,
+        append_key: str | None = None,
+        read: dict[str, Any] | None = None,
+        **fields: Any,
     ) -> dict[str, Any]:
         """Write a new version of the page (``mode`` ``replace`` or ``append``), unless it would be unchanged.
 
@@ -272,8 +279,12 @@ class ConfluenceOAuthHook(TreeHookMixin, BaseHook):
         :param page_id: the page's id.
         :param append_key: with ``mode="append"``, what identifies this append: a page that already holds it is
             left alone (see :func:`~airflow_provider_confluence.content.publish.update_page_body`).
+        :param read: the page just read with its body in the format the update reads (``storage``, or the spec's
+            representation when it is ``atlas_doc_format``): saves reading it again.
         """
-        return update_page_body(self.get_conn(), PageSpec.of(spec, fields), page_id=str(page_id), append_key=append_key)
+        return update_page_body(
+            self.get_conn(), PageSpec.of(spec, fields), page_id=str(page_id), append_key=append_key, read=read
+        )
 
     def get_page_labels(self, page_id: str) -> list[str]:
         """The names of the page's labels."""

@@ -57,8 +57,9 @@ def emit_page_event(operator: Any, context: Any, summary: dict[str, Any], site_u
     if not summary.get("changed"):
         operator.log.info("No asset event: page %s did not change.", summary.get("id"))
         return None
-    from airflow_provider_confluence.version_compat import Asset
+    from airflow_provider_confluence.version_compat import Asset, ensure_alias_registered
 
+    ensure_alias_registered(alias_name)
     uri = page_asset_uri(site_url, str(summary["id"]))
     extra = {field: summary.get(field) for field in EVENT_FIELDS}
     events[confluence_pages_alias(alias_name)].add(Asset(uri), extra=extra)

@@ -21,7 +21,8 @@ from airflow_provider_confluence.operators._deferral import RateLimitDeferralMix
 from airflow_provider_confluence.version_compat import BaseOperator
 
 
-def _check_one_space(space_key: object, space_id: object) -> None:
+def check_one_space(space_key: object, space_id: object) -> None:
+    """Exactly one of ``space_key`` and ``space_id`` (:class:`ConfluenceConfigError` otherwise)."""
     check_space(space_key, space_id)
     if not given(space_key) and not given(space_id):
         raise ConfluenceConfigError("Name the space: give space_key or space_id.")
@@ -111,7 +112,7 @@ class ConfluenceFindPageByPathOperator(RateLimitDeferralMixin, ConfluenceOperato
     ) -> None:
         super().__init__(**kwargs)
         self.init_deferrable(deferrable)
-        _check_one_space(space_key, space_id)
+        check_one_space(space_key, space_id)
         if not given(path) or (not isinstance(path, str) and not list(path)):
             raise ConfluenceConfigError("path is empty: give titles separated by '/', such as 'Reports/2026/December'.")
         self.path = path
@@ -171,7 +172,7 @@ class ConfluenceCreateFolderOperator(RateLimitDeferralMixin, ConfluenceOperatorM
     ) -> None:
         super().__init__(**kwargs)
         self.init_deferrable(deferrable)
-        _check_one_space(space_key, space_id)
+        check_one_space(space_key, space_id)
         if not given(title):
             raise ConfluenceConfigError("title is empty: name the folder.")
         self.title = title

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_confluence.assets.confluence import DEFAULT_PAGE_ALIAS
-from airflow_provider_confluence.content.page_spec import PageSpec
+from airflow_provider_confluence.content.page_spec import PageSpec, update_read_format
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceRateLimited
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
@@ -44,6 +44,7 @@ from airflow_provider_confluence.operators._downloads import (
     ConfluenceExportPageOperator,
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
+from airflow_provider_confluence.operators._mirror import ConfluenceMirrorDirectoryOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
 from airflow_provider_confluence.operators._tree import (
     ConfluenceCreateFolderOperator,
@@ -59,6 +60,7 @@ __all__ = [
     "ConfluenceDeletePageOperator",
     "ConfluenceFindPageByPathOperator",
     "ConfluenceListChildrenOperator",
+    "ConfluenceMirrorDirectoryOperator",
     "ConfluenceRemoveLabelOperator",
     "ConfluenceCreatePageOperator",
     "ConfluenceDownloadAttachmentOperator",
@@ -311,12 +313,16 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
             parent_title=text_or_none(self.parent_title),
         )
         hook = self.confluence_hook()
-        current = self.find_target(hook, hint=UPSERT_HINT)
+        # read with the body the update compares and extends, so that the update does not read the page again
+        current = self.find_target(hook, body_format=update_read_format(spec.representation), hint=UPSERT_HINT)
         if spec.parent_title is not None:  # a title names a page of the page's own space
             parent = hook.resolve_parent_id(space_id=str(current.get("spaceId")), parent_title=spec.parent_title)
             spec = spec.with_changes(parent_id=parent, parent_title=None)
         page = hook.update_page(
-            spec, page_id=str(current["id"]), append_key=run_key(context) if self.mode == "append" else None
+            spec,
+            page_id=str(current["id"]),
+            append_key=run_key(context) if self.mode == "append" else None,
+            read=current,
         )
         changed = changed_version(current, page) or resume.get("action") == "updated"
         summary = {

@@ -173,3 +173,20 @@ def test_asset_alias_none_emits_nothing_even_when_the_page_changed(fake_atlassia
         ConfluenceUpdatePageOperator(task_id="update", page_id=page["id"], body="<p>new</p>", asset_alias=None)
     assert run_dag(producer)["return_value"]["update"]["changed"] is True
     assert events_of(page_asset_uri(fake_atlassian.site_url, page["id"]), producer) == []
+
+
+def test_a_dag_never_parsed_into_the_database_still_runs_and_records_its_event(fake_atlassian, confluence_conn):
+    """``dag.test()`` on a fresh database (the way users test DAGs): Airflow 3 creates the alias row itself;
+    Airflow 2.11 fails the task with ``FlushError: Can't flush None value found in collection
+    DatasetModel.aliases`` unless the alias has a row, so the operator registers it first."""
+    fake_atlassian.add_space("DEMO")
+    alias = f"never_parsed_{fake_atlassian.site_url.rsplit(':', 1)[-1]}"
+    with new_dag("unregistered_producer") as producer:
+        ConfluenceCreatePageOperator(
+            task_id="create", space_key="DEMO", title="Fresh", body="<p>1</p>", asset_alias=alias
+        )
+
+    created = run_dag(producer)["return_value"]["create"]
+    assert created["action"] == "created"
+    (event,) = events_of(page_asset_uri(fake_atlassian.site_url, created["id"]), producer)
+    assert event["action"] == "created"
