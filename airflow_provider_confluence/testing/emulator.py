@@ -403,7 +403,10 @@ class FakeAtlassian(SignInKnobs):
         """A copy of the recorded requests (never an Authorization header nor a token).
 
         Each has ``method``, ``path``, ``route``, ``query``, ``json``, ``form``, ``content_type``, ``status``, ``at``
-        and ``trace_id``, the ``Atl-Traceid`` header the emulator answered with (a new one on every answer).
+        and ``trace_id``, the ``Atl-Traceid`` header the emulator answered with (a new one on every answer). A gateway
+        call also has ``auth_kind``, how its caller signed in (``"oauth2_3lo"``, ``"client_credentials"`` or
+        ``"api_token"``; None when the credential was not recognised), and ``auth_app``, the client id of the 3LO
+        app or service-account credential (None for an API token).
         """
         with self._lock:
             return copy.deepcopy(self._requests)
