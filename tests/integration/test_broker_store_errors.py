@@ -61,9 +61,7 @@ def test_a_pool_timeout_in_the_nonce_check_is_a_503_not_a_500(fake_atlassian, br
     assert fake_atlassian.counters["refreshes"] == 0
 
 
-def test_a_pool_timeout_reading_the_connection_is_a_503_not_an_unknown_connection(
-    fake_atlassian, broker, monkeypatch
-):
+def test_a_pool_timeout_reading_the_connection_is_a_503_not_an_unknown_connection(fake_atlassian, broker, monkeypatch):
     conn = fake_atlassian.connection("busy_read", state_store="broker")
     put_connection("busy_read", conn)
     signing = {"secret": key_of("busy_read"), "gate_key": gate_key()}  # as a worker signs: before the pool ran dry

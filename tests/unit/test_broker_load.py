@@ -116,8 +116,7 @@ def wait_until(condition: Any, what: str) -> None:
 
 def test_one_request_per_connection_refreshes_and_the_others_wait_without_a_transaction():
     pytest.importorskip("fastapi")
-    from airflow_provider_confluence.plugins.broker import _access_token
-    from airflow_provider_confluence.plugins.broker_load import SingleFlight
+    from airflow_provider_confluence.plugins.broker_load import SingleFlight, access_token_in_turn
 
     clock = Clock(time.time())
     store = CountingStore(TokenState(refresh_token="rt-0", access_token="at-0", expires_at=clock.now - 1))
@@ -127,7 +126,7 @@ def test_one_request_per_connection_refreshes_and_the_others_wait_without_a_tran
 
     def one_request() -> None:  # the route builds a TokenManager per request
         manager = TokenManager(store=store, refresh=endpoint, conn_id="conf", clock=clock)
-        answers.append(_access_token(manager, None, flights, "conf"))
+        answers.append(access_token_in_turn(manager, None, flights, "conf"))
 
     threads = [threading.Thread(target=one_request) for _ in range(8)]
     for thread in threads:
@@ -142,7 +141,7 @@ def test_one_request_per_connection_refreshes_and_the_others_wait_without_a_tran
     assert endpoint.calls == 1 and store.entered == 1 and store.most_open == 1
     # A valid token is handed out without the gate or the transaction.
     manager = TokenManager(store=store, refresh=endpoint, conn_id="conf", clock=clock)
-    assert _access_token(manager, None, flights, "conf") == "at-1" and store.entered == 1
+    assert access_token_in_turn(manager, None, flights, "conf") == "at-1" and store.entered == 1
 
 
 def test_other_connections_do_not_wait_for_one_that_is_refreshing():
