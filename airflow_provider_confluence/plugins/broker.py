@@ -46,8 +46,8 @@ from airflow_provider_confluence.auth.broker.protocol import (
     new_broker_secret,
 )
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
-from airflow_provider_confluence.auth.stores.connection import connection_row_exists
 from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.stores.connection import connection_row_exists
 from airflow_provider_confluence.auth.token_codec import broker_answer
 from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
 from airflow_provider_confluence.config.connection import ConnectionSettings
