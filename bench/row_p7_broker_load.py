@@ -329,7 +329,7 @@ def goal_met(figures: dict[str, Any]) -> bool:
 def run(ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Row P7. ``ctx`` may give ``db`` (run.py's ``MetadataDb``, PostgreSQL) and ``work`` (a scratch folder);
     without them the row makes its own, and drops them after."""
-    from run import MetadataDb
+    from common import MetadataDb
 
     from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_ENV
     from airflow_provider_confluence.testing import FakeAtlassian
