@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -182,11 +182,11 @@ def cold_start(client: str, url: str, env: dict[str, str], seen: list[float], py
     }
 
 
-def run(ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Row P10. ``ctx`` may give ``runs`` (per client) and ``python`` (the interpreter of the task processes)."""
-    ctx = ctx or {}
-    runs = int(ctx.get("runs_p10") or RUNS)
-    python = str(ctx.get("python") or sys.executable)
+def run(ctx: Any = None) -> dict[str, Any]:
+    """Row P10. ``ctx`` (run.py's ``BenchContext``) gives ``python`` (the interpreter of the task processes) and
+    ``quick`` (fewer runs); run alone, the row uses this interpreter."""
+    runs = 5 if ctx is not None and ctx.quick else RUNS
+    python = str(ctx.python if ctx is not None else sys.executable)
     load_before = [round(x, 2) for x in os.getloadavg()]
     measured: dict[str, list[dict[str, float]]] = {client: [] for client in CLIENTS}
     with arrivals() as seen, FakeAtlassian() as fake:

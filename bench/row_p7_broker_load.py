@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -326,20 +326,19 @@ def goal_met(figures: dict[str, Any]) -> bool:
     )
 
 
-def run(ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Row P7. ``ctx`` may give ``db`` (run.py's ``MetadataDb``, PostgreSQL) and ``work`` (a scratch folder);
-    without them the row makes its own, and drops them after."""
+def run(ctx: Any = None) -> dict[str, Any]:
+    """Row P7. ``ctx`` (run.py's ``BenchContext``) gives the run's PostgreSQL database (``db()``) and a scratch
+    folder (``work``); without it (run alone) the row makes its own, and drops them after."""
     from common import MetadataDb
 
     from airflow_provider_confluence.config.endpoints import ALLOWED_HOSTS_ENV
     from airflow_provider_confluence.testing import FakeAtlassian
 
-    ctx = ctx or {}
-    own_work = ctx.get("work") is None
-    work = Path(ctx["work"]) if not own_work else Path(tempfile.mkdtemp(prefix="apc-p7-"))
+    own_work = ctx is None
+    work = Path(ctx.work) if ctx is not None else Path(tempfile.mkdtemp(prefix="apc-p7-"))
     home = work / "p7-home"
     home.mkdir(parents=True, exist_ok=True)
-    db = ctx.get("db")
+    db = ctx.db() if ctx is not None else None
     own_db = db is None
     figures: dict[str, Any] = {
         "processes": PROCESSES,

@@ -22,6 +22,7 @@ from airflow_provider_confluence.exceptions import ConfluenceConfigError
 __all__ = [
     "ATTACHMENT_ROOTS_OPTION",
     "ATTACHMENT_ROOTS_SETTING",
+    "check_read_directory",
     "check_write_path",
     "open_for_upload",
     "open_for_write",
@@ -100,6 +101,26 @@ def open_for_upload(file_path: str, attachment_roots: str | None) -> tuple[Binar
             handle.close()
             raise _outside("file_path", path, real, roots, "uploaded")
     return handle, os.path.basename(path)
+
+
+def check_read_directory(directory: str, attachment_roots: str | None) -> str:
+    """The real path of ``directory`` (symlinks and ``..`` resolved), whose files a task is about to read and
+    publish (a mirror of Markdown files), checked before any request: it is a directory and, when the roots are
+    set, lies under one of them. Its reader follows no symbolic link below it.
+
+    :raises ConfluenceConfigError: no such directory, or one outside the roots; nothing is read then.
+    """
+    roots = parse_roots(attachment_roots)
+    path = os.path.expanduser(str(directory).strip())
+    if not os.path.isdir(path):
+        raise ConfluenceConfigError(
+            f"directory {path!r} is not a directory: nothing was read. Check the path (it is read on the worker that "
+            "runs the task)."
+        )
+    real = os.path.realpath(path)
+    if roots and not any(_within(real, root) for root in roots):
+        raise _outside("directory", path, real, roots, "read")
+    return real
 
 
 def check_write_path(output_path: str, attachment_roots: str | None, *, nothing: str) -> str:

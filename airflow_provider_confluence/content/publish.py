@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.content.changes import current_body, is_unchanged
 from airflow_provider_confluence.content.page_spec import (
     IF_EXISTS,
     REPRESENTATIONS,
@@ -51,6 +52,7 @@ __all__ = [
     "STATUSES",
     "UPDATE_MODES",
     "check_page_options",
+    "is_unchanged",
     "page_summary",
     "page_url",
     "publish",
@@ -180,9 +182,10 @@ def update_page_body(
     page_id: str,
     append_key: str | None = None,
     read: dict[str, Any] | None = None,
+    version_mark: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Write a new version of a page, unless it would be the same as the current one.
+    """Write a new version of a page, unless it would be the same as the current one (:func:`.changes.is_unchanged`).
 
     ``replace`` writes the body as the page's body; no new version is made when the body, title, status and
     parent are already the page's. ``append`` (storage only) writes the current storage body followed by the
@@ -200,6 +203,8 @@ def update_page_body(
     :param read: the page as the caller has just read it, with its body in the format this update reads
         (:func:`~airflow_provider_confluence.content.page_spec.update_read_format`): the first attempt uses it instead of reading the page again. Without that body
         (or None), the page is read.
+    :param version_mark: what identifies the body's source (see :func:`.changes.is_unchanged`); give it inside
+        ``spec.message`` too, so that the version written carries it.
     :raises ConfluenceConfigError: for a bad option or label name, before anything is sent.
     :raises ConfluenceConflict: when the page changed again during the retry.
     """
@@ -214,12 +219,12 @@ def update_page_body(
     wanted = list(spec.labels)
     read_format = update_read_format(representation)
     for attempt in (1, 2):
-        if attempt == 1 and read is not None and _current_body(read, read_format) is not None:
+        if attempt == 1 and read is not None and current_body(read, read_format) is not None:
             current = read
         else:
             current = client.get_page(page_id, body_format=read_format)
         new_title = current.get("title") if title is None else title
-        stored = _current_body(current, read_format)
+        stored = current_body(current, read_format)
         if mode == "append":
             marker = append_marker(append_key) if append_key else ""
             new_body = stored or ""
@@ -227,9 +232,15 @@ def update_page_body(
                 new_body += marker + spec.body
         else:
             new_body = spec.body
-        same_parent = not parent_id or str(current.get("parentId")) == str(parent_id)
-        unchanged = new_title == current.get("title") and current.get("status", status) == status and same_parent
-        if new_body == stored and unchanged:
+        if is_unchanged(
+            current,
+            body=new_body,
+            title=new_title,
+            status=status,
+            parent_id=parent_id,
+            fmt=read_format,
+            version_mark=version_mark,
+        ):
             log.info("Page %s already has this body and title; no new version was made.", page_id)
             _add_labels(client, current, wanted)
             return current
@@ -304,9 +315,3 @@ def resolve_parent_id(
 
 def _version(page: dict[str, Any]) -> Any:
     return (page.get("version") or {}).get("number")
-
-
-def _current_body(page: dict[str, Any], representation: str) -> str | None:
-    body = (page.get("body") or {}).get(representation) or {}
-    value = body.get("value")
-    return str(value) if value is not None else None

@@ -6,8 +6,9 @@ Each delegates to the client (:mod:`airflow_provider_confluence.client.tree`,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.content.summaries import page_summary, tree_node_summary
@@ -85,4 +86,42 @@ class TreeHookMixin:
         "removed"}``."""
         return self.get_conn().apply_retention(
             str(parent_id), keep_latest=keep_latest, keep_days=keep_days, purge=purge, dry_run=dry_run, now=now
+        )
+
+    def mirror_directory(
+        self,
+        directory: str | Path,
+        *,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        parent_id: str | None = None,
+        parent_title: str | None = None,
+        labels: Iterable[str] = (),
+        dry_run: bool = False,
+        delete_missing: bool = False,
+    ) -> dict[str, dict[str, Any]]:
+        """Mirror a directory of Markdown files below a parent page or folder (see
+        :mod:`airflow_provider_confluence.content.mirror_plan` for the rules and
+        :func:`airflow_provider_confluence.content.mirror.mirror_plan` for the summary). The directory is read and
+        checked (titles unique) before anything is sent. Needs ``read:page:confluence`` and
+        ``write:page:confluence`` (``delete:page:confluence`` with ``delete_missing``)."""
+        from airflow_provider_confluence.content.mirror import mirror_plan
+        from airflow_provider_confluence.content.mirror_plan import build_plan
+        from airflow_provider_confluence.content.publish import resolve_parent_id
+        from airflow_provider_confluence.exceptions import ConfluenceConfigError
+
+        plan = build_plan(directory)
+        if not parent_id and not parent_title:
+            raise ConfluenceConfigError("Say where the mirror goes: give parent_id (a page or folder) or parent_title.")
+        space = self.resolve_space_id(space_key, space_id)
+        client = self.get_conn()
+        parent = resolve_parent_id(client, space_id=space, parent_id=parent_id, parent_title=parent_title)
+        return mirror_plan(
+            client,
+            plan,
+            space_id=space,
+            parent_id=str(parent),
+            labels=labels,
+            dry_run=dry_run,
+            delete_missing=delete_missing,
         )

@@ -26,7 +26,8 @@ from airflow_provider_confluence.operators._common import (
 from airflow_provider_confluence.version_compat import BaseOperator
 
 
-def _check_one_space(space_key: object, space_id: object) -> None:
+def check_one_space(space_key: object, space_id: object) -> None:
+    """Exactly one of ``space_key`` and ``space_id`` (:class:`ConfluenceConfigError` otherwise)."""
     check_space(space_key, space_id)
     if not given(space_key) and not given(space_id):
         raise ConfluenceConfigError("Name the space: give space_key or space_id.")
@@ -89,7 +90,7 @@ class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_one_space(space_key, space_id)
+        check_one_space(space_key, space_id)
         if not given(path) or (not isinstance(path, str) and not list(path)):
             raise ConfluenceConfigError("path is empty: give titles separated by '/', such as 'Reports/2026/December'.")
         self.path = path
@@ -139,7 +140,7 @@ class ConfluenceCreateFolderOperator(ConfluenceOperatorMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_one_space(space_key, space_id)
+        check_one_space(space_key, space_id)
         if not given(title):
             raise ConfluenceConfigError("title is empty: name the folder.")
         self.title = title

@@ -39,6 +39,7 @@ from airflow_provider_confluence.operators._downloads import (
     ConfluenceExportPageOperator,
 )
 from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
+from airflow_provider_confluence.operators._mirror import ConfluenceMirrorDirectoryOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
 from airflow_provider_confluence.operators._tree import (
     ConfluenceApplyRetentionOperator,
@@ -57,6 +58,7 @@ __all__ = [
     "ConfluenceDeletePageOperator",
     "ConfluenceFindPageByPathOperator",
     "ConfluenceListChildrenOperator",
+    "ConfluenceMirrorDirectoryOperator",
     "ConfluenceRemoveLabelOperator",
     "ConfluenceCreatePageOperator",
     "ConfluenceDownloadAttachmentOperator",

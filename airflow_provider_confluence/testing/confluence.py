@@ -61,6 +61,7 @@ class Page:
     version_at: float = 0.0
     version_message: str = ""
     minor_edit: bool = False
+    parent_type: str = "page"
 
 
 def _numeric(value: Any, name: str) -> int:
@@ -89,6 +90,8 @@ class ConfluenceModel:
         self.comments = CommentStore(clock=clock, lock=lock)
         self._spaces: dict[int, Space] = {}
         self._pages: dict[int, Page] = {}
+        #: The folders (``tree.Folder``, kept by the tree routes): a page may be created under one.
+        self.folders: dict[int, Any] = {}
         self._next_space = 98305
         self._next_page = 1769473
 
@@ -202,7 +205,7 @@ class ConfluenceModel:
             "title": page.title,
             "spaceId": str(page.space_id),
             "parentId": str(page.parent_id) if page.parent_id is not None else None,
-            "parentType": "page" if page.parent_id is not None else None,
+            "parentType": page.parent_type if page.parent_id is not None else None,
             "position": page.position,
             "authorId": self.author_id,
             "ownerId": self.author_id,
@@ -272,9 +275,8 @@ class ConfluenceModel:
         return found
 
     # ----------------------------------------------------------------- writes (raise ReplyError)
-    def _insert(
-        self, space: Space, title: str, representation: str, value: str, parent: Page | None, status: str
-    ) -> Page:
+    def _insert(self, space: Space, title: str, representation: str, value: str, parent: Any, status: str) -> Page:
+        """Store a new page under ``parent`` (a page, a folder, or None)."""
         now = self._clock.now()
         parent_id = parent.id if parent else None
         siblings = sum(1 for page in self._pages.values() if page.space_id == space.id and page.parent_id == parent_id)
@@ -289,6 +291,7 @@ class ConfluenceModel:
             representation,
             value,
             version_at=now,
+            parent_type="folder" if parent is not None and parent.id in self.folders else "page",
         )
         self._next_page += 1
         self._pages[page.id] = page
@@ -300,7 +303,11 @@ class ConfluenceModel:
             for page in self._pages.values()
         )
 
-    def _parent(self, value: Any, space: Space, child: int | None = None) -> Page:
+    def _parent(self, value: Any, space: Space, child: int | None = None) -> Any:
+        """The parent page, or folder (anything with ``id`` and ``space_id``), of a page being written."""
+        folder = self.folders.get(_numeric(value, "parentId"))
+        if folder is not None and folder.space_id == space.id:
+            return folder
         parent = self._pages.get(_numeric(value, "parentId"))
         if parent is None or parent.status in ("trashed", "deleted"):
             raise ReplyError(v2_error(404, "NOT_FOUND", f"Parent page {value} was not found"))
@@ -335,7 +342,7 @@ class ConfluenceModel:
             if payload.get("parentId") is not None and root_level:
                 raise bad_request("parentId may not be given with root-level=true")
             if payload.get("parentId") is not None:
-                parent: Page | None = self._parent(payload["parentId"], space)
+                parent: Any = self._parent(payload["parentId"], space)
             else:
                 parent = None if root_level or space.homepage_id is None else self._pages.get(space.homepage_id)
             representation, value = normalize_body(payload.get("body"))
@@ -370,13 +377,14 @@ class ConfluenceModel:
             space = self._spaces[page.space_id]
             if payload.get("spaceId") is not None and str(payload["spaceId"]) != str(space.id):
                 raise bad_request("A page cannot be moved to another space")
-            parent_id = page.parent_id
+            parent_id, parent_type = page.parent_id, page.parent_type
             if payload.get("parentId") is not None:
                 parent_id = self._parent(payload["parentId"], space, child=page.id).id
+                parent_type = "folder" if parent_id in self.folders else "page"
             representation, value = normalize_body(payload["body"])
             if status == "current" and self._title_taken(space.id, title, exclude=page.id):
                 raise bad_request(DUPLICATE_TITLE)
-            page.title, page.status, page.parent_id = title, status, parent_id
+            page.title, page.status, page.parent_id, page.parent_type = title, status, parent_id, parent_type
             page.representation, page.value = representation, value
             page.version, page.version_at = number, self._clock.now()
             page.version_message = str(version.get("message") or "")

@@ -377,8 +377,9 @@ class FakeAtlassian(SignInKnobs):
         headers: dict[str, str] | None = None,
         *,
         landed: bool = False,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` matching calls with ``status``.
+        """Answer the next ``times`` matching calls with ``status`` (after letting ``after`` of them through).
 
         :param route: ``"POST /oauth/token"``, ``"GET /oauth/token/accessible-resources"``, a route template
             (``"GET /wiki/api/v2/pages/{id}"``) or a concrete ``"METHOD /wiki/..."``; None matches any Confluence
@@ -388,7 +389,7 @@ class FakeAtlassian(SignInKnobs):
         :param landed: process the request first (its effects happen: a refresh rotates), then answer with the
             failure: an answer lost on the way back. Not applied to accessible-resources.
         """
-        self._injector.fail_next(status, times, route, body, headers, landed=landed)
+        self._injector.fail_next(status, times, route, body, headers, landed=landed, after=after)
 
     # ----------------------------------------------------------------- observation
     @property
@@ -402,7 +403,10 @@ class FakeAtlassian(SignInKnobs):
         """A copy of the recorded requests (never an Authorization header nor a token).
 
         Each has ``method``, ``path``, ``route``, ``query``, ``json``, ``form``, ``content_type``, ``status``, ``at``
-        and ``trace_id``, the ``Atl-Traceid`` header the emulator answered with (a new one on every answer).
+        and ``trace_id``, the ``Atl-Traceid`` header the emulator answered with (a new one on every answer). A gateway
+        call also has ``auth_kind``, how its caller signed in (``"oauth2_3lo"``, ``"client_credentials"`` or
+        ``"api_token"``; None when the credential was not recognised), and ``auth_app``, the client id of the 3LO
+        app or service-account credential (None for an API token).
         """
         with self._lock:
             return copy.deepcopy(self._requests)

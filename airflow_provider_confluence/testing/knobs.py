@@ -21,12 +21,14 @@ BETA_RETRY_AFTER = "120"
 
 @dataclass
 class Failure:
-    """A pending injected failure; ``landed``: the request is processed before the failure is answered."""
+    """A pending injected failure; ``landed``: the request is processed before the failure is answered;
+    ``passes``: how many matching calls still go through before the failures start."""
 
     remaining: int
     route: str | None
     reply: Reply = field(repr=False)
     landed: bool = False
+    passes: int = 0
 
 
 class TokenBucket:
@@ -102,6 +104,7 @@ class Injector:
         headers: dict[str, str] | None = None,
         *,
         landed: bool = False,
+        after: int = 0,
     ) -> None:
         """Queue a failure for the next ``times`` calls matching ``route`` (see ``FakeAtlassian.fail_next``)."""
         if body is None:
@@ -112,7 +115,7 @@ class Injector:
             int(status), body, dict(headers or {}), "application/json" if json_body else "text/plain; charset=utf-8"
         )
         with self._lock:
-            self._failures.append(Failure(int(times), route, reply, landed))
+            self._failures.append(Failure(int(times), route, reply, landed, int(after)))
 
     def take_failure(self, route: str, concrete: str, *, api: bool) -> Failure | None:
         """Consume and return the first failure matching this call, if any.
@@ -123,6 +126,9 @@ class Injector:
         with self._lock:
             for failure in self._failures:
                 if (failure.route is None and api) or failure.route in (route, concrete):
+                    if failure.passes > 0:
+                        failure.passes -= 1
+                        continue
                     failure.remaining -= 1
                     if failure.remaining <= 0:
                         self._failures.remove(failure)

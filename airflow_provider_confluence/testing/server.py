@@ -38,6 +38,7 @@ from .consent import accessible_resources, authorize
 from .signin import identify
 
 if TYPE_CHECKING:
+    from .auth import AccessCheck
     from .emulator import FakeAtlassian
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class Router:
             name: ["***"] * len(values) if name in _SECRET_FIELDS else list(values)
             for name, values in api_req.query.items()
         }
+        check = self._caller(req.headers)  # judged once: a wrong API token is counted once
         entry: dict[str, Any] = {
             "method": req.method,
             "path": path,
@@ -199,21 +201,23 @@ class Router:
             "json": parsed_json,
             "form": None,
             "content_type": req.headers.get("content-type"),
+            # how the caller signed in (never what it sent): None when the credential was not recognised
+            "auth_kind": None if check.state == "unknown" else check.kind,
+            "auth_app": check.app,
         }
         fake._count_api(route)
         if fake.latency > 0:
             time.sleep(fake.latency)
-        reply = self._gateway_reply(req, api_req, matched, route, concrete, cloud_id)
+        reply = self._gateway_reply(check, api_req, matched, route, concrete, cloud_id)
         return self._traced(entry, reply)
 
     def _gateway_reply(
-        self, req: Incoming, api_req: ApiRequest, matched: Any, route: str, concrete: str, cloud_id: str
+        self, check: AccessCheck, api_req: ApiRequest, matched: Any, route: str, concrete: str, cloud_id: str
     ) -> Reply:
         fake = self._fake
         v1 = api_req.path.startswith("/wiki/rest/")
         if cloud_id != fake.cloud_id:
             return gateway_error(404, f"Not Found: no site with cloud id {cloud_id}")
-        check = self._caller(req.headers)
         if (
             check.state == "unknown"
             or not check.reaches(cloud_id)
@@ -233,7 +237,7 @@ class Router:
             return refused
         reply = self._route_reply(api_req, matched, check.scopes, v1)
         reply = failure.reply if failure is not None else reply
-        headers = fake._quota.charge(check.app, cloud_id, req.method, reply)
+        headers = fake._quota.charge(check.app, cloud_id, api_req.method, reply)
         return Reply(reply.status, reply.body, {**reply.headers, **headers}, reply.content_type) if headers else reply
 
     @staticmethod

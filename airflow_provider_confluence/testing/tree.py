@@ -5,7 +5,8 @@
   otherwise; cursor pages. A trashed or missing page answers 404.
 * ``POST /wiki/api/v2/folders`` (``write:folder:confluence``): ``{"spaceId", "title", "parentId"}``, answers 200
   with ``FolderSingle``; the parent is a page or a folder of the same space. ``GET /wiki/api/v2/folders/{id}``
-  (``read:folder:confluence``). Pages are not created under folders here (the model's parents are pages).
+  (``read:folder:confluence``). A page may be created under a folder (``parentId``; its ``parentType`` is then
+  ``folder``); a folder's children are not listed (the document has no route for it).
 * v1 ``DELETE /wiki/rest/api/content/{id}/label/{label}`` (``write:label:confluence``, or the classic
   ``write:confluence-content``): 204, or 404 when the content or the label does not exist.
 
@@ -68,7 +69,7 @@ class TreeRoutes:
         self._live_page = live_page
         self._paginate = paginate
         self._now = now
-        self.folders: dict[int, Folder] = {}
+        self.folders: dict[int, Folder] = model.folders  # shared: the model creates pages under them
         self._next_folder = 5898241
 
     def table(self) -> list[tuple[str, str, str, str, Handler]]:

@@ -2,6 +2,7 @@
 
 Usage (the metadata DB comes from the environment, like any Airflow process):
     python airflow_worker.py put-connection CONN_ID JSON
+    python airflow_worker.py put-connections JSON_OF_CONNECTIONS_BY_ID
     python airflow_worker.py read-extra CONN_ID
     python airflow_worker.py read-variable KEY
     python airflow_worker.py refresh CONN_ID
@@ -116,6 +117,9 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "put-connection":
         put_connection(args[0], args[1])
+    elif command == "put-connections":  # several in one process: one Airflow import
+        for conn_id, conn in json.loads(args[0]).items():
+            put_connection(conn_id, json.dumps(conn))
     elif command == "read-extra":
         read_extra(args[0])
     elif command == "read-variable":

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import requests
 
 from helpers.airflow_env import IN_CI, run_airflow
 
@@ -137,19 +136,3 @@ def fresh_postgres_database(prefix: str, env: Mapping[str, str] | None = None, t
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
-
-
-def wait_until_healthy(proc: subprocess.Popen[Any], url: str, log_path: Path, timeout: float) -> None:
-    """Poll ``url`` until it answers 200; fail with the server's log when it exits or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"airflow api-server not healthy after {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.5)

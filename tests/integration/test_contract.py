@@ -374,3 +374,40 @@ def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassia
     assert [(r["route"], r["query"], r["json"], r["status"]) for r in removals] == [(LABEL_REMOVAL, {}, None, 204)]
     assert removals[0]["path"].endswith("/label/old")
     assert required_scope("DELETE", removals[0]["path"]).startswith("write:label:confluence")
+
+
+def test_the_mirror_requests_match_the_openapi_document(fake_atlassian, airflow_db, tmp_path):
+    """Mirroring a directory (create, update, unchanged, a dry run, delete_missing): the lookups by title with the
+    storage body, the creates, the updates with a version message, the listing and the deletes are all as the v2
+    document says, with the scopes it names."""
+    from airflow_provider_confluence.client.responses import required_scope
+
+    put_connection("contract_mirror", fake_atlassian.connection("contract_mirror", scopes=TREE_SCOPES))
+    fake_atlassian.add_space("DEMO")
+    parent = fake_atlassian.add_page("DEMO", "Docs")
+    (tmp_path / "guide").mkdir()
+    (tmp_path / "a.md").write_text("# A\n[guide](guide/)\n")
+    (tmp_path / "guide" / "b.md").write_text("# B\n")
+    hook = ConfluenceOAuthHook("contract_mirror")
+    hook.mirror_directory(tmp_path, space_key="DEMO", parent_id=parent["id"], labels=["docs"])
+    (tmp_path / "guide" / "b.md").write_text("# B\nchanged\n")
+    hook.mirror_directory(tmp_path, space_key="DEMO", parent_id=parent["id"], dry_run=True, delete_missing=True)
+    hook.mirror_directory(tmp_path, space_key="DEMO", parent_id=parent["id"])
+    (tmp_path / "a.md").unlink()
+    hook.mirror_directory(tmp_path, space_key="DEMO", parent_id=parent["id"], delete_missing=True)
+
+    v2 = [r for r in fake_atlassian.requests if r["path"].startswith(V2_PREFIX)]
+    assert {
+        "GET /wiki/api/v2/pages",
+        "POST /wiki/api/v2/pages",
+        "PUT /wiki/api/v2/pages/{id}",
+        "GET /wiki/api/v2/pages/{id}/children",
+        "DELETE /wiki/api/v2/pages/{id}",
+    } <= {r["route"] for r in v2}
+    assert any(r["query"].get("body-format") == ["storage"] for r in v2 if r["route"] == "GET /wiki/api/v2/pages")
+    (put,) = [r for r in v2 if r["method"] == "PUT"]
+    assert put["json"]["version"]["message"].startswith("Mirrored from guide/b.md (mirror-sha256:")
+    assert [p for r in v2 for p in contract_violations(r)] == []
+    for r in v2:
+        assert str(r["status"]) in operation(r["route"])["responses"], f"{r['route']} answered {r['status']}"
+        assert required_scope(r["method"], r["path"]) in document_scopes(r["route"]), r["route"]

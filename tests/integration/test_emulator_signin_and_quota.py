@@ -213,6 +213,19 @@ def test_api_token_is_not_an_oauth_token(fake: FakeAtlassian, http: requests.Ses
     assert as_bearer.status_code == 401
 
 
+def test_the_request_log_says_how_each_gateway_caller_signed_in(fake: FakeAtlassian, http: requests.Session) -> None:
+    cred, sa_headers = sa_token(http, fake)
+    api = fake.add_api_token()
+    fake.reset_counters()
+    assert http.get(gateway(fake, "/api/v2/spaces"), headers=sa_headers).status_code == 200
+    assert http.get(gateway(fake, "/api/v2/spaces"), headers={"Authorization": api.basic()}).status_code == 200
+    wrong = basic_header(api.email, api.token[::-1])
+    assert http.get(gateway(fake, "/api/v2/spaces"), headers={"Authorization": wrong}).status_code == 401
+    seen = [(r["auth_kind"], r["auth_app"], r["status"]) for r in fake.requests]
+    assert seen == [("client_credentials", cred.client_id, 200), ("api_token", None, 200), (None, None, 401)]
+    assert fake.counters["api_token_failures"] == 1  # the wrong token was judged once
+
+
 def test_tenant_info_needs_no_credentials(fake: FakeAtlassian, http: requests.Session) -> None:
     answer = http.get(fake.tenant_info_url)
     assert (answer.status_code, answer.json()) == (200, {"cloudId": fake.cloud_id})

@@ -20,6 +20,7 @@ def test_example_dags_load_without_import_errors(airflow_db):
         "confluence_search_pages",
         "confluence_run_log",
         "confluence_incident_log",
+        "confluence_mirror_docs",
     } <= set(bag.dag_ids)
 
 
@@ -134,3 +135,20 @@ def test_retention_finds_the_parent_by_path_and_keeps_recent_reports(fake_atlass
     assert by_route.get("GET /wiki/api/v2/pages/{id}/children", 0) >= 3  # preview, apply, remaining
     assert not [route for route in by_route if route.startswith("DELETE")]
     assert sum(1 for p in fake_atlassian.pages if p["status"] == "current" and p["title"].startswith("Report ")) == 9
+
+
+def test_mirror_docs_previews_then_mirrors_the_sample_directory(fake_atlassian, confluence_conn):
+    """The preview sends no write; the mirror creates one page per file and directory, with the label; a second
+    run of the DAG writes nothing (the mirror itself is tested in test_mirror.py)."""
+    fake_atlassian.add_space("DEMO")
+    handbook = fake_atlassian.add_page("DEMO", "Handbook")
+    dag = dagbag().get_dag("confluence_mirror_docs")
+    assert str(dag.test().state).endswith("success")
+    mirrored = [p for p in fake_atlassian.pages if p["title"] not in ("Demo Home", "Handbook")]
+    assert len(mirrored) == 5 and sum(p["parentId"] == handbook["id"] for p in mirrored) == 3
+    assert all(fake_atlassian.page_labels(p["id"]) == ["handbook"] for p in mirrored)
+    fake_atlassian.reset_counters()
+    assert str(dag.test().state).endswith("success")
+    assert not [r for r in fake_atlassian.requests if r["method"] in ("POST", "PUT", "DELETE")]
+    # the preview: the space, the parent, five pages by title (7); the mirror: the same and each page's labels (12)
+    assert fake_atlassian.counters["api_calls"] == 7 + 12

@@ -49,13 +49,14 @@ import pytest
 import requests
 
 from helpers.airflow_env import EXAMPLE_DAGS, airflow_major, scan_for_secrets
+from helpers.api_server import answers
+from helpers.api_server import api_server as running_api_server
 from helpers.processes import (
     api_server_env,
     free_port,
     fresh_postgres_database,
     served,
     stop_group,
-    wait_until_healthy,
 )
 
 pytestmark = [
@@ -248,22 +249,10 @@ def api_server(airflow3_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     env = airflow3_env
     home = Path(env["AIRFLOW_HOME"])
     port = env["AIRFLOW__API__PORT"]
-    log_path = home / "api-server.out"
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", port, "--workers", "1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=str(home),
-            start_new_session=True,
-        )
-    try:
-        health = f"http://127.0.0.1:{port}/execution/health"
-        wait_until_healthy(proc, health, log_path, SERVER_START_TIMEOUT)
-        yield {"env": env, "port": int(port), "proc": proc, "log": log_path}
-    finally:
-        stop_group(proc)
+    health = f"http://127.0.0.1:{port}/execution/health"
+    ready = lambda: answers("GET", health, 200)  # noqa: E731
+    with running_api_server(env, home, int(port), ready, SERVER_START_TIMEOUT, "healthy api-server") as log_path:
+        yield {"env": env, "port": int(port), "log": log_path}
 
 
 def run_dag_in_worker(

@@ -33,6 +33,8 @@ import requests
 from airflow_provider_confluence.auth.broker.protocol import GATE_VARIABLE, signed_request
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
 from helpers.airflow_env import airflow_major
+from helpers.api_server import answers, api_server
+from helpers.deployment import helper
 from helpers.processes import api_server_env, free_port, fresh_postgres_database, served, stop_group
 
 pytestmark = [
@@ -41,7 +43,6 @@ pytestmark = [
     pytest.mark.skipif(airflow_major() < 3, reason="the token broker runs in the Airflow 3 API server"),
 ]
 
-HELPER = Path(__file__).resolve().parents[1] / "helpers" / "airflow_worker.py"
 ROW_CONN = "confluence_broker_row"
 ENV_CONN = "confluence_broker_env"
 WORKERS = 6
@@ -113,59 +114,12 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # Both sides read this one from the environment (a secrets backend in real life).
         env_connection = json.dumps(fake.connection(ENV_CONN))
         server_env = {**env, f"AIRFLOW_CONN_{ENV_CONN.upper()}": env_connection}
-        log_path = home / "api-server.out"
-        proc = None
-        try:
-            with open(log_path, "w") as out:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "airflow",
-                        "api-server",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        "1",
-                    ],
-                    env=server_env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(home),
-                    start_new_session=True,
-                )
-            broker = f"http://127.0.0.1:{port}/confluence-oauth/token"
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:  # healthy, and the plugin's broker answers (an unsigned request gets a JSON 422)
-                if proc.poll() is not None:
-                    pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-                try:
-                    if requests.post(broker, json={}, timeout=2).status_code == 422:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no token broker after {SERVER_START_TIMEOUT:.0f} s:\n{log_path.read_text()[-4000:]}")
-                time.sleep(0.5)
+        broker = f"http://127.0.0.1:{port}/confluence-oauth/token"
+        # healthy, and the plugin's broker answers (an unsigned request gets a JSON 422)
+        with api_server(
+            server_env, home, port, lambda: answers("POST", broker, 422, json={}), SERVER_START_TIMEOUT, "token broker"
+        ) as log_path:
             yield {"env": env, "broker": broker, "log": log_path, "home": home, "env_connection": env_connection}
-        finally:
-            if proc is not None:
-                stop_group(proc)
-
-
-def helper(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(HELPER), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(HELPER.parent),
-    )
-    assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
 
 
 def deployment_key(server: dict[str, Any]) -> str:

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,14 +45,13 @@ import pytest
 import requests
 
 from helpers.airflow_env import FERNET_KEY, IN_CI, airflow_major
+from helpers.api_server import answers, api_server
 from helpers.browser import WINDOW, Browser, artifacts_dir, element_attributes, missing_browser_parts
 from helpers.processes import (
     api_server_env,
     free_port,
     fresh_postgres_database,
     libpq_url,
-    stop_group,
-    wait_until_healthy,
 )
 
 pytestmark = [
@@ -183,33 +180,10 @@ def ui_env(
 def ui_server(ui_env: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """``airflow api-server`` (UI, core API, the plugin's app) on a free loopback port; stopped after the module."""
     home: Path = ui_env["home"]
-    log_path = home / "api-server.out"
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow",
-                "api-server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ui_env["port"]),
-                "--workers",
-                "1",
-            ],
-            env=ui_env["env"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=str(home),
-            start_new_session=True,
-        )
-    try:
-        health = f"{ui_env['base_url']}/api/v2/monitor/health"
-        wait_until_healthy(proc, health, log_path, SERVER_START_TIMEOUT)
-        yield {**ui_env, "proc": proc, "log": log_path}
-    finally:
-        stop_group(proc)
+    health = f"{ui_env['base_url']}/api/v2/monitor/health"
+    ready = lambda: answers("GET", health, 200)  # noqa: E731
+    with api_server(ui_env["env"], home, ui_env["port"], ready, SERVER_START_TIMEOUT, "healthy api-server") as log_path:
+        yield {**ui_env, "log": log_path}
 
 
 @pytest.fixture

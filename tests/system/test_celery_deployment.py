@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 
 from helpers.airflow_env import IN_CI, airflow_major
+from helpers.broker_dags import USE_CONFLUENCE, dag_file
 from helpers.deployment import Deployment, events, helper, redact, tail
 from helpers.processes import api_server_env, free_port, fresh_postgres_database
 
@@ -79,60 +80,12 @@ PARSE_TIMEOUT = 180.0
 RUN_TIMEOUT = 240.0
 RESULT = "APC-CELERY-RESULT"
 
-# The DAGs, written into the home's dags folder (placeholders __NAME__ filled in by _dag_file). The pauses
-# between calls only pace the load on a 2-core machine: nothing is timed.
-FANOUT_DAG_FILE = r"""
-from __future__ import annotations
-
-import json
-import logging
-import socket
-import tempfile
-import time
-
-import pendulum
-from airflow.sdk import dag, get_current_context, task
-
-from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
-
-log = logging.getLogger("apc_celery")
-
-
-@dag(
-    dag_id="__FANOUT_DAG__",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_tasks=__TASKS__ + 2,
-    default_args={"retries": 0},
-    tags=["confluence", "test"],
-)
-def confluence_celery_fanout():
-    @task
-    def use_confluence(index: int) -> dict:
-        from airflow_provider_confluence.version_compat import orm_available
-        from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-        hook = ConfluenceOAuthHook()
-        source = hook.token_manager
-        started = time.monotonic()
-        calls, space_ids, listed = 0, set(), 0
-        while calls < 400 and (calls < __MIN_CALLS__ or time.monotonic() - started < __TASK_SECONDS__):
-            space_ids.add(hook.get_space_id("DEMO"))
-            calls += 1
-            if calls % 3 == 0:
-                listed = len(list(hook.iter_spaces()))
-                calls += 1
-            time.sleep(0.2)
-        result = {
-            "index": index, "calls": calls, "space_ids": sorted(space_ids), "listed": listed,
-            "orm": orm_available(), "store": source.store.name, "broker_url": getattr(source, "url", None),
-            "broker_requests": getattr(source, "requests_sent", None),
-            "hostname": socket.gethostname(), "tmpdir": tempfile.gettempdir(),
-        }
-        log.info("__RESULT__ %s", json.dumps(result))
-        return result
-
+# The bodies of the DAGs written into the home's dags folder (helpers/broker_dags.py adds the header; the
+# placeholders __NAME__ are filled from DAG_VALUES). The pauses between calls only pace the load on a 2-core
+# machine: nothing is timed.
+FANOUT_BODY = (
+    USE_CONFLUENCE
+    + """
     @task
     def publish_report() -> str:
         from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
@@ -147,35 +100,11 @@ def confluence_celery_fanout():
         task_id="wait_for_report", space_key="DEMO", title="__REPORT__ {{ run_id }}", deferrable=True,
         poke_interval=1.0, timeout=__RUN_TIMEOUT__, priority_weight=1000, weight_rule="absolute",
     )
-
-
-confluence_celery_fanout()
 """
-
-RESTART_DAG_FILE = r'''
-from __future__ import annotations
-
-import json
-import logging
-import socket
-import time
-
-import pendulum
-from airflow.sdk import dag, get_current_context, task
-
-log = logging.getLogger("apc_celery")
-
-
-@dag(
-    dag_id="__RESTART_DAG__",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_tasks=__RESTART_TASKS__,
-    default_args={"retries": 0},
-    tags=["confluence", "test"],
 )
-def confluence_celery_restart():
+FANOUT_IMPORTS = "from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor\n"
+
+RESTART_BODY = '''
     @task
     def call_until_released(index: int) -> dict:
         """Call Confluence until the release page of this run exists (the test publishes it after the restart)."""
@@ -200,34 +129,9 @@ def confluence_celery_restart():
 
     for i in range(__RESTART_TASKS__):
         call_until_released.override(task_id=f"call_{i:02d}")(i)
-
-
-confluence_celery_restart()
 '''
 
-LOCAL_DAG_FILE = r'''
-from __future__ import annotations
-
-import hashlib
-import json
-import logging
-import time
-
-import pendulum
-from airflow.sdk import dag, task
-
-log = logging.getLogger("apc_celery")
-
-
-@dag(
-    dag_id="__LOCAL_DAG__",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["confluence", "test"],
-)
-def confluence_celery_local():
+LOCAL_BODY = '''
     @task
     def outlive_a_token() -> dict:
         """Call Confluence until a second access token was needed (only digests are compared; none is kept)."""
@@ -249,33 +153,34 @@ def confluence_celery_local():
         return result
 
     outlive_a_token()
-
-
-local_dag = confluence_celery_local()
-
-if __name__ == "__main__":
-    run = local_dag.test()
-    print("__RESULT__ dag.test " + json.dumps({"state": str(run.state)}), flush=True)
 '''
+LOCAL_MAIN = """
+if __name__ == "__main__":
+    run = dag_object.test()
+    print("__RESULT__ dag.test " + json.dumps({"state": str(run.state)}), flush=True)
+"""
+
+DAG_VALUES = {
+    "TASKS": TASKS,
+    "RESTART_TASKS": RESTART_TASKS,
+    "MIN_CALLS": MIN_CALLS,
+    "TASK_SECONDS": TASK_SECONDS,
+    "REPORT": REPORT,
+    "RELEASE": RELEASE,
+    "RUN_TIMEOUT": RUN_TIMEOUT,
+    "RESULT": RESULT,
+}
 
 
-def _dag_file(template: str) -> str:
-    values = {
-        "FANOUT_DAG": FANOUT_DAG,
-        "RESTART_DAG": RESTART_DAG,
-        "LOCAL_DAG": LOCAL_DAG,
-        "TASKS": TASKS,
-        "RESTART_TASKS": RESTART_TASKS,
-        "MIN_CALLS": MIN_CALLS,
-        "TASK_SECONDS": TASK_SECONDS,
-        "REPORT": REPORT,
-        "RELEASE": RELEASE,
-        "RUN_TIMEOUT": RUN_TIMEOUT,
-        "RESULT": RESULT,
+def dag_files() -> dict[str, str]:
+    """The source of each DAG file, by DAG id."""
+    return {
+        FANOUT_DAG: dag_file(
+            FANOUT_DAG, FANOUT_BODY, max_active_tasks=TASKS + 2, values=DAG_VALUES, imports=FANOUT_IMPORTS
+        ),
+        RESTART_DAG: dag_file(RESTART_DAG, RESTART_BODY, max_active_tasks=RESTART_TASKS, values=DAG_VALUES),
+        LOCAL_DAG: dag_file(LOCAL_DAG, LOCAL_BODY, max_active_tasks=16, values=DAG_VALUES, main=LOCAL_MAIN),
     }
-    for name, value in values.items():
-        template = template.replace(f"__{name}__", str(value))
-    return template
 
 
 # -- services and processes -----------------------------------------------------------------------------
@@ -382,12 +287,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator: Any) -> Itera
     home = tmp_path_factory.mktemp("celery-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
-    for dag_id, template in (
-        (FANOUT_DAG, FANOUT_DAG_FILE),
-        (RESTART_DAG, RESTART_DAG_FILE),
-        (LOCAL_DAG, LOCAL_DAG_FILE),
-    ):
-        (home / "dags" / f"{dag_id}.py").write_text(_dag_file(template))
+    for dag_id, source in dag_files().items():
+        (home / "dags" / f"{dag_id}.py").write_text(source)
     port = free_port()
     queue = f"apc_celery_{os.getpid()}"
     emulator_host = emulator.url.split("://", 1)[1]

@@ -31,11 +31,8 @@ every refusal must leave it byte-identical. The decrypted extra is read through 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -44,7 +41,9 @@ import requests
 
 from airflow_provider_confluence.testing import FakeAtlassian, find_leaks
 from helpers.airflow_env import airflow_major, airflow_version
-from helpers.processes import api_server_env, free_port, fresh_postgres_database, libpq_url, stop_group
+from helpers.api_server import answers, api_server
+from helpers.deployment import helper as run_helper
+from helpers.processes import api_server_env, free_port, fresh_postgres_database, libpq_url
 
 pytestmark = [
     pytest.mark.postgres,
@@ -52,7 +51,6 @@ pytestmark = [
     pytest.mark.skipif(airflow_major() < 3, reason="the consent flow runs in the Airflow 3 API server"),
 ]
 
-HELPER = Path(__file__).resolve().parents[1] / "helpers" / "airflow_worker.py"
 USERS = {"admin": "admin", "viewer": "viewer"}
 SERVER_START_TIMEOUT = 180.0
 HTTP_TIMEOUT = 30.0
@@ -87,74 +85,38 @@ def server(fake: FakeAtlassian, tmp_path_factory: pytest.TempPathFactory) -> Ite
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
         import psycopg2
 
-        log_path = home / "api-server.out"
-        proc = None
-        db = None
-        try:
-            with open(log_path, "w") as out:
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "airflow",
-                        "api-server",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--workers",
-                        "1",
-                    ],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=str(home),
-                    start_new_session=True,
-                )
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:  # the plugin is mounted (its status page wants a login) and the passwords are written
-                if proc.poll() is not None:
-                    pytest.fail(f"airflow api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-                try:
-                    mounted = requests.get(f"{base}/confluence-oauth/status", timeout=5).status_code == 401
-                except requests.RequestException:
-                    mounted = False
-                if mounted and passwords_file.exists():
-                    try:
-                        passwords = json.loads(passwords_file.read_text() or "{}")
-                    except ValueError:
-                        passwords = {}
-                    if set(USERS) <= set(passwords):
-                        break
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"the api-server did not serve the plugin within {SERVER_START_TIMEOUT:.0f} s:\n"
-                        f"{log_path.read_text()[-4000:]}"
-                    )
-                time.sleep(0.5)
+        def ready() -> bool:
+            """The plugin is mounted (its status page wants a login) and the passwords are written."""
+            if not (answers("GET", f"{base}/confluence-oauth/status", 401) and passwords_file.exists()):
+                return False
+            try:
+                passwords.update(json.loads(passwords_file.read_text() or "{}"))
+            except ValueError:
+                return False
+            return set(USERS) <= set(passwords)
+
+        passwords: dict[str, str] = {}
+        with api_server(env, home, port, ready, SERVER_START_TIMEOUT, "plugin served with its users") as log_path:
             db = psycopg2.connect(libpq_url(database_url))
             db.autocommit = True
             callback = f"{base}/confluence-oauth/callback"
             fake.registered_redirect_uris = [callback]  # the app's Callback URL in the developer console
-            yield {"env": env, "base": base, "callback": callback, "passwords": passwords, "log": log_path, "db": db}
-        finally:
-            if db is not None:
+            try:
+                yield {
+                    "env": env,
+                    "base": base,
+                    "callback": callback,
+                    "passwords": passwords,
+                    "log": log_path,
+                    "db": db,
+                }
+            finally:
                 db.close()
-            if proc is not None:
-                stop_group(proc)
 
 
 def helper(server: dict[str, Any], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(HELPER), *args],
-        env=server["env"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=str(HELPER.parent),
-    )
-    assert result.returncode == 0, f"airflow_worker.py {args[0]} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
+    """One command of tests/helpers/airflow_worker.py against the server's database."""
+    return run_helper(server["env"], *args)
 
 
 def read_extra(server: dict[str, Any], conn_id: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers.airflow_env import airflow_major
+from helpers.broker_dags import USE_CONFLUENCE, dag_file
 from helpers.deployment import Deployment, events, helper
 from helpers.processes import (
     api_server_env,
@@ -66,61 +67,14 @@ PARSE_TIMEOUT = 180.0
 RUN_TIMEOUT = 240.0
 RESULT = "APC-DEPLOY-RESULT"
 
-# The DAG, written into the home's dags folder. Each task uses the hook like a user's task would; the pause
-# between calls only paces the load on a 2-core machine (nothing is timed).
-DAG_FILE = r"""
-from __future__ import annotations
-
-import json
-import logging
-import time
-
-import pendulum
-from airflow.sdk import dag, task
-
-log = logging.getLogger("apc_deployment")
-
-
-@dag(
-    dag_id="{dag_id}",
-    schedule=None,
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_tasks={tasks},
-    default_args={{"retries": 0}},
-    tags=["confluence", "test"],
-)
-def confluence_deployment_broker():
-    @task
-    def use_confluence(index: int) -> dict:
-        from airflow_provider_confluence.version_compat import orm_available
-        from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-        hook = ConfluenceOAuthHook()
-        source = hook.token_manager
-        started = time.monotonic()
-        calls, space_ids, listed = 0, set(), 0
-        while calls < 400 and (calls < {min_calls} or time.monotonic() - started < {task_seconds}):
-            space_ids.add(hook.get_space_id("DEMO"))
-            calls += 1
-            if calls % 3 == 0:
-                listed = len(list(hook.iter_spaces()))
-                calls += 1
-            time.sleep(0.2)
-        result = {{
-            "index": index, "calls": calls, "space_ids": sorted(space_ids), "listed": listed,
-            "orm": orm_available(), "store": source.store.name, "broker_url": getattr(source, "url", None),
-            "broker_requests": getattr(source, "requests_sent", None),
-        }}
-        log.info("{result} %s", json.dumps(result))
-        return result
-
-    for i in range({tasks}):
-        use_confluence.override(task_id=f"call_{{i:02d}}")(i)
-
-
-confluence_deployment_broker()
+# The DAG, written into the home's dags folder: TASKS tasks that use the hook like a user's task would.
+DAG_BODY = (
+    USE_CONFLUENCE
+    + """
+    for i in range(__TASKS__):
+        use_confluence.override(task_id=f"call_{i:02d}")(i)
 """
+)
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
@@ -132,9 +86,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, emulator_port: int) -> 
     home = tmp_path_factory.mktemp("deployment-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
-    (home / "dags" / f"{DAG_ID}.py").write_text(
-        DAG_FILE.format(dag_id=DAG_ID, tasks=TASKS, min_calls=MIN_CALLS, task_seconds=TASK_SECONDS, result=RESULT)
-    )
+    values = {"TASKS": TASKS, "MIN_CALLS": MIN_CALLS, "TASK_SECONDS": TASK_SECONDS, "RESULT": RESULT}
+    (home / "dags" / f"{DAG_ID}.py").write_text(dag_file(DAG_ID, DAG_BODY, max_active_tasks=TASKS, values=values))
     port = free_port()
     env = {
         # os.environ with conftest's fixed Fernet key: the helper processes decrypt what the servers wrote

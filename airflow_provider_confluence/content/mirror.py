@@ -1,0 +1,202 @@
+"""Mirror a :class:`~.mirror_plan.MirrorPlan` (a directory of Markdown) under a parent page or folder.
+
+Two phases, so that a refusal comes before any write:
+
+1. Read: each planned page is looked up by its title in the space (one ``GET /pages?title=`` each, with the
+   storage body; titles are unique in a space). A page found under another parent than the plan's is a title
+   taken elsewhere in the space: the mirror stops, naming every such page, and writes nothing. With
+   ``delete_missing``, the pages below the parent are listed too.
+2. Write, parents first: a missing page is created (:func:`.publish.publish`), an existing one gets a new
+   version only when :func:`.changes.is_unchanged` says its body or title differ
+   (:func:`.publish.update_page_body`): the version message of an update records a :func:`body_mark` of the body
+   sent, so that a page Confluence stores otherwise than it was sent is not written again on every run; with ``delete_missing``, the pages below the parent that the directory
+   no longer has are moved to the trash (:meth:`~airflow_provider_confluence.client.cleanup.CleanupMixin.delete_page`),
+   deepest first.
+
+A run that failed midway is resumed by running it again: what was created is found by its title and is not
+created twice. ``dry_run`` makes the reads only and says what would be done.
+
+The summary is ``{path: {"id", "title", "action"}}`` (see :func:`mirror_plan`). This module imports nothing from
+Airflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confluence.client.tree import MAX_DEPTH
+from airflow_provider_confluence.content.changes import is_unchanged
+from airflow_provider_confluence.content.mirror_plan import MirrorPage, MirrorPlan
+from airflow_provider_confluence.content.page_spec import PageSpec
+from airflow_provider_confluence.content.publish import publish, update_page_body
+from airflow_provider_confluence.content.summaries import page_url
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound, ConfluencePageExists
+
+if TYPE_CHECKING:
+    from airflow_provider_confluence.client.confluence import ConfluenceClient
+
+__all__ = ["MISSING_PREFIX", "body_mark", "mirror_plan"]
+
+log = logging.getLogger(__name__)
+
+#: The key of a page below the parent that the directory does not have (``delete_missing``): this + its id.
+MISSING_PREFIX = "page:"
+
+
+def body_mark(body: str) -> str:
+    """What the version message of a mirrored page records of the body sent: ``mirror-sha256:`` and 16 hex digits
+    of the body's SHA-256 (see :func:`.changes.is_unchanged`)."""
+    return "mirror-sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+
+def _entry(page_id: object, title: str, action: str, **more: Any) -> dict[str, Any]:
+    return {"id": None if page_id is None else str(page_id), "title": title, "action": action, **more}
+
+
+def _misplaced(
+    plan: MirrorPlan, found: dict[str, dict[str, Any] | None], root: str
+) -> list[tuple[MirrorPage, dict[str, Any], str]]:
+    """The pages whose title is taken by a page under another parent than the plan's: (page, that page, why)."""
+    clashes = []
+    for page in plan.pages:
+        existing = found[page.path]
+        if existing is None:
+            continue
+        above = found[page.parent] if page.parent is not None else {"id": root}
+        wanted = str(above["id"]) if above is not None else None
+        if wanted is None or str(existing.get("parentId")) != wanted:
+            why = (
+                f"{page.path} -> {page.title!r}: page {existing.get('id')} ({page_url(existing) or 'no URL'}) "
+                f"is under parent {existing.get('parentId')}, not {wanted or 'the new page ' + str(page.parent)}"
+            )
+            clashes.append((page, existing, why))
+    return clashes
+
+
+def _stale_pages(client: ConfluenceClient, root: str, keep: set[str]) -> list[dict[str, Any]]:
+    """The pages below ``root`` that are not ``keep``, deepest first."""
+    below = [node for node in client.list_descendants(root, depth=MAX_DEPTH) if str(node.get("id")) not in keep]
+    return sorted(below, key=lambda node: -int(node.get("depth") or 0))
+
+
+def mirror_plan(
+    client: ConfluenceClient,
+    plan: MirrorPlan,
+    *,
+    space_id: str,
+    parent_id: str,
+    labels: Iterable[str] = (),
+    dry_run: bool = False,
+    delete_missing: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Make the pages below ``parent_id`` match ``plan``.
+
+    :param space_id: the space's numeric id.
+    :param parent_id: the page or folder the directory's top-level files and subdirectories go under.
+    :param labels: labels every mirrored page carries (only missing ones are added).
+    :param dry_run: read only; the actions are ``create``, ``update``, ``unchanged`` (and ``would_trash``).
+    :param delete_missing: trash the pages below ``parent_id`` that the directory does not have (a folder
+        ``parent_id`` cannot be listed: the pages below the mirrored pages are then considered).
+    :returns: ``{path: {"id", "title", "action"}}``, ``action`` one of ``created``, ``updated``, ``unchanged``
+        (``create``/``update``/``unchanged`` in a dry run); pages with links to Markdown files outside the mirror
+        also have ``unresolved_links``. With ``delete_missing``, each page removed is keyed ``page:<id>``,
+        action ``trashed`` (``would_trash``).
+    :raises ConfluencePageExists: a planned title is taken by a page elsewhere in the space; nothing is written.
+    """
+    spec = PageSpec.build(body="", labels=labels)  # checks the label names before anything is sent
+    found = {p.path: client.find_page(space_id=space_id, title=p.title, body_format="storage") for p in plan.pages}
+    clashes = _misplaced(plan, found, str(parent_id))
+    if clashes:
+        first, taken, _ = clashes[0]
+        raise ConfluencePageExists(
+            "Titles are unique in a Confluence space, and these titles are taken by pages outside the place the "
+            "mirror puts them: " + "; ".join(why for _, _, why in clashes) + ". Rename the files' titles, or move "
+            "or delete those pages. Nothing was written.",
+            title=first.title,
+            space_id=str(space_id),
+            page_id=str(taken.get("id")),
+            page_url=page_url(taken),
+        )
+    stale = _stale_pages_of(client, plan, found, str(parent_id)) if delete_missing else []
+    summary: dict[str, dict[str, Any]] = {}
+    ids: dict[str, str] = {}
+    for page in plan.pages:
+        parent = str(parent_id) if page.parent is None else ids.get(page.parent)
+        more = {"unresolved_links": plan.unresolved_links[page.path]} if page.path in plan.unresolved_links else {}
+        wanted = spec.with_changes(
+            body=page.body, title=page.title, space_id=str(space_id), parent_id=parent, if_exists="update"
+        )
+        existing = found[page.path]
+        if dry_run:
+            summary[page.path] = _entry(existing and existing["id"], page.title, _preview(existing, wanted), **more)
+            continue
+        action, written = _write(client, page, existing, wanted)
+        ids[page.path] = str(written["id"])
+        summary[page.path] = _entry(written["id"], page.title, action, **more)
+    for node in stale:
+        done = client.delete_page(str(node["id"]), dry_run=dry_run)
+        summary[f"{MISSING_PREFIX}{node['id']}"] = _entry(node["id"], str(node.get("title")), done["action"])
+    _log_summary(summary, dry_run)
+    return summary
+
+
+def _preview(existing: dict[str, Any] | None, wanted: PageSpec) -> str:
+    """What a run would do to the page: ``create``, ``update`` or ``unchanged``."""
+    if existing is None:
+        return "create"
+    same = is_unchanged(
+        existing,
+        body=wanted.body,
+        title=wanted.title,
+        status=wanted.status,
+        parent_id=None,
+        fmt="storage",
+        version_mark=body_mark(wanted.body),
+    )
+    return "unchanged" if same else "update"
+
+
+def _write(
+    client: ConfluenceClient, page: MirrorPage, existing: dict[str, Any] | None, wanted: PageSpec
+) -> tuple[str, dict[str, Any]]:
+    if existing is None:
+        if wanted.parent_id is None:  # unreachable: parents are written first
+            raise ConfluenceConfigError(f"{page.path}: its parent {page.parent} has no page.")
+        published = publish(client, wanted)
+        return published.action, published.page
+    version = (existing.get("version") or {}).get("number")
+    mark = body_mark(wanted.body)
+    written = update_page_body(
+        client,
+        wanted.with_changes(parent_id=None, message=f"Mirrored from {page.source or page.path} ({mark})"),
+        page_id=str(existing["id"]),
+        read=existing,
+        version_mark=mark,
+    )
+    return ("updated" if (written.get("version") or {}).get("number") != version else "unchanged"), written
+
+
+def _stale_pages_of(
+    client: ConfluenceClient, plan: MirrorPlan, found: dict[str, dict[str, Any] | None], root: str
+) -> list[dict[str, Any]]:
+    keep = {str(page["id"]) for page in found.values() if page is not None}
+    try:
+        return _stale_pages(client, root, keep)
+    except ConfluenceNotFound:  # a folder: v2 cannot list its children; look below the mirrored pages instead
+        log.warning("Parent %s cannot be listed (a folder?): only pages below mirrored pages are considered.", root)
+    stale: dict[str, dict[str, Any]] = {}
+    for page in plan.pages:
+        existing = found[page.path]
+        if page.parent is None and page.path.endswith("/") and existing is not None:
+            stale.update((str(node["id"]), node) for node in _stale_pages(client, str(existing["id"]), keep))
+    return list(stale.values())
+
+
+def _log_summary(summary: dict[str, dict[str, Any]], dry_run: bool) -> None:
+    counts: dict[str, int] = {}
+    for entry in summary.values():
+        counts[entry["action"]] = counts.get(entry["action"], 0) + 1
+    log.info("Mirror%s: %s.", " (dry run)" if dry_run else "", ", ".join(f"{n} {a}" for a, n in sorted(counts.items())))
