@@ -286,8 +286,10 @@ def _serve(settings: ConnectionSettings, rejected: str | None, flights: SingleFl
         state = _handed_out(manager)
         cloud_id = settings.cloud_id or state.cloud_id
         if not cloud_id:
-            with flights.turn(conn_id):
-                cloud_id = _discover_cloud_id(store, settings, http, access_token)
+            with flights.turn(conn_id) as leading:
+                if leading:
+                    cloud_id = _discover_cloud_id(store, settings, http, access_token)
+            cloud_id = cloud_id or store.load().cloud_id or _discover_cloud_id(store, settings, http, access_token)
     log.debug("Answered an access token of connection %r (store %s).", conn_id, manager.store.name)
     return broker_answer(access_token, state.expires_at, cloud_id)
 

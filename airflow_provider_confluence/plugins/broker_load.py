@@ -60,43 +60,55 @@ def store_unavailable(detail: str) -> JSONResponse:
 
 
 class SingleFlight:
-    """One holder per key (a connection id) at a time, in this process; keys do not wait for each other.
+    """One leader per key (a connection id) at a time, in this process; keys do not wait for each other.
 
-    :param wait: seconds to wait for a turn before giving up with :class:`ConfluenceTokenStoreError` (answered
+    The first caller of :meth:`turn` for a key leads; callers that come while its block runs follow: they wait
+    until it is done, without holding anything, and then all read what it stored at once (not one by one).
+
+    :param wait: seconds a follower waits before giving up with :class:`ConfluenceTokenStoreError` (answered
         503, so the worker asks again), rather than queueing behind a refresh that hangs.
     """
 
     def __init__(self, wait: float = FLIGHT_WAIT) -> None:
         self._wait = wait
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._flights: dict[str, threading.Event] = {}
         self._waiting: dict[str, int] = {}
 
     def waiting(self, key: str) -> int:
-        """How many callers wait for ``key`` now."""
+        """How many callers follow the flight of ``key`` now."""
         with self._guard:
             return self._waiting.get(key, 0)
 
     @contextmanager
-    def turn(self, key: str) -> Iterator[None]:
-        """Hold ``key``'s turn for the block."""
+    def turn(self, key: str) -> Iterator[bool]:
+        """Yield True to the leader, whose block does the work; False to a follower, once the leader is done."""
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-            self._waiting[key] = self._waiting.get(key, 0) + 1
+            flight = self._flights.get(key)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[key] = threading.Event()
+            else:
+                self._waiting[key] = self._waiting.get(key, 0) + 1
+        if leading:
+            try:
+                yield True
+            finally:
+                with self._guard:
+                    del self._flights[key]
+                flight.set()
+            return
         try:
-            acquired = lock.acquire(timeout=self._wait)
+            done = flight.wait(self._wait)
         finally:
             with self._guard:
                 self._waiting[key] -= 1
-        if not acquired:
+        if not done:
             raise ConfluenceTokenStoreError(
                 f"Another request for connection {key!r} has been refreshing its token in this API server for "
                 f"more than {self._wait:.0f} s (a slow token endpoint or a locked connection row); ask again."
             )
-        try:
-            yield
-        finally:
-            lock.release()
+        yield False
 
 
 def get_flights(app_state: Any) -> SingleFlight:
@@ -110,22 +122,22 @@ def get_flights(app_state: Any) -> SingleFlight:
 def access_token_in_turn(manager: TokenManager, rejected: str | None, flights: SingleFlight, conn_id: str) -> str:
     """The current token; refreshed first when it expires, or when the caller's rejected token is the current one.
 
-    A valid token is read without the gate or the lock. A refresh takes the connection's turn in this process
-    first (waiting for it holds no database connection), then reads again: the request that had the turn has
-    usually stored a fresh token, and only one request per process waits on the row's lock.
+    A valid token is read without the gate or the lock. A refresh is led by one request per connection in this
+    process; the requests that come meanwhile wait for it (holding no database connection), then read the
+    token it stored. Only the leader waits on the row's lock.
     """
-    if rejected and _current_if_rejected(manager, rejected) is None:
-        rejected = None  # a newer token is already stored
-    if not rejected:
-        token = manager.current_access_token()
-        if token:
-            return token
-    with flights.turn(conn_id):
-        if rejected:
-            current = _current_if_rejected(manager, rejected)
-            if current:
-                return manager.refresh_rejected(current)
-        return manager.get_access_token()
+    while True:
+        if rejected and _current_if_rejected(manager, rejected) is None:
+            rejected = None  # a newer token is already stored
+        if not rejected:
+            token = manager.current_access_token()
+            if token:
+                return token
+        with flights.turn(conn_id) as leading:
+            if leading:
+                current = _current_if_rejected(manager, rejected) if rejected else None
+                return manager.refresh_rejected(current) if current else manager.get_access_token()
+        # Followed a refresh: read what it stored (or lead the next one, if it failed).
 
 
 def _current_if_rejected(manager: TokenManager, rejected: str) -> str | None:

@@ -132,7 +132,7 @@ def test_one_request_per_connection_refreshes_and_the_others_wait_without_a_tran
     for thread in threads:
         thread.start()
     assert endpoint.entered.wait(30)
-    wait_until(lambda: flights.waiting("conf") == 7, "the other requests did not queue on the in-process gate")
+    wait_until(lambda: flights.waiting("conf") == 7, "the other requests did not follow the refresh in the process")
     assert store.open == 1  # the waiting requests hold no transaction (no pooled connection)
     endpoint.release.set()
     for thread in threads:
@@ -149,9 +149,8 @@ def test_other_connections_do_not_wait_for_one_that_is_refreshing():
     from airflow_provider_confluence.plugins.broker_load import SingleFlight
 
     flights = SingleFlight()
-    with flights.turn("a"):
-        with flights.turn("b"):  # would block forever if the gate were one lock for all connections
-            assert flights.waiting("a") == 0
+    with flights.turn("a") as leads_a, flights.turn("b") as leads_b:  # b would wait if the gate were global
+        assert leads_a and leads_b and flights.waiting("a") == 0
 
 
 def test_a_gate_held_too_long_answers_a_store_error_instead_of_queueing_forever():
@@ -170,9 +169,8 @@ def test_a_gate_held_too_long_answers_a_store_error_instead_of_queueing_forever(
     thread.start()
     assert held.wait(30)
     try:
-        with pytest.raises(ConfluenceTokenStoreError) as info:
-            with flights.turn("a"):
-                pass
+        with pytest.raises(ConfluenceTokenStoreError) as info, flights.turn("a"):
+            pass
         assert "'a'" in info.value.message
     finally:
         done.set()
