@@ -26,7 +26,7 @@ from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.client.comments import check_page_id
 from airflow_provider_confluence.client.labels import normalize_labels
 from airflow_provider_confluence.client.pages import PAGES_PATH
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceNotFound, ConfluenceRateLimited
 
 __all__ = ["CleanupMixin", "plan_retention"]
 
@@ -88,6 +88,14 @@ def plan_retention(
 
 def _brief(page: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": str(page.get("id")), "title": page.get("title"), "created_at": page.get("createdAt")}
+
+
+def _briefs(resume: Mapping[str, Any] | None, key: str) -> list[dict[str, Any]] | None:
+    """The pages under ``key`` of a resume state (``{"id", "title", "created_at"}`` each), None when absent."""
+    found = (resume or {}).get(key)
+    if not isinstance(found, list):
+        return None
+    return [dict(page) for page in found if isinstance(page, Mapping) and str(page.get("id") or "").isdigit()]
 
 
 class CleanupMixin(MixinBase):
@@ -172,6 +180,7 @@ class CleanupMixin(MixinBase):
         purge: bool = False,
         dry_run: bool = False,
         now: datetime | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Delete the children of a report parent that a retention rule does not keep (see :func:`plan_retention`).
 
@@ -180,22 +189,28 @@ class CleanupMixin(MixinBase):
         :param keep_days: keep the children created less than this many days ago.
         :param purge: delete for good instead of moving to the trash.
         :param dry_run: send no DELETE; the answer lists what would be removed.
+        :param resume: the ``progress`` of a :class:`ConfluenceRateLimited` that interrupted the deletions
+            (``kept``, ``removed``, ``pending``): only the ``pending`` pages are deleted, without listing again (a
+            page already gone counts as removed).
         :returns: ``{"parent_id", "dry_run", "kept": [...], "removed": [...]}``, each entry ``{"id", "title",
             "created_at"}``.
         :raises ConfluenceConfigError: when neither rule is given (that would keep everything; say which).
+        :raises ConfluenceRateLimited: with ``progress`` ``kept``, ``removed`` (deleted so far) and ``pending``, when
+            the rate limit interrupted the deletions.
         """
         pid = check_page_id(parent_id)
         if keep_latest is None and keep_days is None:
             raise ConfluenceConfigError("Give keep_latest, keep_days or both: which children should be kept?")
-        children = [str(child.get("id")) for child in self.list_children(pid)]
-        pages: list[dict[str, Any]] = []
-        for start in range(0, len(children), _IDS_PER_REQUEST):
-            chunk = children[start : start + _IDS_PER_REQUEST]
-            pages.extend(self.paginate(PAGES_PATH, {"id": ",".join(chunk), "limit": len(chunk)}))
-        kept, removed = plan_retention(pages, keep_latest=keep_latest, keep_days=keep_days, now=now)
-        if not dry_run:
-            for page in removed:
-                self.delete_page(str(page.get("id")), purge=purge)
+        pending = _briefs(resume, "pending")
+        if pending is not None and not dry_run:
+            kept = _briefs(resume, "kept") or []
+            done = _briefs(resume, "removed") or []
+            log.info("Resuming retention under page %s: %d pages left to delete.", pid, len(pending))
+            removed = self._remove(pending, purge=purge, kept=kept, done=done, resumed=True)
+        else:
+            kept, removed = self._plan(pid, keep_latest=keep_latest, keep_days=keep_days, now=now)
+            if not dry_run:
+                removed = self._remove(removed, purge=purge, kept=kept, done=[], resumed=False)
         log.info(
             "Retention under page %s: %d kept, %d %s.",
             pid,
@@ -203,9 +218,41 @@ class CleanupMixin(MixinBase):
             len(removed),
             "would be removed (dry run)" if dry_run else "removed",
         )
-        return {
-            "parent_id": pid,
-            "dry_run": dry_run,
-            "kept": [_brief(page) for page in kept],
-            "removed": [_brief(page) for page in removed],
-        }
+        return {"parent_id": pid, "dry_run": dry_run, "kept": kept, "removed": removed}
+
+    def _plan(
+        self, pid: str, *, keep_latest: int | None, keep_days: float | None, now: datetime | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """List the children with their creation dates and split them (kept, removed), as :func:`_brief` dicts."""
+        children = [str(child.get("id")) for child in self.list_children(pid)]
+        pages: list[dict[str, Any]] = []
+        for start in range(0, len(children), _IDS_PER_REQUEST):
+            chunk = children[start : start + _IDS_PER_REQUEST]
+            pages.extend(self.paginate(PAGES_PATH, {"id": ",".join(chunk), "limit": len(chunk)}))
+        kept, removed = plan_retention(pages, keep_latest=keep_latest, keep_days=keep_days, now=now)
+        return [_brief(page) for page in kept], [_brief(page) for page in removed]
+
+    def _remove(
+        self,
+        pages: list[dict[str, Any]],
+        *,
+        purge: bool,
+        kept: list[dict[str, Any]],
+        done: list[dict[str, Any]],
+        resumed: bool,
+    ) -> list[dict[str, Any]]:
+        """Delete ``pages`` one by one; return ``done`` and them. When the rate limit refuses one, the error says
+        what was deleted and what is left (``pending``, from the refused page on)."""
+        removed = list(done)
+        for index, page in enumerate(pages):
+            try:
+                self.delete_page(str(page["id"]), purge=purge)
+            except ConfluenceRateLimited as exc:
+                exc.with_progress(kept=kept, removed=removed, pending=pages[index:])
+                raise
+            except ConfluenceNotFound:
+                if not resumed:
+                    raise
+                log.info("Page %s is already gone (deleted during the wait); counted as removed.", page["id"])
+            removed.append(page)
+        return removed

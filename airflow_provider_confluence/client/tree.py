@@ -77,17 +77,22 @@ def split_title_path(path: str | Sequence[str]) -> list[str]:
 class TreeMixin(MixinBase):
     """Tree and folder methods; the host class provides ``request``, ``paginate``, ``find_page`` and ``get_page``."""
 
-    def list_children(self, page_id: str, *, sort: str | None = None) -> Iterator[dict[str, Any]]:
+    def list_children(
+        self, page_id: str, *, sort: str | None = None, cursor: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield a page's child pages (v2 ``ChildPage`` objects), following every page of results.
 
         :param page_id: the parent page's id.
         :param sort: one of :data:`CHILD_SORTS` (Confluence's default: by position in the tree).
+        :param cursor: resume the listing at this page of results (a ``ConfluenceRateLimited``'s
+            ``progress["cursor"]``).
         :raises ConfluenceConfigError: for a bad page id or sort; nothing is sent then.
+        :raises ConfluenceRateLimited: with ``progress["cursor"]``, where to resume.
         """
         if sort is not None and sort not in CHILD_SORTS:
             raise ConfluenceConfigError(f"sort={sort!r} is not one of {', '.join(CHILD_SORTS)}.")
         path = _children_path(page_id)
-        return self.paginate(path, {"sort": sort} if sort else None)
+        return self.paginate(path, {"sort": sort} if sort else None, cursor=cursor)
 
     def list_descendants(self, page_id: str, *, depth: int = 5) -> Iterator[dict[str, Any]]:
         """Yield the pages below a page, level by level, each a ``ChildPage`` with ``depth`` (1 = a child) and

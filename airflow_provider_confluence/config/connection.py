@@ -29,6 +29,7 @@ from airflow_provider_confluence.config.signin import (
     check_credentials,
     ignored_extras,
     parse_auth_type,
+    parse_cloud_id,
     parse_expiry_date,
 )
 from airflow_provider_confluence.exceptions import ConfluenceConfigError
@@ -199,7 +200,7 @@ class ConnectionSettings:
                 "/"
             ),
             redirect_uri=redirect_uri,
-            cloud_id=_text(extras.get("cloud_id")),
+            cloud_id=parse_cloud_id(conn_id, extras.get("cloud_id")),
             token_store=token_store,
             timeout=parse_timeout(conn_id, extras.get("timeout")),
             broker_url=broker_url,

@@ -28,6 +28,9 @@ AUTH_TYPES = (OAUTH2_3LO, CLIENT_CREDENTIALS, API_TOKEN)
 #: what people type for the same thing; accepted, and the canonical name used from then on
 _ALIASES = {"3lo": OAUTH2_3LO, "oauth2": OAUTH2_3LO, "service_account": CLIENT_CREDENTIALS, "apitoken": API_TOKEN}
 _EMAIL = re.compile(r"^[^@\s:]+@[^@\s:]+\.[^@\s:]+$")
+#: a cloud id as Atlassian's accessible-resources and ``_edge/tenant_info`` give it (a UUID); only its characters are
+#: checked, so that a URL, a host name or a pasted sentence is refused before it becomes part of every request path
+_CLOUD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 
 _CREDENTIALS = {
     OAUTH2_3LO: (
@@ -112,6 +115,24 @@ def parse_expiry_date(conn_id: str, value: Any) -> datetime.date | None:
         ) from None
 
 
+def parse_cloud_id(conn_id: str, value: Any) -> str | None:
+    """The ``cloud_id`` extra (None when empty): the site's cloud id, a UUID.
+
+    :raises ConfluenceConfigError: for a value that cannot be a cloud id (a URL, a host name, spaces).
+    """
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    if not _CLOUD_ID.match(text):
+        raise ConfluenceConfigError(
+            f"Connection {conn_id!r}: cloud_id {text[:60]!r} is not a cloud id, which is a UUID such as "
+            "1324a887-45db-1bf4-1e99-ef0ff456d421 (not the site's URL or name). Leave cloud_id empty: the provider "
+            "looks it up from the site URL (Host); or copy the cloudId that "
+            "https://your-site.atlassian.net/_edge/tenant_info shows."
+        )
+    return text
+
+
 def ignored_extras(conn_id: str, auth_type: str, extras: Mapping[str, Any]) -> tuple[str, ...]:
     """Warnings for extras that the connection's ``auth_type`` does not use (kept, never sent anywhere)."""
     if auth_type == OAUTH2_3LO:
@@ -130,12 +151,24 @@ def ignored_extras(conn_id: str, auth_type: str, extras: Mapping[str, Any]) -> t
             else "an API token is sent as it is (HTTP Basic): there is no OAuth token to keep"
         )
     found = [name for name in unused if str(extras.get(name) or "").strip()]
-    if not found:
-        return ()
-    return (
-        f"Connection {conn_id!r} has auth_type={auth_type} and the extra(s) {', '.join(found)}, which it ignores: "
-        f"{why}. Remove them to avoid confusion.",
-    )
+    advice: tuple[str, ...] = ()
+    if found:
+        advice += (
+            f"Connection {conn_id!r} has auth_type={auth_type} and the extra(s) {', '.join(found)}, which it "
+            f"ignores: {why}. Remove them to avoid confusion.",
+        )
+    if auth_type != OAUTH2_3LO and str(extras.get("scopes") or "").strip():
+        fixed = (
+            "a service account's scopes are fixed on its OAuth 2.0 credential (Atlassian refuses a token request "
+            "that names scopes: invalid_scope)"
+            if auth_type == CLIENT_CREDENTIALS
+            else "a scoped API token's scopes are fixed when it is created"
+        )
+        advice += (
+            f"Connection {conn_id!r} has auth_type={auth_type} and a scopes extra, which it ignores and never "
+            f"sends: {fixed}. Remove the extra; for other scopes, create a new credential or token with them.",
+        )
+    return advice
 
 
 def no_consent_needed(conn_id: str, auth_type: str) -> str:

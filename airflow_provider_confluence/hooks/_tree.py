@@ -6,12 +6,13 @@ Each delegates to the client (:mod:`airflow_provider_confluence.client.tree`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.content.summaries import page_summary, tree_node_summary
+from airflow_provider_confluence.exceptions import ConfluenceRateLimited
 
 if TYPE_CHECKING:
     from airflow_provider_confluence.client.confluence import ConfluenceClient
@@ -30,18 +31,37 @@ class TreeHookMixin:
 
         def resolve_space_id(self, space_key: str | None = None, space_id: str | None = None) -> str: ...
 
-    def list_children(self, page_id: str, *, depth: int = 1) -> list[dict[str, Any]]:
+    def list_children(
+        self,
+        page_id: str,
+        *,
+        depth: int = 1,
+        cursor: str | None = None,
+        done: Sequence[dict[str, Any]] = (),
+    ) -> list[dict[str, Any]]:
         """The pages below a page down to ``depth`` levels (1: its children), as :func:`tree_node_summary` dicts.
 
         Needs ``read:page:confluence``.
+
+        :param cursor: resume a ``depth=1`` listing here (a :class:`ConfluenceRateLimited`'s ``progress["cursor"]``).
+        :param done: the summaries already listed before ``cursor``, kept in front.
+        :raises ConfluenceRateLimited: with ``progress["results"]``, the summaries listed so far (and ``cursor``).
         """
         client = self.get_conn()
         nodes: Iterator[dict[str, Any]]
         if depth == 1:
-            nodes = ({**child, "parentId": str(page_id), "depth": 1} for child in client.list_children(str(page_id)))
+            children = client.list_children(str(page_id), cursor=cursor)
+            nodes = ({**child, "parentId": str(page_id), "depth": 1} for child in children)
         else:
             nodes = client.list_descendants(str(page_id), depth=depth)
-        return [tree_node_summary(node, self.settings.site_url) for node in nodes]
+        listed = [dict(node) for node in done] if depth == 1 else []
+        try:
+            for node in nodes:
+                listed.append(tree_node_summary(node, self.settings.site_url))
+        except ConfluenceRateLimited as exc:
+            exc.with_progress(results=listed)
+            raise
+        return listed
 
     def find_page_by_path(
         self, path: str | Sequence[str], *, space_key: str | None = None, space_id: str | None = None
@@ -81,11 +101,18 @@ class TreeHookMixin:
         purge: bool = False,
         dry_run: bool = False,
         now: datetime | None = None,
+        resume: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Delete the children of ``parent_id`` the rule does not keep; ``{"parent_id", "dry_run", "kept",
-        "removed"}``."""
+        "removed"}``. With ``resume`` (a :class:`ConfluenceRateLimited`'s ``progress``), finish its ``pending``."""
         return self.get_conn().apply_retention(
-            str(parent_id), keep_latest=keep_latest, keep_days=keep_days, purge=purge, dry_run=dry_run, now=now
+            str(parent_id),
+            keep_latest=keep_latest,
+            keep_days=keep_days,
+            purge=purge,
+            dry_run=dry_run,
+            now=now,
+            resume=resume,
         )
 
     def mirror_directory(

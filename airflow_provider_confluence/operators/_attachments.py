@@ -16,6 +16,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     text_or_none,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 DATA_ENCODINGS = ("utf-8", "base64")
@@ -35,7 +36,7 @@ def _from_base64(text: str) -> bytes:
         ) from None
 
 
-class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
+class ConfluenceUploadAttachmentOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Attach a file to a page; a file of the same name becomes a new version of that attachment.
 
     Needs the ``read:content-details:confluence`` and ``write:attachment:confluence`` scopes.
@@ -55,6 +56,10 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
     :param media_type: the content type, such as ``text/csv`` (default: guessed from the file name).
     :param comment: the attachment's comment (templated).
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends, holding no worker slot, and resume: an upload the quota refused (429:
+        not processed) is sent again; nothing follows an accepted upload, so it is never sent twice (default:
+        ``[operators] default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url"}``.
     """
 
@@ -75,9 +80,11 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         media_type: str | None = None,
         comment: str | None = None,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         if (file_path is None) == (data is None):
             raise ConfluenceConfigError("Say what to upload: give exactly one of file_path (a local file) and data.")
@@ -93,6 +100,10 @@ class ConfluenceUploadAttachmentOperator(PageTargetMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Upload; after a deferral, the same again (the quota refused the upload, or a call before it)."""
         from airflow_provider_confluence.content.summaries import attachment_summary, page_summary
 
         content, filename = self._content()  # before any network call: a missing file fails here

@@ -16,6 +16,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     run_key,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The body formats a comment can be given in (``markdown`` is converted to storage format).
@@ -37,7 +38,7 @@ def comment_summary(comment: dict[str, Any], site_url: str | None) -> dict[str, 
     }
 
 
-class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
+class ConfluenceAddCommentOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Add a footer comment to a page, once per task run.
 
     A retried (or cleared and re-run) task of the same run adds no second comment: a storage comment starts with
@@ -52,6 +53,10 @@ class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
     :param representation: ``storage`` (default), ``markdown`` (converted to storage), ``wiki`` or
         ``atlas_doc_format``; only storage and markdown comments are written once per run.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends, holding no worker slot, and resume: a comment the quota refused is added
+        then; an accepted one is found by this run's anchor and not added again (default: ``[operators]
+        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "page_id", "title", "version", "url", "action"}``; ``action`` is ``created`` or
         ``skipped`` (this run's comment was already there).
     """
@@ -70,9 +75,11 @@ class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
         body: str,
         representation: str = "storage",
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         check_choice("representation", representation, COMMENT_BODY_FORMATS)
         if not given(body):
@@ -82,6 +89,10 @@ class ConfluenceAddCommentOperator(PageTargetMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Add the comment; after a deferral, the same again: this run's comment, if it was accepted, is found."""
         from airflow_provider_confluence.content.publish import append_marker
         from airflow_provider_confluence.content.storage_format import to_storage
         from airflow_provider_confluence.content.summaries import page_summary

@@ -9,6 +9,10 @@ ConfluenceRateLimitTrigger` until that moment (no worker slot is held), and is r
 deferral's keyword arguments and in the trigger's event. Without ``deferrable``, the error fails the try as
 before (Airflow's ``retries`` apply).
 
+The deferral never asks the trigger to wake in the past nor more than two hours on (see
+:func:`~airflow_provider_confluence.triggers.rate_limit.wake_at`): a refused call after the wait defers again, with
+Atlassian's new ``Retry-After``, and never spins.
+
 Operators import this module at DAG-parse time: it imports nothing heavy.
 """
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_confluence.exceptions import ConfluenceRateLimited
+from airflow_provider_confluence.exceptions import ConfluenceError, ConfluenceRateLimited
 from airflow_provider_confluence.version_compat import conf
 
 if TYPE_CHECKING:
@@ -38,6 +42,10 @@ class RateLimitDeferralMixin:
 
     deferrable: bool
 
+    def init_deferrable(self, deferrable: bool | None) -> None:
+        """Set ``deferrable`` from the operator's argument, by default ``[operators] default_deferrable``."""
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+
     def run_from(self, context: Any, resume: dict[str, Any]) -> Any:
         """Do the operator's work, skipping what ``resume`` says was already done.
 
@@ -56,7 +64,21 @@ class RateLimitDeferralMixin:
     def resume_after_rate_limit(
         self, context: Any, event: dict[str, Any] | None = None, resume: dict[str, Any] | None = None
     ) -> Any:
-        """Resumed by the trigger: carry on from the state in its event (or in the deferral's arguments)."""
+        """Resumed by the trigger: carry on from the state in its event (or in the deferral's arguments).
+
+        :raises ConfluenceError: for an event that says the wait failed (``status`` other than ``resume``).
+        """
+        operator: BaseOperator = self  # type: ignore[assignment]
+        status = event.get("status", "resume") if isinstance(event, dict) else "resume"
+        if status != "resume":
+            detail = event.get("message") if isinstance(event, dict) else None
+            raise ConfluenceError(
+                f"The wait for Atlassian's rate limit ended with status {str(status)[:40]!r}"
+                f"{f': {str(detail)[:300]}' if detail else ''}. Nothing more was sent; clear the task to try again "
+                "(pages it already wrote are found again, not written twice)."
+            )
+        if isinstance(event, dict) and event.get("note"):
+            operator.log.warning("Atlassian's rate limit: %s.", event["note"])
         state = event.get("resume") if isinstance(event, dict) else None
         if not isinstance(state, dict):
             state = resume if isinstance(resume, dict) else {}
@@ -72,19 +94,23 @@ class RateLimitDeferralMixin:
             self._defer_until(exc, self.resume_state(resume, exc))
 
     def _defer_until(self, exc: ConfluenceRateLimited, state: dict[str, Any]) -> NoReturn:
+        import time
         from datetime import UTC, datetime
 
-        from airflow_provider_confluence.triggers.rate_limit import ConfluenceRateLimitTrigger
+        from airflow_provider_confluence.triggers.rate_limit import ConfluenceRateLimitTrigger, wake_at
 
         operator: BaseOperator = self  # type: ignore[assignment]
-        when = datetime.fromtimestamp(float(exc.retry_at or 0), tz=UTC)
+        retry_at, note = wake_at(exc.retry_at, time.time())
+        if note:
+            operator.log.warning("Atlassian's rate limit: %s.", note)
+        when = datetime.fromtimestamp(retry_at, tz=UTC)
         operator.log.warning(
             "Atlassian's rate limit is exhausted (%s); deferring until %s, then resuming where this task stopped.",
             exc.reason or f"429 on {exc.method}",
             when.isoformat(timespec="seconds"),
         )
         operator.defer(
-            trigger=ConfluenceRateLimitTrigger(retry_at=float(exc.retry_at or 0), reason=exc.reason, resume=state),
+            trigger=ConfluenceRateLimitTrigger(retry_at=retry_at, reason=exc.reason, resume=state),
             method_name=RESUME_METHOD,
             kwargs={"resume": state},
         )

@@ -20,6 +20,7 @@ from airflow_provider_confluence.operators._common import (
     persist_link,
     text_or_none,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The largest attachment returned as base64 through XCom by default (XCom lives in the metadata database).
@@ -27,7 +28,7 @@ DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 EXPORT_FORMATS = ("storage", "atlas_doc_format")
 
 
-class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
+class ConfluenceDownloadAttachmentOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Download a page's attachment to a file, or return it as base64 for XCom.
 
     The content is fetched from the attachment's ``downloadLink`` through the Atlassian API gateway with the
@@ -44,6 +45,9 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
     :param max_xcom_bytes: the largest attachment returned through XCom (default 1 MiB); a larger one fails
         before it is downloaded: give ``output_path`` instead.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends, holding no worker slot, and resume: the reads are made again (default:
+        ``[operators] default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "page_id", "media_type", "file_size", "version", "url", "download_url",
         "sha256"}`` and ``path`` (with ``output_path``) or ``content_base64``.
     """
@@ -62,9 +66,11 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
         output_path: str | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         if not given(filename):
             raise ConfluenceConfigError("filename is empty: say which attachment to download, such as 'report.csv'.")
@@ -75,6 +81,10 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Download; after a deferral, the reads are made again."""
         import base64
         import hashlib
 
@@ -112,7 +122,7 @@ class ConfluenceDownloadAttachmentOperator(PageTargetMixin, BaseOperator):
         return summary
 
 
-class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
+class ConfluenceExportPageOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Export a page for archiving: its body in ``storage`` or ``atlas_doc_format`` with its metadata.
 
     :param page_id: the page's id (templated); or name the page by ``title`` and a space.
@@ -123,6 +133,9 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
     :param output_path: also write the export as JSON to this local file of the worker (templated); only under
         ``[confluence] attachment_roots`` when the deployment sets it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends, holding no worker slot, and resume: the reads are made again (default:
+        ``[operators] default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "space_id", "version", "url", "status", "parent_id", "created_at",
         "version_created_at", "version_message", "author_id", "labels", "body_format", "body", "sha256"}``
         (and ``path`` with ``output_path``).
@@ -141,9 +154,11 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
         body_format: str = "storage",
         output_path: str | None = None,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         check_choice("body_format", body_format, EXPORT_FORMATS)
         self.body_format = body_format
@@ -151,6 +166,10 @@ class ConfluenceExportPageOperator(PageTargetMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Export; after a deferral, the reads are made again."""
         import hashlib
         import json
 

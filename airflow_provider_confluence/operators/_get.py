@@ -14,13 +14,14 @@ from airflow_provider_confluence.operators._common import (
     given,
     persist_link,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The body formats a page can be read in.
 BODY_FORMATS = ("storage", "atlas_doc_format")
 
 
-class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
+class ConfluenceGetPageOperator(RateLimitDeferralMixin, PageTargetMixin, BaseOperator):
     """Read a page: its body, labels and parent.
 
     :param page_id: the page's id (templated); or name the page by ``title`` and a space.
@@ -30,6 +31,9 @@ class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
     :param body_format: ``storage`` (XHTML, default) or ``atlas_doc_format`` (a JSON string, as Confluence
         sends it).
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly quota), defer until it ends, holding no worker slot, and resume: the reads are made again (default:
+        ``[operators] default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "space_id", "version", "url", "body", "labels", "parent_id"}``.
     """
 
@@ -45,15 +49,21 @@ class ConfluenceGetPageOperator(PageTargetMixin, BaseOperator):
         title: str | None = None,
         body_format: str = "storage",
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         check_choice("body_format", body_format, BODY_FORMATS)
         self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
         self.body_format = body_format
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Read the page; after a deferral, the reads are made again."""
         from airflow_provider_confluence.content.summaries import page_summary
 
         hook = self.confluence_hook()

@@ -13,7 +13,7 @@ from airflow_provider_confluence.operators._common import (
     check_positive,
     given,
 )
-from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin, default_deferrable
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 #: The most results Confluence returns per request for a plain CQL search.
@@ -31,8 +31,8 @@ class ConfluenceSearchOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, 
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and continue from the page of results that was refused, not from the
-        first (default: ``[operators] default_deferrable``); otherwise the try fails with
-        ``ConfluenceRateLimited``. The results so far and the cursor travel in the deferral.
+        first (default: ``[operators] default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
+        The results so far and the cursor travel in the deferral.
     :returns: a list of ``{"id", "type", "title", "space", "url", "excerpt", "last_modified"}``.
     """
 
@@ -50,7 +50,7 @@ class ConfluenceSearchOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, 
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.init_deferrable(deferrable)
         if not given(cql):
             raise ConfluenceConfigError('cql is empty: give a CQL query, such as "type = page AND space = ENG".')
         check_positive("max_results", max_results, none_means="all results")

@@ -1,10 +1,6 @@
-"""Page-tree and clean-up operators (import them from :mod:`airflow_provider_confluence.operators.confluence`).
-
-``ConfluenceListChildrenOperator``, ``ConfluenceFindPageByPathOperator``, ``ConfluenceCreateFolderOperator``,
-``ConfluenceDeletePageOperator``, ``ConfluenceRemoveLabelOperator`` and ``ConfluenceApplyRetentionOperator``.
-Every clean-up operator has ``dry_run``: it then reads, returns what would change, and sends no write. (The
-flag is kept as ``dry_run_only``: ``BaseOperator`` has a ``dry_run()`` method, and a ``label`` property, hence
-``label_name``.)
+"""Page-tree operators (import them from :mod:`airflow_provider_confluence.operators.confluence`):
+``ConfluenceListChildrenOperator``, ``ConfluenceFindPageByPathOperator`` and ``ConfluenceCreateFolderOperator``.
+The clean-up operators are in :mod:`._cleanup`.
 """
 
 from __future__ import annotations
@@ -12,17 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluencePageMissing
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluencePageMissing, ConfluenceRateLimited
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
-    PAGE_TARGET_FIELDS,
     ConfluenceOperatorMixin,
-    PageTargetMixin,
     check_positive,
     check_space,
     given,
     text_or_none,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.version_compat import BaseOperator
 
 
@@ -37,7 +32,7 @@ def check_one_space(space_key: object, space_id: object) -> None:
 MAX_DEPTH = 20
 
 
-class ConfluenceListChildrenOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceListChildrenOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """List the pages below a page: its children (``depth=1``) or its descendants down to ``depth`` levels.
 
     Needs ``read:page:confluence``.
@@ -45,27 +40,49 @@ class ConfluenceListChildrenOperator(ConfluenceOperatorMixin, BaseOperator):
     :param page_id: the parent page's id (templated).
     :param depth: levels to go down, 1 (children, default) to 20.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep, defer until it
+        ends, holding no worker slot, and resume: the children (``depth=1``) continue from the page of results that
+        was refused; a deeper walk starts again (reads only) (default: ``[operators] default_deferrable``);
+        otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: a list of ``{"id", "title", "status", "parent_id", "depth", "position", "url"}``.
     """
 
     template_fields: Sequence[str] = ("page_id", CONN_ID_FIELD)
+    resume_keys = ("cursor", "results")
+
+    def resume_state(self, resume: dict[str, Any], exc: ConfluenceRateLimited) -> dict[str, Any]:
+        """A ``depth=1`` listing resumes at its cursor; a deeper walk starts again (its cursor is one page's)."""
+        return super().resume_state(resume, exc) if self.depth == 1 else {}
 
     def __init__(
-        self, *, page_id: str, depth: int = 1, confluence_conn_id: str = "confluence_default", **kwargs: Any
+        self,
+        *,
+        page_id: str,
+        depth: int = 1,
+        confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         check_positive("depth", depth, maximum=MAX_DEPTH)
         self.page_id = page_id
         self.depth = depth
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        nodes = self.confluence_hook().list_children(str(self.page_id), depth=self.depth)
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> list[dict[str, Any]]:
+        """List; after a deferral of a ``depth=1`` listing, from ``resume["cursor"]`` with ``resume["results"]``."""
+        cursor = resume.get("cursor") if isinstance(resume.get("cursor"), str) else None
+        done = [node for node in resume.get("results") or [] if isinstance(node, dict)]
+        nodes = self.confluence_hook().list_children(str(self.page_id), depth=self.depth, cursor=cursor, done=done)
         self.log.info("Page %s has %d pages within %d level(s).", self.page_id, len(nodes), self.depth)
         return nodes
 
 
-class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceFindPageByPathOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """Find a page by a path of titles in a space, such as ``Reports/2026/December``.
 
     :param path: titles separated by ``/`` (templated), or a list of titles.
@@ -74,6 +91,9 @@ class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
     :param fail_if_missing: raise :class:`ConfluencePageMissing` when a title is missing (default); else return
         None.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep, defer until it
+        ends, holding no worker slot, and resume: the reads are made again (default: ``[operators]
+        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: the page's summary ``{"id", "title", "space_id", "version", "url", ...}``, or None.
     """
 
@@ -87,9 +107,11 @@ class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
         space_id: str | None = None,
         fail_if_missing: bool = True,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         check_one_space(space_key, space_id)
         if not given(path) or (not isinstance(path, str) and not list(path)):
             raise ConfluenceConfigError("path is empty: give titles separated by '/', such as 'Reports/2026/December'.")
@@ -100,6 +122,10 @@ class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any] | None:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any] | None:
+        """Find the page; after a deferral, the reads are made again."""
         found = self.confluence_hook().find_page_by_path(
             self.path, space_key=text_or_none(self.space_key), space_id=text_or_none(self.space_id)
         )
@@ -113,7 +139,7 @@ class ConfluenceFindPageByPathOperator(ConfluenceOperatorMixin, BaseOperator):
         return found
 
 
-class ConfluenceCreateFolderOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceCreateFolderOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """Create a v2 folder (a parent for pages) in a space. Needs ``write:folder:confluence``.
 
     The v2 API offers no way to find a folder by title, so every run creates a folder: keep its id (the
@@ -124,6 +150,10 @@ class ConfluenceCreateFolderOperator(ConfluenceOperatorMixin, BaseOperator):
     :param space_id: the space's numeric id (templated).
     :param parent_id: the page or folder to create it under (templated; default: the space's top level).
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep, defer until it
+        ends, holding no worker slot, and resume: a create the quota refused (429: not processed) is sent again;
+        nothing follows an accepted one, so it is never sent twice (default: ``[operators] default_deferrable``);
+        otherwise the try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "parent_id", "parent_type"}``.
     """
 
@@ -137,9 +167,11 @@ class ConfluenceCreateFolderOperator(ConfluenceOperatorMixin, BaseOperator):
         space_id: str | None = None,
         parent_id: str | None = None,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         check_one_space(space_key, space_id)
         if not given(title):
             raise ConfluenceConfigError("title is empty: name the folder.")
@@ -150,140 +182,13 @@ class ConfluenceCreateFolderOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, Any]:
+        """Create the folder; after a deferral (the quota refused a call, at the latest the create), again."""
         return self.confluence_hook().create_folder(
             str(self.title),
             space_key=text_or_none(self.space_key),
             space_id=text_or_none(self.space_id),
             parent_id=text_or_none(self.parent_id),
         )
-
-
-class ConfluenceDeletePageOperator(PageTargetMixin, BaseOperator):
-    """Move a page to the trash, or with ``purge=True`` delete it for good.
-
-    Needs ``delete:page:confluence``; a purge also needs permission to administer the space.
-
-    :param page_id: the page's id (templated); or name the page by ``title`` and a space.
-    :param space_key: the space's key (templated), with ``title``.
-    :param space_id: the space's numeric id (templated), with ``title``.
-    :param title: the page title (templated).
-    :param purge: delete for good (a page not yet in the trash is trashed first).
-    :param dry_run: send no DELETE; the result's ``action`` says what would happen.
-    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"id", "title", "action"}``: ``trashed``, ``purged``, ``would_trash`` or ``would_purge``.
-    """
-
-    template_fields: Sequence[str] = (*PAGE_TARGET_FIELDS, CONN_ID_FIELD)
-
-    def __init__(
-        self,
-        *,
-        page_id: str | None = None,
-        space_key: str | None = None,
-        space_id: str | None = None,
-        title: str | None = None,
-        purge: bool = False,
-        dry_run: bool = False,
-        confluence_conn_id: str = "confluence_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.set_page_target(page_id=page_id, space_key=space_key, space_id=space_id, title=title)
-        self.purge = purge
-        self.dry_run_only = dry_run
-        self.confluence_conn_id = confluence_conn_id
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        hook = self.confluence_hook()
-        page_id = text_or_none(self.page_id) or str(self.find_target(hook)["id"])
-        return hook.delete_page(page_id, purge=self.purge, dry_run=self.dry_run_only)
-
-
-class ConfluenceRemoveLabelOperator(ConfluenceOperatorMixin, BaseOperator):
-    """Remove a label from a page (nothing is sent when the page does not have it).
-
-    Needs ``write:label:confluence`` (and ``read:page:confluence`` to read the page's labels).
-
-    :param page_id: the page's id (templated).
-    :param label_name: the label name (templated).
-    :param dry_run: send no DELETE.
-    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"id", "label", "action", "labels"}``; ``action`` is ``removed``, ``absent`` or ``would_remove``.
-    """
-
-    template_fields: Sequence[str] = ("page_id", "label_name", CONN_ID_FIELD)
-
-    def __init__(
-        self,
-        *,
-        page_id: str,
-        label_name: str,
-        dry_run: bool = False,
-        confluence_conn_id: str = "confluence_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if not given(label_name):
-            raise ConfluenceConfigError("label_name is empty: name the label to remove.")
-        self.page_id = page_id
-        self.label_name = label_name
-        self.dry_run_only = dry_run
-        self.confluence_conn_id = confluence_conn_id
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        return self.confluence_hook().remove_label(str(self.page_id), str(self.label_name), dry_run=self.dry_run_only)
-
-
-class ConfluenceApplyRetentionOperator(ConfluenceOperatorMixin, BaseOperator):
-    """Keep the newest children of a report parent and delete the rest.
-
-    A child is kept when it is among the ``keep_latest`` newest (by creation date) OR was created less than
-    ``keep_days`` days ago. Needs ``read:page:confluence`` and ``delete:page:confluence``.
-
-    :param parent_id: the report parent's page id (templated); only its direct children are considered.
-    :param keep_latest: how many of the newest children to keep.
-    :param keep_days: keep children created less than this many days ago.
-    :param purge: delete for good instead of moving to the trash.
-    :param dry_run: send no DELETE; ``removed`` lists what would be deleted.
-    :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
-    :returns: ``{"parent_id", "dry_run", "kept", "removed"}``, pages as ``{"id", "title", "created_at"}``.
-    """
-
-    template_fields: Sequence[str] = ("parent_id", CONN_ID_FIELD)
-
-    def __init__(
-        self,
-        *,
-        parent_id: str,
-        keep_latest: int | None = None,
-        keep_days: float | None = None,
-        purge: bool = False,
-        dry_run: bool = False,
-        confluence_conn_id: str = "confluence_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if keep_latest is None and keep_days is None:
-            raise ConfluenceConfigError("Give keep_latest, keep_days or both: which children should be kept?")
-        if keep_latest is not None and (isinstance(keep_latest, bool) or not isinstance(keep_latest, int)):
-            raise ConfluenceConfigError(f"keep_latest={keep_latest!r} must be a whole number.")
-        if keep_latest is not None and keep_latest < 0 or keep_days is not None and keep_days < 0:
-            raise ConfluenceConfigError("keep_latest and keep_days must be 0 or more.")
-        self.parent_id = parent_id
-        self.keep_latest = keep_latest
-        self.keep_days = keep_days
-        self.purge = purge
-        self.dry_run_only = dry_run
-        self.confluence_conn_id = confluence_conn_id
-
-    def execute(self, context: Any) -> dict[str, Any]:
-        result = self.confluence_hook().apply_retention(
-            str(self.parent_id),
-            keep_latest=self.keep_latest,
-            keep_days=self.keep_days,
-            purge=self.purge,
-            dry_run=self.dry_run_only,
-        )
-        verb = "would be deleted (dry run)" if self.dry_run_only else "deleted"
-        self.log.info("Kept %d pages; %d %s.", len(result["kept"]), len(result["removed"]), verb)
-        return result

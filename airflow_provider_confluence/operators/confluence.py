@@ -18,6 +18,11 @@ from airflow_provider_confluence.exceptions import ConfluenceConfigError, Conflu
 from airflow_provider_confluence.links.confluence import ConfluencePageLink
 from airflow_provider_confluence.operators._assets import emit_page_event, with_page_alias
 from airflow_provider_confluence.operators._attachments import ConfluenceUploadAttachmentOperator
+from airflow_provider_confluence.operators._cleanup import (
+    ConfluenceApplyRetentionOperator,
+    ConfluenceDeletePageOperator,
+    ConfluenceRemoveLabelOperator,
+)
 from airflow_provider_confluence.operators._comments import ConfluenceAddCommentOperator
 from airflow_provider_confluence.operators._common import (
     CONN_ID_FIELD,
@@ -33,7 +38,7 @@ from airflow_provider_confluence.operators._common import (
     run_key,
     text_or_none,
 )
-from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin, default_deferrable
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.operators._downloads import (
     ConfluenceDownloadAttachmentOperator,
     ConfluenceExportPageOperator,
@@ -42,12 +47,9 @@ from airflow_provider_confluence.operators._get import ConfluenceGetPageOperator
 from airflow_provider_confluence.operators._mirror import ConfluenceMirrorDirectoryOperator
 from airflow_provider_confluence.operators._search import ConfluenceSearchOperator
 from airflow_provider_confluence.operators._tree import (
-    ConfluenceApplyRetentionOperator,
     ConfluenceCreateFolderOperator,
-    ConfluenceDeletePageOperator,
     ConfluenceFindPageByPathOperator,
     ConfluenceListChildrenOperator,
-    ConfluenceRemoveLabelOperator,
 )
 from airflow_provider_confluence.version_compat import BaseOperator
 
@@ -93,8 +95,9 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
         (default ``confluence_pages``; None: no asset events). A DAG scheduled on the page's asset runs after it.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
-        hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created is never sent twice), holding no worker slot (default: ``[operators]
-        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``.
+        hourly quota), defer until it ends and resume (a page the quota refused is sent again; one already created
+        is never sent twice), holding no worker slot (default: ``[operators] default_deferrable``); otherwise the
+        try fails with ``ConfluenceRateLimited``.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``action`` is ``created``,
         ``updated``, ``unchanged`` or ``skipped``, and ``changed`` is True for the first two.
     """
@@ -132,7 +135,7 @@ class ConfluenceCreatePageOperator(RateLimitDeferralMixin, ConfluenceOperatorMix
     ) -> None:
         super().__init__(**with_page_alias(kwargs, asset_alias))
         self.asset_alias = asset_alias
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.init_deferrable(deferrable)
         PageSpec.check_options(
             representation=representation,
             status=status,
@@ -227,8 +230,8 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
     :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
         hourly quota), defer until it ends and resume, holding no worker slot (default: ``[operators]
-        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``. A version the quota
-        refused is written on resume; one already written is not written again.
+        default_deferrable``); otherwise the try fails with ``ConfluenceRateLimited``. A version the quota refused
+        is written on resume; one already written is not written again.
     :returns: ``{"id", "title", "space_id", "version", "url", "changed", "action"}``; ``changed`` is True when a
         new version was written (``action`` ``updated``, else ``unchanged``).
     """
@@ -269,7 +272,7 @@ class ConfluenceUpdatePageOperator(RateLimitDeferralMixin, PageTargetMixin, Base
     ) -> None:
         super().__init__(**with_page_alias(kwargs, asset_alias))
         self.asset_alias = asset_alias
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.init_deferrable(deferrable)
         PageSpec.check_options(
             representation=representation,
             status=status,
@@ -370,7 +373,7 @@ class ConfluenceGetSpacesOperator(RateLimitDeferralMixin, ConfluenceOperatorMixi
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.init_deferrable(deferrable)
         if max_results is not None and (
             isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
         ):

@@ -699,6 +699,46 @@ def api_token_settings_refused(fields: dict[str, Any] | None = None, **extra: An
     return run
 
 
+def service_account_settings_refused(**fields: Any) -> Callable[[Env], Exception]:
+    def run(env: Env) -> Exception:
+        conn_id, _cred = put_service_account(env, "sa_bad_settings", **fields)
+        with env.nothing_sent(conn_id):
+            return raises(ConfluenceConfigError, token_of(conn_id))
+
+    return run
+
+
+def scopes_with_client_credentials(env: Env) -> str:
+    """The extra is ignored with a warning, and never sent: the token request names no scope."""
+    env.fake.add_space("DEMO")
+    conn_id = "sa_with_scopes"
+    cred = env.fake.add_service_account()
+    put_connection(conn_id, env.fake.service_account_connection(cred, scopes="read:page:confluence"))
+    with env.caplog.at_level(logging.WARNING):
+        assert ConfluenceOAuthHook(conn_id).get_space_id("DEMO")
+    assert env.fake.counters["client_credentials_with_scope"] == 0
+    assert env.fake.counters["client_credentials_grants"] == 1
+    captured = env.capsys.readouterr()  # Airflow 3 logs through structlog, to stdout
+    return "\n".join((env.caplog.text, captured.out, captured.err))
+
+
+def api_token_expiry_past(env: Env) -> str:
+    """A past ``credential_expires`` with a token Atlassian still accepts: the call goes through, the log says."""
+    env.fake.add_space("DEMO")
+    conn_id = put_api_token(env, "api_expiry_past", credential_expires="2020-01-01")
+    with env.caplog.at_level(logging.WARNING):
+        assert ConfluenceOAuthHook(conn_id).get_space_id("DEMO")
+    captured = env.capsys.readouterr()
+    return "\n".join((env.caplog.text, captured.out, captured.err))
+
+
+def default_deferrable_not_a_boolean(env: Env) -> Exception:
+    """Airflow's own check, when the DAG is parsed: no request."""
+    env.monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "maybe")
+    with env.nothing_sent():  # Airflow 3's configuration raises its own class of the same name
+        return raises(Exception, lambda: ConfluenceSearchOperator(task_id="s", cql="type = page"))
+
+
 def update_operator(**kwargs: Any) -> Callable[[], Any]:
     return lambda: ConfluenceUpdatePageOperator(task_id="t", **{"body": "<p>x</p>", **kwargs})
 
@@ -991,6 +1031,54 @@ BAD_INPUTS: list[BadInput] = [
         "write it as YYYY-MM-DD",
         api_token_settings_refused(credential_expires="next month"),
         "api-token-expires-not-a-date",
+    ),
+    BadInput(
+        "`auth_type=client_credentials` without the Client secret (Password)",
+        "ConfluenceConfigError",
+        "has no Client secret (the Password field)",
+        "Directory -> Service accounts -> your service account",
+        service_account_settings_refused(password=""),
+        "client-credentials-no-secret",
+    ),
+    BadInput(
+        "`scopes` with `auth_type=client_credentials`",
+        WARNING,
+        "a scopes extra, which it ignores and never sends",
+        "Remove the extra; for other scopes, create a new credential or token with them",
+        scopes_with_client_credentials,
+        "client-credentials-with-scopes",
+    ),
+    BadInput(
+        "`auth_type=api_token` without the e-mail (Login)",
+        "ConfluenceConfigError",
+        "has no e-mail address (the Login field)",
+        "Login is the Atlassian account's e-mail address and Password a scoped API token",
+        api_token_settings_refused({"login": ""}),
+        "api-token-no-email",
+    ),
+    BadInput(
+        "`credential_expires` in the past (`2020-01-01`) while Atlassian still accepts the token",
+        WARNING,
+        "expired on 1 January 2020 (credential_expires)",
+        "Create a new scoped API token at",
+        api_token_expiry_past,
+        "api-token-expiry-past",
+    ),
+    BadInput(
+        "`cloud_id` that is not a cloud id (`https://fake-site.atlassian.net`)",
+        "ConfluenceConfigError",
+        "is not a cloud id, which is a UUID",
+        "Leave cloud_id empty: the provider looks it up from the site URL",
+        refused_settings(cloud_id="https://fake-site.atlassian.net"),
+        "cloud-id-malformed",
+    ),
+    BadInput(
+        "`[operators] default_deferrable` (which operators use to wait out a spent quota) that is not a boolean",
+        "AirflowConfigException",
+        "Failed to convert value to bool",
+        'Please check "default_deferrable" key in "operators" section',
+        default_deferrable_not_a_boolean,
+        "default-deferrable-not-a-boolean",
     ),
     BadInput(
         "`refresh_token` left in the extra with `auth_type=client_credentials`",

@@ -8,7 +8,6 @@ method gets the trigger's event and the deferral's keyword arguments), and the w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -24,12 +23,10 @@ from airflow_provider_confluence.operators.confluence import (
     ConfluenceUpdatePageOperator,
 )
 from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
-from airflow_provider_confluence.triggers import confluence as page_trigger_module
-from airflow_provider_confluence.triggers import rate_limit
 from airflow_provider_confluence.triggers.confluence import ConfluencePageTrigger
-from airflow_provider_confluence.triggers.rate_limit import ConfluenceRateLimitTrigger
 from helpers.assets import events_of
 from helpers.dags import new_dag, run_dag
+from helpers.quota import calls, first_event, run_deferrable, spend
 
 pytestmark = pytest.mark.airflow2
 
@@ -37,95 +34,8 @@ CREATE = "POST /wiki/api/v2/pages"
 SEARCH = "GET /wiki/rest/api/search"
 
 
-def task_deferred() -> type[BaseException]:
-    try:
-        from airflow.sdk.exceptions import TaskDeferred  # Airflow 3
-    except ImportError:
-        from airflow.exceptions import TaskDeferred  # Airflow 2.11
-    return TaskDeferred  # type: ignore[no-any-return]
-
-
-class EmulatorTime:
-    """The triggers' clock and sleep, moved onto the emulator's clock: a sleep advances it at once."""
-
-    def __init__(self, fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.fake = fake
-        self.slept: list[float] = []
-        self.looks = 0
-        for module in (rate_limit, page_trigger_module):
-            monkeypatch.setattr(module, "_now", self.now)
-            monkeypatch.setattr(module, "_sleep", self.sleep)
-
-    def now(self) -> float:
-        """The provider's clock (real time, plus what the triggers slept), as the client computed retry_at."""
-        self.looks += 1
-        if self.looks > 200:
-            raise RuntimeError(f"looked at the clock 200 times (slept {self.slept}): a task that never gets through")
-        return time.time() + sum(self.slept)
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.fake.advance(max(seconds, 0.0))
-
-
-@pytest.fixture
-def emulator_time(fake_atlassian: Any, monkeypatch: pytest.MonkeyPatch) -> EmulatorTime:
-    # Only the emulator's clock jumps an hour, not the provider's: tokens that outlive the jump keep the two
-    # from disagreeing about expiry (the token lifecycle is tested elsewhere).
-    fake_atlassian.access_token_lifetime = 10 * 3600
-    return EmulatorTime(fake_atlassian, monkeypatch)
-
-
-def first_event(trigger: Any) -> dict[str, Any]:
-    async def run() -> Any:
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("the trigger ended without an event")
-
-    payload = asyncio.run(run())
-    assert isinstance(payload, dict)
-    return payload
-
-
-def run_deferrable(operator: Any, emulator_time: EmulatorTime) -> tuple[Any, list[dict[str, Any]]]:
-    """Run ``operator`` as Airflow would: execute, and while it defers, run its trigger and resume it with the
-    event and the deferral's keyword arguments (as the triggerer hands them back). Returns (result, deferrals)."""
-    deferred = task_deferred()
-    deferrals: list[dict[str, Any]] = []
-    step: Any = lambda: operator.execute(context={})  # noqa: E731
-    for _ in range(5):
-        try:
-            return step(), deferrals
-        except deferred as exc:
-            trigger = exc.trigger  # type: ignore[attr-defined]
-            assert isinstance(trigger, ConfluenceRateLimitTrigger)
-            classpath, kwargs = trigger.serialize()
-            assert classpath.endswith("ConfluenceRateLimitTrigger")
-            event = first_event(ConfluenceRateLimitTrigger(**kwargs))  # rebuilt from what the DB would hold
-            deferrals.append({"method": exc.method_name, "kwargs": exc.kwargs, "retry_at": trigger.retry_at})  # type: ignore[attr-defined]
-            method = getattr(operator, exc.method_name)  # type: ignore[attr-defined]
-            next_kwargs = {**(exc.kwargs or {}), "event": event}  # type: ignore[attr-defined]
-            step = lambda method=method, next_kwargs=next_kwargs: method({}, **next_kwargs)  # noqa: E731
-    raise AssertionError("deferred more than 5 times")
-
-
-def spend(fake: Any, conn_id: str, points: int) -> None:
-    """Spend ``points`` of the quota: look up a page that does not exist (a 404 costs the base point only)."""
-    from airflow_provider_confluence.exceptions import ConfluenceNotFound
-    from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
-
-    client = ConfluenceOAuthHook(confluence_conn_id=conn_id).get_conn()
-    for _ in range(points):
-        with pytest.raises(ConfluenceNotFound):
-            client.request("GET", "/wiki/api/v2/pages/987654321")
-
-
 def titled(fake: Any, title: str) -> list[dict[str, Any]]:
     return [p for p in fake.pages if p["title"] == title and p.get("status") == "current"]
-
-
-def calls(fake: Any, route: str) -> int:
-    return int(fake.counters["api_calls_by_route"].get(route, 0))
 
 
 # -- operators: defer, resume where they stopped ---------------------------------------------------------
@@ -135,7 +45,7 @@ def test_a_create_the_quota_refused_is_sent_again_after_the_wait(fake_atlassian,
     fake_atlassian.add_space("DEMO")
     # 3 points left: the space lookup (2 points) and the title lookup (1) spend them, the create is refused
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 7)
+    spend(confluence_conn, 7)
     op = ConfluenceCreatePageOperator(task_id="c", space_key="DEMO", title="Quota", body="<p>q</p>", deferrable=True)
     result, deferrals = run_deferrable(op, emulator_time)
     assert len(deferrals) == 1 and deferrals[0]["method"] == "resume_after_rate_limit"
@@ -150,7 +60,7 @@ def test_an_accepted_create_is_never_sent_twice(fake_atlassian, confluence_conn,
     fake_atlassian.add_space("DEMO")
     # 4 points left: 2 + 1 + the create (1) spend them: the labels are refused after the page exists
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 6)
+    spend(confluence_conn, 6)
     op = ConfluenceCreatePageOperator(
         task_id="c", space_key="DEMO", title="Once", body="<p>o</p>", labels=["a", "b"], deferrable=True
     )  # if_exists="fail": resuming must not trip over the page it created itself
@@ -168,7 +78,7 @@ def test_an_update_resumes_without_writing_a_second_version(fake_atlassian, conf
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Log", body="<p>start</p>")
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 8)  # 2 left: GET page (2) spends them; the PUT is refused
+    spend(confluence_conn, 8)  # 2 left: GET page (2) spends them; the PUT is refused
     op = ConfluenceUpdatePageOperator(
         task_id="u", page_id=page["id"], body="<p>more</p>", mode="append", deferrable=True
     )
@@ -187,7 +97,7 @@ def test_a_search_continues_from_its_cursor_not_from_the_start(fake_atlassian, c
     expected = ConfluenceSearchOperator(task_id="s", cql=cql, limit=2).execute({})
     before = calls(fake_atlassian, SEARCH)
     fake_atlassian.enable_quota(12, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 6)  # two pages of 2 results (3 points each), then refused
+    spend(confluence_conn, 6)  # two pages of 2 results (3 points each), then refused
     op = ConfluenceSearchOperator(task_id="s", cql=cql, limit=2, deferrable=True)
     result, deferrals = run_deferrable(op, emulator_time)
     assert result == expected and len({r["id"] for r in result}) == 7
@@ -237,7 +147,7 @@ def test_in_reschedule_mode_the_sensor_reschedules_to_the_quota_reset(fake_atlas
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Ready")
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 10)
+    spend(confluence_conn, 10)
     sensor = ConfluencePageSensor(task_id="s", page_id=page["id"], mode="reschedule", poke_interval=30)
     before = time.time()
     with pytest.raises(AirflowRescheduleException) as info:
@@ -250,7 +160,7 @@ def test_in_poke_mode_an_exhausted_quota_is_still_not_yet(fake_atlassian, conflu
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Ready")
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 10)
+    spend(confluence_conn, 10)
     sensor = ConfluencePageSensor(task_id="s", page_id=page["id"], poke_interval=30)
     assert sensor.poke({}).is_done is False
 
@@ -261,7 +171,7 @@ def test_the_sensors_trigger_sleeps_until_the_quota_resets_instead_of_failing(
     fake_atlassian.add_space("DEMO")
     page = fake_atlassian.add_page("DEMO", "Ready")
     fake_atlassian.enable_quota(10, align_to_hour=False)
-    spend(fake_atlassian, confluence_conn, 10)
+    spend(confluence_conn, 10)
     trigger = ConfluencePageTrigger(confluence_conn_id=confluence_conn, page_id=page["id"], poke_interval=5)
     event = first_event(trigger)
     assert event["status"] == "found" and event["page"]["id"] == page["id"]

@@ -76,9 +76,18 @@ def test_refusals_say_what_to_fix_without_secrets(extra, login, password, says):
 
 
 def test_service_accounts_need_no_offline_access_and_no_refresh_token():
-    settings = parse(auth_type="client_credentials", scopes="read:page:confluence")
+    settings = parse(auth_type="client_credentials")
     assert settings.refresh_token is None
     assert settings.warnings == ()
+
+
+@pytest.mark.parametrize("auth_type", ["client_credentials", "api_token"])
+def test_a_scopes_extra_without_offline_access_is_accepted_but_ignored_with_a_warning(auth_type):
+    login = "robot@example.com" if auth_type == "api_token" else "client-id"
+    settings = parse(auth_type=auth_type, login=login, scopes="read:page:confluence")
+    assert len(settings.warnings) == 1
+    assert "a scopes extra, which it ignores and never sends" in settings.warnings[0]
+    assert ("invalid_scope" in settings.warnings[0]) is (auth_type == "client_credentials")
 
 
 def test_a_refresh_token_with_client_credentials_is_kept_but_ignored_with_a_warning():
@@ -102,10 +111,13 @@ def test_credential_expires_is_parsed_and_only_kept_for_api_tokens():
 
 def test_api_token_does_not_warn_when_only_its_fields_are_set():
     settings = parse(
-        login="Robot@Example.com", auth_type="api_token", credential_expires="2027-01-31", cloud_id="abc-123"
+        login="Robot@Example.com",
+        auth_type="api_token",
+        credential_expires="2027-01-31",
+        cloud_id="1324a887-45db-1bf4-1e99-ef0ff456d421",
     )
     assert settings.warnings == ()
-    assert settings.cloud_id == "abc-123"
+    assert settings.cloud_id == "1324a887-45db-1bf4-1e99-ef0ff456d421"
 
 
 def test_the_form_offers_exactly_the_types_the_settings_accept():
