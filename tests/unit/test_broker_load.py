@@ -27,6 +27,7 @@ def source(**kwargs: Any) -> BrokerTokenSource:
     )
 
 
+@pytest.mark.airflow2
 def test_a_busy_metadata_database_is_waited_for_as_the_server_asks(requests_mock):
     requests_mock.post(
         URL,
@@ -42,6 +43,7 @@ def test_a_busy_metadata_database_is_waited_for_as_the_server_asks(requests_mock
     assert all(2.0 <= delay <= 3.0 for delay in slept)  # the server's Retry-After, plus a little jitter
 
 
+@pytest.mark.airflow2
 def test_a_metadata_database_busy_past_the_budget_fails_with_what_to_do(requests_mock):
     requests_mock.post(URL, status_code=503, json=BUSY, headers={"Retry-After": "1"})
     slept: list[float] = []
