@@ -100,19 +100,35 @@ class ConfluenceBrokerError(ConfluenceError):
     """The token broker (``POST /confluence-oauth/token`` in the Airflow 3 API server) gave no access token.
 
     :param url: the broker's URL.
-    :param reason: the broker's machine-readable refusal (``invalid_signature``, ``stale_timestamp``, ...), or
-        ``unreachable`` when no broker answered (connection error, timeout, no plugin at that address).
+    :param reason: the broker's machine-readable refusal (``invalid_signature``, ``stale_timestamp``, ...),
+        ``unreachable`` when no broker answered (connection error, timeout, no plugin at that address), or
+        ``store_error`` when the API server could not use its metadata database (503, a pool timeout under load).
+    :param retry_after: the broker's ``Retry-After`` in seconds, when it sent one.
     """
 
-    def __init__(self, message: str, *, url: str, reason: str, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        reason: str,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, status_code=status_code)
         self.url = url
         self.reason = reason
+        self.retry_after = retry_after
 
     @property
     def unreachable(self) -> bool:
         """True when no broker answered (refused connection, reset, 502/503/504): a task waits for it."""
         return self.reason == "unreachable"
+
+    @property
+    def retryable(self) -> bool:
+        """True when a task waits and asks again: no broker answered, or its metadata database was busy."""
+        return self.reason in ("unreachable", "store_error")
 
 
 class ConfluenceAuthError(ConfluenceError):

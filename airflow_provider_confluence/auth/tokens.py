@@ -195,12 +195,15 @@ class TokenManager:
 
     def get_access_token(self) -> str:
         """A valid access token, refreshed and saved first when it is about to expire."""
+        return self.current_access_token() or self._refresh_under_lock(rejected=None)
+
+    def current_access_token(self) -> str | None:
+        """The held or stored access token while it is valid (a lock-free read of the store), else None; never
+        refreshes and never takes the store's lock."""
         now = self._clock()
         if not self._cached.access_token_valid(now):
             self._cached = self.store.load()
-        if self._cached.access_token_valid(now):
-            return self._hand_out(self._cached)
-        return self._refresh_under_lock(rejected=None)
+        return self._hand_out(self._cached) if self._cached.access_token_valid(now) else None
 
     def refresh_rejected(self, rejected_token: str) -> str:
         """The API refused ``rejected_token`` (401): adopt a newer token, or refresh."""

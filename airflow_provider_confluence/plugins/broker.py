@@ -17,6 +17,10 @@ and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refr
 
 The ``jti`` of each request is claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
 and host, so a replayed request is refused wherever it lands.
+
+Under load (:mod:`.broker_load`): one request per connection in this process enters the locked refresh, the others
+wait without holding a database connection; a database error anywhere here (a pool timeout, a lost connection)
+is answered ``503 store_error`` with a ``Retry-After``, never as an unknown connection (401) or a 500.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from airflow_provider_confluence.auth.broker.protocol import (
     RequestVerifier,
     broker_key,
     new_broker_secret,
-    token_fingerprint,
 )
 from airflow_provider_confluence.auth.manager import find_cloud_id, token_manager_for
 from airflow_provider_confluence.auth.stores.choice import BROKER_OPTION, BROKER_SECTION, keeps_tokens_in_row, row_store
+from airflow_provider_confluence.auth.stores.connection import connection_row_exists
 from airflow_provider_confluence.auth.token_codec import broker_answer
 from airflow_provider_confluence.auth.tokens import TokenManager, TokenState, TokenStore
 from airflow_provider_confluence.config.connection import ConnectionSettings
@@ -54,6 +58,14 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceError,
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
+)
+from airflow_provider_confluence.plugins.broker_load import (
+    SingleFlight,
+    access_token_in_turn,
+    database_trouble,
+    get_flights,
+    store_error_types,
+    store_unavailable,
 )
 from airflow_provider_confluence.plugins.single_use import SharedNonces
 from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
@@ -164,6 +176,12 @@ def get_gate(request: Request) -> DeploymentGate:
     return gate
 
 
+def get_single_flight(request: Request) -> SingleFlight:
+    """The app's in-process gate of the locked refresh, one turn per connection id."""
+    with _verifier_lock:
+        return get_flights(request.app.state)
+
+
 def _check_gate(verifier: RequestVerifier, gate: DeploymentGate, fields: dict[str, Any]) -> None:
     try:
         verifier.check_gate(fields, gate_key=gate.key())
@@ -178,8 +196,25 @@ def token(
     body: TokenRequest,
     verifier: RequestVerifier = Depends(get_verifier),
     gate: DeploymentGate = Depends(get_gate),
+    flights: SingleFlight = Depends(get_single_flight),
 ) -> JSONResponse:
     """Answer a valid access token of the connection to a caller who proves it knows the connection's key."""
+    try:
+        return _answer(body, verifier, gate, flights)
+    except ConfluenceTokenStoreError as exc:
+        log.warning("Token request for connection %r: %s", body.conn_id, exc.message)
+        return store_unavailable(exc.message)
+    except store_error_types() as exc:
+        log.warning(
+            "Token request for connection %r: the metadata database failed (%s: %s); answered 503.",
+            body.conn_id,
+            type(exc).__name__,
+            exc,
+        )
+        return store_unavailable(database_trouble(exc))
+
+
+def _answer(body: TokenRequest, verifier: RequestVerifier, gate: DeploymentGate, flights: SingleFlight) -> JSONResponse:
     settings = None
     fields = body.model_dump()
     try:
@@ -195,15 +230,13 @@ def token(
         )
         return _error(401, refusal.error, refusal.detail)
     try:
-        answer = _serve(settings, verified.rejected_token)  # type: ignore[arg-type]  # verify() refused None
+        answer = _serve(settings, verified.rejected_token, flights)  # type: ignore[arg-type]  # verify() refused None
     except ConfluenceReauthorizationRequired as exc:
         return _error(403, "reauthorization_required", exc.message)
     except ConfluenceAuthError as exc:
         return _error(502, "auth_error", exc.message, transient=exc.transient)
     except ConfluenceConfigError as exc:
         return _error(422, "config_error", exc.message)
-    except ConfluenceTokenStoreError as exc:
-        return _error(503, "store_error", exc.message)
     except ConfluenceError as exc:
         return _error(500, "broker_error", exc.message)
     return JSONResponse(answer, headers={"Cache-Control": "no-store"})
@@ -216,6 +249,12 @@ def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     try:
         conn = get_connection(conn_id)
     except AirflowNotFoundException:
+        # Airflow's lookup logs a failing backend and moves on: a pool timeout there also ends as "not found".
+        if connection_row_exists(conn_id):  # raises the database's error, if it still fails
+            raise ConfluenceTokenStoreError(
+                f"Airflow could not read connection {conn_id!r} from its metadata database just now, though it is "
+                "there (the database was busy or unreachable)."
+            ) from None
         return None
     try:
         settings = connection_settings(conn_id, conn)
@@ -225,7 +264,7 @@ def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     return settings
 
 
-def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]:
+def _serve(settings: ConnectionSettings, rejected: str | None, flights: SingleFlight) -> dict[str, Any]:
     conn_id = settings.conn_id
     if not keeps_tokens_in_row(settings):
         raise ConfluenceConfigError(
@@ -243,20 +282,16 @@ def _serve(settings: ConnectionSettings, rejected: str | None) -> dict[str, Any]
         http.headers["User-Agent"] = "airflow-provider-confluence (token broker)"
         store = row_store(settings)
         manager = token_manager_for(settings, store, session=http)
-        access_token = _access_token(manager, rejected)
+        access_token = access_token_in_turn(manager, rejected, flights, conn_id)
         state = _handed_out(manager)
-        cloud_id = settings.cloud_id or state.cloud_id or _discover_cloud_id(store, settings, http, access_token)
+        cloud_id = settings.cloud_id or state.cloud_id
+        if not cloud_id:
+            with flights.turn(conn_id) as leading:
+                if leading:
+                    cloud_id = _discover_cloud_id(store, settings, http, access_token)
+            cloud_id = cloud_id or store.load().cloud_id or _discover_cloud_id(store, settings, http, access_token)
     log.debug("Answered an access token of connection %r (store %s).", conn_id, manager.store.name)
     return broker_answer(access_token, state.expires_at, cloud_id)
-
-
-def _access_token(manager: TokenManager, rejected: str | None) -> str:
-    """The current token; refreshed first when the caller's rejected token is still the current one."""
-    if rejected:
-        current = manager.store.load()
-        if current.access_token and token_fingerprint(current.access_token) == rejected:
-            return manager.refresh_rejected(current.access_token)
-    return manager.get_access_token()
 
 
 def _discover_cloud_id(store: TokenStore, settings: ConnectionSettings, http: requests.Session, token: str) -> str:

@@ -44,7 +44,8 @@ from airflow_provider_confluence.exceptions import (
 )
 from airflow_provider_confluence.retry import RetryPolicy
 from helpers.airflow_env import airflow_major, put_connection, read_connection_extra, read_variable, run_airflow
-from helpers.broker import running_broker
+from helpers.broker import ask as ask_broker
+from helpers.broker import broker_app_client, gate_key, key_of, running_broker
 from helpers.clock import Clock
 from helpers.processes import free_port
 
@@ -330,39 +331,12 @@ needs_airflow3 = pytest.mark.skipif(airflow_major() < 3, reason="the token broke
 def broker(airflow_db: Any) -> Iterator[Any]:
     """A TestClient of an app that mounts the plugin's app where the API server does."""
     pytest.importorskip("fastapi")
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from airflow_provider_confluence.plugins.app import create_app
-
-    root = FastAPI()
-    root.mount("/confluence-oauth", create_app())
-    with TestClient(root) as client:
+    with broker_app_client() as client:
         yield client
 
 
-def key_of(conn_id: str) -> str:
-    """The broker key of the connection as Airflow reads it now (its broker_secret, else the derived key)."""
-    from airflow_provider_confluence.config.deployment import connection_settings
-    from airflow_provider_confluence.version_compat import get_connection
-
-    key = broker_key(connection_settings(conn_id, get_connection(conn_id)))
-    assert key
-    return key
-
-
-def gate_key() -> str:
-    """The deployment's broker key, as a task reads it (created here as the API server would, if missing)."""
-    from airflow_provider_confluence.plugins.broker import DeploymentGate
-
-    return DeploymentGate._read_or_create()
-
-
 def ask(client: Any, fake: Any, conn_id: str, *, secret: str | None = None, **kw: Any) -> Any:
-    if "gate_key" not in kw:
-        kw["gate_key"] = gate_key()
-    body = signed_request(secret or key_of(conn_id), conn_id, timestamp=int(time.time()), **kw)
-    return client.post("/confluence-oauth/token", json=body)
+    return ask_broker(client, conn_id, secret=secret, **kw)
 
 
 def refresh_tokens_of(fake: Any, *planted: str) -> list[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,4 +316,81 @@ def test_the_refusals_over_http(server, fake):
     assert first.status_code == 200 and set(first.json()) == {"access_token", "expires_at", "cloud_id"}
     same_token = second.status_code == 200 and second.json() == first.json()
     assert same_token, "the second answer is not the token the first one got"  # never print a token
+    assert fake.counters["token_requests"] == 1
+
+
+FLIGHT_CONN = "confluence_broker_flight"
+FLIGHT_REQUESTS = 6
+
+
+def test_requests_due_a_refresh_wait_in_the_api_server_not_on_the_row_lock(server, fake):
+    """Single flight: while the connection row is locked (here by the test, as by another API-server process
+    in its refresh), requests that all need a refresh wait inside the API server; only one of them holds a
+    database connection waiting on the row's lock. When the lock goes, one refresh serves them all."""
+    import psycopg2
+
+    fake.reset_counters()
+    fake.access_token_lifetime = 3600
+    key = "the-flight-connections-broker-key"
+    helper(server["env"], "put-connection", FLIGHT_CONN, json.dumps(fake.connection(FLIGHT_CONN, broker_secret=key)))
+    gate = deployment_key(server)
+    dsn = server["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+    holder, watcher = psycopg2.connect(dsn), psycopg2.connect(dsn)
+    watcher.autocommit = True
+
+    def scalar(sql: str) -> int:
+        with watcher.cursor() as cursor:
+            cursor.execute(sql)
+            return int(cursor.fetchone()[0] or 0)
+
+    def claimed() -> int:  # the broker claims each request's nonce before it looks at the token
+        if not scalar("SELECT count(*) FROM pg_class WHERE relname = 'confluence_oauth_single_use'"):
+            return 0
+        return scalar("SELECT count(*) FROM confluence_oauth_single_use")
+
+    def lock_waiters() -> int:
+        return scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+
+    answers: list[requests.Response] = []
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT id FROM connection WHERE conn_id = %s FOR UPDATE", (FLIGHT_CONN,))
+        before = claimed()
+        threads = [
+            threading.Thread(
+                target=lambda: answers.append(
+                    requests.post(
+                        server["broker"],
+                        json=signed_request(key, FLIGHT_CONN, timestamp=int(time.time()), gate_key=gate),
+                        timeout=120,
+                    )
+                )
+            )
+            for _ in range(FLIGHT_REQUESTS)
+        ]
+        for thread in threads:
+            thread.start()
+        most_waiting, deadline = 0, time.monotonic() + 60
+        while claimed() - before < FLIGHT_REQUESTS or lock_waiters() < 1:
+            most_waiting = max(most_waiting, lock_waiters())
+            assert time.monotonic() < deadline, "the requests did not reach the broker"
+            time.sleep(0.02)
+        # Every request is past its nonce check. Without the in-process gate each one would be on the row lock
+        # within milliseconds; watch a little longer, so that such a queue could not go unseen.
+        grace = time.monotonic() + 1.0
+        while time.monotonic() < grace:
+            most_waiting = max(most_waiting, lock_waiters())
+            time.sleep(0.02)
+    finally:
+        holder.rollback()  # releases the row
+        holder.close()
+    for thread in threads:
+        thread.join(120)
+    watcher.close()
+    assert most_waiting == 1
+    assert [response.status_code for response in answers] == [200] * FLIGHT_REQUESTS
+    same = len({response.json()["access_token"] for response in answers}) == 1
+    assert same, "the requests got different tokens"  # never print a token
     assert fake.counters["token_requests"] == 1

@@ -7,9 +7,10 @@ runs :class:`~airflow_provider_confluence.auth.tokens.TokenManager` over the con
 ``{"access_token", "expires_at", "cloud_id"}``, never the refresh token, and refuses with 401 and
 ``{"error", "detail"}``.
 
-While the API server cannot be reached (a restart, a rolling deploy), a task waits for it within a bounded
-budget (:data:`WAIT_FOR_BROKER`), saying so in its log, and then fails: it never refreshes anywhere else, since a
-second place that redeems the refresh token could revoke the grant. This module imports nothing from Airflow.
+While the API server cannot be reached (a restart, a rolling deploy), or answers 503 ``store_error`` (its metadata
+database is busy: a pool timeout under load), a task waits for it within a bounded budget
+(:data:`WAIT_FOR_BROKER`, honouring the broker's ``Retry-After``), saying so in its log, and then fails: it never
+refreshes anywhere else, since a second place that redeems the refresh token could revoke the grant. This module imports nothing from Airflow.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceReauthorizationRequired,
     ConfluenceTokenStoreError,
 )
-from airflow_provider_confluence.retry import RetryPolicy
+from airflow_provider_confluence.retry import RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,15 @@ TOKEN_PATH = URL_PREFIX + "/token"
 _MAX_ECHO = 500
 #: Seconds a task waits, in all, for an API server that cannot be reached (restarts take tens of seconds).
 WAIT_FOR_BROKER = 180.0
-#: How a task waits for the broker: backoff from 0.5 s up to 5 s between tries, within :data:`WAIT_FOR_BROKER`.
-BROKER_RETRY = RetryPolicy(max_attempts=200, base_delay=0.5, max_delay=5.0, max_total_wait=WAIT_FOR_BROKER)
+#: How a task waits for the broker: backoff from 0.5 s up to 5 s between tries (or the broker's ``Retry-After``),
+#: within :data:`WAIT_FOR_BROKER`.
+BROKER_RETRY = RetryPolicy(
+    max_attempts=200,
+    max_attempts_with_retry_after=200,
+    base_delay=0.5,
+    max_delay=5.0,
+    max_total_wait=WAIT_FOR_BROKER,
+)
 
 
 def endpoint_url(*, override: str | None, execution_api_server_url: str | None, api_base_url: str | None) -> str:
@@ -199,10 +207,10 @@ class BrokerTokenSource:
                         )
                         self._credentials = fresh
                         continue
-                if not exc.unreachable:
+                if not exc.retryable:
                     raise
                 attempt += 1
-                delay = self._retry.next_delay(attempt, waited)
+                delay = self._retry.next_delay(attempt, waited, exc.retry_after)
                 if delay is None:
                     raise ConfluenceBrokerError(
                         f"{exc.message} Waited {waited:.0f} s for it; this task did not refresh anywhere else.",
@@ -212,10 +220,11 @@ class BrokerTokenSource:
                     ) from None
                 if attempt == 1:
                     log.warning(
-                        "%s Waiting up to %.0f s for the API server (a restart, a deploy); this task never "
-                        "refreshes the token anywhere else.",
+                        "%s Waiting up to %.0f s for the API server (%s); this task never refreshes the token "
+                        "anywhere else.",
                         exc.message,
                         self._retry.max_total_wait,
+                        "its metadata database is busy" if exc.reason == "store_error" else "a restart, a deploy",
                     )
                 self._sleep(delay)
                 waited += delay
@@ -244,6 +253,8 @@ class BrokerTokenSource:
         if response.status_code == 200 and isinstance(payload, dict):
             return self._accept(payload)
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+            if response.status_code == 503 and payload["error"] == "store_error":
+                raise self._store_busy(payload, parse_retry_after(response.headers.get("Retry-After")))
             raise self._refused(response.status_code, payload)
         # 502/503/504: a proxy or a server that is (re)starting, so wait; anything else answers, but not as a broker
         reason = "unreachable" if response.status_code in (502, 503, 504) else "not_a_broker"
@@ -280,6 +291,19 @@ class BrokerTokenSource:
             url=self.url,
             reason=reason,
             status_code=status_code,
+        )
+
+    def _store_busy(self, payload: dict[str, Any], retry_after: float | None) -> ConfluenceBrokerError:
+        detail = str(payload.get("detail") or "")[:_MAX_ECHO]
+        return ConfluenceBrokerError(
+            f"The token broker at {self.url} (the Airflow API server) could not use its metadata database for "
+            f"connection {self.conn_id!r} (503 store_error: {detail}). Check the API server's database and its "
+            "connection pool ([database] sql_alchemy_pool_size and sql_alchemy_max_overflow, the database's "
+            "max_connections), then run the task again.",
+            url=self.url,
+            reason="store_error",
+            status_code=503,
+            retry_after=retry_after,
         )
 
     def _refused(self, status: int, payload: dict[str, Any]) -> Exception:
