@@ -385,6 +385,7 @@ def run(ctx: Any = None) -> dict[str, Any]:
     figures["load_average_at_end"] = load()
     b, v = figures["broker"], figures["variable"]
     return {
+        **cells(figures),
         "name": "P7 the broker under load",
         "goal": GOAL,
         "figures": figures,
@@ -399,6 +400,24 @@ def run(ctx: Any = None) -> dict[str, Any]:
             f"(host lock, no broker): added p50 {v['added']['p50_ms']:.1f} ms, p99 {v['added']['p99_ms']:.1f} ms, "
             f"{v['fetches_per_second']:.1f} fetches/s, {v['errors']} errors, {v['skipped']} skipped, {v['refreshes']} refreshes in "
             f"{v['expiry_windows']} expiry windows."
+        ),
+    }
+
+
+def cells(figures: dict[str, Any]) -> dict[str, str]:
+    """The row's table cells (``ours``, ``reference``) from its figures."""
+    b, a, v = figures["broker"], figures["broker_alone"], figures["variable"]
+    return {
+        "ours": (
+            f"broker, {b['processes']} processes: added p50 {b['added']['p50_ms']:,.0f} ms, p99 "
+            f"{b['added']['p99_ms']:,.0f} ms; {b['fetches_per_second']:.1f} fetches/s; {b['errors']} errors; "
+            f"{b['skipped']} fetches skipped after the budget; {b['refreshes']} refreshes / {b['expiry_windows']} "
+            f"expiries. One process alone: p99 {a['added']['p99_ms']:.0f} ms, {a['errors']} errors"
+        ),
+        "reference": (
+            f"Variable store, one host, {v['processes']} processes: added p50 {v['added']['p50_ms']:,.0f} ms, p99 "
+            f"{v['added']['p99_ms']:,.0f} ms; {v['errors']} errors {v['error_kinds'] or ''}; {v['refreshes']} "
+            f"refreshes / {v['expiry_windows']} expiries"
         ),
     }
 
