@@ -63,6 +63,7 @@ from airflow_provider_confluence.plugins.broker_load import (
     SingleFlight,
     access_token_in_turn,
     database_trouble,
+    database_trouble_for_log,
     get_flights,
     store_error_types,
     store_unavailable,
@@ -206,10 +207,9 @@ def token(
         return store_unavailable(exc.message)
     except store_error_types() as exc:
         log.warning(
-            "Token request for connection %r: the metadata database failed (%s: %s); answered 503.",
+            "Token request for connection %r: the metadata database failed (%s); answered 503.",
             body.conn_id,
-            type(exc).__name__,
-            exc,
+            database_trouble_for_log(exc),
         )
         return store_unavailable(database_trouble(exc))
 

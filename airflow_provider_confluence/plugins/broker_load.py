@@ -50,6 +50,15 @@ def database_trouble(exc: BaseException) -> str:
     )
 
 
+def database_trouble_for_log(exc: BaseException) -> str:
+    """A database error for the server's log: the driver's first line, never SQLAlchemy's ``[SQL: ...]`` and
+    ``[parameters: ...]`` (which may hold a connection's encrypted extras, or its plain ones without a Fernet key)."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    kind = type(exc).__name__ if cause is exc else f"{type(exc).__name__} from {type(cause).__name__}"
+    return f"{kind}: {first}"
+
+
 def store_unavailable(detail: str) -> JSONResponse:
     """``503 {"error": "store_error", "detail", "retry_after"}`` with ``Retry-After``: the worker waits."""
     return JSONResponse(

@@ -87,3 +87,26 @@ def test_a_lost_database_in_the_locked_refresh_is_a_503_and_nothing_changes(fake
     assert_store_error(response, conn["extra"]["refresh_token"], conn["password"])
     assert fake_atlassian.counters["refreshes"] == 0
     assert read_connection_extra("busy_lock")["refresh_token"] == conn["extra"]["refresh_token"]
+
+
+def test_the_server_log_of_a_database_error_holds_no_sql_parameters(fake_atlassian, broker, monkeypatch, caplog):
+    """SQLAlchemy puts a statement's parameters in its error's text; they may be a connection's extras."""
+    conn = fake_atlassian.connection("busy_params", state_store="broker")
+    put_connection("busy_params", conn)
+    secret = conn["extra"]["refresh_token"]
+
+    def failed_write(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError(
+            "UPDATE connection SET extra=%(extra)s", {"extra": secret}, Exception("server closed the connection")
+        )
+
+    monkeypatch.setattr("airflow_provider_confluence.plugins.single_use.create_session", failed_write)
+    with caplog.at_level("DEBUG"):
+        response = ask(broker, "busy_params")
+    assert_store_error(response, secret)
+    logged = caplog.text
+    assert ("server closed the connection" in logged) is True
+    assert (secret in logged) is False
+    assert ("UPDATE connection" in logged) is False
