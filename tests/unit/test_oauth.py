@@ -115,6 +115,18 @@ def test_a_code_echoed_by_the_code_exchange_is_redacted():
     assert (code in str(info.value)) is False and "used" in str(info.value)
 
 
+def test_accessible_resources_that_quote_the_access_token_are_redacted():
+    token = "planted-access-token-456"
+    url = "https://api.atlassian.com/oauth/token/accessible-resources"
+    with requests_mock.Mocker() as m:
+        m.get(url, status_code=401, json={"message": f"token {token} expired"})
+        with pytest.raises(ConfluenceAuthError) as info:
+            oauth.accessible_resources(
+                requests.Session(), api_url="https://api.atlassian.com", access_token=token, timeout=5
+            )
+    assert (token in str(info.value)) is False and "expired" in str(info.value)
+
+
 def test_bad_client_credentials_say_where_to_look():
     with requests_mock.Mocker() as m:
         m.post(TOKEN_URL, status_code=401, json={"error": "access_denied", "error_description": "Unauthorized"})
