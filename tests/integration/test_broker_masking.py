@@ -127,10 +127,10 @@ def test_the_access_log_of_a_broker_request_holds_no_token(fake_atlassian, airfl
     """Airflow's own access log (``HttpAccessLogMiddleware``): method, path, query string, status; never a body."""
     pytest.importorskip("fastapi")
     import structlog.testing
+    from airflow.api_fastapi.common.http_access_log import HttpAccessLogMiddleware
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from airflow.api_fastapi.common.http_access_log import HttpAccessLogMiddleware
     from airflow_provider_confluence.plugins.app import create_app
 
     fake = fake_atlassian
