@@ -58,15 +58,16 @@ def registered(secrets: set[str]) -> int:
     return sum(1 for secret in secrets if re.escape(secret) in patterns)
 
 
-def forced_refreshes(broker: Any, conn_id: str, times: int) -> list[str]:
-    """``times`` broker answers, each after a refresh: the caller says the current token was rejected."""
-    tokens: list[str] = []
+def forced_refreshes(broker: Any, conn_id: str, times: int, last: str | None = None) -> list[str]:
+    """``times`` broker answers, each after a refresh: the caller says the current token (after ``last``, the
+    token answered before, if any) was rejected."""
+    tokens: list[str] = [last] if last else []
     for _ in range(times):
         rejected = token_fingerprint(tokens[-1]) if tokens else None
         response = ask(broker, conn_id, rejected_token=rejected)
         assert response.status_code == 200, response.text
         tokens.append(response.json()["access_token"])
-    return tokens
+    return tokens[1:] if last else tokens
 
 
 @pytest.mark.parametrize("where", ["connection row", "variable row"])
@@ -85,9 +86,9 @@ def test_refreshes_through_the_broker_leave_airflows_maskers_bounded(fake_atlass
             session.query(Variable).filter(Variable.key == f"confluence_oauth_token_state__{conn_id}").delete()
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fake.connection(conn_id)))
     before_tokens = set(issued_secrets())
-    forced_refreshes(broker, conn_id, 2)  # the connection's own secrets and the first lookups are registered here
+    first = forced_refreshes(broker, conn_id, 2)  # the connection's own secrets, the first lookups are registered
     settled = pattern_counts()
-    forced_refreshes(broker, conn_id, REFRESHES)
+    forced_refreshes(broker, conn_id, REFRESHES, last=first[-1])
     after = pattern_counts()
     assert fake.counters["refreshes"] == REFRESHES + 2 and fake.counters["stale_refresh_reuses"] == 0
     assert after == settled, f"the maskers grew over {REFRESHES} refreshes: {settled} -> {after}"
