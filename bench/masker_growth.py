@@ -26,6 +26,7 @@ import secrets
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 LINE = (
@@ -76,14 +77,26 @@ def growth(sizes: list[int], chars: int, adds: int) -> None:
         masker = new_masker()
         fill(masker, size, chars)
         fresh = [token(chars) for _ in range(adds)]
-        add_ms = statistics.median(timed(lambda s=s: masker.add_mask(s), 1) for s in fresh) * 1000  # type: ignore[misc]
-        redact_ms = timed(lambda: masker.redact(LINE), 50) * 1000
+        add_ms = statistics.median(timed(partial(masker.add_mask, secret), 1) for secret in fresh) * 1000
+        redact_ms = timed(partial(masker.redact, LINE), 50) * 1000
         held = sum(len(p) for p in masker.patterns)
         print(f"{len(masker.patterns):>10}  {add_ms:>13.2f}  {redact_ms:>18.3f}  {held:>13,}")
 
 
 def broker_path(refreshes: int, chars: int) -> None:
-    """Rotate ``refreshes`` times through the broker's TokenManager; count what Airflow's maskers gained."""
+    """Rotate ``refreshes`` times through a TokenManager built as the broker builds it (and, for comparison, with
+    ``mask_secret``, as the hook builds it in a task); count what Airflow's maskers gained."""
+    from airflow_provider_confluence.version_compat import mask_secret
+
+    try:
+        from airflow_provider_confluence.plugins.broker_masking import not_registered
+    except ImportError:  # before the fix, the broker registered every token
+        not_registered = mask_secret
+    for label, on_secret in (("with mask_secret (a task's hook)", mask_secret), ("as the broker", not_registered)):
+        _rotations(label, on_secret, refreshes, chars)
+
+
+def _rotations(label: str, on_secret: Callable[[str], None], refreshes: int, chars: int) -> None:
     import requests
 
     from airflow_provider_confluence.auth.manager import token_manager_for
@@ -101,7 +114,7 @@ def broker_path(refreshes: int, chars: int) -> None:
     start = time.perf_counter()
     for _ in range(refreshes):
         # A new manager per request, as the broker builds one; the token expired since the last request.
-        manager = token_manager_for(settings, store, session=requests.Session())
+        manager = token_manager_for(settings, store, session=requests.Session(), on_secret=on_secret)
         manager._refresh = lambda _rt: TokenResponse(  # type: ignore[method-assign]
             access_token=token(chars), refresh_token=token(chars), expires_in=3600.0, scope=None
         )
@@ -111,7 +124,7 @@ def broker_path(refreshes: int, chars: int) -> None:
     spent = time.perf_counter() - start
     gained = {name: len(m.patterns) - before[name] for name, m in maskers.items()}
     print(
-        f"broker path: {refreshes} rotations in {spent:.2f} s ({spent / refreshes * 1000:.1f} ms each); "
+        f"{label}: {refreshes} rotations in {spent:.2f} s ({spent / refreshes * 1000:.1f} ms each); "
         + ", ".join(f"{name} masker +{count} patterns" for name, count in gained.items())
     )
 
