@@ -180,7 +180,7 @@ def _unmigrated_variable(session: Session, conn_id: str, state: TokenState) -> t
     for key in (variable_key(conn_id), legacy_variable_key(conn_id)):
         row = read_row(session, key)
         data = parse_stored(row.value) if row is not None else None
-        if data is None or not seed_matches(data, state.refresh_token):
+        if row is None or data is None or not seed_matches(data, state.refresh_token):
             continue
         newer = TokenState.from_stored(data)
         if newer.refresh_token and newer.refresh_token != state.refresh_token:
