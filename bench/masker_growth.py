@@ -31,12 +31,19 @@ from typing import Any
 
 LINE = (
     "request finished method=POST path=/confluence-oauth/token query= status_code=200 duration_us=5123 "
-    "client_addr=127.0.0.1:53124 conn_id=confluence_default store=connection"
+    "client_addr=127.0.0.1:53124 conn_id=confluence_default store=connection "
+    "request=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJjb25uX2lkIjoiY29uZmx1ZW5jZV9kZWZhdWx0In0.c2lnbmF0dXJl"
 )
 
 
+SHAPE = {"name": "jwt"}
+
+
 def token(chars: int) -> str:
-    """A JWT-shaped random token of about ``chars`` characters."""
+    """A random token of about ``chars`` characters: JWT-shaped (a shared ``eyJ...`` header, as Atlassian's access
+    tokens have), or plain URL-safe random text (as the emulator's), after ``--shape``."""
+    if SHAPE["name"] == "random":
+        return secrets.token_urlsafe(chars)[:chars]
     body = base64.urlsafe_b64encode(secrets.token_bytes(chars)).decode().rstrip("=")[: max(chars - 40, 8)]
     return f"eyJhbGciOiJSUzI1NiJ9.{body}.{secrets.token_urlsafe(12)}"
 
@@ -71,7 +78,7 @@ def timed(call: Callable[[], object], repeat: int) -> float:
 
 
 def growth(sizes: list[int], chars: int, adds: int) -> None:
-    print(f"SecretsMasker, tokens of {len(token(chars))} characters")
+    print(f"SecretsMasker, {SHAPE['name']} tokens of {len(token(chars))} characters; a {len(LINE)}-character line")
     print(f"{'registered':>10}  {'add_mask (ms)':>13}  {'redact a line (ms)':>18}  {'pattern chars':>13}")
     for size in sizes:
         masker = new_masker()
@@ -153,14 +160,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000", help="registered tokens to measure at")
     parser.add_argument("--token-chars", type=int, default=1200)
     parser.add_argument("--adds", type=int, default=5, help="add_mask calls timed at each size")
+    parser.add_argument("--shape", choices=("jwt", "random"), default="jwt", help="what the tokens look like")
     parser.add_argument("--refreshes", type=int, default=100, help="rotations through the broker's path")
     args = parser.parse_args()
+    SHAPE["name"] = args.shape
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    import logging
+
     import airflow
 
+    logging.getLogger("airflow_provider_confluence").setLevel(logging.WARNING)  # one info line per rotation
     print(f"Airflow {airflow.__version__}, load {os.getloadavg()[0]:.2f}")
     growth([int(s) for s in args.sizes.split(",")], args.token_chars, args.adds)
-    broker_path(args.refreshes, args.token_chars)
+    if args.refreshes > 0:
+        broker_path(args.refreshes, args.token_chars)
 
 
 if __name__ == "__main__":
