@@ -27,7 +27,10 @@ from helpers.dags import new_dag, run_dag
 
 pytestmark = pytest.mark.airflow2
 
-TREE_SCOPES = f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence"
+TREE_SCOPES = (
+    f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence "
+    "read:hierarchical-content:confluence"
+)
 DAY = 86400.0
 WRITES = ("POST", "PUT", "DELETE", "PATCH")
 
