@@ -20,14 +20,14 @@ This module imports nothing from Airflow and nothing heavy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_confluence.client._host import MixinBase
-from airflow_provider_confluence.client.tree import check_id
+from airflow_provider_confluence.client.tree import check_id, duplicate_folders
 from airflow_provider_confluence.exceptions import (
     ConfluenceApiError,
     ConfluenceConfigError,
-    ConfluenceDuplicateTitle,
     ConfluenceNotFound,
 )
 
@@ -97,7 +97,12 @@ class FoldersMixin(MixinBase):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def ensure_folder(
-        self, *, space_id: str, title: str, parent_id: str | None = None, parent_type: str | None = None
+        self,
+        *,
+        space_id: str | Callable[[], str],
+        title: str,
+        parent_id: str | None = None,
+        parent_type: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """The folder titled ``title`` directly under the parent, created when there is none; and whether it was.
 
@@ -105,7 +110,8 @@ class FoldersMixin(MixinBase):
         folder; one more, ``GET /spaces/{id}``, without ``parent_id``), then the create only when no folder has the
         title. Titles are compared exactly, after trimming spaces; archived folders do not count.
 
-        :param space_id: the space's numeric id.
+        :param space_id: the space's numeric id, or a function that returns it, called only when it is needed (to
+            create the folder, or to find the homepage): a folder found under ``parent_id`` then costs no space lookup.
         :param title: the folder's title.
         :param parent_id: the page or folder to look under and create in (default: the space's homepage).
         :param parent_type: ``page`` or ``folder`` when known (saves a request for a folder).
@@ -119,10 +125,14 @@ class FoldersMixin(MixinBase):
         if parent_type not in (None, "page", "folder"):
             raise ConfluenceConfigError(f"parent_type={parent_type!r} must be 'page' or 'folder'.")
         wanted = title.strip()
+
+        def space() -> str:
+            return space_id() if callable(space_id) else space_id
+
         if parent_id:
             parent = check_id(parent_id, "The parent")
         else:
-            parent, parent_type = self.space_homepage_id(space_id), "page"
+            parent, parent_type = self.space_homepage_id(space()), "page"
         children, kind = self.children_of(parent, parent_type)
         found = [
             child
@@ -132,18 +142,11 @@ class FoldersMixin(MixinBase):
             and child.get("status", "current") == "current"
         ]
         if len(found) > 1:
-            ids = [str(child.get("id")) for child in found]
-            raise ConfluenceDuplicateTitle(
-                f"{len(ids)} folders titled {wanted!r} are under {kind} {parent}: {', '.join(ids)}. Nothing was "
-                "created: rename or delete all but one, or give the folder's id where it is needed.",
-                title=wanted,
-                parent_id=parent,
-                ids=ids,
-            )
+            raise duplicate_folders(found, wanted, kind, parent, "Nothing was created: rename or delete all but one")
         if found:
             log.info("Folder %s (%r) is already under %s %s.", found[0].get("id"), wanted, kind, parent)
             return {**found[0], "parentId": parent, "parentType": kind}, False
-        return self.create_folder(space_id=space_id, title=wanted, parent_id=parent), True
+        return self.create_folder(space_id=space(), title=wanted, parent_id=parent), True
 
     def _folder(self, folder: Any, method: str, path: str) -> dict[str, Any]:
         if not isinstance(folder, dict) or folder.get("id") is None:

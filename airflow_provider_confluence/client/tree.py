@@ -37,6 +37,7 @@ __all__ = [
     "PARENT_TYPES",
     "TreeMixin",
     "check_id",
+    "duplicate_folders",
     "split_title_path",
 ]
 
@@ -80,6 +81,20 @@ def _tree_path(parent_id: str, parent_type: str, what: str) -> str:
     if parent_type not in PARENT_TYPES:
         raise ConfluenceConfigError(f"parent_type={parent_type!r} must be one of {', '.join(PARENT_TYPES)}.")
     return f"/wiki/api/v2/{PARENT_TYPES[parent_type]}/{check_id(parent_id, f'The {parent_type}')}/{what}"
+
+
+def duplicate_folders(
+    found: Sequence[dict[str, Any]], title: str, parent_type: str, parent: str, advice: str
+) -> ConfluenceDuplicateTitle:
+    """The error for two or more folders titled ``title`` under one parent, naming their ids."""
+    ids = [str(folder.get("id")) for folder in found]
+    return ConfluenceDuplicateTitle(
+        f"{len(ids)} folders titled {title!r} are under {parent_type} {parent}: {', '.join(ids)}. {advice}, or give "
+        "the id of the one you mean.",
+        title=title,
+        parent_id=parent,
+        ids=ids,
+    )
 
 
 def split_title_path(path: str | Sequence[str]) -> list[str]:
@@ -247,12 +262,5 @@ class TreeMixin(MixinBase):
         if pages:
             return pages[0]  # page titles are unique in a space
         if len(found) > 1:
-            ids = [str(child.get("id")) for child in found]
-            raise ConfluenceDuplicateTitle(
-                f"{len(ids)} folders titled {title!r} are under {parent_type} {parent}: {', '.join(ids)}. Rename all "
-                "but one, or give the id of the one you mean.",
-                title=title,
-                parent_id=parent,
-                ids=ids,
-            )
+            raise duplicate_folders(found, title, parent_type, parent, "Rename all but one")
         return found[0] if found else None

@@ -102,7 +102,7 @@ class TreeHookMixin:
         ``write:folder:confluence``. See :meth:`~airflow_provider_confluence.client.folders.FoldersMixin.ensure_folder`.
         """
         folder, created = self.get_conn().ensure_folder(
-            space_id=self.resolve_space_id(space_key, space_id),
+            space_id=lambda: self.resolve_space_id(space_key, space_id),  # looked up only when needed
             title=title,
             parent_id=parent_id,
             parent_type=parent_type,

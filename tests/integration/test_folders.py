@@ -22,6 +22,7 @@ from airflow_provider_confluence.operators.confluence import (
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
 from helpers.dags import new_dag, run_dag
+from helpers.gateway import gateway_call
 
 pytestmark = pytest.mark.airflow2
 
@@ -36,14 +37,7 @@ def folder_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 
 def api(fake: Any, method: str, path: str, scopes: str = FOLDER_SCOPES, **kwargs: Any) -> requests.Response:
-    token = fake.issue_access_token(scopes)
-    return requests.request(
-        method,
-        f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-        **kwargs,
-    )
+    return gateway_call(fake, method, path, scopes, **kwargs)  # type: ignore[no-any-return]
 
 
 def folder(fake: Any, space_id: str, title: str, parent_id: str | None = None) -> dict[str, Any]:
@@ -105,7 +99,7 @@ def test_create_folder_if_missing_creates_once_and_a_rerun_sends_one_listing(fak
             ConfluenceCreateFolderOperator(
                 task_id="top", title="Archive", space_id=space["id"]
             ) >> ConfluenceCreateFolderOperator(
-                task_id="under", title="2026", space_id=space["id"], parent_id=reports["id"], parent_type="page"
+                task_id="under", title="2026", space_key="DEMO", parent_id=reports["id"], parent_type="page"
             )
         return run_dag(dag)["return_value"]
 
@@ -120,7 +114,7 @@ def test_create_folder_if_missing_creates_once_and_a_rerun_sends_one_listing(fak
     assert wiki_calls(fake_atlassian) == [
         "GET /wiki/api/v2/spaces/{id}",  # the top level: the homepage
         "GET /wiki/api/v2/pages/{id}/direct-children",
-        "GET /wiki/api/v2/pages/{id}/direct-children",
+        "GET /wiki/api/v2/pages/{id}/direct-children",  # no space lookup by key: nothing to create
     ]
 
 

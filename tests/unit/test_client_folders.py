@@ -5,7 +5,6 @@ duplicates), each with the number of requests it sends.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,37 +18,14 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceNotFound,
     ConfluenceScopeError,
 )
-from airflow_provider_confluence.retry import RetryPolicy
+from helpers.mocked_client import V2, mocked_client
 
 pytestmark = pytest.mark.airflow2
-
-API = "https://api.example.test"
-GW = f"{API}/ex/confluence/cloud-1"
-SITE = "https://acme.atlassian.net"
-V2 = f"{GW}/wiki/api/v2"
-
-
-class Tokens:
-    def get_access_token(self) -> str:
-        return "at-FOLDER-token"
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        return "at-FOLDER-token-2"
-
-    def access_token_expired(self) -> bool:
-        return False
 
 
 @pytest.fixture
 def client() -> ConfluenceClient:
-    return ConfluenceClient(
-        api_url=API,
-        cloud_id="cloud-1",
-        tokens=Tokens(),
-        site_url=SITE,
-        retry=RetryPolicy(rng=random.Random(7)),
-        sleep=lambda _: None,
-    )
+    return mocked_client("FOLDER")
 
 
 def query(request: Any) -> dict[str, list[str]]:
@@ -213,6 +189,22 @@ def test_an_existing_folder_is_found_with_one_request_and_nothing_is_created(
     assert created is False and folder["id"] == "21"  # the folder, not the page with that title
     assert (folder["parentId"], folder["parentType"]) == ("10", "page")
     assert asked(requests_mock) == ["GET /pages/10/direct-children"]
+
+
+def test_a_found_folder_needs_no_space_lookup(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    """The space (a key to resolve, in the hook) is asked for only to create or to find the homepage."""
+    resolved: list[str] = []
+
+    def space() -> str:
+        resolved.append("7")
+        return "7"
+
+    requests_mock.get(f"{V2}/pages/10/direct-children", json={"results": [item(21, "Archive", "folder")]})
+    assert client.ensure_folder(space_id=space, title="Archive", parent_id="10", parent_type="page")[1] is False
+    assert resolved == []
+    requests_mock.post(f"{V2}/folders", json={"id": "30", "title": "Logs", "parentId": "10", "parentType": "page"})
+    assert client.ensure_folder(space_id=space, title="Logs", parent_id="10", parent_type="page")[1] is True
+    assert resolved == ["7"]
 
 
 def test_a_missing_folder_is_created_under_the_parent(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:

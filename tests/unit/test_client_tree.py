@@ -7,7 +7,6 @@ send no write.
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,38 +19,16 @@ from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.client.tree import split_title_path
 from airflow_provider_confluence.content.summaries import tree_node_summary
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceScopeError
-from airflow_provider_confluence.retry import RetryPolicy
+from helpers.mocked_client import GW, SITE, V2, mocked_client
 
 pytestmark = pytest.mark.airflow2
 
-API = "https://api.example.test"
-GW = f"{API}/ex/confluence/cloud-1"
-SITE = "https://acme.atlassian.net"
-V2 = f"{GW}/wiki/api/v2"
 WRITES = ("POST", "PUT", "DELETE", "PATCH")
-
-
-class Tokens:
-    def get_access_token(self) -> str:
-        return "at-TREE-token"
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        return "at-TREE-token-2"
-
-    def access_token_expired(self) -> bool:
-        return False
 
 
 @pytest.fixture
 def client() -> ConfluenceClient:
-    return ConfluenceClient(
-        api_url=API,
-        cloud_id="cloud-1",
-        tokens=Tokens(),
-        site_url=SITE,
-        retry=RetryPolicy(rng=random.Random(7)),
-        sleep=lambda _: None,
-    )
+    return mocked_client("TREE")
 
 
 def query(request: Any) -> dict[str, list[str]]:
