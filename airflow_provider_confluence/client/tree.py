@@ -233,7 +233,11 @@ class TreeMixin(MixinBase):
         if page is not None:
             current, kind = str(page.get("id")), "page"
         elif len(titles) > 1:
-            home = self.space_homepage_id(str(space_id))
+            try:
+                home = self.space_homepage_id(str(space_id))
+            except ConfluenceConfigError:  # no homepage: no top level to look for a folder in
+                log.info("No page titled %r in space %s, which has no homepage.", titles[0], space_id)
+                return None
             folder = self._child_titled(home, "page", titles[0], ("folder",))
             if folder is None:
                 log.info("No page, and no folder on the top level, titled %r in space %s.", titles[0], space_id)

@@ -122,11 +122,12 @@ def test_two_folders_with_the_title_fail_the_task_naming_both(fake_atlassian, fo
     space = fake_atlassian.add_space("DEMO")
     reports = fake_atlassian.add_page("DEMO", "Reports")
     twins = [folder(fake_atlassian, space["id"], "Archive", reports["id"])["id"] for _ in range(2)]
+    fake_atlassian.reset_counters()  # and the recorded requests
     op = ConfluenceCreateFolderOperator(task_id="f", title="Archive", space_key="DEMO", parent_id=reports["id"])
     with pytest.raises(ConfluenceDuplicateTitle) as caught:
         op.execute({})
     assert caught.value.ids == twins and all(twin in str(caught.value) for twin in twins)
-    assert not any(r["method"] == "POST" for r in fake_atlassian.requests if r["path"].endswith("/folders"))
+    assert wiki_calls(fake_atlassian) == ["GET /wiki/api/v2/pages/{id}/direct-children"]  # no space lookup, no POST
     plain = ConfluenceCreateFolderOperator(
         task_id="g", title="Archive", space_key="DEMO", parent_id=reports["id"], if_missing=False
     )

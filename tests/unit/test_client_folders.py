@@ -108,14 +108,12 @@ def test_deeper_than_five_levels_asks_again_below_each_page_or_folder_at_the_fif
     top = [descendant(n, n - 1 if n > 2 else 1, n - 1) for n in range(2, 7)]  # a chain 2..6 at depths 1..5
     top.append(descendant(70, 5, 5, kind="whiteboard"))  # not a page or folder: not asked about
     requests_mock.get(f"{V2}/pages/1/descendants", json={"results": top})
-    requests_mock.get(f"{V2}/pages/6/descendants", json={"results": [descendant(8, 6, 1, "folder")]})
-    requests_mock.get(f"{V2}/folders/8/descendants", json={"results": [descendant(9, 8, 1)]})
-    found = [(n["id"], n["depth"]) for n in client.list_tree("1", depth=7)]
-    assert found[-2:] == [("8", 6), ("9", 7)]
-    assert asked(requests_mock) == ["GET /pages/1/descendants", "GET /pages/6/descendants"]
+    below = [descendant(8, 6, 1, "folder"), descendant(9, 8, 2)]
+    requests_mock.get(f"{V2}/pages/6/descendants", json={"results": below})
+    found = [(n["id"], n["depth"], n["parentId"]) for n in client.list_tree("1", depth=7)]
+    assert found[-2:] == [("8", 6, "6"), ("9", 7, "8")]  # depths counted from the top
+    assert asked(requests_mock) == ["GET /pages/1/descendants", "GET /pages/6/descendants"]  # not the whiteboard
     assert [query(r)["depth"] for r in requests_mock.request_history] == [["5"], ["2"]]
-    found = [(n["id"], n["depth"]) for n in client.list_tree("1", depth=11)]
-    assert ("9", 7) in found and asked(requests_mock)[-1] == "GET /folders/8/descendants"
 
 
 @pytest.mark.parametrize(("depth", "cursor"), [(0, None), (21, None), (True, None), (6, "/wiki/api/v2/pages/1/x")])
