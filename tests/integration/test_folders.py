@@ -18,6 +18,7 @@ from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceFindPageByPathOperator,
     ConfluenceListChildrenOperator,
+    ConfluenceUpdatePageOperator,
 )
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
@@ -135,7 +136,8 @@ def test_two_folders_with_the_title_fail_the_task_naming_both(fake_atlassian, fo
 
 
 def test_folders_as_parents_through_list_find_and_create_page(fake_atlassian, folder_conn):
-    """Reports (a folder) / 2026 (a folder) / December (a page created in it by the operator)."""
+    """Reports (a folder) / 2026 (a folder) / December (a page created in it by the operator); another page moved
+    into Reports by an update."""
     fake_atlassian.add_space("DEMO")
     with new_dag("folder_parents") as dag:
         reports = ConfluenceCreateFolderOperator(task_id="reports", title="Reports", space_key="DEMO")
@@ -160,7 +162,15 @@ def test_folders_as_parents_through_list_find_and_create_page(fake_atlassian, fo
         tree = ConfluenceListChildrenOperator(
             task_id="tree", folder_id="{{ ti.xcom_pull(task_ids='reports')['id'] }}", depth=7
         )
+        move = ConfluenceUpdatePageOperator(
+            task_id="move",
+            page_id="{{ ti.xcom_pull(task_ids='loose')['id'] }}",
+            body="<p>moved</p>",
+            parent_id="{{ ti.xcom_pull(task_ids='reports')['id'] }}",
+        )
+        loose = ConfluenceCreatePageOperator(task_id="loose", space_key="DEMO", title="Loose", body="<p>x</p>")
         reports >> year >> page >> find >> children >> tree
+        [tree, loose] >> move
     results = run_dag(dag)["return_value"]
     year_id, page_id = results["year"]["id"], results["page"]["id"]
     assert results["year"]["parent_type"] == "folder"
@@ -173,6 +183,8 @@ def test_folders_as_parents_through_list_find_and_create_page(fake_atlassian, fo
         ("December", "page", 2, year_id),
     ]
     assert results["tree"][1]["url"] and results["tree"][0]["url"] is None  # only pages have a page URL
+    moved = next(p for p in fake_atlassian.pages if p["id"] == results["loose"]["id"])
+    assert (moved["parentId"], moved["parentType"]) == (results["reports"]["id"], "folder")  # an update moves it in
 
 
 def test_the_hook_lists_a_folders_tree_in_one_request_per_five_levels(fake_atlassian, folder_conn):
