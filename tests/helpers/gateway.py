@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 
 def put_gateway_connection(fake: Any) -> None:
     """The HTTP connection of the example: the emulator's gateway for its site."""
@@ -19,11 +21,9 @@ def put_gateway_connection(fake: Any) -> None:
         )
 
 
-def gateway_call(fake: Any, method: str, path: str, scopes: str, **kwargs: Any) -> Any:
-    """One request to the emulator's gateway (``path`` under ``/ex/confluence/<cloud id>``) with a token of ``scopes``;
-    the ``requests.Response``."""
-    import requests
-
+def gateway_call(fake: Any, method: str, path: str, scopes: str, **kwargs: Any) -> requests.Response:
+    """One request to the emulator's gateway (``path`` under ``/ex/confluence/<cloud id>``) with a token of
+    ``scopes``."""
     token = fake.issue_access_token(scopes)
     return requests.request(
         method,

@@ -38,7 +38,7 @@ def folder_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 
 def api(fake: Any, method: str, path: str, scopes: str = FOLDER_SCOPES, **kwargs: Any) -> requests.Response:
-    return gateway_call(fake, method, path, scopes, **kwargs)  # type: ignore[no-any-return]
+    return gateway_call(fake, method, path, scopes, **kwargs)
 
 
 def folder(fake: Any, space_id: str, title: str, parent_id: str | None = None) -> dict[str, Any]:

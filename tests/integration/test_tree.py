@@ -44,7 +44,7 @@ def tree_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 
 def api(fake: Any, method: str, path: str, scopes: str = TREE_SCOPES, **kwargs: Any) -> requests.Response:
-    return gateway_call(fake, method, path, scopes, **kwargs)  # type: ignore[no-any-return]
+    return gateway_call(fake, method, path, scopes, **kwargs)
 
 
 def status_of(fake: Any, page_id: str) -> str | None:
