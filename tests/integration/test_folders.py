@@ -14,6 +14,7 @@ import requests
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceDuplicateTitle
 from airflow_provider_confluence.hooks.confluence import ConfluenceOAuthHook
 from airflow_provider_confluence.operators.confluence import (
+    ConfluenceApplyRetentionOperator,
     ConfluenceCreateFolderOperator,
     ConfluenceCreatePageOperator,
     ConfluenceFindPageByPathOperator,
@@ -200,6 +201,28 @@ def test_the_hook_lists_a_folders_tree_in_one_request_per_five_levels(fake_atlas
         "GET /wiki/api/v2/folders/{id}/descendants",
         "GET /wiki/api/v2/pages/{id}/descendants",  # below the page at depth 5
     ]
+
+
+def test_retention_keeps_the_newest_pages_of_a_folder(fake_atlassian, airflow_db):
+    put_connection(
+        "confluence_default",
+        fake_atlassian.connection("confluence_default", scopes=f"{FOLDER_SCOPES} delete:page:confluence"),
+    )
+    space = fake_atlassian.add_space("DEMO")
+    daily = folder(fake_atlassian, space["id"], "Daily")
+    reports = []
+    for day in range(1, 4):
+        reports.append(fake_atlassian.add_page("DEMO", f"Report {day}", parent_id=daily["id"]))
+        fake_atlassian.advance(86400.0)
+    kept_folder = folder(fake_atlassian, space["id"], "Keep me", daily["id"])
+    with new_dag("folder_retention") as dag:
+        ConfluenceApplyRetentionOperator(task_id="apply", parent_id=daily["id"], keep_latest=1)
+    applied = run_dag(dag)["return_value"]["apply"]
+    assert [p["title"] for p in applied["kept"]] == ["Report 3"]
+    assert [p["title"] for p in applied["removed"]] == ["Report 2", "Report 1"]
+    statuses = {p["id"]: p["status"] for p in fake_atlassian.pages}
+    assert [statuses[r["id"]] for r in reports] == ["trashed", "trashed", "current"]
+    assert kept_folder["id"] not in statuses  # a folder is never deleted as a page
 
 
 @pytest.mark.parametrize(

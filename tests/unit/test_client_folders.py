@@ -270,3 +270,19 @@ def test_ensure_folder_refuses_bad_arguments_before_sending(
     with pytest.raises(ConfluenceConfigError):
         client.ensure_folder(space_id="7", title=title, parent_id=parent, parent_type=kind)
     assert requests_mock.request_history == []
+
+
+def test_retention_under_a_folder_lists_its_child_pages(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
+    """The page listing answers 404 for a folder: its direct children are listed, and only the pages count."""
+    requests_mock.get(f"{V2}/pages/100/children", **NOT_FOUND)
+    listed = [item(1, "Report 1"), item(2, "Old reports", "folder"), item(3, "Report 3")]
+    requests_mock.get(f"{V2}/folders/100/direct-children", json={"results": listed})
+    dated = [
+        {"id": "1", "title": "Report 1", "createdAt": "2026-12-01T06:00:00.000Z"},
+        {"id": "3", "title": "Report 3", "createdAt": "2026-12-03T06:00:00.000Z"},
+    ]
+    requests_mock.get(f"{V2}/pages", json={"results": dated})
+    plan = client.apply_retention("100", keep_latest=1, dry_run=True)
+    assert [p["id"] for p in plan["kept"]] == ["3"] and [p["id"] for p in plan["removed"]] == ["1"]
+    assert query(requests_mock.last_request)["id"] == ["1,3"]  # not the folder
+    assert [r.method for r in requests_mock.request_history] == ["GET", "GET", "GET"]
