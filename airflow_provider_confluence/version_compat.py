@@ -173,13 +173,18 @@ def get_connection_in_server(conn_id: str) -> Any:
         try:
             conn = backend.get_connection(conn_id=conn_id)
         except Exception as exc:
-            if type(exc).__name__ == "AirflowSecretsBackendAccessDenied":  # authoritative, as in Airflow's lookup
+            if _denies_access(exc):  # authoritative, as in Airflow's lookup (isinstance there: subclasses too)
                 raise
             log.debug("Secrets backend %s could not look connection %r up.", type(backend).__name__, conn_id)
             continue
         if conn:
             return conn
     raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
+
+
+def _denies_access(exc: Exception) -> bool:
+    """True for Airflow's ``AirflowSecretsBackendAccessDenied`` or a subclass (it moved between modules)."""
+    return any(cls.__name__ == "AirflowSecretsBackendAccessDenied" for cls in type(exc).__mro__)
 
 
 def connection_details(conn_id: str) -> Any:

@@ -27,6 +27,7 @@ ours in any case. So the provider keeps these few lines and does not ship the de
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ AUDIENCE = "api.atlassian.com"
 _MAX_ECHO = 200
 #: The fields of a token request that are secrets: an error text that quotes one of them never shows it.
 _SENT_SECRETS = ("client_secret", "refresh_token", "code")
+#: An OAuth 2.0 error code (RFC 6749, section 5.2: ``invalid_grant`` and its kind). The code is kept raw in
+#: ``ConfluenceAuthError.error``, which travels in pickles and trigger events, so only a code of this shape is kept.
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ def _token_request(
     if status == 200 and isinstance(payload, dict) and payload.get("access_token"):
         return _parse_success(token_url, payload)
     error = str(payload.get("error") or "") if isinstance(payload, dict) else ""
+    if not _ERROR_CODE.fullmatch(error):  # an OAuth error code is a short word; anything else is not kept raw
+        error = "unrecognized_error" if error else ""
     description = str(payload.get("error_description") or "") if isinstance(payload, dict) else ""
     # Redacted before it is capped (a cut would leave a secret's head): the endpoint, or a proxy before it, may quote
     # the body it got, and this text goes to logs, to a worker's broker answer and to its task log.

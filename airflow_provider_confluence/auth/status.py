@@ -20,10 +20,10 @@ from airflow_provider_confluence.auth.stores.choice import (
 )
 from airflow_provider_confluence.auth.token_codec import state_from_extra
 from airflow_provider_confluence.auth.tokens import GRANT_LIFETIME, TokenState, TokenStore
-from airflow_provider_confluence.config.connection import ConnectionSettings
+from airflow_provider_confluence.config.connection import ConnectionSettings, parse_extra
 from airflow_provider_confluence.config.deployment import CONN_TYPE, NotAConfluenceConnection, connection_settings
 from airflow_provider_confluence.exceptions import ConfluenceError
-from airflow_provider_confluence.version_compat import create_session, get_connection
+from airflow_provider_confluence.version_compat import create_session, get_connection_in_server
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +180,13 @@ def connection_status(conn_id: str) -> ConnectionStatus | None:
     if source is None:
         return None
     try:
-        conn = get_connection(conn_id)
+        conn = get_connection_in_server(conn_id)  # the status page runs in the API server: no masker growth
     except Exception as exc:  # AirflowNotFoundException, or a backend failing now
         return ConnectionStatus(conn_id, source, problem=f"Airflow could not read it ({type(exc).__name__}).")
-    extra = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
+    try:  # read without extra_dejson, which registers the extra's tokens with the masker for good
+        extra = parse_extra(conn_id, conn.get_extra())
+    except ConfluenceError:
+        extra = {}
     try:
         settings = connection_settings(conn_id, conn)
         if not settings.uses_refresh_token:  # service accounts and API tokens keep nothing anywhere

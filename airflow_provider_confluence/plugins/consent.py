@@ -43,7 +43,7 @@ from airflow_provider_confluence.plugins.pages import (
     success_page,
 )
 from airflow_provider_confluence.plugins.single_use import SingleUseLedger
-from airflow_provider_confluence.version_compat import connection_details, get_connection, mask_secret
+from airflow_provider_confluence.version_compat import connection_details, get_connection_in_server, mask_secret
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _settings(conn_id: str, root: str) -> ConnectionSettings | HTMLResponse:
             "backend, or create the connection in Admin -> Connections."
         )
         return _page(message_page("Cannot save a consent here", message, hint=hint, root=root), 409)
-    conn = get_connection(conn_id)
+    conn = get_connection_in_server(conn_id)
     try:
         settings = connection_settings(conn_id, conn)
     except NotAConfluenceConnection as exc:

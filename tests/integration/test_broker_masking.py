@@ -199,3 +199,50 @@ def test_in_the_api_servers_logging_airflows_maskers_filter_no_record():
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "PROBE-DONE" in output, output[-3000:]
     assert f"probe {probe}" in output, output[-3000:]
+
+
+def test_the_status_page_reads_connections_without_registering_their_tokens(fake_atlassian, broker):
+    """The status page (``auth/status.py``) runs in the API server too: after each rotation it shows the
+    connection, and reading the row must not leave that rotation's tokens in the maskers for good."""
+    from airflow_provider_confluence.auth.status import connection_status
+
+    fake = fake_atlassian
+    put_connection("status_conn", fake.connection("status_conn", state_store="broker"))
+    last = forced_refreshes(broker, "status_conn", 2)[-1]
+    assert connection_status("status_conn") is not None
+    settled = pattern_counts()
+    for _ in range(4):
+        last = forced_refreshes(broker, "status_conn", 1, last=last)[-1]
+        status = connection_status("status_conn")
+        assert status is not None and status.problem is None
+    assert pattern_counts() == settled
+
+
+def test_a_backend_that_denies_access_with_a_subclass_of_airflows_error_stops_the_lookup(monkeypatch, airflow_db):
+    """Airflow's own lookup treats ``AirflowSecretsBackendAccessDenied`` with ``isinstance``: a backend's subclass
+    of it is authoritative too, and the lookup must not fall through to the next backend."""
+    import airflow.configuration
+    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+
+    from airflow_provider_confluence.version_compat import get_connection_in_server
+
+    class VaultDenied(AirflowSecretsBackendAccessDenied):
+        pass
+
+    class Denying:
+        def get_connection(self, conn_id: str) -> Any:
+            raise VaultDenied(f"no access to {conn_id}")
+
+    class Failing:
+        def get_connection(self, conn_id: str) -> Any:
+            raise ConnectionError("backend down")
+
+    class Answering:
+        def get_connection(self, conn_id: str) -> Any:
+            return f"connection {conn_id}"
+
+    monkeypatch.setattr(airflow.configuration, "ensure_secrets_loaded", lambda: [Denying(), Answering()])
+    with pytest.raises(VaultDenied):
+        get_connection_in_server("denied_conn")
+    monkeypatch.setattr(airflow.configuration, "ensure_secrets_loaded", lambda: [Failing(), Answering()])
+    assert get_connection_in_server("next_conn") == "connection next_conn"  # a failing backend is skipped

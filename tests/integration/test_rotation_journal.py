@@ -127,3 +127,33 @@ def test_the_journal_is_encrypted_bounded_and_holds_fingerprints_only(fake_atlas
         assert row.is_encrypted and tokens[-1] not in row._val
     assert KEEP_RETIRED >= 24  # a day of hourly rotations at least
     assert "token" in journal_key(confluence_conn)  # Airflow masks the values of Variables named so
+
+
+def test_a_variable_row_that_went_away_fails_the_write_and_changes_nothing(airflow_db):
+    """Read by its columns, written by an UPDATE: a row another process deleted meanwhile is an error (as the ORM's
+    StaleDataError was), never a silent write of nothing."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    from airflow_provider_confluence.auth.stores.variable_rows import delete_row, read_row, write_value
+    from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
+
+    key = "confluence_oauth_token_state__gone_conn"
+    with create_session() as session:
+        session.add(Variable(key=key, val='{"v": 1}'))
+    with create_session() as session:
+        row = read_row(session, key)
+        assert row is not None and row.value == '{"v": 1}'
+        session.query(Variable).filter(Variable.key == key).delete()
+        with pytest.raises(ConfluenceTokenStoreError, match="nothing was changed"):
+            write_value(session, row, '{"v": 2}')
+        with pytest.raises(ConfluenceTokenStoreError, match="nothing was changed"):
+            delete_row(session, row)
+        session.rollback()
+    with create_session() as session:
+        row = read_row(session, key)
+        assert row is not None and row.value == '{"v": 1}'  # the delete above was rolled back with the rest
+        write_value(session, row, '{"v": 3}')
+    with create_session() as session:
+        assert read_row(session, key).value == '{"v": 3}'
+        session.query(Variable).filter(Variable.key == key).delete()

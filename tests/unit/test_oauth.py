@@ -99,6 +99,18 @@ def test_an_error_description_that_quotes_what_was_sent_is_redacted(status, erro
     assert shows_secret is False
 
 
+def test_an_error_field_that_is_not_an_oauth_error_code_is_not_kept():
+    """``error`` is kept raw on the exception (pickles, trigger events): an endpoint that puts the refresh token
+    there leaves a generic code instead, in the exception's field and in its message."""
+    with requests_mock.Mocker() as m:
+        m.post(TOKEN_URL, status_code=400, json={"error": RT, "error_description": "refused"})
+        with pytest.raises(ConfluenceAuthError) as info:
+            refresh(requests.Session())
+    kept, shown = RT in str(info.value.error), RT in str(info.value)
+    assert kept is False and shown is False
+    assert info.value.error == "unrecognized_error" and "refused" in str(info.value)
+
+
 def test_a_code_echoed_by_the_code_exchange_is_redacted():
     code = "planted-authorization-code-123"
     with requests_mock.Mocker() as m:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -52,12 +54,27 @@ def write_value(session: Session, row: VariableRow, value: str) -> None:
     """Store ``value`` in ``row``, encrypted as ``Variable.set_val`` does, in the caller's transaction."""
     variable = _model()
     sealed = variable(key=row.key, val=value)  # transient: encrypts with the deployment's Fernet key
-    session.query(variable).filter(variable.id == row.id).update(
-        {variable._val: sealed._val, variable.is_encrypted: sealed.is_encrypted}, synchronize_session=False
+    changed = (
+        session.query(variable)
+        .filter(variable.id == row.id)
+        .update({variable._val: sealed._val, variable.is_encrypted: sealed.is_encrypted}, synchronize_session=False)
     )
+    _exactly_one(changed, row, "written")
 
 
 def delete_row(session: Session, row: VariableRow) -> None:
     """Delete ``row`` in the caller's transaction."""
     variable = _model()
-    session.query(variable).filter(variable.id == row.id).delete(synchronize_session=False)
+    _exactly_one(
+        session.query(variable).filter(variable.id == row.id).delete(synchronize_session=False), row, "deleted"
+    )
+
+
+def _exactly_one(count: int, row: VariableRow, done: str) -> None:
+    """Fail the transaction when the row has gone (another process moved or deleted it meanwhile), as the ORM's
+    ``StaleDataError`` did: the caller rolls back, and nothing is half-written."""
+    if count != 1:
+        raise ConfluenceTokenStoreError(
+            f"Variable {row.key!r} changed while it was being {done} (another process moved or deleted it); "
+            "nothing was changed. Run the task again."
+        )
