@@ -59,7 +59,7 @@ MIRROR_TREE = {
     "guide/": ("Pipeline user guide", None),
     "guide/setup.md": ("Setting up the pipeline", "guide/"),
     "reference/": ("reference", None),
-    "reference/tables.md": ("Tables", "reference/"),
+    "reference/tables.md": ("Pipeline tables", "reference/"),
 }
 FAILURE, REFUSED_FAILURE = "APC-TASK-ERROR disk <full>", "APC-TASK-ERROR-2 quota"
 SERVER_START_TIMEOUT = 180.0
