@@ -21,6 +21,7 @@ exceptions between processes) and turns into JSON for a trigger event (:meth:`Co
     │   ├── ConfluenceSpaceMissing     no space with this key
     │   └── ConfluenceAttachmentMissing   the page has no attachment with this file name
     ├── ConfluencePageExists           a page with this title exists and ``if_exists="fail"``: nothing was sent
+    ├── ConfluenceDuplicateTitle       two folders under one parent have the title asked for: nothing was created
     └── ConfluenceApiError             a Confluence or gateway call answered with an error
         ├── ConfluenceNotFound         404
         ├── ConfluenceConflict         409 (stale page version)
@@ -46,6 +47,7 @@ __all__ = [
     "ConfluenceConfigError",
     "ConfluenceConflict",
     "ConfluenceConnectionError",
+    "ConfluenceDuplicateTitle",
     "ConfluenceError",
     "ConfluenceGone",
     "ConfluenceInvalidGrant",
@@ -241,6 +243,22 @@ class ConfluencePageExists(ConfluenceError):
         self.space_id = space_id
         self.page_id = page_id
         self.page_url = page_url
+
+
+class ConfluenceDuplicateTitle(ConfluenceError):
+    """Two or more folders under one parent have the title asked for, so which one is meant is unclear: nothing
+    was created or changed.
+
+    :param title: the title.
+    :param parent_id: the page or folder they are under.
+    :param ids: the ids of the folders with that title.
+    """
+
+    def __init__(self, message: str, *, title: str, parent_id: str, ids: list[str]) -> None:
+        super().__init__(message)
+        self.title = title
+        self.parent_id = parent_id
+        self.ids = ids
 
 
 class ConfluenceApiError(ConfluenceError):

@@ -7,6 +7,7 @@ core module on Airflow 2 (``Asset`` and ``AssetAlias`` are ``Dataset`` and ``Dat
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 #: Airflow 2 task workers may use the metadata database; Airflow 3 blocks the ORM in task workers and triggers.
 TASKS_MAY_USE_ORM = not AIRFLOW_V_3_0_PLUS
@@ -39,6 +42,7 @@ __all__ = [
     "delete_variable",
     "ensure_alias_registered",
     "get_connection",
+    "get_connection_in_server",
     "get_variable",
     "mask_secret",
     "masking_stays_in_process",
@@ -144,6 +148,38 @@ def get_connection(conn_id: str) -> Any:
 
         return Connection.get_connection_from_secrets(conn_id)
     return BaseHook.get_connection(conn_id)
+
+
+def get_connection_in_server(conn_id: str) -> Any:
+    """Look a connection up as :func:`get_connection` does, for a long-lived server process (the token broker).
+
+    Airflow 3's ``Connection.get_connection_from_secrets`` asks each secrets backend in turn and then saves the
+    connection's URI in its secret cache; building that URI reads ``extra_dejson``, which registers every extra
+    with a sensitive name with the core secrets masker, for the life of the process. The broker looks its
+    connection up on every request, and the tokens in that extra change at every rotation: in the API server
+    three more values per rotation, never forgotten. So the backends are asked here in the same order, and the
+    URI is not built (nothing is cached: the broker wants the row as it is now). Only the password is still
+    registered, by Airflow's model, which is one value per connection. Elsewhere this is :func:`get_connection`.
+
+    :raises AirflowNotFoundException: no backend has the connection (a backend that fails is skipped, as
+        Airflow's lookup does; one that denies access raises).
+    """
+    if not AIRFLOW_V_3_0_PLUS or _in_task_sdk_process() or not orm_available():
+        return get_connection(conn_id)
+    from airflow.configuration import ensure_secrets_loaded
+    from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+    for backend in ensure_secrets_loaded():
+        try:
+            conn = backend.get_connection(conn_id=conn_id)
+        except Exception as exc:
+            if type(exc).__name__ == "AirflowSecretsBackendAccessDenied":  # authoritative, as in Airflow's lookup
+                raise
+            log.debug("Secrets backend %s could not look connection %r up.", type(backend).__name__, conn_id)
+            continue
+        if conn:
+            return conn
+    raise AirflowNotFoundException(f"The conn_id `{conn_id}` isn't defined")
 
 
 def connection_details(conn_id: str) -> Any:

@@ -5,6 +5,8 @@ Used by the hook and by the token broker in the API server, so both refresh the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import requests
 
 from airflow_provider_confluence.auth import oauth
@@ -15,8 +17,20 @@ from airflow_provider_confluence.version_compat import mask_secret
 __all__ = ["find_cloud_id", "token_manager_for"]
 
 
-def token_manager_for(settings: ConnectionSettings, store: TokenStore, *, session: requests.Session) -> TokenManager:
-    """The rotation protocol of a connection over ``store``; every token it hands out is masked."""
+def token_manager_for(
+    settings: ConnectionSettings,
+    store: TokenStore,
+    *,
+    session: requests.Session,
+    on_secret: Callable[[str], None] = mask_secret,
+) -> TokenManager:
+    """The rotation protocol of a connection over ``store``.
+
+    :param on_secret: given every token the manager hands out or stores; by default ``mask_secret``, which
+        registers it with the secrets maskers of this process for as long as it lives. The token broker passes
+        its own (:mod:`airflow_provider_confluence.plugins.broker`): the API server must not keep every rotated
+        token.
+    """
 
     def refresh(refresh_token: str) -> oauth.TokenResponse:
         return oauth.refresh(
@@ -28,7 +42,7 @@ def token_manager_for(settings: ConnectionSettings, store: TokenStore, *, sessio
             timeout=settings.timeout,
         )
 
-    return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=mask_secret)
+    return TokenManager(store=store, refresh=refresh, conn_id=settings.conn_id, on_secret=on_secret)
 
 
 def find_cloud_id(settings: ConnectionSettings, session: requests.Session, access_token: str) -> str:

@@ -4,7 +4,8 @@ Single requests, no retries and no state: :mod:`airflow_provider_confluence.auth
 them and what to do with failures. Token requests are JSON, as Atlassian documents
 (https://developer.atlassian.com/cloud/confluence/oauth-2-3lo-apps/); a refresh never sends ``scope`` or
 ``redirect_uri`` and never anything but its own body. Error messages quote the server's ``error`` and
-``error_description`` (capped) and never a token or the client secret.
+``error_description`` (capped), with any value the request sent (client secret, refresh token, code) or anything
+token-like cut out: never a token or the client secret, even when the endpoint quotes them.
 
 Why not requests-oauthlib (it is no longer a dependency): its ``OAuth2Session`` would build the consent URL
 (with ``audience`` and ``prompt`` as extra parameters) and exchange the code, but
@@ -32,6 +33,7 @@ from typing import Any
 import requests
 
 from airflow_provider_confluence._error_support import trace_id_of
+from airflow_provider_confluence.client.responses import redact
 from airflow_provider_confluence.exceptions import (
     ConfluenceAuthError,
     ConfluenceInvalidGrant,
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 
 AUDIENCE = "api.atlassian.com"
 _MAX_ECHO = 200
+#: The fields of a token request that are secrets: an error text that quotes one of them never shows it.
+_SENT_SECRETS = ("client_secret", "refresh_token", "code")
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,10 @@ def _token_request(
         return _parse_success(token_url, payload)
     error = str(payload.get("error") or "") if isinstance(payload, dict) else ""
     description = str(payload.get("error_description") or "") if isinstance(payload, dict) else ""
-    said = f"{error}: {description}"[:_MAX_ECHO] if error else _snippet(response)
+    # Redacted before it is capped (a cut would leave a secret's head): the endpoint, or a proxy before it, may quote
+    # the body it got, and this text goes to logs, to a worker's broker answer and to its task log.
+    sent = [body[name] for name in _SENT_SECRETS if body.get(name)]
+    said = redact(f"{error}: {description}", sent)[:_MAX_ECHO] if error else _snippet(response)
     trace_id = trace_id_of(response.headers)
     if error == "invalid_grant":
         raise ConfluenceInvalidGrant(
@@ -262,7 +269,7 @@ def accessible_resources(
     payload = _json_or_none(response)
     if response.status_code != 200 or not isinstance(payload, list):
         said = (
-            str(payload.get("message"))[:_MAX_ECHO]
+            redact(str(payload.get("message")), [access_token])[:_MAX_ECHO]
             if isinstance(payload, dict) and payload.get("message")
             else (_snippet(response))
         )

@@ -1,4 +1,4 @@
-"""What the client's mixins (pages, spaces, labels, attachments, comments, search, tree, clean-up) use of the class they are mixed
+"""What the client's mixins (pages, spaces, labels, attachments, comments, search, tree, folders, clean-up) use of the class they are mixed
 into, :class:`~airflow_provider_confluence.client.confluence.ConfluenceClient`: declared once, for the type checker.
 
 At run time :data:`MixinBase` is ``object``; only mypy sees :class:`ClientHost`.
@@ -68,6 +68,14 @@ if TYPE_CHECKING:
         ) -> Iterator[dict[str, Any]]: ...
 
         def get_page_labels(self, page_id: str) -> list[str]: ...
+
+        def get_space(self, space_id: str) -> dict[str, Any]: ...
+
+        def list_direct_children(
+            self, parent_id: str, *, parent_type: str = "page", sort: str | None = None, cursor: str | None = None
+        ) -> Iterator[dict[str, Any]]: ...
+
+        def space_homepage_id(self, space_id: str) -> str: ...
 
     MixinBase = ClientHost
 else:

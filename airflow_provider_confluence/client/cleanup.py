@@ -184,7 +184,9 @@ class CleanupMixin(MixinBase):
     ) -> dict[str, Any]:
         """Delete the children of a report parent that a retention rule does not keep (see :func:`plan_retention`).
 
-        :param parent_id: the parent page's id; only its direct children are considered.
+        :param parent_id: the parent page's or folder's id; only its direct child pages are considered (a folder's
+            over ``direct-children``, after ``GET /pages/{id}/children`` answered 404; that needs
+            ``read:hierarchical-content:confluence``).
         :param keep_latest: keep this many of the newest children.
         :param keep_days: keep the children created less than this many days ago.
         :param purge: delete for good instead of moving to the trash.
@@ -224,7 +226,12 @@ class CleanupMixin(MixinBase):
         self, pid: str, *, keep_latest: int | None, keep_days: float | None, now: datetime | None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """List the children with their creation dates and split them (kept, removed), as :func:`_brief` dicts."""
-        children = [str(child.get("id")) for child in self.list_children(pid)]
+        try:
+            children = [str(child.get("id")) for child in self.list_children(pid)]
+        except ConfluenceNotFound:  # a folder (or nothing): a folder's child pages, over its direct children
+            log.info("%s is not a page that can be seen; listing it as a folder.", pid)
+            listed = self.list_direct_children(pid, parent_type="folder")
+            children = [str(child.get("id")) for child in listed if child.get("type") == "page"]
         pages: list[dict[str, Any]] = []
         for start in range(0, len(children), _IDS_PER_REQUEST):
             chunk = children[start : start + _IDS_PER_REQUEST]

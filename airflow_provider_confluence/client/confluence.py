@@ -42,6 +42,7 @@ from airflow_provider_confluence.client.authorization import (
 )
 from airflow_provider_confluence.client.cleanup import CleanupMixin
 from airflow_provider_confluence.client.comments import CommentsMixin
+from airflow_provider_confluence.client.folders import FoldersMixin
 from airflow_provider_confluence.client.labels import LabelsMixin
 from airflow_provider_confluence.client.pages import PagesMixin
 from airflow_provider_confluence.client.pagination import join_next_link, join_v1_next_link, next_link
@@ -96,7 +97,15 @@ def _uncertain(exc: BaseException) -> bool:
 
 
 class ConfluenceClient(
-    PagesMixin, SpacesMixin, LabelsMixin, AttachmentsMixin, CommentsMixin, SearchMixin, TreeMixin, CleanupMixin
+    PagesMixin,
+    SpacesMixin,
+    LabelsMixin,
+    AttachmentsMixin,
+    CommentsMixin,
+    SearchMixin,
+    TreeMixin,
+    FoldersMixin,
+    CleanupMixin,
 ):
     """A Confluence Cloud v2 client over the Atlassian OAuth 2.0 gateway.
 

@@ -72,6 +72,11 @@ _SCOPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/wiki/api/v2/footer-comments/?$"), "write:comment:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/footer-comments/?$"), "read:comment:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/pages/[^/]+/children/?$"), "read:page:confluence"),
+    (
+        "GET",
+        re.compile(r"^/wiki/api/v2/(pages|folders)/[^/]+/(direct-children|descendants)/?$"),
+        "read:hierarchical-content:confluence",
+    ),
     ("POST", re.compile(r"^/wiki/api/v2/folders/?$"), "write:folder:confluence"),
     ("GET", re.compile(r"^/wiki/api/v2/folders/[^/]+/?$"), "read:folder:confluence"),
     ("DELETE", re.compile(r"^/wiki/api/v2/folders/[^/]+/?$"), "delete:folder:confluence"),

@@ -1,16 +1,19 @@
-"""The page tree and folders over v2 (a mixin of the client).
+"""The page tree over v2 (a mixin of the client).
 
 Endpoints and scopes from Atlassian's v2 OpenAPI document (``x-atlassian-oauth2-scopes``;
 https://developer.atlassian.com/cloud/confluence/rest/v2/api-group-children/ and
-https://developer.atlassian.com/cloud/confluence/rest/v2/api-group-folder/):
+https://developer.atlassian.com/cloud/confluence/rest/v2/api-group-descendants/):
 
-* ``GET /wiki/api/v2/pages/{id}/children`` (``read:page:confluence``): a page's child pages (``ChildPage``: id,
-  status, title, spaceId, childPosition), cursor-paginated, ``sort`` one of :data:`CHILD_SORTS`.
-* The document has no descendants endpoint: :meth:`TreeMixin.list_descendants` walks the children level by
-  level, down to ``depth``.
-* ``POST /wiki/api/v2/folders`` (``write:folder:confluence``, answers 200) and ``GET /wiki/api/v2/folders/{id}``
-  (``read:folder:confluence``). The document has no way to list a folder's children nor to find a folder by
-  title, so a folder is named by its id; a page can be created under one (``parentId``).
+* ``GET /wiki/api/v2/{pages|folders}/{id}/direct-children`` (``read:hierarchical-content:confluence``): a page's
+  or folder's children of every kind (``ChildrenResponse``: id, status, title, type, spaceId, childPosition),
+  cursor-paginated, ``sort`` one of :data:`CONTENT_SORTS`. :meth:`TreeMixin.list_direct_children`.
+* ``GET /wiki/api/v2/{pages|folders}/{id}/descendants`` (same scope): everything below, top to bottom
+  (``DescendantsResponse``: ..., parentId, depth), ``depth`` 1 to 5 per call. :meth:`TreeMixin.list_tree` goes
+  deeper by asking again below each page or folder at depth 5, as the document advises.
+* ``GET /wiki/api/v2/pages/{id}/children`` (``read:page:confluence``; deprecated in the February 2026 document):
+  child pages only. Retention (:mod:`.cleanup`) and the mirror's clean-up (:meth:`TreeMixin.list_descendants`, a
+  level-by-level walk) still use it: they act on pages only and need no other scope.
+* Folders are in :mod:`.folders`.
 
 This module imports nothing from Airflow and nothing heavy.
 """
@@ -24,13 +27,22 @@ from urllib.parse import quote
 
 from airflow_provider_confluence.client._host import MixinBase
 from airflow_provider_confluence.client.comments import check_page_id
-from airflow_provider_confluence.exceptions import ConfluenceApiError, ConfluenceConfigError
+from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceDuplicateTitle
 
-__all__ = ["CHILD_SORTS", "FOLDERS_PATH", "MAX_DEPTH", "TreeMixin", "split_title_path"]
+__all__ = [
+    "CHILD_SORTS",
+    "CONTENT_SORTS",
+    "DESCENDANTS_MAX_DEPTH",
+    "MAX_DEPTH",
+    "PARENT_TYPES",
+    "TreeMixin",
+    "check_id",
+    "duplicate_folders",
+    "split_title_path",
+]
 
 log = logging.getLogger(__name__)
 
-FOLDERS_PATH = "/wiki/api/v2/folders"
 #: The ``sort`` values ``GET /pages/{id}/children`` takes (``ChildPageSortOrder``).
 CHILD_SORTS = (
     "created-date",
@@ -42,12 +54,18 @@ CHILD_SORTS = (
     "modified-date",
     "-modified-date",
 )
-#: The deepest walk :meth:`TreeMixin.list_descendants` makes (one listing per page visited).
+#: The ``sort`` values of the ``direct-children`` listings (``ContentSortOrder``).
+CONTENT_SORTS = (*CHILD_SORTS, "title", "-title")
+#: What a tree listing can start from, and the path segment of each.
+PARENT_TYPES = {"page": "pages", "folder": "folders"}
+#: The deepest tree listing (one ``descendants`` call per page or folder at every fifth level).
 MAX_DEPTH = 20
+#: The most levels one ``descendants`` call returns (its ``depth`` parameter, 1 to 5).
+DESCENDANTS_MAX_DEPTH = 5
 
 
-def _id(value: object, what: str) -> str:
-    """A numeric id as Confluence takes it (``what``: "space", "folder", "parent")."""
+def check_id(value: object, what: str) -> str:
+    """A numeric id as Confluence takes it (``what``: "The space", "The folder", "The parent")."""
     text = str(value).strip() if value is not None else ""
     if not text.isdigit():
         raise ConfluenceConfigError(f"{what} id {value!r} is not an id: Confluence ids are numbers.")
@@ -56,6 +74,27 @@ def _id(value: object, what: str) -> str:
 
 def _children_path(page_id: str) -> str:
     return f"/wiki/api/v2/pages/{quote(check_page_id(page_id), safe='')}/children"
+
+
+def _tree_path(parent_id: str, parent_type: str, what: str) -> str:
+    """``/wiki/api/v2/{pages|folders}/{id}/{what}``; a bad id or type is refused before anything is sent."""
+    if parent_type not in PARENT_TYPES:
+        raise ConfluenceConfigError(f"parent_type={parent_type!r} must be one of {', '.join(PARENT_TYPES)}.")
+    return f"/wiki/api/v2/{PARENT_TYPES[parent_type]}/{check_id(parent_id, f'The {parent_type}')}/{what}"
+
+
+def duplicate_folders(
+    found: Sequence[dict[str, Any]], title: str, parent_type: str, parent: str, advice: str
+) -> ConfluenceDuplicateTitle:
+    """The error for two or more folders titled ``title`` under one parent, naming their ids."""
+    ids = [str(folder.get("id")) for folder in found]
+    return ConfluenceDuplicateTitle(
+        f"{len(ids)} folders titled {title!r} are under {parent_type} {parent}: {', '.join(ids)}. {advice}, or give "
+        "the id of the one you mean.",
+        title=title,
+        parent_id=parent,
+        ids=ids,
+    )
 
 
 def split_title_path(path: str | Sequence[str]) -> list[str]:
@@ -75,12 +114,15 @@ def split_title_path(path: str | Sequence[str]) -> list[str]:
 
 
 class TreeMixin(MixinBase):
-    """Tree and folder methods; the host class provides ``request``, ``paginate``, ``find_page`` and ``get_page``."""
+    """Tree methods; the host class provides ``request``, ``paginate``, ``find_page``, ``get_page`` and
+    ``space_homepage_id``."""
 
     def list_children(
         self, page_id: str, *, sort: str | None = None, cursor: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Yield a page's child pages (v2 ``ChildPage`` objects), following every page of results.
+        """Yield a page's child pages (v2 ``ChildPage`` objects; pages only), following every page of results.
+
+        ``GET /pages/{id}/children`` is deprecated: prefer :meth:`list_direct_children`, which lists folders too.
 
         :param page_id: the parent page's id.
         :param sort: one of :data:`CHILD_SORTS` (Confluence's default: by position in the tree).
@@ -94,9 +136,60 @@ class TreeMixin(MixinBase):
         path = _children_path(page_id)
         return self.paginate(path, {"sort": sort} if sort else None, cursor=cursor)
 
+    def list_direct_children(
+        self, parent_id: str, *, parent_type: str = "page", sort: str | None = None, cursor: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the children of a page or folder, of every kind (``ChildrenResponse``: ``type`` is ``page``,
+        ``folder``, ``whiteboard``, ``database`` or ``embed``), following every page of results.
+
+        :param parent_type: ``page`` or ``folder``: which ``direct-children`` endpoint to ask (a page's id asked
+            as a folder, or the reverse, is a 404).
+        :param sort: one of :data:`CONTENT_SORTS` (Confluence's default: by position in the tree).
+        :param cursor: resume at this page of results (a ``ConfluenceRateLimited``'s ``progress["cursor"]``).
+        :raises ConfluenceConfigError: for a bad id, type or sort; nothing is sent then.
+        """
+        if sort is not None and sort not in CONTENT_SORTS:
+            raise ConfluenceConfigError(f"sort={sort!r} is not one of {', '.join(CONTENT_SORTS)}.")
+        path = _tree_path(parent_id, parent_type, "direct-children")
+        return self.paginate(path, {"sort": sort} if sort else None, cursor=cursor)
+
+    def list_tree(
+        self, parent_id: str, *, parent_type: str = "page", depth: int = 2, cursor: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield everything below a page or folder down to ``depth`` levels, top to bottom (``DescendantsResponse``:
+        ``parentId`` and ``depth``, 1 = a child, relative to ``parent_id``).
+
+        Down to 5 levels, one cursor-paginated ``descendants`` listing (250 items a request); below that, one more
+        listing under each page or folder at every fifth level.
+
+        :param depth: levels to go down, 1 to :data:`MAX_DEPTH`.
+        :param cursor: resume a listing of 5 levels or fewer at this page of results.
+        :raises ConfluenceConfigError: for a depth out of range, a bad id or type, or a cursor with a deeper
+            listing; nothing is sent then.
+        """
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+            raise ConfluenceConfigError(f"depth={depth!r} must be a whole number from 1 to {MAX_DEPTH}.")
+        if cursor and depth > DESCENDANTS_MAX_DEPTH:
+            raise ConfluenceConfigError(f"A cursor resumes a listing of at most {DESCENDANTS_MAX_DEPTH} levels.")
+        path = _tree_path(parent_id, parent_type, "descendants")
+        return self._descend(path, depth, 0, cursor)
+
+    def _descend(self, path: str, depth: int, above: int, cursor: str | None) -> Iterator[dict[str, Any]]:
+        step = min(depth, DESCENDANTS_MAX_DEPTH)
+        deepest: list[dict[str, Any]] = []
+        for node in self.paginate(path, {"depth": step}, cursor=cursor):
+            level = int(node.get("depth") or 0)
+            yield {**node, "depth": level + above}
+            if level == step and node.get("type") in PARENT_TYPES:
+                deepest.append(node)
+        for node in deepest if depth > step else []:
+            below = _tree_path(str(node.get("id")), str(node.get("type")), "descendants")
+            yield from self._descend(below, depth - step, above + step, None)
+
     def list_descendants(self, page_id: str, *, depth: int = 5) -> Iterator[dict[str, Any]]:
         """Yield the pages below a page, level by level, each a ``ChildPage`` with ``depth`` (1 = a child) and
-        ``parentId`` added.
+        ``parentId`` added (pages only, over ``GET /pages/{id}/children``: one listing per page visited; see
+        :meth:`list_tree` for every kind of content in fewer requests).
 
         :param page_id: the top page's id (not yielded itself).
         :param depth: how many levels down to go, 1 to :data:`MAX_DEPTH`.
@@ -126,59 +219,52 @@ class TreeMixin(MixinBase):
     def find_page_by_path(self, *, space_id: str, path: str | Sequence[str]) -> dict[str, Any] | None:
         """The page at a path of titles in a space (``"Reports/2026/December"``), or None when a title is missing.
 
-        The first title is found among the space's pages (titles are unique in a space), each next one among the
-        children of the page before it; the last page is read in full (with ``_links``).
+        Every title but the last may be a folder's. The first title is a page of the space (page titles are
+        unique in a space) or else a folder at the space's top level (the homepage's children); each next one is
+        found among the direct children of the page or folder before it; the last page is read in full.
 
         :param space_id: the space's numeric id.
         :param path: titles separated by ``/``, or a list of titles.
         :raises ConfluenceConfigError: for an empty path or title; nothing is sent then.
+        :raises ConfluenceDuplicateTitle: when two folders under one parent have a title of the path.
         """
         titles = split_title_path(path)
         page = self.find_page(space_id=str(space_id), title=titles[0])
-        if page is None:
+        if page is not None:
+            current, kind = str(page.get("id")), "page"
+        elif len(titles) > 1:
+            try:
+                home = self.space_homepage_id(str(space_id))
+            except ConfluenceConfigError:  # no homepage: no top level to look for a folder in
+                log.info("No page titled %r in space %s, which has no homepage.", titles[0], space_id)
+                return None
+            folder = self._child_titled(home, "page", titles[0], ("folder",))
+            if folder is None:
+                log.info("No page, and no folder on the top level, titled %r in space %s.", titles[0], space_id)
+                return None
+            current, kind = str(folder.get("id")), "folder"
+        else:
             log.info("No page titled %r in space %s.", titles[0], space_id)
             return None
-        current = str(page.get("id"))
-        for title in titles[1:]:
-            child = next((c for c in self.list_children(current) if c.get("title") == title), None)
+        for at, title in enumerate(titles[1:], start=2):
+            last = at == len(titles)
+            child = self._child_titled(current, kind, title, ("page",) if last else ("page", "folder"))
             if child is None:
-                log.info("Page %s has no child titled %r.", current, title)
+                log.info("%s %s has no child %stitled %r.", kind.capitalize(), current, "page " if last else "", title)
                 return None
-            current = str(child.get("id"))
+            current, kind = str(child.get("id")), str(child.get("type"))
         return page if len(titles) == 1 else self.get_page(current)
 
-    def get_folder(self, folder_id: str) -> dict[str, Any]:
-        """Return one folder (v2 ``FolderSingle``).
-
-        :raises ConfluenceNotFound: when there is no such folder or the app's user cannot see it.
-        """
-        path = f"{FOLDERS_PATH}/{_id(folder_id, 'The folder')}"
-        return self._folder(self.request("GET", path), "GET", path)
-
-    def create_folder(self, *, space_id: str, title: str, parent_id: str | None = None) -> dict[str, Any]:
-        """Create a folder (``POST /wiki/api/v2/folders``, which answers 200) and return it.
-
-        The POST is sent once (a second one would make a second folder).
-
-        :param space_id: the space's numeric id.
-        :param title: the folder's title.
-        :param parent_id: the page or folder to create it under (default: the space's top level).
-        :raises ConfluenceConfigError: for an empty title or a bad id; nothing is sent then.
-        """
-        if not isinstance(title, str) or not title.strip():
-            raise ConfluenceConfigError("A folder needs a title.")
-        payload: dict[str, Any] = {"spaceId": _id(space_id, "The space"), "title": title.strip()}
-        if parent_id:
-            payload["parentId"] = _id(parent_id, "The parent")
-        folder = self._folder(self.request("POST", FOLDERS_PATH, json=payload), "POST", FOLDERS_PATH)
-        log.info("Created folder %s (%r) in space %s.", folder.get("id"), title, space_id)
-        return folder
-
-    def _folder(self, folder: Any, method: str, path: str) -> dict[str, Any]:
-        if not isinstance(folder, dict) or folder.get("id") is None:
-            raise ConfluenceApiError(200, method, self.url(path), None, "The answer is not a folder object.")
-        raw_links = folder.get("_links")
-        links: dict[str, Any] = raw_links if isinstance(raw_links, dict) else {}
-        if not links.get("base") and self._site_url:
-            folder["_links"] = {**links, "base": f"{self._site_url}/wiki"}
-        return folder
+    def _child_titled(self, parent: str, parent_type: str, title: str, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+        """The child of these kinds with this title (a page before a folder); None when there is none."""
+        found = [
+            child
+            for child in self.list_direct_children(parent, parent_type=parent_type)
+            if child.get("type") in kinds and child.get("title") == title
+        ]
+        pages = [child for child in found if child.get("type") == "page"]
+        if pages:
+            return pages[0]  # page titles are unique in a space
+        if len(found) > 1:
+            raise duplicate_folders(found, title, parent_type, parent, "Rename all but one")
+        return found[0] if found else None

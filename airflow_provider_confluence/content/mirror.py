@@ -42,6 +42,7 @@ from airflow_provider_confluence.exceptions import (
     ConfluenceNotFound,
     ConfluencePageExists,
     ConfluenceRateLimited,
+    ConfluenceScopeError,
 )
 
 if TYPE_CHECKING:
@@ -248,8 +249,18 @@ def _stale_pages_of(
     keep = set(known.values())
     try:
         return _stale_pages(client, root, keep)
-    except ConfluenceNotFound:  # a folder: v2 cannot list its children; look below the mirrored pages instead
-        log.warning("Parent %s cannot be listed (a folder?): only pages below mirrored pages are considered.", root)
+    except ConfluenceNotFound:  # a folder: the page listing does not take one
+        pass
+    try:  # every page below the folder, over its descendants (read:hierarchical-content:confluence)
+        below = client.list_tree(root, parent_type="folder", depth=MAX_DEPTH)
+        stale_below = [node for node in below if node.get("type") == "page" and str(node.get("id")) not in keep]
+        return sorted(stale_below, key=lambda node: -int(node.get("depth") or 0))
+    except (ConfluenceNotFound, ConfluenceScopeError):
+        log.warning(
+            "Folder %s cannot be listed (add read:hierarchical-content:confluence to the grant): only pages below "
+            "mirrored pages are considered.",
+            root,
+        )
     stale: dict[str, dict[str, Any]] = {}
     for page in plan.pages:
         if page.parent is None and page.path.endswith("/") and page.path in known:

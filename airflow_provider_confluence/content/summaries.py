@@ -159,18 +159,22 @@ def search_result_summary(result: Mapping[str, Any], base_url: str | None) -> di
 
 
 def tree_node_summary(node: Mapping[str, Any], site_url: str | None = None) -> dict[str, Any]:
-    """The summary of a page in a tree listing (a v2 ``ChildPage`` with ``parentId`` and ``depth`` added).
+    """The summary of an item of a tree listing (a v2 ``ChildrenResponse`` with ``parentId`` and ``depth`` added, or
+    a ``DescendantsResponse``; ``type`` is ``page`` when the listing gives none, as ``ChildPage`` does not).
 
-    ``ChildPage`` carries no links; ``url`` is the site's ``/wiki/pages/viewpage.action?pageId=...``.
+    These carry no links; ``url`` is the site's ``/wiki/pages/viewpage.action?pageId=...`` for a page, None for the
+    other kinds.
     """
     page_id = _text(node.get("id"))
+    kind = _text(node.get("type")) or "page"
     base = f"{site_url.rstrip('/')}/wiki" if site_url else ""
     return {
         "id": page_id,
         "title": _text(node.get("title")),
+        "type": kind,
         "status": _text(node.get("status")),
         "parent_id": _text(node.get("parentId")),
         "depth": _number(node.get("depth")),
         "position": _number(node.get("childPosition")),
-        "url": f"{base}/pages/viewpage.action?pageId={page_id}" if base and page_id else None,
+        "url": f"{base}/pages/viewpage.action?pageId={page_id}" if base and page_id and kind == "page" else None,
     }

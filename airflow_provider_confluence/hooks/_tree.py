@@ -38,23 +38,29 @@ class TreeHookMixin:
         depth: int = 1,
         cursor: str | None = None,
         done: Sequence[dict[str, Any]] = (),
+        parent_type: str = "page",
     ) -> list[dict[str, Any]]:
-        """The pages below a page down to ``depth`` levels (1: its children), as :func:`tree_node_summary` dicts.
+        """What is below a page or folder down to ``depth`` levels (1: its children), pages, folders and the other
+        kinds of content alike, as :func:`tree_node_summary` dicts (``type`` says which).
 
-        Needs ``read:page:confluence``.
+        ``depth=1`` is one ``direct-children`` listing; deeper, one ``descendants`` listing per five levels.
+        Needs ``read:hierarchical-content:confluence``.
 
-        :param cursor: resume a ``depth=1`` listing here (a :class:`ConfluenceRateLimited`'s ``progress["cursor"]``).
+        :param page_id: the page's or folder's id.
+        :param parent_type: ``page`` or ``folder``: what ``page_id`` is.
+        :param cursor: resume a listing of at most 5 levels here (a :class:`ConfluenceRateLimited`'s
+            ``progress["cursor"]``).
         :param done: the summaries already listed before ``cursor``, kept in front.
         :raises ConfluenceRateLimited: with ``progress["results"]``, the summaries listed so far (and ``cursor``).
         """
         client = self.get_conn()
         nodes: Iterator[dict[str, Any]]
         if depth == 1:
-            children = client.list_children(str(page_id), cursor=cursor)
+            children = client.list_direct_children(str(page_id), parent_type=parent_type, cursor=cursor)
             nodes = ({**child, "parentId": str(page_id), "depth": 1} for child in children)
         else:
-            nodes = client.list_descendants(str(page_id), depth=depth)
-        listed = [dict(node) for node in done] if depth == 1 else []
+            nodes = client.list_tree(str(page_id), parent_type=parent_type, depth=depth, cursor=cursor)
+        listed = [dict(node) for node in done] if cursor else []
         try:
             for node in nodes:
                 listed.append(tree_node_summary(node, self.settings.site_url))
@@ -66,23 +72,42 @@ class TreeHookMixin:
     def find_page_by_path(
         self, path: str | Sequence[str], *, space_key: str | None = None, space_id: str | None = None
     ) -> dict[str, Any] | None:
-        """The :func:`page_summary` of the page at a path of titles (``"Reports/2026/December"``), or None."""
+        """The :func:`page_summary` of the page at a path of titles (``"Reports/2026/December"``, where every title
+        but the last may be a folder's), or None."""
         page = self.get_conn().find_page_by_path(space_id=self.resolve_space_id(space_key, space_id), path=path)
         return None if page is None else page_summary(page, self.settings.site_url)
 
     def create_folder(
         self, title: str, *, space_key: str | None = None, space_id: str | None = None, parent_id: str | None = None
     ) -> dict[str, Any]:
-        """Create a folder; ``{"id", "title", "parent_id", "parent_type"}``. Needs ``write:folder:confluence``."""
+        """Create a folder, even when one with the title exists; ``{"id", "title", "parent_id", "parent_type",
+        "created"}``. Needs ``write:folder:confluence``."""
         folder = self.get_conn().create_folder(
             space_id=self.resolve_space_id(space_key, space_id), title=title, parent_id=parent_id
         )
-        return {
-            "id": str(folder.get("id")),
-            "title": folder.get("title"),
-            "parent_id": folder.get("parentId"),
-            "parent_type": folder.get("parentType"),
-        }
+        return _folder_summary(folder, created=True)
+
+    def ensure_folder(
+        self,
+        title: str,
+        *,
+        space_key: str | None = None,
+        space_id: str | None = None,
+        parent_id: str | None = None,
+        parent_type: str | None = None,
+    ) -> dict[str, Any]:
+        """The folder titled ``title`` under ``parent_id`` (default: the space's homepage), created only when
+        missing; ``{"id", "title", "parent_id", "parent_type", "created"}``. Needs
+        ``read:hierarchical-content:confluence`` (``read:space:confluence`` without ``parent_id``) and
+        ``write:folder:confluence``. See :meth:`~airflow_provider_confluence.client.folders.FoldersMixin.ensure_folder`.
+        """
+        folder, created = self.get_conn().ensure_folder(
+            space_id=lambda: self.resolve_space_id(space_key, space_id),  # looked up only when needed
+            title=title,
+            parent_id=parent_id,
+            parent_type=parent_type,
+        )
+        return _folder_summary(folder, created=created)
 
     def delete_page(self, page_id: str, *, purge: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Trash (or purge) a page; ``{"id", "title", "action"}``. Needs ``delete:page:confluence``."""
@@ -158,3 +183,14 @@ class TreeHookMixin:
             delete_missing=delete_missing,
             resume=resume,
         )
+
+
+def _folder_summary(folder: Mapping[str, Any], *, created: bool) -> dict[str, Any]:
+    parent = folder.get("parentId")
+    return {
+        "id": str(folder.get("id")),
+        "title": folder.get("title"),
+        "parent_id": None if parent is None else str(parent),
+        "parent_type": folder.get("parentType"),
+        "created": created,
+    }

@@ -129,9 +129,10 @@ class ConfluenceApplyRetentionOperator(RateLimitDeferralMixin, ConfluenceOperato
     """Keep the newest children of a report parent and delete the rest.
 
     A child is kept when it is among the ``keep_latest`` newest (by creation date) OR was created less than
-    ``keep_days`` days ago. Needs ``read:page:confluence`` and ``delete:page:confluence``.
+    ``keep_days`` days ago. Needs ``read:page:confluence`` and ``delete:page:confluence`` (and
+    ``read:hierarchical-content:confluence`` for a folder parent).
 
-    :param parent_id: the report parent's page id (templated); only its direct children are considered.
+    :param parent_id: the report parent's page or folder id (templated); only its direct child pages are considered.
     :param keep_latest: how many of the newest children to keep.
     :param keep_days: keep children created less than this many days ago.
     :param purge: delete for good instead of moving to the trash.

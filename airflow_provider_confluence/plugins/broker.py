@@ -18,6 +18,10 @@ and the answer is ``{"access_token", "expires_at", "cloud_id"}``; never the refr
 The ``jti`` of each request is claimed in the provider's single-use table (:mod:`.single_use`), shared by every API-server worker
 and host, so a replayed request is refused wherever it lands.
 
+The tokens it rotates are not given to Airflow's secrets maskers (:mod:`.broker_masking`): in this
+long-lived process they would pile up for good, and filter none of its log records. No path here puts one in a log,
+an error text or a URL.
+
 Under load (:mod:`.broker_load`): one request per connection in this process enters the locked refresh, the others
 wait without holding a database connection; a database error anywhere here (a pool timeout, a lost connection)
 is answered ``503 store_error`` with a ``Retry-After``, never as an unknown connection (401) or a 500.
@@ -68,8 +72,14 @@ from airflow_provider_confluence.plugins.broker_load import (
     store_error_types,
     store_unavailable,
 )
+from airflow_provider_confluence.plugins.broker_masking import not_registered
 from airflow_provider_confluence.plugins.single_use import SharedNonces
-from airflow_provider_confluence.version_compat import create_session, get_connection, get_variable, mask_secret
+from airflow_provider_confluence.version_compat import (
+    create_session,
+    get_connection_in_server,
+    get_variable,
+    mask_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +257,7 @@ def _confluence_settings(conn_id: str) -> ConnectionSettings | None:
     from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
     try:
-        conn = get_connection(conn_id)
+        conn = get_connection_in_server(conn_id)  # not Airflow's cached lookup: it masks every extra, for good
     except AirflowNotFoundException:
         # Airflow's lookup logs a failing backend and moves on: a pool timeout there also ends as "not found".
         if connection_row_exists(conn_id):  # raises the database's error, if it still fails
@@ -281,7 +291,7 @@ def _serve(settings: ConnectionSettings, rejected: str | None, flights: SingleFl
     with requests.Session() as http:
         http.headers["User-Agent"] = "airflow-provider-confluence (token broker)"
         store = row_store(settings)
-        manager = token_manager_for(settings, store, session=http)
+        manager = token_manager_for(settings, store, session=http, on_secret=not_registered)
         access_token = access_token_in_turn(manager, rejected, flights, conn_id)
         state = _handed_out(manager)
         cloud_id = settings.cloud_id or state.cloud_id

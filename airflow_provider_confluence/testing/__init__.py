@@ -13,7 +13,9 @@ What it emulates behind the gateway:
 * v2 spaces (``/spaces``, ``/spaces/{id}``, ``/spaces/{id}/pages``) and pages (list, create, read, update, delete);
 * v2 page labels (``GET /pages/{id}/labels``) and attachments (``GET /pages/{id}/attachments``);
 * v2 children (``GET /pages/{id}/children``) and folders (``POST /folders``, ``GET /folders/{id}``), and the
-  v1 label removal (``DELETE /wiki/rest/api/content/{id}/label/{label}``; see ``tree.py``);
+  v1 label removal (``DELETE /wiki/rest/api/content/{id}/label/{label}``; see ``tree.py``); the direct children
+  and descendants of pages and folders (``GET /{pages|folders}/{id}/{direct-children|descendants}``; see
+  ``hierarchy.py``);
 * the v1 endpoints that have no v2 equivalent: ``POST /wiki/rest/api/content/{id}/label`` (add labels),
   ``PUT``/``POST /wiki/rest/api/content/{id}/child/attachment`` (upload, multipart, ``X-Atlassian-Token:
   no-check`` required) and ``GET /wiki/rest/api/search`` (a strict CQL subset, see ``cql.py``; the ``next`` link

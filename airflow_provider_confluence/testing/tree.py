@@ -6,7 +6,8 @@
 * ``POST /wiki/api/v2/folders`` (``write:folder:confluence``): ``{"spaceId", "title", "parentId"}``, answers 200
   with ``FolderSingle``; the parent is a page or a folder of the same space. ``GET /wiki/api/v2/folders/{id}``
   (``read:folder:confluence``). A page may be created under a folder (``parentId``; its ``parentType`` is then
-  ``folder``); a folder's children are not listed (the document has no route for it).
+  ``folder``). A folder without ``parentId`` has none (``FolderSingle.parentId``: "null if there is no parent").
+* The direct children and descendants of pages and folders are in ``hierarchy.py``.
 * v1 ``DELETE /wiki/rest/api/content/{id}/label/{label}`` (``write:label:confluence``, or the classic
   ``write:confluence-content``): 204, or 404 when the content or the label does not exist.
 
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._http import ApiRequest, Reply, ReplyError, bad_param, bad_request, iso, v1_error, v1_not_found, v2_error
+from .hierarchy import HierarchyRoutes
 
 CHILD_SORTS = (
     "created-date",
@@ -47,6 +49,8 @@ class Folder:
     parent_id: int | None
     parent_type: str | None
     created_at: float
+    position: int = 0
+    status: str = "current"
 
 
 class TreeRoutes:
@@ -71,6 +75,7 @@ class TreeRoutes:
         self._now = now
         self.folders: dict[int, Folder] = model.folders  # shared: the model creates pages under them
         self._next_folder = 5898241
+        self.hierarchy = HierarchyRoutes(model, live_page, paginate)
 
     def table(self) -> list[tuple[str, str, str, str, Handler]]:
         """The v2 routes: (method, path regex under /wiki/api/v2, template, scope, handler)."""
@@ -78,6 +83,7 @@ class TreeRoutes:
             ("GET", r"/pages/([^/]+)/children", "/pages/{id}/children", "read:page:confluence", self.children),
             ("POST", r"/folders", "/folders", "write:folder:confluence", self.create_folder),
             ("GET", r"/folders/([^/]+)", "/folders/{id}", "read:folder:confluence", self.get_folder),
+            *self.hierarchy.table(),
         ]
 
     def v1_routes(self) -> list[tuple[str, str, str, tuple[tuple[str, ...], ...], Handler]]:
@@ -120,7 +126,8 @@ class TreeRoutes:
             "title": folder.title,
             "parentId": None if folder.parent_id is None else str(folder.parent_id),
             "parentType": folder.parent_type,
-            "position": None,
+            "position": folder.position,
+            "spaceId": str(folder.space_id),
             "authorId": self.model.author_id,
             "ownerId": self.model.author_id,
             "createdAt": iso(folder.created_at),
@@ -140,7 +147,8 @@ class TreeRoutes:
             if space is None:
                 return v2_error(404, "NOT_FOUND", f"Space {space_ref} was not found")
             parent_id, parent_type = self._parent(payload.get("parentId"), space.id)
-            folder = Folder(self._next_folder, space.id, title.strip(), parent_id, parent_type, self._now())
+            siblings = len(self.hierarchy.children((parent_type, parent_id))) if parent_type and parent_id else 0
+            folder = Folder(self._next_folder, space.id, title.strip(), parent_id, parent_type, self._now(), siblings)
             self._next_folder += 1
             self.folders[folder.id] = folder
             return Reply(200, self._folder_json(folder))

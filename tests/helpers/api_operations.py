@@ -22,6 +22,10 @@ CLIENT_V2_ROUTES: frozenset[str] = frozenset(
         "GET /wiki/api/v2/pages/{id}/footer-comments",
         "POST /wiki/api/v2/footer-comments",
         "GET /wiki/api/v2/pages/{id}/children",
+        "GET /wiki/api/v2/pages/{id}/direct-children",
+        "GET /wiki/api/v2/folders/{id}/direct-children",
+        "GET /wiki/api/v2/pages/{id}/descendants",
+        "GET /wiki/api/v2/folders/{id}/descendants",
         "POST /wiki/api/v2/folders",
         "GET /wiki/api/v2/folders/{id}",
     }

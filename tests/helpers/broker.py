@@ -57,9 +57,10 @@ def key_of(conn_id: str) -> str:
     """The broker key of the connection as Airflow reads it now (its broker_secret, else the derived key)."""
     from airflow_provider_confluence.auth.broker.protocol import broker_key
     from airflow_provider_confluence.config.deployment import connection_settings
-    from airflow_provider_confluence.version_compat import get_connection
+    from airflow_provider_confluence.version_compat import get_connection_in_server
 
-    key = broker_key(connection_settings(conn_id, get_connection(conn_id)))
+    # As the broker reads it (Airflow's cached lookup would register the connection's tokens with the masker).
+    key = broker_key(connection_settings(conn_id, get_connection_in_server(conn_id)))
     assert key
     return key
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
+
 
 def put_gateway_connection(fake: Any) -> None:
     """The HTTP connection of the example: the emulator's gateway for its site."""
@@ -17,3 +19,16 @@ def put_gateway_connection(fake: Any) -> None:
                 conn_id="confluence_gateway", conn_type="http", host=f"{fake.api_url}/ex/confluence/{fake.cloud_id}"
             )
         )
+
+
+def gateway_call(fake: Any, method: str, path: str, scopes: str, **kwargs: Any) -> requests.Response:
+    """One request to the emulator's gateway (``path`` under ``/ex/confluence/<cloud id>``) with a token of
+    ``scopes``."""
+    token = fake.issue_access_token(scopes)
+    return requests.request(
+        method,
+        f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+        **kwargs,
+    )

@@ -13,7 +13,7 @@ from helpers.quota import EmulatorTime
 #: the scopes of every operator: comments, deletes and folders besides the emulator's default ones
 WIDE_SCOPES = (
     f"{DEFAULT_SCOPES} read:comment:confluence write:comment:confluence delete:page:confluence "
-    "read:folder:confluence write:folder:confluence"
+    "read:folder:confluence write:folder:confluence read:hierarchical-content:confluence"
 )
 
 

@@ -496,8 +496,10 @@ class TestRouter:
         fake = fake_atlassian
         put_connection("gated", fake.connection("gated"))
         lookups: list[str] = []
-        real = plugin.get_connection
-        monkeypatch.setattr(plugin, "get_connection", lambda conn_id: lookups.append(conn_id) or real(conn_id))
+        real = plugin.get_connection_in_server
+        monkeypatch.setattr(
+            plugin, "get_connection_in_server", lambda conn_id: lookups.append(conn_id) or real(conn_id)
+        )
         for gate in (None, "not-the-deployments-key"):
             refused = ask(broker, fake, "gated", gate_key=gate)
             assert refused.status_code == 401 and refused.json()["error"] == "invalid_gate", refused.text

@@ -20,6 +20,7 @@ from airflow_provider_confluence.operators.confluence import ConfluenceAddCommen
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
 from helpers.dags import new_dag, run_dag
+from helpers.gateway import gateway_call
 
 pytestmark = pytest.mark.airflow2
 
@@ -36,14 +37,7 @@ def comments_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 
 def api(fake: Any, method: str, path: str, scopes: str = COMMENT_SCOPES, **kwargs: Any) -> requests.Response:
-    token = fake.issue_access_token(scopes)
-    return requests.request(
-        method,
-        f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-        **kwargs,
-    )
+    return gateway_call(fake, method, path, scopes, **kwargs)
 
 
 # -- the emulator ------------------------------------------------------------------------------------------

@@ -313,7 +313,10 @@ def test_the_footer_comment_requests_match_the_openapi_document(fake_atlassian, 
     assert [p for r in recorded for p in contract_violations(r)] == []
 
 
-TREE_SCOPES = f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence"
+TREE_SCOPES = (
+    f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence "
+    "read:hierarchical-content:confluence"
+)
 #: The v1 label removal (https://developer.atlassian.com/cloud/confluence/rest/v1/api-group-content-labels/):
 #: the label's name in the path, no body, no query; answers 204.
 LABEL_REMOVAL = "DELETE /wiki/rest/api/content/{id}/label/{label}"
@@ -344,6 +347,15 @@ def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassia
     assert hook.find_page_by_path(["Reports", "R0", "Deep"], space_key="DEMO") is not None
     folder = hook.create_folder("Archive", space_id=space["id"], parent_id=parent["id"])
     client.get_folder(folder["id"])
+    # folders as parents: direct children (a cursor page) and descendants of pages and folders, ensure-folder
+    hook.get_conn().create_page(space_id=space["id"], title="In the folder", body="<p>f</p>", parent_id=folder["id"])
+    assert hook.ensure_folder("Archive", space_id=space["id"], parent_id=parent["id"])["created"] is False
+    assert hook.ensure_folder("Top", space_id=space["id"])["created"] is True
+    assert len(list(client.paginate(f"/wiki/api/v2/pages/{parent['id']}/direct-children", {"limit": 2}))) == 4
+    assert len(list(client.list_direct_children(folder["id"], parent_type="folder", sort="-title"))) == 1
+    assert len(hook.list_children(folder["id"], parent_type="folder", depth=2)) == 1
+    assert len(list(client.paginate(f"/wiki/api/v2/pages/{parent['id']}/descendants", {"limit": 2, "depth": 3}))) == 6
+    assert hook.find_page_by_path(["Reports", "Archive", "In the folder"], space_key="DEMO") is not None
     hook.remove_label(kids[2]["id"], "old")
     hook.delete_page(kids[1]["id"], purge=True)
     hook.apply_retention(parent["id"], keep_latest=1, now=datetime.now(UTC))
@@ -357,8 +369,13 @@ def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassia
         "DELETE /wiki/api/v2/pages/{id}",
         "GET /wiki/api/v2/pages/{id}",
         "GET /wiki/api/v2/pages",
+        "GET /wiki/api/v2/pages/{id}/direct-children",
+        "GET /wiki/api/v2/folders/{id}/direct-children",
+        "GET /wiki/api/v2/pages/{id}/descendants",
+        "GET /wiki/api/v2/folders/{id}/descendants",
     } <= {r["route"] for r in v2}
-    assert any("cursor" in r["query"] for r in v2 if r["route"].endswith("/children"))
+    for listing in ("/children", "/direct-children", "/descendants"):
+        assert any("cursor" in r["query"] for r in v2 if r["route"].endswith(listing)), listing
     assert any(r["query"].get("purge") == ["true"] for r in v2 if r["route"].startswith("DELETE"))
     assert [p for r in v2 for p in contract_violations(r)] == []
     for r in v2:
@@ -374,6 +391,33 @@ def test_the_tree_and_clean_up_requests_match_the_openapi_document(fake_atlassia
     assert [(r["route"], r["query"], r["json"], r["status"]) for r in removals] == [(LABEL_REMOVAL, {}, None, 204)]
     assert removals[0]["path"].endswith("/label/old")
     assert required_scope("DELETE", removals[0]["path"]).startswith("write:label:confluence")
+
+
+def answer_schema(route: str) -> dict[str, Any]:
+    """The schema of a route's 200 JSON answer in the document."""
+    return dict(resolve(operation(route)["responses"]["200"])["content"]["application/json"]["schema"])
+
+
+def test_the_tree_answers_have_the_shapes_of_the_openapi_document(fake_atlassian, airflow_db):
+    """The emulator's direct-children, descendants and folder answers validate against the document's schemas, and
+    carry every property of ``ChildrenResponse`` / ``DescendantsResponse`` (so a client reading ``type`` or
+    ``childPosition`` is tested against what Confluence sends)."""
+    put_connection("contract_shapes", fake_atlassian.connection("contract_shapes", scopes=TREE_SCOPES))
+    space = fake_atlassian.add_space("DEMO")
+    parent = fake_atlassian.add_page("DEMO", "Reports")
+    client = ConfluenceOAuthHook("contract_shapes").get_conn()
+    folder = client.create_folder(space_id=space["id"], title="2026", parent_id=parent["id"])
+    fake_atlassian.add_page("DEMO", "December", parent_id=folder["id"])
+    schemas = spec()["components"]["schemas"]
+    for kind, ident in (("pages", parent["id"]), ("folders", folder["id"])):
+        for what, item in (("direct-children", "ChildrenResponse"), ("descendants", "DescendantsResponse")):
+            route = f"GET {V2_PREFIX}/{kind}/{{id}}/{what}"
+            body = client.request("GET", f"{V2_PREFIX}/{kind}/{ident}/{what}")
+            assert schema_errors(body, answer_schema(route)) == [], route
+            assert body["results"] and all(set(r) == set(schemas[item]["properties"]) for r in body["results"]), route
+    single = client.request("GET", f"{V2_PREFIX}/folders/{folder['id']}")
+    assert schema_errors(single, answer_schema("GET /wiki/api/v2/folders/{id}")) == []
+    assert set(single) - {"_links"} <= set(schemas["FolderSingle"]["properties"])
 
 
 def test_the_chart_requests_match_the_openapi_document(fake_atlassian, confluence_conn):

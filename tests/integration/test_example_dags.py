@@ -22,6 +22,7 @@ def test_example_dags_load_without_import_errors(airflow_db):
         "confluence_incident_log",
         "confluence_chart_report",
         "confluence_mirror_docs",
+        "confluence_report_folders",
     } <= set(bag.dag_ids)
 
 
@@ -121,7 +122,7 @@ def test_incident_log_gets_one_entry_per_failed_try(fake_atlassian, confluence_c
     assert page["version"]["number"] == 2
 
 
-def test_retention_finds_the_parent_by_path_and_keeps_recent_reports(fake_atlassian, confluence_conn):
+def test_retention_finds_the_parent_by_path_and_keeps_recent_reports(fake_atlassian, wide_conn):
     """Every report here is younger than keep_days: the preview and the real run keep them all, and no write is
     sent (the tree and retention rules themselves are tested in test_tree.py)."""
     fake_atlassian.add_space("DEMO")
@@ -133,9 +134,26 @@ def test_retention_finds_the_parent_by_path_and_keeps_recent_reports(fake_atlass
     run = dagbag().get_dag("confluence_retention").test()
     assert str(run.state).endswith("success")
     by_route = fake_atlassian.counters["api_calls_by_route"]
-    assert by_route.get("GET /wiki/api/v2/pages/{id}/children", 0) >= 3  # preview, apply, remaining
+    assert by_route.get("GET /wiki/api/v2/pages/{id}/children", 0) >= 2  # preview, apply
+    assert by_route.get("GET /wiki/api/v2/pages/{id}/direct-children", 0) >= 1  # remaining (and the path)
     assert not [route for route in by_route if route.startswith("DELETE")]
     assert sum(1 for p in fake_atlassian.pages if p["status"] == "current" and p["title"].startswith("Report ")) == 9
+
+
+def test_report_folders_makes_the_folders_once_and_finds_the_page_through_them(fake_atlassian, wide_conn):
+    """Reports and the year are folders, made by the first run only; the month's page is in the year's folder,
+    found by its path; the second run creates no folder (the folders themselves are tested in test_folders.py)."""
+    space = fake_atlassian.add_space("DEMO")
+    dag = dagbag().get_dag("confluence_report_folders")
+    assert str(dag.test().state).endswith("success")
+    folder_posts = [r for r in fake_atlassian.requests if r["route"] == "POST /wiki/api/v2/folders"]
+    assert [r["json"]["title"] for r in folder_posts][0] == "Reports" and len(folder_posts) == 2
+    assert folder_posts[0]["json"]["parentId"] == space["homepageId"]  # the space's top level
+    (page,) = [p for p in fake_atlassian.pages if p["title"].startswith("Report ")]
+    assert page["parentType"] == "folder"
+    fake_atlassian.reset_counters()
+    assert str(dag.test().state).endswith("success")
+    assert not [r for r in fake_atlassian.requests if r["route"] == "POST /wiki/api/v2/folders"]
 
 
 def test_mirror_docs_previews_then_mirrors_the_sample_directory(fake_atlassian, confluence_conn):

@@ -162,6 +162,23 @@ def test_a_folder_can_be_the_parent(fake_atlassian, handbook, docs):
     assert {e["action"] for e in again.values()} == {"unchanged"}
 
 
+def test_delete_missing_under_a_folder_sees_every_page_below_it(fake_atlassian, handbook, docs):
+    """With read:hierarchical-content:confluence, the folder's descendants are listed: a page put straight into
+    the folder, which the directory does not have, is trashed; without the scope only pages below mirrored pages
+    would be considered (the fallback, kept for older grants)."""
+    scopes = f"{MIRROR_SCOPES} read:hierarchical-content:confluence"
+    put_connection("confluence_default", fake_atlassian.connection("confluence_default", scopes=scopes))
+    hook = ConfluenceOAuthHook("confluence_default")
+    space_id = fake_atlassian.spaces[0]["id"]
+    folder = hook.get_conn().create_folder(space_id=space_id, title="Docs folder")
+    hook.mirror_directory(docs, space_id=space_id, parent_id=folder["id"])
+    stray = fake_atlassian.add_page("DEMO", "Stray notes", parent_id=folder["id"])
+    done = hook.mirror_directory(docs, space_id=space_id, parent_id=folder["id"], delete_missing=True)
+    assert done[f"page:{stray['id']}"]["action"] == "trashed"
+    assert [p["title"] for p in fake_atlassian.pages if p["status"] == "trashed"] == ["Stray notes"]
+    assert any(r["route"] == "GET /wiki/api/v2/folders/{id}/descendants" for r in fake_atlassian.requests)
+
+
 def test_a_directory_outside_the_attachment_roots_is_refused_before_anything_is_read(
     fake_atlassian, handbook, docs, tmp_path, monkeypatch
 ):

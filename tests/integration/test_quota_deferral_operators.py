@@ -35,6 +35,8 @@ pytestmark = pytest.mark.airflow2
 UPLOAD = "PUT /wiki/rest/api/content/{id}/child/attachment"
 COMMENT = "POST /wiki/api/v2/footer-comments"
 CHILDREN = "GET /wiki/api/v2/pages/{id}/children"
+DIRECT_CHILDREN = "GET /wiki/api/v2/pages/{id}/direct-children"
+DESCENDANTS = "GET /wiki/api/v2/pages/{id}/descendants"
 DELETE = "DELETE /wiki/api/v2/pages/{id}"
 #: what Atlassian answers once the app's hourly points are spent (https://developer.atlassian.com/cloud/confluence/rate-limiting/)
 QUOTA_SPENT = {
@@ -99,7 +101,7 @@ def test_the_children_listing_continues_from_its_cursor(fake_atlassian, wide_con
     for index in range(300):
         fake_atlassian.add_page("TREE", f"Child {index:03}", parent_id=top["id"])
     expected = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"]).execute({})
-    before = calls(fake_atlassian, CHILDREN)
+    before = calls(fake_atlassian, DIRECT_CHILDREN)
     # 251 points left: the first 250 children (251 points) pass, the second page of results is refused
     fake_atlassian.enable_quota(260, align_to_hour=False)
     spend(wide_conn, 9)
@@ -108,18 +110,38 @@ def test_the_children_listing_continues_from_its_cursor(fake_atlassian, wide_con
     assert result == expected and len({node["id"] for node in result}) == 300
     resume = deferrals[0]["kwargs"]["resume"]
     assert len(resume["results"]) == 250 and resume["cursor"].startswith(fake_atlassian.api_url)
-    assert calls(fake_atlassian, CHILDREN) - before == 3  # two pages of results and the refused one: none twice
+    assert calls(fake_atlassian, DIRECT_CHILDREN) - before == 3  # two pages of results and the refused one
 
 
-def test_a_deeper_walk_starts_again_after_the_wait(fake_atlassian, wide_conn, emulator_time):
+def test_a_descendants_listing_continues_from_its_cursor(fake_atlassian, wide_conn, emulator_time):
+    """Down to 5 levels the listing is one (cursor-paginated) request chain, so it resumes where it was refused."""
+    fake_atlassian.add_space("TREE")
+    top = fake_atlassian.add_page("TREE", "Top")
+    for index in range(3):
+        child = fake_atlassian.add_page("TREE", f"Child {index}", parent_id=top["id"])
+        for inner in range(100):
+            fake_atlassian.add_page("TREE", f"Grandchild {index}.{inner:03}", parent_id=child["id"])
+    expected = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"], depth=2).execute({})
+    before = calls(fake_atlassian, DESCENDANTS)
+    fake_atlassian.enable_quota(260, align_to_hour=False)
+    spend(wide_conn, 9)
+    op = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"], depth=2, deferrable=True)
+    result, deferrals = run_deferrable(op, emulator_time)
+    assert result == expected and len(result) == 303
+    resume = deferrals[0]["kwargs"]["resume"]
+    assert len(resume["results"]) == 250 and resume["cursor"].startswith(fake_atlassian.api_url)
+    assert calls(fake_atlassian, DESCENDANTS) - before == 3
+
+
+def test_a_walk_deeper_than_one_listing_starts_again_after_the_wait(fake_atlassian, wide_conn, emulator_time):
     fake_atlassian.add_space("TREE")
     top = fake_atlassian.add_page("TREE", "Top")
     child = fake_atlassian.add_page("TREE", "Child", parent_id=top["id"])
     fake_atlassian.add_page("TREE", "Grandchild", parent_id=child["id"])
-    refuse_next(fake_atlassian, CHILDREN)
-    op = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"], depth=2, deferrable=True)
+    refuse_next(fake_atlassian, DESCENDANTS)
+    op = ConfluenceListChildrenOperator(task_id="l", page_id=top["id"], depth=6, deferrable=True)
     result, deferrals = run_deferrable(op, emulator_time)
-    assert deferrals[0]["kwargs"]["resume"] == {}  # a cursor of one page's children is no place to resume a walk
+    assert deferrals[0]["kwargs"]["resume"] == {}  # a cursor of one part of a deeper listing is no place to resume
     assert [(node["title"], node["depth"]) for node in result] == [("Child", 1), ("Grandchild", 2)]
 
 
@@ -172,7 +194,7 @@ def test_a_folder_the_quota_refused_is_created_once(fake_atlassian, wide_conn, e
     refuse_next(fake_atlassian, "POST /wiki/api/v2/folders")
     op = ConfluenceCreateFolderOperator(task_id="f", title="2026", space_key="DEMO", deferrable=True)
     result, deferrals = run_deferrable(op, emulator_time)
-    assert len(deferrals) == 1 and result["title"] == "2026"
+    assert len(deferrals) == 1 and result["title"] == "2026" and result["created"] is True
     assert fake_atlassian.counters["injected_failures"] == 1
     assert calls(fake_atlassian, "POST /wiki/api/v2/folders") == 2  # the refused one, which did nothing, and one
 

@@ -24,10 +24,14 @@ from airflow_provider_confluence.operators.confluence import (
 from airflow_provider_confluence.testing import DEFAULT_SCOPES
 from helpers.airflow_env import put_connection
 from helpers.dags import new_dag, run_dag
+from helpers.gateway import gateway_call
 
 pytestmark = pytest.mark.airflow2
 
-TREE_SCOPES = f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence"
+TREE_SCOPES = (
+    f"{DEFAULT_SCOPES} delete:page:confluence read:folder:confluence write:folder:confluence "
+    "read:hierarchical-content:confluence"
+)
 DAY = 86400.0
 WRITES = ("POST", "PUT", "DELETE", "PATCH")
 
@@ -40,14 +44,7 @@ def tree_conn(fake_atlassian: Any, airflow_db: Any) -> str:
 
 
 def api(fake: Any, method: str, path: str, scopes: str = TREE_SCOPES, **kwargs: Any) -> requests.Response:
-    token = fake.issue_access_token(scopes)
-    return requests.request(
-        method,
-        f"{fake.api_url}/ex/confluence/{fake.cloud_id}{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-        **kwargs,
-    )
+    return gateway_call(fake, method, path, scopes, **kwargs)
 
 
 def status_of(fake: Any, page_id: str) -> str | None:

@@ -7,7 +7,6 @@ send no write.
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,38 +19,16 @@ from airflow_provider_confluence.client.confluence import ConfluenceClient
 from airflow_provider_confluence.client.tree import split_title_path
 from airflow_provider_confluence.content.summaries import tree_node_summary
 from airflow_provider_confluence.exceptions import ConfluenceConfigError, ConfluenceScopeError
-from airflow_provider_confluence.retry import RetryPolicy
+from helpers.mocked_client import GW, SITE, V2, mocked_client
 
 pytestmark = pytest.mark.airflow2
 
-API = "https://api.example.test"
-GW = f"{API}/ex/confluence/cloud-1"
-SITE = "https://acme.atlassian.net"
-V2 = f"{GW}/wiki/api/v2"
 WRITES = ("POST", "PUT", "DELETE", "PATCH")
-
-
-class Tokens:
-    def get_access_token(self) -> str:
-        return "at-TREE-token"
-
-    def refresh_rejected(self, rejected_token: str) -> str:
-        return "at-TREE-token-2"
-
-    def access_token_expired(self) -> bool:
-        return False
 
 
 @pytest.fixture
 def client() -> ConfluenceClient:
-    return ConfluenceClient(
-        api_url=API,
-        cloud_id="cloud-1",
-        tokens=Tokens(),
-        site_url=SITE,
-        retry=RetryPolicy(rng=random.Random(7)),
-        sleep=lambda _: None,
-    )
+    return mocked_client("TREE")
 
 
 def query(request: Any) -> dict[str, list[str]]:
@@ -108,15 +85,21 @@ def test_descendants_refuse_a_bad_depth(client: ConfluenceClient, depth: Any) ->
 
 def test_find_page_by_path_walks_the_children(client: ConfluenceClient, requests_mock: rm.Mocker) -> None:
     requests_mock.get(f"{V2}/pages", json={"results": [{"id": "1", "title": "Reports"}]})
-    requests_mock.get(f"{V2}/pages/1/children", json={"results": [child(2, "2025"), child(3, "2026")]})
-    requests_mock.get(f"{V2}/pages/3/children", json={"results": [child(4, "December")]})
+    requests_mock.get(f"{V2}/pages/1/direct-children", json={"results": [item(2, "2025"), item(3, "2026")]})
+    requests_mock.get(f"{V2}/pages/3/direct-children", json={"results": [item(4, "December")]})
     requests_mock.get(f"{V2}/pages/4", json={"id": "4", "title": "December", "_links": {"webui": "/x"}})
     page = client.find_page_by_path(space_id="7", path="Reports/2026/December")
     assert page is not None and page["id"] == "4"
     assert page["_links"]["base"] == f"{SITE}/wiki"
     assert query(requests_mock.request_history[0]) == {"space-id": ["7"], "title": ["Reports"], "status": ["current"]}
-    requests_mock.get(f"{V2}/pages/3/children", json={"results": [child(5, "November")]})
+    assert len(requests_mock.request_history) == 4  # as many as before folders: find, two listings, the page
+    requests_mock.get(f"{V2}/pages/3/direct-children", json={"results": [item(5, "November")]})
     assert client.find_page_by_path(space_id="7", path=["Reports", "2026", "December"]) is None
+
+
+def item(item_id: int, title: str, kind: str = "page") -> dict[str, Any]:
+    """A ``direct-children`` entry (``ChildrenResponse``)."""
+    return {"id": str(item_id), "status": "current", "title": title, "type": kind, "spaceId": "7", "childPosition": 0}
 
 
 @pytest.mark.parametrize("path", ["", "Reports//December", "/", []])
@@ -255,6 +238,7 @@ def test_tree_node_summary_is_total() -> None:
     assert tree_node_summary({"id": ["odd"], "depth": "x"}) == {
         "id": None,
         "title": None,
+        "type": "page",
         "status": None,
         "parent_id": None,
         "depth": None,

@@ -300,6 +300,18 @@ def test_the_benchmark_chart_is_the_one_make_bench_wrote() -> None:
 # -- the feature table (docs/features.md) ------------------------------------------------------------------
 
 
+def test_the_vendored_openapi_document_is_the_one_its_readme_describes() -> None:
+    """tests/data/README.md names the document's SHA-256 and its path and operation counts: a replaced file
+    without an updated README fails here."""
+    import hashlib
+
+    from helpers.feature_table import OPENAPI, document, operations
+
+    readme = (OPENAPI.parent / "README.md").read_text(encoding="utf-8")
+    assert f"SHA-256 `{hashlib.sha256(OPENAPI.read_bytes()).hexdigest()}`" in readme
+    assert f"{len(document()['paths'])} paths, {len(operations())} operations)" in readme
+
+
 def test_the_feature_table_has_one_row_per_operation_of_the_openapi_document() -> None:
     from helpers.feature_table import operations, rows
 

@@ -62,6 +62,7 @@ VALUES = {  # a non-default value for every kind of parameter the tree uses
     "int | None": 418,
     "bool": True,
     "float | None": 2.5,
+    "list[str]": ["5898241", "5898242"],
     "Mapping[str, str] | None": {"Atl-Traceid": "0123abcd", "Retry-After": "7", "Set-Cookie": "s=secret"},
     "Mapping[str, Any] | None": {"cursor": "https://api.example/wiki/api/v2/spaces?cursor=X", "results": [{"id": "1"}]},
 }

@@ -13,7 +13,12 @@ import pytest
 from airflow_provider_confluence.content.mirror import mirror_plan
 from airflow_provider_confluence.content.mirror_plan import build_plan
 from airflow_provider_confluence.content.mirror_resume import MirrorProgress
-from airflow_provider_confluence.exceptions import ConfluenceNotFound, ConfluencePageExists, ConfluenceRateLimited
+from airflow_provider_confluence.exceptions import (
+    ConfluenceNotFound,
+    ConfluencePageExists,
+    ConfluenceRateLimited,
+    ConfluenceScopeError,
+)
 
 SPACE, ROOT = "9", "100"
 
@@ -65,6 +70,18 @@ class MemoryClient:
         while level and at <= depth:
             below = [p for p in self.pages.values() if p["parentId"] in level]
             yield from ({**p, "depth": at} for p in below)
+            level, at = [p["id"] for p in below], at + 1
+
+    #: whether the grant has read:hierarchical-content:confluence (a folder's descendants can be listed)
+    hierarchy = False
+
+    def list_tree(self, parent_id: str, *, parent_type: str = "page", depth: int = 2) -> Iterator[dict[str, Any]]:
+        if not self.hierarchy:
+            raise ConfluenceScopeError(401, "GET", f"/{parent_type}s/{parent_id}/descendants", None, "scope")
+        level, at = [parent_id], 1
+        while level and at <= depth:
+            below = [p for p in self.pages.values() if p["parentId"] in level]
+            yield from ({**p, "type": "page", "depth": at} for p in below)
             level, at = [p["id"] for p in below], at + 1
 
     def delete_page(self, page_id: str, *, dry_run: bool = False, **_: Any) -> dict[str, Any]:
@@ -120,11 +137,23 @@ def test_delete_missing_under_a_folder_looks_below_the_mirrored_directories(docs
     client = MemoryClient()
     done = run(client, docs)
     stray = client.add("Stray", parent=done["guide/"]["id"])
-    beside = client.add("Beside", parent=ROOT)  # under the folder itself: v2 cannot list it, so it stays
+    beside = client.add("Beside", parent=ROOT)  # under the folder itself: without the scope, it stays
     client.writes.clear()
     result = run(client, docs, delete_missing=True)
     assert result[f"page:{stray['id']}"]["action"] == "trashed"
     assert client.writes == ["delete Stray"] and beside["id"] in client.pages
+
+
+def test_delete_missing_under_a_folder_lists_its_descendants_with_the_scope(docs):
+    client = MemoryClient()
+    client.hierarchy = True
+    done = run(client, docs)
+    stray = client.add("Stray", parent=done["guide/"]["id"])
+    beside = client.add("Beside", parent=ROOT)
+    client.writes.clear()
+    result = run(client, docs, delete_missing=True)
+    assert {result[f"page:{page['id']}"]["action"] for page in (stray, beside)} == {"trashed"}
+    assert sorted(client.writes) == ["delete Beside", "delete Stray"]
 
 
 class RewritingClient(MemoryClient):

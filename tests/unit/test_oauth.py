@@ -80,6 +80,56 @@ def test_failures_are_classified(kwargs, transient):
     assert SECRET not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, "server_error"), (400, "invalid_request"), (403, "invalid_grant"), (401, "invalid_client")],
+)
+def test_an_error_description_that_quotes_what_was_sent_is_redacted(status, error):
+    """The token endpoint (or a proxy before it) echoes the body it got: the message keeps its words, not the
+    refresh token or the client secret (the message goes to logs, to a worker's answer, to a task's log)."""
+    echoed = f"refresh_token {RT} of client {SECRET} is not accepted ({RT})"
+    with requests_mock.Mocker() as m:
+        m.post(TOKEN_URL, status_code=status, json={"error": error, "error_description": echoed})
+        with pytest.raises(ConfluenceAuthError) as info:
+            refresh(requests.Session())
+    text = str(info.value)
+    assert error in text and "is not accepted" in text
+    shows_token, shows_secret = RT in text, SECRET in text  # booleans: pytest would print both strings
+    assert shows_token is False
+    assert shows_secret is False
+
+
+def test_a_code_echoed_by_the_code_exchange_is_redacted():
+    code = "planted-authorization-code-123"
+    with requests_mock.Mocker() as m:
+        m.post(TOKEN_URL, status_code=400, json={"error": "invalid_grant", "error_description": f"code {code} used"})
+        with pytest.raises(ConfluenceAuthError) as info:
+            oauth.exchange_code(
+                requests.Session(),
+                token_url=TOKEN_URL,
+                client_id="cid",
+                client_secret=SECRET,
+                code=code,
+                redirect_uri="https://example.test/cb",
+                timeout=5,
+            )
+    shows_code = code in str(info.value)
+    assert shows_code is False and "used" in str(info.value)
+
+
+def test_accessible_resources_that_quote_the_access_token_are_redacted():
+    token = "planted-access-token-456"
+    url = "https://api.atlassian.com/oauth/token/accessible-resources"
+    with requests_mock.Mocker() as m:
+        m.get(url, status_code=401, json={"message": f"token {token} expired"})
+        with pytest.raises(ConfluenceAuthError) as info:
+            oauth.accessible_resources(
+                requests.Session(), api_url="https://api.atlassian.com", access_token=token, timeout=5
+            )
+    shows_token = token in str(info.value)
+    assert shows_token is False and "expired" in str(info.value)
+
+
 def test_bad_client_credentials_say_where_to_look():
     with requests_mock.Mocker() as m:
         m.post(TOKEN_URL, status_code=401, json={"error": "access_denied", "error_description": "Unauthorized"})

@@ -29,6 +29,7 @@ from airflow_provider_confluence.auth.stores.support import (
     row_lock_or_host_lock,
     variable_key,
 )
+from airflow_provider_confluence.auth.stores.variable_rows import VariableRow, delete_row, read_row
 from airflow_provider_confluence.auth.token_codec import (
     extra_with_state,
     parse_stored,
@@ -170,17 +171,16 @@ class ConnectionTokenStore:
                 self._local.session = None
 
 
-def _unmigrated_variable(session: Session, conn_id: str, state: TokenState) -> tuple[Any, TokenState] | None:
+def _unmigrated_variable(session: Session, conn_id: str, state: TokenState) -> tuple[VariableRow, TokenState] | None:
     """The Variable row of the Variable store (its name, or its name before 0.2.0) that rotated further from
-    ``state``'s token, and its state (see :func:`unmigrated_variable_state`)."""
-    from airflow.models.variable import Variable
-
+    ``state``'s token, and its state (see :func:`unmigrated_variable_state`). Read by its columns, as every
+    Variable read before a redeem: a loaded Variable object registers its value with the masker for good."""
     if not state.refresh_token:
         return None
     for key in (variable_key(conn_id), legacy_variable_key(conn_id)):
-        row = session.query(Variable).filter(Variable.key == key).one_or_none()
-        data = parse_stored(row.get_val()) if row is not None else None
-        if data is None or not seed_matches(data, state.refresh_token):
+        row = read_row(session, key)
+        data = parse_stored(row.value) if row is not None else None
+        if row is None or data is None or not seed_matches(data, state.refresh_token):
             continue
         newer = TokenState.from_stored(data)
         if newer.refresh_token and newer.refresh_token != state.refresh_token:
@@ -271,7 +271,7 @@ def migrate_variable_state(conn_id: str, *, dry_run: bool = False) -> Migration:
         )
         if dry_run:
             return result
-        session.delete(variable)
+        delete_row(session, variable)
         _ConnectionTransaction(conn_id, session, row, state).save(moved)  # commits the delete with the save
     log.info(
         "Moved the token state of connection %r from Variable %r into the connection (refresh token %s -> %s).",

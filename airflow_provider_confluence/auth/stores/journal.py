@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confluence.auth.stores.support import fingerprint
+from airflow_provider_confluence.auth.stores.variable_rows import VariableRow, read_row, write_value
 from airflow_provider_confluence.auth.token_codec import journal_value, parse_journal
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.config.connection import (
@@ -77,11 +78,9 @@ def journal_key(conn_id: str) -> str:
     return JOURNAL_PREFIX + conn_id
 
 
-def _row(session: Session, conn_id: str, *, for_update: bool = False) -> Any:
-    from airflow.models.variable import Variable
-
-    query = session.query(Variable).filter(Variable.key == journal_key(conn_id))
-    return (query.with_for_update() if for_update else query).one_or_none()
+def _row(session: Session, conn_id: str, *, for_update: bool = False) -> VariableRow | None:
+    # By its columns: a loaded Variable object would register the journal with Airflow's masker (variable_rows.py).
+    return read_row(session, journal_key(conn_id), for_update=for_update)
 
 
 def read_journal(session: Session, conn_id: str) -> Journal | None:
@@ -89,8 +88,8 @@ def read_journal(session: Session, conn_id: str) -> Journal | None:
     return _parse(_row(session, conn_id))
 
 
-def _parse(row: Any) -> Journal | None:
-    parsed = parse_journal(row.get_val()) if row is not None else None
+def _parse(row: VariableRow | None) -> Journal | None:
+    parsed = parse_journal(row.value) if row is not None else None
     return Journal(*parsed) if parsed is not None else None
 
 
@@ -123,7 +122,7 @@ def record_rotation(
         )
         session.add(Variable(key=journal_key(conn_id), val=value, description=description))
     else:
-        row.set_val(value)
+        write_value(session, row, value)
 
 
 def recover_from_stale_copy(

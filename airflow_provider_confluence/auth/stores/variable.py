@@ -28,6 +28,7 @@ from airflow_provider_confluence.auth.stores.support import (
     variable_key,
     variable_lock_name,
 )
+from airflow_provider_confluence.auth.stores.variable_rows import VariableRow, delete_row, read_row, write_value
 from airflow_provider_confluence.auth.token_codec import parse_stored, seed_matches, variable_value
 from airflow_provider_confluence.auth.tokens import TokenState
 from airflow_provider_confluence.exceptions import ConfluenceTokenStoreError
@@ -178,15 +179,15 @@ class VariableTokenStore:
 
 
 class _VariableRowTransaction:
-    def __init__(self, store: VariableRowTokenStore, session: Session, row: Any) -> None:
+    def __init__(self, store: VariableRowTokenStore, session: Session, row: VariableRow) -> None:
         self._store = store
         self._session = session
         self._row = row
-        self.state = store.parse(row.get_val())
+        self.state = store.parse(row.value)
 
     def save(self, state: TokenState) -> None:
         try:
-            self._row.set_val(self._store.serialize(state))
+            write_value(self._session, self._row, self._store.serialize(state))
             self._session.commit()
         except Exception as exc:
             self._session.rollback()
@@ -211,31 +212,29 @@ class VariableRowTokenStore(VariableTokenStore):
         super().__init__(conn_id, seed_refresh_token)
         self._local = threading.local()
 
-    def _query(self, session: Session, key: str | None = None) -> Any:
-        from airflow.models.variable import Variable
-
-        return session.query(Variable).filter(Variable.key == (key or self.key))
+    # The rows are read by their columns, never loaded as Variable objects: Airflow would register each new value
+    # with the secrets masker of this process for good (variable_rows.py), on every rotation in the API server.
 
     def load(self) -> TokenState:
         active = getattr(self._local, "session", None)
         if active is not None:
-            row = self._query(active).populate_existing().one_or_none()
-            return self.parse(row.get_val() if row is not None else None)
+            row = read_row(active, self.key)
+            return self.parse(row.value if row is not None else None)
         with create_session() as session:
-            row = self._query(session).one_or_none()
+            row = read_row(session, self.key)
             if row is None:  # not moved yet: the next transaction moves it
-                row = self._query(session, self.legacy_key).one_or_none()
-            return self.parse(row.get_val() if row is not None else None)
+                row = read_row(session, self.legacy_key)
+            return self.parse(row.value if row is not None else None)
 
-    def _locked_row(self, session: Session) -> Any:
+    def _locked_row(self, session: Session) -> VariableRow:
         """The Variable's row, locked: created from the pre-0.2.0 Variable (deleted in this same transaction) when
         only that exists, else seeded from the connection's refresh token. Locks the old name first, always."""
         from airflow.models.variable import Variable
         from sqlalchemy.exc import IntegrityError
 
         for _ in range(3):
-            legacy = self._query(session, self.legacy_key).with_for_update().one_or_none()
-            row = self._query(session).with_for_update().one_or_none()
+            legacy = read_row(session, self.legacy_key, for_update=True)
+            row = read_row(session, self.key, for_update=True)
             if row is not None:
                 if legacy is not None:
                     log.warning(
@@ -246,11 +245,11 @@ class VariableRowTokenStore(VariableTokenStore):
                         self.legacy_key,
                     )
                 return row
-            value = legacy.get_val() if legacy is not None else self.serialize(TokenState(refresh_token=self._seed))
+            value = legacy.value if legacy is not None else self.serialize(TokenState(refresh_token=self._seed))
             created = Variable(key=self.key, val=value, description=self.description)
             session.add(created)
             if legacy is not None:
-                session.delete(legacy)  # committed with the new row, or not at all: never two live copies
+                delete_row(session, legacy)  # committed with the new row, or not at all: never two live copies
             try:
                 session.flush()
             except IntegrityError:
@@ -263,7 +262,7 @@ class VariableRowTokenStore(VariableTokenStore):
                     self.legacy_key,
                     self.key,
                 )
-            return created
+            return VariableRow(id=int(created.id), key=self.key, value=value)
         raise ConfluenceTokenStoreError(f"Could not create or lock Variable {self.key!r}; nothing was changed.")
 
     @contextmanager
