@@ -4,7 +4,9 @@ Needs a ``confluence_default`` connection of type ``confluence_oauth`` (see the 
 key is the ``space_key`` param, a page titled as the ``parent_title`` param: the directory's files and
 subdirectories go under it. The first task previews the run (it sends no write); the second creates the missing
 pages, writes a new version of the pages whose file changed and leaves the others alone. Pages under the parent
-that the directory does not have are left alone too (``delete_missing=True`` would trash them).
+that the directory does not have are left alone too (``delete_missing=True`` would trash them). When Atlassian's
+hourly points quota runs out midway, the mirror waits in the triggerer (``deferrable=True``) and then writes only
+the pages it had not done yet.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ with DAG(
         space_key="{{ params.space_key }}",
         parent_title="{{ params.parent_title }}",
         labels=["handbook"],
+        deferrable=True,  # out of points midway: wait for the quota's reset without holding a worker slot
     )
 
     preview >> mirror

@@ -151,12 +151,17 @@ class TreeHookMixin:
         labels: Iterable[str] = (),
         dry_run: bool = False,
         delete_missing: bool = False,
+        resume: Mapping[str, Any] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Mirror a directory of Markdown files below a parent page or folder (see
         :mod:`airflow_provider_confluence.content.mirror_plan` for the rules and
         :func:`airflow_provider_confluence.content.mirror.mirror_plan` for the summary). The directory is read and
         checked (titles unique) before anything is sent. Needs ``read:page:confluence`` and
-        ``write:page:confluence`` (``delete:page:confluence`` with ``delete_missing``)."""
+        ``write:page:confluence`` (``delete:page:confluence`` with ``delete_missing``).
+
+        :param resume: the ``progress`` of a :class:`ConfluenceRateLimited` that stopped this mirror: the pages it
+            had done are not looked up nor written again (:mod:`airflow_provider_confluence.content.mirror_resume`).
+        """
         from airflow_provider_confluence.content.mirror import mirror_plan
         from airflow_provider_confluence.content.mirror_plan import build_plan
         from airflow_provider_confluence.content.publish import resolve_parent_id
@@ -176,6 +181,7 @@ class TreeHookMixin:
             labels=labels,
             dry_run=dry_run,
             delete_missing=delete_missing,
+            resume=resume,
         )
 
 

@@ -16,11 +16,12 @@ from airflow_provider_confluence.operators._common import (
     given,
     text_or_none,
 )
+from airflow_provider_confluence.operators._deferral import RateLimitDeferralMixin
 from airflow_provider_confluence.operators._tree import check_one_space
 from airflow_provider_confluence.version_compat import BaseOperator
 
 
-class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
+class ConfluenceMirrorDirectoryOperator(RateLimitDeferralMixin, ConfluenceOperatorMixin, BaseOperator):
     """Mirror a directory of Markdown files to a page tree below a parent page or folder.
 
     Missing pages are created, changed pages get a new version, unchanged pages are not touched. Every ``.md``
@@ -46,6 +47,12 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
         (default False: they are left alone).
     :param dry_run: read only: the result says what would be done and no write is sent.
     :param confluence_conn_id: the ``confluence_oauth`` connection (templated).
+    :param deferrable: when Atlassian's rate limit asks for a wait longer than the task may sleep (an exhausted
+        hourly points quota), defer until it ends, holding no worker slot, and resume: the pages done before the
+        wait are neither looked up nor written again, the rest is looked up and written, and the result lists
+        them all as they were done (default: ``[operators] default_deferrable``); otherwise the try fails with
+        ``ConfluenceRateLimited`` (a retry then runs the mirror again from its start, which also creates nothing
+        twice). The worker that resumes the task reads the directory again: it must see the same files.
     :returns: ``{path: {"id", "title", "action"}}``: ``path`` is the file's path in the directory (a directory's
         ends with ``/``); ``action`` is ``created``, ``updated`` or ``unchanged`` (``create``, ``update``,
         ``unchanged`` in a dry run). With ``delete_missing``, pages removed are keyed ``page:<id>`` with action
@@ -53,6 +60,7 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("directory", "space_key", "space_id", *PARENT_FIELDS, "labels", CONN_ID_FIELD)
+    resume_keys = ("mirrored", "labels_pending")
 
     def __init__(
         self,
@@ -66,9 +74,11 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
         delete_missing: bool = False,
         dry_run: bool = False,
         confluence_conn_id: str = "confluence_default",
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.init_deferrable(deferrable)
         check_one_space(space_key, space_id)
         check_parent(parent_id, parent_title)
         if not given(parent_id) and not given(parent_title):
@@ -86,6 +96,11 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
         self.confluence_conn_id = confluence_conn_id
 
     def execute(self, context: Any) -> dict[str, dict[str, Any]]:
+        return self.run_or_defer(context, {})  # type: ignore[no-any-return]
+
+    def run_from(self, context: Any, resume: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Mirror; after a deferral, the pages ``resume`` says were done are skipped (see
+        :mod:`airflow_provider_confluence.content.mirror_resume`)."""
         from airflow_provider_confluence.config.deployment import attachment_roots
         from airflow_provider_confluence.config.local_files import check_read_directory
 
@@ -99,6 +114,7 @@ class ConfluenceMirrorDirectoryOperator(ConfluenceOperatorMixin, BaseOperator):
             labels=as_list(self.labels) or (),
             dry_run=self.dry_run_only,
             delete_missing=self.delete_missing,
+            resume=resume,
         )
         changed = sum(1 for entry in summary.values() if entry["action"] != "unchanged")
         self.log.info(

@@ -1,7 +1,9 @@
 """The DAG file of tests/system/test_signin_notifier_deployment.py: a DAG that uses a service-account and an
-API-token connection in every way a task can, and a DAG whose tasks have ``ConfluenceNotifier`` callbacks.
+API-token connection in every way a task can, a DAG whose tasks have ``ConfluenceNotifier`` callbacks, and a DAG
+that mirrors a directory of Markdown twice in a row (``ConfluenceMirrorDirectoryOperator``; the second run must
+write nothing).
 
-Both are ``schedule="@once"`` and not paused at creation, so that the scheduler runs each once as soon as it has
+All are ``schedule="@once"`` and not paused at creation, so that the scheduler runs each once as soon as it has
 parsed it, on Airflow 2.11 and 3.x alike. The placeholders ``__NAME__`` are filled in with Python literals
 (``helpers.broker_dags.fill``).
 """
@@ -24,6 +26,7 @@ from airflow_provider_confluence.notifications.confluence import ConfluenceNotif
 from airflow_provider_confluence.operators.confluence import (
     ConfluenceCreatePageOperator,
     ConfluenceGetPageOperator,
+    ConfluenceMirrorDirectoryOperator,
     ConfluenceSearchOperator,
 )
 from airflow_provider_confluence.sensors.confluence import ConfluencePageSensor
@@ -97,4 +100,15 @@ with DAG(__NOTIFIER_DAG__, **ARGS):
     fails()
     fails_refused()
     succeeds()
+
+
+with DAG(__MIRROR_DAG__, **ARGS):
+    first, again = (
+        ConfluenceMirrorDirectoryOperator(
+            task_id=task_id, confluence_conn_id=__SA_CONN__, directory=__MIRROR_DIR__, space_key=__MIRROR_SPACE__,
+            parent_title="Handbook", labels=["handbook"],
+        )
+        for task_id in ("mirror", "mirror_again")
+    )
+    first >> again
 """

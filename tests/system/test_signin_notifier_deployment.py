@@ -22,13 +22,18 @@ The claims:
 2. ``ConfluenceNotifier``: a failing task's ``on_failure_callback`` writes one incident entry and the task's own
    error stays in its log and state; a notifier that the emulator refuses (``invalid_client``) logs that and
    hides nothing; an ``on_success_callback`` creates its page once.
+3. ``ConfluenceMirrorDirectoryOperator`` on a forked worker (the service account): a directory of Markdown becomes
+   its page tree under a parent page, each page once with its label; the same mirror run again right after writes
+   nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,16 +49,30 @@ pytestmark = [pytest.mark.postgres, pytest.mark.airflow_server, pytest.mark.airf
 
 SA_CONN, API_CONN, BROKEN_CONN = "signin_service_account", "signin_api_token", "signin_wrong_secret"
 TYPES = {"client_credentials": (SA_CONN, "SACC"), "api_token": (API_CONN, "APIT")}
-SIGNIN_DAG, NOTIFIER_DAG = "apc_signin_deployment", "apc_notifier_deployment"
+SIGNIN_DAG, NOTIFIER_DAG, MIRROR_DAG = "apc_signin_deployment", "apc_notifier_deployment", "apc_mirror_deployment"
+MIRROR_SPACE = "MIRR"
+LABELS = "POST /wiki/rest/api/content/{id}/label"
+#: the sample directory of example_dags/confluence_mirror_docs.py: path -> (title, parent path)
+MIRROR_SAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "mirror_docs"
+MIRROR_TREE = {
+    "overview.md": ("Pipeline handbook", None),
+    "guide/": ("Pipeline user guide", None),
+    "guide/setup.md": ("Setting up the pipeline", "guide/"),
+    "reference/": ("reference", None),
+    "reference/tables.md": ("Pipeline tables", "reference/"),
+}
 FAILURE, REFUSED_FAILURE = "APC-TASK-ERROR disk <full>", "APC-TASK-ERROR-2 quota"
 SERVER_START_TIMEOUT = 180.0
 RUN_TIMEOUT = 180.0
 NOT_WRITTEN = "The Confluence notification was not written"
 
 
-def dag_file(fake: Any) -> str:
-    """The DAG file of the two DAGs (helpers/signin_dags.py) for this module's names and the emulator's gateway."""
+def dag_file(fake: Any, mirror_dir: Path) -> str:
+    """The DAG file of the three DAGs (helpers/signin_dags.py) for this module's names and the emulator's gateway."""
     values = {
+        "MIRROR_DAG": MIRROR_DAG,
+        "MIRROR_DIR": str(mirror_dir),
+        "MIRROR_SPACE": MIRROR_SPACE,
         "SPACES_URL": f"{fake.api_url}/ex/confluence/{fake.cloud_id}/wiki/api/v2/spaces",
         "SIGNIN_DAG": SIGNIN_DAG,
         "NOTIFIER_DAG": NOTIFIER_DAG,
@@ -81,6 +100,8 @@ def emulator() -> Iterator[Any]:
         fake.add_space("OPS")
         fake.add_page("OPS", "Incident log", "<h1>Incidents</h1>")
         fake.add_page("OPS", "Incidents")
+        fake.add_space(MIRROR_SPACE)
+        fake.add_page(MIRROR_SPACE, "Handbook")
         fake.latency = 0.01
         yield fake
 
@@ -108,7 +129,8 @@ def deployment(
     home = tmp_path_factory.mktemp("signin-deployment-home")
     for folder in ("dags", "plugins", "logs"):
         (home / folder).mkdir()
-    (home / "dags" / "apc_signin_notifier.py").write_text(dag_file(emulator))
+    mirror_dir = Path(shutil.copytree(MIRROR_SAMPLE, home / "mirror_docs"))
+    (home / "dags" / "apc_signin_notifier.py").write_text(dag_file(emulator, mirror_dir))
     port = free_port()
     parsing = "DAG_PROCESSOR" if airflow_major() >= 3 else "SCHEDULER"
     env = {
@@ -149,14 +171,14 @@ def deployment(
 
 @pytest.fixture(scope="module")
 def runs(deployment: tuple[Deployment, MetadataDb, dict[str, str]]) -> dict[str, dict[str, Any]]:
-    """Both runs, finished: run id, state, task states and task logs, by DAG id."""
+    """The three runs, finished: run id, state, task states and task logs, by DAG id."""
     procs, db, _stored = deployment
 
     def tails() -> str:
         return "\n".join(f"--- {name}\n{tail(procs.output(name), 3000)}" for name in procs.procs)
 
     found = {}
-    for dag_id in (SIGNIN_DAG, NOTIFIER_DAG):
+    for dag_id in (SIGNIN_DAG, NOTIFIER_DAG, MIRROR_DAG):
         run_id, state, tasks = db.wait_for_run(dag_id, RUN_TIMEOUT, procs.check_alive, tails)
         found[dag_id] = {"run_id": run_id, "state": state, "tasks": tasks, "logs": procs.task_logs(dag_id, run_id)}
     return found
@@ -270,3 +292,44 @@ def test_a_success_callback_creates_its_incident_page_once(runs, emulator):
     assert str(pages[0]["parentId"]) == str(parent["id"])
     assert f"succeeds succeeded in {run['run_id']}" in pages[0]["body"]["storage"]["value"]
     assert NOT_WRITTEN not in run["logs"]["succeeds"], logs_of(run, ["succeeds"])
+
+
+# -- 3. the mirror on the worker path -------------------------------------------------------------------
+
+
+def test_a_mirrored_directory_is_its_page_tree_and_a_second_run_writes_nothing(runs, emulator):
+    run = runs[MIRROR_DAG]
+    assert run["state"] == "success" and run["tasks"] == {"mirror": "success", "mirror_again": "success"}, (
+        f"run {run['state']}, tasks {run['tasks']}\n{logs_of(run, run['tasks'])}"
+    )
+    space_id = str(next(s["id"] for s in emulator.spaces if s["key"] == MIRROR_SPACE))
+    pages = [p for p in emulator.pages if str(p["spaceId"]) == str(space_id) and p["status"] == "current"]
+    by_title = {p["title"]: p for p in pages}
+    titles = [p["title"] for p in pages]
+    expected = ["Handbook", *(title for title, _ in MIRROR_TREE.values())]
+    assert {title: titles.count(title) for title in expected} == dict.fromkeys(expected, 1), titles  # each once
+    assert len(titles) == len(expected) + 1, titles  # and the space's home page, nothing else
+    ids = {path: str(by_title[title]["id"]) for path, (title, _) in MIRROR_TREE.items()}
+    parents = {path: str(by_title[title]["parentId"]) for path, (title, _) in MIRROR_TREE.items()}
+    handbook = str(by_title["Handbook"]["id"])
+    assert parents == {path: ids[above] if above else handbook for path, (_, above) in MIRROR_TREE.items()}
+    assert {path: by_title[title]["version"]["number"] for path, (title, _) in MIRROR_TREE.items()} == dict.fromkeys(
+        MIRROR_TREE, 1
+    )
+    assert all(emulator.page_labels(page_id) == ["handbook"] for page_id in ids.values())
+    # every write to the mirrored pages: one create each and one label call each, all from the first task
+    writes = [
+        r["route"]
+        for r in emulator.requests
+        if r["method"] != "GET"
+        and any(f"/pages/{i}" in r["path"] or f"/content/{i}/" in r["path"] for i in ids.values())
+    ]
+    creates = [
+        r
+        for r in emulator.requests
+        if r["route"] == "POST /wiki/api/v2/pages" and str(r["json"]["spaceId"]) == space_id
+    ]
+    assert len(creates) == len(MIRROR_TREE) and all(r["status"] == 200 for r in creates)
+    assert len(writes) == len(MIRROR_TREE) and all(route == LABELS for route in writes), writes  # no PUT
+    assert f"{len(MIRROR_TREE)} pages, {len(MIRROR_TREE)} changed" in run["logs"]["mirror"], logs_of(run, ["mirror"])
+    assert f"{len(MIRROR_TREE)} pages, 0 changed" in run["logs"]["mirror_again"], logs_of(run, ["mirror_again"])

@@ -1,5 +1,6 @@
 """The mirror applied to an in-memory client (no sockets): the same test of "unchanged" for runs and dry runs,
-clashes refused before any write, resumption, and the folder fallback of ``delete_missing``."""
+clashes refused before any write, resumption, the folder fallback of ``delete_missing``, and a mirror resumed
+from the ``progress`` of a refusal by Atlassian's rate limit (nothing created, written or trashed twice)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 
 from airflow_provider_confluence.content.mirror import mirror_plan
 from airflow_provider_confluence.content.mirror_plan import build_plan
-from airflow_provider_confluence.exceptions import ConfluenceNotFound, ConfluencePageExists, ConfluenceScopeError
+from airflow_provider_confluence.content.mirror_resume import MirrorProgress
+from airflow_provider_confluence.exceptions import (
+    ConfluenceNotFound,
+    ConfluencePageExists,
+    ConfluenceRateLimited,
+    ConfluenceScopeError,
+)
 
 SPACE, ROOT = "9", "100"
 
@@ -172,3 +179,127 @@ def test_a_site_that_rewrites_bodies_gets_one_new_version_then_none(docs):
     page["version"] = {"number": 9, "message": ""}  # someone edited it in Confluence
     page["body"] = {"storage": {"value": "<p>edited</p>"}}
     assert run(client, docs)["guide/b.md"]["action"] == "updated" and client.writes == ["update B"]
+
+
+# -- resuming after Atlassian's rate limit refused a call -------------------------------------------------
+
+
+class RefusingClient(MemoryClient):
+    """A client whose calls of one kind are refused (429 with ``retry_at``) from the ``after``-th one on, once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.labels: dict[str, list[str]] = {}
+
+    def _count(self, kind: str) -> None:
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        if kind in self.refuse and self.calls[kind] > self.refuse[kind]:
+            del self.refuse[kind]
+            raise ConfluenceRateLimited(429, "POST", f"/{kind}", None, "quota", retry_at=1.0e9)
+
+    def find_page(self, **kwargs: Any) -> Any:
+        self._count("find")
+        return super().find_page(**kwargs)
+
+    def create_page(self, **kwargs: Any) -> Any:
+        self._count("create")
+        return super().create_page(**kwargs)
+
+    def update_page(self, **kwargs: Any) -> dict[str, Any]:
+        self._count("update")
+        return super().update_page(**kwargs)
+
+    def delete_page(self, page_id: str, **kwargs: Any) -> dict[str, Any]:
+        self._count("delete")
+        return super().delete_page(page_id, **kwargs)
+
+    def add_page_labels(self, page_id: str, labels: list[str], *, current: Any = None) -> list[str]:
+        self._count("labels")
+        self.writes.append(f"label {self.pages[page_id]['title']}")
+        self.labels[page_id] = sorted({*self.labels.get(page_id, []), *labels})
+        return self.labels[page_id]
+
+
+def refused(client: RefusingClient, docs: Path, **kwargs: Any) -> dict[str, Any]:
+    """Run the mirror until the client refuses a call; the error's ``progress``."""
+    with pytest.raises(ConfluenceRateLimited) as caught:
+        run(client, docs, **kwargs)
+    return caught.value.progress
+
+
+def test_a_refused_create_resumes_with_the_pages_left_and_reports_them_all(docs):
+    client = RefusingClient()
+    client.refuse["create"] = 1  # the second page's create is refused
+    progress = refused(client, docs)
+    assert progress["mirrored"] == {"a.md": {"id": "1001", "title": "A", "action": "created"}}
+    assert client.writes == ["create A"]
+    client.calls.clear()
+    done = run(client, docs, resume=progress)
+    assert {p: e["action"] for p, e in done.items()} == {
+        "a.md": "created",
+        "guide/": "created",
+        "guide/b.md": "created",
+    }
+    assert client.writes == ["create A", "create guide", "create B"]  # each page once
+    assert client.calls["find"] == 2 * 2  # the two pages left, looked up (and once more by publish before a create)
+    assert client.pages[done["guide/b.md"]["id"]]["parentId"] == done["guide/"]["id"]
+
+
+def test_labels_refused_after_a_create_are_added_on_resume_and_the_page_is_not_written_again(docs):
+    client = RefusingClient()
+    client.refuse["labels"] = 0  # the first page is created; its labels are refused
+    progress = refused(client, docs, labels=["docs"])
+    assert progress["labels_pending"] == ["a.md"] and progress["mirrored"]["a.md"]["action"] == "created"
+    done = run(client, docs, labels=["docs"], resume=progress)
+    assert [e["action"] for e in done.values()] == ["created"] * 3
+    assert client.writes == ["create A", "label A", "create guide", "label guide", "create B", "label B"]
+    assert all(labels == ["docs"] for labels in client.labels.values()) and len(client.labels) == 3
+
+
+def test_delete_missing_resumed_midway_trashes_each_stale_page_once(docs):
+    client = RefusingClient()
+    first = run(client, docs)
+    strays = [client.add(f"Stray {n}", parent=first["guide/"]["id"]) for n in range(3)]
+    (docs / "a.md").write_text("# A\nedited, see [b](guide/b.md)\n")
+    client.writes.clear()
+    client.refuse["delete"] = 1  # the first stray is trashed, the second refused
+    progress = refused(client, docs, delete_missing=True)
+    assert client.writes == ["update A", f"delete {strays[0]['title']}"]
+    done = run(client, docs, delete_missing=True, resume=progress)
+    assert client.writes == ["update A"] + [f"delete {stray['title']}" for stray in strays]  # nothing twice
+    assert {p: e["action"] for p, e in done.items()} == {
+        "a.md": "updated",
+        "guide/": "unchanged",
+        "guide/b.md": "unchanged",
+        **{f"page:{stray['id']}": "trashed" for stray in strays},
+    }
+
+
+def test_a_refused_lookup_resumes_from_what_was_done_and_a_dry_run_records_nothing(docs):
+    client = RefusingClient()
+    client.refuse["find"] = 1
+    assert refused(client, docs, dry_run=True) == {}  # a dry run writes nothing: it reads again
+    client.refuse["find"] = 1
+    assert refused(client, docs)["mirrored"] == {} and client.writes == []  # refused before any write
+
+
+def test_a_resume_state_is_checked_entry_by_entry(docs):
+    plan = build_plan(docs)
+    state = {
+        "mirrored": {
+            "a.md": {"id": "7", "title": "A", "action": "created"},
+            "guide/": {"id": "8", "title": "Renamed", "action": "created"},  # the title changed: looked up again
+            "gone.md": {"id": "9", "title": "Gone", "action": "created"},  # not in the plan any more
+            "guide/b.md": {"id": "../x", "title": "B", "action": "created"},  # not an id
+            "page:10": {"id": "10", "title": "Old", "action": "trashed"},
+            "page:11": {"id": "12", "title": "Odd", "action": "trashed"},  # key and id disagree
+        },
+        "labels_pending": ["a.md", "guide/", 3],
+    }
+    progress = MirrorProgress.from_resume(state, plan)
+    assert progress.pages == {"a.md": {"id": "7", "title": "A", "action": "created"}}
+    assert list(progress.trashed) == ["page:10"] and progress.labels_pending == ["a.md"]
+    assert MirrorProgress.from_resume(progress.progress(), plan) == progress  # the state survives a round trip
+    assert MirrorProgress.from_resume({"mirrored": "nonsense", "labels_pending": "x"}, plan) == MirrorProgress()
