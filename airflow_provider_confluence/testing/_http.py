@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -177,3 +178,23 @@ def iso(epoch: float) -> str:
     """Format epoch seconds the way Confluence does: ``YYYY-MM-DDTHH:mm:ss.sssZ``."""
     moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: a route handler: the request and the path's groups, to a reply
+Handler = Callable[[ApiRequest, tuple[str, ...]], Reply]
+#: cursor pages of a list: ``(req, items, render)``
+Paginate = Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply]
+
+
+class PageRoutes:
+    """A group of v2 route handlers about pages, for :class:`~.v2.ConfluenceApi`'s route table.
+
+    :param model: the spaces and pages of the emulated site.
+    :param live_page: the id of a page that is not trashed (raises a 404 reply otherwise).
+    :param paginate: cursor pages of a list.
+    """
+
+    def __init__(self, model: Any, live_page: Callable[[str], int], paginate: Paginate) -> None:
+        self.model = model
+        self._live_page = live_page
+        self._paginate = paginate

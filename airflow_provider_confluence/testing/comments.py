@@ -10,11 +10,10 @@ changes its page's version. Scopes from ``x-atlassian-oauth2-scopes`` of Atlassi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._http import ApiRequest, Reply, ReplyError, bad_param, bad_request, iso, v2_error
+from ._http import ApiRequest, Handler, PageRoutes, Reply, ReplyError, bad_param, bad_request, iso, v2_error
 from .bodies import normalize_body, render_body
 from .clock import Clock
 
@@ -86,25 +85,10 @@ def comment_json(
     return out
 
 
-class CommentRoutes:
-    """The footer-comment handlers, for :class:`~.v2.ConfluenceApi`'s route table.
+class CommentRoutes(PageRoutes):
+    """The footer-comment handlers (``model`` holds the ``comments`` store, ``lock``, ``base`` and ``author_id``)."""
 
-    :param model: the spaces and pages (its ``comments`` store, ``lock``, ``base`` and ``author_id``).
-    :param live_page: the id of a page that is not trashed (raises a 404 reply otherwise).
-    :param paginate: cursor pages of a list: ``(req, items, render)``.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        live_page: Callable[[str], int],
-        paginate: Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply],
-    ) -> None:
-        self.model = model
-        self._live_page = live_page
-        self._paginate = paginate
-
-    def table(self) -> list[tuple[str, str, str, str, Callable[[ApiRequest, tuple[str, ...]], Reply]]]:
+    def table(self) -> list[tuple[str, str, str, str, Handler]]:
         return [
             ("POST", r"/footer-comments", "/footer-comments", "write:comment:confluence", self.create),
             (

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._http import ApiRequest, Reply, ReplyError, bad_param, v2_error
+from ._http import ApiRequest, Handler, PageRoutes, Reply, ReplyError, bad_param, v2_error
 
 SCOPE = "read:hierarchical-content:confluence"
 CONTENT_SORTS = (
@@ -40,26 +40,9 @@ _SORT_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 DESCENDANTS_DEPTH = (1, 5, 2)  # minimum, maximum, default
 
-Handler = Callable[[ApiRequest, tuple[str, ...]], Reply]
 
-
-class HierarchyRoutes:
-    """Direct-children and descendants handlers of pages and folders.
-
-    :param model: the spaces, pages and ``folders``.
-    :param live_page: the id of a page that is not trashed (raises a 404 reply otherwise).
-    :param paginate: cursor pages of a list: ``(req, items, render)``.
-    """
-
-    def __init__(
-        self,
-        model: Any,
-        live_page: Callable[[str], int],
-        paginate: Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply],
-    ) -> None:
-        self.model = model
-        self._live_page = live_page
-        self._paginate = paginate
+class HierarchyRoutes(PageRoutes):
+    """Direct-children and descendants handlers of pages and folders (``model`` holds the ``folders`` too)."""
 
     def table(self) -> list[tuple[str, str, str, str, Handler]]:
         """The v2 routes: (method, path regex under /wiki/api/v2, template, scope, handler)."""

@@ -21,7 +21,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ._http import ApiRequest, Reply, ReplyError, bad_param, bad_request, iso, v1_error, v1_not_found, v2_error
+from ._http import (
+    ApiRequest,
+    Handler,
+    PageRoutes,
+    Paginate,
+    Reply,
+    ReplyError,
+    bad_param,
+    bad_request,
+    iso,
+    v1_error,
+    v1_not_found,
+    v2_error,
+)
 from .hierarchy import HierarchyRoutes
 
 CHILD_SORTS = (
@@ -35,8 +48,6 @@ CHILD_SORTS = (
     "-modified-date",
 )
 _SORT_FIELDS = {"created-date": "created_at", "modified-date": "version_at", "id": "id", "child-position": "position"}
-
-Handler = Callable[[ApiRequest, tuple[str, ...]], Reply]
 
 
 @dataclass
@@ -53,7 +64,7 @@ class Folder:
     status: str = "current"
 
 
-class TreeRoutes:
+class TreeRoutes(PageRoutes):
     """Children, folder and label-removal handlers, for :class:`~.v2.ConfluenceApi`'s route tables.
 
     :param model: the spaces and pages (``page``, ``space``, ``all_pages``, ``labels``, ``lock``, ``base``).
@@ -66,12 +77,10 @@ class TreeRoutes:
         self,
         model: Any,
         live_page: Callable[[str], int],
-        paginate: Callable[[ApiRequest, list[Any], Callable[[Any], dict[str, Any]]], Reply],
+        paginate: Paginate,
         now: Callable[[], float],
     ) -> None:
-        self.model = model
-        self._live_page = live_page
-        self._paginate = paginate
+        super().__init__(model, live_page, paginate)
         self._now = now
         self.folders: dict[int, Folder] = model.folders  # shared: the model creates pages under them
         self._next_folder = 5898241

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ._http import V1_GONE_BODY, ApiRequest, Reply, ReplyError, bad_param, v2_error
+from ._http import V1_GONE_BODY, ApiRequest, Handler, Reply, ReplyError, bad_param, v2_error
 from .bodies import READ_FORMATS
 from .comments import CommentRoutes
 from .confluence import SPACE_STATUSES, SPACE_TYPES, ConfluenceModel
@@ -37,7 +37,6 @@ LABEL_SORTS = ("created-date", "-created-date", "id", "-id", "name", "-name")
 ATTACHMENT_SORTS = ("created-date", "-created-date", "modified-date", "-modified-date")
 ATTACHMENT_STATUSES = ("current", "archived", "trashed")
 
-Handler = Callable[[ApiRequest, tuple[str, ...]], Reply]
 Scopes = tuple[tuple[str, ...], ...]
 
 
